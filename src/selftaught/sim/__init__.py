@@ -1,0 +1,1 @@
+"""Simulators: driving (the Waymax system) and dopant (Si dopant control in graphene)."""
