@@ -1,7 +1,8 @@
 """`selftaught list | run | report`.
 
     selftaught list
-    selftaught run RECIPE [--preset P] [--seeds N] [--run-dir D] [--resume [RUN_DIR]] [--FIELD VALUE ...]
+    selftaught run RECIPE [--preset P] [--seeds N] [--run-dir D] [--resume [RUN_DIR]]
+                   [--FIELD VALUE ...]
     selftaught report RUN_DIR
 
 Config fields become flags through tyro (`selftaught run rest-em --help` lists them).
@@ -54,7 +55,6 @@ def _cmd_run(args, extra: list[str]) -> int:
     import tyro
 
     from selftaught import recipes
-    from selftaught.core import config as cfglib
     from selftaught.core import runner
     from selftaught.core.errors import ConfigError
 

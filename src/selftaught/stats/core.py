@@ -52,7 +52,10 @@ def bootstrap_ci(
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     try:
         _, cis = library.get_interval_estimates(
-            {"x": scores}, lambda s: np.array([fn(s)]), reps=reps, confidence_interval_size=confidence
+            {"x": scores},
+            lambda s: np.array([fn(s)]),
+            reps=reps,
+            confidence_interval_size=confidence,
         )
     finally:
         np.random.set_state(state)

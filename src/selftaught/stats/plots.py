@@ -91,7 +91,9 @@ def plot_profiles(
     sd = {k: np.atleast_2d(np.asarray(v, dtype=np.float64).T).T for k, v in scores.items()}
     dists, cis = library.create_performance_profile(sd, taus, reps=reps)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    plot_utils.plot_performance_profiles(dists, taus, performance_profile_cis=cis, xlabel=xlabel, ax=ax)
+    plot_utils.plot_performance_profiles(
+        dists, taus, performance_profile_cis=cis, xlabel=xlabel, ax=ax
+    )
     ax.legend(list(sd))
     fig.tight_layout()
     path = Path(path)

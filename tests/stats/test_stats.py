@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from selftaught import stats
+
+
+def test_bootstrap_ci_brackets_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small = rng.normal(1.0, 1.0, size=10)
+    large = rng.normal(1.0, 1.0, size=400)
+    pt, lo, hi = stats.bootstrap_ci(small)
+    assert pt == pytest.approx(small.mean())
+    assert lo < pt < hi
+    _, lo2, hi2 = stats.bootstrap_ci(large)
+    assert (hi2 - lo2) < (hi - lo)
+    # normal-theory width for n=400: 2*1.96/20 ~ 0.196
+    assert 0.15 < hi2 - lo2 < 0.25
+
+
+def test_bootstrap_is_deterministic_and_leaves_global_rng_alone():
+    x = np.arange(10.0)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    assert stats.bootstrap_ci(x) == stats.bootstrap_ci(x)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_iqm_matches_trimmed_mean():
+    x = np.array([0.0, 1, 2, 3, 4, 5, 6, 100])
+    pt, _, _ = stats.bootstrap_ci(x, "iqm")
+    assert pt == pytest.approx(np.mean([2, 3, 4, 5]))
+
+
+def test_single_run_collapses_ci():
+    assert stats.bootstrap_ci([2.5]) == (2.5, 2.5, 2.5)
+
+
+def test_probability_of_improvement_matches_brute_force():
+    x = np.array([1.0, 3, 5, 7])
+    y = np.array([2.0, 3, 4, 9, 0])
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in x for b in y])
+    pt, lo, hi = stats.probability_of_improvement(x, y)
+    assert pt == pytest.approx(brute)
+    assert lo <= pt <= hi
+
+
+def test_paired_difference_ci():
+    a = np.array([1.0, 2, 3, 4])
+    b = a - 0.5
+    assert stats.paired_difference_ci(a, b) == (0.5, 0.5, 0.5)
+    pt, lo, hi = stats.paired_difference_ci([1.0, 2, 3], [0.0, 2.5, 1.0])
+    assert pt == pytest.approx(np.mean([1.0, -0.5, 2.0])) and lo < pt < hi
+
+
+def test_claim_greater_uses_lower_bound():
+    assert stats.claim_greater("c", "s", (1.0, 0.1, 2.0)).holds
+    assert not stats.claim_greater("c", "s", (1.0, -0.1, 2.0)).holds
+    assert not stats.claim_greater("c", "s", (0.6, 0.4, 0.8), threshold=0.5).holds
+
+
+def test_plots_write_pngs(tmp_path):
+    p = stats.plot_curves(tmp_path / "c.png", [0, 1, 2], {"a": np.ones((3, 3))},
+                          xlabel="x", ylabel="y", hlines={"base": [0.5, 0.6]})
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    p = stats.plot_profiles(tmp_path / "p.png", {"a": np.random.rand(5, 2)},
+                            np.linspace(0, 1, 11), xlabel="score", reps=50)
+    assert p.stat().st_size > 0
