@@ -1,0 +1,144 @@
+"""Value losses against hand-computed distributions."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.rl import value_losses as vl
+
+
+def phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def hl_reference(y: float, edges: list[float], sigma: float) -> np.ndarray:
+    cdf = [phi((e - y) / sigma) for e in edges]
+    z = cdf[-1] - cdf[0]
+    return np.array([(cdf[i + 1] - cdf[i]) / z for i in range(len(edges) - 1)])
+
+
+# ---------------------------------------------------------------- HL-Gauss
+def test_hl_gauss_on_bin_centre_is_symmetric_and_matches_reference():
+    # range [0, 4], 4 bins -> edges 0..4, centres .5 1.5 2.5 3.5, sigma = .75
+    p = np.asarray(vl.hl_gauss_target(jnp.array(1.5), 0.0, 4.0, 4))
+    ref = hl_reference(1.5, [0, 1, 2, 3, 4], 0.75)
+    np.testing.assert_allclose(p, ref, atol=1e-6)
+    # the bin holding y gets 2*Phi(0.5/0.75) - 1 before renormalisation
+    z = phi(2.5 / 0.75) - phi(-1.5 / 0.75)
+    assert p[1] == pytest.approx((2 * phi(0.5 / 0.75) - 1) / z, abs=1e-6)
+    assert p[0] == pytest.approx(p[2], abs=1e-6)  # symmetric around the centre bin
+    assert p.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_hl_gauss_at_range_edge_and_outside_range():
+    p_edge = np.asarray(vl.hl_gauss_target(jnp.array(0.0), 0.0, 4.0, 4))
+    ref = hl_reference(0.0, [0, 1, 2, 3, 4], 0.75)
+    np.testing.assert_allclose(p_edge, ref, atol=1e-6)
+    # first bin: (Phi(1/.75) - 1/2) / (Phi(4/.75) - 1/2)
+    assert p_edge[0] == pytest.approx((phi(1 / 0.75) - 0.5) / (phi(4 / 0.75) - 0.5), abs=1e-6)
+    # outside the range: clipped to the edge
+    p_out = np.asarray(vl.hl_gauss_target(jnp.array([-7.0, 12.0]), 0.0, 4.0, 4))
+    np.testing.assert_allclose(p_out[0], p_edge, atol=1e-6)
+    np.testing.assert_allclose(p_out[1], p_edge[::-1], atol=1e-6)
+
+
+def test_hl_gauss_sigma_ratio_changes_spread():
+    narrow = np.asarray(vl.hl_gauss_target(jnp.array(1.5), 0.0, 4.0, 4, sigma_ratio=0.1))
+    assert narrow[1] == pytest.approx(1.0, abs=1e-5)  # 5 sigma inside the bin
+
+
+# ---------------------------------------------------------------- two-hot
+def test_two_hot_on_atom_between_atoms_and_edges():
+    atoms = np.asarray(vl.atom_support(0.0, 4.0, 5))
+    np.testing.assert_allclose(atoms, [0, 1, 2, 3, 4])
+    ys = jnp.array([2.0, 2.25, 0.0, 4.0, -3.0, 9.0])
+    p = np.asarray(vl.two_hot_target(ys, 0.0, 4.0, 5))
+    expected = np.array(
+        [
+            [0, 0, 1, 0, 0],
+            [0, 0, 0.75, 0.25, 0],
+            [1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1],
+            [1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1],
+        ],
+        dtype=np.float32,
+    )
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+
+
+def test_two_hot_mean_equals_clipped_target():
+    ys = jnp.linspace(-1.0, 5.0, 37)
+    p = vl.two_hot_target(ys, 0.0, 4.0, 9)
+    mean = np.asarray(p @ vl.atom_support(0.0, 4.0, 9))
+    np.testing.assert_allclose(mean, np.clip(np.asarray(ys), 0, 4), atol=1e-5)
+
+
+# ---------------------------------------------------------------- C51
+def test_c51_projection_hand_computed():
+    onehot = lambda i: jnp.eye(5)[i]  # noqa: E731
+    next_probs = jnp.stack([onehot(2), onehot(4), jnp.full(5, 0.2), onehot(1), onehot(3)])
+    reward = jnp.array([0.5, 1.0, 1.5, 10.0, -1.0])
+    discount = jnp.array([1.0, 0.5, 0.0, 0.9, 0.0])
+    p = np.asarray(vl.c51_project(next_probs, reward, discount, 0.0, 4.0))
+    expected = np.array(
+        [
+            [0, 0, 0.5, 0.5, 0],  # 0.5 + 2 = 2.5 splits between atoms 2 and 3
+            [0, 0, 0, 1, 0],  # 1 + 0.5 * 4 = 3, exactly on an atom
+            [0, 0.5, 0.5, 0, 0],  # terminal: all mass at r = 1.5
+            [0, 0, 0, 0, 1],  # above range: clipped to v_max
+            [1, 0, 0, 0, 0],  # below range: clipped to v_min
+        ]
+    )
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+
+
+def test_c51_projection_preserves_mass_and_mean_inside_range():
+    key = jax.random.PRNGKey(0)
+    probs = jax.nn.softmax(jax.random.normal(key, (8, 11)))
+    reward = jnp.linspace(-0.3, 0.3, 8)
+    discount = jnp.full(8, 0.5)
+    p = vl.c51_project(probs, reward, discount, -10.0, 10.0)
+    np.testing.assert_allclose(np.asarray(p.sum(-1)), 1.0, atol=1e-5)
+    z = vl.atom_support(-10.0, 10.0, 11)
+    np.testing.assert_allclose(
+        np.asarray(p @ z), np.asarray(reward + discount * (probs @ z)), atol=1e-4
+    )
+
+
+# ---------------------------------------------------------------- heads
+@pytest.mark.parametrize("name", vl.LOSSES)
+def test_head_loss_is_minimised_by_the_target(name):
+    head = vl.make_value_head(name, v_min=0.0, v_max=4.0, num_bins=9)
+    b, a = 3, 2
+    next_out = jnp.zeros((b, a, head.num_outputs))  # uniform / zero: Q(s') = 2 or 0
+    action = jnp.array([0, 1, 0])
+    reward = jnp.array([0.5, 1.0, 0.0])
+    discount = jnp.array([0.5, 0.0, 0.9])
+    q_next = head.q_values(next_out)[:, 0]
+    y = reward + discount * q_next
+
+    def total(out):
+        return head.loss(out, action, reward, discount, next_out, jnp.zeros(b, jnp.int32)).sum()
+
+    # gradient descent drives Q(s, a) to the TD target y
+    step = lambda _, o: o - 0.5 * jax.grad(total)(o)  # noqa: E731
+    opt_out = jax.jit(lambda o: jax.lax.fori_loop(0, 300, step, o))(
+        jnp.zeros((b, a, head.num_outputs))
+    )
+    q = np.asarray(head.q_values(opt_out))[np.arange(b), np.asarray(action)]
+    tol = 0.05 if name != "c51" else 0.1
+    np.testing.assert_allclose(q, np.asarray(y), atol=tol)
+
+
+def test_head_errors():
+    with pytest.raises(UnknownNameError, match="unknown value loss 'huber'.*hl_gauss"):
+        vl.make_value_head("huber")
+    with pytest.raises(ConfigError, match="v_min < v_max"):
+        vl.make_value_head("hl_gauss", v_min=1.0, v_max=1.0)
+    with pytest.raises(ConfigError, match="num_bins >= 2"):
+        vl.make_value_head("two_hot", num_bins=0)
