@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/selftaught run rest-em --preset default --seeds 3
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 -q
 
 test-slow: $(STAMP)
