@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,3 +88,29 @@ def test_normalize_answer():
     assert normalize_answer("0") == "0"
     assert normalize_answer("1e3") is None
     assert normalize_answer(7) is None
+
+
+ADD = tasks.get("addition", digits=(1, 30))
+MUL = tasks.get("multiplication", digits_a=(1, 12), digits_b=(1, 3))
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.sampled_from([ADD, MUL]),
+    st.integers(0, 10**30 - 1),
+    st.integers(0, 10**12 - 1),
+    st.integers(0, 999),
+    st.integers(0, 2**32),
+)
+def test_any_operands_give_verified_in_alphabet_bounded_solutions(task, x, y, z, seed):
+    operands = (x, y) if task is ADD else (y, z)
+    problem = task.make_problem(operands)
+    rng = np.random.default_rng(seed)
+    texts = [task.reference_solution(problem), task.human_solution(problem, rng)]
+    for text in texts:
+        assert task.verify(problem, text)
+        assert set(text) <= set(task.alphabet)
+        assert len(text) <= task.max_solution_len
+    assert len(task.prompt(problem)) <= task.max_prompt_len
+    wrong = f"{texts[0].rpartition(chr(10))[0]}\n={int(problem.answer) + 1}"
+    assert not task.verify(problem, wrong)

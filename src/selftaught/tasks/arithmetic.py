@@ -32,6 +32,7 @@ for multi-digit ``b`` the partial products only, as ``1234*50=61700``), and with
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import zlib
@@ -98,12 +99,19 @@ def _weight(value: int, lo: int, hi: int) -> float:
     return 1.0 / ((hi - lo + 1) * _count(len(str(value))))
 
 
-def _sample_operand(rng: np.random.Generator, lo: int, hi: int) -> int:
-    d = int(rng.integers(lo, hi + 1))
-    if d == 1:
-        return int(rng.integers(0, 10))
-    first = str(int(rng.integers(1, 10)))
-    return int(first + "".join(map(str, rng.integers(0, 10, size=d - 1))))
+def _sample_operands(rng: np.random.Generator, lo: int, hi: int, size: int) -> list[int]:
+    """``size`` draws: digit count uniform in [lo, hi], then a uniform number of that length."""
+    d = rng.integers(lo, hi + 1, size=size)
+    if hi <= 18:  # fits int64: vectorised
+        low = np.where(d == 1, 0, 10 ** np.maximum(d - 1, 0))
+        return [int(v) for v in rng.integers(low, 10**d)]
+    out = []
+    for di in d:
+        digits = rng.integers(0, 10, size=int(di))
+        if di > 1:
+            digits[0] = rng.integers(1, 10)
+        out.append(int("".join(map(str, digits))))
+    return out
 
 
 def _lsb_digits(value: int) -> list[int]:
@@ -128,6 +136,29 @@ def _column_steps(numbers: Sequence[int], loose: bool) -> list[str]:
         steps.append(_step(terms, "+", carry, total, loose))
         carry = total // 10
     return steps
+
+
+def _commutative_split(name: str, operands: tuple[int, ...]) -> str:
+    return split_of(name, "|".join(map(str, sorted(operands))))
+
+
+@functools.lru_cache(maxsize=8)
+def _enumerate_splits(
+    name: str, operand_digits: tuple[tuple[int, int], ...]
+) -> dict[str, tuple[list[tuple[int, ...]], np.ndarray]]:
+    """Every operand tuple of a small space, by split, with its sampling weight (cached: the
+    split of a problem depends only on the task name and its operands)."""
+    members: dict[str, list[tuple[int, ...]]] = {s: [] for s in SPLITS}
+    for ops in itertools.product(*(_values(lo, hi) for lo, hi in operand_digits)):
+        members[_commutative_split(name, ops)].append(ops)
+    out = {}
+    for s, ops_list in members.items():
+        weights = [
+            math.prod(_weight(v, lo, hi) for v, (lo, hi) in zip(ops, operand_digits))
+            for ops in ops_list
+        ]
+        out[s] = (ops_list, np.array(weights, dtype=np.float64))
+    return out
 
 
 # A rendered solution before joining: lines of (steps, suffix); the final answer line is added
@@ -156,7 +187,6 @@ class ArithmeticTask(Task):
         self.operand_digits = tuple(operand_digits)
         self.human_skip_prob = _probability(human_skip_prob, "human_skip_prob")
         self.human_loose_prob = _probability(human_loose_prob, "human_loose_prob")
-        self._split_cache: dict[str, tuple[list[tuple[int, ...]], np.ndarray]] = {}
         widest = self.make_problem(tuple(10**hi - 1 for _, hi in self.operand_digits))
         self.max_prompt_len = len(self.prompt(widest))
         self.max_solution_len = max(
@@ -187,7 +217,7 @@ class ArithmeticTask(Task):
 
     def split_of(self, operands: tuple[int, ...]) -> str:
         """The split of a problem; commutative, so ``a+b`` and ``b+a`` share a split."""
-        return split_of(self.name, "|".join(map(str, sorted(operands))))
+        return _commutative_split(self.name, operands)
 
     @property
     def space_size(self) -> int:
@@ -197,22 +227,8 @@ class ArithmeticTask(Task):
         )
 
     def _enumerated(self, split: str) -> tuple[list[tuple[int, ...]], np.ndarray]:
-        if split not in self._split_cache:
-            members: dict[str, list[tuple[int, ...]]] = {s: [] for s in SPLITS}
-            for ops in itertools.product(*(_values(lo, hi) for lo, hi in self.operand_digits)):
-                members[self.split_of(ops)].append(ops)
-            for s, ops_list in members.items():
-                weights = np.array(
-                    [
-                        math.prod(
-                            _weight(v, lo, hi) for v, (lo, hi) in zip(ops, self.operand_digits)
-                        )
-                        for ops in ops_list
-                    ],
-                    dtype=np.float64,
-                )
-                self._split_cache[s] = (ops_list, weights)
-        return self._split_cache[split]
+        """All problems of ``split`` with their sampling weights (small spaces only)."""
+        return _enumerate_splits(self.name, self.operand_digits)[split]
 
     def problems(self, split: str, n: int, seed: int) -> list[Problem]:
         """``n`` distinct problems of ``split``, deterministic in ``seed`` (prefix-stable: the
@@ -244,12 +260,15 @@ class ArithmeticTask(Task):
             )
         seen: set[tuple[int, ...]] = set()
         out: list[Problem] = []
-        while len(out) < n:
-            ops = tuple(_sample_operand(rng, lo, hi) for lo, hi in self.operand_digits)
-            if ops in seen or self.split_of(ops) != split:
-                continue
-            seen.add(ops)
-            out.append(self.make_problem(ops))
+        while len(out) < n:  # fixed-size batches keep the stream (and prefixes) seed-determined
+            columns = [_sample_operands(rng, lo, hi, 1024) for lo, hi in self.operand_digits]
+            for ops in zip(*columns):
+                if len(out) == n:
+                    break
+                if ops in seen or self.split_of(ops) != split:
+                    continue
+                seen.add(ops)
+                out.append(self.make_problem(ops))
         return out
 
     def describe(self) -> str:
