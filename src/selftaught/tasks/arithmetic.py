@@ -176,7 +176,6 @@ class ArithmeticTask(Task):
     """Shared machinery: hashing splits, sampling, max lengths, human styles."""
 
     symbol: str = "?"
-    _max_digits: tuple[int, ...] = ()
 
     def __init__(
         self,
