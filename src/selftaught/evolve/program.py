@@ -1,0 +1,376 @@
+"""Programs as typed DAGs over the op registry.
+
+A `Space` fixes the input nodes (name, type), the allowed ops, the output type and the
+number of op nodes. A `Program` lists its op nodes in topological order; node i may read
+any input or any earlier node whose type matches the op's input type; the last node is
+the output. Unused nodes are allowed (introns), as in the paper's DAG encoding.
+
+    space = Space(inputs=(("x", S),), ops=SYMREG_OPS, output_type=S, num_nodes=8)
+    prog = random_program(space, np_rng)
+    child = mutate(space, prog, np_rng)
+    fn = compile_program(prog)           # jittable: fn({"x": x_B}) -> y_B
+    to_formula(prog)                      # "((x * x) + x)"
+    from_json(to_json(prog), space) == prog
+
+Two ways to run a program: `compile_program` traces exactly its ops (one jit per
+program); `make_interpreter(space)` gives one jittable function of the program's integer
+encoding (`encode`) that runs *any* program of the space, so a population is evaluated
+with `jax.vmap` and a single compilation (unselected ops are computed and discarded,
+which is why every op is safe; see ops.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from selftaught.core.errors import ConfigError, DataError, UnknownNameError
+from selftaught.evolve.ops import CLIP, REGISTRY, TYPE_NAMES, TYPES, A, O, S, V, get_op
+
+MAX_ARITY = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """The search space: inputs (name, type), allowed op names, output type, node count."""
+
+    inputs: tuple[tuple[str, str], ...]
+    ops: tuple[str, ...]
+    output_type: str = S
+    num_nodes: int = 8
+
+    def __post_init__(self):
+        for name, t in self.inputs:
+            if t not in TYPES:
+                raise ConfigError(f"input {name!r} has unknown type {t!r}; use one of {TYPES}")
+        for name in self.ops:
+            get_op(name)
+        if self.num_nodes < 1:
+            raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
+        if not any(get_op(o).out_type == self.output_type for o in self.ops):
+            raise ConfigError(f"no op in {self.ops} produces the output type {self.output_type}")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.inputs)
+
+    @property
+    def input_types(self) -> tuple[str, ...]:
+        return tuple(t for _, t in self.inputs)
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """Node labels for embeddings: ops first, then 'input:NAME'."""
+        return self.ops + tuple(f"input:{n}" for n in self.input_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    op: str
+    args: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Op nodes in topological order. Slot k < len(inputs) is input k; slot
+    len(inputs) + i is node i. The output is the last node."""
+
+    inputs: tuple[str, ...]
+    nodes: tuple[Node, ...]
+
+    def slot_types(self, space_or_types: Space | tuple[str, ...]) -> list[str]:
+        in_types = (space_or_types.input_types if isinstance(space_or_types, Space)
+                    else space_or_types)
+        return list(in_types) + [get_op(n.op).out_type for n in self.nodes]
+
+    def used_nodes(self) -> set[int]:
+        """Indices of op nodes the output depends on."""
+        n_in = len(self.inputs)
+        used, stack = set(), [len(self.nodes) - 1]
+        while stack:
+            i = stack.pop()
+            if i in used:
+                continue
+            used.add(i)
+            stack += [a - n_in for a in self.nodes[i].args if a >= n_in]
+        return used
+
+
+# ---------------------------------------------------------------- generation and mutation
+def _random_node(space: Space, slot_types: list[str], rng: np.random.Generator,
+                 out_type: str | None, exclude: Node | None = None) -> Node | None:
+    by_type: dict[str, list[int]] = {}
+    for k, t in enumerate(slot_types):
+        by_type.setdefault(t, []).append(k)
+    cands = [o for o in space.ops
+             if (out_type is None or get_op(o).out_type == out_type)
+             and all(t in by_type for t in get_op(o).in_types)]
+    if not cands:
+        return None
+    for _ in range(20):
+        op = get_op(cands[rng.integers(len(cands))])
+        args = tuple(int(rng.choice(by_type[t])) for t in op.in_types)
+        node = Node(op.name, args)
+        if node != exclude:
+            return node
+    return node
+
+
+def random_program(space: Space, rng: np.random.Generator, _tries: int = 0) -> Program:
+    """A uniformly built random valid program; the last node has the output type."""
+    if _tries > 100:
+        raise ConfigError(f"cannot build a program whose output has type {space.output_type} "
+                          f"from inputs {space.inputs} and ops {space.ops}; add ops or inputs")
+    types = list(space.input_types)
+    nodes: list[Node] = []
+    for i in range(space.num_nodes):
+        last = i == space.num_nodes - 1
+        node = _random_node(space, types, rng, space.output_type if last else None)
+        if node is None:  # the output type is not reachable yet: restart
+            return random_program(space, rng, _tries + 1)
+        nodes.append(node)
+        types.append(get_op(node.op).out_type)
+    return Program(space.input_names, tuple(nodes))
+
+
+def mutate(space: Space, program: Program, rng: np.random.Generator,
+           p_fresh: float = 0.05) -> Program:
+    """Replace one node's op and inputs, keeping its output type (so every reader stays
+    valid); with probability `p_fresh` return a fresh random program instead."""
+    if rng.random() < p_fresh:
+        return random_program(space, rng)
+    types = program.slot_types(space)
+    n_in = len(program.inputs)
+    for _ in range(10):
+        i = int(rng.integers(len(program.nodes)))
+        old = program.nodes[i]
+        node = _random_node(space, types[: n_in + i], rng, get_op(old.op).out_type, old)
+        if node is not None and node != old:
+            nodes = list(program.nodes)
+            nodes[i] = node
+            return Program(program.inputs, tuple(nodes))
+    return random_program(space, rng)
+
+
+def validate(space: Space, program: Program) -> None:
+    """Raise DataError naming the first node that breaks the typing rules."""
+    if tuple(program.inputs) != space.input_names:
+        raise DataError(f"program inputs {list(program.inputs)} differ from the space's "
+                        f"{list(space.input_names)}")
+    if not program.nodes:
+        raise DataError("program has no op nodes; it needs at least one (the output)")
+    if len(program.nodes) > space.num_nodes:
+        raise DataError(f"program has {len(program.nodes)} nodes, the space allows "
+                        f"{space.num_nodes}; raise num_nodes")
+    types = list(space.input_types)
+    for i, node in enumerate(program.nodes):
+        if node.op not in REGISTRY:
+            raise UnknownNameError("op", node.op, list(space.ops))
+        if node.op not in space.ops:
+            raise DataError(f"node {i}: op {node.op!r} is not allowed in this search space; "
+                            f"allowed: {', '.join(space.ops)}")
+        op = get_op(node.op)
+        if len(node.args) != op.arity:
+            raise DataError(f"node {i}: op {node.op!r} takes {op.arity} argument(s), "
+                            f"got {len(node.args)}")
+        for j, (a, t) in enumerate(zip(node.args, op.in_types)):
+            if not (0 <= a < len(types)):
+                raise DataError(f"node {i}: argument {j} reads slot {a}, but only slots "
+                                f"0..{len(types) - 1} (inputs and earlier nodes) exist")
+            if types[a] != t:
+                raise DataError(f"node {i}: op {node.op!r} argument {j} needs type {t} "
+                                f"({TYPE_NAMES[t]}), slot {a} has type {types[a]}")
+        types.append(op.out_type)
+    if types[-1] != space.output_type:
+        raise DataError(f"the output node has type {types[-1]}, the space needs "
+                        f"{space.output_type} ({TYPE_NAMES[space.output_type]})")
+
+
+# ---------------------------------------------------------------- printing and JSON
+def to_formula(program: Program, node: int | None = None, simplify_names: dict | None = None
+               ) -> str:
+    """The output (or `node`) as a formula over the input names."""
+    names = dict(simplify_names or {})
+    n_in = len(program.inputs)
+    memo: dict[int, str] = {}
+
+    def render(slot: int) -> str:
+        if slot < n_in:
+            return names.get(program.inputs[slot], program.inputs[slot])
+        if slot not in memo:
+            nd = program.nodes[slot - n_in]
+            memo[slot] = get_op(nd.op).fmt.format(*[render(a) for a in nd.args])
+        return memo[slot]
+
+    return render(n_in + (len(program.nodes) - 1 if node is None else node))
+
+
+def to_dict(program: Program) -> dict:
+    return {"inputs": list(program.inputs),
+            "nodes": [{"op": n.op, "args": list(n.args)} for n in program.nodes]}
+
+
+def to_json(program: Program) -> str:
+    return json.dumps(to_dict(program))
+
+
+def from_dict(data: Any, space: Space | None = None, *, where: str = "program") -> Program:
+    """Parse `to_dict` output; malformed structure -> DataError, unknown op ->
+    UnknownNameError; with `space`, also check the typing rules."""
+    if not isinstance(data, dict) or "inputs" not in data or "nodes" not in data:
+        raise DataError(f"{where}: expected an object with keys 'inputs' and 'nodes', "
+                        f"e.g. {{\"inputs\": [\"x\"], \"nodes\": [{{\"op\": \"mul\", "
+                        f"\"args\": [0, 0]}}]}}")
+    inputs, raw_nodes = data["inputs"], data["nodes"]
+    if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+        raise DataError(f"{where}: 'inputs' must be a list of input names")
+    if not isinstance(raw_nodes, list):
+        raise DataError(f"{where}: 'nodes' must be a list of {{\"op\", \"args\"}} objects")
+    nodes = []
+    for i, nd in enumerate(raw_nodes):
+        if not isinstance(nd, dict) or not isinstance(nd.get("op"), str):
+            raise DataError(f"{where}: node {i} must be an object with a string 'op'")
+        args = nd.get("args", [])
+        if not isinstance(args, list) or not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in args):
+            raise DataError(f"{where}: node {i} 'args' must be a list of integer slot indices")
+        if nd["op"] not in REGISTRY:
+            known = list(space.ops) if space is not None else list(REGISTRY)
+            raise UnknownNameError("op", nd["op"], known)
+        nodes.append(Node(nd["op"], tuple(args)))
+    prog = Program(tuple(inputs), tuple(nodes))
+    if space is not None:
+        validate(space, prog)
+    return prog
+
+
+def from_json(text: str, space: Space | None = None, *, where: str = "program") -> Program:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column "
+                        f"{exc.colno}); write it as produced by to_json") from None
+    return from_dict(data, space, where=where)
+
+
+# ---------------------------------------------------------------- compilation
+def _batch_size(inputs: dict) -> int:
+    return next(int(jnp.shape(v)[0]) for v in inputs.values())
+
+
+def _clip(t: str, x):
+    return x if t == A else jnp.clip(x, -CLIP, CLIP)
+
+
+def compile_program(program: Program) -> Callable[[dict], jax.Array]:
+    """A jittable fn(inputs: {name: array}) -> output array (shape [B] for type S)."""
+    def fn(inputs: dict) -> jax.Array:
+        slots = [inputs[name] for name in program.inputs]
+        for nd in program.nodes:
+            op = get_op(nd.op)
+            slots.append(_clip(op.out_type, op.fn(*[slots[a] for a in nd.args])))
+        out = slots[-1]
+        if get_op(program.nodes[-1].op).out_type == S:
+            out = jnp.broadcast_to(out, (_batch_size(inputs),))
+        return out
+
+    return fn
+
+
+def encode(space: Space, program: Program) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(op_ids int32 [N], args int32 [N, 2], out int32 []): indices into space.ops and
+    slots, padded to N = space.num_nodes (padding nodes run op 0 and are never read);
+    `out` is the output slot."""
+    if len(program.nodes) > space.num_nodes:
+        raise DataError(f"program has {len(program.nodes)} nodes, the space allows "
+                        f"{space.num_nodes}; raise num_nodes")
+    index = {o: k for k, o in enumerate(space.ops)}
+    op_ids = np.zeros((space.num_nodes,), np.int32)
+    op_ids[: len(program.nodes)] = [index[n.op] for n in program.nodes]
+    args = np.zeros((space.num_nodes, MAX_ARITY), np.int32)
+    for i, n in enumerate(program.nodes):
+        args[i, : len(n.args)] = n.args
+    return op_ids, args, np.int32(len(space.inputs) + len(program.nodes) - 1)
+
+
+def encode_many(space: Space, programs: list[Program]) -> tuple[np.ndarray, ...]:
+    enc = [encode(space, p) for p in programs]
+    return tuple(np.stack([e[k] for e in enc]) for k in range(3))
+
+
+def make_interpreter(space: Space) -> Callable[..., jax.Array]:
+    """fn(op_ids [N], args [N,2], out [], inputs) -> output [B]: runs any program of
+    `space` given its `encode`-ing.
+
+    Every value is stored in a [B, W] slot (W = max(A, D, 1)): S and A broadcast along
+    W, V and O zero-padded; each op unpacks its arguments, runs, and packs its result.
+    """
+    ops = [get_op(o) for o in space.ops]
+    n_in = len(space.inputs)
+
+    def interpret(op_ids, args, out, inputs):
+        B = _batch_size(inputs)
+        widths = {V: 1, O: 1}
+        for (name, t) in space.inputs:
+            if t in (V, O):
+                widths[t] = int(jnp.shape(inputs[name])[1])
+        W = max(widths.values())
+
+        def pack(t, x):
+            x = jnp.asarray(x, jnp.float32)
+            if t in (S, A):
+                return jnp.broadcast_to(jnp.broadcast_to(x, (B,))[:, None], (B, W))
+            return jnp.pad(x, ((0, 0), (0, W - x.shape[1])))
+
+        def unpack(t, x):
+            if t == S:
+                return x[:, 0]
+            if t == A:
+                return jnp.clip(jnp.round(x[:, 0]), 0, widths[V] - 1).astype(jnp.int32)
+            return x[:, : widths[t]]
+
+        slots0 = jnp.zeros((n_in + space.num_nodes, B, W), jnp.float32)
+        for k, (name, t) in enumerate(space.inputs):
+            slots0 = slots0.at[k].set(pack(t, inputs[name]))
+
+        def branch(op):
+            def run(slots, a):
+                xs = [unpack(t, slots[a[j]]) for j, t in enumerate(op.in_types)]
+                return pack(op.out_type, _clip(op.out_type, op.fn(*xs)))
+            return run
+
+        branches = [branch(op) for op in ops]
+
+        def body(slots, x):
+            i, op_id, a = x
+            out = jax.lax.switch(op_id, branches, slots, a)
+            return slots.at[n_in + i].set(out), None
+
+        idx = jnp.arange(space.num_nodes)
+        slots, _ = jax.lax.scan(body, slots0, (idx, op_ids, args))
+        return unpack(space.output_type, slots[out])
+
+    return interpret
+
+
+def random_inputs(space: Space, seed: int = 0, *, batch: int = 16, actions: int = 3,
+                  obs_dim: int = 4) -> dict:
+    """Fixed random inputs for functional hashing and tests (normal floats, int actions)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, t in space.inputs:
+        if t == S:
+            out[name] = rng.normal(size=(batch,)).astype(np.float32)
+        elif t == V:
+            out[name] = rng.normal(size=(batch, actions)).astype(np.float32)
+        elif t == A:
+            out[name] = rng.integers(0, actions, size=(batch,)).astype(np.int32)
+        else:
+            out[name] = rng.normal(size=(batch, obs_dim)).astype(np.float32)
+    return out

@@ -1,0 +1,230 @@
+"""Search over programs: regularized evolution (aging) and NSGA-II (multi-objective).
+
+Both are host-side loops over *batches* of candidates, so one batch is evaluated by a
+single (vmapped, pooled or Ray) backend call; fitness is cached by functional hash and
+only cache misses count as real evaluations.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from selftaught.evolve.hashing import FitnessCache
+from selftaught.evolve.program import Program, Space, mutate, random_program
+
+Evaluate = Callable[[list[Program]], np.ndarray]
+# mutate_batch(parents, rng) -> children; the plain operator is `mutate` per parent.
+MutateBatch = Callable[[list[Program], np.random.Generator], list[Program]]
+
+
+@dataclasses.dataclass
+class Individual:
+    program: Program
+    fitness: float
+    born: int  # index in the history
+
+
+@dataclasses.dataclass
+class EvolutionResult:
+    history: list[Individual]        # every candidate, in evaluation order
+    real_evals: list[int]            # real evaluations so far, after each candidate
+    best: Individual
+
+    def best_curve(self, budget: int) -> np.ndarray:
+        """Best fitness among candidates seen by 1..budget real evaluations (-inf before)."""
+        fit = np.array([ind.fitness for ind in self.history])
+        n = np.asarray(self.real_evals)
+        running = np.maximum.accumulate(fit)
+        last = np.searchsorted(n, np.arange(1, budget + 1), side="right") - 1
+        return np.where(last >= 0, running[np.maximum(last, 0)], -np.inf)
+
+
+def plain_mutation(space: Space, p_fresh: float = 0.05) -> MutateBatch:
+    return lambda parents, rng: [mutate(space, p, rng, p_fresh) for p in parents]
+
+
+def regularized_evolution(
+    space: Space,
+    evaluate: Evaluate,
+    cache: FitnessCache,
+    *,
+    rng: np.random.Generator,
+    population_size: int,
+    tournament_size: int,
+    max_evaluations: int,
+    batch_size: int = 16,
+    mutate_batch: MutateBatch | None = None,
+    initial: list[Program] | None = None,
+    on_batch: Callable[[list[Individual], list[bool]], None] | None = None,
+    max_candidates: int | None = None,
+) -> EvolutionResult:
+    """Regularized evolution (Real et al. 2019): tournament selection of parents, mutated
+    children replace the *oldest* members. Runs until `max_evaluations` real
+    (cache-miss) evaluations or `max_candidates` candidates (default 20x evaluations).
+
+    `initial` seeds the population (e.g. the DQN loss graph), topped up with random
+    programs. `on_batch(individuals, is_new)` sees every evaluated batch (the
+    discriminator's training data)."""
+    mutate_batch = mutate_batch or plain_mutation(space)
+    max_candidates = max_candidates or 20 * max_evaluations
+    history: list[Individual] = []
+    real: list[int] = []
+    population: collections.deque[Individual] = collections.deque()
+
+    def run_batch(programs: list[Program]) -> list[Individual]:
+        fit, is_new = cache.evaluate(programs, evaluate)
+        fit = np.asarray(fit, np.float64).reshape(len(programs), -1)[:, 0]
+        inds = []
+        before = cache.real_evaluations - sum(is_new)
+        count = before
+        for p, f, new in zip(programs, fit, is_new):
+            count += int(new)
+            f = float(f) if np.isfinite(f) else -np.inf
+            ind = Individual(p, f, len(history))
+            history.append(ind)
+            real.append(count)
+            inds.append(ind)
+        if on_batch is not None:
+            on_batch(inds, is_new)
+        return inds
+
+    seeds = list(initial or [])
+    while len(seeds) < population_size:
+        seeds.append(random_program(space, rng))
+    for start in range(0, population_size, batch_size):
+        population.extend(run_batch(seeds[start:start + batch_size]))
+
+    while cache.real_evaluations < max_evaluations and len(history) < max_candidates:
+        parents = []
+        pop = list(population)
+        for _ in range(batch_size):
+            idx = rng.choice(len(pop), size=min(tournament_size, len(pop)), replace=False)
+            parents.append(max((pop[i] for i in idx), key=lambda ind: ind.fitness).program)
+        children = mutate_batch(parents, rng)
+        for ind in run_batch(children):
+            population.append(ind)
+            population.popleft()
+    best = max(history, key=lambda ind: ind.fitness)
+    return EvolutionResult(history, real, best)
+
+
+def evaluations_to_reach(result: EvolutionResult, target: float) -> int | None:
+    """Real evaluations spent when a candidate first reached `target` fitness (None: never)."""
+    for ind, n in zip(result.history, result.real_evals):
+        if ind.fitness >= target:
+            return n
+    return None
+
+
+# ---------------------------------------------------------------------------- NSGA-II
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """a dominates b (maximisation): no worse in every objective, better in one."""
+    return bool(np.all(a >= b) and np.any(a > b))
+
+
+def non_dominated_sort(F: np.ndarray) -> list[np.ndarray]:
+    """Fronts (index arrays) of the rows of F [n, m] (maximise all), best front first."""
+    F = np.asarray(F, np.float64)
+    n = F.shape[0]
+    ge = np.all(F[:, None, :] >= F[None, :, :], axis=-1)
+    gt = np.any(F[:, None, :] > F[None, :, :], axis=-1)
+    dom = ge & gt  # dom[i, j]: i dominates j
+    count = dom.sum(axis=0)  # how many dominate j
+    fronts, current = [], np.flatnonzero(count == 0)
+    remaining = count.copy()
+    assigned = np.zeros(n, bool)
+    while current.size:
+        fronts.append(current)
+        assigned[current] = True
+        remaining = remaining - dom[current].sum(axis=0)
+        current = np.flatnonzero((remaining == 0) & ~assigned)
+    return fronts
+
+
+def crowding_distance(F: np.ndarray) -> np.ndarray:
+    """Crowding distance of each row within one front; boundary points get +inf."""
+    F = np.asarray(F, np.float64)
+    n, m = F.shape
+    d = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for k in range(m):
+        order = np.argsort(F[:, k], kind="stable")
+        lo, hi = F[order[0], k], F[order[-1], k]
+        d[order[0]] = d[order[-1]] = np.inf
+        if hi > lo:
+            d[order[1:-1]] += (F[order[2:], k] - F[order[:-2], k]) / (hi - lo)
+    return d
+
+
+def nsga2_select(F: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k survivors: whole fronts in order, the last one cut by crowding."""
+    chosen: list[int] = []
+    for front in non_dominated_sort(F):
+        if len(chosen) + len(front) <= k:
+            chosen += front.tolist()
+        else:
+            cd = crowding_distance(F[front])
+            order = np.argsort(-cd, kind="stable")
+            chosen += front[order[: k - len(chosen)]].tolist()
+            break
+    return np.asarray(chosen, int)
+
+
+def rank_and_crowding(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rank = np.zeros(len(F), int)
+    crowd = np.zeros(len(F))
+    for r, front in enumerate(non_dominated_sort(F)):
+        rank[front] = r
+        crowd[front] = crowding_distance(F[front])
+    return rank, crowd
+
+
+@dataclasses.dataclass
+class NSGA2Result:
+    population: list[Program]
+    objectives: np.ndarray            # [pop, m]
+    front: list[int]                  # indices of the first front in `population`
+    real_evaluations: int
+
+
+def nsga2(
+    space: Space,
+    evaluate: Evaluate,
+    cache: FitnessCache,
+    *,
+    rng: np.random.Generator,
+    population_size: int,
+    generations: int,
+    initial: list[Program] | None = None,
+    mutate_batch: MutateBatch | None = None,
+) -> NSGA2Result:
+    """NSGA-II (Deb et al. 2002) over programs; `evaluate` returns [n, m] objectives to
+    maximise. Parents by binary tournament on (rank, -crowding); children by mutation;
+    survivors by `nsga2_select` over parents + children."""
+    mutate_batch = mutate_batch or plain_mutation(space)
+    pop = list(initial or [])
+    while len(pop) < population_size:
+        pop.append(random_program(space, rng))
+    F, _ = cache.evaluate(pop, evaluate)
+    F = np.asarray(F, np.float64).reshape(len(pop), -1)
+    for _ in range(generations):
+        rank, crowd = rank_and_crowding(F)
+        parents = []
+        for _ in range(population_size):
+            i, j = rng.integers(len(pop), size=2)
+            better = i if (rank[i], -crowd[i]) < (rank[j], -crowd[j]) else j
+            parents.append(pop[better])
+        children = mutate_batch(parents, rng)
+        Fc, _ = cache.evaluate(children, evaluate)
+        Fc = np.asarray(Fc, np.float64).reshape(len(children), -1)
+        allp, allF = pop + children, np.concatenate([F, Fc])
+        allF = np.where(np.isfinite(allF), allF, -1e30)
+        keep = nsga2_select(allF, population_size)
+        pop, F = [allp[i] for i in keep], allF[keep]
+    front = non_dominated_sort(F)[0].tolist()
+    return NSGA2Result(pop, F, front, cache.real_evaluations)
