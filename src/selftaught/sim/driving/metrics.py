@@ -1,0 +1,212 @@
+"""Per-object, per-step metrics of a SimulatorState (at its current timestep) and a reward.
+
+Each metric returns `MetricResult(value [..., O], valid [..., O])` for one (unbatched)
+scenario; vmap over scenarios. Conventions:
+- road edges are directed so that the drivable surface lies on their LEFT; a point is
+  off-road when it lies on the right of its nearest road-edge point (cross product < 0).
+- route metrics concern the SDC only (valid only at the SDC's index).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from selftaught.sim.driving.datatypes import SimulatorState, Trajectory
+from selftaught.sim.driving.dynamics import InvertibleBicycleModel
+
+MAX_ACCEL_FEASIBLE = 10.4
+MAX_CURV_FEASIBLE = 0.3
+OFF_ROUTE_DISTANCE = 5.0
+BIG = 1e9
+
+
+@struct.dataclass
+class MetricResult:
+    value: jax.Array
+    valid: jax.Array
+
+
+def _cur(state: SimulatorState) -> Trajectory:
+    return jax.tree.map(lambda a: a[..., 0], state.current_sim_trajectory)
+
+
+# --------------------------------------------------------------------------- geometry
+def boxes_overlap(x, y, yaw, length, width) -> jax.Array:
+    """[N, N] bool: box i intersects box j (separating-axis test on the 4 box axes)."""
+    c, s = jnp.cos(yaw), jnp.sin(yaw)
+    axes = jnp.stack(
+        [jnp.stack([c, s], -1), jnp.stack([-s, c], -1)], axis=-2
+    )  # [N, 2 axes, 2]
+    hl, hw = length / 2, width / 2
+    d = jnp.stack([x[None, :] - x[:, None], y[None, :] - y[:, None]], -1)  # [N(i), N(j), 2]
+
+    def separated_on(ax_owner_is_i: bool):
+        ax = axes[:, None] if ax_owner_is_i else axes[None, :]  # [N,1,2,2] or [1,N,2,2]
+        # projection radii of box i and box j on each axis
+        ri = hl[:, None, None] * jnp.abs(jnp.sum(ax * axes[:, None, 0:1], -1)) + hw[
+            :, None, None
+        ] * jnp.abs(jnp.sum(ax * axes[:, None, 1:2], -1))
+        rj = hl[None, :, None] * jnp.abs(jnp.sum(ax * axes[None, :, 0:1], -1)) + hw[
+            None, :, None
+        ] * jnp.abs(jnp.sum(ax * axes[None, :, 1:2], -1))
+        dist = jnp.abs(jnp.sum(ax * d[:, :, None, :], -1))
+        return jnp.any(dist > ri + rj, axis=-1)  # [N, N]
+
+    return ~(separated_on(True) | separated_on(False))
+
+
+def overlap(state: SimulatorState) -> MetricResult:
+    """1 where an object's box intersects any other valid object's box."""
+    c = _cur(state)
+    hit = boxes_overlap(c.x, c.y, c.yaw, c.length, c.width)
+    n = c.x.shape[-1]
+    both = c.valid[:, None] & c.valid[None, :] & ~jnp.eye(n, dtype=bool)
+    value = jnp.any(hit & both, axis=-1) & c.valid
+    return MetricResult(value.astype(jnp.float32), c.valid)
+
+
+def signed_distance_to_road_edge(points_xy: jax.Array, roadgraph) -> jax.Array:
+    """Signed distance [...] of points [..., 2] to the nearest road-edge point (>0 off-road)."""
+    edge = roadgraph.is_road_edge
+    rxy = roadgraph.xy  # [P, 2]
+    diff = points_xy[..., None, :] - rxy  # [..., P, 2]
+    d2 = jnp.where(edge, jnp.sum(diff**2, -1), BIG)
+    i = jnp.argmin(d2, axis=-1)
+    nearest_diff = jnp.take_along_axis(diff, i[..., None, None], axis=-2)[..., 0, :]
+    dxy = roadgraph.dir_xy[i]
+    cross = dxy[..., 0] * nearest_diff[..., 1] - dxy[..., 1] * nearest_diff[..., 0]
+    dist = jnp.sqrt(jnp.take_along_axis(d2, i[..., None], axis=-1)[..., 0])
+    sign = jnp.where(cross < 0, 1.0, -1.0)
+    return jnp.where(jnp.any(edge), sign * dist, -BIG)
+
+
+def offroad(state: SimulatorState) -> MetricResult:
+    """1 where any corner of the object's box lies on the off-road side of a road edge."""
+    c = _cur(state)
+    corners = Trajectory.bbox_corners(c)  # [O, 4, 2]
+    sd = signed_distance_to_road_edge(corners, state.roadgraph_points)
+    return MetricResult((jnp.any(sd > 0, axis=-1) & c.valid).astype(jnp.float32), c.valid)
+
+
+def log_divergence(state: SimulatorState) -> MetricResult:
+    """Distance between simulated and logged position (ADE = mean over steps)."""
+    s, lg = _cur(state), jax.tree.map(lambda a: a[..., 0], state.current_log_trajectory)
+    d = jnp.sqrt((s.x - lg.x) ** 2 + (s.y - lg.y) ** 2)
+    valid = s.valid & lg.valid
+    return MetricResult(jnp.where(valid, d, 0.0), valid)
+
+
+def kinematic_infeasibility(state: SimulatorState) -> MetricResult:
+    """1 where the bicycle inverse of the last step needs |a| > 10.4 m/s^2 or |k| > 0.3."""
+    t = state.timestep
+    prev = state.sim_trajectory.at(jnp.maximum(t - 1, 0))
+    cur = state.sim_trajectory.at(t)
+    a, k = InvertibleBicycleModel().raw_inverse_step(prev, cur)
+    bad = (jnp.abs(a) > MAX_ACCEL_FEASIBLE) | (jnp.abs(k) > MAX_CURV_FEASIBLE + 1e-3)
+    valid = (prev.valid & cur.valid)[..., 0] & (t > 0)
+    return MetricResult(jnp.where(valid, bad, False).astype(jnp.float32), valid)
+
+
+# --------------------------------------------------------------------------- routes
+def _project_on_paths(xy: jax.Array, paths) -> tuple:
+    """Squared distance [N, L] of a point to each path point."""
+    d2 = jnp.sum((paths.xy - xy) ** 2, -1)
+    return jnp.where(paths.valid, d2, BIG)
+
+
+def _route_arc(xy, paths, path_idx):
+    d2 = _project_on_paths(xy, paths)[path_idx]
+    i = jnp.argmin(d2)
+    return paths.arc_length[path_idx, i], d2[i], i
+
+
+def _sdc_xy(traj: Trajectory, sdc, t):
+    return jnp.stack([traj.x[sdc, t], traj.y[sdc, t]])
+
+
+def _sdc_only(state: SimulatorState, value, valid) -> MetricResult:
+    is_sdc = state.object_metadata.is_sdc
+    return MetricResult(
+        jnp.where(is_sdc, value, 0.0).astype(jnp.float32), is_sdc & valid & _cur(state).valid
+    )
+
+
+def _closest_on_route_path(state: SimulatorState, xy):
+    d2 = _project_on_paths(xy, state.sdc_paths)  # [N, L]
+    d2 = jnp.where(state.sdc_paths.on_route[:, None], d2, BIG)
+    best = jnp.min(d2, axis=-1)
+    return jnp.argmin(best), jnp.min(best)
+
+
+def route_progress(state: SimulatorState) -> MetricResult:
+    """Arc length the SDC gained along its closest on-route path, relative to the log's
+    gain over the whole episode (1.0 = as far as the expert got)."""
+    sdc, t = state.sdc_index, state.timestep
+    paths, log = state.sdc_paths, state.log_trajectory
+    xy = _sdc_xy(state.sim_trajectory, sdc, t)
+    p, _ = _closest_on_route_path(state, xy)
+    valid_t = log.valid[sdc]
+    first = jnp.argmax(valid_t)
+    last = log.num_timesteps - 1 - jnp.argmax(valid_t[::-1])
+    s_sim, _, _ = _route_arc(xy, paths, p)
+    s0, _, _ = _route_arc(_sdc_xy(log, sdc, first), paths, p)
+    s1, _, _ = _route_arc(_sdc_xy(log, sdc, last), paths, p)
+    gain = s1 - s0
+    ok = jnp.any(paths.on_route) & (gain > 1.0)
+    return _sdc_only(state, jnp.where(ok, (s_sim - s0) / jnp.where(ok, gain, 1.0), 0.0), ok)
+
+
+def off_route(state: SimulatorState) -> MetricResult:
+    """1 when the SDC is farther than 5 m from every on-route path."""
+    sdc, t = state.sdc_index, state.timestep
+    _, d2 = _closest_on_route_path(state, _sdc_xy(state.sim_trajectory, sdc, t))
+    ok = jnp.any(state.sdc_paths.on_route)
+    return _sdc_only(state, d2 > OFF_ROUTE_DISTANCE**2, ok)
+
+
+def wrong_way(state: SimulatorState) -> MetricResult:
+    """1 when the moving SDC heads against the direction of its nearest on-route path."""
+    sdc, t = state.sdc_index, state.timestep
+    paths = state.sdc_paths
+    xy = _sdc_xy(state.sim_trajectory, sdc, t)
+    p, _ = _closest_on_route_path(state, xy)
+    _, _, i = _route_arc(xy, paths, p)
+    n = paths.x.shape[-1]
+    nxt_ok = (i + 1 < n) & paths.valid[p, jnp.minimum(i + 1, n - 1)]
+    j0 = jnp.where(nxt_ok, i, jnp.maximum(i - 1, 0))
+    j1 = jnp.where(nxt_ok, i + 1, i)
+    dx = paths.x[p, j1] - paths.x[p, j0]
+    dy = paths.y[p, j1] - paths.y[p, j0]
+    traj = state.sim_trajectory
+    yaw = traj.yaw[sdc, t]
+    speed = jnp.hypot(traj.vel_x[sdc, t], traj.vel_y[sdc, t])
+    against = (dx * jnp.cos(yaw) + dy * jnp.sin(yaw)) < 0
+    ok = jnp.any(paths.on_route)
+    return _sdc_only(state, against & (speed > 1.0), ok)
+
+
+METRICS = {
+    "overlap": overlap,
+    "offroad": offroad,
+    "log_divergence": log_divergence,
+    "kinematic_infeasibility": kinematic_infeasibility,
+    "route_progress": route_progress,
+    "off_route": off_route,
+    "wrong_way": wrong_way,
+}
+DEFAULT_REWARD_WEIGHTS = (("overlap", -1.0), ("offroad", -1.0))
+
+
+def run_metrics(state: SimulatorState, names=tuple(METRICS)) -> dict[str, MetricResult]:
+    return {n: METRICS[n](state) for n in names}
+
+
+def reward(state: SimulatorState, weights=DEFAULT_REWARD_WEIGHTS) -> jax.Array:
+    """Weighted sum of metrics [O], zero for objects that are not controlled."""
+    total = jnp.zeros(state.num_objects, jnp.float32)
+    for name, w in weights:
+        m = METRICS[name](state)
+        total = total + w * jnp.where(m.valid, m.value, 0.0)
+    return jnp.where(state.object_metadata.is_controlled, total, 0.0)
