@@ -1,0 +1,316 @@
+"""DQN as one pure function: `make_train(config, loss_fn=None) -> train(rng)`.
+
+    train = make_train(DQNConfig(env="CartPole-v1", loss="hl_gauss"))
+    curves = jax.jit(jax.vmap(train))(seeding.keys(range(10)))   # 10 seeds at once
+    curves["eval_return"]  # [seeds, num_evals], greedy returns measured inside the program
+
+Algorithm box (per seed, everything inside one compiled program):
+    collect `learning_starts` random transitions from `num_envs` parallel envs
+    repeat num_evals times (one "chunk"):
+        repeat: `train_every` epsilon-greedy vector steps into the replay ring buffer,
+                then `grad_steps` gradient steps on uniform minibatches
+                (target net: hard copy every `target_update_every` gradient steps, or
+                 Polyak averaging with `tau` < 1)
+        evaluate: greedy episodes (`eval_episodes` parallel envs), undiscounted return
+Every loop is a lax.scan with a static trip count, so vmap over seeds never turns a
+data-dependent branch into "compute both sides".
+
+Custom losses (used by the evolutionary search over RL losses, rl.md §3):
+`loss_fn(batch) -> per-sample loss [B]` receives a dict with
+    q [B,A] online Q(s_t), q_target [B,A] target-net Q(s_{t+1}), q_next_online [B,A] online
+    Q(s_{t+1}), action int[B], reward [B], discount [B] (= gamma * (1 - terminal): 0 at true
+    terminals, gamma on time-limit truncation), obs [B,...], next_obs [B,...].
+The train loop minimises the mean; gradients reach the online parameters through `q` and
+`q_next_online` only (q_target is a constant). With loss_fn=None the configured value loss
+(`mse`, `hl_gauss`, `two_hot`, `c51`) is used with a (double-)DQN bootstrap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from selftaught.core.errors import ConfigError, check
+from selftaught.rl import replay
+from selftaught.rl.envs import ENVS, make_env, normalized_return
+from selftaught.rl.networks import ENCODERS, QNetwork
+from selftaught.rl.value_losses import LOSSES, make_value_head
+
+LossFn = Callable[[dict[str, jax.Array]], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """DQN hyper-parameters (one seed; vmap runs many)."""
+
+    env: str = "CartPole-v1"
+    """environment: CartPole-v1, Acrobot-v1, Breakout-/Asterix-/Freeway-/SpaceInvaders-MinAtar"""
+    loss: str = "mse"
+    """value loss: mse | hl_gauss | two_hot | c51"""
+    num_bins: int = 51
+    """bins (HL-Gauss) or atoms (two-hot, C51) of the value distribution"""
+    v_min: float = 0.0
+    """lowest representable value (classification losses)"""
+    v_max: float = 100.0
+    """highest representable value (classification losses)"""
+    sigma_ratio: float = 0.75
+    """HL-Gauss sigma as a fraction of the bin width"""
+    encoder: str = "mlp"
+    """network torso: mlp | minatar_cnn | impala"""
+    width: float = 1.0
+    """width multiplier of the torso"""
+    total_steps: int = 50_000
+    """environment steps per seed (summed over the parallel envs), warm-up included"""
+    num_envs: int = 1
+    """parallel environments per seed"""
+    buffer_size: int = 10_000
+    batch_size: int = 128
+    learning_starts: int = 1_000
+    """random-action environment steps before learning"""
+    train_every: int = 10
+    """vector-env steps between gradient phases"""
+    grad_steps: int = 1
+    """gradient steps per phase (replay ratio = grad_steps / (train_every * num_envs))"""
+    lr: float = 2.5e-4
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 10.0
+    gamma: float = 0.99
+    double_dqn: bool = True
+    target_update_every: int = 50
+    """hard target update period in gradient steps (used when tau == 1)"""
+    tau: float = 1.0
+    """Polyak factor per gradient step; 1.0 means hard updates"""
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_frac: float = 0.5
+    """fraction of total_steps over which epsilon decays linearly"""
+    num_evals: int = 10
+    """evaluation points (learning-curve length)"""
+    eval_episodes: int = 8
+    eval_epsilon: float = 0.0
+    max_episode_steps: int = 0
+    """episode time limit; 0 keeps the environment's own"""
+
+    def validate(self) -> None:
+        from selftaught.core.errors import UnknownNameError
+
+        if self.env not in ENVS:
+            raise UnknownNameError("environment", self.env, list(ENVS))
+        if self.loss not in LOSSES:
+            raise UnknownNameError("value loss", self.loss, LOSSES)
+        if self.encoder not in ENCODERS:
+            raise UnknownNameError("encoder", self.encoder, ENCODERS)
+        check(self.v_min < self.v_max,
+              f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}; "
+              "set --v-min/--v-max to bracket the discounted returns")
+        check(self.num_bins >= 2, f"num_bins must be at least 2, got {self.num_bins}")
+        for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_every",
+                     "grad_steps", "num_evals", "eval_episodes", "target_update_every"):
+            check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        check(self.width > 0, f"width must be positive, got {self.width}")
+        check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
+        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.learning_starts >= self.batch_size or self.learning_starts >= self.num_envs,
+              "learning_starts must cover at least one batch")
+        check(chunk_iters(self) >= 1,
+              f"total_steps={self.total_steps} leaves no training after learning_starts="
+              f"{self.learning_starts} for num_evals={self.num_evals} chunks of train_every="
+              f"{self.train_every} x num_envs={self.num_envs} steps; raise --total-steps")
+
+
+def warmup_iters(c: DQNConfig) -> int:
+    return max(1, -(-c.learning_starts // c.num_envs))
+
+
+def chunk_iters(c: DQNConfig) -> int:
+    """Vector steps per evaluation chunk (a multiple of train_every)."""
+    left = c.total_steps // c.num_envs - warmup_iters(c)
+    return (left // c.num_evals) // c.train_every * c.train_every
+
+
+def steps_per_chunk(c: DQNConfig) -> int:
+    return chunk_iters(c) * c.num_envs
+
+
+def curve_steps(c: DQNConfig) -> list[int]:
+    """Environment steps at which the learning curve's points are measured."""
+    w = warmup_iters(c) * c.num_envs
+    return [w + (i + 1) * steps_per_chunk(c) for i in range(c.num_evals)]
+
+
+@struct.dataclass
+class Carry:
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+    grad_steps: jax.Array
+    ep_return: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """The pieces of `train`, for callers that drive chunks from the host (progress bars)."""
+
+    config: DQNConfig
+    init: Callable[[jax.Array], Carry]
+    chunk: Callable[[Carry], tuple[Carry, dict]]
+    network: QNetwork
+
+    def train(self, rng: jax.Array) -> dict:
+        carry = self.init(rng)
+        _, curves = jax.lax.scan(lambda c, _: self.chunk(c), carry, None, self.config.num_evals)
+        return curves
+
+
+def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
+    c = config
+    env = make_env(c.env, c.max_episode_steps or None)
+    if c.loss not in LOSSES:  # validate() is the user-facing check; keep make_* safe too
+        raise ConfigError(f"unknown loss {c.loss!r}")
+    head = make_value_head(c.loss, v_min=c.v_min, v_max=c.v_max, num_bins=c.num_bins,
+                           sigma_ratio=c.sigma_ratio)
+    net = QNetwork(c.encoder, env.num_actions, head.num_outputs, c.width)
+    tx = optax.chain(optax.clip_by_global_norm(c.max_grad_norm),
+                     optax.adam(c.lr, eps=c.adam_eps))
+    n_env, A = c.num_envs, env.num_actions
+    decay_steps = max(1.0, c.eps_decay_frac * c.total_steps)
+
+    def q_values(params, obs):
+        return head.q_values(net.apply(params, obs))
+
+    def epsilon(env_steps):
+        frac = jnp.clip(env_steps / decay_steps, 0.0, 1.0)
+        return c.eps_start + frac * (c.eps_end - c.eps_start)
+
+    def act(key, params, obs, eps):
+        k1, k2 = jax.random.split(key)
+        greedy = jnp.argmax(q_values(params, obs), axis=-1)
+        rand = jax.random.randint(k1, greedy.shape, 0, A)
+        return jnp.where(jax.random.uniform(k2, greedy.shape) < eps, rand, greedy)
+
+    def env_step(carry: Carry, eps_override=None):
+        key, k_act, k_env = jax.random.split(carry.key, 3)
+        eps = epsilon(carry.env_steps) if eps_override is None else eps_override
+        action = act(k_act, carry.params, carry.obs, eps)
+        st = jax.vmap(env.step)(jax.random.split(k_env, n_env), carry.env_state, action)
+        item = {"obs": carry.obs, "action": action.astype(jnp.int32), "reward": st.reward,
+                "next_obs": st.next_obs, "terminated": st.terminated.astype(jnp.float32)}
+        ret = carry.ep_return + st.reward
+        done = st.done.astype(jnp.float32)
+        finished = {"return_sum": jnp.sum(ret * done), "episodes": jnp.sum(done)}
+        carry = carry.replace(
+            buffer=replay.add(carry.buffer, item), env_state=st.state, obs=st.obs, key=key,
+            env_steps=carry.env_steps + n_env, ep_return=ret * (1.0 - done),
+        )
+        return carry, finished
+
+    def loss(params, target_params, batch):
+        obs, next_obs = batch["obs"], batch["next_obs"]
+        b = obs.shape[0]
+        out_both = net.apply(params, jnp.concatenate([obs, next_obs]))
+        out, out_next_online = out_both[:b], out_both[b:]
+        out_next_target = jax.lax.stop_gradient(net.apply(target_params, next_obs))
+        discount = c.gamma * (1.0 - batch["terminated"])
+        q = head.q_values(out)
+        if loss_fn is None:
+            q_sel = head.q_values(out_next_online if c.double_dqn else out_next_target)
+            next_action = jax.lax.stop_gradient(jnp.argmax(q_sel, axis=-1))
+            per = head.loss(out, batch["action"], batch["reward"], discount, out_next_target,
+                            next_action)
+        else:
+            per = loss_fn({
+                "q": q, "q_target": head.q_values(out_next_target),
+                "q_next_online": head.q_values(out_next_online), "action": batch["action"],
+                "reward": batch["reward"], "discount": discount, "obs": obs,
+                "next_obs": next_obs,
+            })
+        q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=1)[:, 0]
+        return jnp.mean(per), jnp.mean(q_sa)
+
+    def grad_step(carry: Carry, key):
+        batch, _ = replay.sample(carry.buffer, key, c.batch_size)
+        (loss_val, q_mean), grads = jax.value_and_grad(loss, has_aux=True)(
+            carry.params, carry.target_params, batch)
+        updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+        params = optax.apply_updates(carry.params, updates)
+        n = carry.grad_steps + 1
+        if c.tau < 1.0:
+            target = optax.incremental_update(params, carry.target_params, c.tau)
+        else:
+            hard = (n % c.target_update_every) == 0
+            target = jax.tree.map(lambda p, t: jnp.where(hard, p, t), params,
+                                  carry.target_params)
+        carry = carry.replace(params=params, target_params=target, opt_state=opt_state,
+                              grad_steps=n)
+        return carry, {"loss": loss_val, "q": q_mean}
+
+    def phase(carry: Carry, _):
+        carry, fin = jax.lax.scan(lambda cc, _: env_step(cc), carry, None, c.train_every)
+        key, k = jax.random.split(carry.key)
+        carry = carry.replace(key=key)
+        carry, m = jax.lax.scan(grad_step, carry, jax.random.split(k, c.grad_steps))
+        stats = {"return_sum": fin["return_sum"].sum(), "episodes": fin["episodes"].sum(),
+                 "loss": m["loss"].mean(), "q": m["q"].mean()}
+        return carry, stats
+
+    def evaluate(params, key):
+        policy = lambda k, o: act(k, params, o, c.eval_epsilon)  # noqa: E731
+        from selftaught.rl.envs import greedy_returns
+
+        return greedy_returns(env, policy, key, c.eval_episodes)
+
+    def init(rng):
+        k_net, k_env, k_run = jax.random.split(rng, 3)
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, n_env))
+        params = net.init(k_net, obs[:1])
+        example = {"obs": obs[0], "action": jnp.int32(0), "reward": jnp.float32(0),
+                   "next_obs": obs[0], "terminated": jnp.float32(0)}
+        carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
+                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.zeros(n_env))
+        carry, _ = jax.lax.scan(lambda cc, _: env_step(cc, eps_override=1.0), carry, None,
+                                warmup_iters(c))
+        return carry
+
+    n_phases = chunk_iters(c) // c.train_every if chunk_iters(c) >= 1 else 1
+
+    def chunk(carry: Carry):
+        carry, s = jax.lax.scan(phase, carry, None, n_phases)
+        key, k_eval = jax.random.split(carry.key)
+        carry = carry.replace(key=key)
+        eval_ret = evaluate(carry.params, k_eval)
+        episodes = s["episodes"].sum()
+        metrics = {
+            "eval_return": eval_ret.mean(),
+            "train_return": s["return_sum"].sum() / jnp.maximum(episodes, 1.0),
+            "train_episodes": episodes,
+            "loss": s["loss"].mean(),
+            "q": s["q"].mean(),
+            "env_steps": carry.env_steps,
+        }
+        return carry, metrics
+
+    return Agent(c, init, chunk, net)
+
+
+def make_train(config: DQNConfig, loss_fn: LossFn | None = None) -> Callable[[jax.Array], dict]:
+    """A pure `train(rng) -> curves` (dict of [num_evals] arrays: eval_return,
+    train_return, train_episodes, loss, q, env_steps). Jit and vmap it over seeds."""
+    from selftaught.core import config as cfglib
+
+    cfglib.validate(config)
+    return make_agent(config, loss_fn).train
+
+
+__all__ = ["DQNConfig", "LossFn", "make_agent", "make_train", "normalized_return", "curve_steps"]

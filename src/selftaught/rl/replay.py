@@ -1,0 +1,95 @@
+"""Jittable replay buffers: ring buffers of pytrees (uniform and prioritized).
+
+    buf = replay.init(example_item, capacity)        # every leaf gets a [capacity] axis
+    buf = replay.add(buf, items)                      # items have a leading [N] axis
+    batch, idx = replay.sample(buf, key, batch_size)  # uniform over the filled slots
+
+    pbuf = replay.init_prioritized(example_item, capacity)
+    batch, idx, weights = replay.sample_prioritized(pbuf, key, batch_size, alpha, beta)
+    pbuf = replay.update_priorities(pbuf, idx, new_priorities)
+
+New items enter a prioritized buffer with the current maximum priority. Sampling uses
+P(i) = p_i^alpha / sum_j p_j^alpha over filled slots and importance weights
+(N * P(i))^-beta / max_j (N * P(j))^-beta (Schaul et al., 2016). Sampling is O(capacity)
+(a cumulative sum), fine for the small buffers used on a CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Buffer:
+    data: Any  # pytree, each leaf [capacity, ...]
+    pos: jax.Array  # next write slot
+    size: jax.Array  # number of filled slots
+    priorities: jax.Array  # [capacity] (ones for a uniform buffer)
+    max_priority: jax.Array
+
+    @property
+    def capacity(self) -> int:
+        return jax.tree.leaves(self.data)[0].shape[0]
+
+
+def init(example: Any, capacity: int) -> Buffer:
+    """An empty buffer holding `capacity` items shaped like `example` (no leading axis)."""
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example
+    )
+    return Buffer(data, jnp.int32(0), jnp.int32(0), jnp.zeros(capacity, jnp.float32),
+                  jnp.float32(1.0))
+
+
+init_prioritized = init
+
+
+def add(buf: Buffer, items: Any) -> Buffer:
+    """Write a batch of items (leading axis N <= capacity) at the ring position."""
+    n = jax.tree.leaves(items)[0].shape[0]
+    cap = buf.capacity
+    idx = (buf.pos + jnp.arange(n)) % cap
+    data = jax.tree.map(lambda d, x: d.at[idx].set(x.astype(d.dtype)), buf.data, items)
+    prios = buf.priorities.at[idx].set(buf.max_priority)
+    return buf.replace(
+        data=data, pos=(buf.pos + n) % cap, size=jnp.minimum(buf.size + n, cap), priorities=prios
+    )
+
+
+def gather(buf: Buffer, idx: jax.Array) -> Any:
+    return jax.tree.map(lambda d: d[idx], buf.data)
+
+
+def sample(buf: Buffer, key: jax.Array, batch_size: int) -> tuple[Any, jax.Array]:
+    """Uniform sample (with replacement) over the filled slots."""
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))
+    return gather(buf, idx), idx
+
+
+def sample_prioritized(
+    buf: Buffer, key: jax.Array, batch_size: int, alpha: float = 0.5, beta: float = 0.4
+) -> tuple[Any, jax.Array, jax.Array]:
+    """Proportional prioritized sample; returns (batch, idx, importance weights [B])."""
+    filled = jnp.arange(buf.capacity) < buf.size
+    p = jnp.where(filled, buf.priorities ** alpha, 0.0)
+    probs = p / jnp.maximum(p.sum(), 1e-12)
+    cdf = jnp.cumsum(probs)
+    u = jax.random.uniform(key, (batch_size,)) * cdf[-1]
+    idx = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, jnp.maximum(buf.size - 1, 0))
+    n = jnp.maximum(buf.size, 1).astype(jnp.float32)
+    w = (n * probs[idx]) ** (-beta)
+    w_max = jnp.max(jnp.where(filled, (n * jnp.maximum(probs, 1e-12)) ** (-beta), 0.0))
+    return gather(buf, idx), idx, w / w_max
+
+
+def update_priorities(buf: Buffer, idx: jax.Array, priorities: jax.Array,
+                      eps: float = 1e-6) -> Buffer:
+    pr = jnp.abs(priorities) + eps
+    return buf.replace(
+        priorities=buf.priorities.at[idx].set(pr),
+        max_priority=jnp.maximum(buf.max_priority, pr.max()),
+    )
