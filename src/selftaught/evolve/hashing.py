@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-import jax
 import numpy as np
 
-from selftaught.evolve.program import Program, Space, encode_many, make_interpreter, random_inputs
+from selftaught.evolve.program import BatchInterpreter, Program, Space, random_inputs
 
 
 def quantize(values: np.ndarray, bits: int = 14) -> np.ndarray:
@@ -27,11 +26,10 @@ class FunctionalHasher:
     def __init__(self, space: Space, seed: int = 1234, inputs: dict | None = None, **kw):
         self.space = space
         self.inputs = inputs if inputs is not None else random_inputs(space, seed, **kw)
-        interp = make_interpreter(space)
-        self._run = jax.jit(jax.vmap(interp, in_axes=(0, 0, 0, None)))
+        self._run = BatchInterpreter(space)
 
     def outputs(self, programs: list[Program]) -> np.ndarray:
-        return np.asarray(self._run(*encode_many(self.space, programs), self.inputs))
+        return self._run(programs, self.inputs)
 
     def hash_many(self, programs: list[Program]) -> list[str]:
         if not programs:

@@ -359,6 +359,22 @@ def make_interpreter(space: Space) -> Callable[..., jax.Array]:
     return interpret
 
 
+class BatchInterpreter:
+    """`run(programs, inputs)` -> outputs [P, B] of many programs at once: the vmapped,
+    jitted interpreter, with the program batch padded to a power of two (>= 8) so only
+    a few shapes are ever compiled."""
+
+    def __init__(self, space: Space):
+        self.space = space
+        self._run = jax.jit(jax.vmap(make_interpreter(space), in_axes=(0, 0, 0, None)))
+
+    def __call__(self, programs: list[Program], inputs: dict) -> np.ndarray:
+        n = len(programs)
+        size = max(8, 1 << (n - 1).bit_length())
+        enc = encode_many(self.space, list(programs) + [programs[0]] * (size - n))
+        return np.asarray(self._run(*enc, inputs))[:n]
+
+
 def random_inputs(space: Space, seed: int = 0, *, batch: int = 16, actions: int = 3,
                   obs_dim: int = 4) -> dict:
     """Fixed random inputs for functional hashing and tests (normal floats, int actions)."""

@@ -1,0 +1,238 @@
+"""A pairwise discriminator over program DAGs and predictor-guided adaptive mutation.
+
+Graph encoding of a program (all arrays padded to n = inputs + space.num_nodes):
+    labels_N   node label: op index, or len(ops) + k for input k, or PAD for padding
+    adj_2xNxN  adj[j, i, s] = 1 when node i reads slot s as its argument j
+    mask_N     1 for real nodes
+    out        output slot
+
+GraphEncoder: op embeddings, then `layers` rounds of message passing (messages from
+argument 0, argument 1 and from readers, each with its own weights; residual + layer
+norm), read-out = [mean over nodes, output node]. PairDiscriminator scores a pair
+antisymmetrically: logit(a > b) = s(a, b) - s(b, a), so P(a > b) = 1 - P(b > a).
+
+Trained online: every evaluated program enters a replay (capacity-bounded, oldest out);
+each update samples pairs with different fitness, label = [f_a > f_b], binary
+cross-entropy, Adam. `guided_mutation` then proposes several mutations of each child
+and keeps the ones the discriminator prefers to the parent before a real evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from selftaught.evolve.program import Program, Space, mutate
+from selftaught.evolve.search import MutateBatch
+
+
+@dataclasses.dataclass(frozen=True)
+class Graphs:
+    labels: np.ndarray  # int32 [P, N]
+    adj: np.ndarray     # float32 [P, 2, N, N]
+    mask: np.ndarray    # float32 [P, N]
+    out: np.ndarray     # int32 [P]
+
+
+def graph_arrays(space: Space, programs: list[Program]) -> Graphs:
+    n_in = len(space.inputs)
+    n = n_in + space.num_nodes
+    pad = len(space.vocab)
+    index = {o: k for k, o in enumerate(space.ops)}
+    P = len(programs)
+    labels = np.full((P, n), pad, np.int32)
+    adj = np.zeros((P, 2, n, n), np.float32)
+    mask = np.zeros((P, n), np.float32)
+    out = np.zeros((P,), np.int32)
+    labels[:, :n_in] = len(space.ops) + np.arange(n_in)
+    mask[:, :n_in] = 1.0
+    for p, prog in enumerate(programs):
+        for i, node in enumerate(prog.nodes):
+            labels[p, n_in + i] = index[node.op]
+            mask[p, n_in + i] = 1.0
+            for j, a in enumerate(node.args):
+                adj[p, j, n_in + i, a] = 1.0
+        out[p] = n_in + len(prog.nodes) - 1
+    return Graphs(labels, adj, mask, out)
+
+
+class GraphEncoder(nn.Module):
+    vocab: int
+    dim: int = 64
+    layers: int = 3
+
+    @nn.compact
+    def __call__(self, labels_PxN, adj_Px2xNxN, mask_PxN, out_P):
+        h_PxNxH = nn.Embed(self.vocab + 1, self.dim)(labels_PxN)
+        readers_PxNxN = adj_Px2xNxN.sum(1).swapaxes(-1, -2)
+        for _ in range(self.layers):
+            m0 = jnp.einsum("pis,psh->pih", adj_Px2xNxN[:, 0], h_PxNxH)
+            m1 = jnp.einsum("pis,psh->pih", adj_Px2xNxN[:, 1], h_PxNxH)
+            mr = jnp.einsum("pis,psh->pih", readers_PxNxN, h_PxNxH)
+            x = jnp.concatenate([h_PxNxH, m0, m1, mr], -1)
+            x = nn.Dense(self.dim)(nn.relu(nn.Dense(2 * self.dim)(x)))
+            h_PxNxH = nn.LayerNorm()(h_PxNxH + x) * mask_PxN[..., None]
+        mean_PxH = h_PxNxH.sum(1) / jnp.maximum(mask_PxN.sum(1, keepdims=True), 1.0)
+        out_PxH = jnp.take_along_axis(h_PxNxH, out_P[:, None, None], axis=1)[:, 0]
+        return jnp.concatenate([mean_PxH, out_PxH], -1)
+
+
+class PairDiscriminator(nn.Module):
+    vocab: int
+    dim: int = 64
+    layers: int = 3
+
+    @nn.compact
+    def __call__(self, ga: tuple, gb: tuple):
+        enc = GraphEncoder(self.vocab, self.dim, self.layers)
+        head = nn.Sequential([nn.Dense(self.dim), nn.relu, nn.Dense(1)])
+        ea, eb = enc(*ga), enc(*gb)
+
+        def score(x, y):
+            return head(jnp.concatenate([x, y, x - y, x * y], -1))[:, 0]
+
+        return score(ea, eb) - score(eb, ea)  # logit of P(a better than b)
+
+
+def _take(g: tuple, idx):
+    return tuple(x[idx] for x in g)
+
+
+class Discriminator:
+    """Online pairwise predictor: `add(programs, fitness)`, `train(steps)`,
+    `prob_better(a, b)` -> P(a_i better than b_i)."""
+
+    def __init__(self, space: Space, *, seed: int = 0, dim: int = 64, layers: int = 3,
+                 lr: float = 1e-3, capacity: int = 2048, batch_pairs: int = 64,
+                 min_programs: int = 32, tie_tol: float = 1e-6):
+        self.space, self.capacity, self.batch_pairs = space, capacity, batch_pairs
+        self.min_programs, self.tie_tol = min_programs, tie_tol
+        self.rng = np.random.default_rng(seed)
+        self.model = PairDiscriminator(len(space.vocab), dim, layers)
+        self.graphs: Graphs | None = None
+        self.fitness = np.zeros((0,), np.float64)
+        dummy = graph_arrays(space, [])
+        g0 = tuple(np.zeros((1, *x.shape[1:]), x.dtype) for x in dataclasses.astuple(dummy))
+        self.params = self.model.init(jax.random.PRNGKey(seed), g0, g0)
+        self.opt = optax.adam(lr)
+        self.opt_state = self.opt.init(self.params)
+        self.updates = 0
+
+        def loss_fn(params, ga, gb, y):
+            logit = self.model.apply(params, ga, gb)
+            return optax.sigmoid_binary_cross_entropy(logit, y).mean()
+
+        def train_scan(params, opt_state, G, idx_TxBx2, y_TxB):
+            def step(carry, xs):
+                params, opt_state = carry
+                idx, y = xs
+                loss, grads = jax.value_and_grad(loss_fn)(
+                    params, _take(G, idx[:, 0]), _take(G, idx[:, 1]), y)
+                upd, opt_state = self.opt.update(grads, opt_state, params)
+                return (optax.apply_updates(params, upd), opt_state), loss
+
+            (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
+                                                       (idx_TxBx2, y_TxB))
+            return params, opt_state, losses
+
+        self._train = jax.jit(train_scan)
+        self._prob = jax.jit(lambda params, ga, gb: jax.nn.sigmoid(
+            self.model.apply(params, ga, gb)))
+
+    # ------------------------------------------------------------------ data
+    def add(self, programs: list[Program], fitness) -> None:
+        fitness = np.asarray(fitness, np.float64).reshape(-1)
+        keep = np.isfinite(fitness)
+        programs = [p for p, k in zip(programs, keep) if k]
+        if not programs:
+            return
+        g = graph_arrays(self.space, programs)
+        if self.graphs is None:
+            self.graphs = g
+        else:
+            self.graphs = Graphs(*[np.concatenate([a, b])[-self.capacity:] for a, b in
+                                   zip(dataclasses.astuple(self.graphs),
+                                       dataclasses.astuple(g))])
+        self.fitness = np.concatenate([self.fitness, fitness[keep]])[-self.capacity:]
+
+    @property
+    def ready(self) -> bool:
+        return len(self.fitness) >= self.min_programs and np.ptp(self.fitness) > self.tie_tol
+
+    def _sample_pairs(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.fitness)
+        idx = self.rng.integers(0, n, size=(steps, 4 * self.batch_pairs, 2))
+        f = self.fitness[idx]
+        out_idx = np.zeros((steps, self.batch_pairs, 2), np.int32)
+        out_y = np.zeros((steps, self.batch_pairs), np.float32)
+        for t in range(steps):
+            ok = np.flatnonzero(np.abs(f[t, :, 0] - f[t, :, 1]) > self.tie_tol)
+            if ok.size == 0:
+                ok = np.arange(4 * self.batch_pairs)
+            pick = ok[self.rng.integers(0, ok.size, size=self.batch_pairs)]
+            out_idx[t] = idx[t, pick]
+            out_y[t] = (f[t, pick, 0] > f[t, pick, 1]).astype(np.float32)
+        return out_idx, out_y
+
+    def train(self, steps: int) -> float:
+        """`steps` Adam updates on pairs from the replay; returns the mean loss."""
+        if not self.ready or steps <= 0:
+            return float("nan")
+        idx, y = self._sample_pairs(steps)
+        G = self._padded()
+        self.params, self.opt_state, losses = self._train(self.params, self.opt_state, G,
+                                                          idx, y)
+        self.updates += steps
+        return float(np.mean(np.asarray(losses)))
+
+    def _padded(self) -> tuple:
+        """The replay padded to `capacity` so the jitted update compiles once."""
+        g = dataclasses.astuple(self.graphs)
+        n = len(self.fitness)
+        return tuple(np.concatenate([x, np.zeros((self.capacity - n, *x.shape[1:]), x.dtype)])
+                     for x in g)
+
+    def prob_better(self, a: list[Program], b: list[Program]) -> np.ndarray:
+        """P(a_i is better than b_i) for each pair."""
+        ga = dataclasses.astuple(graph_arrays(self.space, a))
+        gb = dataclasses.astuple(graph_arrays(self.space, b))
+        return np.asarray(self._prob(self.params, ga, gb))
+
+    def pairwise_accuracy(self, programs: list[Program], fitness, pairs: int = 2000,
+                          seed: int = 0) -> float:
+        """Fraction of random pairs (with different fitness) ordered correctly."""
+        rng = np.random.default_rng(seed)
+        fitness = np.asarray(fitness, np.float64)
+        i, j = rng.integers(0, len(programs), size=(2, pairs))
+        ok = np.abs(fitness[i] - fitness[j]) > self.tie_tol
+        i, j = i[ok], j[ok]
+        p = self.prob_better([programs[k] for k in i], [programs[k] for k in j])
+        return float(np.mean((p > 0.5) == (fitness[i] > fitness[j])))
+
+
+def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
+                    p_fresh: float = 0.05) -> MutateBatch:
+    """Predictor-guided adaptive mutation: start from one plain mutation of each parent,
+    then `proposals` times mutate the current child again and keep the new one when the
+    discriminator rates it above the parent more confidently than the current child.
+    Falls back to plain mutation until the discriminator has enough data."""
+
+    def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
+        current = [mutate(space, p, rng, p_fresh) for p in parents]
+        if not disc.ready:
+            return current
+        score = disc.prob_better(current, parents)
+        for _ in range(proposals):
+            cands = [mutate(space, c, rng, p_fresh) for c in current]
+            s = disc.prob_better(cands, parents)
+            better = s > score
+            current = [c if b else cur for c, cur, b in zip(cands, current, better)]
+            score = np.where(better, s, score)
+        return current
+
+    return mutate_batch

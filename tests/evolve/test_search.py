@@ -1,0 +1,133 @@
+import numpy as np
+
+from selftaught.evolve import ops
+from selftaught.evolve.discriminator import Discriminator, graph_arrays, guided_mutation
+from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
+from selftaught.evolve.program import (
+    BatchInterpreter,
+    Space,
+    random_program,
+    validate,
+)
+from selftaught.evolve.search import (
+    crowding_distance,
+    evaluations_to_reach,
+    non_dominated_sort,
+    nsga2,
+    nsga2_select,
+    regularized_evolution,
+)
+
+SR = Space(inputs=(("x", ops.S),), ops=ops.SYMREG_OPS, num_nodes=6)
+
+POINTS = np.array([[1, 5], [2, 4], [3, 3], [2, 2], [1, 1], [4, 1], [0, 0]], float)
+
+
+def test_non_dominated_sort_on_hand_made_points():
+    fronts = [sorted(f.tolist()) for f in non_dominated_sort(POINTS)]
+    assert fronts == [[0, 1, 2, 5], [3], [4], [6]]
+    # duplicates share a front; a single objective gives a total order
+    assert [f.tolist() for f in non_dominated_sort(np.array([[1.0], [3.0], [3.0], [2.0]]))] == [
+        [1, 2], [3], [0]]
+
+
+def test_crowding_distance_by_hand():
+    front = POINTS[[0, 1, 2, 5]]  # (1,5) (2,4) (3,3) (4,1); ranges 3 and 4
+    d = crowding_distance(front)
+    assert np.isinf(d[0]) and np.isinf(d[3])
+    np.testing.assert_allclose(d[1], 2 / 3 + 2 / 4)
+    np.testing.assert_allclose(d[2], 2 / 3 + 3 / 4)
+    assert sorted(nsga2_select(POINTS, 3).tolist()) == [0, 2, 5]
+    assert sorted(nsga2_select(POINTS, 5).tolist()) == [0, 1, 2, 3, 5]
+
+
+def _sr_fitness(space, target_fn):
+    x = np.linspace(-1, 1, 20).astype(np.float32)
+    run = BatchInterpreter(space)
+    y = target_fn(x)
+
+    def evaluate(programs):
+        out = run(programs, {"x": x})
+        return -np.sqrt(np.mean((out - y) ** 2, axis=1))
+
+    return evaluate
+
+
+def test_regularized_evolution_solves_a_small_regression_and_counts_evaluations():
+    evaluate = _sr_fitness(SR, lambda x: x**2 + x)
+    cache = FitnessCache(FunctionalHasher(SR))
+    res = regularized_evolution(SR, evaluate, cache, rng=np.random.default_rng(0),
+                                population_size=20, tournament_size=5, max_evaluations=400,
+                                batch_size=10)
+    n = np.asarray(res.real_evals)
+    assert np.all(np.diff(n) >= 0) and n[-1] == cache.real_evaluations
+    assert cache.real_evaluations >= 400 and cache.hits > 0
+    init_best = max(ind.fitness for ind in res.history[:20])
+    assert res.best.fitness > init_best
+    assert res.best.fitness > -1e-4  # x^2 + x found exactly
+    k = evaluations_to_reach(res, -1e-4)
+    curve = res.best_curve(cache.real_evaluations)
+    assert curve[k - 1] >= -1e-4 and (k == 1 or curve[k - 2] < -1e-4)
+    assert np.all(np.diff(curve[np.isfinite(curve)]) >= 0)
+    validate(SR, res.best.program)
+
+
+def test_nsga2_keeps_a_pareto_front_of_programs():
+    f1 = _sr_fitness(SR, lambda x: x**2)
+    f2 = _sr_fitness(SR, lambda x: np.sin(x))
+
+    def evaluate(programs):
+        return np.stack([f1(programs), f2(programs)], axis=1)
+
+    cache = FitnessCache(FunctionalHasher(SR))
+    res = nsga2(SR, evaluate, cache, rng=np.random.default_rng(0), population_size=16,
+                generations=8)
+    F = res.objectives
+    assert F.shape == (16, 2) and len(res.front) >= 1
+    for i in res.front:  # nobody in the population dominates a front member
+        assert not any(np.all(F[j] >= F[i]) and np.any(F[j] > F[i]) for j in range(16))
+
+
+def _synthetic_fitness(p):
+    used = p.used_nodes()
+    return (sum(p.nodes[i].op in ("sin", "cos") for i in used)
+            - 0.5 * sum(p.nodes[i].op == "exp" for i in used))
+
+
+def test_discriminator_learns_a_synthetic_ordering_and_is_antisymmetric():
+    rng = np.random.default_rng(0)
+    progs = [random_program(SR, rng) for _ in range(500)]
+    f = np.array([_synthetic_fitness(p) for p in progs])
+    d = Discriminator(SR, seed=0, capacity=512, dim=32, layers=2, min_programs=400)
+    d.add(progs[:300], f[:300])
+    assert not d.ready  # fewer than min_programs
+    d.add(progs[300:350], f[300:350])
+    before = d.pairwise_accuracy(progs[350:], f[350:])
+    assert np.isnan(d.train(5))
+    d.min_programs = 350
+    assert d.ready
+    d.train(80)
+    after = d.pairwise_accuracy(progs[350:], f[350:])
+    assert after > 0.85 and after > before + 0.2
+    p_ab = d.prob_better(progs[:10], progs[10:20])
+    p_ba = d.prob_better(progs[10:20], progs[:10])
+    np.testing.assert_allclose(p_ab + p_ba, 1.0, atol=1e-5)
+    # guided mutation proposes valid children the discriminator prefers on average
+    parents = progs[350:382]
+    guided = guided_mutation(SR, d, proposals=6)(parents, np.random.default_rng(1))
+    for c in guided:
+        validate(SR, c)
+    gain = np.mean([_synthetic_fitness(c) - _synthetic_fitness(p)
+                    for c, p in zip(guided, parents)])
+    assert gain > 0.3
+
+
+def test_graph_arrays_encode_edges_by_argument_position():
+    from selftaught.evolve.program import Node, Program
+
+    p = Program(("x",), (Node("sin", (0,)), Node("sub", (1, 0))))
+    g = graph_arrays(SR, [p])
+    n_in = 1
+    assert g.adj[0, 0, n_in + 1, 1] == 1 and g.adj[0, 1, n_in + 1, 0] == 1
+    assert g.adj.sum() == 3 and g.mask[0].sum() == 3 and g.out[0] == 2
+    assert g.labels[0, 0] == len(SR.ops) and g.labels[0, 1] == SR.ops.index("sin")
