@@ -1,0 +1,37 @@
+"""Language-model building blocks: tokenizer, tiny decoder, KV-cached sampler, trainers."""
+
+from selftaught.lm.metrics import maj_at_k, majority_vote, pass_at_k
+from selftaught.lm.model import (
+    KVCache,
+    Transformer,
+    TransformerConfig,
+    count_params,
+    decode,
+    default_positions,
+    forward,
+    init_cache,
+    init_params,
+)
+from selftaught.lm.sampler import SampleOutput, sample
+from selftaught.lm.tokenizer import BOS, EOS, PAD, SEP, CharTokenizer
+from selftaught.lm.train import (
+    SFT,
+    SFTState,
+    TrainConfig,
+    check_losses,
+    dpo_loss,
+    make_optimizer,
+    make_sft,
+    masked_xent,
+    next_token_targets,
+    params_of,
+    token_logprobs,
+)
+
+__all__ = [
+    "BOS", "EOS", "PAD", "SEP", "SFT", "CharTokenizer", "KVCache", "SFTState", "SampleOutput",
+    "TrainConfig", "Transformer", "TransformerConfig", "check_losses", "count_params", "decode",
+    "default_positions", "dpo_loss", "forward", "init_cache", "init_params", "maj_at_k",
+    "majority_vote", "make_optimizer", "make_sft", "masked_xent", "next_token_targets",
+    "params_of", "pass_at_k", "sample", "token_logprobs",
+]

@@ -1,0 +1,49 @@
+"""Sample-based evaluation metrics: unbiased pass@k, majority vote, maj@k."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def pass_at_k(n, c, k: int):
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) from n samples of which c are correct.
+
+    Uses the stable product form 1 - prod_{i=n-c+1}^{n} (1 - k / i). `n` and `c` may be
+    arrays (one entry per problem); returns a float or an array of the same shape.
+    """
+    n_arr, c_arr = np.broadcast_arrays(np.asarray(n, np.int64), np.asarray(c, np.int64))
+    if np.any(c_arr < 0) or np.any(c_arr > n_arr):
+        raise ValueError("need 0 <= c <= n for every problem")
+    if k < 1 or np.any(k > n_arr):
+        raise ValueError(f"need 1 <= k <= n, got k={k}, min n={int(n_arr.min())}")
+    out = np.empty(n_arr.shape, np.float64)
+    for idx in np.ndindex(n_arr.shape):
+        ni, ci = int(n_arr[idx]), int(c_arr[idx])
+        if ni - ci < k:
+            out[idx] = 1.0
+        else:
+            out[idx] = 1.0 - np.prod(1.0 - k / np.arange(ni - ci + 1, ni + 1))
+    return float(out) if out.ndim == 0 else out
+
+
+def majority_vote(answers: Sequence[str | None]) -> str | None:
+    """Most frequent non-None answer; ties go to the one that occurred first; None if none."""
+    valid = [a for a in answers if a is not None]
+    if not valid:
+        return None
+    counts = Counter(valid)
+    best = max(counts.values())
+    return next(a for a in valid if counts[a] == best)
+
+
+def maj_at_k(answers: Sequence[Sequence[str | None]], targets: Sequence[str], k: int) -> float:
+    """Fraction of problems whose majority vote over their first k answers equals the target."""
+    if len(answers) != len(targets):
+        raise ValueError(f"{len(answers)} answer lists but {len(targets)} targets")
+    if not answers:
+        return 0.0
+    hits = [majority_vote(list(a)[:k]) == t for a, t in zip(answers, targets)]
+    return float(np.mean(hits))

@@ -1,0 +1,276 @@
+"""A small pre-LN decoder-only transformer (nanodo style), with a KV-cache decode path.
+
+Shape suffixes: B batch, T/S query length, M key length (cache slots), D d_model, H heads,
+K head dim, V vocab, L layers, F mlp width.
+
+Attention allows query slot s to see key slot m iff m <= s and key m is a real token
+(mask True), and always itself (so padding queries stay causal and finite). Positions (for
+learned / RoPE / FIRE encodings) are separate from slots: for a left-padded prompt they count
+from its first real token, so a row's logits do not depend on how much padding it carries.
+`Transformer.__call__` is the full forward; `Transformer.decode` runs S new tokens against a
+`KVCache` (S = prompt length for prefill, 1 per sampling step) and gives the same logits as
+the full forward on the concatenated sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from selftaught.core.errors import ConfigError, check
+
+POS_ENCODINGS = ("learned", "rope", "nope", "fire")
+DTYPES = ("float32", "bfloat16")
+_NEG = -1e30  # finite "minus infinity" so a fully masked row gives no NaN
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Model shape and options; `validate()` raises ConfigError on inconsistent values."""
+
+    vocab_size: int
+    max_len: int = 128
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    pos_encoding: str = "learned"
+    qk_layernorm: bool = False
+    tied_embeddings: bool = True
+    dtype: str = "float32"
+    rope_base: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def validate(self) -> TransformerConfig:
+        check(self.vocab_size >= 5, f"vocab_size={self.vocab_size} must be >= 5 (4 specials)")
+        for name in ("max_len", "d_model", "n_layers", "n_heads", "mlp_ratio"):
+            v = getattr(self, name)
+            check(v >= 1, f"{name}={v} must be a positive integer")
+        check(
+            self.d_model % self.n_heads == 0,
+            f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}",
+        )
+        if self.pos_encoding == "rope":
+            check(self.head_dim % 2 == 0, f"rope needs an even head dim, got {self.head_dim}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ConfigError(
+                f"pos_encoding={self.pos_encoding!r}; choose one of {', '.join(POS_ENCODINGS)}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        return self
+
+
+@flax.struct.dataclass
+class KVCache:
+    """Keys/values of every layer for M slots; `index` = number of slots filled so far."""
+
+    k_LxBxMxHxK: jax.Array
+    v_LxBxMxHxK: jax.Array
+    mask_BxM: jax.Array  # bool: slot holds a real token
+    pos_BxM: jax.Array  # int32: position of the token in each slot
+    index: jax.Array  # int32 scalar
+
+
+def init_cache(cfg: TransformerConfig, batch: int, max_len: int) -> KVCache:
+    """An empty cache with `max_len` slots (prompt + new tokens)."""
+    shape = (cfg.n_layers, batch, max_len, cfg.n_heads, cfg.head_dim)
+    dt = jnp.dtype(cfg.dtype)
+    return KVCache(
+        jnp.zeros(shape, dt), jnp.zeros(shape, dt),
+        jnp.zeros((batch, max_len), bool), jnp.zeros((batch, max_len), jnp.int32),
+        jnp.zeros((), jnp.int32),
+    )
+
+
+def default_positions(mask_BxT: jax.Array) -> jax.Array:
+    """Positions counting from each row's first real token (0 on left padding)."""
+    return jnp.maximum(jnp.cumsum(mask_BxT.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def _rope(x_BxSxHxK, pos_BxS, base):
+    K = x_BxSxHxK.shape[-1]
+    freq_K2 = base ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
+    ang_BxSx1xK2 = pos_BxS[:, :, None, None].astype(jnp.float32) * freq_K2
+    cos, sin = jnp.cos(ang_BxSx1xK2), jnp.sin(ang_BxSx1xK2)
+    x1, x2 = jnp.split(x_BxSxHxK.astype(jnp.float32), 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x_BxSxHxK.dtype)
+
+
+class FireBias(nn.Module):
+    """FIRE: b(i,j) = f(psi(i-j) / psi(max(L_thr, i))), psi(x) = log(c x + 1), f: 1->32->H."""
+
+    n_heads: int
+
+    @nn.compact
+    def __call__(self, qpos_BxS, kpos_BxM):
+        log_c = self.param("log_c", nn.initializers.constant(np.log(0.1)), ())
+        log_thr = self.param("log_L_thr", nn.initializers.constant(np.log(32.0)), ())
+        c, thr = jnp.exp(log_c), jnp.exp(log_thr)
+        psi = lambda x: jnp.log(c * x + 1.0)
+        i_BxSx1 = qpos_BxS[:, :, None].astype(jnp.float32)
+        rel_BxSxM = jnp.maximum(i_BxSx1 - kpos_BxM[:, None, :].astype(jnp.float32), 0.0)
+        u_BxSxM = psi(rel_BxSxM) / psi(jnp.maximum(thr, i_BxSx1))
+        h = nn.relu(nn.Dense(32, name="fc1")(u_BxSxM[..., None]))
+        return jnp.transpose(nn.Dense(self.n_heads, name="fc2")(h), (0, 3, 1, 2))  # BxHxSxM
+
+
+class Attention(nn.Module):
+    cfg: TransformerConfig
+
+    def setup(self):
+        c, dt = self.cfg, jnp.dtype(self.cfg.dtype)
+        self.qkv = nn.DenseGeneral((3, c.n_heads, c.head_dim), use_bias=False, dtype=dt)
+        self.out = nn.DenseGeneral(c.d_model, axis=(-2, -1), use_bias=False, dtype=dt)
+        if c.qk_layernorm:
+            self.q_norm, self.k_norm = nn.LayerNorm(dtype=dt), nn.LayerNorm(dtype=dt)
+        if c.pos_encoding == "fire":
+            self.fire = FireBias(c.n_heads)
+
+    def attn_bias(self, qpos_BxS, kpos_BxM):
+        """Additive attention bias hook b(i, j) (FIRE); None for the other encodings."""
+        return self.fire(qpos_BxS, kpos_BxM) if self.cfg.pos_encoding == "fire" else None
+
+    def __call__(self, x_BxSxD, pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM):
+        """`kv_fn(k, v) -> (k_all, v_all)` merges the new keys with the cache (or not)."""
+        c = self.cfg
+        qkv = self.qkv(x_BxSxD)
+        q_BxSxHxK, k_BxSxHxK, v_BxSxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if c.qk_layernorm:
+            q_BxSxHxK, k_BxSxHxK = self.q_norm(q_BxSxHxK), self.k_norm(k_BxSxHxK)
+        if c.pos_encoding == "rope":
+            q_BxSxHxK = _rope(q_BxSxHxK, pos_BxS, c.rope_base)
+            k_BxSxHxK = _rope(k_BxSxHxK, pos_BxS, c.rope_base)
+        k_BxMxHxK, v_BxMxHxK = kv_fn(k_BxSxHxK, v_BxSxHxK)
+        s_BxHxSxM = jnp.einsum("bshk,bmhk->bhsm", q_BxSxHxK, k_BxMxHxK).astype(jnp.float32)
+        s_BxHxSxM = s_BxHxSxM / np.sqrt(c.head_dim)
+        bias = self.attn_bias(pos_BxS, kpos_BxM)
+        if bias is not None:
+            s_BxHxSxM = s_BxHxSxM + bias
+        s_BxHxSxM = jnp.where(allowed_BxSxM[:, None], s_BxHxSxM, _NEG)
+        p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1).astype(v_BxMxHxK.dtype)
+        o_BxSxHxK = jnp.einsum("bhsm,bmhk->bshk", p_BxHxSxM, v_BxMxHxK)
+        return self.out(o_BxSxHxK)
+
+
+class Block(nn.Module):
+    cfg: TransformerConfig
+
+    def setup(self):
+        c, dt = self.cfg, jnp.dtype(self.cfg.dtype)
+        self.ln1, self.ln2 = nn.LayerNorm(dtype=dt), nn.LayerNorm(dtype=dt)
+        self.attn = Attention(c)
+        self.fc1 = nn.Dense(c.d_model * c.mlp_ratio, dtype=dt)
+        self.fc2 = nn.Dense(c.d_model, dtype=dt)
+
+    def __call__(self, x_BxSxD, pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM):
+        x_BxSxD = x_BxSxD + self.attn(self.ln1(x_BxSxD), pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM)
+        return x_BxSxD + self.fc2(nn.gelu(self.fc1(self.ln2(x_BxSxD))))
+
+
+class Transformer(nn.Module):
+    cfg: TransformerConfig
+
+    def setup(self):
+        c, dt = self.cfg, jnp.dtype(self.cfg.dtype)
+        init = nn.initializers.normal(0.02)
+        self.embed = nn.Embed(c.vocab_size, c.d_model, embedding_init=init, dtype=dt)
+        if c.pos_encoding == "learned":
+            self.pos_embed = self.param("pos_embed", init, (c.max_len, c.d_model))
+        self.blocks = [Block(c) for _ in range(c.n_layers)]
+        self.ln_f = nn.LayerNorm(dtype=dt)
+        if not c.tied_embeddings:
+            self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=dt)
+
+    def _embed(self, tokens_BxS, pos_BxS):
+        x_BxSxD = self.embed(tokens_BxS)
+        if self.cfg.pos_encoding == "learned":
+            pos_BxS = jnp.clip(pos_BxS, 0, self.cfg.max_len - 1)
+            x_BxSxD = x_BxSxD + self.pos_embed[pos_BxS].astype(x_BxSxD.dtype)
+        return x_BxSxD
+
+    def _logits(self, x_BxSxD):
+        h_BxSxD = self.ln_f(x_BxSxD)
+        if self.cfg.tied_embeddings:
+            return self.embed.attend(h_BxSxD).astype(jnp.float32)
+        return self.head(h_BxSxD).astype(jnp.float32)
+
+    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None):
+        """Full causal forward -> logits_BxTxV (float32).
+
+        mask_BxT (bool, default all True) marks real tokens; padding keys are never attended.
+        positions default to `default_positions(mask)` (= arange when there is no padding).
+        """
+        B, T = tokens_BxT.shape
+        if mask_BxT is None:
+            mask_BxT = jnp.ones((B, T), bool)
+        mask_BxT = mask_BxT.astype(bool)
+        if positions_BxT is None:
+            positions_BxT = default_positions(mask_BxT)
+        causal_TxT = jnp.tril(jnp.ones((T, T), bool))
+        allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
+        x_BxTxD = self._embed(tokens_BxT, positions_BxT)
+        for block in self.blocks:
+            x_BxTxD = block(x_BxTxD, positions_BxT, lambda k, v: (k, v), positions_BxT,
+                            allowed_BxTxT)
+        return self._logits(x_BxTxD)
+
+    def decode(self, tokens_BxS, positions_BxS, mask_BxS, cache: KVCache):
+        """Run S new tokens into the next S cache slots -> (logits_BxSxV, new cache)."""
+        S, M = tokens_BxS.shape[1], cache.mask_BxM.shape[1]
+        i = cache.index
+        upd = lambda buf, new: jax.lax.dynamic_update_slice_in_dim(buf, new, i, axis=1)
+        mask_BxM = upd(cache.mask_BxM, mask_BxS.astype(bool))
+        pos_BxM = upd(cache.pos_BxM, positions_BxS.astype(jnp.int32))
+        slot_S = i + jnp.arange(S)
+        m_M = jnp.arange(M)
+        allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
+            m_M[None, :] == slot_S[:, None]
+        )[None]
+        x_BxSxD = self._embed(tokens_BxS, positions_BxS)
+        new_k, new_v = [], []
+        for layer, block in enumerate(self.blocks):
+
+            def kv_fn(k_BxSxHxK, v_BxSxHxK, layer=layer):
+                k = upd(cache.k_LxBxMxHxK[layer], k_BxSxHxK.astype(cache.k_LxBxMxHxK.dtype))
+                v = upd(cache.v_LxBxMxHxK[layer], v_BxSxHxK.astype(cache.v_LxBxMxHxK.dtype))
+                new_k.append(k)
+                new_v.append(v)
+                return k, v
+
+            x_BxSxD = block(x_BxSxD, positions_BxS, kv_fn, pos_BxM, allowed_BxSxM)
+        new_cache = KVCache(jnp.stack(new_k), jnp.stack(new_v), mask_BxM, pos_BxM, i + S)
+        return self._logits(x_BxSxD), new_cache
+
+
+def init_params(cfg: TransformerConfig, rng: jax.Array, seq_len: int = 8):
+    """Fresh parameters of `Transformer(cfg)`."""
+    cfg.validate()
+    tokens = jnp.ones((1, min(seq_len, cfg.max_len)), jnp.int32)
+    return Transformer(cfg).init(rng, tokens)
+
+
+def forward(params, cfg: TransformerConfig, tokens_BxT, positions_BxT=None, mask_BxT=None):
+    """Functional full forward -> logits_BxTxV."""
+    return Transformer(cfg).apply(params, tokens_BxT, positions_BxT, mask_BxT)
+
+
+def decode(params, cfg: TransformerConfig, tokens_BxS, positions_BxS, mask_BxS, cache):
+    """Functional cached step -> (logits_BxSxV, new cache)."""
+    return Transformer(cfg).apply(
+        params, tokens_BxS, positions_BxS, mask_BxS, cache, method=Transformer.decode
+    )
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter pytree."""
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,104 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selftaught.core.errors import ConfigError
+from selftaught.lm.model import (
+    TransformerConfig,
+    count_params,
+    decode,
+    default_positions,
+    forward,
+    init_cache,
+    init_params,
+)
+from selftaught.lm.tokenizer import CharTokenizer
+
+TOK = CharTokenizer("abcdefghij")
+
+
+def small_cfg(**kw):
+    base = dict(vocab_size=TOK.vocab_size, max_len=32, d_model=16, n_layers=2, n_heads=2)
+    return TransformerConfig(**{**base, **kw})
+
+
+def test_validate_errors():
+    with pytest.raises(ConfigError, match="divisible by n_heads=3"):
+        small_cfg(n_heads=3).validate()
+    with pytest.raises(ConfigError, match="pos_encoding='alibi'"):
+        small_cfg(pos_encoding="alibi").validate()
+    with pytest.raises(ConfigError, match="dtype"):
+        small_cfg(dtype="float8").validate()
+    with pytest.raises(ConfigError, match="n_layers=0"):
+        small_cfg(n_layers=0).validate()
+    assert small_cfg().validate() == small_cfg()
+
+
+def test_count_params_matches_formula():
+    D, V, L, F, T = 16, TOK.vocab_size, 2, 64, 32
+    per_block = 4 * D + 3 * D * D + D * D + (D * F + F) + (F * D + D)  # 2 LNs, qkv, out, mlp
+    expect = V * D + T * D + L * per_block + 2 * D
+    assert count_params(init_params(small_cfg(), jax.random.PRNGKey(0))) == expect
+    untied = count_params(init_params(small_cfg(tied_embeddings=False), jax.random.PRNGKey(0)))
+    assert untied == expect + D * V
+
+
+def _left_padded_batch(n_new=5, seed=0):
+    p = TOK.encode_prompts(["abc", "abcdefg", ""], 10)
+    new = np.random.default_rng(seed).integers(4, TOK.vocab_size, (3, n_new)).astype(np.int32)
+    tokens = np.concatenate([p["tokens"], new], 1)
+    mask = np.concatenate([p["mask"], np.ones((3, n_new), bool)], 1)
+    return p, new, tokens, mask
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(pos_encoding="rope", qk_layernorm=True), dict(pos_encoding="nope"),
+     dict(pos_encoding="fire", tied_embeddings=False)],
+)
+def test_cached_decode_equals_full_forward_with_left_padding(kw):
+    cfg = small_cfg(**kw)
+    params = init_params(cfg, jax.random.PRNGKey(1))
+    # random-init logits are tiny; sharpen them so the comparison is meaningful
+    params = jax.tree_util.tree_map(lambda x: x * 3.0, params)
+    p, new, tokens, mask = _left_padded_batch()
+    full = forward(params, cfg, tokens, None, mask)
+    pos = default_positions(jnp.asarray(mask))
+    cache = init_cache(cfg, 3, tokens.shape[1])
+    P = p["tokens"].shape[1]
+    pre, cache = decode(params, cfg, p["tokens"], pos[:, :P], p["mask"], cache)
+    real = p["mask"][..., None]
+    np.testing.assert_allclose(np.where(real, pre, 0), np.where(real, full[:, :P], 0), atol=1e-5)
+    for s in range(new.shape[1]):
+        step, cache = decode(params, cfg, new[:, s : s + 1], pos[:, P + s : P + s + 1],
+                             np.ones((3, 1), bool), cache)
+        np.testing.assert_allclose(step[:, 0], full[:, P + s], atol=1e-5)
+    assert int(cache.index) == tokens.shape[1]
+    assert float(jnp.std(full)) > 0.1
+
+
+@pytest.mark.parametrize("pe", ["learned", "rope"])
+def test_logits_independent_of_left_padding_and_causal(pe):
+    cfg = small_cfg(pos_encoding=pe)
+    params = init_params(cfg, jax.random.PRNGKey(2))
+    a = TOK.encode_prompts(["abcd"], 6)
+    b = TOK.encode_prompts(["abcd"], 11)
+    la = forward(params, cfg, a["tokens"], None, a["mask"])
+    lb = forward(params, cfg, b["tokens"], None, b["mask"])
+    np.testing.assert_allclose(la[0], lb[0, -6:], atol=1e-5)
+    # changing a later token leaves earlier logits unchanged
+    t = np.array(b["tokens"])
+    t2 = t.copy()
+    t2[0, -2] = 9
+    l2 = forward(params, cfg, t2, None, b["mask"])
+    np.testing.assert_allclose(lb[0, :-2], l2[0, :-2], atol=1e-6)  # padding rows included
+    assert not np.allclose(lb[0, -2:], l2[0, -2:])
+
+
+def test_positions_default_to_arange_without_mask():
+    cfg = small_cfg()
+    params = init_params(cfg, jax.random.PRNGKey(3))
+    t = np.array([[1, 5, 6, 7, 3]], np.int32)
+    np.testing.assert_allclose(forward(params, cfg, t), forward(params, cfg, t, np.arange(5)[None]),
+                               atol=1e-6)
