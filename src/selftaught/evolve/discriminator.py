@@ -20,6 +20,7 @@ and keeps the ones the discriminator prefers to the parent before a real evaluat
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -103,6 +104,34 @@ def _take(g: tuple, idx):
     return tuple(x[idx] for x in g)
 
 
+@functools.lru_cache(maxsize=8)
+def _functions(vocab: int, dim: int, layers: int, lr: float):
+    """Model, optimizer and jitted update/predict, shared by all discriminators of one
+    shape so that many seeds compile once."""
+    model = PairDiscriminator(vocab, dim, layers)
+    opt = optax.adam(lr)
+
+    def loss_fn(params, ga, gb, y):
+        logit = model.apply(params, ga, gb)
+        return optax.sigmoid_binary_cross_entropy(logit, y).mean()
+
+    def train_scan(params, opt_state, G, idx_TxBx2, y_TxB):
+        def step(carry, xs):
+            params, opt_state = carry
+            idx, y = xs
+            loss, grads = jax.value_and_grad(loss_fn)(
+                params, _take(G, idx[:, 0]), _take(G, idx[:, 1]), y)
+            upd, opt_state = opt.update(grads, opt_state, params)
+            return (optax.apply_updates(params, upd), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
+                                                   (idx_TxBx2, y_TxB))
+        return params, opt_state, losses
+
+    prob = jax.jit(lambda params, ga, gb: jax.nn.sigmoid(model.apply(params, ga, gb)))
+    return model, opt, jax.jit(model.init), jax.jit(train_scan), prob
+
+
 class Discriminator:
     """Online pairwise predictor: `add(programs, fitness)`, `train(steps)`,
     `prob_better(a, b)` -> P(a_i better than b_i)."""
@@ -113,36 +142,15 @@ class Discriminator:
         self.space, self.capacity, self.batch_pairs = space, capacity, batch_pairs
         self.min_programs, self.tie_tol = min_programs, tie_tol
         self.rng = np.random.default_rng(seed)
-        self.model = PairDiscriminator(len(space.vocab), dim, layers)
+        self.model, self.opt, self._init, self._train, self._prob = _functions(
+            len(space.vocab), dim, layers, lr)
         self.graphs: Graphs | None = None
         self.fitness = np.zeros((0,), np.float64)
         dummy = graph_arrays(space, [])
         g0 = tuple(np.zeros((1, *x.shape[1:]), x.dtype) for x in dataclasses.astuple(dummy))
-        self.params = self.model.init(jax.random.PRNGKey(seed), g0, g0)
-        self.opt = optax.adam(lr)
+        self.params = self._init(jax.random.PRNGKey(seed), g0, g0)
         self.opt_state = self.opt.init(self.params)
         self.updates = 0
-
-        def loss_fn(params, ga, gb, y):
-            logit = self.model.apply(params, ga, gb)
-            return optax.sigmoid_binary_cross_entropy(logit, y).mean()
-
-        def train_scan(params, opt_state, G, idx_TxBx2, y_TxB):
-            def step(carry, xs):
-                params, opt_state = carry
-                idx, y = xs
-                loss, grads = jax.value_and_grad(loss_fn)(
-                    params, _take(G, idx[:, 0]), _take(G, idx[:, 1]), y)
-                upd, opt_state = self.opt.update(grads, opt_state, params)
-                return (optax.apply_updates(params, upd), opt_state), loss
-
-            (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
-                                                       (idx_TxBx2, y_TxB))
-            return params, opt_state, losses
-
-        self._train = jax.jit(train_scan)
-        self._prob = jax.jit(lambda params, ga, gb: jax.nn.sigmoid(
-            self.model.apply(params, ga, gb)))
 
     # ------------------------------------------------------------------ data
     def add(self, programs: list[Program], fitness) -> None:
@@ -199,9 +207,15 @@ class Discriminator:
 
     def prob_better(self, a: list[Program], b: list[Program]) -> np.ndarray:
         """P(a_i is better than b_i) for each pair."""
+        n = len(a)
+        if n == 0:
+            return np.zeros((0,))
+        size = max(8, 1 << (n - 1).bit_length())  # few shapes -> few compilations
+        a = list(a) + [a[0]] * (size - n)
+        b = list(b) + [b[0]] * (size - n)
         ga = dataclasses.astuple(graph_arrays(self.space, a))
         gb = dataclasses.astuple(graph_arrays(self.space, b))
-        return np.asarray(self._prob(self.params, ga, gb))
+        return np.asarray(self._prob(self.params, ga, gb))[:n]
 
     def pairwise_accuracy(self, programs: list[Program], fitness, pairs: int = 2000,
                           seed: int = 0) -> float:

@@ -22,6 +22,7 @@ which is why every op is safe; see ops.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -359,6 +360,11 @@ def make_interpreter(space: Space) -> Callable[..., jax.Array]:
     return interpret
 
 
+@functools.lru_cache(maxsize=32)
+def _batch_interpreter(space: Space):
+    return jax.jit(jax.vmap(make_interpreter(space), in_axes=(0, 0, 0, None)))
+
+
 class BatchInterpreter:
     """`run(programs, inputs)` -> outputs [P, B] of many programs at once: the vmapped,
     jitted interpreter, with the program batch padded to a power of two (>= 8) so only
@@ -366,7 +372,7 @@ class BatchInterpreter:
 
     def __init__(self, space: Space):
         self.space = space
-        self._run = jax.jit(jax.vmap(make_interpreter(space), in_axes=(0, 0, 0, None)))
+        self._run = _batch_interpreter(space)
 
     def __call__(self, programs: list[Program], inputs: dict) -> np.ndarray:
         n = len(programs)

@@ -61,10 +61,12 @@ def regularized_evolution(
     initial: list[Program] | None = None,
     on_batch: Callable[[list[Individual], list[bool]], None] | None = None,
     max_candidates: int | None = None,
+    stop_fitness: float | None = None,
 ) -> EvolutionResult:
     """Regularized evolution (Real et al. 2019): tournament selection of parents, mutated
     children replace the *oldest* members. Runs until `max_evaluations` real
-    (cache-miss) evaluations or `max_candidates` candidates (default 20x evaluations).
+    (cache-miss) evaluations or `max_candidates` candidates (default 20x evaluations),
+    or until a candidate reaches `stop_fitness` (then `best_curve` carries it forward).
 
     `initial` seeds the population (e.g. the DQN loss graph), topped up with random
     programs. `on_batch(individuals, is_new)` sees every evaluated batch (the
@@ -98,7 +100,11 @@ def regularized_evolution(
     for start in range(0, population_size, batch_size):
         population.extend(run_batch(seeds[start:start + batch_size]))
 
-    while cache.real_evaluations < max_evaluations and len(history) < max_candidates:
+    def reached() -> bool:
+        return stop_fitness is not None and max(i.fitness for i in history) >= stop_fitness
+
+    while (cache.real_evaluations < max_evaluations and len(history) < max_candidates
+           and not reached()):
         parents = []
         pop = list(population)
         for _ in range(batch_size):

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from selftaught import cli
+from selftaught.core import config as cfglib
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.core.runner import execute
+from selftaught.recipes import guided_evolution as ge
+
+RECIPE = ge.RECIPE
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ge") / "run"
+    run, summary = execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2,
+                           run_dir=path)
+    return run, summary
+
+
+def test_smoke_summary_and_metrics(smoke):
+    run, summary = smoke
+    names = [c["name"] for c in summary["claims"]]
+    assert names[0] == "evals_ratio_unguided_over_guided"
+    ratio = summary["claims"][0]
+    assert ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"] and ratio["value"] > 0
+    runs = run.events("run")
+    assert len(runs) == 2 * 2  # seeds x arms
+    cfg = RECIPE.preset("smoke")
+    for r in runs:
+        # the ratio's inputs: evaluations to target never exceed the budget; success <=> less
+        assert 1 <= r["evals_to_target"] <= cfg.max_evaluations
+        assert r["reached"] == (r["best_fitness"] >= cfg.target_fitness)
+        assert r["real_evaluations"] <= cfg.max_evaluations + cfg.batch_size
+        assert np.all(np.diff(r["curve"]) >= 0) and len(r["curve"]) == cfg.curve_points
+    by = {(r["seed"], r["arm"]): r["evals_to_target"] for r in runs}
+    u = np.mean([by[(s, "unguided")] for s in (0, 1)])
+    g = np.mean([by[(s, "guided")] for s in (0, 1)])
+    np.testing.assert_allclose(ratio["value"], u / g)
+    assert (run.path / "plots" / "nguyen1_best_fitness.png").exists()
+    assert "evaluations to target" in (run.path / "report.md").read_text().lower()
+
+
+def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypatch):
+    _, summary = smoke
+    calls = {"n": 0}
+    real = ge._run_one
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*a, **k)
+
+    monkeypatch.setattr(ge, "_run_one", flaky)
+    path = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
+    monkeypatch.setattr(ge, "_run_one", real)
+    run, resumed = execute(RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert len(run.events("run")) == 4
+    assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])
+
+
+def test_user_errors():
+    base = RECIPE.preset("smoke")
+    with pytest.raises(UnknownNameError, match="unknown Nguyen equation 'nguyen99'"):
+        cfglib.validate(cfglib.replace(base, equations=("nguyen99",)))
+    with pytest.raises(UnknownNameError, match="unknown evaluation backend 'gpu'"):
+        cfglib.validate(cfglib.replace(base, backend="gpu"))
+    with pytest.raises(ConfigError, match="tournament_size"):
+        cfglib.validate(cfglib.replace(base, tournament_size=0))
+    with pytest.raises(ConfigError, match="max_evaluations"):
+        cfglib.validate(cfglib.replace(base, max_evaluations=4))
+
+
+def test_cli_exit_code_2_on_bad_flag(tmp_path, capsys):
+    rc = cli.main(["run", "guided-evolution", "--preset", "smoke", "--run-dir",
+                   str(tmp_path / "r"), "--equations", "nguyen42"])
+    assert rc == 2
+    assert "unknown Nguyen equation 'nguyen42'" in capsys.readouterr().err
