@@ -1,0 +1,119 @@
+"""ReST^EM end to end on small presets: the claim's direction, resume, user errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from selftaught import cli, recipes
+from selftaught.core import ConfigError, UnknownNameError, runner
+from selftaught.core import config as cfglib
+from selftaught.lm import TrainConfig
+from selftaught.recipes import rest_em
+
+RECIPE = recipes.get("rest-em")
+
+# Tiny: only checks mechanics (phases, resume, files), not the claim.
+TINY = dataclasses.replace(
+    RECIPE.preset("smoke"),
+    num_seeds=1, task_args="digits=(1, 2)", train_problems=60, eval_problems=8,
+    model=rest_em.ModelSize(d_model=16, n_layers=1, n_heads=2),
+    sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
+    mstep_steps=60, iterations=2, num_samples=8, max_per_problem=1, eval_samples=2,
+    eval_k=2, sample_batch=64, chunk_steps=10,
+)
+
+
+def test_smoke_preset_shows_the_gain(tmp_path):
+    """The recipe's claim at CI size: self-training beats SFT on the human data."""
+    cfg = RECIPE.preset("smoke")
+    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=cfg.num_seeds,
+                                  run_dir=tmp_path / "run")
+    claims = {c["name"]: c for c in summary["claims"]}
+    assert set(claims) == {"rest_em_beats_sft", "gain_within_3_iterations"}
+    gain = claims["rest_em_beats_sft"]
+    assert gain["value"] > 0, summary
+    assert gain["ci_low"] <= gain["value"] <= gain["ci_high"]
+    evals = run.events("eval")
+    assert {(e["seed"], e["iteration"]) for e in evals} == {
+        (s, i) for s in range(cfg.num_seeds) for i in range(cfg.iterations + 1)}
+    # the E-step keeps only verified samples, at most K per problem
+    for e in run.events("estep"):
+        assert 0 < e["kept"] <= cfg.train_problems * cfg.max_per_problem
+    assert (run.path / "plots" / "accuracy.png").stat().st_size > 0
+    assert "| 0 |" in (run.path / "report.md").read_text()
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
+    _, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
+
+    real = rest_em.e_step
+    calls = {"n": 0}
+
+    def dying_e_step(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # killed inside iteration 2, after iteration 1 finished
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(rest_em, "e_step", dying_e_step)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
+    monkeypatch.setattr(rest_em, "e_step", real)
+    _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
+                                resume=True)
+
+    def counted(path):
+        lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in ("wall_seconds", "seconds",
+                                                          "peak_rss_mib", "resumed")}
+                for r in lines if r["event"] in ("eval", "estep", "train")]
+
+    assert counted(tmp_path / "kill") == counted(tmp_path / "ref")
+    assert resumed["claims"] == ref["claims"]
+
+
+def test_best_iteration_uses_validation_and_upto():
+    valid = np.array([[0.5, 0.6, 0.9, 0.7], [0.5, 0.8, 0.2, 0.95]])
+    np.testing.assert_array_equal(rest_em.best_iteration(valid), [2, 3])
+    np.testing.assert_array_equal(rest_em.best_iteration(valid, upto=2), [2, 1])
+
+
+def test_parse_task_args():
+    assert rest_em.parse_task_args("digits=(1, 4), human_skip_prob=0.25") == {
+        "digits": (1, 4), "human_skip_prob": 0.25}
+    assert rest_em.parse_task_args("  ") == {}
+    with pytest.raises(ConfigError, match="name=value pairs"):
+        rest_em.parse_task_args("digits=open('x')")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mstep_init": "middle"}, "mstep_init must be 'base' or 'last'"),
+    ({"eval_k": 9}, "eval_k (9) must be <= eval_samples"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"task_args": "digits="}, "name=value pairs"),
+])
+def test_config_errors(change, message):
+    with pytest.raises(ConfigError) as exc:
+        cfglib.validate(dataclasses.replace(TINY, **change))
+    assert message in str(exc.value)
+
+
+def test_unknown_task_is_a_clear_error(tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown task 'subtraction'"):
+        runner.execute(RECIPE, dataclasses.replace(TINY, task="subtraction"), preset="smoke",
+                       seeds=1, run_dir=tmp_path / "r")
+
+
+def test_cli_bad_task_and_diverged_lr_exit_2(tmp_path, capsys):
+    assert cli.main(["run", "rest-em", "--preset", "smoke", "--run-dir", str(tmp_path / "a"),
+                     "--task", "no.such.module:factory"]) == 2
+    assert "no.such.module:factory" in capsys.readouterr().err
+    argv = ["run", "rest-em", "--preset", "smoke", "--seeds", "1", "--run-dir",
+            str(tmp_path / "b"), "--train-problems", "40", "--eval-problems", "20",
+            "--model.d-model", "16", "--model.n-heads", "2", "--sft.lr", "1e30",
+            "--sft.total-steps", "20", "--sft.warmup-steps", "1", "--chunk-steps", "10"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "lower the learning rate" in err and "step" in err
