@@ -241,8 +241,9 @@ def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: 
 def evaluate(config: RestEMConfig, s: Setting, params, key) -> dict[str, float]:
     """Held-out greedy pass@1 (test, valid), train reward, and test pass@k / maj@k."""
     out = {}
+    # train reward: the pool's last problems (those without a human solution, if any)
     for name, problems in (("test", s.test), ("valid", s.valid),
-                           ("train", s.train[: config.eval_problems])):
+                           ("train", s.train[-config.eval_problems:])):
         greedy = generate(config, s, params, problems, 1, key, greedy=True)
         out[f"{name}_pass1"] = float(np.mean([s.task.verify(p, g[0])
                                               for p, g in zip(problems, greedy)]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,6 +47,8 @@ def plot_curves(
         mean, lo, hi = _band(np.asarray(values, dtype=np.float64).reshape(-1, 1))
         line = ax.axhline(mean[0], linestyle="--", color="gray", label=label)
         ax.axhspan(lo[0], hi[0], alpha=0.15, color=line.get_color())
+    if np.issubdtype(x.dtype, np.integer):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
