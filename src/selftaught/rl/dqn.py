@@ -81,6 +81,8 @@ class DQNConfig:
     adam_eps: float = 1e-5
     max_grad_norm: float = 10.0
     gamma: float = 0.99
+    reward_scale: float = 1.0
+    """rewards are multiplied by this for learning (returns are reported unscaled)"""
     double_dqn: bool = True
     target_update_every: int = 50
     """hard target update period in gradient steps (used when tau == 1)"""
@@ -117,6 +119,7 @@ class DQNConfig:
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
         check(self.learning_starts >= self.batch_size or self.learning_starts >= self.num_envs,
               "learning_starts must cover at least one batch")
         check(chunk_iters(self) >= 1,
@@ -205,7 +208,8 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
         eps = epsilon(carry.env_steps) if eps_override is None else eps_override
         action = act(k_act, carry.params, carry.obs, eps)
         st = jax.vmap(env.step)(jax.random.split(k_env, n_env), carry.env_state, action)
-        item = {"obs": carry.obs, "action": action.astype(jnp.int32), "reward": st.reward,
+        item = {"obs": carry.obs, "action": action.astype(jnp.int32),
+                "reward": st.reward * c.reward_scale,
                 "next_obs": st.next_obs, "terminated": st.terminated.astype(jnp.float32)}
         ret = carry.ep_return + st.reward
         done = st.done.astype(jnp.float32)

@@ -1,0 +1,333 @@
+"""Value functions via classification ("Stop regressing", Farebrother et al., 2024).
+
+    selftaught run value-classification --preset default
+    # -> report.md: IQM of normalised return per value loss with 95% stratified-bootstrap
+    #    CIs, P(HL-Gauss > MSE), performance profiles, learning curves, a width sweep
+
+Algorithm box:
+    for each task, value loss in {MSE, HL-Gauss, two-hot, C51} (and width in the sweep):
+        train DQN (double-DQN bootstrap, same hyper-parameters) on all seeds at once
+            (jax.jit(jax.vmap(train)) over seeds; greedy evaluation inside the program)
+        score = mean normalised return over the last `final_points` evaluations
+    compare losses with rliable: IQM + CIs, probability of improvement, profiles
+Claims: HL-Gauss IQM > MSE IQM; P(HL-Gauss > MSE) > 0.5 (CI above 0.5); and, from the
+width sweep, HL-Gauss gains more from width than MSE does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from selftaught import stats
+from selftaught.core import progress
+from selftaught.core.errors import UnknownNameError, check, check_finite
+from selftaught.core.recipe import Claim, Recipe, Report
+from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.seeding import keys
+from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
+from selftaught.rl.envs import ENVS, normalized_return
+from selftaught.rl.value_losses import LOSSES
+
+LABEL = {"mse": "MSE", "hl_gauss": "HL-Gauss", "two_hot": "two-hot", "c51": "C51"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueClassificationConfig:
+    """DQN with regression vs classification value losses, many seeds at once."""
+
+    seed: int = 0
+    num_seeds: int = 10
+    """seeds per (task, loss, width) cell, trained together under vmap"""
+    envs: tuple[str, ...] = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
+    losses: tuple[str, ...] = LOSSES
+    sweep_widths: tuple[float, ...] = (1.0, 4.0)
+    """torso widths of the sweep (run on sweep_envs for sweep_losses; width 1 = main runs)"""
+    sweep_losses: tuple[str, ...] = ("mse", "hl_gauss")
+    sweep_envs: tuple[str, ...] = ("Breakout-MinAtar",)
+    final_points: int = 3
+    """the score of a run is its mean over the last this many evaluation points"""
+    dqn: DQNConfig = DQNConfig()
+    """DQN hyper-parameters shared by every cell (env, loss, width are set per cell)"""
+
+    def validate(self) -> None:
+        check(self.num_seeds >= 1, f"num_seeds must be at least 1, got {self.num_seeds}")
+        check(len(self.envs) >= 1 and len(self.losses) >= 1, "name at least one env and loss")
+        for env in (*self.envs, *self.sweep_envs):
+            if env not in ENVS:
+                raise UnknownNameError("environment", env, list(ENVS))
+        for loss in (*self.losses, *self.sweep_losses):
+            if loss not in LOSSES:
+                raise UnknownNameError("value loss", loss, LOSSES)
+        check(all(w > 0 for w in self.sweep_widths),
+              f"sweep_widths must be positive, got {self.sweep_widths}")
+        check(1 <= self.final_points <= self.dqn.num_evals,
+              f"final_points must be in [1, dqn.num_evals={self.dqn.num_evals}], "
+              f"got {self.final_points}")
+        self.dqn.validate()
+
+
+def cells(cfg: ValueClassificationConfig) -> list[tuple[str, str, float]]:
+    """(env, loss, width) training cells: the main grid at width 1, then the sweep."""
+    out = [(e, loss, 1.0) for e in cfg.envs for loss in cfg.losses]
+    for e in cfg.sweep_envs:
+        for w in cfg.sweep_widths:
+            for loss in cfg.sweep_losses:
+                if (e, loss, w) not in out:
+                    out.append((e, loss, float(w)))
+    return out
+
+
+def phase_name(env: str, loss: str, width: float) -> str:
+    return f"{env}/{loss}/w{width:g}"
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dqn: DQNConfig):
+    """(init, chunk) jitted and vmapped over seeds; cached so that a resumed run (or a
+    second run in the same process) reuses the compiled programs."""
+    agent = make_agent(dqn)
+    return jax.jit(jax.vmap(agent.init)), jax.jit(jax.vmap(agent.chunk))
+
+
+def cell_config(cfg: ValueClassificationConfig, env: str, loss: str, width: float) -> DQNConfig:
+    return dataclasses.replace(cfg.dqn, env=env, loss=loss, width=float(width))
+
+
+# ----------------------------------------------------------------------------- run
+def run(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    todo = [c for c in cells(cfg) if not run_dir.phase_done(phase_name(*c))]
+    total = len(todo) * cfg.dqn.num_evals
+    with progress.bar("value-classification cells", total=total) as bar:
+        for env, loss, width in todo:
+            phase = phase_name(env, loss, width)
+            timer = Timer()
+            dqn = cell_config(cfg, env, loss, width)
+            init, chunk = _compiled(dqn)
+            carry = init(keys(seeds))
+            rows = []
+            for _ in range(dqn.num_evals):
+                carry, m = chunk(carry)
+                rows.append(jax.device_get(m))
+                bar.advance(1)
+            curves = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # S x T
+            check_finite(float(np.mean(curves["loss"][:, -1])), where=phase,
+                         step=int(curves["env_steps"][0, -1]), lr=dqn.lr)
+            for i, s in enumerate(seeds):
+                run_dir.log(
+                    "curve", phase=phase, env=env, loss=loss, width=width, seed=s,
+                    steps=curve_steps(dqn), eval_return=curves["eval_return"][i],
+                    train_return=curves["train_return"][i], td_loss=curves["loss"][i],
+                    q=curves["q"][i],
+                )
+            run_dir.mark_phase_done(phase, timer(), env=env, loss=loss, width=width)
+
+
+# ----------------------------------------------------------------------------- report
+def _scores(run_dir: RunDir, cfg: ValueClassificationConfig, seeds: list[int]):
+    """{(loss, width): seeds x envs final normalised scores}, curves per (env, loss, width)."""
+    table: dict[tuple[str, str, float], dict[int, dict]] = {}
+    for e in run_dir.events("curve"):
+        table.setdefault((e["env"], e["loss"], float(e["width"])), {})[e["seed"]] = e
+    curves = {}
+    finals = {}
+    for (env, loss, width), by_seed in table.items():
+        runs = [by_seed[s] for s in seeds if s in by_seed]
+        ev = normalized_return(env, np.array([r["eval_return"] for r in runs], np.float64))
+        curves[(env, loss, width)] = (np.array(runs[0]["steps"]), ev)
+        finals[(env, loss, width)] = ev[:, -cfg.final_points:].mean(axis=1)
+    return finals, curves
+
+
+def _matrix(finals, envs, loss, width) -> np.ndarray | None:
+    cols = [finals.get((e, loss, width)) for e in envs]
+    if any(c is None for c in cols):
+        return None
+    n = min(len(c) for c in cols)
+    return np.stack([c[:n] for c in cols], axis=1)  # runs x tasks
+
+
+def _iqm_difference(x, y, reps=2000, seed=0) -> tuple[float, float, float]:
+    """IQM(x) - IQM(y) with a stratified (per task) independent bootstrap 95% CI."""
+    from rliable import library, metrics
+
+    fn = lambda a, b: np.array([metrics.aggregate_iqm(a) - metrics.aggregate_iqm(b)])  # noqa
+    point = float(fn(x, y)[0])
+    if min(len(x), len(y)) < 2:
+        return point, point, point
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        _, cis = library.get_interval_estimates({"d": (x, y)}, fn, reps=reps)
+    finally:
+        np.random.set_state(state)
+    lo, hi = np.asarray(cis["d"]).reshape(-1)[:2]
+    return point, float(lo), float(hi)
+
+
+def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> Report:
+    finals, curves = _scores(run_dir, cfg, seeds)
+    md: list[str] = []
+    main = {LABEL.get(x, x): _matrix(finals, cfg.envs, x, 1.0) for x in cfg.losses}
+    main = {k: v for k, v in main.items() if v is not None}
+    md += ["## Final normalised return (width 1)", "",
+           f"Tasks: {', '.join(cfg.envs)}; {len(seeds)} seeds per loss; score = mean greedy "
+           f"return over the last {cfg.final_points} evaluations, normalised per task as "
+           "(R - random) / (reference - random) (see `selftaught.rl.envs.ENVS`). "
+           "IQM and 95% stratified-bootstrap CIs (rliable).", "",
+           "| loss | IQM | 95% CI | mean | median | optimality gap |", "|---|---|---|---|---|---|"]
+    agg = stats.aggregate(main) if main else {}
+    for name, a in agg.items():
+        iqm, mean, med, og = a["iqm"], a["mean"], a["median"], a["optimality_gap"]
+        md.append(f"| {name} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | {mean[0]:.3f} | "
+                  f"{med[0]:.3f} | {og[0]:.3f} |")
+    if agg:
+        stats.plot_bars(run_dir.plots / "iqm.png", {k: v["iqm"] for k, v in agg.items()},
+                        ylabel="IQM normalised return", title="width 1")
+        hi = max(1.0, max(float(v.max()) for v in main.values()))
+        stats.plot_profiles(run_dir.plots / "profiles.png", main, np.linspace(0, hi, 41),
+                            xlabel="normalised return (tau)")
+        md += ["", "![IQM](plots/iqm.png)", "", "![performance profiles](plots/profiles.png)"]
+
+    # per-task table and learning curves
+    md += ["", "## Per task (mean final normalised return over seeds)", "",
+           "| task | " + " | ".join(LABEL.get(x, x) for x in cfg.losses) + " |",
+           "|---|" + "---|" * len(cfg.losses)]
+    images = []
+    for env in cfg.envs:
+        cellv = [finals.get((env, x, 1.0)) for x in cfg.losses]
+        md.append(f"| {env} | " + " | ".join("-" if v is None else f"{v.mean():.3f}"
+                                             for v in cellv) + " |")
+        got = {LABEL.get(x, x): curves[(env, x, 1.0)] for x in cfg.losses
+               if (env, x, 1.0) in curves}
+        if got:
+            steps = next(iter(got.values()))[0]
+            path = run_dir.plots / f"curves_{env}.png"
+            stats.plot_curves(path, steps, {k: v[1] for k, v in got.items()},
+                              xlabel="env steps", ylabel="normalised return", title=env)
+            images += ["", f"![learning curves {env}](plots/{path.name})"]
+    md += ["", "Learning curves (mean and 95% bootstrap band over seeds):", *images]
+
+    claims: list[Claim] = []
+    hl, mse = main.get("HL-Gauss"), main.get("MSE")
+    if hl is not None and mse is not None:
+        d = _iqm_difference(hl, mse)
+        claims.append(stats.claim_greater(
+            "hl_gauss_iqm_gt_mse", "IQM(HL-Gauss) - IQM(MSE) > 0 (normalised return)", d, 0.0))
+        p = stats.probability_of_improvement(hl, mse)
+        claims.append(stats.claim_greater(
+            "p_hl_gauss_gt_mse", "P(HL-Gauss > MSE) > 0.5", p, 0.5))
+        md += ["", "## Probability of improvement", "",
+               "| X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|"]
+        for name, m in main.items():
+            if name == "HL-Gauss":
+                continue
+            pt, lo, hi_ = stats.probability_of_improvement(hl, m)
+            md.append(f"| HL-Gauss | {name} | {pt:.3f} | [{lo:.3f}, {hi_:.3f}] |")
+
+    # width sweep
+    widths = sorted({float(w) for w in (1.0, *cfg.sweep_widths)})
+    if cfg.sweep_envs and len(widths) > 1:
+        md += ["", "## Width sweep", "",
+               f"Tasks: {', '.join(cfg.sweep_envs)}. IQM of final normalised return "
+               "(95% CI).", "",
+               "| loss | " + " | ".join(f"width {w:g}" for w in widths) + " |",
+               "|---|" + "---|" * len(widths)]
+        bars = {}
+        mats = {}
+        for loss in cfg.sweep_losses:
+            row = []
+            for w in widths:
+                m = _matrix(finals, cfg.sweep_envs, loss, w)
+                mats[(loss, w)] = m
+                if m is None:
+                    row.append("-")
+                    continue
+                est = stats.bootstrap_ci(m, "iqm")
+                bars[f"{LABEL.get(loss, loss)} x{w:g}"] = est
+                row.append(f"{est[0]:.3f} [{est[1]:.3f}, {est[2]:.3f}]")
+            md.append(f"| {LABEL.get(loss, loss)} | " + " | ".join(row) + " |")
+        if bars:
+            stats.plot_bars(run_dir.plots / "width_sweep.png", bars, ylabel="IQM",
+                            title="width sweep")
+            md += ["", "![width sweep](plots/width_sweep.png)"]
+        lo_w, hi_w = widths[0], widths[-1]
+        need = [("hl_gauss", lo_w), ("hl_gauss", hi_w), ("mse", lo_w), ("mse", hi_w)]
+        if all(mats.get(k) is not None for k in need):
+            gain = _width_gain_difference(mats, lo_w, hi_w)
+            claims.append(stats.claim_greater(
+                "hl_gauss_gains_more_from_width",
+                f"[IQM(w{hi_w:g}) - IQM(w{lo_w:g})] of HL-Gauss minus that of MSE > 0", gain))
+    md += ["", "## Notes", "",
+           "Scores come from greedy evaluation episodes run inside the compiled training "
+           "program. A claim holds when its 95% CI lies entirely above the threshold; at "
+           "CPU scale (short training, few tasks) the paper's effects may not reproduce, "
+           "and the table says so."]
+    return Report(claims, "\n".join(md))
+
+
+def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
+    """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], bootstrap over runs."""
+    from rliable import metrics
+
+    iqm = metrics.aggregate_iqm
+    arrs = [mats[("hl_gauss", hi_w)], mats[("hl_gauss", lo_w)], mats[("mse", hi_w)],
+            mats[("mse", lo_w)]]
+    f = lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3]))  # noqa: E731
+    point = float(f(arrs))
+    if min(len(a) for a in arrs) < 2:
+        return point, point, point
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(reps):
+        res = []
+        for a in arrs:  # stratified: resample runs within each task column
+            idx = rng.integers(0, a.shape[0], size=a.shape)
+            res.append(np.take_along_axis(a, idx, axis=0))
+        boots.append(f(res))
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return point, float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------- presets
+_SMOKE_DQN = DQNConfig(
+    total_steps=3_000, learning_starts=500, batch_size=64, buffer_size=3_000, train_every=4,
+    num_evals=3, eval_episodes=2, lr=1e-3, target_update_every=25,
+    reward_scale=0.1, v_min=-10.0, v_max=10.0, num_bins=51,
+)
+_MINATAR_DQN = DQNConfig(
+    encoder="minatar_cnn", total_steps=60_000, num_envs=4, learning_starts=2_000,
+    batch_size=32, buffer_size=20_000, train_every=4, grad_steps=1, lr=5e-4,
+    target_update_every=250, gamma=0.99, eps_decay_frac=0.25, v_min=-1.0, v_max=20.0,
+    num_bins=51, num_evals=10, eval_episodes=8, eval_epsilon=0.01,
+)
+
+PRESETS = {
+    "smoke": ValueClassificationConfig(
+        num_seeds=5, envs=("CartPole-v1", "Acrobot-v1"), losses=("mse", "hl_gauss"),
+        sweep_widths=(1.0, 2.0), sweep_envs=("CartPole-v1",), final_points=2, dqn=_SMOKE_DQN,
+    ),
+    "default": ValueClassificationConfig(num_seeds=10, dqn=_MINATAR_DQN),
+    "paper": ValueClassificationConfig(
+        num_seeds=10,
+        envs=("Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"),
+        sweep_widths=(1.0, 2.0, 4.0, 8.0),
+        sweep_envs=("Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
+                    "SpaceInvaders-MinAtar"),
+        dqn=dataclasses.replace(_MINATAR_DQN, total_steps=5_000_000, num_envs=16,
+                                buffer_size=100_000, learning_starts=20_000, train_every=1,
+                                grad_steps=4, target_update_every=1000, num_evals=50),
+    ),
+}
+
+RECIPE = Recipe(
+    name="value-classification",
+    description="DQN with HL-Gauss / two-hot / C51 classification vs MSE value losses",
+    config_cls=ValueClassificationConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+)

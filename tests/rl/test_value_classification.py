@@ -1,0 +1,111 @@
+"""value-classification recipe: smoke end to end, resume, user errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from selftaught.cli import main
+from selftaught.core import runner
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.core.rundir import RunDir
+from selftaught.recipes import value_classification as vc
+
+SEEDS = 3
+
+
+def _curves(run_dir):
+    ev = RunDir.open(run_dir).events("curve")
+    return sorted(
+        (e["env"], e["loss"], e["width"], e["seed"], tuple(e["eval_return"])) for e in ev
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vc") / "smoke"
+    cfg = vc.RECIPE.preset("smoke")
+    _, summary = runner.execute(vc.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    return path, summary
+
+
+def test_smoke_end_to_end(smoke_run):
+    path, summary = smoke_run
+    cfg = vc.RECIPE.preset("smoke")
+    assert summary["recipe"] == "value-classification" and summary["seeds"] == SEEDS
+    names = [c["name"] for c in summary["claims"]]
+    assert names == ["hl_gauss_iqm_gt_mse", "p_hl_gauss_gt_mse", "hl_gauss_gains_more_from_width"]
+    for c in summary["claims"]:
+        assert c["ci_low"] <= c["value"] + 1e-9 and c["value"] <= c["ci_high"] + 1e-9
+        assert c["holds"] == (c["ci_low"] > (0.5 if c["name"].startswith("p_") else 0.0))
+    p = summary["claims"][1]
+    assert 0.0 <= p["value"] <= 1.0
+    ev = RunDir.open(path).events("curve")
+    assert len(ev) == len(vc.cells(cfg)) * SEEDS
+    for e in ev:
+        assert len(e["eval_return"]) == cfg.dqn.num_evals
+        assert np.isfinite(e["td_loss"]).all()
+    cart = [e["eval_return"][-1] for e in ev if e["env"] == "CartPole-v1"]
+    assert min(cart) >= 1 and max(cart) <= 500
+    report = (path / "report.md").read_text()
+    for section in ("## Final normalised return", "## Probability of improvement",
+                    "## Width sweep", "plots/profiles.png"):
+        assert section in report
+    for png in ("iqm.png", "profiles.png", "width_sweep.png", "curves_CartPole-v1.png"):
+        assert (path / "plots" / png).stat().st_size > 0
+    # the report is rebuilt from metrics.jsonl alone
+    again = runner.finalize(vc.RECIPE, RunDir.open(path))
+    assert again["claims"] == summary["claims"]
+
+
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+    path_ref, summary_ref = smoke_run
+    cfg = vc.RECIPE.preset("smoke")
+    calls = {"n": 0}
+    real = RunDir.mark_phase_done
+
+    def crash_on_third(self, phase, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated kill")
+        return real(self, phase, *a, **k)
+
+    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_third)
+    path = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        runner.execute(vc.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    monkeypatch.setattr(RunDir, "mark_phase_done", real)
+    assert len(RunDir.open(path).done_phases()) == 2
+    _, summary = runner.execute(vc.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert _curves(path) == _curves(path_ref)
+    assert summary["claims"] == summary_ref["claims"]
+    done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cells(cfg))
+
+
+def test_config_errors():
+    cfg = vc.RECIPE.preset("smoke")
+    with pytest.raises(UnknownNameError, match="unknown environment 'Pong'"):
+        dataclasses.replace(cfg, envs=("Pong",)).validate()
+    with pytest.raises(UnknownNameError, match="unknown value loss 'huber'"):
+        dataclasses.replace(cfg, losses=("mse", "huber")).validate()
+    with pytest.raises(ConfigError, match="final_points"):
+        dataclasses.replace(cfg, final_points=99).validate()
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--dqn.loss", "huber"], "unknown value loss 'huber'"),
+        (["--envs", "Pong-v5"], "unknown environment 'Pong-v5'"),
+        (["--dqn.v-min", "5", "--dqn.v-max", "5"], "v_min must be below v_max"),
+        (["--dqn.num-bins", "0"], "num_bins must be at least 2, got 0"),
+    ],
+)
+def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
+    rc = main(["run", "value-classification", "--preset", "smoke", "--run-dir",
+               str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and len(err.strip().splitlines()) == 1
