@@ -139,3 +139,18 @@ def test_dueling_head_mean_advantage_is_value():
 def test_unknown_encoder():
     with pytest.raises(UnknownNameError, match="encoder"):
         make_encoder("resnet50")
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv3x3_matches_lax_conv(padding):
+    import flax.linen as nn
+
+    from selftaught.rl.networks import Conv3x3
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 5, 3))
+    ours = Conv3x3(4, padding=padding)
+    p = ours.init(jax.random.PRNGKey(1), x)
+    k = p["params"]["Dense_0"]["kernel"].reshape(3, 3, 3, 4)  # (i, j, c) patch order
+    ref = nn.Conv(4, (3, 3), padding=padding)
+    want = ref.apply({"params": {"kernel": k, "bias": p["params"]["Dense_0"]["bias"]}}, x)
+    np.testing.assert_allclose(np.asarray(ours.apply(p, x)), np.asarray(want), atol=1e-5)

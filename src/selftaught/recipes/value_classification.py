@@ -44,10 +44,10 @@ class ValueClassificationConfig:
     """seeds per (task, loss, width) cell, trained together under vmap"""
     envs: tuple[str, ...] = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
     losses: tuple[str, ...] = LOSSES
-    sweep_widths: tuple[float, ...] = (1.0, 4.0)
+    sweep_widths: tuple[float, ...] = (1.0, 2.0)
     """torso widths of the sweep (run on sweep_envs for sweep_losses; width 1 = main runs)"""
     sweep_losses: tuple[str, ...] = ("mse", "hl_gauss")
-    sweep_envs: tuple[str, ...] = ("Breakout-MinAtar",)
+    sweep_envs: tuple[str, ...] = ("SpaceInvaders-MinAtar",)
     final_points: int = 3
     """the score of a run is its mean over the last this many evaluation points"""
     dqn: DQNConfig = DQNConfig()
@@ -299,10 +299,10 @@ _SMOKE_DQN = DQNConfig(
     reward_scale=0.1, v_min=-10.0, v_max=10.0, num_bins=51,
 )
 _MINATAR_DQN = DQNConfig(
-    encoder="minatar_cnn", total_steps=60_000, num_envs=4, learning_starts=2_000,
-    batch_size=32, buffer_size=20_000, train_every=4, grad_steps=1, lr=5e-4,
-    target_update_every=250, gamma=0.99, eps_decay_frac=0.25, v_min=-1.0, v_max=20.0,
-    num_bins=51, num_evals=10, eval_episodes=8, eval_epsilon=0.01,
+    encoder="minatar_cnn", total_steps=48_000, num_envs=8, learning_starts=2_000,
+    batch_size=32, buffer_size=20_000, train_every=2, grad_steps=1, lr=3e-4,
+    target_update_every=250, gamma=0.99, eps_decay_frac=0.3, v_min=-1.0, v_max=20.0,
+    num_bins=51, num_evals=8, eval_episodes=4, eval_epsilon=0.01,
 )
 
 PRESETS = {

@@ -245,6 +245,8 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
 
     def grad_step(carry: Carry, key):
         batch, _ = replay.sample(carry.buffer, key, c.batch_size)
+        batch = {**batch, "obs": batch["obs"].astype(jnp.float32),
+                 "next_obs": batch["next_obs"].astype(jnp.float32)}
         (loss_val, q_mean), grads = jax.value_and_grad(loss, has_aux=True)(
             carry.params, carry.target_params, batch)
         updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
@@ -279,8 +281,10 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
         k_net, k_env, k_run = jax.random.split(rng, 3)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, n_env))
         params = net.init(k_net, obs[:1])
-        example = {"obs": obs[0], "action": jnp.int32(0), "reward": jnp.float32(0),
-                   "next_obs": obs[0], "terminated": jnp.float32(0)}
+        # image observations (MinAtar) are 0/1 planes: store them as uint8 (4x less memory)
+        o = obs[0].astype(jnp.uint8) if env.is_image else obs[0]
+        example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
+                   "next_obs": o, "terminated": jnp.float32(0)}
         carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
                       env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.zeros(n_env))
         carry, _ = jax.lax.scan(lambda cc, _: env_step(cc, eps_override=1.0), carry, None,

@@ -30,6 +30,26 @@ class MLP(nn.Module):
         return x
 
 
+class Conv3x3(nn.Module):
+    """A 3x3 convolution written as patch extraction + a dense layer (same maths as
+    nn.Conv). Under jax.vmap over seeds (one kernel per seed) it becomes a batched matmul,
+    about 2x faster on CPU than the grouped convolution vmap makes of lax.conv."""
+
+    features: int
+    padding: str = "SAME"
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC):
+        x = x_BxHxWxC
+        if self.padding == "SAME":
+            x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        h, w = x.shape[1] - 2, x.shape[2] - 2
+        patches = jnp.concatenate(
+            [x[:, i : i + h, j : j + w, :] for i in range(3) for j in range(3)], axis=-1
+        )
+        return nn.Dense(self.features)(patches)
+
+
 class MinAtarCNN(nn.Module):
     """MinAtar's DQN torso: one 3x3 conv (16 x width channels), then a dense layer."""
 
@@ -38,7 +58,7 @@ class MinAtarCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxHxWxC):
-        x = nn.relu(nn.Conv(int(16 * self.width), (3, 3), padding="VALID")(x_BxHxWxC))
+        x = nn.relu(Conv3x3(int(16 * self.width), padding="VALID")(x_BxHxWxC))
         x = x.reshape(x.shape[0], -1)
         return nn.relu(nn.Dense(int(self.latent * self.width))(x))
 
@@ -48,8 +68,8 @@ class _ResBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        y = nn.Conv(self.channels, (3, 3))(nn.relu(x))
-        y = nn.Conv(self.channels, (3, 3))(nn.relu(y))
+        y = Conv3x3(self.channels)(nn.relu(x))
+        y = Conv3x3(self.channels)(nn.relu(y))
         return x + y
 
 
@@ -66,7 +86,7 @@ class ImpalaCNN(nn.Module):
         x = x_BxHxWxC
         for c in self.channels:
             ch = int(c * self.width)
-            x = nn.Conv(ch, (3, 3))(x)
+            x = Conv3x3(ch)(x)
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
             x = _ResBlock(ch)(x)
             x = _ResBlock(ch)(x)
