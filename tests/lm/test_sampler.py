@@ -20,8 +20,8 @@ def params():
 
 
 @pytest.fixture(scope="module")
-def prompts():
-    return TOK.encode_prompts(["abc", "d", "", "abcdab", "ca", "bb"], 8)
+def prompts():  # one batch shape for all tests below, so each sampler variant compiles once
+    return TOK.encode_prompts(["abc", "d", "", "abcdab", "ca", "bb", "a", "cc"] * 8, 8)
 
 
 def reference_greedy(params, prompt_tokens, prompt_mask, n):
@@ -59,11 +59,9 @@ def test_greedy_matches_slow_reference_and_top1_and_low_temperature(params, prom
     assert _compiled_sampler.cache_info().currsize == n_before
 
 
-def test_eos_stopping_and_logprobs_match_full_forward(params):
-    p = TOK.encode_prompts(["abc", "d", "", "abcdab"] * 16, 8)
-    t, m = p["tokens"], p["mask"]
-    out = sample(params, CFG, t, m, jax.random.PRNGKey(3), max_new_tokens=N, temperature=0.8,
-                 top_k=5)
+def test_eos_stopping_and_logprobs_match_full_forward(params, prompts):
+    t, m = prompts["tokens"], prompts["mask"]
+    out = sample(params, CFG, t, m, jax.random.PRNGKey(3), max_new_tokens=N, temperature=0.8)
     toks, lps, lens = map(np.asarray, (out.tokens_BxN, out.logprobs_BxN, out.lengths_B))
     assert toks.dtype == np.int32 and lps.dtype == np.float32 and lens.dtype == np.int32
     assert len(set(lens.tolist())) > 3 and (lens < N).any()  # rows stop at different steps
@@ -74,12 +72,16 @@ def test_eos_stopping_and_logprobs_match_full_forward(params):
         assert (toks[b, L:] == PAD).all() and (lps[b, L:] == 0).all()
         assert not np.isin(toks[b, : L - 1], [PAD, BOS, EOS]).any()
         assert (lps[b, :L] < 0).all()
+    # min_new_tokens keeps EOS out of the first steps (traced: no recompilation)
+    late = sample(params, CFG, t, m, jax.random.PRNGKey(3), max_new_tokens=N, temperature=0.8,
+                  min_new_tokens=4)
+    assert (np.asarray(late.lengths_B) >= 5).all() and (np.asarray(late.lengths_B) < N).any()
     # log-probs are those of the filtered, tempered distribution under a full forward
     seq = np.concatenate([t, toks], 1)
     mask = np.concatenate([m, np.arange(N)[None] < lens[:, None]], 1)
     logits = forward(params, CFG, seq, None, mask)[:, t.shape[1] - 1 : -1]
     B, V = len(toks), CFG.vocab_size
-    lp_ref = jax.nn.log_softmax(filter_logits(logits.reshape(-1, V), 0.8, 5)).reshape(B, N, V)
+    lp_ref = jax.nn.log_softmax(filter_logits(logits.reshape(-1, V), 0.8, 0)).reshape(B, N, V)
     lp_ref = np.take_along_axis(np.asarray(lp_ref), toks[..., None], -1)[..., 0]
     valid = np.arange(N)[None] < lens[:, None]
     np.testing.assert_allclose(np.where(valid, lp_ref, 0), lps, rtol=1e-5, atol=5e-5)

@@ -89,15 +89,19 @@ def _data(n, seed):
     return dict(tokens=d["tokens"], loss_mask=d["loss_mask"], weight=np.ones(n, np.float32))
 
 
+TC = TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16)
+SFT = make_sft(CFG, TC)  # shared so that its jitted `run` compiles once per shape
+
+
 def test_sft_learns_and_vmap_over_seeds_matches_separate_runs():
-    tc = TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16)
-    sft = make_sft(CFG, tc)
+    sft = SFT
     d0, d1 = _data(32, 0), _data(32, 1)
     d1["weight"][20:] = 0.0  # seed 1 has a smaller dataset padded to the same shape
     s0, s1 = sft.init(jax.random.PRNGKey(0)), sft.init(jax.random.PRNGKey(1))
     (s0, l0), (s1, l1) = sft.run(s0, d0, 30), sft.run(s1, d1, 30)
-    states = jax.vmap(sft.init)(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
-    data = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), d0, d1)
+    stack = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.stack([x, y]), a, b)
+    states = stack(sft.init(jax.random.PRNGKey(0)), sft.init(jax.random.PRNGKey(1)))
+    data = stack(d0, d1)
     states, losses = jax.jit(jax.vmap(lambda s, d: sft.run(s, d, 30)))(states, data)
     assert losses.shape == (2, 30)
     np.testing.assert_allclose(losses[0], l0, rtol=1e-4, atol=1e-5)
@@ -120,10 +124,10 @@ def test_divergence_is_a_user_error_naming_step_and_lr():
     with pytest.raises(DivergedError, match=r"seed index 1.*step 1"):
         check_losses(np.array([[1.0, 1.0, np.inf], [1.0, np.nan, 1.0]]), start_step=0)
     check_losses(np.ones((2, 4)), start_step=0)
-    sft = make_sft(CFG, TrainConfig(total_steps=10, warmup_steps=0, batch_size=4))
+    sft = SFT
     s = sft.init(jax.random.PRNGKey(0))
     bad = s.replace(params=jax.tree_util.tree_map(lambda p: p * jnp.nan, s.params))
-    _, losses = sft.run(bad, _data(8, 0), 3)
+    _, losses = sft.run(bad, _data(32, 0), 30)
     with pytest.raises(DivergedError, match="step 0"):
         check_losses(losses, start_step=0, lr=1e-3)
 

@@ -15,6 +15,7 @@ the full forward on the concatenated sequence.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import flax.struct
@@ -73,8 +74,8 @@ class TransformerConfig:
 class KVCache:
     """Keys/values of every layer for M slots; `index` = number of slots filled so far."""
 
-    k_LxBxMxHxK: jax.Array
-    v_LxBxMxHxK: jax.Array
+    k_BxMxHxK: tuple[jax.Array, ...]  # one buffer per layer (updated in place by XLA)
+    v_BxMxHxK: tuple[jax.Array, ...]
     mask_BxM: jax.Array  # bool: slot holds a real token
     pos_BxM: jax.Array  # int32: position of the token in each slot
     index: jax.Array  # int32 scalar
@@ -82,10 +83,11 @@ class KVCache:
 
 def init_cache(cfg: TransformerConfig, batch: int, max_len: int) -> KVCache:
     """An empty cache with `max_len` slots (prompt + new tokens)."""
-    shape = (cfg.n_layers, batch, max_len, cfg.n_heads, cfg.head_dim)
+    shape = (batch, max_len, cfg.n_heads, cfg.head_dim)
     dt = jnp.dtype(cfg.dtype)
+    zeros = tuple(jnp.zeros(shape, dt) for _ in range(cfg.n_layers))
     return KVCache(
-        jnp.zeros(shape, dt), jnp.zeros(shape, dt),
+        zeros, zeros,
         jnp.zeros((batch, max_len), bool), jnp.zeros((batch, max_len), jnp.int32),
         jnp.zeros((), jnp.int32),
     )
@@ -241,14 +243,15 @@ class Transformer(nn.Module):
         for layer, block in enumerate(self.blocks):
 
             def kv_fn(k_BxSxHxK, v_BxSxHxK, layer=layer):
-                k = upd(cache.k_LxBxMxHxK[layer], k_BxSxHxK.astype(cache.k_LxBxMxHxK.dtype))
-                v = upd(cache.v_LxBxMxHxK[layer], v_BxSxHxK.astype(cache.v_LxBxMxHxK.dtype))
+                k_old, v_old = cache.k_BxMxHxK[layer], cache.v_BxMxHxK[layer]
+                k = upd(k_old, k_BxSxHxK.astype(k_old.dtype))
+                v = upd(v_old, v_BxSxHxK.astype(v_old.dtype))
                 new_k.append(k)
                 new_v.append(v)
                 return k, v
 
             x_BxSxD = block(x_BxSxD, positions_BxS, kv_fn, pos_BxM, allowed_BxSxM)
-        new_cache = KVCache(jnp.stack(new_k), jnp.stack(new_v), mask_BxM, pos_BxM, i + S)
+        new_cache = KVCache(tuple(new_k), tuple(new_v), mask_BxM, pos_BxM, i + S)
         return self._logits(x_BxSxD), new_cache
 
 
@@ -256,19 +259,30 @@ def init_params(cfg: TransformerConfig, rng: jax.Array, seq_len: int = 8):
     """Fresh parameters of `Transformer(cfg)`."""
     cfg.validate()
     tokens = jnp.ones((1, min(seq_len, cfg.max_len)), jnp.int32)
-    return Transformer(cfg).init(rng, tokens)
+    return _jitted_init(cfg)(rng, tokens)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_init(cfg: TransformerConfig):
+    return jax.jit(Transformer(cfg).init)
 
 
 def forward(params, cfg: TransformerConfig, tokens_BxT, positions_BxT=None, mask_BxT=None):
-    """Functional full forward -> logits_BxTxV."""
-    return Transformer(cfg).apply(params, tokens_BxT, positions_BxT, mask_BxT)
+    """Functional full forward -> logits_BxTxV (jitted, compiled once per cfg and shapes)."""
+    return _jitted(cfg)[0](params, tokens_BxT, positions_BxT, mask_BxT)
 
 
 def decode(params, cfg: TransformerConfig, tokens_BxS, positions_BxS, mask_BxS, cache):
-    """Functional cached step -> (logits_BxSxV, new cache)."""
-    return Transformer(cfg).apply(
-        params, tokens_BxS, positions_BxS, mask_BxS, cache, method=Transformer.decode
-    )
+    """Functional cached step -> (logits_BxSxV, new cache) (jitted like `forward`)."""
+    return _jitted(cfg)[1](params, tokens_BxS, positions_BxS, mask_BxS, cache)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted(cfg: TransformerConfig):
+    model = Transformer(cfg)
+    fwd = jax.jit(model.apply)
+    dec = jax.jit(lambda p, t, pos, m, c: model.apply(p, t, pos, m, c, method=Transformer.decode))
+    return fwd, dec
 
 
 def count_params(params) -> int:

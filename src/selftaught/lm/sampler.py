@@ -65,7 +65,7 @@ def _compiled_sampler(cfg: TransformerConfig, max_new_tokens: int, top_k: int, g
         lp_B = jnp.take_along_axis(lp_BxV, tok_B[:, None], axis=-1)[:, 0]
         return tok_B.astype(jnp.int32), lp_B
 
-    def run(params, prompt_BxP, pmask_BxP, rng, temperature):
+    def run(params, prompt_BxP, pmask_BxP, rng, temperature, min_new_tokens):
         B, P = prompt_BxP.shape
         pmask_BxP = pmask_BxP.astype(bool)
         cache = init_cache(cfg, B, P + N)
@@ -80,7 +80,8 @@ def _compiled_sampler(cfg: TransformerConfig, max_new_tokens: int, top_k: int, g
         def body(carry):
             i, done_B, logits_BxV, cache, toks_BxN, lps_BxN, key = carry
             key, sub = jax.random.split(key)
-            tok_B, lp_B = pick(logits_BxV, sub, temperature)
+            no_eos = (jnp.arange(logits_BxV.shape[-1]) == EOS) & (i < min_new_tokens)
+            tok_B, lp_B = pick(jnp.where(no_eos, -jnp.inf, logits_BxV), sub, temperature)
             tok_B = jnp.where(done_B, PAD, tok_B)
             lp_B = jnp.where(done_B, 0.0, lp_B)
             toks_BxN = toks_BxN.at[:, i].set(tok_B)
@@ -115,11 +116,13 @@ def sample(
     temperature: float = 1.0,
     top_k: int = 0,
     greedy: bool = False,
+    min_new_tokens: int = 0,
 ) -> SampleOutput:
     """Sample up to `max_new_tokens` after left-padded prompts (see `encode_prompts`).
 
-    Compiled once per (cfg, max_new_tokens, top_k, greedy) and input shapes; temperature is
-    a traced argument, so changing it does not recompile.
+    EOS is excluded from the first `min_new_tokens` steps (as in Hugging Face `generate`).
+    Compiled once per (cfg, max_new_tokens, top_k, greedy) and input shapes; temperature and
+    min_new_tokens are traced arguments, so changing them does not recompile.
     """
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens={max_new_tokens} must be >= 1")
@@ -134,4 +137,5 @@ def sample(
             f"max_len={cfg.max_len} (learned positions); shorten them or raise max_len"
         )
     fn = _compiled_sampler(cfg, int(max_new_tokens), int(top_k), bool(greedy))
-    return fn(params, prompt_tokens_BxP, prompt_mask_BxP, rng, jnp.float32(temperature))
+    return fn(params, prompt_tokens_BxP, prompt_mask_BxP, rng, jnp.float32(temperature),
+              jnp.int32(min_new_tokens))

@@ -16,6 +16,7 @@ datasets of different sizes per seed can be padded to one shape.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -105,8 +106,14 @@ def token_logprobs(params, cfg: TransformerConfig, tokens_BxT, mask_BxT):
     """lp[b, t] = log p(tokens[b, t+1] | tokens[b, :t+1]) where mask[b, t], else 0.
 
     Padding (PAD tokens, left or right) is masked out of attention. Sum over t for the
-    log-probability of a completion under the loss-mask convention.
+    log-probability of a completion under the loss-mask convention. Jitted per cfg; also
+    callable inside a jitted function (e.g. a DPO loss).
     """
+    return _token_logprobs_jit(params, cfg, tokens_BxT, mask_BxT)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _token_logprobs_jit(params, cfg, tokens_BxT, mask_BxT):
     logits_BxTxV = _forward(params, cfg, tokens_BxT)
     lp_BxTxV = jax.nn.log_softmax(logits_BxTxV, axis=-1)
     tgt_BxT = next_token_targets(tokens_BxT)
