@@ -225,24 +225,36 @@ class Discriminator:
         i, j = rng.integers(0, len(programs), size=(2, pairs))
         ok = np.abs(fitness[i] - fitness[j]) > self.tie_tol
         i, j = i[ok], j[ok]
+        if i.size == 0:
+            return float("nan")
         p = self.prob_better([programs[k] for k in i], [programs[k] for k in j])
         return float(np.mean((p > 0.5) == (fitness[i] > fitness[j])))
 
 
 def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
-                    p_fresh: float = 0.05) -> MutateBatch:
-    """Predictor-guided adaptive mutation: start from one plain mutation of each parent,
-    then `proposals` times mutate the current child again and keep the new one when the
-    discriminator rates it above the parent more confidently than the current child.
-    Falls back to plain mutation until the discriminator has enough data."""
+                    p_fresh: float = 0.05, mode: str = "filter") -> MutateBatch:
+    """Predictor-guided adaptive mutation; plain mutation until the discriminator has data.
+
+    filter: draw `proposals` single mutations of each parent and keep the one the
+            discriminator rates most likely better than the parent (stays one mutation
+            away from the parent, like plain evolution, but pre-screened).
+    chain:  start from one mutation, then `proposals` times mutate the current child
+            again and keep the new one when the discriminator rates it above the parent
+            more confidently than the current child (can travel several mutations).
+    """
+    if mode not in ("filter", "chain"):
+        from selftaught.core.errors import UnknownNameError
+
+        raise UnknownNameError("guided mutation mode", mode, ["filter", "chain"])
 
     def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
         current = [mutate(space, p, rng, p_fresh) for p in parents]
         if not disc.ready:
             return current
         score = disc.prob_better(current, parents)
-        for _ in range(proposals):
-            cands = [mutate(space, c, rng, p_fresh) for c in current]
+        for _ in range(proposals - 1 if mode == "filter" else proposals):
+            base = parents if mode == "filter" else current
+            cands = [mutate(space, c, rng, p_fresh) for c in base]
             s = disc.prob_better(cands, parents)
             better = s > score
             current = [c if b else cur for c, cur, b in zip(cands, current, better)]

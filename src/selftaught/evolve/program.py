@@ -341,21 +341,28 @@ def make_interpreter(space: Space) -> Callable[..., jax.Array]:
             slots0 = slots0.at[k].set(pack(t, inputs[name]))
 
         def branch(op):
-            def run(slots, a):
-                xs = [unpack(t, slots[a[j]]) for j, t in enumerate(op.in_types)]
+            def run(vals):
+                xs = [unpack(t, vals[j]) for j, t in enumerate(op.in_types)]
                 return pack(op.out_type, _clip(op.out_type, op.fn(*xs)))
             return run
 
-        branches = [branch(op) for op in ops]
+        n_slots = n_in + space.num_nodes
 
         def body(slots, x):
+            # dense one-hot reads/selects/writes: no gathers or switches, which keeps the
+            # vmapped (population-batched) program fast on CPU
             i, op_id, a = x
-            out = jax.lax.switch(op_id, branches, slots, a)
-            return slots.at[n_in + i].set(out), None
+            vals = [jnp.einsum("s,sbw->bw", jax.nn.one_hot(a[j], n_slots), slots)
+                    for j in range(MAX_ARITY)]
+            outs = jnp.stack([branch(op)(vals) for op in ops])
+            out = jnp.einsum("k,kbw->bw", jax.nn.one_hot(op_id, len(ops)), outs)
+            write = jax.nn.one_hot(n_in + i, n_slots)[:, None, None]
+            return slots * (1.0 - write) + write * out[None], None
 
         idx = jnp.arange(space.num_nodes)
         slots, _ = jax.lax.scan(body, slots0, (idx, op_ids, args))
-        return unpack(space.output_type, slots[out])
+        return unpack(space.output_type,
+                      jnp.einsum("s,sbw->bw", jax.nn.one_hot(out, n_slots), slots))
 
     return interpret
 

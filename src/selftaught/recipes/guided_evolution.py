@@ -7,8 +7,8 @@ Algorithm box, per Nguyen equation and seed, for arm in {unguided, guided}:
     repeat until `max_evaluations` real evaluations or a program reaches the target:
         parents <- tournament selection (size `tournament_size`) from the population
         unguided: child <- mutate(parent)
-        guided:   child <- mutate(parent); `proposals` times: cand <- mutate(child),
-                  keep cand if the discriminator prefers it to the parent more than child
+        guided:   `proposals` single mutations of the parent; keep the one the
+                  discriminator rates most likely to beat the parent (guide_mode=filter)
         fitness(child) = -NRMSE (cached by functional hash: repeats cost nothing)
         population: children in, oldest out (regularized evolution)
         guided: the GNN pair discriminator trains on pairs from all evaluated programs
@@ -44,7 +44,7 @@ class GuidedEvolutionConfig:
 
     seed: int = 0
     num_seeds: int = 10
-    equations: tuple[str, ...] = ("nguyen1", "nguyen2")
+    equations: tuple[str, ...] = ("nguyen1",)
     """Nguyen benchmark equations (nguyen1 .. nguyen8)"""
     num_nodes: int = 8
     """op nodes per program"""
@@ -52,14 +52,17 @@ class GuidedEvolutionConfig:
     tournament_size: int = 8
     batch_size: int = 16
     """children per generation (evaluated together)"""
-    max_evaluations: int = 1500
+    max_evaluations: int = 1000
     """real (cache-miss) evaluations per run"""
     target_fitness: float = -0.01
     """a run succeeds when -NRMSE reaches this (NRMSE <= 1%)"""
     p_fresh: float = 0.05
     """probability that a mutation returns a fresh random program"""
     proposals: int = 8
-    """guided: extra mutations proposed per child and filtered by the discriminator"""
+    """guided: mutations proposed per child and screened by the discriminator"""
+    guide_mode: str = "filter"
+    """guided mutation: filter (best of `proposals` single mutations of the parent) |
+    chain (accumulate mutations the discriminator prefers)"""
     disc_dim: int = 32
     disc_layers: int = 2
     disc_lr: float = 1e-3
@@ -92,6 +95,10 @@ class GuidedEvolutionConfig:
               f"({self.population_size})")
         check(self.batch_size >= 1 and self.num_nodes >= 1 and self.proposals >= 0,
               "batch_size and num_nodes must be >= 1 and proposals >= 0")
+        if self.guide_mode not in ("filter", "chain"):
+            from selftaught.core.errors import UnknownNameError
+
+            raise UnknownNameError("guided mutation mode", self.guide_mode, ["filter", "chain"])
         check(0.0 <= self.p_fresh <= 1.0, f"p_fresh must be in [0, 1], got {self.p_fresh}")
         check(self.target_fitness <= 0.0, "target_fitness is a -NRMSE, so it must be <= 0")
 
@@ -116,7 +123,8 @@ def _run_one(config: GuidedEvolutionConfig, task: SymRegTask, evaluate, seed: in
             disc.train(config.disc_train_steps)
 
         kw = {"mutate_batch": guided_mutation(space, disc, proposals=config.proposals,
-                                              p_fresh=config.p_fresh), "on_batch": on_batch}
+                                              p_fresh=config.p_fresh, mode=config.guide_mode),
+              "on_batch": on_batch}
     else:
         from selftaught.evolve.search import plain_mutation
 

@@ -1,0 +1,348 @@
+"""The RL-loss domain (Co-Reyes et al. 2021, "Evolving Reinforcement Learning Algorithms").
+
+A program maps the DQN minibatch (q, q_target, q_next_online, action, reward, discount,
+obs, next_obs) to a per-sample loss [B]. A candidate's fitness is the normalised return of
+a DQN (selftaught.rl.dqn) trained with that loss: 0 = random policy, 1 = the env's
+reference score, averaged over the last half of the learning curve and over seeds.
+
+Evaluation of a batch of candidates is ONE compiled program: the loss is the space's
+interpreter (program.make_interpreter) applied to the candidate's integer encoding, and
+`jax.vmap` runs (candidates x seeds) DQN trainings at once. Batches are padded to a
+fixed size so the DQN compiles once per task.
+
+Reference programs: `dqn_program()` (the TD loss δ², δ = Q(s,a) - (r + γ max_a Q̄(s',a))),
+`dqnreg_program()` (δ² + 0.1·Q(s,a), the paper's DQNReg) and `is_td_like` (a functional
+test: gradient descent on the loss moves Q(s,a) toward the TD target).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.evolve import ops
+from selftaught.evolve.program import Node, Program, Space, encode_many, make_interpreter
+
+INPUTS = (("q", ops.V), ("q_target", ops.V), ("q_next_online", ops.V), ("action", ops.A),
+          ("reward", ops.S), ("discount", ops.S), ("obs", ops.O), ("next_obs", ops.O))
+OP_SETS = {"small": ops.RL_OPS_SMALL, "full": ops.RL_OPS_FULL}
+SLOT = {name: k for k, (name, _) in enumerate(INPUTS)}
+
+
+# the paper's inputs (no online Q at s'): used by the from-scratch search
+PAPER_INPUTS = tuple(x for x in INPUTS if x[0] != "q_next_online")
+
+
+def make_space(op_set: str = "small", num_nodes: int = 7, paper_inputs: bool = False
+               ) -> Space:
+    if op_set not in OP_SETS:
+        raise UnknownNameError("op set", op_set, list(OP_SETS))
+    return Space(inputs=PAPER_INPUTS if paper_inputs else INPUTS, ops=OP_SETS[op_set],
+                 output_type=ops.S, num_nodes=num_nodes)
+
+
+def remap_inputs(program: Program, inputs: tuple[str, ...]) -> Program:
+    """The same program over another input list (a superset of its inputs)."""
+    old_in = len(program.inputs)
+    pos = {name: k for k, name in enumerate(inputs)}
+    missing = [n for n in program.inputs if n not in pos]
+    if missing:
+        raise ConfigError(f"cannot remap: inputs {missing} are not in {list(inputs)}")
+    shift = len(inputs) - old_in
+
+    def slot(a: int) -> int:
+        return pos[program.inputs[a]] if a < old_in else a + shift
+
+    return Program(tuple(inputs), tuple(Node(n.op, tuple(slot(a) for a in n.args))
+                                        for n in program.nodes))
+
+
+def dqn_program() -> Program:
+    """(Q(s,a) - (r + γ·max_a Q̄(s',a)))²."""
+    n = len(INPUTS)
+    return Program(tuple(k for k, _ in INPUTS), (
+        Node("select", (SLOT["q"], SLOT["action"])),   # n+0: Q(s,a)
+        Node("max_a", (SLOT["q_target"],)),            # n+1
+        Node("mul", (SLOT["discount"], n + 1)),        # n+2
+        Node("add", (SLOT["reward"], n + 2)),          # n+3: TD target
+        Node("sub", (n + 0, n + 3)),                   # n+4: δ
+        Node("square", (n + 4,)),                      # n+5: δ²
+    ))
+
+
+def dqnreg_program() -> Program:
+    """δ² + 0.1·Q(s,a) (DQNReg)."""
+    n = len(INPUTS)
+    base = dqn_program()
+    return Program(base.inputs, base.nodes + (
+        Node("const_0.1", ()),                         # n+6
+        Node("mul", (n + 6, n + 0)),                   # n+7
+        Node("add", (n + 5, n + 7)),                   # n+8
+    ))
+
+
+def td_probe_inputs(seed: int = 0, batch: int = 256, actions: int = 2) -> tuple[dict, np.ndarray]:
+    """Random minibatch where Q(s,a) = TD target + δ with |δ| in [0.1, 2] of random sign
+    (targets spread widely, q_next_online = q_target); returns (inputs, δ)."""
+    rng = np.random.default_rng(seed)
+    B, A = batch, actions
+    q_target = rng.normal(size=(B, A)).astype(np.float32) * 5
+    reward = rng.normal(size=(B,)).astype(np.float32) * 2
+    discount = (0.99 * (rng.random(B) > 0.1)).astype(np.float32)
+    action = rng.integers(0, A, size=(B,)).astype(np.int32)
+    delta = (rng.uniform(0.1, 2.0, B) * rng.choice([-1, 1], B)).astype(np.float32)
+    q = rng.normal(size=(B, A)).astype(np.float32) * 5
+    q[np.arange(B), action] = reward + discount * q_target.max(1) + delta
+    inputs = {"q": q, "q_target": q_target, "q_next_online": q_target, "action": action,
+              "reward": reward, "discount": discount,
+              "obs": rng.normal(size=(B, 4)).astype(np.float32),
+              "next_obs": rng.normal(size=(B, 4)).astype(np.float32)}
+    return inputs, delta
+
+
+@functools.lru_cache(maxsize=8)
+def _td_grad(space: Space):
+    interp = make_interpreter(space)
+
+    def grad_q(op_ids, args, out, inputs):
+        return jax.grad(lambda q: interp(op_ids, args, out, {**inputs, "q": q}).sum())(
+            inputs["q"])
+
+    return jax.jit(jax.vmap(grad_q, in_axes=(0, 0, 0, None)))
+
+
+def td_likeness(space: Space, programs: list[Program], seed: int = 0) -> np.ndarray:
+    """Per program: the fraction of probe samples where gradient descent on the loss moves
+    Q(s,a) toward the TD target r + γ max_a Q̄(s',a) (sign of dL/dQ(s,a) = sign of δ).
+    The TD loss δ² scores 1; a loss that ignores the target scores ~0.5 or 0."""
+    inputs, delta = td_probe_inputs(seed)
+    B = len(delta)
+    out = []
+    for start in range(0, len(programs), 64):
+        part = list(programs[start:start + 64])
+        n = len(part)
+        size = max(8, 1 << (n - 1).bit_length())
+        g = np.asarray(_td_grad(space)(*encode_many(space, part + [part[0]] * (size - n)),
+                                       {k: jnp.asarray(v) for k, v in inputs.items()}))[:n]
+        g_sa = g[:, np.arange(B), inputs["action"]]
+        out.append(np.mean(np.sign(g_sa) == np.sign(delta)[None], axis=1))
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+def is_td_like(program: Program, space: Space | None = None, threshold: float = 0.9
+               ) -> tuple[bool, float]:
+    """(td_like, score) with score = td_likeness; TD-like when score >= threshold."""
+    space = space or make_space("full", max(len(program.nodes), 1))
+    score = float(td_likeness(space, [program])[0])
+    return score >= threshold, score
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainTask:
+    """A cheap first hurdle: tabular Q-learning with the candidate loss on random chain MDPs.
+
+    Chains of 1..`length` states (instance i has length 1 + i mod `length`). In each
+    state one action ("forward", its index drawn per state and instance) moves on at a
+    small cost `step_cost` (reward 1 and the end at the last state); the other quits with
+    a reward drawn in [0.05, 0.3]. An instance scores 1 when the greedy policy of the
+    Q-table learned by minimising the loss over all transitions (full batch, clipped SGD,
+    random initial table, target table copied every `target_every` steps) goes forward
+    all the way; the score is the mean over `instances`. A myopic loss (Q = r) quits at
+    once, one that avoids rewards quits at the end, a random policy succeeds with
+    probability 0.5**L; a delayed reward needs bootstrapping, and a partly bootstrapping
+    loss (e.g. a too small discount) solves only the short chains.
+    """
+
+    length: int = 5
+    instances: int = 10
+    steps: int = 100
+    lr: float = 1.0
+    gamma: float = 0.9
+    step_cost: float = 0.01
+    target_every: int = 10
+    seed: int = 0
+    batch: int = 256
+
+    def build_space(self, space: Space):
+        interp = make_interpreter(space)
+        N, A = self.length, 2
+        rng = np.random.default_rng([self.seed, 99])
+        fwd = rng.integers(0, 2, size=(self.instances, N))  # forward action per state
+        S_idx = np.repeat(np.arange(N), A)
+        A_idx = np.tile(np.arange(A), N)
+        is_fwd = (A_idx[None] == fwd[:, S_idx])                       # [I, 2N]
+        # instance i has its own length L_i = 1 + (i mod N): short chains are solved by
+        # one step of bootstrapping (or none), long ones need values to travel back
+        L = 1 + np.arange(self.instances) % N                             # [I]
+        last = S_idx[None] == (L[:, None] - 1)                           # [I, 2N]
+        quit_r = rng.uniform(0.05, 0.3, size=(self.instances, 1))
+        reward = np.where(is_fwd, np.where(last, 1.0, -self.step_cost), quit_r)
+        term = np.where(is_fwd, last, True).astype(np.float32)
+        nxt = np.where(is_fwd, np.minimum(S_idx + 1, N - 1)[None], S_idx[None])
+        eye = jnp.eye(N, dtype=jnp.float32)
+        data = {"s": S_idx, "a": A_idx.astype(np.int32), "r": reward.astype(np.float32),
+                "term": term, "next": nxt, "fwd": fwd,
+                "on_path": (np.arange(N)[None] < L[:, None])}
+        gamma, lr, steps, target_every = self.gamma, self.lr, self.steps, self.target_every
+        import optax
+
+        # plain SGD (clipped): unlike Adam it keeps the loss's gradient magnitudes, so a
+        # loss cannot pass by per-parameter normalisation artefacts
+        opt = optax.chain(optax.clip_by_global_norm(10.0), optax.sgd(lr))
+
+        q_init = jnp.asarray(rng.normal(size=(self.instances, N, A)) * 0.01, jnp.float32)
+
+        def one(op_ids, args, out, r, term_, nxt_, fwd_, q0, on_path):
+            def loss(q_table, target):
+                batch = {"q": q_table[data["s"]], "q_target": target[nxt_],
+                         "q_next_online": q_table[nxt_], "action": data["a"],
+                         "reward": r, "discount": gamma * (1.0 - term_),
+                         "obs": eye[data["s"]], "next_obs": eye[nxt_]}
+                batch = {k: batch[k] for k in space.input_names}
+                return interp(op_ids, args, out, batch).mean()
+
+            def step(carry, i):
+                q, target, st = carry
+                g = jax.grad(loss)(q, target)
+                g = jnp.nan_to_num(g)
+                upd, st = opt.update(g, st, q)
+                q = jnp.clip(optax.apply_updates(q, upd), -1e3, 1e3)
+                target = jnp.where((i + 1) % target_every == 0, q, target)
+                return (q, target, st), None
+
+            (q, _, _), _ = jax.lax.scan(step, (q0, q0, opt.init(q0)), jnp.arange(steps))
+            greedy = jnp.argmax(q, axis=1)                               # [N]
+            # greedy rollout: forward all the way -> 1; the first quit ends with quit_reward
+            return jnp.all((greedy == fwd_) | ~on_path).astype(jnp.float32)
+
+        per_inst = jax.vmap(one, in_axes=(None, None, None, 0, 0, 0, 0, 0, 0))
+        run = jax.jit(jax.vmap(per_inst, in_axes=(0, 0, 0) + (None,) * 6))
+        arrays = (jnp.asarray(data["r"]), jnp.asarray(data["term"]), jnp.asarray(data["next"]),
+                  jnp.asarray(data["fwd"]), q_init, jnp.asarray(data["on_path"]))
+
+        def evaluate(programs: list[Program]) -> np.ndarray:
+            out = []
+            for start in range(0, len(programs), self.batch):
+                part = list(programs[start:start + self.batch])
+                n = len(part)
+                size = max(8, 1 << (n - 1).bit_length())
+                enc = encode_many(space, part + [part[0]] * (size - n))
+                out.append(np.asarray(run(*enc, *arrays)).mean(axis=1)[:n])
+            return np.concatenate(out) if out else np.zeros((0,))
+
+        return evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class RLLossTask:
+    """A picklable evaluation task (see backends.py): train a DQN per (candidate, seed)
+    on each env in `envs` with the candidate loss; fitness = sum over envs of the mean
+    normalised return. Hurdle: later envs are only trained when the first env's score
+    clears `hurdle` (otherwise they add 0). Slot j of a compiled batch trains with its own
+    seeds, so `evaluate([p] * batch)` gives `batch` independent runs of p.
+    """
+
+    envs: tuple[str, ...] = ("CartPole-v1",)
+    op_set: str = "small"
+    num_nodes: int = 7
+    seeds: int = 1
+    seed: int = 0
+    total_steps: int = 20_000
+    buffer_size: int = 10_000
+    batch_size: int = 64
+    learning_starts: int = 1_000
+    train_every: int = 4
+    lr: float = 1e-3
+    target_update_every: int = 100
+    num_evals: int = 8
+    eval_episodes: int = 8
+    eps_decay_frac: float = 0.3
+    width: float = 1.0
+    hurdle: float = 0.1
+    batch: int = 8
+    """candidates per compiled evaluation (a batch is padded to this)"""
+
+    @property
+    def space(self) -> Space:
+        return make_space(self.op_set, self.num_nodes)
+
+    def dqn_config(self, env: str):
+        from selftaught.rl.dqn import DQNConfig
+
+        return DQNConfig(env=env, total_steps=self.total_steps, buffer_size=self.buffer_size,
+                         batch_size=self.batch_size, learning_starts=self.learning_starts,
+                         train_every=self.train_every, lr=self.lr,
+                         target_update_every=self.target_update_every,
+                         num_evals=self.num_evals, eval_episodes=self.eval_episodes,
+                         eps_decay_frac=self.eps_decay_frac, width=self.width)
+
+    def validate(self) -> None:
+        if self.seeds < 1 or self.batch < 1:
+            raise ConfigError(f"seeds and batch must be >= 1, got {self.seeds}, {self.batch}")
+        from selftaught.core import config as cfglib
+
+        for env in self.envs:
+            cfglib.validate(self.dqn_config(env))
+
+    def build_env(self, env: str):
+        """fn(programs) -> normalised score [P] for one env (compiled once)."""
+        from selftaught.rl.dqn import make_train
+        from selftaught.rl.envs import normalized_return
+
+        space = self.space
+        interp = make_interpreter(space)
+        cfg = self.dqn_config(env)
+
+        def flat(x):
+            return x.reshape(x.shape[0], -1)
+
+        def train_one(op_ids, args, out, key):
+            def loss_fn(batch):
+                inputs = {k: batch[k] for k, _ in INPUTS}
+                inputs["obs"], inputs["next_obs"] = flat(batch["obs"]), flat(batch["next_obs"])
+                return interp(op_ids, args, out, inputs)
+
+            curves = make_train(cfg, loss_fn)(key)
+            ret = curves["eval_return"]
+            return ret[ret.shape[0] // 2:].mean()
+
+        per_seed = jax.vmap(train_one, in_axes=(None, None, None, 0))
+        run = jax.jit(jax.vmap(per_seed, in_axes=(0, 0, 0, 0)))
+        # slot j of a batch, seed k: its own key, so a batch of copies of one program is a
+        # batch of independent seeds (and two such batches are paired seed by seed)
+        base = jax.random.PRNGKey(self.seed)
+        keys = jax.vmap(lambda j: jax.vmap(lambda k: jax.random.fold_in(
+            jax.random.fold_in(base, j), k))(jnp.arange(self.seeds)))(jnp.arange(self.batch))
+
+        def evaluate(programs: list[Program]) -> np.ndarray:
+            out = []
+            for start in range(0, len(programs), self.batch):
+                part = list(programs[start:start + self.batch])
+                n = len(part)
+                enc = encode_many(space, part + [part[0]] * (self.batch - n))
+                ret = np.asarray(run(*enc, keys))[:n]          # [n, seeds]
+                score = normalized_return(env, ret).mean(axis=1)
+                out.append(np.nan_to_num(score, nan=-1.0))
+            return np.concatenate(out) if out else np.zeros((0,))
+
+        return evaluate
+
+    def build(self):
+        self.validate()
+        per_env = [self.build_env(e) for e in self.envs]
+
+        def evaluate(programs: list[Program]) -> np.ndarray:
+            score = per_env[0](programs)
+            total = score.copy()
+            ok = np.flatnonzero(score >= self.hurdle)
+            for fn in per_env[1:]:
+                if ok.size:
+                    total[ok] += fn([programs[i] for i in ok])
+            return total
+
+        return evaluate

@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+
+from selftaught import cli
+from selftaught.core import config as cfglib
+from selftaught.core.errors import ConfigError, DataError, UnknownNameError
+from selftaught.core.runner import execute
+from selftaught.evolve.program import Node, Program, compile_program, validate
+from selftaught.evolve.rl_loss import (
+    ChainTask,
+    dqn_program,
+    dqnreg_program,
+    make_space,
+    remap_inputs,
+    td_likeness,
+    td_probe_inputs,
+)
+from selftaught.recipes import evolve_rl_loss as erl
+
+PAPER = make_space("small", 7, paper_inputs=True)
+FULL = make_space("small", 9)
+
+
+def _paper(*nodes):
+    return Program(PAPER.input_names, tuple(Node(o, a) for o, a in nodes))
+
+
+N = len(PAPER.inputs)
+IDX = {k: i for i, k in enumerate(PAPER.input_names)}
+TD = _paper(("select", (IDX["q"], IDX["action"])), ("max_a", (IDX["q_target"],)),
+            ("mul", (IDX["discount"], N + 1)), ("add", (IDX["reward"], N + 2)),
+            ("sub", (N, N + 3)), ("square", (N + 4,)))
+MYOPIC = _paper(("select", (IDX["q"], IDX["action"])), ("sub", (N, IDX["reward"])),
+                ("square", (N + 1,)))
+AVOID = _paper(("select", (IDX["q"], IDX["action"])), ("mul", (N, IDX["reward"])))
+
+
+def test_reference_programs_compute_td_and_dqnreg():
+    inputs, delta = td_probe_inputs(0, batch=32)
+    a = inputs["action"]
+    q_sa = inputs["q"][np.arange(32), a]
+    np.testing.assert_allclose(compile_program(dqn_program())(inputs), delta**2, rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(compile_program(dqnreg_program())(inputs),
+                               delta**2 + 0.1 * q_sa, rtol=1e-4, atol=1e-4)
+    validate(FULL, dqnreg_program())
+
+
+def test_remap_inputs_preserves_the_function():
+    moved = remap_inputs(TD, FULL.input_names)
+    validate(FULL, moved)
+    assert moved == dqn_program()
+    with pytest.raises(ConfigError, match="cannot remap"):
+        remap_inputs(dqn_program(), PAPER.input_names)
+
+
+def test_td_likeness_separates_td_from_other_losses():
+    s = td_likeness(PAPER, [TD, MYOPIC, AVOID, _paper(("const_1", ()),)])
+    assert s[0] == 1.0
+    assert s[1] < 0.8 and s[2] < 0.8 and s[3] == 0.0
+    # dqnreg's small regulariser keeps the sign of most TD gradients
+    assert td_likeness(FULL, [dqnreg_program()])[0] >= 0.9
+
+
+def test_chain_hurdle_needs_bootstrapping():
+    ev = ChainTask(length=4, instances=8, steps=100).build_space(PAPER)
+    td, myopic, avoid, const = ev([TD, MYOPIC, AVOID, _paper(("const_1", ()),)])
+    assert td == 1.0  # every chain solved
+    assert myopic < 0.5 and avoid < 0.5 and const < 0.5
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    path = tmp_path_factory.mktemp("erl") / "run"
+    return execute(erl.RECIPE, erl.RECIPE.preset("smoke"), preset="smoke", seeds=2,
+                   run_dir=path)
+
+
+def test_smoke_end_to_end(smoke):
+    run, summary = smoke
+    names = [c["name"] for c in summary["claims"]]
+    assert "dqnreg_minus_dqn_heldout" in names and "scratch_best_is_td_like" in names
+    refs = {e["loss"]: e for e in run.events("reference")}
+    assert set(refs) == {"dqn", "dqnreg"} and len(refs["dqn"]["scores"]) == 2
+    held = run.events("heldout")
+    assert {(e["env"], e["loss"]) for e in held} == {("Acrobot-v1", "dqn"),
+                                                      ("Acrobot-v1", "dqnreg")}
+    d = next(c for c in summary["claims"] if c["name"] == "dqnreg_minus_dqn_heldout")
+    by = {e["loss"]: np.mean(e["scores"]) for e in held}
+    np.testing.assert_allclose(d["value"], by["dqnreg"] - by["dqn"], atol=1e-6)
+    boot = run.events("bootstrap_result")[0]
+    assert "q" in boot["formula"] and len(boot["scores"]) == 2
+    assert (run.path / "plots" / "returns.png").exists()
+
+
+@pytest.mark.slow
+def test_resume_after_interruption(smoke, tmp_path, monkeypatch):
+    _, summary = smoke
+    real = erl.td_likeness
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # inside the bootstrap phase
+            raise KeyboardInterrupt("simulated kill")
+        return real(*a, **k)
+
+    monkeypatch.setattr(erl, "td_likeness", flaky)
+    path = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        execute(erl.RECIPE, erl.RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
+    monkeypatch.setattr(erl, "td_likeness", real)
+    _, resumed = execute(erl.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])
+
+
+def test_user_errors(tmp_path, capsys):
+    base = erl.RECIPE.preset("smoke")
+    with pytest.raises(UnknownNameError, match="unknown op set 'huge'"):
+        cfglib.validate(cfglib.replace(base, op_set="huge"))
+    with pytest.raises(UnknownNameError, match="unknown environment 'Pong'"):
+        cfglib.validate(cfglib.replace(base, heldout_envs=("Pong",)))
+    with pytest.raises(ConfigError, match="num_nodes must be >= 9"):
+        cfglib.validate(cfglib.replace(base, num_nodes=5))
+    bad = tmp_path / "prog.json"
+    bad.write_text('{"inputs": ["q"], "nodes": [{"op": "select"')
+    with pytest.raises(DataError, match="not valid JSON"):
+        erl._load_bootstrap(cfglib.replace(base, bootstrap_program=str(bad)), FULL)
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"inputs": list(FULL.input_names),
+                                   "nodes": [{"op": "teleport", "args": [0]}]}))
+    rc = cli.main(["run", "evolve-rl-loss", "--preset", "smoke", "--run-dir",
+                   str(tmp_path / "r"), "--bootstrap-program", str(unknown)])
+    assert rc == 2 and "unknown op 'teleport'" in capsys.readouterr().err
+    rc = cli.main(["run", "evolve-rl-loss", "--preset", "smoke", "--run-dir",
+                   str(tmp_path / "r2"), "--bootstrap-program", str(bad)])
+    assert rc == 2 and "not valid JSON" in capsys.readouterr().err
