@@ -73,13 +73,12 @@ class _ResBlock(nn.Module):
         return x + y
 
 
-class ImpalaCNN(nn.Module):
-    """Impala encoder (Espeholt et al.): stacks of conv + 3x3/2 max-pool + 2 residual blocks
-    with channels (16, 32, 32) x width; BBF uses width 4 and a 2048-d latent."""
+class ImpalaStack(nn.Module):
+    """Impala conv stack (Espeholt et al.): per stage conv + 3x3/2 max-pool + 2 residual
+    blocks, channels (16, 32, 32) x width; output flattened [B, F]."""
 
     width: float = 1.0
     channels: tuple[int, ...] = (16, 32, 32)
-    latent: int = 256
 
     @nn.compact
     def __call__(self, x_BxHxWxC):
@@ -90,8 +89,18 @@ class ImpalaCNN(nn.Module):
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
             x = _ResBlock(ch)(x)
             x = _ResBlock(ch)(x)
-        x = nn.relu(x).reshape(x.shape[0], -1)
-        return nn.relu(nn.Dense(self.latent)(x))
+        return nn.relu(x).reshape(x.shape[0], -1)
+
+
+class ImpalaCNN(nn.Module):
+    """Impala stack + a dense latent; BBF uses width 4 and a 2048-d latent."""
+
+    width: float = 1.0
+    latent: int = 256
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC):
+        return nn.relu(nn.Dense(self.latent)(ImpalaStack(self.width)(x_BxHxWxC)))
 
 
 def make_encoder(name: str, width: float = 1.0, latent: int | None = None) -> nn.Module:

@@ -71,16 +71,21 @@ def sample(buf: Buffer, key: jax.Array, batch_size: int) -> tuple[Any, jax.Array
 
 
 def sample_prioritized(
-    buf: Buffer, key: jax.Array, batch_size: int, alpha: float = 0.5, beta: float = 0.4
+    buf: Buffer, key: jax.Array, batch_size: int, alpha: float = 0.5, beta: float = 0.4,
+    valid: jax.Array | None = None,
 ) -> tuple[Any, jax.Array, jax.Array]:
-    """Proportional prioritized sample; returns (batch, idx, importance weights [B])."""
+    """Proportional prioritized sample; returns (batch, idx, importance weights [B]).
+    `valid` ([capacity] bool) further restricts the slots that may be drawn (e.g. starts
+    of sequences that have enough successors); alpha = 0 gives uniform sampling."""
     filled = jnp.arange(buf.capacity) < buf.size
+    if valid is not None:
+        filled = jnp.logical_and(filled, valid)
     p = jnp.where(filled, buf.priorities ** alpha, 0.0)
     probs = p / jnp.maximum(p.sum(), 1e-12)
     cdf = jnp.cumsum(probs)
     u = jax.random.uniform(key, (batch_size,)) * cdf[-1]
     idx = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, jnp.maximum(buf.size - 1, 0))
-    n = jnp.maximum(buf.size, 1).astype(jnp.float32)
+    n = jnp.maximum(filled.sum(), 1).astype(jnp.float32)
     w = (n * probs[idx]) ** (-beta)
     w_max = jnp.max(jnp.where(filled, (n * jnp.maximum(probs, 1e-12)) ** (-beta), 0.0))
     return gather(buf, idx), idx, w / w_max

@@ -1,0 +1,422 @@
+"""BBF ("Bigger, Better, Faster", Schwarzer et al., 2023) as one pure function:
+`make_train(config) -> train(rng)`, every loop a lax.scan, vmapped over seeds.
+
+Algorithm box (per seed, one environment, every component behind a flag):
+    network: Impala CNN (width scale) -> projection (latent) -> dueling C51 head; an MLP
+             transition model on encoder features for SPR
+    act with the target network (flag `target_action_selection`), epsilon-greedy
+    store every step in a time-ordered prioritized ring buffer (flag `prioritized`)
+    every env step: `replay_ratio` gradient steps on batches of sequences:
+        n-step C51 loss (double DQN bootstrap; n and gamma annealed after each reset:
+            n 10 -> 3 exponentially, gamma 0.97 -> 0.997 log-linearly in 1 - gamma,
+            over `anneal_steps` gradient steps; flag `anneal`, else n=n_min, gamma=gamma_max)
+        + spr_weight * SPR: roll the transition model `spr_steps` steps from the online
+            latent with the taken actions; negative cosine between predicted projections
+            and the EMA target's projections of the real future frames (flag `spr`)
+        DrQ random shifts of every frame (flag `drq`); AdamW with weight decay on
+        kernels only (`weight_decay`, 0 disables); target = EMA with `tau` per step
+    every `reset_every` env steps until `reset_until` (flag `resets`): head, projection
+    and prediction re-initialised; encoder and transition model shrink-and-perturbed
+    (theta <- shrink * theta + (1 - shrink) * theta_random); optimizer state reset.
+Simplifications at CPU scale, stated: the transition model is an MLP on the flattened
+encoder features (BBF: a conv net on the spatial latent), and a time-limit truncation
+inside an n-step window bootstraps from the stored true last observation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from selftaught.core.errors import UnknownNameError, check
+from selftaught.rl import replay
+from selftaught.rl.envs import ENVS, greedy_returns, make_env
+from selftaught.rl.networks import ImpalaStack
+from selftaught.rl.value_losses import atom_support, c51_project, cross_entropy
+
+
+@dataclasses.dataclass(frozen=True)
+class BBFConfig:
+    """BBF hyper-parameters; every component can be switched off for ablations."""
+
+    env: str = "Breakout-MinAtar"
+    total_steps: int = 20_000
+    """environment steps per seed (one env per seed), warm-up included"""
+    learning_starts: int = 1_000
+    width: float = 4.0
+    """Impala channel scale (BBF: 4)"""
+    latent: int = 512
+    """projection / head width (BBF: 2048)"""
+    num_atoms: int = 51
+    v_min: float = -10.0
+    v_max: float = 10.0
+    replay_ratio: int = 2
+    """gradient steps per environment step (BBF: 8)"""
+    batch_size: int = 32
+    buffer_size: int = 20_000
+    lr: float = 1e-4
+    adam_eps: float = 1.5e-4
+    weight_decay: float = 0.1
+    """AdamW weight decay on kernels (0 disables)"""
+    max_grad_norm: float = 10.0
+    tau: float = 0.005
+    """EMA target update per gradient step"""
+    target_action_selection: bool = True
+    prioritized: bool = True
+    per_alpha: float = 0.5
+    per_beta: float = 0.5
+    resets: bool = True
+    reset_every: int = 5_000
+    """env steps between resets (BBF: 20k of 100k)"""
+    reset_until: int = 15_001
+    """no resets at or after this env step"""
+    shrink: float = 0.5
+    anneal: bool = True
+    n_max: int = 10
+    n_min: int = 3
+    gamma_min: float = 0.97
+    gamma_max: float = 0.997
+    anneal_steps: int = 2_500
+    """gradient steps over which n and gamma are annealed after each reset (BBF: 10k)"""
+    spr: bool = True
+    spr_steps: int = 5
+    spr_weight: float = 5.0
+    drq: bool = True
+    drq_pad: int = 1
+    """random-shift padding in pixels (BBF on 84x84 Atari: 4; MinAtar 10x10: 1)"""
+    eps_start: float = 1.0
+    eps_end: float = 0.01
+    eps_decay_steps: int = 2_000
+    num_evals: int = 10
+    eval_episodes: int = 4
+    eval_epsilon: float = 0.0
+    max_episode_steps: int = 0
+
+    def validate(self) -> None:
+        if self.env not in ENVS:
+            raise UnknownNameError("environment", self.env, list(ENVS))
+        check("MinAtar" in self.env,
+              f"BBF uses a CNN and needs an image environment (a MinAtar game), got {self.env}")
+        check(self.v_min < self.v_max,
+              f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}")
+        check(self.num_atoms >= 2, f"num_atoms must be at least 2, got {self.num_atoms}")
+        for name in ("total_steps", "replay_ratio", "batch_size", "buffer_size", "num_evals",
+                     "eval_episodes", "reset_every", "anneal_steps", "latent"):
+            check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        check(1 <= self.n_min <= self.n_max, f"need 1 <= n_min <= n_max, got {self.n_min}, "
+              f"{self.n_max}")
+        check(0 < self.gamma_min <= self.gamma_max < 1,
+              f"need 0 < gamma_min <= gamma_max < 1, got {self.gamma_min}, {self.gamma_max}")
+        check(self.width > 0, f"width must be positive, got {self.width}")
+        check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
+        check(self.spr_steps >= 1, f"spr_steps must be at least 1, got {self.spr_steps}")
+        check(self.buffer_size > self.learning_starts + 2 * self.window,
+              "buffer_size must exceed learning_starts plus two sequence windows")
+        check(self.chunk_steps >= 1, f"total_steps={self.total_steps} leaves no training after "
+              f"learning_starts={self.learning_starts}; raise --total-steps")
+        check(not self.resets or self.reset_every % self.chunk_steps == 0,
+              f"reset_every ({self.reset_every}) must be a multiple of the evaluation chunk "
+              f"({self.chunk_steps} env steps = (total_steps - learning_starts) / num_evals)")
+
+    @property
+    def window(self) -> int:
+        """Steps a sampled sequence needs after its start."""
+        return max(self.n_max, self.spr_steps + 1)
+
+    @property
+    def chunk_steps(self) -> int:
+        return (self.total_steps - self.learning_starts) // self.num_evals
+
+
+class BBFNet(nn.Module):
+    num_actions: int
+    num_atoms: int
+    width: float
+    latent: int
+
+    def setup(self):
+        self.encoder = ImpalaStack(width=self.width)
+        self.transition = _Transition()
+        self.projection = nn.Dense(self.latent)
+        self.prediction = nn.Dense(self.latent)
+        self.adv = nn.Dense(self.num_actions * self.num_atoms)
+        self.val = nn.Dense(self.num_atoms)
+
+    def features(self, obs):  # [B, F]: the Impala conv stack, flattened
+        return self.encoder(obs)
+
+    def head(self, f):  # dueling C51 logits [B, A, M]
+        h = nn.relu(self.projection(f))
+        adv = self.adv(h).reshape(f.shape[0], self.num_actions, self.num_atoms)
+        return self.val(h)[:, None] + adv - adv.mean(axis=1, keepdims=True)
+
+    def step(self, f, action):
+        return self.transition(f, jax.nn.one_hot(action, self.num_actions))
+
+    def project(self, f):
+        return self.projection(f)
+
+    def predict(self, f):
+        return self.prediction(self.projection(f))
+
+    def __call__(self, obs, action):  # touches every module (for init)
+        f = self.features(obs)
+        return self.head(f), self.predict(self.step(f, action))
+
+
+class _Transition(nn.Module):
+    @nn.compact
+    def __call__(self, f, a_onehot):
+        h = nn.relu(nn.Dense(f.shape[-1])(jnp.concatenate([f, a_onehot], -1)))
+        return nn.relu(nn.Dense(f.shape[-1])(h))
+
+
+RESET_FULL = ("projection", "prediction", "adv", "val")
+SHRINK = ("encoder", "transition")
+
+
+@struct.dataclass
+class Carry:
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+    since_reset: jax.Array  # gradient steps since the last reset
+    ep_return: jax.Array
+
+
+def random_shift(key, obs_BxHxWxC, pad):
+    """DrQ: pad by `pad` (edge replicate) and crop back at a random offset per image."""
+    b, h, w, _ = obs_BxHxWxC.shape
+    x = jnp.pad(obs_BxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    off = jax.random.randint(key, (b, 2), 0, 2 * pad + 1)
+    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))  # noqa
+    return jax.vmap(crop)(x, off)
+
+
+def schedule(c: BBFConfig, since_reset):
+    """(n, gamma) after `since_reset` gradient steps (the annealing of BBF)."""
+    if not c.anneal:
+        return jnp.int32(c.n_min), jnp.float32(c.gamma_max)
+    frac = jnp.clip(since_reset / c.anneal_steps, 0.0, 1.0)
+    n = jnp.round(jnp.exp(jnp.log(c.n_max) + frac * (jnp.log(c.n_min) - jnp.log(c.n_max))))
+    lg = jnp.log(1 - c.gamma_min) + frac * (jnp.log(1 - c.gamma_max) - jnp.log(1 - c.gamma_min))
+    return n.astype(jnp.int32), (1.0 - jnp.exp(lg)).astype(jnp.float32)
+
+
+def n_step_targets(rewards_BxW, terminated_BxW, done_BxW, n, gamma):
+    """n-step return, the index of the bootstrap step and its discount, per sample.
+
+    The window stops at the first episode end (done); bootstrapping from that step's
+    stored next observation with discount gamma^k * (1 - terminated)."""
+    w = rewards_BxW.shape[1]
+    j = jnp.arange(w)
+    ended_before = jnp.cumsum(done_BxW, axis=1) - done_BxW  # dones strictly before j
+    use = (j[None] < n) & (ended_before == 0)
+    ret = jnp.sum(jnp.where(use, rewards_BxW * gamma ** j[None], 0.0), axis=1)
+    k = jnp.sum(use, axis=1)  # steps used, >= 1
+    last = k - 1
+    term = jnp.take_along_axis(terminated_BxW, last[:, None], axis=1)[:, 0]
+    return ret, last, gamma**k * (1.0 - term)
+
+
+def make_train(config: BBFConfig) -> Callable[[jax.Array], dict]:
+    from selftaught.core import config as cfglib
+
+    cfglib.validate(config)
+    return make_agent(config)[0]
+
+
+def make_agent(config: BBFConfig):
+    c = config
+    env = make_env(c.env, c.max_episode_steps or None)
+    A, M = env.num_actions, c.num_atoms
+    net = BBFNet(A, M, c.width, c.latent)
+    support = atom_support(c.v_min, c.v_max, M)
+    W = c.window
+
+    def decay_mask(params):
+        return jax.tree.map(lambda x: x.ndim > 1, params)
+
+    tx = optax.chain(
+        optax.clip_by_global_norm(c.max_grad_norm),
+        optax.adamw(c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, mask=decay_mask),
+    )
+
+    def init_params(key):
+        dummy = jnp.zeros((1, *env.obs_shape))
+        return net.init(key, dummy, jnp.zeros((1,), jnp.int32))
+
+    def q_values(params, obs):
+        logits = net.apply(params, obs, method=lambda m, o: m.head(m.features(o)))
+        return jnp.sum(jax.nn.softmax(logits) * support, axis=-1)
+
+    def act(key, params, obs, eps):
+        k1, k2 = jax.random.split(key)
+        greedy = jnp.argmax(q_values(params, obs), axis=-1)
+        rand = jax.random.randint(k1, greedy.shape, 0, A)
+        return jnp.where(jax.random.uniform(k2, greedy.shape) < eps, rand, greedy)
+
+    def env_step(carry: Carry, random_only=False):
+        key, k_act, k_env = jax.random.split(carry.key, 3)
+        frac = jnp.clip(carry.env_steps / c.eps_decay_steps, 0.0, 1.0)
+        eps = 1.0 if random_only else c.eps_start + frac * (c.eps_end - c.eps_start)
+        acting = carry.target_params if c.target_action_selection else carry.params
+        action = act(k_act, acting, carry.obs[None], eps)[0]
+        st = env.step(k_env, carry.env_state, action)
+        item = {"obs": carry.obs.astype(jnp.uint8), "action": action.astype(jnp.int32),
+                "reward": st.reward, "terminated": st.terminated.astype(jnp.float32),
+                "done": st.done.astype(jnp.float32), "next_obs": st.next_obs.astype(jnp.uint8)}
+        buf = replay.add(carry.buffer, jax.tree.map(lambda x: x[None], item))
+        ret = carry.ep_return + st.reward
+        done = st.done.astype(jnp.float32)
+        carry = carry.replace(buffer=buf, env_state=st.state, obs=st.obs, key=key,
+                              env_steps=carry.env_steps + 1, ep_return=ret * (1 - done))
+        return carry, {"return_sum": ret * done, "episodes": done}
+
+    def sample(buf: replay.Buffer, key):
+        cap = buf.capacity
+        i = jnp.arange(cap)
+        valid = ((buf.pos - 1 - i) % cap) >= W  # W successors already written
+        alpha = c.per_alpha if c.prioritized else 0.0
+        _, idx, weights = replay.sample_prioritized(buf, key, c.batch_size, alpha, c.per_beta,
+                                                    valid=valid)
+        seq_idx = (idx[:, None] + jnp.arange(W + 1)[None]) % cap  # [B, W+1]
+        seq = jax.tree.map(lambda d: d[seq_idx], buf.data)
+        if not c.prioritized:
+            weights = jnp.ones_like(weights)
+        return seq, idx, weights
+
+    def loss_fn(params, target_params, seq, weights, key, n, gamma):
+        b = seq["action"].shape[0]
+        obs = seq["obs"].astype(jnp.float32)  # [B, W+1, H, W, C]
+        next_obs = seq["next_obs"].astype(jnp.float32)
+        ret, last, disc = n_step_targets(seq["reward"][:, :W], seq["terminated"][:, :W],
+                                         seq["done"][:, :W], n, gamma)
+        boot_obs = jnp.take_along_axis(next_obs, last[:, None, None, None, None], 1)[:, 0]
+        k1, k2, k3 = jax.random.split(key, 3)
+        aug = (lambda k, x: random_shift(k, x, c.drq_pad)) if c.drq else (lambda k, x: x)
+        o0 = aug(k1, obs[:, 0])
+        ob = aug(k2, boot_obs)
+        f0 = net.apply(params, o0, method=BBFNet.features)
+        logits = net.apply(params, f0, method=BBFNet.head)
+        logits_sa = jnp.take_along_axis(logits, seq["action"][:, 0, None, None], 1)[:, 0]
+        # double-DQN bootstrap on the target distribution
+        q_next_online = jax.lax.stop_gradient(q_values(params, ob))
+        a_star = jnp.argmax(q_next_online, axis=-1)
+        tgt_logits = net.apply(target_params, ob, method=lambda m, o: m.head(m.features(o)))
+        tgt_probs = jax.nn.softmax(jnp.take_along_axis(tgt_logits, a_star[:, None, None], 1)[:, 0])
+        target = jax.lax.stop_gradient(c51_project(tgt_probs, ret, disc, c.v_min, c.v_max))
+        ce = cross_entropy(logits_sa, target)
+        td_loss = jnp.mean(weights * ce)
+        spr_loss = jnp.float32(0.0)
+        if c.spr:
+            K = c.spr_steps
+            fut = obs[:, 1 : K + 1].reshape(b * K, *obs.shape[2:])
+            fut = aug(k3, fut)
+            z_t = net.apply(target_params, fut, method=lambda m, o: m.project(m.features(o)))
+            z_t = jax.lax.stop_gradient(z_t.reshape(b, K, -1))
+
+            def roll(f, a):
+                f = net.apply(params, f, a, method=BBFNet.step)
+                return f, net.apply(params, f, method=BBFNet.predict)
+
+            _, preds = jax.lax.scan(roll, f0, seq["action"][:, :K].T)  # [K, B, L]
+            preds = jnp.swapaxes(preds, 0, 1)
+            cos = jnp.sum(_l2n(preds) * _l2n(z_t), -1)  # [B, K]
+            alive = jnp.cumsum(seq["done"][:, :K], axis=1) == 0  # no episode end before k+1
+            spr_loss = -jnp.sum(cos * alive) / jnp.maximum(alive.sum(), 1.0)
+        total = td_loss + (c.spr_weight * spr_loss if c.spr else 0.0)
+        return total, (ce, td_loss, spr_loss)
+
+    def grad_step(carry: Carry, key):
+        k_s, k_l = jax.random.split(key)
+        seq, idx, w = sample(carry.buffer, k_s)
+        n, gamma = schedule(c, carry.since_reset)
+        (_, (ce, td, spr)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            carry.params, carry.target_params, seq, w, k_l, n, gamma)
+        updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+        params = optax.apply_updates(carry.params, updates)
+        target = optax.incremental_update(params, carry.target_params, c.tau)
+        buf = replay.update_priorities(carry.buffer, idx, ce) if c.prioritized else carry.buffer
+        carry = carry.replace(params=params, target_params=target, opt_state=opt_state,
+                              buffer=buf, since_reset=carry.since_reset + 1)
+        return carry, {"loss": td, "spr_loss": spr, "n": n, "gamma": gamma}
+
+    def train_step(carry: Carry, _):
+        carry, fin = env_step(carry)
+        key, k = jax.random.split(carry.key)
+        carry = carry.replace(key=key)
+        carry, m = jax.lax.scan(grad_step, carry, jax.random.split(k, c.replay_ratio))
+        return carry, {**fin, **jax.tree.map(jnp.mean, m)}
+
+    def reset(carry: Carry):
+        key, k = jax.random.split(carry.key)
+        fresh = init_params(k)["params"]
+        p = dict(carry.params["params"])
+        for name in RESET_FULL:
+            p[name] = fresh[name]
+        for name in SHRINK:
+            p[name] = jax.tree.map(lambda a, r: c.shrink * a + (1 - c.shrink) * r, p[name],
+                                   fresh[name])
+        params = {"params": p}
+        return carry.replace(params=params, opt_state=tx.init(params), key=key,
+                             since_reset=jnp.int32(0))
+
+    def init(rng):
+        k_net, k_env, k_run = jax.random.split(rng, 3)
+        obs, env_state = env.reset(k_env)
+        params = init_params(k_net)
+        o = obs.astype(jnp.uint8)
+        example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
+                   "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
+        carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
+                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.float32(0))
+        carry, _ = jax.lax.scan(lambda cc, _: env_step(cc, random_only=True), carry, None,
+                                c.learning_starts)
+        return carry
+
+    def chunk(carry: Carry, i):
+        carry, s = jax.lax.scan(train_step, carry, None, c.chunk_steps)
+        key, k_eval = jax.random.split(carry.key)
+        carry = carry.replace(key=key)
+        acting = carry.target_params if c.target_action_selection else carry.params
+        ret = greedy_returns(env, lambda k, o: act(k, acting, o, c.eval_epsilon), k_eval,
+                             c.eval_episodes)
+        if c.resets:
+            steps_after = c.learning_starts + (i + 1) * c.chunk_steps
+            do = ((steps_after - c.learning_starts) % c.reset_every == 0) & (
+                steps_after < c.reset_until)
+            carry = jax.lax.cond(do, reset, lambda x: x, carry)
+        ep = s["episodes"].sum()
+        metrics = {"eval_return": ret.mean(),
+                   "train_return": s["return_sum"].sum() / jnp.maximum(ep, 1.0),
+                   "loss": s["loss"].mean(), "spr_loss": s["spr_loss"].mean(),
+                   "n": s["n"][-1], "gamma": s["gamma"][-1], "env_steps": carry.env_steps}
+        return carry, metrics
+
+    def train(rng):
+        carry = init(rng)
+        _, curves = jax.lax.scan(chunk, carry, jnp.arange(c.num_evals))
+        return curves
+
+    return train, init, chunk, net
+
+
+def _l2n(x):
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+
+def curve_steps(c: BBFConfig) -> list[int]:
+    return [c.learning_starts + (i + 1) * c.chunk_steps for i in range(c.num_evals)]
