@@ -117,3 +117,8 @@ def test_cli_bad_task_and_diverged_lr_exit_2(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "lower the learning rate" in err and "step" in err
+
+
+def test_gain_share():
+    share = rest_em.gain_share(np.array([10.0, 5, -1, 3, 30]), np.array([20.0, 5, 4, 0, 20]))
+    np.testing.assert_allclose(share, [0.5, 1.0, 0.0, 0.0, 1.0])

@@ -89,7 +89,7 @@ class RestEMConfig:
     """optimizer steps of each M-step"""
     mstep_init: str = "base"
     """'base' (paper: fine-tune the base model every iteration) or 'last' (previous iterate)"""
-    iterations: int = 3
+    iterations: int = 5
     """EM iterations I"""
     num_samples: int = 4
     """N: samples per training problem in the E-step (paper: 32)"""
@@ -357,6 +357,13 @@ def best_iteration(valid_SxI: np.ndarray, upto: int | None = None) -> np.ndarray
     return 1 + np.argmax(cols, axis=1)
 
 
+def gain_share(early_gain: np.ndarray, best_gain: np.ndarray) -> np.ndarray:
+    """Per seed, early_gain / best_gain clipped to [0, 1]; 0 where there is no gain."""
+    early, best = np.asarray(early_gain, float), np.asarray(best_gain, float)
+    ratio = np.divide(early, best, out=np.zeros_like(best), where=best > 0)
+    return np.clip(ratio, 0.0, 1.0)
+
+
 def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
     n_iter = config.iterations
     t = _table(run_dir, seeds, n_iter)
@@ -380,11 +387,12 @@ def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
             "ReST^EM beats SFT on human data (held-out greedy pass@1, points, "
             "validation-chosen iteration minus SFT)", gain))
         early = best_iteration(valid, upto=min(3, n_iter))
+        share = gain_share(test[rows, early] - test[:, 0], test[rows, best] - test[:, 0])
         claims.append(stats.claim_greater(
             "gain_within_3_iterations",
-            "gain arrives within 3 iterations (pass@1 points over SFT at the best of "
-            "iterations 1-3 by validation)",
-            stats.paired_difference_ci(test[rows, early], test[:, 0])))
+            "most of the gain arrives within 3 iterations (share of the best iteration's "
+            "gain over SFT already reached by the best of iterations 1-3; holds above 0.5)",
+            stats.bootstrap_ci(share), threshold=0.5))
     md = ["## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
           "data)", ""]
     cols = [k for k in t if k != "test_sample_acc"]
