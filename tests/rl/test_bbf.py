@@ -71,18 +71,23 @@ TINY = bbf.BBFConfig(
 
 @pytest.mark.slow
 def test_reset_shrinks_encoder_and_reinitialises_head():
-    _, init, _, net = bbf.make_agent(TINY)
-    carry = jax.jit(init)(jax.random.PRNGKey(0))
-    # make_agent's reset is internal; rebuild it the same way to check the maths
-    key, k = jax.random.split(carry.key)
-    fresh = net.init(k, jnp.zeros((1, 10, 10, 4)), jnp.zeros((1,), jnp.int32))["params"]
-    chunk = bbf.make_agent(dataclasses.replace(TINY, num_evals=2))[2]
-    after, _ = jax.jit(chunk)(carry, 0)  # chunk 0 ends at a reset point (200 steps)
-    p = after.params["params"]
+    agent = bbf.make_agent(TINY)
+    carry = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    carry = carry.replace(since_reset=jnp.int32(57))
+    after = jax.jit(agent.reset)(carry)
+    fresh = agent.init_params(jax.random.split(carry.key)[1])["params"]
+    old, new = carry.params["params"], after.params["params"]
     for name in bbf.RESET_FULL:  # replaced by a fresh initialisation
-        for a, b in zip(jax.tree.leaves(p[name]), jax.tree.leaves(fresh[name])):
+        for a, b in zip(jax.tree.leaves(new[name]), jax.tree.leaves(fresh[name])):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    for name in bbf.SHRINK:  # shrink and perturb: 0.5 old + 0.5 random
+        for a, o, f in zip(jax.tree.leaves(new[name]), jax.tree.leaves(old[name]),
+                           jax.tree.leaves(fresh[name])):
+            np.testing.assert_allclose(np.asarray(a), 0.5 * np.asarray(o) + 0.5 * np.asarray(f),
+                                       atol=1e-6)
     assert int(after.since_reset) == 0
+    counts = [np.asarray(x) for x in jax.tree.leaves(after.opt_state) if np.ndim(x) == 0]
+    assert counts and all(int(x) == 0 for x in counts)  # optimizer state is fresh
 
 
 @pytest.mark.slow
@@ -98,3 +103,48 @@ def test_bbf_trains_with_and_without_components(flags):
         assert np.isfinite(np.asarray(out[k])).all()
     assert (np.asarray(out["spr_loss"]) != 0).all() == cfg.spr
     np.testing.assert_array_equal(np.asarray(out["env_steps"])[0], bbf.curve_steps(cfg))
+
+
+# ---------------------------------------------------------------- recipe
+def test_recipe_user_errors_exit_2(tmp_path, capsys):
+    from selftaught.cli import main
+
+    cases = [
+        (["--variants", "full", "no_magic"], "unknown BBF variant 'no_magic'"),
+        (["--envs", "Pong-v5"], "unknown environment 'Pong-v5'"),
+        (["--bbf.num-atoms", "0"], "num_atoms must be at least 2, got 0"),
+        (["--bbf.v-min", "3", "--bbf.v-max", "3"], "v_min must be below v_max"),
+    ]
+    for i, (flags, message) in enumerate(cases):
+        rc = main(["run", "bbf", "--preset", "smoke", "--run-dir", str(tmp_path / str(i)),
+                   *flags])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
+    from selftaught.core import runner
+    from selftaught.core.rundir import RunDir
+    from selftaught.recipes import bbf as recipe
+
+    cfg = recipe.RECIPE.preset("smoke")
+    _, summary = runner.execute(recipe.RECIPE, cfg, preset="smoke", seeds=2,
+                                run_dir=tmp_path / "a")
+    assert [c["name"] for c in summary["claims"]] == ["full_beats_no_spr"]
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "## Ablation table" in report and "- SPR" in report
+    real = RunDir.mark_phase_done
+
+    def crash(self, phase, *a, **k):
+        if phase.endswith("no_spr"):
+            raise RuntimeError("simulated kill")
+        return real(self, phase, *a, **k)
+
+    monkeypatch.setattr(RunDir, "mark_phase_done", crash)
+    with pytest.raises(RuntimeError):
+        runner.execute(recipe.RECIPE, cfg, preset="smoke", seeds=2, run_dir=tmp_path / "b")
+    monkeypatch.setattr(RunDir, "mark_phase_done", real)
+    _, resumed = runner.execute(recipe.RECIPE, None, preset="", seeds=0,
+                                run_dir=tmp_path / "b", resume=True)
+    assert resumed["claims"] == summary["claims"]

@@ -142,3 +142,12 @@ def test_head_errors():
         vl.make_value_head("hl_gauss", v_min=1.0, v_max=1.0)
     with pytest.raises(ConfigError, match="num_bins >= 2"):
         vl.make_value_head("two_hot", num_bins=0)
+
+
+def test_iqm_difference_point_and_ci():
+    from selftaught.rl.evaluation import iqm_difference
+
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])  # IQM of 4 runs = mean of the middle two = 1.5
+    pt, lo, hi = iqm_difference(x + 1.0, x, reps=200)
+    assert pt == pytest.approx(1.0) and lo <= pt <= hi
+    assert iqm_difference(x[:1], x[:1]) == (0.0, 0.0, 0.0)

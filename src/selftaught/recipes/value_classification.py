@@ -30,6 +30,7 @@ from selftaught.core.rundir import RunDir, Timer
 from selftaught.core.seeding import keys
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
 from selftaught.rl.envs import ENVS, normalized_return
+from selftaught.rl.evaluation import iqm_difference
 from selftaught.rl.value_losses import LOSSES
 
 LABEL = {"mse": "MSE", "hl_gauss": "HL-Gauss", "two_hot": "two-hot", "c51": "C51"}
@@ -150,24 +151,6 @@ def _matrix(finals, envs, loss, width) -> np.ndarray | None:
     return np.stack([c[:n] for c in cols], axis=1)  # runs x tasks
 
 
-def _iqm_difference(x, y, reps=2000, seed=0) -> tuple[float, float, float]:
-    """IQM(x) - IQM(y) with a stratified (per task) independent bootstrap 95% CI."""
-    from rliable import library, metrics
-
-    fn = lambda a, b: np.array([metrics.aggregate_iqm(a) - metrics.aggregate_iqm(b)])  # noqa
-    point = float(fn(x, y)[0])
-    if min(len(x), len(y)) < 2:
-        return point, point, point
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        _, cis = library.get_interval_estimates({"d": (x, y)}, fn, reps=reps)
-    finally:
-        np.random.set_state(state)
-    lo, hi = np.asarray(cis["d"]).reshape(-1)[:2]
-    return point, float(lo), float(hi)
-
-
 def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     finals, curves = _scores(run_dir, cfg, seeds)
     md: list[str] = []
@@ -214,7 +197,7 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
     claims: list[Claim] = []
     hl, mse = main.get("HL-Gauss"), main.get("MSE")
     if hl is not None and mse is not None:
-        d = _iqm_difference(hl, mse)
+        d = iqm_difference(hl, mse)
         claims.append(stats.claim_greater(
             "hl_gauss_iqm_gt_mse", "IQM(HL-Gauss) - IQM(MSE) > 0 (normalised return)", d, 0.0))
         p = stats.probability_of_improvement(hl, mse)

@@ -235,7 +235,7 @@ def make_train(config: BBFConfig) -> Callable[[jax.Array], dict]:
     from selftaught.core import config as cfglib
 
     cfglib.validate(config)
-    return make_agent(config)[0]
+    return make_agent(config).train
 
 
 def make_agent(config: BBFConfig):
@@ -411,7 +411,20 @@ def make_agent(config: BBFConfig):
         _, curves = jax.lax.scan(chunk, carry, jnp.arange(c.num_evals))
         return curves
 
-    return train, init, chunk, net
+    return BBFAgent(train, init, chunk, reset, init_params, net)
+
+
+@dataclasses.dataclass(frozen=True)
+class BBFAgent:
+    """`train(rng)` and its pieces: init(rng) -> Carry, chunk(carry, i) -> (carry, metrics)
+    (i = chunk index, unbatched), reset(carry), init_params(key), net."""
+
+    train: Callable
+    init: Callable
+    chunk: Callable
+    reset: Callable
+    init_params: Callable
+    net: BBFNet
 
 
 def _l2n(x):
