@@ -74,8 +74,8 @@ class TransformerConfig:
 class KVCache:
     """Keys/values of every layer for M slots; `index` = number of slots filled so far."""
 
-    k_BxMxHxK: tuple[jax.Array, ...]  # one buffer per layer (updated in place by XLA)
-    v_BxMxHxK: tuple[jax.Array, ...]
+    k_BxHxMxK: tuple[jax.Array, ...]  # one buffer per layer (updated in place by XLA)
+    v_BxHxMxK: tuple[jax.Array, ...]
     mask_BxM: jax.Array  # bool: slot holds a real token
     pos_BxM: jax.Array  # int32: position of the token in each slot
     index: jax.Array  # int32 scalar
@@ -83,7 +83,7 @@ class KVCache:
 
 def init_cache(cfg: TransformerConfig, batch: int, max_len: int) -> KVCache:
     """An empty cache with `max_len` slots (prompt + new tokens)."""
-    shape = (batch, max_len, cfg.n_heads, cfg.head_dim)
+    shape = (batch, cfg.n_heads, max_len, cfg.head_dim)
     dt = jnp.dtype(cfg.dtype)
     zeros = tuple(jnp.zeros(shape, dt) for _ in range(cfg.n_layers))
     return KVCache(
@@ -152,16 +152,19 @@ class Attention(nn.Module):
         if c.pos_encoding == "rope":
             q_BxSxHxK = _rope(q_BxSxHxK, pos_BxS, c.rope_base)
             k_BxSxHxK = _rope(k_BxSxHxK, pos_BxS, c.rope_base)
-        k_BxMxHxK, v_BxMxHxK = kv_fn(k_BxSxHxK, v_BxSxHxK)
-        s_BxHxSxM = jnp.einsum("bshk,bmhk->bhsm", q_BxSxHxK, k_BxMxHxK).astype(jnp.float32)
+        # head-major layout: batched dots over leading (b, h) need no transposes of the cache
+        to_bhsk = lambda x: jnp.transpose(x, (0, 2, 1, 3))
+        q_BxHxSxK = to_bhsk(q_BxSxHxK)
+        k_BxHxMxK, v_BxHxMxK = kv_fn(to_bhsk(k_BxSxHxK), to_bhsk(v_BxSxHxK))
+        s_BxHxSxM = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxSxK, k_BxHxMxK).astype(jnp.float32)
         s_BxHxSxM = s_BxHxSxM / np.sqrt(c.head_dim)
         bias = self.attn_bias(pos_BxS, kpos_BxM)
         if bias is not None:
             s_BxHxSxM = s_BxHxSxM + bias
         s_BxHxSxM = jnp.where(allowed_BxSxM[:, None], s_BxHxSxM, _NEG)
-        p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1).astype(v_BxMxHxK.dtype)
-        o_BxSxHxK = jnp.einsum("bhsm,bmhk->bshk", p_BxHxSxM, v_BxMxHxK)
-        return self.out(o_BxSxHxK)
+        p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1).astype(v_BxHxMxK.dtype)
+        o_BxHxSxK = jnp.einsum("bhsm,bhmk->bhsk", p_BxHxSxM, v_BxHxMxK)
+        return self.out(to_bhsk(o_BxHxSxK))
 
 
 class Block(nn.Module):
@@ -230,7 +233,7 @@ class Transformer(nn.Module):
         """Run S new tokens into the next S cache slots -> (logits_BxSxV, new cache)."""
         S, M = tokens_BxS.shape[1], cache.mask_BxM.shape[1]
         i = cache.index
-        upd = lambda buf, new: jax.lax.dynamic_update_slice_in_dim(buf, new, i, axis=1)
+        upd = lambda buf, new, axis=1: jax.lax.dynamic_update_slice_in_dim(buf, new, i, axis)
         mask_BxM = upd(cache.mask_BxM, mask_BxS.astype(bool))
         pos_BxM = upd(cache.pos_BxM, positions_BxS.astype(jnp.int32))
         slot_S = i + jnp.arange(S)
@@ -242,10 +245,10 @@ class Transformer(nn.Module):
         new_k, new_v = [], []
         for layer, block in enumerate(self.blocks):
 
-            def kv_fn(k_BxSxHxK, v_BxSxHxK, layer=layer):
-                k_old, v_old = cache.k_BxMxHxK[layer], cache.v_BxMxHxK[layer]
-                k = upd(k_old, k_BxSxHxK.astype(k_old.dtype))
-                v = upd(v_old, v_BxSxHxK.astype(v_old.dtype))
+            def kv_fn(k_BxHxSxK, v_BxHxSxK, layer=layer):
+                k_old, v_old = cache.k_BxHxMxK[layer], cache.v_BxHxMxK[layer]
+                k = upd(k_old, k_BxHxSxK.astype(k_old.dtype), 2)
+                v = upd(v_old, v_BxHxSxK.astype(v_old.dtype), 2)
                 new_k.append(k)
                 new_v.append(v)
                 return k, v
