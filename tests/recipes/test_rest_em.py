@@ -17,7 +17,7 @@ RECIPE = recipes.get("rest-em")
 # Tiny: only checks mechanics (phases, resume, files), not the claim.
 TINY = dataclasses.replace(
     RECIPE.preset("smoke"),
-    num_seeds=1, task_args="digits=(1, 2)", train_problems=60, eval_problems=8,
+    num_seeds=1, task_args="digits=(1, 2)", human_problems=40, train_problems=60, eval_problems=8,
     model=rest_em.ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
     mstep_steps=60, iterations=2, num_samples=8, max_per_problem=1, eval_samples=2,
@@ -93,6 +93,7 @@ def test_parse_task_args():
     ({"eval_k": 9}, "eval_k (9) must be <= eval_samples"),
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"task_args": "digits="}, "name=value pairs"),
+    ({"human_problems": 61}, "human_problems (61) must be <= train_problems (60)"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError) as exc:
@@ -111,7 +112,8 @@ def test_cli_bad_task_and_diverged_lr_exit_2(tmp_path, capsys):
                      "--task", "no.such.module:factory"]) == 2
     assert "no.such.module:factory" in capsys.readouterr().err
     argv = ["run", "rest-em", "--preset", "smoke", "--seeds", "1", "--run-dir",
-            str(tmp_path / "b"), "--train-problems", "40", "--eval-problems", "20",
+            str(tmp_path / "b"), "--human-problems", "40", "--train-problems", "40",
+            "--eval-problems", "20",
             "--model.d-model", "16", "--model.n-heads", "2", "--sft.lr", "1e30",
             "--sft.total-steps", "20", "--sft.warmup-steps", "1", "--chunk-steps", "10"]
     assert cli.main(argv) == 2
