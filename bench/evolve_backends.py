@@ -1,0 +1,67 @@
+"""Evaluations per second of RL-loss candidates: in-process vs process pool vs Ray.
+
+    .venv/bin/python bench/evolve_backends.py [--candidates 16] [--total-steps 5000]
+        [--workers 2] [--repeats 2] [--backends inprocess,pool,ray]
+
+Each candidate is a random program of the RL-loss space trained as the loss of a DQN on
+CartPole (`RLLossTask`, one seed, `--total-steps` env steps). Per backend we report the
+start-up time (workers spawned and the DQN compiled in each), then evaluations per
+second over `--repeats` timed calls of `--candidates` programs each. In-process runs the
+whole batch as vmapped chunks of `--batch` in this process; the pool and Ray split the
+batch into one contiguous chunk per worker. Ray is skipped when it is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--candidates", type=int, default=16)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--total-steps", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--backends", default="inprocess,pool,ray")
+    args = p.parse_args()
+
+    from selftaught.evolve.backends import make_backend
+    from selftaught.evolve.program import random_program
+    from selftaught.evolve.rl_loss import RLLossTask
+
+    task = RLLossTask(total_steps=args.total_steps, learning_starts=500, num_evals=4,
+                      eval_episodes=4, batch=args.batch, num_nodes=9)
+    rng = np.random.default_rng(0)
+    batches = [[random_program(task.space, rng) for _ in range(args.candidates)]
+               for _ in range(args.repeats + 1)]
+    results = {}
+    for name in args.backends.split(","):
+        if name == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                results[name] = "skipped: ray not installed (pip install 'selftaught[ray]')"
+                continue
+        t0 = time.perf_counter()
+        be = make_backend(name, task, workers=args.workers)
+        be(batches[0])  # compile everywhere
+        startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        fits = [be(b) for b in batches[1:]]
+        dt = time.perf_counter() - t1
+        be.close()
+        n = args.candidates * args.repeats
+        results[name] = {"startup_and_compile_s": round(startup, 1), "timed_s": round(dt, 1),
+                         "evaluations": n, "evals_per_s": round(n / dt, 3),
+                         "mean_fitness": float(np.mean(np.concatenate(fits)))}
+        print(name, json.dumps(results[name]), flush=True)
+    print(json.dumps({"config": vars(args), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
