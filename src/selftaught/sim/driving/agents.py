@@ -22,6 +22,7 @@ from selftaught.sim.driving.datatypes import (
     SimulatorState,
     Trajectory,
     TrajectoryUpdate,
+    fast_argmin,
 )
 from selftaught.sim.driving.dynamics import DynamicsModel, wrap_angle
 
@@ -152,7 +153,7 @@ def lead_vehicle(c: Trajectory, p: IDMParams = IDMParams()):
         & (align > -0.7) & c.valid[None, :] & c.valid[:, None] & ~jnp.eye(n, dtype=bool)
     )  # fmt: skip
     gap = jnp.where(ahead, lon - (c.length[:, None] + c.length[None, :]) / 2, p.lookahead)
-    j = jnp.argmin(gap, axis=1)
+    j = fast_argmin(gap, axis=1)
     g = jnp.take_along_axis(gap, j[:, None], 1)[:, 0]
     speed = jnp.hypot(c.vel_x, c.vel_y)
     has = g < p.lookahead
@@ -172,7 +173,7 @@ def follow_route(c: Trajectory, route_xy, route_valid, gap, v_lead, p: IDMParams
     end_s = jnp.max(jnp.where(route_valid, arcs, 0.0), -1)
     xy = jnp.stack([c.x, c.y], -1)
     d2 = jnp.where(route_valid, jnp.sum((route_xy - xy[:, None]) ** 2, -1), 1e12)
-    k = jnp.argmin(d2, -1)
+    k = fast_argmin(d2, -1)
     M = route_xy.shape[-2]
     k0 = jnp.clip(k, 0, M - 2)
     seg = jnp.take_along_axis(route_xy, (k0 + 1)[:, None, None], 1)[:, 0] - jnp.take_along_axis(

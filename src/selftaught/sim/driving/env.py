@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from selftaught.core.errors import UnknownNameError
 from selftaught.sim.driving import agents as ag
 from selftaught.sim.driving import metrics as mt
-from selftaught.sim.driving.datatypes import INIT_STEPS, Action, SimulatorState
+from selftaught.sim.driving.datatypes import INIT_STEPS, VEHICLE, Action, SimulatorState
 from selftaught.sim.driving.dynamics import DynamicsModel, apply_update
 
 
@@ -54,8 +54,8 @@ class MultiAgentEnv:
         )  # fmt: skip
         return state.replace(sim_trajectory=traj, timestep=state.timestep + 1)
 
-    def reward(self, state: SimulatorState) -> jax.Array:
-        return mt.reward(state, self.config.reward_weights)
+    def reward(self, state: SimulatorState, metrics: dict | None = None) -> jax.Array:
+        return mt.reward(state, self.config.reward_weights, metrics)
 
     def metrics(self, state: SimulatorState) -> dict:
         return mt.run_metrics(state, self.config.metrics)
@@ -66,7 +66,8 @@ class MultiAgentEnv:
 
 
 class PlanningAgentEnv(MultiAgentEnv):
-    """Only the SDC is controlled; others follow the log or the named sim agent."""
+    """Only the SDC is controlled; other vehicles follow the log or the named sim agent
+    (pedestrians and cyclists always replay the log)."""
 
     def __init__(self, dynamics: DynamicsModel, sim_agent: str = "log",
                  config: EnvConfig = EnvConfig()):  # fmt: skip
@@ -83,7 +84,7 @@ class PlanningAgentEnv(MultiAgentEnv):
         ctrl = md.is_sdc
         if self.sim_agent != "log":
             sim_upd = ag.SIM_AGENTS[self.sim_agent](state)
-            others = md.is_valid & ~md.is_sdc
+            others = md.is_valid & ~md.is_sdc & (md.object_types == VEHICLE)
             upd = jax.tree.map(lambda a, b: jnp.where(ctrl, a, b), upd, sim_upd)
             ctrl = ctrl | others
         traj = apply_update(state.sim_trajectory, state.log_trajectory, upd, ctrl, t)
@@ -106,7 +107,8 @@ def rollout(env: MultiAgentEnv, scenario: SimulatorState, actor: ag.Actor, param
         state, actor_state = carry
         out = actor.select_action(params, state, actor_state, key)
         state = env.step(state, out.action)
-        return (state, out.actor_state), (env.metrics(state), env.reward(state))
+        m = env.metrics(state)
+        return (state, out.actor_state), (m, env.reward(state, m))
 
     keys = jax.random.split(rng, num_steps)
     (state, _), (metrics, rewards) = jax.lax.scan(body, (state, actor_state), keys)

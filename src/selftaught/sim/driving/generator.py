@@ -5,7 +5,9 @@ A scenario is a straight road, a curve or a four-way intersection with road edge
 to `num_objects` vehicles. Vehicle logs are integrated with the exact invertible bicycle
 model (so the expert is recovered by the dynamics inverse) under a controller that follows
 each vehicle's route (pure pursuit), keeps a safe gap to the vehicle ahead (IDM) and stops
-at red lights: vehicles interact through car following and the lights.
+at red lights: vehicles interact through car following and the lights. Intersection lights
+switch during the episode (green -> red for one road, then, after an all-red gap, red ->
+green for the other), so waiting vehicles start moving and late ones stop.
 
 Everything is NumPy on the host, seeded by `numpy.random.default_rng([seed, salt])`.
 """
@@ -39,15 +41,17 @@ KINDS = ("straight", "curve", "intersection")
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     num_objects: int = 32
-    num_points: int = 1400
+    num_points: int = 800
     num_paths: int = 3
     path_points: int = 200
     num_lights: int = 4
     num_timesteps: int = NUM_TIMESTEPS
     kinds: tuple[str, ...] = KINDS
     road_extent: float = 100.0
-    edge_spacing: float = 1.0
-    lane_spacing: float = 2.0
+    edge_spacing: float = 2.0
+    lane_spacing: float = 4.0
+    num_pedestrians: int = 0
+    """Pedestrians walking on the sidewalks (outside the road edges), filling free slots."""
 
     def validate(self) -> None:
         if self.num_objects < 1 or self.num_timesteps < dt.INIT_STEPS + 1:
@@ -108,8 +112,8 @@ class Scene:
     lanes: list  # polylines (direction of travel)
     edges: list  # polylines (road on the left)
     routes: list  # dicts: poly, entry (lane index), stop_s (or None), kind
-    lights: list  # dicts: xy, lane, state
-    entries: list  # dicts: lane index, length available for placement, red (bool)
+    lights: list  # dicts: xy, lane, red (bool [T])
+    entries: list  # dicts: lane index, length available for placement, red ([T] bool or None)
 
 
 # --------------------------------------------------------------------------- scenes
@@ -135,19 +139,22 @@ def road_scene(rng: np.random.Generator, kind: str, extent: float) -> Scene:
             lanes.append(poly)
             routes.append({"poly": poly, "entry": len(lanes) - 1, "stop_s": None, "kind": "lane"})
             entries.append({"lane": len(lanes) - 1, "length": 0.55 * arc_lengths(poly)[-1],
-                            "red": False})  # fmt: skip
+                            "red": None})  # fmt: skip
     w = lanes_per_dir * LANE_W
     edges = [offset(center, -w), offset(center, w)[::-1]]
     return Scene(lanes, edges, routes, [], entries)
 
 
-def intersection_scene(rng: np.random.Generator, extent: float) -> Scene:
+def intersection_scene(rng: np.random.Generator, extent: float, num_t: int) -> Scene:
     hw = LANE_W / 2
     r_right, r_left = 8.0, 10.0
     box = hw + r_right  # stop line / start of the turn arcs
     edge_r = r_right - hw
     lanes, edges, routes, lights, entries = [], [], [], [], []
-    green_axis = int(rng.integers(0, 2))  # 0: east-west traffic has green
+    green_axis = int(rng.integers(0, 2))  # 0: east-west traffic has green first
+    t_switch = int(rng.integers(30, 71))  # green -> red for the first road (3-7 s)
+    all_red = 20
+    steps = np.arange(num_t)
     for k in range(4):  # approach k comes from angle k*90 deg + 180 and heads rot(k*90) of east
         ang = k * np.pi / 2
         R = lambda p, a=ang: rot(np.atleast_2d(np.asarray(p, float)), a)  # noqa: E731
@@ -160,8 +167,9 @@ def intersection_scene(rng: np.random.Generator, extent: float) -> Scene:
         out_left = R(line((hw, r_left - hw), (hw, extent)))
         base = len(lanes)
         lanes += [incoming, straight, right, left, out_straight]
-        red = (k % 2) != green_axis
-        stop_s = arc_lengths(incoming)[-1] - 1.0 if red else None
+        first = (k % 2) == green_axis
+        red = steps >= t_switch if first else steps < t_switch + all_red
+        stop_s = arc_lengths(incoming)[-1] - 1.0
         for kind, conn, out in (
             ("straight", straight, out_straight),
             ("right", right, out_right),
@@ -170,7 +178,7 @@ def intersection_scene(rng: np.random.Generator, extent: float) -> Scene:
             routes.append({"poly": join(incoming, conn, out), "entry": base, "stop_s": stop_s,
                            "kind": kind})  # fmt: skip
         entries.append({"lane": base, "length": arc_lengths(incoming)[-1] - 25.0, "red": red})
-        lights.append({"xy": incoming[-1], "lane": base, "state": LIGHT_STOP if red else LIGHT_GO})
+        lights.append({"xy": incoming[-1], "lane": base, "red": red})
         corner = join(
             line((-extent, -LANE_W), (-box, -LANE_W)),
             arc((-box, -box), edge_r, np.pi / 2, 0.0),
@@ -207,7 +215,7 @@ def lead_gaps(x, y, yaw, speed, length, width, valid, lookahead=60.0):
     return np.minimum(g, lookahead), v_lead
 
 
-def _simulate(rng, routes, s0, v0, v_des, length, width, num_t, spacing=0.5):
+def _simulate(rng, routes, s0, v0, v_des, length, width, num_t, red=None, spacing=0.5):
     """Integrate the bicycle model for all vehicles; returns x, y, yaw, v arrays [n, T]."""
     n = len(routes)
     polys = [resample(r["poly"], spacing) for r in routes]
@@ -224,12 +232,19 @@ def _simulate(rng, routes, s0, v0, v_des, length, width, num_t, spacing=0.5):
     yaws[:, 0] = np.arctan2(d[:, 1], d[:, 0])
     vs[:, 0] = v0
     valid = np.ones(n, bool)
+    red = np.zeros((n, num_t), bool) if red is None else red
+    committed = red[:, 0].copy()  # will stop at the line while the light is red
     for t in range(num_t - 1):
         x, y, yaw, v = xs[:, t], ys[:, t], yaws[:, t], vs[:, t]
         gap, v_lead = lead_gaps(x, y, yaw, v, length, width, valid)
         d2 = (R[..., 0] - x[:, None]) ** 2 + (R[..., 1] - y[:, None]) ** 2
         s_cur = np.argmin(d2, axis=1) * spacing
-        end_gap = np.minimum(end_s, stop_s) - s_cur - length / 2
+        stop_gap = stop_s - s_cur - length / 2
+        turned_red = red[:, t] & ~red[:, max(t - 1, 0)]
+        can_stop = stop_gap > v**2 / (2 * 3.0) + 1.0  # else: dilemma zone, drive through
+        committed = np.where(turned_red, can_stop, committed)
+        stopping = red[:, t] & committed
+        end_gap = np.minimum(end_s, np.where(stopping, stop_s, np.inf)) - s_cur - length / 2
         use_end = end_gap < gap
         gap, v_lead = np.where(use_end, end_gap, gap), np.where(use_end, 0.0, v_lead)
         ld = np.maximum(6.0, 0.8 * v)
@@ -272,7 +287,7 @@ def generate(seed: int, config: GeneratorConfig = GeneratorConfig(), salt: int =
     cfg, T, O = config, config.num_timesteps, config.num_objects  # noqa: E741
     kind = cfg.kinds[int(rng.integers(0, len(cfg.kinds)))]
     scene = (
-        intersection_scene(rng, cfg.road_extent)
+        intersection_scene(rng, cfg.road_extent, T)
         if kind == "intersection"
         else road_scene(rng, kind, cfg.road_extent)
     )
@@ -295,23 +310,49 @@ def generate(seed: int, config: GeneratorConfig = GeneratorConfig(), salt: int =
             widths.append(rng.uniform(1.8, 2.1))
             vd = rng.uniform(6.0, 14.0)
             v_des.append(vd)
-            v0.append(vd * rng.uniform(0.5, 1.0) * (0.6 if e["red"] else 1.0))
+            red0 = e["red"] is not None and e["red"][0]
+            v0.append(vd * rng.uniform(0.5, 1.0) * (0.6 if red0 else 1.0))
             entry_of.append(e_idx)
             s += L + rng.uniform(8.0, 30.0)
     n = len(routes)
     lengths, widths = np.array(lengths), np.array(widths)
+    red = np.array([scene.entries[e]["red"] if scene.entries[e]["red"] is not None
+                    else np.zeros(T, bool) for e in entry_of]).reshape(n, T)  # fmt: skip
     xs, ys, yaws, vs = _simulate(
-        rng, routes, np.array(s0), np.array(v0), np.array(v_des), lengths, widths, T
+        rng, routes, np.array(s0), np.array(v0), np.array(v_des), lengths, widths, T, red
     )
     # ---- choose the SDC: a vehicle with a green light that moves, preferring mid-lane ones
-    moving = np.array([not scene.entries[e]["red"] for e in entry_of]) & (vs[:, -1] > 1.0)
+    travelled = np.hypot(xs[:, -1] - xs[:, 0], ys[:, -1] - ys[:, 0])
+    moving = ~red[:, 0] & (travelled > 30.0)
     cand = np.flatnonzero(moving) if moving.any() else np.arange(n)
     sdc = int(cand[rng.integers(0, len(cand))])
-    order = [sdc] + [i for i in range(n) if i != sdc]  # the SDC is object 0
+    # ---- pedestrians on the sidewalks: straight walks at constant speed
+    m = min(cfg.num_pedestrians, O - n)
+    if m > 0:
+        steps = np.arange(T) * DT
+        pxs, pys, pyaws, pvs = (np.zeros((m, T)) for _ in range(4))
+        for k in range(m):
+            e = scene.edges[int(rng.integers(0, len(scene.edges)))]
+            j = int(rng.integers(0, len(e) - 1))
+            d = e[j + 1] - e[j]
+            d = d / max(np.linalg.norm(d), 1e-9)
+            base = e[j] + rng.uniform(1.5, 4.0) * np.array([d[1], -d[0]])  # right = off road
+            if rng.random() < 0.5:
+                d = -d
+            v = rng.uniform(0.8, 1.6)
+            pxs[k], pys[k] = base[0] + v * steps * d[0], base[1] + v * steps * d[1]
+            pyaws[k], pvs[k] = np.arctan2(d[1], d[0]), v
+        xs, ys = np.concatenate([xs, pxs]), np.concatenate([ys, pys])
+        yaws, vs = np.concatenate([yaws, pyaws]), np.concatenate([vs, pvs])
+        lengths = np.concatenate([lengths, np.full(m, 0.6)])
+        widths = np.concatenate([widths, np.full(m, 0.6)])
+    types = np.array([dt.VEHICLE] * n + [dt.PEDESTRIAN] * m, np.int32)
+    order = [sdc] + [i for i in range(n) if i != sdc] + list(range(n, n + m))  # SDC is object 0
+    n = n + m
     # ---- trajectories [O, T]
     def pad(a, fill=0.0):
         out = np.full((O,) + a.shape[1:], fill, np.float32)
-        out[:n] = a[order]
+        out[:n] = np.asarray(a)[order]
         return out
 
     valid = np.zeros((O, T), bool)
@@ -326,7 +367,7 @@ def generate(seed: int, config: GeneratorConfig = GeneratorConfig(), salt: int =
     )  # fmt: skip
     ids = np.arange(O, dtype=np.int32)
     meta = ObjectMetadata(
-        ids=ids, object_types=np.where(ids < n, dt.VEHICLE, 0).astype(np.int32),
+        ids=ids, object_types=pad(types.astype(np.float32)).astype(np.int32),
         is_sdc=ids == 0, is_modeled=ids < n, is_valid=ids < n, objects_of_interest=ids == 0,
         is_controlled=ids == 0,
     )  # fmt: skip
@@ -385,7 +426,8 @@ def generate(seed: int, config: GeneratorConfig = GeneratorConfig(), salt: int =
     lvalid = np.zeros((NL, T), bool)
     for k, li in enumerate(scene.lights[:NL]):
         lx[k], ly[k] = li["xy"][0], li["xy"][1]
-        lstate[k], llane[k], lvalid[k] = li["state"], li["lane"], True
+        lstate[k] = np.where(li["red"], LIGHT_STOP, LIGHT_GO)
+        llane[k], lvalid[k] = li["lane"], True
     lights = TrafficLights(
         x=lx, y=ly, z=np.zeros_like(lx), state=lstate, lane_ids=llane, valid=lvalid
     )

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from selftaught.sim.driving.datatypes import SimulatorState, Trajectory
+from selftaught.sim.driving.datatypes import SimulatorState, Trajectory, fast_argmin
 from selftaught.sim.driving.dynamics import InvertibleBicycleModel
 
 MAX_ACCEL_FEASIBLE = 10.4
@@ -34,27 +34,25 @@ def _cur(state: SimulatorState) -> Trajectory:
 
 # --------------------------------------------------------------------------- geometry
 def boxes_overlap(x, y, yaw, length, width) -> jax.Array:
-    """[N, N] bool: box i intersects box j (separating-axis test on the 4 box axes)."""
-    c, s = jnp.cos(yaw), jnp.sin(yaw)
-    axes = jnp.stack(
-        [jnp.stack([c, s], -1), jnp.stack([-s, c], -1)], axis=-2
-    )  # [N, 2 axes, 2]
-    hl, hw = length / 2, width / 2
-    d = jnp.stack([x[None, :] - x[:, None], y[None, :] - y[:, None]], -1)  # [N(i), N(j), 2]
+    """[N, N] bool: box i intersects box j (separating-axis test on the 4 box axes).
 
-    def separated_on(ax_owner_is_i: bool):
-        ax = axes[:, None] if ax_owner_is_i else axes[None, :]  # [N,1,2,2] or [1,N,2,2]
-        # projection radii of box i and box j on each axis
-        ri = hl[:, None, None] * jnp.abs(jnp.sum(ax * axes[:, None, 0:1], -1)) + hw[
-            :, None, None
-        ] * jnp.abs(jnp.sum(ax * axes[:, None, 1:2], -1))
-        rj = hl[None, :, None] * jnp.abs(jnp.sum(ax * axes[None, :, 0:1], -1)) + hw[
-            None, :, None
-        ] * jnp.abs(jnp.sum(ax * axes[None, :, 1:2], -1))
-        dist = jnp.abs(jnp.sum(ax * d[:, :, None, :], -1))
-        return jnp.any(dist > ri + rj, axis=-1)  # [N, N]
-
-    return ~(separated_on(True) | separated_on(False))
+    On box i's heading axis h_i its own half-extent is l_i/2 and box j's is
+    l_j/2 |cos(yaw_j - yaw_i)| + w_j/2 |sin(yaw_j - yaw_i)|; likewise for the other 3 axes.
+    The boxes are disjoint iff the centre distance projected on some axis exceeds the sum."""
+    dx, dy = x[None, :] - x[:, None], y[None, :] - y[:, None]  # [i, j]
+    ci, si = jnp.cos(yaw)[:, None], jnp.sin(yaw)[:, None]
+    cj, sj = jnp.cos(yaw)[None, :], jnp.sin(yaw)[None, :]
+    c = jnp.abs(ci * cj + si * sj)  # |cos(yaw_j - yaw_i)|
+    s = jnp.abs(ci * sj - si * cj)  # |sin(yaw_j - yaw_i)|
+    li, wi = (length / 2)[:, None], (width / 2)[:, None]
+    lj, wj = (length / 2)[None, :], (width / 2)[None, :]
+    sep = (
+        (jnp.abs(dx * ci + dy * si) > li + lj * c + wj * s)
+        | (jnp.abs(-dx * si + dy * ci) > wi + lj * s + wj * c)
+        | (jnp.abs(dx * cj + dy * sj) > lj + li * c + wi * s)
+        | (jnp.abs(-dx * sj + dy * cj) > wj + li * s + wi * c)
+    )
+    return ~sep
 
 
 def overlap(state: SimulatorState) -> MetricResult:
@@ -68,18 +66,22 @@ def overlap(state: SimulatorState) -> MetricResult:
 
 
 def signed_distance_to_road_edge(points_xy: jax.Array, roadgraph) -> jax.Array:
-    """Signed distance [...] of points [..., 2] to the nearest road-edge point (>0 off-road)."""
+    """Signed distance [...] of points [..., 2] to the nearest road-edge point (>0 off-road).
+
+    The nearest point comes from an elementwise [N, P] squared distance (no [N, P, 2]
+    tensor) and a two-reduction argmin; distance and side are then computed for that point."""
     edge = roadgraph.is_road_edge
     rxy = roadgraph.xy  # [P, 2]
-    diff = points_xy[..., None, :] - rxy  # [..., P, 2]
-    d2 = jnp.where(edge, jnp.sum(diff**2, -1), BIG)
-    i = jnp.argmin(d2, axis=-1)
-    nearest_diff = jnp.take_along_axis(diff, i[..., None, None], axis=-2)[..., 0, :]
+    pts = points_xy.reshape(-1, 2)
+    q = rxy
+    d2 = (pts[:, 0:1] - q[None, :, 0]) ** 2 + (pts[:, 1:2] - q[None, :, 1]) ** 2
+    i = fast_argmin(jnp.where(edge[None, :], d2, BIG), axis=-1)
+    diff = pts - q[i]
     dxy = roadgraph.dir_xy[i]
-    cross = dxy[..., 0] * nearest_diff[..., 1] - dxy[..., 1] * nearest_diff[..., 0]
-    dist = jnp.sqrt(jnp.take_along_axis(d2, i[..., None], axis=-1)[..., 0])
-    sign = jnp.where(cross < 0, 1.0, -1.0)
-    return jnp.where(jnp.any(edge), sign * dist, -BIG)
+    cross = dxy[:, 0] * diff[:, 1] - dxy[:, 1] * diff[:, 0]
+    dist = jnp.sqrt(jnp.sum(diff**2, -1))
+    sd = jnp.where(cross < 0, dist, -dist)
+    return jnp.where(jnp.any(edge), sd, -BIG).reshape(points_xy.shape[:-1])
 
 
 def offroad(state: SimulatorState) -> MetricResult:
@@ -118,7 +120,7 @@ def _project_on_paths(xy: jax.Array, paths) -> tuple:
 
 def _route_arc(xy, paths, path_idx):
     d2 = _project_on_paths(xy, paths)[path_idx]
-    i = jnp.argmin(d2)
+    i = fast_argmin(d2)
     return paths.arc_length[path_idx, i], d2[i], i
 
 
@@ -137,7 +139,7 @@ def _closest_on_route_path(state: SimulatorState, xy):
     d2 = _project_on_paths(xy, state.sdc_paths)  # [N, L]
     d2 = jnp.where(state.sdc_paths.on_route[:, None], d2, BIG)
     best = jnp.min(d2, axis=-1)
-    return jnp.argmin(best), jnp.min(best)
+    return fast_argmin(best), jnp.min(best)
 
 
 def route_progress(state: SimulatorState) -> MetricResult:
@@ -203,10 +205,12 @@ def run_metrics(state: SimulatorState, names=tuple(METRICS)) -> dict[str, Metric
     return {n: METRICS[n](state) for n in names}
 
 
-def reward(state: SimulatorState, weights=DEFAULT_REWARD_WEIGHTS) -> jax.Array:
-    """Weighted sum of metrics [O], zero for objects that are not controlled."""
+def reward(state: SimulatorState, weights=DEFAULT_REWARD_WEIGHTS, metrics=None) -> jax.Array:
+    """Weighted sum of metrics [O], zero for objects that are not controlled. Pass already
+    computed `metrics` to reuse them."""
+    metrics = metrics or {}
     total = jnp.zeros(state.num_objects, jnp.float32)
     for name, w in weights:
-        m = METRICS[name](state)
+        m = metrics[name] if name in metrics else METRICS[name](state)
         total = total + w * jnp.where(m.valid, m.value, 0.0)
     return jnp.where(state.object_metadata.is_controlled, total, 0.0)

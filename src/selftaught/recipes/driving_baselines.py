@@ -1,0 +1,447 @@
+"""driving-baselines: the Waymax paper's planning-agent baseline table, on procedurally
+generated scenarios (straight roads, curves, signalised intersections).
+
+    selftaught run driving-baselines --preset default      (~10 min on a 2-core CPU)
+
+Expected at default size: the expert replays its log through the bicycle inverse with
+ADE < 1 cm; behaviour cloning with the route in its observation makes more route progress
+than without; an RL planner tuned against log-playback agents fails (collision or
+off-road) more often when the other cars are IDM agents.
+
+Algorithm box:
+  1. generate training scenarios (per seed) and a fixed held-out evaluation set
+  2. evaluate expert (log through the bicycle inverse), constant velocity and IDM route
+     following in the planning-agent env (only the SDC is controlled, others replay the log)
+  3. per seed: behaviour cloning on the logs with (a) DeltaLocal actions, (b) discretised
+     bicycle actions, (c) discretised bicycle without the route in the observation; evaluate
+  4. per seed: an RL planner (CEM policy search over the parameters of a route-following
+     controller; objective = route progress - 2 x [collision or off-road]) trained against
+     log-playback agents and against IDM agents; evaluate each against both
+  5. report: metrics table with 95% bootstrap CIs over held-out scenarios, claims, a PNG of
+     a scenario and a GIF of a rollout
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from selftaught.core import progress
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.core.recipe import Claim, Recipe, Report
+from selftaught.core.rundir import RunDir, Timer
+from selftaught.sim.driving import agents as ag
+from selftaught.sim.driving import dynamics as dyn
+from selftaught.sim.driving import env as envlib
+from selftaught.sim.driving import generator as gen
+from selftaught.sim.driving import policies as pol
+from selftaught.sim.driving import visualization as vz
+from selftaught.stats import bootstrap_ci, paired_difference_ci, plot_bars
+
+AGENTS = ("expert", "constant_velocity", "idm", "bc_delta", "bc_bicycle", "bc_bicycle_noroute",
+          "rl_vs_log", "rl_vs_idm")  # fmt: skip
+COLUMNS = (
+    ("offroad", "off-road %", 100.0),
+    ("overlap", "collision %", 100.0),
+    ("kinematic_infeasibility", "kin. infeasible %", 100.0),
+    ("ade", "ADE (m)", 1.0),
+    ("route_progress", "route progress %", 100.0),
+    ("off_route", "off-route %", 100.0),
+)
+SHORT = {"expert": "expert", "constant_velocity": "const. vel.", "idm": "IDM",
+         "bc_delta": "BC delta", "bc_bicycle": "BC bicycle", "bc_bicycle_noroute": "BC no route",
+         "rl_vs_log": "RL (log)", "rl_vs_idm": "RL (IDM)"}  # fmt: skip
+SUMMARY_KEYS = ("offroad", "overlap", "kinematic_infeasibility", "ade", "route_progress",
+                "off_route", "wrong_way", "return")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class DrivingBaselinesConfig:
+    seed: int = 0
+    """Base seed (training scenarios, network init, CEM noise)."""
+    num_seeds: int = 1
+    num_train_scenarios: int = 300
+    num_eval_scenarios: int = 200
+    """Held-out generated scenarios every agent is evaluated on."""
+    num_objects: int = 32
+    eval_batch: int = 50
+    """Scenarios per vmapped evaluation call."""
+    bc_steps: int = 3000
+    bc_batch: int = 256
+    bc_lr: float = 1e-3
+    bc_hidden: int = 128
+    accel_bins: int = 13
+    curvature_bins: int = 41
+    rl_iterations: int = 6
+    rl_population: int = 10
+    rl_elite: int = 3
+    rl_scenarios: int = 16
+    agents: tuple[str, ...] = AGENTS
+    """Which baselines to run (claims need their agents)."""
+
+    def validate(self) -> None:
+        names = ("num_train_scenarios", "num_eval_scenarios", "num_objects", "eval_batch",
+                 "bc_steps", "bc_batch", "bc_hidden", "rl_iterations", "rl_scenarios")
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.accel_bins < 3 or self.curvature_bins < 3:
+            raise ConfigError("--accel_bins and --curvature_bins must be at least 3")
+        if not 1 <= self.rl_elite <= self.rl_population:
+            raise ConfigError(
+                f"--rl_elite must be in [1, rl_population={self.rl_population}], "
+                f"got {self.rl_elite}"
+            )
+        if not self.bc_lr > 0:
+            raise ConfigError(f"--bc_lr must be positive, got {self.bc_lr}")
+        for a in self.agents:
+            if a not in AGENTS:
+                raise UnknownNameError("driving baseline", a, AGENTS)
+
+
+PRESETS = {
+    "smoke": DrivingBaselinesConfig(
+        num_train_scenarios=24, num_eval_scenarios=16, num_objects=12, eval_batch=16,
+        bc_steps=300, bc_batch=128, bc_hidden=64, rl_iterations=2, rl_population=4,
+        rl_elite=2, rl_scenarios=4,
+    ),  # fmt: skip
+    "default": DrivingBaselinesConfig(),
+    "paper": DrivingBaselinesConfig(
+        num_seeds=3, num_train_scenarios=2000, num_eval_scenarios=1000, num_objects=64,
+        eval_batch=200, bc_steps=20000, bc_hidden=256, rl_iterations=20, rl_population=32,
+        rl_elite=8, rl_scenarios=64,
+    ),  # fmt: skip
+}
+
+
+# --------------------------------------------------------------------------- data
+def _gen_config(cfg) -> gen.GeneratorConfig:
+    return gen.GeneratorConfig(num_objects=cfg.num_objects)
+
+
+def _scenarios(cfg, seeds, salt: int):
+    return jax.tree.map(jnp.asarray, gen.generate_batch(seeds, _gen_config(cfg), salt=salt))
+
+
+def eval_scenarios(cfg):
+    return _scenarios(cfg, range(cfg.num_eval_scenarios), salt=1)
+
+
+def train_scenarios(cfg, seed: int):
+    base = 1_000_003 * (seed + 1)
+    return _scenarios(cfg, range(base, base + cfg.num_train_scenarios), salt=0)
+
+
+# --------------------------------------------------------------------------- agents
+def bc_spec(cfg, agent: str) -> pol.BCSpec:
+    return pol.BCSpec(
+        kind="delta" if agent == "bc_delta" else "bicycle",
+        use_route=agent != "bc_bicycle_noroute",
+        accel_bins=cfg.accel_bins, curvature_bins=cfg.curvature_bins, hidden=cfg.bc_hidden,
+    )  # fmt: skip
+
+
+def make_env_actor(cfg, agent: str, sim_agents: str):
+    bic = dyn.InvertibleBicycleModel()
+    if agent == "expert":
+        return envlib.PlanningAgentEnv(bic, sim_agents), ag.expert_actor(bic)
+    if agent == "constant_velocity":
+        return envlib.PlanningAgentEnv(bic, sim_agents), ag.from_updates(
+            bic, ag.constant_speed_update, agent
+        )
+    if agent == "idm":
+        return envlib.PlanningAgentEnv(bic, sim_agents), ag.from_updates(
+            bic, ag.sdc_route_update, agent
+        )
+    if agent.startswith("bc_"):
+        spec = bc_spec(cfg, agent)
+        model = pol.MLP(spec.hidden, spec.out_dim)
+        d = spec.dynamics()
+        return envlib.PlanningAgentEnv(d, sim_agents), ag.policy_actor(
+            d, pol.bc_policy_fn(spec, model), agent
+        )
+    if agent.startswith("rl_"):
+        return envlib.PlanningAgentEnv(bic, sim_agents), pol.rl_policy_actor(bic)
+    raise UnknownNameError("driving baseline", agent, AGENTS)
+
+
+def _eval_fn(cfg, agent: str, sim_agents: str):
+    # the two RL planners share one compiled rollout (their parameters are arguments)
+    return _compiled_eval(cfg, "rl_vs_log" if agent.startswith("rl_") else agent, sim_agents)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_eval(cfg, agent: str, sim_agents: str):
+    env, actor = make_env_actor(cfg, agent, sim_agents)
+
+    def one(params, s, key):
+        final, m, r = envlib.rollout(env, s, actor, params, key)
+        return envlib.summarize(m, r, s.object_metadata.is_sdc), final
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+
+
+def evaluate(cfg, agent: str, sim_agents: str, params, scenarios, *, keep_first=False):
+    """Per-scenario summaries {metric: [n]} (and the first final state if keep_first)."""
+    fn = _eval_fn(cfg, agent, sim_agents)
+    n = scenarios.timestep.shape[0]
+    b = cfg.eval_batch  # a fixed batch shape: one compilation per (agent, sim agents)
+    outs, first = [], None
+    with progress.bar(f"eval {agent} vs {sim_agents}", total=-(-n // b)) as bar:
+        for lo in range(0, n, b):
+            idx = np.minimum(np.arange(lo, lo + b), n - 1)  # pad the last batch
+            batch = jax.tree.map(lambda a, idx=idx: a[idx], scenarios)
+            keys = jax.random.split(jax.random.PRNGKey(lo), b)
+            summ, final = fn(params, batch, keys)
+            take = min(b, n - lo)
+            outs.append({k: np.asarray(v)[:take] for k, v in summ.items()})
+            if keep_first and first is None:
+                first = jax.tree.map(lambda a: np.asarray(a[0]), final)
+            bar.advance(1)
+    out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    return (out, first) if keep_first else out
+
+
+# --------------------------------------------------------------------------- training
+def train_bc(cfg, agent: str, scenarios, seed: int, run: RunDir, phase: str):
+    spec = bc_spec(cfg, agent)
+    obs, tgt, valid = pol.bc_dataset(spec, scenarios)
+    model, init, train_chunk, chunk = pol.make_bc_train(
+        spec, obs, tgt, valid, steps=cfg.bc_steps, batch=cfg.bc_batch, lr=cfg.bc_lr
+    )
+    rng = jax.random.PRNGKey(seed)
+    rng, k = jax.random.split(rng)
+    params, opt_state = init(k)
+    done = 0
+    with progress.bar(f"train {agent}", total=cfg.bc_steps) as bar:
+        while done < cfg.bc_steps:
+            rng, k = jax.random.split(rng)
+            params, opt_state, losses = train_chunk(params, opt_state, k)
+            done += chunk
+            from selftaught.core.errors import check_finite
+
+            check_finite(float(losses[-1]), where=f"{agent} behaviour cloning", step=done,
+                         lr=cfg.bc_lr)  # fmt: skip
+            run.log("bc_loss", phase=phase, agent=agent, seed=seed, step=done,
+                    loss=float(losses.mean()))  # fmt: skip
+            bar.advance(chunk)
+    return params
+
+
+def train_rl(cfg, sim_agents: str, scenarios, seed: int, run: RunDir, phase: str):
+    env = envlib.PlanningAgentEnv(dyn.InvertibleBicycleModel(), sim_agents)
+    sub = jax.tree.map(lambda a: a[: cfg.rl_scenarios], scenarios)
+    one_iteration = pol.make_cem_train(
+        env, sub, population=cfg.rl_population, elite=cfg.rl_elite, iterations=cfg.rl_iterations
+    )
+    mean, std = jnp.full(5, 0.5), jnp.full(5, 0.3)
+    rng = jax.random.PRNGKey(10_000 + seed)
+    with progress.bar(f"train rl vs {sim_agents}", total=cfg.rl_iterations) as bar:
+        for it in range(cfg.rl_iterations):
+            rng, k = jax.random.split(rng)
+            mean, std, sc = one_iteration(mean, std, k)
+            run.log("rl_iteration", phase=phase, sim_agents=sim_agents, seed=seed,
+                    iteration=it, best=float(sc.max()), mean=float(sc.mean()),
+                    theta=np.asarray(mean))  # fmt: skip
+            bar.advance(1)
+    return mean
+
+
+# --------------------------------------------------------------------------- run
+EVAL_PAIRS = {  # agent -> sim agents it is evaluated against
+    "rl_vs_log": ("log", "idm"),
+    "rl_vs_idm": ("idm", "log"),
+}
+
+
+def _phase_eval(run, cfg, agent, sim_agents, params, scen, seed, phase):
+    timer = Timer()
+    res = evaluate(cfg, agent, sim_agents, params, scen)
+    run.log("eval", phase=phase, agent=agent, sim_agents=sim_agents, seed=seed,
+            **{k: res[k] for k in SUMMARY_KEYS})  # fmt: skip
+    run.mark_phase_done(phase, timer())
+
+
+def run(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    scen = eval_scenarios(cfg)
+    for agent in ("expert", "constant_velocity", "idm"):
+        phase = f"eval/{agent}"
+        if agent in cfg.agents and not run_dir.phase_done(phase):
+            _phase_eval(run_dir, cfg, agent, "log", None, scen, -1, phase)
+    learned = [a for a in cfg.agents if a.startswith(("bc_", "rl_"))]
+    for seed in seeds:
+        if not learned:
+            break
+        train = None
+        for agent in learned:
+            ckpt = f"seed{seed}/{agent}"
+            tphase = f"seed{seed}/train/{agent}"
+            if not run_dir.phase_done(tphase):
+                timer = Timer()
+                train = train if train is not None else train_scenarios(cfg, seed)
+                if agent.startswith("bc_"):
+                    params = train_bc(cfg, agent, train, seed, run_dir, tphase)
+                else:
+                    sim = EVAL_PAIRS[agent][0]
+                    params = {"theta": train_rl(cfg, sim, train, seed, run_dir, tphase)}
+                run_dir.save_checkpoint(ckpt, params)
+                run_dir.mark_phase_done(tphase, timer())
+            params = run_dir.load_checkpoint(ckpt)
+            if agent.startswith("rl_"):
+                params = jnp.asarray(params["theta"])
+            for sim_agents in EVAL_PAIRS.get(agent, ("log",)):
+                ephase = f"seed{seed}/eval/{agent}@{sim_agents}"
+                if not run_dir.phase_done(ephase):
+                    _phase_eval(run_dir, cfg, agent, sim_agents, params, scen, seed, ephase)
+    if not run_dir.phase_done("render"):
+        timer = Timer()
+        render(cfg, run_dir, seeds, scen)
+        run_dir.mark_phase_done("render", timer())
+
+
+def _render_agent(cfg, seeds):
+    for a in ("bc_bicycle", "rl_vs_log", "idm", "constant_velocity", "expert"):
+        if a in cfg.agents:
+            return a
+    return cfg.agents[0]
+
+
+def render(cfg, run_dir: RunDir, seeds, scen) -> None:
+    """A PNG of a held-out scenario and a GIF of the chosen agent's rollout on it."""
+    agent = _render_agent(cfg, seeds)
+    params = None
+    if agent.startswith(("bc_", "rl_")):
+        params = run_dir.load_checkpoint(f"seed{seeds[0]}/{agent}")
+        if agent.startswith("rl_"):
+            params = jnp.asarray(params["theta"])
+    one = jax.tree.map(lambda a: a[:1], scen)
+    _, final = evaluate(cfg, agent, "log", params, one, keep_first=True)
+    run_dir.save_checkpoint("render_state", final)
+    _draw(run_dir, agent)
+
+
+def _draw(run_dir: RunDir, agent: str) -> None:
+    final = run_dir.load_checkpoint("render_state")
+    final = jax.tree.map(np.asarray, final)
+    state = _state_from_dict(final)
+    run_dir.plots.mkdir(parents=True, exist_ok=True)
+    vz.plot_state(state, run_dir.plots / "scenario.png", t=10, title="held-out scenario, t = 1 s")
+    vz.animate_rollout(state, run_dir.plots / f"rollout_{agent}.gif", t0=10, every=2)
+
+
+def _state_from_dict(d):
+    """Rebuild a SimulatorState from a checkpoint (a dict restored without a target)."""
+    from selftaught.sim.driving import datatypes as dtp
+
+    if isinstance(d, dtp.SimulatorState):
+        return d
+    return dtp.SimulatorState(
+        sim_trajectory=dtp.Trajectory(**d["sim_trajectory"]),
+        log_trajectory=dtp.Trajectory(**d["log_trajectory"]),
+        log_traffic_light=dtp.TrafficLights(**d["log_traffic_light"]),
+        object_metadata=dtp.ObjectMetadata(**d["object_metadata"]),
+        timestep=np.asarray(d["timestep"]),
+        roadgraph_points=dtp.RoadgraphPoints(**d["roadgraph_points"]),
+        sdc_paths=dtp.Paths(**d["sdc_paths"]),
+    )
+
+
+# --------------------------------------------------------------------------- report
+def _rows(run_dir: RunDir) -> dict:
+    """{(agent, sim_agents): {metric: pooled per-scenario array}} from metrics.jsonl."""
+    rows: dict = {}
+    for e in run_dir.events("eval"):
+        key = (e["agent"], e["sim_agents"])
+        r = rows.setdefault(key, {k: [] for k in SUMMARY_KEYS})
+        for k in SUMMARY_KEYS:
+            r[k].append(np.asarray(e[k], np.float64))
+        r.setdefault("_seeds", []).append(e["seed"])
+    return {k: {m: (np.concatenate(v) if m != "_seeds" else v) for m, v in r.items()}
+            for k, r in rows.items()}  # fmt: skip
+
+
+def _paired(rows, a, b, metric):
+    """Scenario-paired difference a - b of a metric (seeds matched in order)."""
+    if a not in rows or b not in rows:
+        return None
+    x, y = rows[a][metric], rows[b][metric]
+    if x.shape != y.shape:
+        return None
+    return paired_difference_ci(x, y)
+
+
+def _fail(r):
+    return np.maximum(r["overlap"], r["offroad"])
+
+
+def report(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> Report:
+    rows = _rows(run_dir)
+    header = "| agent | sim agents | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    lines = ["## Metrics (held-out scenarios, mean [95% bootstrap CI])", "", header,
+             "|" + "---|" * (2 + len(COLUMNS))]  # fmt: skip
+    bars = {}
+    for (agent, sim), r in rows.items():
+        cells = []
+        for key, _, scale in COLUMNS:
+            pt, lo, hi = bootstrap_ci(r[key] * scale, "mean", reps=1000)
+            cells.append(f"{pt:.3g} [{lo:.3g}, {hi:.3g}]")
+            if key == "overlap":
+                f_pt, f_lo, f_hi = bootstrap_ci(_fail(r) * 100, "mean", reps=1000)
+                bars[f"{SHORT[agent]}\nvs {sim}"] = (f_pt, f_lo, f_hi)
+        lines.append(f"| {agent} | {sim} | " + " | ".join(cells) + " |")
+    n_eval = max((len(r["ade"]) for r in rows.values()), default=0)
+    lines += ["", f"{cfg.num_eval_scenarios} held-out scenarios per agent and seed "
+              f"({n_eval} pooled rows for the largest entry); episodes last 8 s after 1.1 s "
+              "of logged history. Off-road / collision / infeasible / off-route are the "
+              "share of episodes with at least one such step."]  # fmt: skip
+    table = "\n".join(lines)
+    run_dir.write_text("metrics_table.md", table + "\n")
+    if bars:
+        plot_bars(run_dir.plots / "failure_rate.png", bars,
+                  ylabel="collision or off-road (% of episodes)")  # fmt: skip
+    agent = _render_agent(cfg, seeds)
+    if run_dir.has_checkpoint("render_state") and not (
+        run_dir.plots / f"rollout_{agent}.gif"
+    ).exists():
+        _draw(run_dir, agent)
+
+    claims = []
+    if ("expert", "log") in rows:
+        ade = rows[("expert", "log")]["ade"]
+        pt, lo, hi = bootstrap_ci(ade, "mean", reps=1000)
+        claims.append(Claim("expert_ade_zero", "expert replayed through the bicycle inverse "
+                            "has ADE below 1 cm", pt, lo, hi, holds=bool(hi < 0.01)))  # fmt: skip
+    est = _paired(rows, ("bc_bicycle", "log"), ("bc_bicycle_noroute", "log"), "route_progress")
+    if est is not None:
+        claims.append(Claim("routes_help_planning", "route progress gain of BC (bicycle) with "
+                            "the route in its observation over BC without", *est,
+                            holds=bool(est[1] > 0)))  # fmt: skip
+    if ("rl_vs_log", "log") in rows and ("rl_vs_log", "idm") in rows:
+        d = paired_difference_ci(_fail(rows[("rl_vs_log", "idm")]),
+                                 _fail(rows[("rl_vs_log", "log")]))  # fmt: skip
+        claims.append(Claim("rl_overfits_to_log_agents", "RL planner trained against log "
+                            "playback: increase of its collision-or-off-road rate when the "
+                            "others are IDM agents", *d, holds=bool(d[1] > 0)))  # fmt: skip
+    if ("bc_delta", "log") in rows and ("bc_bicycle", "log") in rows:
+        d = paired_difference_ci(_fail(rows[("bc_delta", "log")]),
+                                 _fail(rows[("bc_bicycle", "log")]))  # fmt: skip
+        claims.append(Claim("bc_discrete_bicycle_best", "collision-or-off-road rate of BC with "
+                            "delta actions minus BC with discretised bicycle actions", *d,
+                            holds=bool(d[1] > 0)))  # fmt: skip
+    md = table + "\n\nPlots: `plots/failure_rate.png`, `plots/scenario.png`, " \
+        f"`plots/rollout_{agent}.gif`.\n"
+    return Report(claims, md)
+
+
+RECIPE = Recipe(
+    name="driving-baselines",
+    description="Waymax-style simulator baselines: expert, constant velocity, IDM, BC, RL",
+    config_cls=DrivingBaselinesConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+)

@@ -1,0 +1,85 @@
+"""driving-baselines recipe: smoke preset end to end, resume after a kill, user errors."""
+
+import dataclasses
+import json
+
+import pytest
+
+from selftaught import cli
+from selftaught.core import runner
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.recipes import driving_baselines as db
+
+RECIPE = db.RECIPE
+TINY = dataclasses.replace(
+    RECIPE.preset("smoke"), agents=("expert", "constant_velocity"), num_eval_scenarios=3,
+    eval_batch=3, num_objects=6,
+)
+
+
+def test_smoke_preset_end_to_end(tmp_path):
+    run, summary = runner.execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=1,
+                                  run_dir=tmp_path / "r")
+    claims = {c["name"]: c for c in summary["claims"]}
+    assert set(claims) == {"expert_ade_zero", "routes_help_planning",
+                           "rl_overfits_to_log_agents", "bc_discrete_bicycle_best"}
+    assert claims["expert_ade_zero"]["holds"] and claims["expert_ade_zero"]["value"] < 0.01
+    table = (run.path / "metrics_table.md").read_text()
+    for agent in db.AGENTS:
+        assert f"| {agent} |" in table
+    assert (run.plots / "scenario.png").stat().st_size > 0
+    assert (run.plots / "rollout_bc_bicycle.gif").stat().st_size > 0
+    assert (run.plots / "failure_rate.png").exists()
+    rows = db._rows(run)
+    n = RECIPE.preset("smoke").num_eval_scenarios
+    assert all(len(r["ade"]) == n for r in rows.values())
+    # log playback vs IDM agents are distinct evaluations of the same planner
+    assert ("rl_vs_log", "idm") in rows and ("rl_vs_idm", "log") in rows
+
+
+def _evals(run):
+    return sorted(json.dumps({k: v for k, v in e.items() if k != "phase"}, sort_keys=True)
+                   for e in run.events("eval"))
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
+    ref, ref_summary = runner.execute(RECIPE, TINY, preset="smoke", seeds=1,
+                                      run_dir=tmp_path / "ref")
+    real = db.evaluate
+    calls = {"n": 0}
+
+    def dying(cfg, agent, *args, **kw):
+        if agent == "constant_velocity" and calls["n"] == 0:
+            calls["n"] += 1
+            raise KeyboardInterrupt("killed")
+        return real(cfg, agent, *args, **kw)
+
+    monkeypatch.setattr(db, "evaluate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "b")
+    run, summary = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "b",
+                                  resume=True)
+    assert _evals(run) == _evals(ref)
+    assert summary["claims"] == ref_summary["claims"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("num_eval_scenarios", 0, "--num_eval_scenarios must be at least 1"),
+    ("rl_elite", 99, "--rl_elite must be in"),
+    ("bc_lr", -1.0, "--bc_lr must be positive"),
+    ("curvature_bins", 1, "at least 3"),
+])
+def test_bad_config_values(tmp_path, field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        runner.execute(RECIPE, dataclasses.replace(TINY, **{field: value}), preset="smoke",
+                       seeds=1, run_dir=tmp_path / "r")
+
+
+def test_unknown_agent_and_cli_exit_code(tmp_path, capsys):
+    with pytest.raises(UnknownNameError, match="unknown driving baseline 'ppo'"):
+        runner.execute(RECIPE, dataclasses.replace(TINY, agents=("ppo",)), preset="smoke",
+                       seeds=1, run_dir=tmp_path / "r")
+    argv = ["run", "driving-baselines", "--preset", "smoke", "--run-dir", str(tmp_path / "c"),
+            "--num-eval-scenarios", "0"]
+    assert cli.main(argv) == 2
+    assert "num_eval_scenarios" in capsys.readouterr().err
