@@ -81,10 +81,14 @@ class DopantControlConfig:
     random_radius: float = 2.0
     """random-beam baseline: uniform in a disk of this radius (Å)"""
     grid_n: int = 81
-    """grid search resolution per axis over [-2, 2]² Å for the best beam position (81
-    shares the compiled metrics grid)"""
+    """grid search resolution per axis over [-2, 2]² Å for the best beam position"""
     map_tolerance: float = 0.3
     """stated tolerance for the learned rate map's normalised error"""
+    data_budgets: tuple[int, ...] = (256, 1024)
+    """data-efficiency sweep: also learn from only the first N exposures (() skips it)"""
+    budget_members: int = 5
+    """ensemble size per budget in the data-efficiency sweep (all budgets train in one
+    vmapped run; members x budgets = learn.members reuses the compiled trainer)"""
 
     def validate(self) -> None:
         if self.truth not in rates.TRUTHS:
@@ -112,6 +116,12 @@ class DopantControlConfig:
             raise ConfigError(f"--current-range needs 0 <= low <= high, got {self.current_range}")
         if not self.distances or not all(1 <= d <= 20 for d in self.distances):
             raise ConfigError(f"--distances must be jump counts in 1..20, got {self.distances}")
+        total = self.sessions * self.steps_per_session
+        if not all(1 <= b <= total for b in self.data_budgets):
+            raise ConfigError(f"--data-budgets must be exposure counts in 1..{total} "
+                              f"(sessions x steps-per-session), got {self.data_budgets}")
+        if self.budget_members < 1:
+            raise ConfigError(f"--budget-members must be >= 1, got {self.budget_members}")
         if self.grid_n < 3:
             raise ConfigError(f"--grid-n must be >= 3, got {self.grid_n}")
 
@@ -119,13 +129,14 @@ class DopantControlConfig:
 SMOKE = DopantControlConfig(
     num_seeds=2, learn=LearnConfig(members=2, steps=600, distill_steps=200),
     distances=(2, 3), goals_per_distance=6, max_steps=40, map_tolerance=0.5,
+    data_budgets=(512,), budget_members=2,
 )
 DEFAULT = DopantControlConfig(learn=LearnConfig(members=10, steps=1500, distill_steps=1000))
 PAPER = DopantControlConfig(
     num_seeds=10, sessions=256, vary_settings=True,
     learn=LearnConfig(members=50, width=128, steps=10000, distill_steps=5000),
     distances=(2, 4, 6, 8, 10), goals_per_distance=50, max_steps=200, grid_n=161,
-    map_tolerance=0.15,
+    map_tolerance=0.15, data_budgets=(1024, 4096), budget_members=25,
 )
 
 
@@ -188,6 +199,28 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
                 run_dir.log("episodes", phase=phase, seed=seed, controller=name,
                             beam=table[0], hops=goals[:, 3], success=res.success,
                             steps=res.steps, beam_time=res.beam_time, jumps=res.jumps)
+            run_dir.mark_phase_done(phase, t())
+
+        # 4. data efficiency: the learned controller when only the first N exposures exist.
+        phase = f"seed{seed}/budget"
+        if cfg.data_budgets and not run_dir.phase_done(phase):
+            t = Timer()
+            obs = data.read_experiments(data_path)
+            goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
+            # one vmapped run: budget_members members per budget
+            sweep = dataclasses.replace(
+                cfg.learn, members=cfg.budget_members * len(cfg.data_budgets))
+            ensemble, _ = learn.train_ensemble(
+                jax.random.fold_in(key, 6), obs, sweep, use_settings=cfg.vary_settings,
+                num_records=np.repeat(cfg.data_budgets, cfg.budget_members))
+            parts = learn.split_members(ensemble, [cfg.budget_members] * len(cfg.data_budgets))
+            for budget, part in zip(cfg.data_budgets, parts):
+                model = rates.symmetrize(part) if cfg.symmetrize else part
+                table = control.beam_table(model, n=cfg.grid_n)
+                res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), 0.0)
+                run_dir.log("budget", phase=phase, seed=seed, records=budget,
+                            map_error=metrics.rate_map_error(model, truth),
+                            success=res.success, beam_time=res.beam_time)
             run_dir.mark_phase_done(phase, t())
 
 
@@ -255,6 +288,7 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     if not done:
         return Report([], "No finished control phase yet; resume the run.")
     dists = list(cfg.distances)
+    fmt = lambda t, p=3: f"{t[0]:.{p}g} [{t[1]:.{p}g}, {t[2]:.{p}g}]"
 
     def per_seed(ctrl, field, hops=None):
         out = []
@@ -307,6 +341,33 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
                           {"ensemble mean": np.asarray([learns[s]["loss"] for s in lseeds])},
                           xlabel="step", ylabel="KMC negative log-likelihood")
 
+    # Data efficiency: learned-controller beam seconds vs number of exposures learned from.
+    budget_ev = {(e["seed"], e["records"]): e for e in run_dir.events("budget")}
+    full = cfg.sessions * cfg.steps_per_session
+    budgets = [b for b in sorted(cfg.data_budgets) if all((s, b) in budget_ev for s in done)]
+    budget_rows = []
+    if budgets:
+        xs = [*budgets, full]
+        curve = np.stack([[np.mean(budget_ev[(s, b)]["beam_time"]) for b in budgets]
+                          for s in done])
+        curve = np.concatenate([curve, per_seed("learned", "beam_time")[:, None]], axis=1)
+        flat = lambda c: np.repeat(per_seed(c, "beam_time")[:, None], len(xs), axis=1)
+        stats.plot_curves(run_dir.plots / "beam_seconds_vs_data.png", np.log2(xs),
+                          {"learned": curve, "human prior": flat("human-prior"),
+                           "oracle": flat("oracle")},
+                          xlabel="log2(exposures learned from)",
+                          ylabel="beam seconds to goal")
+        for i, b in enumerate(budgets):
+            errs = [budget_ev[(s, b)]["map_error"] for s in done]
+            succ_b = [np.mean(budget_ev[(s, b)]["success"]) for s in done]
+            budget_rows.append(
+                f"| {b} ({cfg.budget_members} members) | {fmt(stats.bootstrap_ci(errs))} | "
+                f"{fmt(stats.bootstrap_ci(curve[:, i]))} | {fmt(stats.bootstrap_ci(succ_b))} |")
+        budget_rows.append(
+            f"| {full} ({cfg.learn.members} members) | "
+            f"{fmt(stats.bootstrap_ci([learns[s]['map_error']['learned'] for s in lseeds]))} | "
+            f"{fmt(beam['learned'])} | {fmt(succ['learned'])} |")
+
     # Claims.
     prior_bt, learned_bt = per_seed("human-prior", "beam_time"), per_seed("learned", "beam_time")
     diff = stats.paired_difference_ci(prior_bt, learned_bt)
@@ -321,7 +382,6 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
             f"the learned rate map's normalised error Σ|λ̂−λ|/Σλ is below {cfg.map_tolerance}",
             e[0], e[1], e[2], holds=bool(e[2] < cfg.map_tolerance)))
 
-    fmt = lambda t, p=3: f"{t[0]:.{p}g} [{t[1]:.{p}g}, {t[2]:.{p}g}]"
     lines = [
         "## Control", "",
         f"{len(done)} seed(s) × {len(dists)} distances × {cfg.goals_per_distance} goals; "
@@ -342,9 +402,17 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
               "prior gets its best amplitude.", "",
               "| model | map error | peak offset (Å) |", "|---|---|---|"]
     lines += [f"| {k} | {fmt(map_err[k])} | {fmt(peak[k])} |" for k in err_names]
+    if budget_rows:
+        lines += ["", "## Data efficiency", "",
+                  "The learned controller when the ensemble sees only the first N exposures "
+                  f"(human prior {fmt(beam['human-prior'])} s, oracle {fmt(beam['oracle'])} s "
+                  "beam per goal).", "",
+                  "| exposures | map error | beam seconds | success rate |", "|---|---|---|---|",
+                  *budget_rows]
     lines += ["", "## Verdict", "", _verdict(claims[0], beam), "",
               "Plots: rate_maps.png, beam_seconds.png, beam_seconds_by_distance.png, "
-              "success_by_distance.png, training_loss.png."]
+              "success_by_distance.png, training_loss.png"
+              + (", beam_seconds_vs_data.png." if budget_rows else ".")]
     return Report(claims, "\n".join(lines))
 
 

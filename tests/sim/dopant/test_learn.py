@@ -56,6 +56,16 @@ def test_bootstrap_members_differ_and_ensemble_is_their_mean():
     assert per_member.shape == (2, 2, 3)
     assert np.abs(per_member[0] - per_member[1]).max() > 1e-4
     np.testing.assert_allclose(rates.evaluate(model, ctx), per_member.mean(0), rtol=1e-5)
+    # a data budget: every member resamples only the first 100 records
+    _, init, _ = learn.make_train(cfg)
+    state = init(jax.random.PRNGKey(2), learn.as_arrays(obs), jnp.array([100, 4096]))
+    boot = np.asarray(state.boot_idx_MxN)
+    assert boot.shape == (2, 4096) and boot[0].max() < 100 and boot[1].max() >= 100
+    assert len(np.unique(boot[0])) < 100  # a bootstrap resample repeats records
+    first, second = learn.split_members(model, [1, 1])
+    np.testing.assert_allclose(rates.evaluate(second, ctx), per_member[1], rtol=1e-5)
+    with pytest.raises(ConfigError, match="num_records must be in 1..4096"):
+        learn.train_ensemble(jax.random.PRNGKey(1), obs, cfg, num_records=5000)
 
 
 def _fit(records_sessions, steps, seed=0):

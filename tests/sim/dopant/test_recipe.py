@@ -43,12 +43,15 @@ def test_smoke_end_to_end(smoke_run):
     assert all(len(e["beam_time"]) == 12 for e in episodes)
     oracle = [e for e in episodes if e["controller"] == "oracle"]
     assert all(all(e["success"]) for e in oracle)
+    budget = run.events("budget")
+    assert [(e["seed"], e["records"]) for e in budget] == [(0, 512), (1, 512)]
+    assert all(0 < e["map_error"] < 2 and len(e["beam_time"]) == 12 for e in budget)
     for name in ("rate_maps", "beam_seconds", "beam_seconds_by_distance",
-                 "success_by_distance", "training_loss"):
+                 "success_by_distance", "training_loss", "beam_seconds_vs_data"):
         assert (run.plots / f"{name}.png").stat().st_size > 0
     assert (run.path / "data" / "seed0.jsonl").exists()
     report = (run.path / "report.md").read_text()
-    assert "| learned |" in report and "## Verdict" in report
+    assert "| learned |" in report and "## Verdict" in report and "## Data efficiency" in report
 
 
 def test_resume_after_a_kill_gives_the_same_metrics(smoke_run, tmp_path, monkeypatch):
@@ -99,6 +102,7 @@ def test_corrupt_data_file_on_resume_names_the_line(smoke_run, tmp_path):
         (["--learn.members", "0"], ConfigError, "learn.members must be >= 1"),
         (["--dwell-range", "2", "1"], ConfigError, "--dwell-range needs 0 < low <= high"),
         (["--distances", "0", "3"], ConfigError, "--distances must be jump counts"),
+        (["--data-budgets", "99999"], ConfigError, "--data-budgets must be exposure counts"),
         (["--learned-model", "distilled", "--learn.distill-steps", "0"], ConfigError,
          "needs --learn.distill-steps >= 1"),
     ],

@@ -132,27 +132,33 @@ def as_arrays(obs: Observation) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def make_train(cfg: LearnConfig, use_settings: bool = False):
-    """Returns (net, init(key, data) -> TrainState, run(state, data, n) -> (state, loss_n)),
-    all vmapped over ensemble members; `data` is `as_arrays(observations)`. With
+    """Returns (net, init(key, data, used_M) -> TrainState, run(state, data, n) -> (state,
+    loss_n)), vmapped over ensemble members; `data` is `as_arrays(observations)` of which
+    member m trains on the first `used_M[m]` records (traced: no recompilation). With
     `use_settings` the network also sees voltage and current (needed when they vary)."""
     net = RateNet(cfg.width, cfg.depth)
     sched = optax.cosine_decay_schedule(cfg.lr, cfg.steps, alpha=0.05)
     tx = optax.adam(sched)
     n_feat = 4 if use_settings else 2
 
-    def init_member(key, n_data):
+    def init_member(key, n_data, used):
+        # The member's records as n_data indices into the first `used` records: a bootstrap
+        # resample of size `used` (or those records themselves), tiled to n_data entries so
+        # that the shapes — and the compiled code — do not depend on `used`.
         k_init, k_boot, k_loop = jax.random.split(key, 3)
         params = net.init(k_init, jnp.zeros((1, n_feat)))
+        tile = jnp.arange(n_data) % used
         if cfg.bootstrap:
-            boot = jax.random.randint(k_boot, (n_data,), 0, n_data)
+            boot = jax.random.randint(k_boot, (n_data,), 0, used)[tile]
         else:
-            boot = jnp.arange(n_data)
+            boot = tile
         return params, tx.init(params), boot, k_loop
 
-    def init(key, data) -> TrainState:
+    def init(key, data, used_M) -> TrainState:
         n_data = data["dwell"].shape[0]
         keys = jax.random.split(key, cfg.members)
-        params, opt_state, boot, k_loop = jax.vmap(lambda k: init_member(k, n_data))(keys)
+        params, opt_state, boot, k_loop = jax.vmap(
+            lambda k, used: init_member(k, n_data, used))(keys, used_M)
         return TrainState(params, opt_state, boot, k_loop, jnp.zeros((), jnp.int32))
 
     def member_steps(params, opt_state, boot, key, data, n):
@@ -192,12 +198,20 @@ def make_train(cfg: LearnConfig, use_settings: bool = False):
 
 
 def train_ensemble(key, obs: Observation, cfg: LearnConfig, *, use_settings: bool = False,
-                   chunk: int = 500, on_chunk=None) -> tuple[EnsembleRates, np.ndarray]:
-    """Train the bootstrap ensemble; returns (the ensemble, loss curve per step). The steps
-    run in compiled chunks of `chunk`; `on_chunk(n)` is called after each."""
+                   num_records=None, chunk: int = 500,
+                   on_chunk=None) -> tuple[EnsembleRates, np.ndarray]:
+    """Train the bootstrap ensemble on the first `num_records` records (default all; an int,
+    or one int per member to train ensembles for several data budgets in one vmapped run);
+    returns (the ensemble, loss curve per step). The steps run in compiled chunks of
+    `chunk`; `on_chunk(n)` is called after each."""
     net, init, run = make_train(cfg, use_settings)
     data = as_arrays(obs)
-    state = init(key, data)
+    n_data = int(data["dwell"].shape[0])
+    used = np.broadcast_to(np.asarray(n_data if num_records is None else num_records),
+                           (cfg.members,)).astype(np.int32)
+    if not np.all((used >= 1) & (used <= n_data)):
+        raise ConfigError(f"num_records must be in 1..{n_data}, got {num_records}")
+    state = init(key, data, jnp.asarray(used))
     losses = []
     done = 0
     # Chunks of one size where possible (each distinct size compiles once).
@@ -249,6 +263,16 @@ class EnsembleRates:
 
     def __call__(self, ctx_Nx4):
         return jnp.mean(self.members(ctx_Nx4), axis=0)
+
+
+def split_members(model: EnsembleRates, sizes) -> list[EnsembleRates]:
+    """Consecutive groups of members as separate ensembles."""
+    out, start = [], 0
+    for size in sizes:
+        part = jax.tree.map(lambda x, a=start, b=start + size: x[a:b], model.params_M)
+        out.append(EnsembleRates(part, model.width, model.depth, model.use_settings))
+        start += size
+    return out
 
 
 @jax.jit
