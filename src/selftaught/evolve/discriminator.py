@@ -232,7 +232,8 @@ class Discriminator:
 
 
 def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
-                    p_fresh: float = 0.05, mode: str = "filter") -> MutateBatch:
+                    p_fresh: float = 0.05, mode: str = "filter",
+                    known=None) -> MutateBatch:
     """Predictor-guided adaptive mutation; plain mutation until the discriminator has data.
 
     filter: draw `proposals` single mutations of each parent and keep the one the
@@ -241,6 +242,8 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
     chain:  start from one mutation, then `proposals` times mutate the current child
             again and keep the new one when the discriminator rates it above the parent
             more confidently than the current child (can travel several mutations).
+    known(programs) -> bool array (e.g. FitnessCache.known): proposals whose function is
+    already evaluated rank below every new one (they would cost nothing and teach nothing).
     """
     if mode not in ("filter", "chain"):
         from selftaught.core.errors import UnknownNameError
@@ -248,14 +251,20 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
         raise UnknownNameError("guided mutation mode", mode, ["filter", "chain"])
 
     def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
+        def rate(cands):
+            s = disc.prob_better(cands, parents) if disc.ready else np.zeros(len(cands))
+            if known is not None:
+                s = s - 2.0 * known(cands)
+            return s
+
         current = [mutate(space, p, rng, p_fresh) for p in parents]
-        if not disc.ready:
+        if not disc.ready and known is None:
             return current
-        score = disc.prob_better(current, parents)
+        score = rate(current)
         for _ in range(proposals - 1 if mode == "filter" else proposals):
             base = parents if mode == "filter" else current
             cands = [mutate(space, c, rng, p_fresh) for c in base]
-            s = disc.prob_better(cands, parents)
+            s = rate(cands)
             better = s > score
             current = [c if b else cur for c, cur, b in zip(cands, current, better)]
             score = np.where(better, s, score)

@@ -47,6 +47,10 @@ class FitnessCache:
         self.real_evaluations = 0
         self.hits = 0
 
+    def known(self, programs: list[Program]) -> np.ndarray:
+        """Whether each program's function already has a cached fitness."""
+        return np.array([h in self.table for h in self.hasher.hash_many(programs)], bool)
+
     def evaluate(self, programs: list[Program],
                  evaluate: Callable[[list[Program]], np.ndarray]) -> tuple[np.ndarray, list[bool]]:
         """(fitness [n, ...], is_new [n]) for `programs`; evaluates each new hash once."""

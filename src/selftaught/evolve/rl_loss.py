@@ -243,8 +243,8 @@ class RLLossTask:
     """A picklable evaluation task (see backends.py): train a DQN per (candidate, seed)
     on each env in `envs` with the candidate loss; fitness = sum over envs of the mean
     normalised return. Hurdle: later envs are only trained when the first env's score
-    clears `hurdle` (otherwise they add 0). Slot j of a compiled batch trains with its own
-    seeds, so `evaluate([p] * batch)` gives `batch` independent runs of p.
+    clears `hurdle` (otherwise they add 0). Position j of a call trains with its own seeds,
+    so `evaluate([p] * n)` gives n independent runs of p (paired across programs).
     """
 
     envs: tuple[str, ...] = ("CartPole-v1",)
@@ -316,8 +316,9 @@ class RLLossTask:
         # slot j of a batch, seed k: its own key, so a batch of copies of one program is a
         # batch of independent seeds (and two such batches are paired seed by seed)
         base = jax.random.PRNGKey(self.seed)
-        keys = jax.vmap(lambda j: jax.vmap(lambda k: jax.random.fold_in(
-            jax.random.fold_in(base, j), k))(jnp.arange(self.seeds)))(jnp.arange(self.batch))
+        slot_keys = jax.jit(lambda offset: jax.vmap(lambda j: jax.vmap(
+            lambda k: jax.random.fold_in(jax.random.fold_in(base, offset + j), k))(
+                jnp.arange(self.seeds)))(jnp.arange(self.batch)))
 
         def evaluate(programs: list[Program]) -> np.ndarray:
             out = []
@@ -325,7 +326,7 @@ class RLLossTask:
                 part = list(programs[start:start + self.batch])
                 n = len(part)
                 enc = encode_many(space, part + [part[0]] * (self.batch - n))
-                ret = np.asarray(run(*enc, keys))[:n]          # [n, seeds]
+                ret = np.asarray(run(*enc, slot_keys(start)))[:n]   # [n, seeds]
                 score = normalized_return(env, ret).mean(axis=1)
                 out.append(np.nan_to_num(score, nan=-1.0))
             return np.concatenate(out) if out else np.zeros((0,))

@@ -6,8 +6,9 @@ Algorithm box, per Nguyen equation and seed, for arm in {unguided, guided}:
     population <- random programs (typed DAGs over + - * / sin cos exp log), evaluated
     repeat until `max_evaluations` real evaluations or a program reaches the target:
         parents <- tournament selection (size `tournament_size`) from the population
-        unguided: child <- mutate(parent)
-        guided:   `proposals` single mutations of the parent; keep the one the
+        unguided: child <- mutate(parent), re-drawn (up to `proposals` times) while its
+                  function is already in the fitness cache
+        guided:   `proposals` single mutations of the parent; keep the new function the
                   discriminator rates most likely to beat the parent (guide_mode=filter)
         fitness(child) = -NRMSE (cached by functional hash: repeats cost nothing)
         population: children in, oldest out (regularized evolution)
@@ -32,7 +33,11 @@ from selftaught.evolve.backends import BACKENDS, make_backend
 from selftaught.evolve.discriminator import Discriminator, guided_mutation
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.program import to_formula, to_json
-from selftaught.evolve.search import evaluations_to_reach, regularized_evolution
+from selftaught.evolve.search import (
+    evaluations_to_reach,
+    novel_mutation,
+    regularized_evolution,
+)
 from selftaught.evolve.symreg import NGUYEN, SymRegTask, equation
 
 ARMS = ("unguided", "guided")
@@ -123,12 +128,11 @@ def _run_one(config: GuidedEvolutionConfig, task: SymRegTask, evaluate, seed: in
             disc.train(config.disc_train_steps)
 
         kw = {"mutate_batch": guided_mutation(space, disc, proposals=config.proposals,
-                                              p_fresh=config.p_fresh, mode=config.guide_mode),
+                                              p_fresh=config.p_fresh, mode=config.guide_mode,
+                                              known=cache.known),
               "on_batch": on_batch}
-    else:
-        from selftaught.evolve.search import plain_mutation
-
-        kw = {"mutate_batch": plain_mutation(space, config.p_fresh)}
+    else:  # same number of proposals, screened for novelty only
+        kw = {"mutate_batch": novel_mutation(space, cache, config.proposals, config.p_fresh)}
     res = regularized_evolution(
         space, evaluate, cache, rng=rng, population_size=config.population_size,
         tournament_size=config.tournament_size, max_evaluations=config.max_evaluations,
@@ -148,7 +152,11 @@ def _run_one(config: GuidedEvolutionConfig, task: SymRegTask, evaluate, seed: in
         "cache_hits": cache.hits,
         "curve_x": grid.tolist(),
         "curve": np.maximum(curve, -10.0).tolist(),
-        "disc_online_accuracy": float(np.mean(online_acc)) if online_acc else float("nan"),
+        "disc_online_accuracy": (float(np.nanmean(online_acc))
+                                 if np.isfinite(online_acc).any() else float("nan")),
+        "stopped_by": ("target" if reached is not None else
+                       "budget" if cache.real_evaluations >= config.max_evaluations
+                       else "candidate cap"),
     }
 
 
