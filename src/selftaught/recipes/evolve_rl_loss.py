@@ -45,7 +45,7 @@ from selftaught.evolve.rl_loss import (
     remap_inputs,
     td_likeness,
 )
-from selftaught.evolve.search import plain_mutation, regularized_evolution
+from selftaught.evolve.search import novel_mutation, regularized_evolution
 
 SEARCH_ENV = "CartPole-v1"
 
@@ -184,7 +184,7 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
                     tournament_size=config.scratch_tournament,
                     max_evaluations=config.scratch_evaluations,
                     batch_size=config.scratch_batch,
-                    mutate_batch=plain_mutation(s_space))
+                    mutate_batch=novel_mutation(s_space, cache))
                 grid = np.linspace(1, cache.real_evaluations, 30).astype(int)
                 curve = res.best_curve(cache.real_evaluations)[grid - 1]
                 # distinct functions over the hurdle, best chain score first (then simplest)
@@ -246,7 +246,7 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
                     tournament_size=config.bootstrap_tournament,
                     max_evaluations=config.bootstrap_evaluations,
                     batch_size=config.eval_batch, initial=initial,
-                    mutate_batch=plain_mutation(space))
+                    mutate_batch=novel_mutation(space, cache))
                 top = sorted(res.history, key=lambda i: -i.fitness)[:5]
                 best = top[0].program
                 run_dir.log("bootstrap_result", phase="bootstrap", formula=to_formula(best),
