@@ -131,3 +131,18 @@ def test_graph_arrays_encode_edges_by_argument_position():
     assert g.adj[0, 0, n_in + 1, 1] == 1 and g.adj[0, 1, n_in + 1, 0] == 1
     assert g.adj.sum() == 3 and g.mask[0].sum() == 3 and g.out[0] == 2
     assert g.labels[0, 0] == len(SR.ops) and g.labels[0, 1] == SR.ops.index("sin")
+
+
+def test_novel_mutation_avoids_known_functions():
+    from selftaught.evolve.search import novel_mutation, plain_mutation
+
+    cache = FitnessCache(FunctionalHasher(SR))
+    rng = np.random.default_rng(0)
+    parents = [random_program(SR, rng) for _ in range(16)]
+    known = [c for p in parents for c in plain_mutation(SR, 0.0)([p] * 8, rng)] + parents
+    cache.evaluate(known, lambda ps: np.zeros(len(ps)))
+    plain = plain_mutation(SR, 0.0)(parents, np.random.default_rng(1))
+    novel = novel_mutation(SR, cache, tries=8, p_fresh=0.0)(parents, np.random.default_rng(1))
+    assert cache.known(novel).mean() < cache.known(plain).mean()
+    for c in novel:
+        validate(SR, c)
