@@ -146,16 +146,17 @@ def is_td_like(program: Program, space: Space | None = None, threshold: float = 
 class ChainTask:
     """A cheap first hurdle: tabular Q-learning with the candidate loss on random chain MDPs.
 
-    Chains of 1..`length` states (instance i has length 1 + i mod `length`). In each
-    state one action ("forward", its index drawn per state and instance) moves on at a
-    small cost `step_cost` (reward 1 and the end at the last state); the other quits with
-    a reward drawn in [0.05, 0.3]. An instance scores 1 when the greedy policy of the
-    Q-table learned by minimising the loss over all transitions (full batch, clipped SGD,
-    random initial table, target table copied every `target_every` steps) goes forward
-    all the way; the score is the mean over `instances`. A myopic loss (Q = r) quits at
-    once, one that avoids rewards quits at the end, a random policy succeeds with
-    probability 0.5**L; a delayed reward needs bootstrapping, and a partly bootstrapping
-    loss (e.g. a too small discount) solves only the short chains.
+    Instance i is a chain of L = 1 + (i // 2) mod `length` states. In each state one
+    action ("forward", its index drawn per state and instance) moves on at a small cost
+    `step_cost` (reward 1 and the end at the last state); the other quits. On "go" chains
+    (even i) quitting pays U[0.05, 0.3], so the optimal policy goes forward all the way;
+    on "stop" chains (odd i) it pays U[1.2, 2], so the optimal policy quits at once. An
+    instance scores 1 when the greedy policy of the Q-table learned by minimising the loss
+    over all transitions (full batch, clipped SGD, random initial table, target table
+    copied every `target_every` steps) is optimal; the score is the mean over instances.
+    A myopic loss (Q = r) solves stop chains and length-1 go chains only, a loss that
+    prefers (or avoids) one kind of action fails one chain type, and long go chains need
+    values to travel back (bootstrapping).
     """
 
     length: int = 5
@@ -178,16 +179,19 @@ class ChainTask:
         is_fwd = (A_idx[None] == fwd[:, S_idx])                       # [I, 2N]
         # instance i has its own length L_i = 1 + (i mod N): short chains are solved by
         # one step of bootstrapping (or none), long ones need values to travel back
-        L = 1 + np.arange(self.instances) % N                             # [I]
+        inst = np.arange(self.instances)
+        L = 1 + (inst // 2) % N                                          # [I]
+        stop = (inst % 2 == 1)  # "stop" chains: quitting pays more than the goal
         last = S_idx[None] == (L[:, None] - 1)                           # [I, 2N]
-        quit_r = rng.uniform(0.05, 0.3, size=(self.instances, 1))
+        quit_r = np.where(stop, rng.uniform(1.2, 2.0, self.instances),
+                          rng.uniform(0.05, 0.3, self.instances))[:, None]
         reward = np.where(is_fwd, np.where(last, 1.0, -self.step_cost), quit_r)
         term = np.where(is_fwd, last, True).astype(np.float32)
         nxt = np.where(is_fwd, np.minimum(S_idx + 1, N - 1)[None], S_idx[None])
         eye = jnp.eye(N, dtype=jnp.float32)
         data = {"s": S_idx, "a": A_idx.astype(np.int32), "r": reward.astype(np.float32),
                 "term": term, "next": nxt, "fwd": fwd,
-                "on_path": (np.arange(N)[None] < L[:, None])}
+                "on_path": (np.arange(N)[None] < L[:, None]), "stop": stop}
         gamma, lr, steps, target_every = self.gamma, self.lr, self.steps, self.target_every
         import optax
 
@@ -197,7 +201,7 @@ class ChainTask:
 
         q_init = jnp.asarray(rng.normal(size=(self.instances, N, A)) * 0.01, jnp.float32)
 
-        def one(op_ids, args, out, r, term_, nxt_, fwd_, q0, on_path):
+        def one(op_ids, args, out, r, term_, nxt_, fwd_, q0, on_path, stop_):
             def loss(q_table, target):
                 batch = {"q": q_table[data["s"]], "q_target": target[nxt_],
                          "q_next_online": q_table[nxt_], "action": data["a"],
@@ -217,13 +221,15 @@ class ChainTask:
 
             (q, _, _), _ = jax.lax.scan(step, (q0, q0, opt.init(q0)), jnp.arange(steps))
             greedy = jnp.argmax(q, axis=1)                               # [N]
-            # greedy rollout: forward all the way -> 1; the first quit ends with quit_reward
-            return jnp.all((greedy == fwd_) | ~on_path).astype(jnp.float32)
+            # go chains: success = forward all the way; stop chains: quit at once
+            go_ok = jnp.all((greedy == fwd_) | ~on_path)
+            return jnp.where(stop_, greedy[0] != fwd_[0], go_ok).astype(jnp.float32)
 
-        per_inst = jax.vmap(one, in_axes=(None, None, None, 0, 0, 0, 0, 0, 0))
-        run = jax.jit(jax.vmap(per_inst, in_axes=(0, 0, 0) + (None,) * 6))
+        per_inst = jax.vmap(one, in_axes=(None, None, None) + (0,) * 7)
+        run = jax.jit(jax.vmap(per_inst, in_axes=(0, 0, 0) + (None,) * 7))
         arrays = (jnp.asarray(data["r"]), jnp.asarray(data["term"]), jnp.asarray(data["next"]),
-                  jnp.asarray(data["fwd"]), q_init, jnp.asarray(data["on_path"]))
+                  jnp.asarray(data["fwd"]), q_init, jnp.asarray(data["on_path"]),
+                  jnp.asarray(data["stop"]))
 
         def evaluate(programs: list[Program]) -> np.ndarray:
             out = []
