@@ -19,7 +19,8 @@ def test_kmc_loss_matches_hand_computation():
     dwell = jnp.full(3, 0.5)
     moved = jnp.array([True, False, True])
     nbr = jnp.array([1, -1, 0])
-    got = np.asarray(learn.kmc_loss(logits, log_rate, dwell, moved, nbr))
+    loss = jax.jit(learn.kmc_loss)
+    got = np.asarray(loss(logits, log_rate, dwell, moved, nbr))
     p_move = 1 - math.exp(-1.0)  # 1 − e^{−λΔt}
     expected = [
         -math.log(p_move) - math.log(0.5),  # moved to neighbour 1: L_rate + L_class
@@ -28,9 +29,9 @@ def test_kmc_loss_matches_hand_computation():
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     # tiny λΔt stays finite and accurate: −log(1 − e^{−x}) ≈ −log x
-    tiny = learn.kmc_loss(jnp.zeros((1, 3)), jnp.array([math.log(1e-6)]), jnp.ones(1),
-                          jnp.array([True]), jnp.array([0]))
-    np.testing.assert_allclose(tiny, [-math.log(1e-6) + math.log(3)], rtol=1e-4)
+    tiny = loss(jnp.zeros((3, 3)), jnp.full(3, math.log(1e-6)), jnp.ones(3),
+                jnp.array([True, True, True]), jnp.array([0, 1, 2]))
+    np.testing.assert_allclose(tiny, [-math.log(1e-6) + math.log(3)] * 3, rtol=1e-4)
 
 
 def test_net_rates_are_softmax_times_total():

@@ -122,3 +122,27 @@ def test_config_validation_direct():
     with pytest.raises(ConfigError, match="--current-range"):
         cfglib.validate(cfglib.replace(dc.SMOKE, current_range=(5.0, 1.0)))
     assert cli.main(["run", "dopant-control", "--preset", "huge"]) == 2
+
+
+def test_checkpoint_rebuilds_the_logged_models(smoke_run):
+    """The controller's models come from the checkpoint; re-scoring them reproduces the
+    logged map errors (distilled network and symmetrised ensemble)."""
+    run, _ = smoke_run
+    ckpt = run.load_checkpoint("seed0/model")
+    logged = run.events("learn", seed=0)[0]["map_error"]
+    truth = dc.rates.ground_truth("offaxis")
+    distilled = dc._learned_model(
+        cfglib.replace(dc.SMOKE, learned_model="distilled", symmetrize=False), ckpt)
+    assert dc.metrics.rate_map_error(distilled, truth) == pytest.approx(logged["distilled"])
+    learned = dc._learned_model(dc.SMOKE, ckpt)
+    assert dc.metrics.rate_map_error(learned, truth) == pytest.approx(logged["learned"])
+
+
+@pytest.mark.slow
+def test_smoke_with_varying_voltage_and_current(tmp_path):
+    cfg = cfglib.replace(dc.SMOKE, vary_settings=True)
+    run, summary = runner.execute(dc.RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path)
+    records = dc.data.read_experiments(tmp_path / "data" / "seed0.jsonl")
+    assert records.context[:, 2].std() > 1 and records.context[:, 3].std() > 1
+    assert {c["name"] for c in summary["claims"]} == {"learned_fewer_beam_seconds",
+                                                      "rate_map_recovered"}
