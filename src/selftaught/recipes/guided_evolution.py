@@ -49,7 +49,7 @@ class GuidedEvolutionConfig:
 
     seed: int = 0
     num_seeds: int = 10
-    equations: tuple[str, ...] = ("nguyen1",)
+    equations: tuple[str, ...] = ("nguyen1", "nguyen2", "nguyen3")
     """Nguyen benchmark equations (nguyen1 .. nguyen8)"""
     num_nodes: int = 8
     """op nodes per program"""
@@ -57,7 +57,7 @@ class GuidedEvolutionConfig:
     tournament_size: int = 8
     batch_size: int = 16
     """children per generation (evaluated together)"""
-    max_evaluations: int = 1000
+    max_evaluations: int = 1500
     """real (cache-miss) evaluations per run"""
     target_fitness: float = -0.01
     """a run succeeds when -NRMSE reaches this (NRMSE <= 1%)"""
