@@ -10,6 +10,7 @@ from selftaught.lm.train import (
     TrainConfig,
     check_losses,
     dpo_loss,
+    fit,
     make_sft,
     masked_xent,
     next_token_targets,
@@ -102,7 +103,7 @@ def test_sft_learns_and_vmap_over_seeds_matches_separate_runs():
     stack = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.stack([x, y]), a, b)
     states = stack(sft.init(jax.random.PRNGKey(0)), sft.init(jax.random.PRNGKey(1)))
     data = stack(d0, d1)
-    states, losses = jax.jit(jax.vmap(lambda s, d: sft.run(s, d, 30)))(states, data)
+    states, losses = fit(sft, states, data, 30, chunk=30, seeds=True)  # = sft.run_seeds
     assert losses.shape == (2, 30)
     np.testing.assert_allclose(losses[0], l0, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(losses[1], l1, rtol=1e-4, atol=1e-5)
@@ -127,9 +128,8 @@ def test_divergence_is_a_user_error_naming_step_and_lr():
     sft = SFT
     s = sft.init(jax.random.PRNGKey(0))
     bad = s.replace(params=jax.tree_util.tree_map(lambda p: p * jnp.nan, s.params))
-    _, losses = sft.run(bad, _data(32, 0), 30)
-    with pytest.raises(DivergedError, match="step 0"):
-        check_losses(losses, start_step=0, lr=1e-3)
+    with pytest.raises(DivergedError, match="SFT at step 0.*lower the learning rate"):
+        fit(sft, bad, _data(32, 0), 60, chunk=30)
 
 
 def test_train_config_validation():

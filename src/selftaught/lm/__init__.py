@@ -20,6 +20,7 @@ from selftaught.lm.train import (
     TrainConfig,
     check_losses,
     dpo_loss,
+    fit,
     make_optimizer,
     make_sft,
     masked_xent,
@@ -31,7 +32,7 @@ from selftaught.lm.train import (
 __all__ = [
     "BOS", "EOS", "PAD", "SEP", "SFT", "CharTokenizer", "KVCache", "SFTState", "SampleOutput",
     "TrainConfig", "Transformer", "TransformerConfig", "check_losses", "count_params", "decode",
-    "default_positions", "dpo_loss", "forward", "init_cache", "init_params", "maj_at_k",
+    "default_positions", "dpo_loss", "fit", "forward", "init_cache", "init_params", "maj_at_k",
     "majority_vote", "make_optimizer", "make_sft", "masked_xent", "next_token_targets",
     "params_of", "pass_at_k", "sample", "token_logprobs",
 ]

@@ -7,10 +7,12 @@ is scored on predicting token t+1; `next_token_targets` builds those targets.
     state = sft.init(rng)                      # or sft.init(rng, params=base_params)
     state, losses = sft.run(state, data, 100)  # 100 steps in one lax.scan
     check_losses(losses, start_step=0, lr=train_cfg.lr)   # DivergedError on NaN
+    state, losses = fit(sft, state, data, 1000)   # the same in chunks, with a progress bar
 
-Seeds: `jax.vmap(lambda s, d: sft.run(s, d, 100))(states, datas)` with a leading seed axis
-(`jax.vmap(sft.init)(keys)` for the states). Rows with weight 0 are never sampled, so
-datasets of different sizes per seed can be padded to one shape.
+Seeds: `sft.run_seeds(states, datas, 100)` = `jax.jit(jax.vmap(...))` of `run` over a leading
+seed axis of both states (`jax.vmap(sft.init)(keys)`) and data; `fit(..., seeds=True)`.
+Rows with weight 0 are never sampled, so datasets of different sizes per seed can be padded
+to one shape.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from selftaught.core import progress
 from selftaught.core.errors import check, check_finite
 from selftaught.lm.model import Transformer, TransformerConfig, init_params
 from selftaught.lm.tokenizer import PAD
@@ -156,6 +159,7 @@ class SFT:
     train_cfg: TrainConfig
     init: Callable
     run: Callable
+    run_seeds: Callable
     loss_fn: Callable
 
 
@@ -188,7 +192,29 @@ def make_sft(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> SFT:
     def run(state: SFTState, data, num_steps: int):
         return jax.lax.scan(lambda s, _: step(s, data), state, None, length=num_steps)
 
-    return SFT(model_cfg, train_cfg, init, jax.jit(run, static_argnums=2), loss_fn)
+    def run_seeds(states: SFTState, data, num_steps: int):
+        return jax.vmap(lambda s, d: run(s, d, num_steps))(states, data)
+
+    return SFT(model_cfg, train_cfg, init, jax.jit(run, static_argnums=2),
+               jax.jit(run_seeds, static_argnums=2), loss_fn)
+
+
+def fit(sft: SFT, state: SFTState, data, num_steps: int, *, chunk: int = 100,
+        seeds: bool = False, description: str = "SFT"):
+    """Run `num_steps` steps in compiled chunks of `chunk`, advancing a progress bar and
+    raising DivergedError at the first non-finite loss. -> (state, losses [(seeds,) steps])."""
+    run = sft.run_seeds if seeds else sft.run
+    out, done = [], 0
+    with progress.bar(description, total=num_steps) as bar:
+        while done < num_steps:
+            k = min(chunk, num_steps - done)
+            state, losses = run(state, data, k)
+            losses = np.asarray(losses)
+            check_losses(losses, start_step=done, lr=sft.train_cfg.lr, where=description)
+            out.append(losses)
+            done += k
+            bar.advance(k)
+    return state, np.concatenate(out, axis=-1)
 
 
 def check_losses(losses, *, start_step: int, lr: float | None = None, where: str = "SFT"):
