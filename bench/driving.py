@@ -229,12 +229,13 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     jax.block_until_ready(fn(scen, keys))
     compile_s = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(scen, keys))
         times.append(time.perf_counter() - t0)
-    jax_s = min(times)
+        cpu.append(time.process_time() - c0)
+    jax_s, jax_cpu = min(times), min(cpu)
     jax_rate = args.batch * num_steps / jax_s
 
     # ---- peer: check one step agrees, then time it
@@ -247,16 +248,17 @@ def main(argv=None) -> None:
     err = np.max(np.where(s0["valid"][:, t], np.hypot(out["x"][:, t + 1] - ref.x[0, :, t + 1],
                                                       out["y"][:, t + 1] - ref.y[0, :, t + 1]), 0))
     assert err < 1e-3, f"NumPy peer disagrees with the JAX step by {err:.3g} m"
-    peer_steps, peer_s = 0, 0.0
+    peer_steps, peer_s, peer_cpu = 0, 0.0, 0.0
     reset = jax.vmap(env.reset)(scen)
     for b in range(args.peer_scenarios):
         s = to_numpy_scenario(jax.tree.map(lambda a, b=b: a[b], reset))  # not timed
-        tick = time.perf_counter()
+        tick, ctick = time.perf_counter(), time.process_time()
         for k in range(args.peer_steps):
             out = numpy_step(s, t + k)
             s.update({f: out[f] for f in ("x", "y", "yaw", "vel_x", "vel_y", "valid")})
             peer_steps += 1
         peer_s += time.perf_counter() - tick
+        peer_cpu += time.process_time() - ctick
     peer_rate = peer_steps / peer_s
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -265,7 +267,10 @@ def main(argv=None) -> None:
           f"(best of {args.repeats}; compile {compile_s:.1f}s) -> {jax_rate:,.0f} scenario-steps/s")
     print(f"NumPy peer (Python loop over objects): {peer_steps} steps in {peer_s:.3f}s -> "
           f"{peer_rate:,.1f} scenario-steps/s (agrees with JAX to {err:.1e} m)")
-    print(f"speed-up: {jax_rate / peer_rate:,.1f}x")
+    print(f"speed-up: {jax_rate / peer_rate:,.1f}x wall-clock; per CPU-second (all threads): "
+          f"{(args.batch * num_steps / jax_cpu) / (peer_steps / peer_cpu):,.1f}x "
+          f"(JAX {jax_cpu:.1f} CPU-s, peer {peer_cpu:.2f} CPU-s; on a shared machine the "
+          "CPU-second ratio is the steadier number)")
 
 
 if __name__ == "__main__":

@@ -17,24 +17,38 @@ TINY = dataclasses.replace(
 )
 
 
-def test_smoke_preset_end_to_end(tmp_path):
-    run, summary = runner.execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=1,
-                                  run_dir=tmp_path / "r")
+def _check_run(run, summary, cfg, claim_names):
     claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"expert_ade_zero", "routes_help_planning",
-                           "rl_overfits_to_log_agents", "bc_discrete_bicycle_best"}
+    assert set(claims) == claim_names
     assert claims["expert_ade_zero"]["holds"] and claims["expert_ade_zero"]["value"] < 0.01
     table = (run.path / "metrics_table.md").read_text()
-    for agent in db.AGENTS:
+    for agent in cfg.agents:
         assert f"| {agent} |" in table
     assert (run.plots / "scenario.png").stat().st_size > 0
     assert (run.plots / "rollout_bc_bicycle.gif").stat().st_size > 0
     assert (run.plots / "failure_rate.png").exists()
     rows = db._rows(run)
-    n = RECIPE.preset("smoke").num_eval_scenarios
-    assert all(len(r["ade"]) == n for r in rows.values())
+    assert all(len(r["ade"]) == cfg.num_eval_scenarios for r in rows.values())
     # log playback vs IDM agents are distinct evaluations of the same planner
-    assert ("rl_vs_log", "idm") in rows and ("rl_vs_idm", "log") in rows
+    assert ("rl_vs_log", "idm") in rows and ("rl_vs_log", "log") in rows
+    return rows
+
+
+def test_smoke_preset_end_to_end(tmp_path):
+    cfg = RECIPE.preset("smoke")
+    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "r")
+    _check_run(run, summary, cfg,
+               {"expert_ade_zero", "routes_help_planning", "rl_overfits_to_log_agents"})
+
+
+@pytest.mark.slow
+def test_all_baselines_at_smoke_size(tmp_path):
+    cfg = dataclasses.replace(RECIPE.preset("smoke"), agents=db.AGENTS)
+    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "r")
+    rows = _check_run(run, summary, cfg, {"expert_ade_zero", "routes_help_planning",
+                                          "rl_overfits_to_log_agents",
+                                          "bc_discrete_bicycle_best"})
+    assert ("rl_vs_idm", "log") in rows
 
 
 def _evals(run):

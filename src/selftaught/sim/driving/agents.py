@@ -195,7 +195,8 @@ def follow_route(c: Trajectory, route_xy, route_valid, gap, v_lead, p: IDMParams
 
     def interp(arc, pts, valid, q):
         arc_m = jnp.where(valid, arc, jnp.max(arc) + 1e-3 + jnp.arange(arc.shape[0]) * 1e-3)
-        i = jnp.clip(jnp.searchsorted(arc_m, q, side="right") - 1, 0, arc.shape[0] - 2)
+        i = jnp.searchsorted(arc_m, q, side="right", method="compare_all") - 1
+        i = jnp.clip(i, 0, arc.shape[0] - 2)
         seg = pts[i + 1] - pts[i]
         length = jnp.maximum(arc_m[i + 1] - arc_m[i], 1e-6)
         w = jnp.clip((q - arc_m[i]) / length, 0.0, 1.0)
