@@ -1,12 +1,15 @@
 """driving-baselines: the Waymax paper's planning-agent baseline table, on procedurally
 generated scenarios (straight roads, curves, signalised intersections).
 
-    selftaught run driving-baselines --preset default      (~10 min on a 2-core CPU)
+    selftaught run driving-baselines --preset default
+    (measured: 15 min wall on a shared 2-core machine at load ~20, 147 CPU-seconds)
 
-Expected at default size: the expert replays its log through the bicycle inverse with
-ADE < 1 cm; behaviour cloning with the route in its observation makes more route progress
-than without; an RL planner tuned against log-playback agents fails (collision or
-off-road) more often when the other cars are IDM agents.
+Expected at default size (measured, 200 held-out scenarios, seed 0): the expert replays its
+log through the bicycle inverse with ADE 2e-5 m; behaviour cloning with the route in its
+observation gains +4.8 [2.5, 7.0] points of route progress over BC without it; an RL
+planner tuned against log-playback agents has +2.0 [0.5, 4.0] points more collision-or-
+off-road episodes when the other cars are IDM agents; BC with discretised bicycle actions
+fails 9 [0, 18] points less often than BC with delta actions (CI touches 0).
 
 Algorithm box:
   1. generate training scenarios (per seed) and a fixed held-out evaluation set
