@@ -250,7 +250,10 @@ class RLLossTask:
     on each env in `envs` with the candidate loss; fitness = sum over envs of the mean
     normalised return. Hurdle: later envs are only trained when the first env's score
     clears `hurdle` (otherwise they add 0). Position j of a call trains with its own seeds,
-    so `evaluate([p] * n)` gives n independent runs of p (paired across programs).
+    so `evaluate([p] * n)` gives n independent runs of p (paired across programs). The
+    pool and Ray backends split a batch into per-worker chunks, so there a candidate's
+    seed follows its position in the chunk: fitness values differ from in-process ones
+    run to run (equally valid draws), but each backend is deterministic.
     """
 
     envs: tuple[str, ...] = ("CartPole-v1",)
