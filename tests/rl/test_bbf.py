@@ -148,3 +148,45 @@ def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
     _, resumed = runner.execute(recipe.RECIPE, None, preset="", seeds=0,
                                 run_dir=tmp_path / "b", resume=True)
     assert resumed["claims"] == summary["claims"]
+
+
+# ---------------------------------------------------------------- Atari (host loop)
+def test_area_resize_preserves_constant_and_mean():
+    from selftaught.rl.atari import resize
+
+    np.testing.assert_array_equal(resize(np.full((210, 160), 77, np.uint8)), 77)
+    img = np.random.default_rng(0).integers(0, 256, (210, 160)).astype(np.uint8)
+    assert resize(img).shape == (84, 84)
+    assert abs(resize(img).astype(float).mean() - img.mean()) < 1.0
+
+
+def test_atari_env_protocol():
+    pytest.importorskip("ale_py")
+    from selftaught.rl.atari import AtariEnv
+
+    env = AtariEnv("Breakout", seed=0, training=True)
+    obs = env.reset()
+    assert obs.shape == (84, 84, 4) and obs.dtype == np.uint8
+    assert env.ale.getFloat("repeat_action_probability") == 0.0  # no sticky actions
+    lives0, lost = env.lives, False
+    for t in range(2000):
+        obs, r, learn_term, over, trunc = env.step(t % env.num_actions)
+        if learn_term and not over:  # a lost life ends the learning episode only
+            lost = True
+            assert env.lives < lives0
+            break
+    assert lost
+
+
+@pytest.mark.slow
+def test_bbf_atari_smoke_few_hundred_steps():
+    pytest.importorskip("ale_py")
+    from selftaught.rl.atari import train_bbf_atari
+
+    cfg = dataclasses.replace(
+        TINY, env="ALE/Pong", width=0.25, latent=16, learning_starts=100, buffer_size=400,
+        total_steps=400,
+        reset_every=150, reset_until=251, batch_size=4, spr_steps=2, n_max=3)
+    out = train_bbf_atari(cfg, steps=300, seed=0, eval_episodes=1, eval_max_steps=200)
+    assert out.env_steps == 300 and len(out.eval_returns) == 1
+    assert np.isfinite(out.eval_returns).all()

@@ -100,10 +100,13 @@ class BBFConfig:
     max_episode_steps: int = 0
 
     def validate(self) -> None:
-        if self.env not in ENVS:
+        if self.env.startswith("ALE/"):
+            pass  # real Atari through the host loop of selftaught.rl.atari
+        elif self.env not in ENVS:
             raise UnknownNameError("environment", self.env, list(ENVS))
-        check("MinAtar" in self.env,
-              f"BBF uses a CNN and needs an image environment (a MinAtar game), got {self.env}")
+        else:
+            check("MinAtar" in self.env, "BBF uses a CNN and needs an image environment "
+                  f"(a MinAtar game or ALE/<Game>), got {self.env}")
         check(self.v_min < self.v_max,
               f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}")
         check(self.num_atoms >= 2, f"num_atoms must be at least 2, got {self.num_atoms}")
@@ -140,6 +143,7 @@ class BBFNet(nn.Module):
     num_atoms: int
     width: float
     latent: int
+    obs_scale: float = 1.0
 
     def setup(self):
         self.encoder = ImpalaStack(width=self.width)
@@ -150,7 +154,7 @@ class BBFNet(nn.Module):
         self.val = nn.Dense(self.num_atoms)
 
     def features(self, obs):  # [B, F]: the Impala conv stack, flattened
-        return self.encoder(obs)
+        return self.encoder(obs * self.obs_scale)
 
     def head(self, f):  # dueling C51 logits [B, A, M]
         h = nn.relu(self.projection(f))
@@ -238,11 +242,14 @@ def make_train(config: BBFConfig) -> Callable[[jax.Array], dict]:
     return make_agent(config).train
 
 
-def make_agent(config: BBFConfig):
+def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BBFAgent:
+    """The agent; `env` defaults to the gymnax env of config.env. A host-loop caller
+    (Atari) passes any object with num_actions and obs_shape and uses init_host /
+    policy / observe instead of the in-graph train / init / chunk."""
     c = config
-    env = make_env(c.env, c.max_episode_steps or None)
+    env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     A, M = env.num_actions, c.num_atoms
-    net = BBFNet(A, M, c.width, c.latent)
+    net = BBFNet(A, M, c.width, c.latent, obs_scale)
     support = atom_support(c.v_min, c.v_max, M)
     W = c.window
 
@@ -411,13 +418,53 @@ def make_agent(config: BBFConfig):
         _, curves = jax.lax.scan(chunk, carry, jnp.arange(c.num_evals))
         return curves
 
-    return BBFAgent(train, init, chunk, reset, init_params, net)
+    # ---- host loop (one seed, environment stepped in Python, e.g. Atari)
+    def init_host(rng):
+        k_net, k_run = jax.random.split(rng)
+        params = init_params(k_net)
+        o = jnp.zeros(env.obs_shape, jnp.uint8)
+        example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
+                   "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
+        return Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
+                     jnp.int32(0), jnp.zeros(env.obs_shape), k_run, jnp.int32(0), jnp.int32(0),
+                     jnp.float32(0))
+
+    def policy(carry: Carry, obs, key, eps=None):
+        frac = jnp.clip(carry.env_steps / c.eps_decay_steps, 0.0, 1.0)
+        eps = c.eps_start + frac * (c.eps_end - c.eps_start) if eps is None else eps
+        eps = jnp.where(carry.env_steps < c.learning_starts, 1.0, eps)
+        acting = carry.target_params if c.target_action_selection else carry.params
+        return act(key, acting, obs[None], eps)[0]
+
+    def observe(carry: Carry, item):
+        """Store one transition; once past learning_starts, take replay_ratio steps."""
+        item = {**item, "obs": item["obs"].astype(jnp.uint8),
+                "next_obs": item["next_obs"].astype(jnp.uint8)}
+        buf = replay.add(carry.buffer, jax.tree.map(lambda x: jnp.asarray(x)[None], item))
+        carry = carry.replace(buffer=buf, env_steps=carry.env_steps + 1)
+        key, k = jax.random.split(carry.key)
+        carry = carry.replace(key=key)
+
+        def learn(cc):
+            cc, m = jax.lax.scan(grad_step, cc, jax.random.split(k, c.replay_ratio))
+            return cc, jax.tree.map(jnp.mean, m)
+
+        def skip(cc):
+            zero = {"loss": jnp.float32(0), "spr_loss": jnp.float32(0), "n": jnp.float32(0),
+                    "gamma": jnp.float32(0)}
+            return cc, zero
+
+        return jax.lax.cond(carry.env_steps > c.learning_starts + W, learn, skip, carry)
+
+    return BBFAgent(train, init, chunk, reset, init_params, net, init_host, policy, observe)
 
 
 @dataclasses.dataclass(frozen=True)
 class BBFAgent:
     """`train(rng)` and its pieces: init(rng) -> Carry, chunk(carry, i) -> (carry, metrics)
-    (i = chunk index, unbatched), reset(carry), init_params(key), net."""
+    (i = chunk index, unbatched), reset(carry), init_params(key), net; and for a host
+    loop: init_host(rng), policy(carry, obs, key[, eps]) -> action, observe(carry, item)
+    -> (carry, metrics) with item = {obs, action, reward, terminated, done, next_obs}."""
 
     train: Callable
     init: Callable
@@ -425,6 +472,9 @@ class BBFAgent:
     reset: Callable
     init_params: Callable
     net: BBFNet
+    init_host: Callable
+    policy: Callable
+    observe: Callable
 
 
 def _l2n(x):
