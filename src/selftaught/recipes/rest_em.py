@@ -43,13 +43,13 @@ from selftaught.lm import (
     CharTokenizer,
     TrainConfig,
     TransformerConfig,
-    check_losses,
     init_params,
     maj_at_k,
     make_sft,
     pass_at_k,
     sample,
 )
+from selftaught.lm.train import fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,18 +205,9 @@ def train_model(config: RestEMConfig, s: Setting, data: dict, key, params, steps
                 label: str):
     """Run `steps` SFT steps from `params` on `data` in compiled chunks."""
     sft = _make_sft(s.model_cfg, dataclasses.replace(config.sft, total_steps=steps))
-    state = sft.init(key, params)
-    losses = []
-    with progress.bar(label, total=steps) as bar:
-        done = 0
-        while done < steps:
-            n = min(config.chunk_steps, steps - done)
-            state, chunk = sft.run(state, data, n)
-            check_losses(chunk, start_step=done, lr=config.sft.lr, where=label)
-            losses.append(np.asarray(chunk))
-            done += n
-            bar.advance(n)
-    return state.params, float(np.concatenate(losses)[-min(50, steps):].mean())
+    state, losses = fit(sft, sft.init(key, params), data, steps, chunk=config.chunk_steps,
+                        description=label)
+    return state.params, float(losses[-min(50, steps):].mean())
 
 
 def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: int, key,
