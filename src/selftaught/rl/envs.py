@@ -70,30 +70,9 @@ class Env:
 
 
 def _import_gymnax():
-    """gymnax, importable without `six`: gymnax 1.0 imports six only for an MNIST download
-    helper (bsuite MNIST bandit) that selftaught never uses, so a stub stands in for it."""
-    import sys
-    import types
+    """gymnax, imported lazily (its import pulls in gymnasium and matplotlib)."""
+    import gymnax
 
-    try:
-        import gymnax
-    except ModuleNotFoundError as exc:
-        if exc.name != "six":
-            raise
-        names = ("six", "six.moves", "six.moves.urllib", "six.moves.urllib.request")
-        mods = {n: types.ModuleType(n) for n in names}
-
-        def urlretrieve(*_a, **_k):
-            raise RuntimeError("downloads are disabled in selftaught (no `six` installed)")
-
-        mods["six.moves.urllib.request"].urlretrieve = urlretrieve
-        for parent, child in zip(names[:-1], names[1:], strict=True):
-            setattr(mods[parent], child.rsplit(".", 1)[1], mods[child])
-        for n, m in mods.items():
-            sys.modules.setdefault(n, m)
-        for n in [m for m in sys.modules if m.startswith("gymnax")]:
-            del sys.modules[n]
-        import gymnax
     return gymnax
 
 
