@@ -396,8 +396,10 @@ def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
         for k in cols:
             pt, lo, hi = stats.bootstrap_ci(t[k][:, i] * 100)
             cells.append(f"{pt:.1f} [{lo:.1f}, {hi:.1f}]")
-        k_mean = np.mean([kept[(sd, i)] for sd in seeds]) if i else len(seeds) and np.nan
-        cells.append(f"{k_mean:.0f}" if i else f"{config.human_problems} (human)")
+        if i:
+            cells.append(f"{np.mean([kept[(sd, i)] for sd in seeds]):.0f}")
+        else:
+            cells.append(f"{config.human_problems} (human)")
         md.append(f"| {i} | " + " | ".join(cells) + " |")
     if n_iter:
         mean_test, mean_train = test.mean(0), train.mean(0)
