@@ -37,12 +37,6 @@ class _Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
-    def update(self, **fields) -> None:
-        if self._progress is not None:
-            desc = fields.pop("description", None)
-            kw = {"description": desc} if desc is not None else {}
-            self._progress.update(self._task, **kw)
-
 
 _active: list[Progress] = []
 
@@ -78,8 +72,3 @@ def bar(description: str, total: float | None) -> Iterator[_Bar]:
     finally:
         _active.pop()
 
-
-def info(message: str) -> None:
-    """One status line on stderr (suppressed when quiet)."""
-    if os.environ.get("SELFTAUGHT_QUIET") != "1":
-        console.print(message, highlight=False)
