@@ -42,6 +42,13 @@ def check(condition: bool, message: str, error: type[UserError] = ConfigError) -
         raise error(message)
 
 
+def check_at_least_one(config: object, *names: str) -> None:
+    """Raise ConfigError for the first of the named fields of `config` that is below 1."""
+    for name in names:
+        value = getattr(config, name)
+        check(value >= 1, f"{name} must be at least 1, got {value}")
+
+
 def check_finite(value: float, *, where: str, step: int, lr: float | None = None) -> None:
     """Raise DivergedError naming the step if `value` is NaN or infinite."""
     value = float(value)

@@ -39,7 +39,7 @@ import numpy as np
 
 from selftaught import stats, tasks
 from selftaught.core import Recipe, Report, Timer, check, progress
-from selftaught.core.errors import ConfigError
+from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import (
     CharTokenizer,
     TrainConfig,
@@ -108,10 +108,9 @@ class RestEMConfig:
     """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
 
     def validate(self) -> None:
-        for name in ("human_problems", "train_problems", "eval_problems", "mstep_steps",
-                     "num_samples", "max_per_problem", "eval_samples", "eval_k",
-                     "sample_batch", "chunk_steps"):
-            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
+                           "mstep_steps", "num_samples", "max_per_problem", "eval_samples",
+                           "eval_k", "sample_batch", "chunk_steps")
         check(self.human_problems <= self.train_problems,
               f"human_problems ({self.human_problems}) must be <= train_problems "
               f"({self.train_problems}): the human-solved problems are part of the pool")

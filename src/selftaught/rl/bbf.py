@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from selftaught.core.errors import UnknownNameError, check
+from selftaught.core.errors import UnknownNameError, check, check_at_least_one
 from selftaught.rl import replay
 from selftaught.rl.envs import ENVS, greedy_returns, make_env
 from selftaught.rl.networks import ImpalaStack
@@ -110,9 +110,8 @@ class BBFConfig:
         check(self.v_min < self.v_max,
               f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}")
         check(self.num_atoms >= 2, f"num_atoms must be at least 2, got {self.num_atoms}")
-        for name in ("total_steps", "replay_ratio", "batch_size", "buffer_size", "num_evals",
-                     "eval_episodes", "reset_every", "anneal_steps", "latent"):
-            check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least_one(self, "total_steps", "replay_ratio", "batch_size", "buffer_size",
+                           "num_evals", "eval_episodes", "reset_every", "anneal_steps", "latent")
         check(1 <= self.n_min <= self.n_max, f"need 1 <= n_min <= n_max, got {self.n_min}, "
               f"{self.n_max}")
         check(0 < self.gamma_min <= self.gamma_max < 1,

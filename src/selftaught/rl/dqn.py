@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from selftaught.core.errors import ConfigError, check
+from selftaught.core.errors import ConfigError, check, check_at_least_one
 from selftaught.rl import replay
 from selftaught.rl.envs import ENVS, make_env, normalized_return
 from selftaught.rl.networks import ENCODERS, QNetwork
@@ -112,9 +112,9 @@ class DQNConfig:
               f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}; "
               "set --v-min/--v-max to bracket the discounted returns")
         check(self.num_bins >= 2, f"num_bins must be at least 2, got {self.num_bins}")
-        for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "train_every",
-                     "grad_steps", "num_evals", "eval_episodes", "target_update_every"):
-            check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least_one(self, "total_steps", "num_envs", "buffer_size", "batch_size",
+                           "train_every", "grad_steps", "num_evals", "eval_episodes",
+                           "target_update_every")
         check(self.width > 0, f"width must be positive, got {self.width}")
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
