@@ -34,6 +34,19 @@ def test_annealing_schedule_endpoints_and_midpoint():
     assert float(gm) == pytest.approx(1 - np.sqrt(0.03 * 0.003), abs=1e-6)  # log-linear 1-g
     n, g = bbf.schedule(dataclasses.replace(c, anneal=False), jnp.int32(0))
     assert (int(n), float(g)) == (3, pytest.approx(0.997))
+    n, g = bbf.schedule(c, jnp.int32(0), anneal=jnp.bool_(False))  # the traced switch
+    assert (int(n), float(g)) == (3, pytest.approx(0.997))
+
+
+def test_program_config_compiles_in_what_any_variant_uses():
+    full = bbf.BBFConfig()
+    off = dataclasses.replace(full, resets=False, spr=False, anneal=False, weight_decay=0.0)
+    assert bbf.program_config([full, off]) == full
+    assert bbf.program_config([off]) == off  # nobody uses SPR: it is compiled out
+    k = bbf.knobs_of(off)
+    assert not any(bool(x) for x in (k.resets, k.spr, k.anneal)) and float(k.weight_decay) == 0
+    with pytest.raises(ConfigError, match="may differ only in"):
+        bbf.program_config([full, dataclasses.replace(full, width=1.0)])
 
 
 def test_random_shift_is_a_crop_of_the_padded_frame():
@@ -105,7 +118,43 @@ def test_bbf_trains_with_and_without_components(flags):
     np.testing.assert_array_equal(np.asarray(out["env_steps"])[0], bbf.curve_steps(cfg))
 
 
+@pytest.mark.slow
+def test_knobs_switch_components_off_exactly_like_the_static_flags():
+    """One program with every component, run with the ablation knobs off, reproduces the
+    program compiled without them (same keys, so the same numbers)."""
+    cfg = dataclasses.replace(TINY, channels=(4,), total_steps=500, buffer_size=600,
+                              reset_every=100, reset_until=401, spr_steps=2, n_max=3)
+    off = dataclasses.replace(cfg, resets=False, spr=False, anneal=False, weight_decay=0.0)
+    ks = jax.random.split(jax.random.PRNGKey(0), 2)
+    ref = jax.jit(jax.vmap(bbf.make_train(off)))(ks)
+    agent = bbf.make_agent(cfg)
+
+    def train(k, knobs):
+        _, cur = jax.lax.scan(agent.chunk, agent.init(k, knobs), jnp.arange(cfg.num_evals))
+        return cur
+
+    both = jax.tree.map(lambda a, b: jnp.stack([a, b]), bbf.knobs_of(off), bbf.knobs_of(cfg))
+    got = jax.jit(jax.vmap(train))(jnp.stack([ks[0], ks[0]]), both)  # off and on, one vmap
+    for k in ("loss", "eval_return", "train_return", "n", "gamma", "spr_loss"):
+        np.testing.assert_allclose(np.asarray(got[k])[0], np.asarray(ref[k])[0], rtol=1e-5,
+                                   atol=1e-6)
+    assert (np.asarray(got["spr_loss"])[1] != 0).all()  # the other run uses SPR
+    assert not np.allclose(np.asarray(got["loss"])[1], np.asarray(got["loss"])[0])
+
+
 # ---------------------------------------------------------------- recipe
+def test_default_preset_shares_one_program_across_switch_ablations():
+    from selftaught.recipes import bbf as recipe
+
+    cfg = recipe.RECIPE.preset("default")
+    progs = recipe.programs(cfg, cfg.envs[0])
+    assert [vs for _, vs in progs.values()] == [
+        ["full", "no_resets", "no_spr", "no_weight_decay", "no_annealing"], ["width1"]]
+    (full_prog, _), (w1_prog, _) = progs.values()
+    assert full_prog == recipe.variant_config(cfg, cfg.envs[0], "full")
+    assert w1_prog.width == 1.0 and full_prog.width == 4.0
+
+
 def test_recipe_user_errors_exit_2(tmp_path, capsys):
     from selftaught.cli import main
 
@@ -148,45 +197,3 @@ def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
     _, resumed = runner.execute(recipe.RECIPE, None, preset="", seeds=0,
                                 run_dir=tmp_path / "b", resume=True)
     assert resumed["claims"] == summary["claims"]
-
-
-# ---------------------------------------------------------------- Atari (host loop)
-def test_area_resize_preserves_constant_and_mean():
-    from selftaught.rl.atari import resize
-
-    np.testing.assert_array_equal(resize(np.full((210, 160), 77, np.uint8)), 77)
-    img = np.random.default_rng(0).integers(0, 256, (210, 160)).astype(np.uint8)
-    assert resize(img).shape == (84, 84)
-    assert abs(resize(img).astype(float).mean() - img.mean()) < 1.0
-
-
-def test_atari_env_protocol():
-    pytest.importorskip("ale_py")
-    from selftaught.rl.atari import AtariEnv
-
-    env = AtariEnv("Breakout", seed=0, training=True)
-    obs = env.reset()
-    assert obs.shape == (84, 84, 4) and obs.dtype == np.uint8
-    assert env.ale.getFloat("repeat_action_probability") == 0.0  # no sticky actions
-    lives0, lost = env.lives, False
-    for t in range(2000):
-        obs, r, learn_term, over, trunc = env.step(t % env.num_actions)
-        if learn_term and not over:  # a lost life ends the learning episode only
-            lost = True
-            assert env.lives < lives0
-            break
-    assert lost
-
-
-@pytest.mark.slow
-def test_bbf_atari_smoke_few_hundred_steps():
-    pytest.importorskip("ale_py")
-    from selftaught.rl.atari import train_bbf_atari
-
-    cfg = dataclasses.replace(
-        TINY, env="ALE/Pong", width=0.25, latent=16, learning_starts=100, buffer_size=400,
-        total_steps=400,
-        reset_every=150, reset_until=251, batch_size=4, spr_steps=2, n_max=3)
-    out = train_bbf_atari(cfg, steps=300, seed=0, eval_episodes=1, eval_max_steps=200)
-    assert out.env_steps == 300 and len(out.eval_returns) == 1
-    assert np.isfinite(out.eval_returns).all()

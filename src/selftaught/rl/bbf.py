@@ -18,6 +18,9 @@ Algorithm box (per seed, one environment, every component behind a flag):
     every `reset_every` env steps until `reset_until` (flag `resets`): head, projection
     and prediction re-initialised; encoder and transition model shrink-and-perturbed
     (theta <- shrink * theta + (1 - shrink) * theta_random); optimizer state reset.
+The ablation switches (resets, spr, anneal, weight_decay) are also data (`Knobs`, held in
+the carry): a program compiled with a component switches it off per run, so one compiled
+program trains the full agent and its ablations side by side under one vmap.
 Simplifications at CPU scale, stated: the transition model is an MLP on the flattened
 encoder features (BBF: a conv net on the spatial latent), and a time-limit truncation
 inside an n-step window bootstraps from the stored true last observation.
@@ -52,6 +55,8 @@ class BBFConfig:
     learning_starts: int = 1_000
     width: float = 4.0
     """Impala channel scale (BBF: 4)"""
+    channels: tuple[int, ...] = (16, 32, 32)
+    """Impala channels at width 1 (BBF: 16, 32, 32); each is scaled by `width`"""
     latent: int = 512
     """projection / head width (BBF: 2048)"""
     num_atoms: int = 51
@@ -117,15 +122,23 @@ class BBFConfig:
         check(0 < self.gamma_min <= self.gamma_max < 1,
               f"need 0 < gamma_min <= gamma_max < 1, got {self.gamma_min}, {self.gamma_max}")
         check(self.width > 0, f"width must be positive, got {self.width}")
+        check(len(self.channels) >= 1 and all(int(ch * self.width) >= 1 for ch in self.channels),
+              f"channels x width must leave at least one channel per stage, got "
+              f"{self.channels} x {self.width}")
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(self.spr_steps >= 1, f"spr_steps must be at least 1, got {self.spr_steps}")
         check(self.buffer_size > self.learning_starts + 2 * self.window,
               "buffer_size must exceed learning_starts plus two sequence windows")
         check(self.chunk_steps >= 1, f"total_steps={self.total_steps} leaves no training after "
               f"learning_starts={self.learning_starts}; raise --total-steps")
-        check(not self.resets or self.reset_every % self.chunk_steps == 0,
+        check(self.is_atari or not self.resets or self.reset_every % self.chunk_steps == 0,
               f"reset_every ({self.reset_every}) must be a multiple of the evaluation chunk "
               f"({self.chunk_steps} env steps = (total_steps - learning_starts) / num_evals)")
+
+    @property
+    def is_atari(self) -> bool:
+        """Real Atari (ALE/<Game>), trained by the host loop of selftaught.rl.atari."""
+        return self.env.startswith("ALE/")
 
     @property
     def window(self) -> int:
@@ -143,9 +156,10 @@ class BBFNet(nn.Module):
     width: float
     latent: int
     obs_scale: float = 1.0
+    channels: tuple[int, ...] = (16, 32, 32)
 
     def setup(self):
-        self.encoder = ImpalaStack(width=self.width)
+        self.encoder = ImpalaStack(width=self.width, channels=tuple(self.channels))
         self.transition = _Transition()
         self.projection = nn.Dense(self.latent)
         self.prediction = nn.Dense(self.latent)
@@ -183,6 +197,38 @@ class _Transition(nn.Module):
 
 RESET_FULL = ("projection", "prediction", "adv", "val")
 SHRINK = ("encoder", "transition")
+KNOB_FIELDS = ("resets", "spr", "anneal", "weight_decay")
+
+
+@struct.dataclass
+class Knobs:
+    """The ablation switches of one run as traced values. A component compiled out by the
+    config stays off whatever its knob says; a compiled-in one runs only when its knob is on."""
+
+    resets: jax.Array  # bool
+    spr: jax.Array  # bool
+    anneal: jax.Array  # bool
+    weight_decay: jax.Array  # float32
+
+
+def knobs_of(c: BBFConfig) -> Knobs:
+    return Knobs(jnp.bool_(c.resets), jnp.bool_(c.spr), jnp.bool_(c.anneal),
+                 jnp.float32(c.weight_decay))
+
+
+def program_config(configs: list[BBFConfig]) -> BBFConfig:
+    """One config whose compiled program can train every config in `configs` (they may
+    differ only in KNOB_FIELDS): each component is compiled in when any of them uses it."""
+    base = configs[0]
+    strip = lambda c: dataclasses.replace(  # noqa: E731
+        c, resets=False, spr=False, anneal=False, weight_decay=0.0)
+    for c in configs[1:]:
+        check(strip(c) == strip(base), "configs sharing a program may differ only in "
+              f"{', '.join(KNOB_FIELDS)}")
+    return dataclasses.replace(
+        base, resets=any(c.resets for c in configs), spr=any(c.spr for c in configs),
+        anneal=any(c.anneal for c in configs),
+        weight_decay=max(c.weight_decay for c in configs))
 
 
 @struct.dataclass
@@ -197,6 +243,7 @@ class Carry:
     env_steps: jax.Array
     since_reset: jax.Array  # gradient steps since the last reset
     ep_return: jax.Array
+    knobs: Knobs
 
 
 def random_shift(key, obs_BxHxWxC, pad):
@@ -208,14 +255,17 @@ def random_shift(key, obs_BxHxWxC, pad):
     return jax.vmap(crop)(x, off)
 
 
-def schedule(c: BBFConfig, since_reset):
-    """(n, gamma) after `since_reset` gradient steps (the annealing of BBF)."""
+def schedule(c: BBFConfig, since_reset, anneal=True):
+    """(n, gamma) after `since_reset` gradient steps (the annealing of BBF); without
+    annealing (config flag, or the traced `anneal` knob false) n = n_min, gamma = gamma_max."""
+    fixed = jnp.int32(c.n_min), jnp.float32(c.gamma_max)
     if not c.anneal:
-        return jnp.int32(c.n_min), jnp.float32(c.gamma_max)
+        return fixed
     frac = jnp.clip(since_reset / c.anneal_steps, 0.0, 1.0)
     n = jnp.round(jnp.exp(jnp.log(c.n_max) + frac * (jnp.log(c.n_min) - jnp.log(c.n_max))))
     lg = jnp.log(1 - c.gamma_min) + frac * (jnp.log(1 - c.gamma_max) - jnp.log(1 - c.gamma_min))
-    return n.astype(jnp.int32), (1.0 - jnp.exp(lg)).astype(jnp.float32)
+    n, gamma = n.astype(jnp.int32), (1.0 - jnp.exp(lg)).astype(jnp.float32)
+    return jnp.where(anneal, n, fixed[0]), jnp.where(anneal, gamma, fixed[1])
 
 
 def n_step_targets(rewards_BxW, terminated_BxW, done_BxW, n, gamma):
@@ -248,17 +298,20 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
     c = config
     env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     A, M = env.num_actions, c.num_atoms
-    net = BBFNet(A, M, c.width, c.latent, obs_scale)
+    net = BBFNet(A, M, c.width, c.latent, obs_scale, tuple(c.channels))
     support = atom_support(c.v_min, c.v_max, M)
     W = c.window
 
     def decay_mask(params):
         return jax.tree.map(lambda x: x.ndim > 1, params)
 
-    tx = optax.chain(
-        optax.clip_by_global_norm(c.max_grad_norm),
-        optax.adamw(c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, mask=decay_mask),
-    )
+    def make_tx(weight_decay):  # the optimizer state does not depend on weight_decay
+        return optax.chain(
+            optax.clip_by_global_norm(c.max_grad_norm),
+            optax.adamw(c.lr, eps=c.adam_eps, weight_decay=weight_decay, mask=decay_mask),
+        )
+
+    tx = make_tx(c.weight_decay)
 
     def init_params(key):
         dummy = jnp.zeros((1, *env.obs_shape))
@@ -304,7 +357,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
             weights = jnp.ones_like(weights)
         return seq, idx, weights
 
-    def loss_fn(params, target_params, seq, weights, key, n, gamma):
+    def loss_fn(params, target_params, seq, weights, key, n, gamma, spr_on):
         b = seq["action"].shape[0]
         obs = seq["obs"].astype(jnp.float32)  # [B, W+1, H, W, C]
         next_obs = seq["next_obs"].astype(jnp.float32)
@@ -342,17 +395,20 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
             preds = jnp.swapaxes(preds, 0, 1)
             cos = jnp.sum(_l2n(preds) * _l2n(z_t), -1)  # [B, K]
             alive = jnp.cumsum(seq["done"][:, :K], axis=1) == 0  # no episode end before k+1
-            spr_loss = -jnp.sum(cos * alive) / jnp.maximum(alive.sum(), 1.0)
-        total = td_loss + (c.spr_weight * spr_loss if c.spr else 0.0)
+            spr_loss = jnp.where(spr_on, -jnp.sum(cos * alive) / jnp.maximum(alive.sum(), 1.0),
+                                 0.0)
+        total = td_loss + c.spr_weight * spr_loss
         return total, (ce, td_loss, spr_loss)
 
     def grad_step(carry: Carry, key):
         k_s, k_l = jax.random.split(key)
         seq, idx, w = sample(carry.buffer, k_s)
-        n, gamma = schedule(c, carry.since_reset)
+        kn = carry.knobs
+        n, gamma = schedule(c, carry.since_reset, kn.anneal)
         (_, (ce, td, spr)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            carry.params, carry.target_params, seq, w, k_l, n, gamma)
-        updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+            carry.params, carry.target_params, seq, w, k_l, n, gamma, kn.spr)
+        tx_run = make_tx(kn.weight_decay)
+        updates, opt_state = tx_run.update(grads, carry.opt_state, carry.params)
         params = optax.apply_updates(carry.params, updates)
         target = optax.incremental_update(params, carry.target_params, c.tau)
         buf = replay.update_priorities(carry.buffer, idx, ce) if c.prioritized else carry.buffer
@@ -380,7 +436,9 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         return carry.replace(params=params, opt_state=tx.init(params), key=key,
                              since_reset=jnp.int32(0))
 
-    def init(rng):
+    def init(rng, knobs: Knobs | None = None):
+        """The carry after the random warm-up; `knobs` default to the config's switches."""
+        knobs = knobs_of(c) if knobs is None else knobs
         k_net, k_env, k_run = jax.random.split(rng, 3)
         obs, env_state = env.reset(k_env)
         params = init_params(k_net)
@@ -388,7 +446,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
                    "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
         carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
-                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.float32(0))
+                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.float32(0), knobs)
         carry, _ = jax.lax.scan(lambda cc, _: env_step(cc, random_only=True), carry, None,
                                 c.learning_starts)
         return carry
@@ -403,7 +461,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         if c.resets:
             steps_after = c.learning_starts + (i + 1) * c.chunk_steps
             do = ((steps_after - c.learning_starts) % c.reset_every == 0) & (
-                steps_after < c.reset_until)
+                steps_after < c.reset_until) & carry.knobs.resets
             carry = jax.lax.cond(do, reset, lambda x: x, carry)
         ep = s["episodes"].sum()
         metrics = {"eval_return": ret.mean(),
@@ -426,7 +484,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
                    "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
         return Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
                      jnp.int32(0), jnp.zeros(env.obs_shape), k_run, jnp.int32(0), jnp.int32(0),
-                     jnp.float32(0))
+                     jnp.float32(0), knobs_of(c))
 
     def policy(carry: Carry, obs, key, eps=None):
         frac = jnp.clip(carry.env_steps / c.eps_decay_steps, 0.0, 1.0)
@@ -460,7 +518,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
 
 @dataclasses.dataclass(frozen=True)
 class BBFAgent:
-    """`train(rng)` and its pieces: init(rng) -> Carry, chunk(carry, i) -> (carry, metrics)
+    """`train(rng)` and its pieces: init(rng[, knobs]) -> Carry, chunk(carry, i) -> (carry, metrics)
     (i = chunk index, unbatched), reset(carry), init_params(key), net; and for a host
     loop: init_host(rng), policy(carry, obs, key[, eps]) -> action, observe(carry, item)
     -> (carry, metrics) with item = {obs, action, reward, terminated, done, next_obs}."""
