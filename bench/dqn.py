@@ -21,8 +21,9 @@ import os
 import time
 
 
-def ours(steps: int, seeds: int) -> dict:
+def ours(steps: int, seeds: int, devices: int) -> dict:
     import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from selftaught.core.seeding import keys
     from selftaught.rl.dqn import DQNConfig, make_train
@@ -32,6 +33,9 @@ def ours(steps: int, seeds: int) -> dict:
                     grad_steps=1, lr=2.5e-4, target_update_every=50, num_evals=1,
                     eval_episodes=1)
     ks = keys(list(range(seeds)))
+    if devices > 1:  # the seed axis split over CPU devices: one program, SPMD-partitioned
+        mesh = Mesh(jax.devices()[:devices], ("seed",))
+        ks = jax.device_put(ks, NamedSharding(mesh, PartitionSpec("seed")))
     t0 = time.perf_counter()
     fn = jax.jit(jax.vmap(make_train(cfg))).lower(ks).compile()
     compile_s = time.perf_counter() - t0
@@ -39,7 +43,7 @@ def ours(steps: int, seeds: int) -> dict:
     out = jax.block_until_ready(fn(ks))
     wall = time.perf_counter() - t0
     return {"sps": seeds * steps / wall, "wall_s": wall, "compile_s": compile_s,
-            "cpu_s": time.process_time() - cpu0,
+            "cpu_s": time.process_time() - cpu0, "devices": devices,
             "final_eval_return": float(out["eval_return"][:, -1].mean())}
 
 
@@ -119,18 +123,26 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--peer-steps", type=int, default=20_000)
     ap.add_argument("--peer-procs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--devices", type=int, default=os.cpu_count() or 1,
+                    help="CPU devices the seed axis is split over (ours; like --peer-procs)")
     args = ap.parse_args()
+    devices = max(d for d in range(1, args.devices + 1) if args.seeds % d == 0)
+    # must precede the first jax import (the peer's spawned workers never import jax)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_force_host_platform_device_count={devices}")
     p = peer(args.peer_steps, args.peer_procs)
     print(f"peer  (PyTorch, CleanRL-style, {p['procs']} procs): {p['sps']:,.0f} env steps/s "
           f"aggregate (per process: {', '.join(f'{x:,.0f}' for x in p['per_process_sps'])})")
-    o = ours(args.steps, args.seeds)
-    print(f"ours  (JAX, {args.seeds} seeds in one jit(vmap)): {o['sps']:,.0f} env steps/s "
-          f"(run {o['wall_s']:.1f}s, cpu {o['cpu_s']:.1f}s, compile {o['compile_s']:.1f}s, "
-          f"final greedy return {o['final_eval_return']:.0f})")
-    print(f"ratio ours / peer: {o['sps'] / p['sps']:.1f}x (wall-clock aggregate steps/s)")
-    ours_cpu = args.seeds * args.steps / o["cpu_s"]
-    print(f"env steps per CPU-second: ours {ours_cpu:,.0f}, peer {p['steps_per_cpu_s']:,.0f}, "
-          f"ratio {ours_cpu / p['steps_per_cpu_s']:.1f}x (robust to other load on the machine)")
+    runs = [ours(args.steps, args.seeds, d) for d in sorted({1, devices})]
+    for o in runs:
+        ours_cpu = args.seeds * args.steps / o["cpu_s"]
+        print(f"ours  (JAX, {args.seeds} seeds in one jit(vmap), {o['devices']} CPU device(s)): "
+              f"{o['sps']:,.0f} env steps/s (run {o['wall_s']:.1f}s, cpu {o['cpu_s']:.1f}s, "
+              f"compile {o['compile_s']:.1f}s, final greedy return "
+              f"{o['final_eval_return']:.0f})")
+        print(f"  ratio ours / peer: {o['sps'] / p['sps']:.1f}x (wall-clock aggregate steps/s); "
+              f"per CPU-second: ours {ours_cpu:,.0f}, peer {p['steps_per_cpu_s']:,.0f}, "
+              f"ratio {ours_cpu / p['steps_per_cpu_s']:.1f}x (robust to other load)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(1-min load average during the run: {load:.1f} on {os.cpu_count()} CPUs)")
 

@@ -8,6 +8,10 @@
     batch, idx, weights = replay.sample_prioritized(pbuf, key, batch_size, alpha, beta)
     pbuf = replay.update_priorities(pbuf, idx, new_priorities)
 
+Writes are contiguous in-place updates when capacity % N == 0 (give a buffer batches of
+one size N; the general path is a wrapping scatter). Uniform indices are random bits
+modulo the filled size.
+
 New items enter a prioritized buffer with the current maximum priority. Sampling uses
 P(i) = p_i^alpha / sum_j p_j^alpha over filled slots and importance weights
 (N * P(i))^-beta / max_j (N * P(j))^-beta (Schaul et al., 2016). Sampling is O(capacity)
@@ -52,9 +56,21 @@ def add(buf: Buffer, items: Any) -> Buffer:
     """Write a batch of items (leading axis N <= capacity) at the ring position."""
     n = jax.tree.leaves(items)[0].shape[0]
     cap = buf.capacity
-    idx = (buf.pos + jnp.arange(n)) % cap
-    data = jax.tree.map(lambda d, x: d.at[idx].set(x.astype(d.dtype)), buf.data, items)
-    prios = buf.priorities.at[idx].set(buf.max_priority)
+    if cap % n == 0:
+        # pos stays a multiple of n, so the n slots are contiguous: a dynamic-update-slice
+        # is written in place, where XLA CPU lowers the general (wrapping) scatter below to
+        # a select over the whole buffer (a full copy per insert under vmap)
+        def put(d, x):
+            start = (buf.pos,) + (0,) * (d.ndim - 1)
+            return jax.lax.dynamic_update_slice(d, x.astype(d.dtype), start)
+
+        data = jax.tree.map(put, buf.data, items)
+        prios = jax.lax.dynamic_update_slice(
+            buf.priorities, jnp.full((n,), buf.max_priority, jnp.float32), (buf.pos,))
+    else:
+        idx = (buf.pos + jnp.arange(n)) % cap
+        data = jax.tree.map(lambda d, x: d.at[idx].set(x.astype(d.dtype)), buf.data, items)
+        prios = buf.priorities.at[idx].set(buf.max_priority)
     return buf.replace(
         data=data, pos=(buf.pos + n) % cap, size=jnp.minimum(buf.size + n, cap), priorities=prios
     )
@@ -66,7 +82,10 @@ def gather(buf: Buffer, idx: jax.Array) -> Any:
 
 def sample(buf: Buffer, key: jax.Array, batch_size: int) -> tuple[Any, jax.Array]:
     """Uniform sample (with replacement) over the filled slots."""
-    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))
+    # bits mod size: one threefry call (randint makes two plus a split; threefry is a
+    # rolled loop on CPU); the modulo bias is below size / 2^32 < 1e-5 for our capacities
+    bits = jax.random.bits(key, (batch_size,), jnp.uint32)
+    idx = (bits % jnp.maximum(buf.size, 1).astype(jnp.uint32)).astype(jnp.int32)
     return gather(buf, idx), idx
 
 
