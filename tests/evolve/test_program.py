@@ -83,6 +83,17 @@ def test_op_values_against_formulas():
     np.testing.assert_allclose(ops.get_op("batch_mean").fn(x), [2.0] * 3)
 
 
+def test_noise_op_is_standard_normal_pure_and_fresh_per_input():
+    noise = ops.get_op("noise").fn
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4096,)), jnp.float32)
+    n1 = np.asarray(noise(x))
+    np.testing.assert_array_equal(n1, np.asarray(noise(x)))          # pure: same input
+    assert abs(n1.mean()) < 0.1 and abs(n1.std() - 1.0) < 0.1        # N(0, 1)
+    n2 = np.asarray(noise(x.at[0].add(1.0)))                         # another minibatch
+    assert abs(np.corrcoef(n1, n2)[0, 1]) < 0.1
+    assert float(jnp.abs(jax.grad(lambda v: noise(v).sum())(x)).max()) == 0.0
+
+
 def test_unknown_op_name_lists_known():
     with pytest.raises(UnknownNameError, match="unknown op 'foo'.*select"):
         ops.get_op("foo")
@@ -95,8 +106,8 @@ def test_mutation_always_yields_valid_programs(seed, steps):
     for space in (SR, RL):
         p = random_program(space, rng)
         validate(space, p)
-        for _ in range(steps):
-            child = mutate(space, p, rng)
+        for k in range(steps):
+            child = mutate(space, p, rng, p_edge=0.5 * (k % 2))
             validate(space, child)
             assert child != p
             p = child
@@ -110,6 +121,17 @@ def test_mutation_changes_one_node_or_makes_fresh():
         c = mutate(RL, p, rng, p_fresh=0.0)
         diffs.append(sum(a != b for a, b in zip(p.nodes, c.nodes)))
     assert set(diffs) == {1}
+
+
+def test_edge_mutation_rewires_exactly_one_input():
+    rng = np.random.default_rng(3)
+    p = random_program(RL, rng)
+    for _ in range(200):
+        c = mutate(RL, p, rng, p_fresh=0.0, p_edge=1.0)
+        changed = [(a, b) for a, b in zip(p.nodes, c.nodes) if a != b]
+        assert len(changed) == 1
+        (a, b), = changed
+        assert a.op == b.op and sum(x != y for x, y in zip(a.args, b.args)) == 1
 
 
 def test_interpreter_matches_compiled_programs():

@@ -96,6 +96,19 @@ def _batch_std(x_B):
     return jnp.broadcast_to(jnp.sqrt(x_B.var() + EPS), x_B.shape)
 
 
+def _noise(x_B):
+    """Standard normal noise of x's shape. The key is derived from x's bits, so a program
+    stays a pure function of its inputs (functional hashing and the population-batched
+    interpreter need that), while a new minibatch draws fresh noise; no gradient flows
+    through it."""
+    x_B = jax.lax.stop_gradient(x_B)
+    bits = jax.lax.bitcast_convert_type(x_B.astype(jnp.float32), jnp.uint32)
+    mix = jnp.arange(1, x_B.size + 1, dtype=jnp.uint32).reshape(x_B.shape) * jnp.uint32(
+        2654435761)
+    key = jax.random.fold_in(jax.random.PRNGKey(0), jnp.sum(bits ^ mix))
+    return jax.random.normal(key, x_B.shape, jnp.float32)
+
+
 REGISTRY: dict[str, Op] = {}
 
 
@@ -148,6 +161,7 @@ register(Op("scale_v", (S, V), V, lambda s, q: s[..., None] * q, "({0} * {1})"))
 register(Op("l2", (O, O), S, _l2, "||{0} - {1}||"))
 register(Op("batch_mean", (S,), S, _batch_mean, "mean_B({0})"))
 register(Op("batch_std", (S,), S, _batch_std, "std_B({0})"))
+register(Op("noise", (S,), S, _noise, "noise({0})"))
 
 
 def get_op(name: str) -> Op:
@@ -163,7 +177,7 @@ RL_OPS_FULL = (
     "add_v", "sub_v", "mul_v", "max_v", "min_v", "abs_v",
     "const_1", "const_0.5", "const_0.2", "const_0.1", "const_0.01",
     "select", "max_a", "mean_a", "argmax", "softmax", "entropy", "kl", "scale_v", "l2",
-    "batch_mean", "batch_std",
+    "batch_mean", "batch_std", "noise",
 )
 RL_OPS_SMALL = (
     "add", "sub", "mul", "max", "min", "neg", "abs", "square",

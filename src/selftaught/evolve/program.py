@@ -141,13 +141,29 @@ def random_program(space: Space, rng: np.random.Generator, _tries: int = 0) -> P
 
 
 def mutate(space: Space, program: Program, rng: np.random.Generator,
-           p_fresh: float = 0.05) -> Program:
+           p_fresh: float = 0.05, p_edge: float = 0.0) -> Program:
     """Replace one node's op and inputs, keeping its output type (so every reader stays
-    valid); with probability `p_fresh` return a fresh random program instead."""
+    valid); with probability `p_fresh` return a fresh random program instead, and with
+    probability `p_edge` rewire a single input of one node to another slot of its type
+    (a Cartesian-GP style point mutation: it keeps the op and its other inputs, so a
+    useful subexpression already sitting in an unused node can be wired in one step)."""
     if rng.random() < p_fresh:
         return random_program(space, rng)
     types = program.slot_types(space)
     n_in = len(program.inputs)
+    if p_edge > 0 and rng.random() < p_edge:
+        edges = [(i, j) for i, nd in enumerate(program.nodes) for j, a in enumerate(nd.args)
+                 if sum(t == types[a] for t in types[: n_in + i]) > 1]
+        if edges:
+            i, j = edges[int(rng.integers(len(edges)))]
+            nd = program.nodes[i]
+            choices = [k for k, t in enumerate(types[: n_in + i])
+                       if t == types[nd.args[j]] and k != nd.args[j]]
+            args = list(nd.args)
+            args[j] = int(rng.choice(choices))
+            nodes = list(program.nodes)
+            nodes[i] = Node(nd.op, tuple(args))
+            return Program(program.inputs, tuple(nodes))
     for _ in range(10):
         i = int(rng.integers(len(program.nodes)))
         old = program.nodes[i]

@@ -43,22 +43,22 @@ class EvolutionResult:
         return np.where(last >= 0, running[np.maximum(last, 0)], -np.inf)
 
 
-def plain_mutation(space: Space, p_fresh: float = 0.05) -> MutateBatch:
-    return lambda parents, rng: [mutate(space, p, rng, p_fresh) for p in parents]
+def plain_mutation(space: Space, p_fresh: float = 0.05, p_edge: float = 0.0) -> MutateBatch:
+    return lambda parents, rng: [mutate(space, p, rng, p_fresh, p_edge) for p in parents]
 
 
 def novel_mutation(space: Space, cache: FitnessCache, tries: int = 8,
-                   p_fresh: float = 0.05) -> MutateBatch:
+                   p_fresh: float = 0.05, p_edge: float = 0.0) -> MutateBatch:
     """Mutate each parent up to `tries` times until the child's function is not in the
     cache yet (a known function costs nothing but teaches nothing); keep the last try."""
 
     def mutate_batch(parents, rng):
-        children = [mutate(space, p, rng, p_fresh) for p in parents]
+        children = [mutate(space, p, rng, p_fresh, p_edge) for p in parents]
         for _ in range(tries - 1):
             known = cache.known(children)
             if not known.any():
                 break
-            children = [mutate(space, p, rng, p_fresh) if k else c
+            children = [mutate(space, p, rng, p_fresh, p_edge) if k else c
                         for p, c, k in zip(parents, children, known)]
         return children
 
