@@ -45,15 +45,25 @@ def test_reference_programs_compute_td_and_dqnreg():
                                atol=1e-5)
     np.testing.assert_allclose(compile_program(dqnreg_program())(inputs),
                                delta**2 + 0.1 * q_sa, rtol=1e-4, atol=1e-4)
-    validate(FULL, dqnreg_program())
+    validate(FULL, dqnreg_program(FULL.input_names))
+
+
+def test_small_op_set_spaces_drop_the_unreadable_observations():
+    assert "obs" not in PAPER.input_names and "q_next_online" not in PAPER.input_names
+    assert {"obs", "next_obs"} <= set(make_space("full", 9).input_names)
 
 
 def test_remap_inputs_preserves_the_function():
     moved = remap_inputs(TD, FULL.input_names)
     validate(FULL, moved)
-    assert moved == dqn_program()
-    with pytest.raises(ConfigError, match="cannot remap"):
-        remap_inputs(dqn_program(), PAPER.input_names)
+    assert moved == dqn_program(FULL.input_names)
+    assert remap_inputs(moved, PAPER.input_names) == TD  # unread inputs may be dropped
+    inputs, _ = td_probe_inputs(0, batch=8)
+    np.testing.assert_allclose(compile_program(moved)(inputs), compile_program(TD)(inputs))
+    online = Program(FULL.input_names, (Node("max_a", (FULL.input_names.index(
+        "q_next_online"),)),))
+    with pytest.raises(ConfigError, match="cannot remap.*q_next_online"):
+        remap_inputs(online, PAPER.input_names)
 
 
 def test_td_likeness_separates_td_from_other_losses():
@@ -64,12 +74,34 @@ def test_td_likeness_separates_td_from_other_losses():
     assert td_likeness(FULL, [dqnreg_program()])[0] >= 0.9
 
 
+def test_chain_mdps_optimal_values_satisfy_bellman():
+    task = ChainTask(length=5, instances=12, seed=3)
+    d = task.mdps()
+    K, N = d["best"].shape
+    q_star = d["q_star"].reshape(K, 2 * N)                     # transition order: (s, a)
+    v_next = np.concatenate([d["q_star"].max(-1), np.zeros((K, 1))], axis=1)  # absorbing: 0
+    backup = d["r"] + d["discount"] * np.take_along_axis(v_next, d["next"], axis=1)
+    on = np.repeat(d["on_path"], 2, axis=1)
+    np.testing.assert_allclose(q_star[on], backup[on], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(d["q_star"].argmax(-1)[d["on_path"]], d["best"][d["on_path"]])
+    gap = np.abs(d["q_star"][..., 0] - d["q_star"][..., 1])[d["on_path"]]
+    assert gap.min() > 0.09 * d["scale"].min()                # every decision has a margin
+    stop = np.arange(K) % 2 == 1                              # stop chains quit at state 0
+    quits = d["best"] != d["fwd"]
+    assert quits[stop, 0].all() and not quits[:, 1:].any() and not quits[~stop].any()
+    assert (d["r"] > 0).any() and (d["r"] < 0).any()          # prizes and penalties
+
+
 def test_chain_hurdle_needs_bootstrapping():
-    ev = ChainTask(length=4, instances=8, steps=100).build_space(PAPER)
-    td, myopic, avoid, const = ev([TD, MYOPIC, AVOID, _paper(("const_1", ()),)])
-    assert td == 1.0  # every chain solved
-    # myopic: only the "stop" chains and the length-1 "go" chain (5 of 8)
-    np.testing.assert_allclose(myopic, 5 / 8)
+    ev = ChainTask().build_space(PAPER)
+    n, i = len(PAPER.inputs), IDX
+    no_gamma = _paper(("select", (i["q"], i["action"])), ("max_a", (i["q_target"],)),
+                      ("add", (i["reward"], n + 1)), ("sub", (n, n + 2)),
+                      ("square", (n + 3,)))
+    td, myopic, avoid, const, nog = ev([TD, MYOPIC, AVOID, _paper(("const_1", ()),),
+                                       no_gamma])
+    assert td > 0.98                                   # every chain solved, values ~ Q*
+    assert myopic < 0.75 and nog < 0.9                 # partial credit, no pass
     assert avoid < 0.5 and const < 0.5
 
 

@@ -32,6 +32,7 @@ INPUTS = (("q", ops.V), ("q_target", ops.V), ("q_next_online", ops.V), ("action"
           ("reward", ops.S), ("discount", ops.S), ("obs", ops.O), ("next_obs", ops.O))
 OP_SETS = {"small": ops.RL_OPS_SMALL, "full": ops.RL_OPS_FULL}
 SLOT = {name: k for k, (name, _) in enumerate(INPUTS)}
+INPUT_NAMES = tuple(name for name, _ in INPUTS)
 
 
 # the paper's inputs (no online Q at s'): used by the from-scratch search
@@ -40,17 +41,26 @@ PAPER_INPUTS = tuple(x for x in INPUTS if x[0] != "q_next_online")
 
 def make_space(op_set: str = "small", num_nodes: int = 7, paper_inputs: bool = False
                ) -> Space:
+    """The program space; observation inputs are left out when no op of the set reads an
+    observation (they could never be used, and they widen every interpreter slot)."""
     if op_set not in OP_SETS:
         raise UnknownNameError("op set", op_set, list(OP_SETS))
-    return Space(inputs=PAPER_INPUTS if paper_inputs else INPUTS, ops=OP_SETS[op_set],
-                 output_type=ops.S, num_nodes=num_nodes)
+    inputs = PAPER_INPUTS if paper_inputs else INPUTS
+    if not any(ops.O in ops.get_op(o).in_types for o in OP_SETS[op_set]):
+        inputs = tuple(x for x in inputs if x[1] != ops.O)
+    return Space(inputs=inputs, ops=OP_SETS[op_set], output_type=ops.S, num_nodes=num_nodes)
 
 
 def remap_inputs(program: Program, inputs: tuple[str, ...]) -> Program:
-    """The same program over another input list (a superset of its inputs)."""
+    """The same program over another input list, which must contain every input the
+    program's nodes read (inputs it never reads may be dropped)."""
+    inputs = tuple(inputs)
+    if tuple(program.inputs) == inputs:
+        return program
     old_in = len(program.inputs)
     pos = {name: k for k, name in enumerate(inputs)}
-    missing = [n for n in program.inputs if n not in pos]
+    read = {program.inputs[a] for n in program.nodes for a in n.args if a < old_in}
+    missing = sorted(read - set(pos))
     if missing:
         raise ConfigError(f"cannot remap: inputs {missing} are not in {list(inputs)}")
     shift = len(inputs) - old_in
@@ -58,42 +68,49 @@ def remap_inputs(program: Program, inputs: tuple[str, ...]) -> Program:
     def slot(a: int) -> int:
         return pos[program.inputs[a]] if a < old_in else a + shift
 
-    return Program(tuple(inputs), tuple(Node(n.op, tuple(slot(a) for a in n.args))
-                                        for n in program.nodes))
+    return Program(inputs, tuple(Node(n.op, tuple(slot(a) for a in n.args))
+                                 for n in program.nodes))
 
 
-def dqn_program() -> Program:
-    """(Q(s,a) - (r + γ·max_a Q̄(s',a)))²."""
+def _over(space: Space, programs: list[Program]) -> list[Program]:
+    return [remap_inputs(p, space.input_names) for p in programs]
+
+
+def dqn_program(inputs: tuple[str, ...] = INPUT_NAMES) -> Program:
+    """(Q(s,a) - (r + γ·max_a Q̄(s',a)))², over `inputs` (default: all of INPUTS)."""
     n = len(INPUTS)
-    return Program(tuple(k for k, _ in INPUTS), (
+    return remap_inputs(Program(INPUT_NAMES, (
         Node("select", (SLOT["q"], SLOT["action"])),   # n+0: Q(s,a)
         Node("max_a", (SLOT["q_target"],)),            # n+1
         Node("mul", (SLOT["discount"], n + 1)),        # n+2
         Node("add", (SLOT["reward"], n + 2)),          # n+3: TD target
         Node("sub", (n + 0, n + 3)),                   # n+4: δ
         Node("square", (n + 4,)),                      # n+5: δ²
-    ))
+    )), inputs)
 
 
-def dqnreg_program() -> Program:
-    """δ² + 0.1·Q(s,a) (DQNReg)."""
+def dqnreg_program(inputs: tuple[str, ...] = INPUT_NAMES) -> Program:
+    """δ² + 0.1·Q(s,a) (DQNReg), over `inputs` (default: all of INPUTS)."""
     n = len(INPUTS)
     base = dqn_program()
-    return Program(base.inputs, base.nodes + (
+    return remap_inputs(Program(base.inputs, base.nodes + (
         Node("const_0.1", ()),                         # n+6
         Node("mul", (n + 6, n + 0)),                   # n+7
         Node("add", (n + 5, n + 7)),                   # n+8
-    ))
+    )), inputs)
 
 
 def td_probe_inputs(seed: int = 0, batch: int = 256, actions: int = 2) -> tuple[dict, np.ndarray]:
     """Random minibatch where Q(s,a) = TD target + δ with |δ| in [0.1, 2] of random sign
-    (targets spread widely, q_next_online = q_target); returns (inputs, δ)."""
+    (targets spread widely, γ ~ U[0.5, 0.99] or 0 at terminals, q_next_online =
+    q_target); returns (inputs, δ)."""
     rng = np.random.default_rng(seed)
     B, A = batch, actions
     q_target = rng.normal(size=(B, A)).astype(np.float32) * 5
     reward = rng.normal(size=(B,)).astype(np.float32) * 2
-    discount = (0.99 * (rng.random(B) > 0.1)).astype(np.float32)
+    # discounts vary widely (and 20% of samples are terminal), so a loss that ignores γ
+    # or the termination mask gets many of the signs wrong
+    discount = (rng.uniform(0.5, 0.99, B) * (rng.random(B) > 0.2)).astype(np.float32)
     action = rng.integers(0, A, size=(B,)).astype(np.int32)
     delta = (rng.uniform(0.1, 2.0, B) * rng.choice([-1, 1], B)).astype(np.float32)
     q = rng.normal(size=(B, A)).astype(np.float32) * 5
@@ -120,6 +137,7 @@ def td_likeness(space: Space, programs: list[Program], seed: int = 0) -> np.ndar
     """Per program: the fraction of probe samples where gradient descent on the loss moves
     Q(s,a) toward the TD target r + γ max_a Q̄(s',a) (sign of dL/dQ(s,a) = sign of δ).
     The TD loss δ² scores 1; a loss that ignores the target scores ~0.5 or 0."""
+    programs = _over(space, programs)
     inputs, delta = td_probe_inputs(seed)
     B = len(delta)
     out = []
@@ -146,93 +164,135 @@ def is_td_like(program: Program, space: Space | None = None, threshold: float = 
 class ChainTask:
     """A cheap first hurdle: tabular Q-learning with the candidate loss on random chain MDPs.
 
-    Instance i is a chain of L = 1 + (i // 2) mod `length` states. In each state one
-    action ("forward", its index drawn per state and instance) moves on at a small cost
-    `step_cost` (reward 1 and the end at the last state); the other quits. On "go" chains
-    (even i) quitting pays U[0.05, 0.3], so the optimal policy goes forward all the way;
-    on "stop" chains (odd i) it pays U[1.2, 2], so the optimal policy quits at once. An
-    instance scores 1 when the greedy policy of the Q-table learned by minimising the loss
-    over all transitions (full batch, clipped SGD, random initial table, target table
-    copied every `target_every` steps) is optimal; the score is the mean over instances.
-    A myopic loss (Q = r) solves stop chains and length-1 go chains only, a loss that
-    prefers (or avoids) one kind of action fails one chain type, and long go chains need
-    values to travel back (bootstrapping).
+    Instance i is a chain of L_i = 1 + (i // 2) mod `length` states with its own discount
+    γ_i ~ U[gamma_low, gamma_high] and reward scale c_i ~ logU[scale_low, scale_high]. In
+    each state one action ("forward", its index drawn per state and instance) moves on at a
+    cost of `step_cost`·c_i; at the last state it ends with the goal reward ±c_i (random
+    sign: a prize or the smallest penalty). The other action quits with a reward set
+    relative to W(s), the discounted return of going forward all the way from s:
+    W(s) - (1 - m)·|W(s)| with m ~ U[0.3, 0.9] in every state, except state 0 of "stop"
+    chains (odd i), where m ~ U[1.1, 1.6]. Ending moves to an absorbing state whose
+    values stay at their random initialisation. The optimal policy goes forward
+    everywhere on "go" chains and quits at state 0 (forward elsewhere) on "stop" chains.
+    The learner minimises the loss over all transitions (full batch, clipped SGD, random
+    initial table, target table copied every `target_every` steps); the task's score is
+    the mean instance score.
+
+    The score of an instance is (1 - value_weight)·[greedy policy optimal in all L_i
+    states] + value_weight·max(0, 1 - mean |Q - Q*| / c_i) (Q* from backward induction):
+    the value part gives partial credit to losses on the way to the right fixed point.
+    Because the quit rewards are relative to the *discounted* value of the goal, with
+    discounts, scales and signs that vary across instances, no fixed function of
+    (r, γ, Q) that does not bootstrap can solve the long chains: a myopic loss (Q = r)
+    solves the length-1 chains only, a loss that prefers one kind of transition (terminal,
+    non-terminal, large or small reward) fails one chain type, and ignoring γ (which also
+    carries termination) gives undiscounted values that mis-rank some stop chains.
     """
 
     length: int = 5
     instances: int = 10
-    steps: int = 100
-    lr: float = 1.0
-    gamma: float = 0.9
+    steps: int = 40
+    lr: float = 2.5
+    gamma_low: float = 0.6
+    gamma_high: float = 0.95
+    scale_low: float = 0.3
+    scale_high: float = 3.0
     step_cost: float = 0.01
-    target_every: int = 10
+    target_every: int = 4
+    value_weight: float = 0.5
+    """weight of the value score (1 - mean |Q - Q*| / scale, floored at 0) against the
+    policy score (greedy policy optimal in every state: 0 or 1)"""
     seed: int = 0
     batch: int = 256
 
-    def build_space(self, space: Space):
-        interp = make_interpreter(space)
-        N, A = self.length, 2
+    def mdps(self) -> dict[str, np.ndarray]:
+        """The instances as arrays over (instance, state·2 + action) transitions, plus the
+        optimal and the forward action per state (`best`, `fwd`: [K, N]), the optimal values
+        (`q_star`, [K, N, 2]), the reward scale (`scale`, [K]) and which states count
+        (`on_path`)."""
+        N, A, K = self.length, 2, self.instances
         rng = np.random.default_rng([self.seed, 99])
-        fwd = rng.integers(0, 2, size=(self.instances, N))  # forward action per state
+        fwd = rng.integers(0, 2, size=(K, N))                            # forward action
+        gamma = rng.uniform(self.gamma_low, self.gamma_high, K)
+        scale = np.exp(rng.uniform(np.log(self.scale_low), np.log(self.scale_high), K))
+        goal = scale * rng.choice([-1.0, 1.0], K)
+        inst = np.arange(K)
+        L = 1 + (inst // 2) % N
+        stop = inst % 2 == 1
+        cost = self.step_cost * scale
+        # W[i, s]: return of going forward from s to the goal (computed backwards)
+        W = np.zeros((K, N))
+        for s in range(N - 1, -1, -1):
+            nxt = W[:, s + 1] if s + 1 < N else 0.0
+            W[:, s] = np.where(s == L - 1, goal, -cost + gamma * nxt)
+        m = rng.uniform(0.3, 0.9, (K, N))
+        m[:, 0] = np.where(stop, rng.uniform(1.1, 1.6, K), m[:, 0])
+        quit_r = W + (m - 1.0) * np.abs(W)                               # [K, N]
         S_idx = np.repeat(np.arange(N), A)
         A_idx = np.tile(np.arange(A), N)
-        is_fwd = (A_idx[None] == fwd[:, S_idx])                       # [I, 2N]
-        # instance i has its own length L_i = 1 + (i mod N): short chains are solved by
-        # one step of bootstrapping (or none), long ones need values to travel back
-        inst = np.arange(self.instances)
-        L = 1 + (inst // 2) % N                                          # [I]
-        stop = (inst % 2 == 1)  # "stop" chains: quitting pays more than the goal
-        last = S_idx[None] == (L[:, None] - 1)                           # [I, 2N]
-        quit_r = np.where(stop, rng.uniform(1.2, 2.0, self.instances),
-                          rng.uniform(0.05, 0.3, self.instances))[:, None]
-        reward = np.where(is_fwd, np.where(last, 1.0, -self.step_cost), quit_r)
-        term = np.where(is_fwd, last, True).astype(np.float32)
-        nxt = np.where(is_fwd, np.minimum(S_idx + 1, N - 1)[None], S_idx[None])
-        eye = jnp.eye(N, dtype=jnp.float32)
-        data = {"s": S_idx, "a": A_idx.astype(np.int32), "r": reward.astype(np.float32),
-                "term": term, "next": nxt, "fwd": fwd,
-                "on_path": (np.arange(N)[None] < L[:, None]), "stop": stop}
-        gamma, lr, steps, target_every = self.gamma, self.lr, self.steps, self.target_every
+        is_fwd = A_idx[None] == fwd[:, S_idx]                            # [K, 2N]
+        last = S_idx[None] == (L[:, None] - 1)
+        reward = np.where(is_fwd, np.where(last, goal[:, None], -cost[:, None]),
+                          quit_r[:, S_idx])
+        term = np.where(is_fwd, last, True)
+        # episodes end in an absorbing state N (no transition leaves it, so its row keeps
+        # its random initial values, like an untrained network's outputs at a terminal s')
+        nxt = np.where(term, N, S_idx[None] + 1)
+        best = np.where(stop[:, None] & (np.arange(N)[None] == 0), 1 - fwd, fwd)
+        # Q*: forward is worth W(s) (the optimal policy goes forward after state 0)
+        q_star = np.where(np.arange(A)[None, None] == fwd[..., None], W[..., None],
+                          quit_r[..., None])
+        return {"s": S_idx, "a": A_idx.astype(np.int32), "r": reward.astype(np.float32),
+                "discount": (gamma[:, None] * ~term).astype(np.float32), "next": nxt,
+                "best": best, "fwd": fwd, "on_path": np.arange(N)[None] < L[:, None],
+                "q_star": q_star.astype(np.float32), "scale": scale.astype(np.float32)}
+
+    def build_space(self, space: Space):
         import optax
 
+        interp = make_interpreter(space)
+        N, A, K = self.length, 2, self.instances
+        data = self.mdps()
+        eye = jnp.eye(N + 1, dtype=jnp.float32)
+        steps, target_every, value_weight = self.steps, self.target_every, self.value_weight
         # plain SGD (clipped): unlike Adam it keeps the loss's gradient magnitudes, so a
         # loss cannot pass by per-parameter normalisation artefacts
-        opt = optax.chain(optax.clip_by_global_norm(10.0), optax.sgd(lr))
+        opt = optax.chain(optax.clip_by_global_norm(10.0), optax.sgd(self.lr))
+        rng = np.random.default_rng([self.seed, 98])
+        q_init = jnp.asarray(rng.normal(size=(K, N + 1, A)) * 0.01, jnp.float32)
 
-        q_init = jnp.asarray(rng.normal(size=(self.instances, N, A)) * 0.01, jnp.float32)
-
-        def one(op_ids, args, out, r, term_, nxt_, fwd_, q0, on_path, stop_):
+        def one(op_ids, args, out, r, discount, nxt_, best, q_star, scale, q0, on_path):
             def loss(q_table, target):
                 batch = {"q": q_table[data["s"]], "q_target": target[nxt_],
                          "q_next_online": q_table[nxt_], "action": data["a"],
-                         "reward": r, "discount": gamma * (1.0 - term_),
+                         "reward": r, "discount": discount,
                          "obs": eye[data["s"]], "next_obs": eye[nxt_]}
                 batch = {k: batch[k] for k in space.input_names}
                 return interp(op_ids, args, out, batch).mean()
 
             def step(carry, i):
                 q, target, st = carry
-                g = jax.grad(loss)(q, target)
-                g = jnp.nan_to_num(g)
+                g = jnp.nan_to_num(jax.grad(loss)(q, target))
                 upd, st = opt.update(g, st, q)
                 q = jnp.clip(optax.apply_updates(q, upd), -1e3, 1e3)
                 target = jnp.where((i + 1) % target_every == 0, q, target)
                 return (q, target, st), None
 
             (q, _, _), _ = jax.lax.scan(step, (q0, q0, opt.init(q0)), jnp.arange(steps))
+            q = q[:N]
             greedy = jnp.argmax(q, axis=1)                               # [N]
-            # go chains: success = forward all the way; stop chains: quit at once
-            go_ok = jnp.all((greedy == fwd_) | ~on_path)
-            return jnp.where(stop_, greedy[0] != fwd_[0], go_ok).astype(jnp.float32)
+            policy = jnp.all((greedy == best) | ~on_path).astype(jnp.float32)
+            err = (jnp.abs(q - q_star).mean(-1) * on_path).sum() / on_path.sum() / scale
+            return (1.0 - value_weight) * policy + value_weight * jnp.maximum(0.0, 1.0 - err)
 
-        per_inst = jax.vmap(one, in_axes=(None, None, None) + (0,) * 7)
-        run = jax.jit(jax.vmap(per_inst, in_axes=(0, 0, 0) + (None,) * 7))
-        arrays = (jnp.asarray(data["r"]), jnp.asarray(data["term"]), jnp.asarray(data["next"]),
-                  jnp.asarray(data["fwd"]), q_init, jnp.asarray(data["on_path"]),
-                  jnp.asarray(data["stop"]))
+        per_inst = jax.vmap(one, in_axes=(None, None, None) + (0,) * 8)
+        run = jax.jit(jax.vmap(per_inst, in_axes=(0, 0, 0) + (None,) * 8))
+        arrays = tuple(jnp.asarray(data[k]) for k in (
+            "r", "discount", "next", "best", "q_star", "scale")) + (
+            q_init, jnp.asarray(data["on_path"]))
 
         def evaluate(programs: list[Program]) -> np.ndarray:
-            out = []
+            programs, out = _over(space, programs), []
             for start in range(0, len(programs), self.batch):
                 part = list(programs[start:start + self.batch])
                 n = len(part)
@@ -330,7 +390,7 @@ class RLLossTask:
                 jnp.arange(self.seeds)))(jnp.arange(self.batch)))
 
         def evaluate(programs: list[Program]) -> np.ndarray:
-            out = []
+            programs, out = _over(space, programs), []
             for start in range(0, len(programs), self.batch):
                 part = list(programs[start:start + self.batch])
                 n = len(part)

@@ -7,9 +7,12 @@ Algorithm box:
     references: train DQN with the TD loss and with DQNReg (δ² + 0.1·Q(s,a)) on CartPole
     from scratch:
         regularized evolution over random programs (the paper's inputs Q, Q̄, a, r, γ, s,
-        s'), fitness = fraction of random chain MDPs (lengths 1..5) whose greedy policy,
-        after tabular Q-learning with the candidate loss, reaches the delayed reward
-        (the cheap first hurdle: long chains need bootstrapping)
+        s'; observations are dropped when no op of the set reads them), mutation = replace
+        a node or (p = scratch_p_edge) rewire one input, children re-drawn while their
+        function is already known; fitness = the chain-MDP hurdle (ChainTask): tabular
+        learning with the candidate loss on random chains with varying length, discount,
+        reward scale and sign, scored by optimal greedy policy and by |Q - Q*| (long
+        chains and "stop" chains need discounted bootstrapping); stops at scratch_stop
         the top programs that clear the hurdle: train a DQN with each on CartPole;
         the best: formula, TD-likeness (does descent move Q(s,a) toward r + γ max Q̄?),
         CartPole return over seeds vs the TD loss (same seeds)
@@ -34,7 +37,7 @@ from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir, Timer
 from selftaught.evolve.backends import BACKENDS, make_backend
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
-from selftaught.evolve.program import from_json, mutate, to_formula, to_json
+from selftaught.evolve.program import from_json, mutate, to_formula, to_json, validate
 from selftaught.evolve.rl_loss import (
     OP_SETS,
     ChainTask,
@@ -65,13 +68,17 @@ class EvolveRLLossConfig:
     """op nodes of from-scratch programs"""
     chain_length: int = 5
     chain_instances: int = 10
-    chain_steps: int = 100
-    scratch_population: int = 64
-    scratch_tournament: int = 8
+    chain_steps: int = 40
+    scratch_population: int = 128
+    scratch_tournament: int = 16
     scratch_batch: int = 32
-    scratch_evaluations: int = 2000
-    """real (cache-miss) chain-MDP evaluations of the from-scratch search"""
-    hurdle: float = 0.9
+    scratch_evaluations: int = 15_000
+    """real (cache-miss) chain-MDP evaluations of the from-scratch search (at most)"""
+    scratch_p_edge: float = 0.5
+    """probability that a mutation rewires one input instead of replacing a node"""
+    scratch_stop: float = 0.99
+    """the from-scratch search stops early once a program reaches this chain score"""
+    hurdle: float = 0.95
     """chain score a program needs before it is trained on CartPole"""
     top_k: int = 8
     """distinct programs over the hurdle trained on CartPole"""
@@ -119,6 +126,8 @@ class EvolveRLLossConfig:
         check(self.num_seeds >= 1 and self.top_k >= 1 and self.eval_batch >= 1,
               "num_seeds, top_k and eval_batch must be >= 1")
         check(0.0 < self.hurdle <= 1.0, f"hurdle must be in (0, 1], got {self.hurdle}")
+        check(0.0 <= self.scratch_p_edge <= 1.0,
+              f"scratch_p_edge must be in [0, 1], got {self.scratch_p_edge}")
         self.task(SEARCH_ENV, self.total_steps).validate()
 
     def task(self, env: str, total_steps: int) -> RLLossTask:
@@ -136,11 +145,17 @@ def _seeds_scores(evaluate, program, n: int) -> list[float]:
 
 def _load_bootstrap(config: EvolveRLLossConfig, space):
     if not config.bootstrap_program:
-        return dqn_program()
+        return dqn_program(space.input_names)
     path = Path(config.bootstrap_program)
     if not path.exists():
         raise DataError(f"--bootstrap-program {path} does not exist; give a program JSON file")
-    return from_json(path.read_text(), space, where=str(path))
+    program = from_json(path.read_text(), where=str(path))
+    try:
+        program = remap_inputs(program, space.input_names)
+    except ConfigError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    validate(space, program)
+    return program
 
 
 def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
@@ -164,7 +179,8 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
             # ---------------------------------------------------------- references
             if not run_dir.phase_done("references"):
                 t = Timer()
-                for name, prog in (("dqn", dqn_program()), ("dqnreg", dqnreg_program())):
+                for name, prog in (("dqn", dqn_program(space.input_names)),
+                                   ("dqnreg", dqnreg_program(space.input_names))):
                     run_dir.log("reference", phase="references", env=SEARCH_ENV, loss=name,
                                 formula=to_formula(prog),
                                 scores=_seeds_scores(cartpole(), prog, n))
@@ -183,8 +199,8 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
                     population_size=config.scratch_population,
                     tournament_size=config.scratch_tournament,
                     max_evaluations=config.scratch_evaluations,
-                    batch_size=config.scratch_batch,
-                    mutate_batch=novel_mutation(s_space, cache))
+                    batch_size=config.scratch_batch, stop_fitness=config.scratch_stop,
+                    mutate_batch=novel_mutation(s_space, cache, p_edge=config.scratch_p_edge))
                 grid = np.linspace(1, cache.real_evaluations, 30).astype(int)
                 curve = res.best_curve(cache.real_evaluations)[grid - 1]
                 # distinct functions over the hurdle, best chain score first (then simplest)
@@ -264,7 +280,8 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
                 if not run_dir.phase_done(phase):
                     t = Timer()
                     ev = config.task(env, config.heldout_total_steps).build()
-                    for name, prog in (("dqn", dqn_program()), ("dqnreg", dqnreg_program())):
+                    for name, prog in (("dqn", dqn_program(space.input_names)),
+                                       ("dqnreg", dqnreg_program(space.input_names))):
                         run_dir.log("heldout", phase=phase, env=env, loss=name,
                                     scores=_seeds_scores(ev, prog, n))
                     run_dir.mark_phase_done(phase, t())
