@@ -7,8 +7,11 @@ PyTorch DQN loop (gymnasium CartPole-v1), same network and replay ratio, in one 
 Both sides: MLP 4-64-64-2, Adam lr 2.5e-4, buffer 10k, batch 128, one gradient step every
 10 env steps, hard target update every 500 env steps, 1000 warm-up steps, gamma 0.99.
 The peer runs one seed per process, `--peer-procs` processes in parallel (default: the CPU
-count), and its aggregate steps/s is the sum over processes. Ours counts env steps of all
-seeds; compile time is reported separately and excluded from steps/s. Wall-clock numbers
+count), and its aggregate steps/s is the sum over processes. Ours is one jit(vmap) program
+over all seeds, run twice: on one CPU device, and with the seed axis split over `--devices`
+XLA host devices (default: the CPU count, `--xla_force_host_platform_device_count`), which
+is how one program uses as many cores as the peer has processes. Ours counts env steps of
+all seeds; compile time is reported separately and excluded from steps/s. Wall-clock numbers
 depend on machine load: run it on an otherwise idle machine; the steps per CPU-second
 ratio it also prints is less sensitive to other processes competing for the cores.
 """

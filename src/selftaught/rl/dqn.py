@@ -13,7 +13,10 @@ Algorithm box (per seed, everything inside one compiled program):
                  Polyak averaging with `tau` < 1)
         evaluate: greedy episodes (`eval_episodes` parallel envs), undiscounted return
 Every loop is a lax.scan with a static trip count, so vmap over seeds never turns a
-data-dependent branch into "compute both sides".
+data-dependent branch into "compute both sides". CPU throughput notes (bench/dqn.py): the
+exploration noise and env keys of a whole scan are drawn up front (threefry lowers to a
+rolled loop on CPU, ~1 us per call), replay inserts are in-place dynamic-update-slices,
+and s' gets its own forward pass so nothing back-propagates through it.
 
 Custom losses (used by the evolutionary search over RL losses, rl.md §3):
 `loss_fn(batch) -> per-sample loss [B]` receives a dict with
