@@ -77,9 +77,11 @@ def test_atari_env_protocol():
     assert lost
 
 
+@pytest.mark.slow
 def test_paper_preset_smoke_few_hundred_steps(tmp_path):
     """The Atari-100k preset through the recipe, shrunk to 300 agent steps on Pong with a
-    tiny network (CPU): host loop, learning after 100 steps, a reset, one evaluation game."""
+    tiny network (CPU): host loop, learning after 100 steps, a reset, one evaluation game.
+    Slow: ~55 CPU-s (XLA compiles of the learner ~30 s, then ~50 ms per agent step)."""
     pytest.importorskip("ale_py")
     from selftaught.core import runner
     from selftaught.recipes import bbf as recipe

@@ -482,7 +482,8 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         o = jnp.zeros(env.obs_shape, jnp.uint8)
         example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
                    "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
-        return Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
+        target = jax.tree.map(jnp.copy, params)  # own buffers: the host loop donates the carry
+        return Carry(params, target, tx.init(params), replay.init(example, c.buffer_size),
                      jnp.int32(0), jnp.zeros(env.obs_shape), k_run, jnp.int32(0), jnp.int32(0),
                      jnp.float32(0), knobs_of(c))
 
