@@ -212,7 +212,7 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
         k_u, k_a, k_e = jax.random.split(key, 3)
         return (jax.random.uniform(k_u, (steps, n_env)),
                 jax.random.randint(k_a, (steps, n_env), 0, A),
-                jax.random.split(k_e, steps * n_env).reshape(steps, n_env, -1))
+                jax.random.split(k_e, steps * n_env).reshape(steps, n_env, *k_e.shape))
 
     def env_step(carry: Carry, xs, random_only=False):
         u, rand, env_keys = xs
