@@ -1,7 +1,10 @@
 """Evolving RL algorithms: loss functions as typed DAGs, found by regularized evolution
 (Co-Reyes et al. 2021; rl.md §3).
 
-    selftaught run evolve-rl-loss --preset default       # ~30 min on a 2-core CPU
+    selftaught run evolve-rl-loss --preset default       # 13 min on an idle 2-core CPU
+    # -> from scratch: ((max_a q_target * discount + reward) - q[action])^2, the TD loss,
+    #    after 10 107 chain evaluations (TD-likeness 1.0); DQNReg - DQN on Acrobot
+    #    +0.012 [-0.16, 0.20]. Other search seeds: TD found for 2 of seeds 0-4 in 15k evals.
 
 Algorithm box:
     references: train DQN with the TD loss and with DQNReg (δ² + 0.1·Q(s,a)) on CartPole
