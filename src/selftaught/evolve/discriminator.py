@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from selftaught.evolve.program import Program, Space, mutate
+from selftaught.evolve.program import Program, Space, mutate, padded
 from selftaught.evolve.search import MutateBatch
 
 
@@ -210,11 +210,8 @@ class Discriminator:
         n = len(a)
         if n == 0:
             return np.zeros((0,))
-        size = max(8, 1 << (n - 1).bit_length())  # few shapes -> few compilations
-        a = list(a) + [a[0]] * (size - n)
-        b = list(b) + [b[0]] * (size - n)
-        ga = dataclasses.astuple(graph_arrays(self.space, a))
-        gb = dataclasses.astuple(graph_arrays(self.space, b))
+        ga = dataclasses.astuple(graph_arrays(self.space, padded(a)))
+        gb = dataclasses.astuple(graph_arrays(self.space, padded(b)))
         return np.asarray(self._prob(self.params, ga, gb))[:n]
 
     def pairwise_accuracy(self, programs: list[Program], fitness, pairs: int = 2000,

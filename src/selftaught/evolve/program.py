@@ -316,6 +316,14 @@ def encode(space: Space, program: Program) -> tuple[np.ndarray, np.ndarray, np.n
     return op_ids, args, np.int32(len(space.inputs) + len(program.nodes) - 1)
 
 
+def padded(programs: list, size: int | None = None) -> list:
+    """`programs` padded with copies of the first to `size` items (default: the next power
+    of two >= 8, so a batched, jitted evaluator compiles for only a few shapes)."""
+    n = len(programs)
+    size = max(8, 1 << (n - 1).bit_length()) if size is None else size
+    return list(programs) + [programs[0]] * (size - n)
+
+
 def encode_many(space: Space, programs: list[Program]) -> tuple[np.ndarray, ...]:
     enc = [encode(space, p) for p in programs]
     return tuple(np.stack([e[k] for e in enc]) for k in range(3))
@@ -398,10 +406,8 @@ class BatchInterpreter:
         self._run = _batch_interpreter(space)
 
     def __call__(self, programs: list[Program], inputs: dict) -> np.ndarray:
-        n = len(programs)
-        size = max(8, 1 << (n - 1).bit_length())
-        enc = encode_many(self.space, list(programs) + [programs[0]] * (size - n))
-        return np.asarray(self._run(*enc, inputs))[:n]
+        enc = encode_many(self.space, padded(programs))
+        return np.asarray(self._run(*enc, inputs))[:len(programs)]
 
 
 def random_inputs(space: Space, seed: int = 0, *, batch: int = 16, actions: int = 3,

@@ -26,7 +26,14 @@ import numpy as np
 
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.evolve import ops
-from selftaught.evolve.program import Node, Program, Space, encode_many, make_interpreter
+from selftaught.evolve.program import (
+    Node,
+    Program,
+    Space,
+    encode_many,
+    make_interpreter,
+    padded,
+)
 
 INPUTS = (("q", ops.V), ("q_target", ops.V), ("q_next_online", ops.V), ("action", ops.A),
           ("reward", ops.S), ("discount", ops.S), ("obs", ops.O), ("next_obs", ops.O))
@@ -144,8 +151,7 @@ def td_likeness(space: Space, programs: list[Program], seed: int = 0) -> np.ndar
     for start in range(0, len(programs), 64):
         part = list(programs[start:start + 64])
         n = len(part)
-        size = max(8, 1 << (n - 1).bit_length())
-        g = np.asarray(_td_grad(space)(*encode_many(space, part + [part[0]] * (size - n)),
+        g = np.asarray(_td_grad(space)(*encode_many(space, padded(part)),
                                        {k: jnp.asarray(v) for k, v in inputs.items()}))[:n]
         g_sa = g[:, np.arange(B), inputs["action"]]
         out.append(np.mean(np.sign(g_sa) == np.sign(delta)[None], axis=1))
@@ -296,8 +302,7 @@ class ChainTask:
             for start in range(0, len(programs), self.batch):
                 part = list(programs[start:start + self.batch])
                 n = len(part)
-                size = max(8, 1 << (n - 1).bit_length())
-                enc = encode_many(space, part + [part[0]] * (size - n))
+                enc = encode_many(space, padded(part))
                 out.append(np.asarray(run(*enc, *arrays)).mean(axis=1)[:n])
             return np.concatenate(out) if out else np.zeros((0,))
 
@@ -394,7 +399,7 @@ class RLLossTask:
             for start in range(0, len(programs), self.batch):
                 part = list(programs[start:start + self.batch])
                 n = len(part)
-                enc = encode_many(space, part + [part[0]] * (self.batch - n))
+                enc = encode_many(space, padded(part, self.batch))
                 ret = np.asarray(run(*enc, slot_keys(start)))[:n]   # [n, seeds]
                 score = normalized_return(env, ret).mean(axis=1)
                 out.append(np.nan_to_num(score, nan=-1.0))
