@@ -102,6 +102,7 @@ def _cmd_run(args, extra: list[str]) -> int:
         run, summary = runner.execute(recipe, None, preset="", seeds=0, run_dir=run_dir,
                                       resume=True)
     else:
+        _refuse_not_flags(recipe, extra)
         base = recipe.preset(args.preset)
         prog = f"selftaught run {recipe.name} [--preset P] [--seeds N] [--run-dir D] [--resume]"
         if args.help:
@@ -110,7 +111,7 @@ def _cmd_run(args, extra: list[str]) -> int:
         config = tyro.cli(recipe.config_cls, default=base, args=extra, prog=prog,
                           description=f"{recipe.description}\n\npresets: {presets} "
                           f"(the flags below show --preset {args.preset}'s values)\n\n"
-                          + RUN_OPTIONS)
+                          + RUN_OPTIONS + _not_flags_help(recipe))
         seeds = args.seeds if args.seeds is not None else getattr(config, "num_seeds", 1)
         run_dir = args.run_dir or runner.default_run_dir(recipe.name, args.preset)
         _LAST_RUN.update(recipe=recipe.name, path=run_dir)
@@ -118,6 +119,27 @@ def _cmd_run(args, extra: list[str]) -> int:
                                       run_dir=run_dir)
     _print_summary(run.path, summary)
     return 0
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _refuse_not_flags(recipe, extra: list[str]) -> None:
+    from selftaught.core.errors import ConfigError
+
+    for token in extra:
+        name = token.split("=", 1)[0]
+        for field, reason in recipe.not_flags.items():
+            if name in (_flag(field), "--" + field):
+                raise ConfigError(f"{_flag(field)} is not a flag of {recipe.name}: {reason}")
+
+
+def _not_flags_help(recipe) -> str:
+    if not recipe.not_flags:
+        return ""
+    lines = [f"  {_flag(k)}: {v}" for k, v in recipe.not_flags.items()]
+    return "\n\nlisted below but set by the recipe itself (refused as flags):\n" + "\n".join(lines)
 
 
 def _print_summary(path: Path, summary: dict) -> None:

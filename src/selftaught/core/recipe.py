@@ -7,6 +7,7 @@ A recipe module in `selftaught.recipes` defines `RECIPE = Recipe(...)`:
     report(config, run_dir, seeds)  rebuilds plots from metrics.jsonl alone and returns
                                     Report(claims, markdown).
     phases(config, seeds)           optional: the phase names of a complete run.
+    not_flags                       optional: {field: reason} the recipe overrides itself.
 
 The core writes config.json, summary.json and report.md around them.
 """
@@ -98,6 +99,9 @@ class Recipe:
     phases: Callable[[Any, list[int]], list[str]] | None = None
     """Optional: the names of the phases a complete run finishes, in order (lets
     `selftaught report` list exactly what an unfinished run is missing)."""
+    not_flags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Config fields (dotted names) that the recipe sets itself, each with the reason; the
+    CLI refuses them as flags instead of storing a value that would be ignored."""
 
     def preset(self, name: str) -> Any:
         from selftaught.core.errors import UnknownNameError

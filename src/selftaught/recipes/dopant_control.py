@@ -70,6 +70,7 @@ class DopantControlConfig:
     current_range: tuple[float, float] = (30.0, 70.0)
     """exploration current range (pA) when vary_settings"""
     learn: LearnConfig = LearnConfig()
+    """how the rate model is learned (bootstrap ensemble, its training and distillation)"""
     learned_model: str = "ensemble"
     """which learned model drives the controller: ensemble | distilled"""
     symmetrize: bool = True
