@@ -335,7 +335,7 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     if lseeds and lseeds[0] in maps:
         m = maps[lseeds[0]]
         truth_map, learned_map = np.asarray(m["truth"]), np.asarray(m["learned"])
-        prior_peaks = lattice.NEIGHBOURS_3x2 * (0.85 / lattice.BOND)
+        prior_peaks = lattice.NEIGHBOURS_3x2 * rates.HUMAN_PRIOR_PEAK_BONDS
         learned_peaks = [eps[(lseeds[0], "learned")]["beam"]]
         plot_rate_maps(
             run_dir.plots / "rate_maps.png", m["extent"],
