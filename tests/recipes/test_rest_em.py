@@ -38,6 +38,9 @@ def test_smoke_preset_shows_the_gain(tmp_path):
     evals = run.events("eval")
     assert {(e["seed"], e["iteration"]) for e in evals} == {
         (s, i) for s in range(cfg.num_seeds) for i in range(cfg.iterations + 1)}
+    # the recipe's phase list is exactly what a complete run finishes
+    assert run.done_phases() == set(RECIPE.phases(cfg, list(range(cfg.num_seeds))))
+    assert "complete" not in summary
     # the E-step keeps only verified samples, at most K per problem
     for e in run.events("estep"):
         assert 0 < e["kept"] <= cfg.train_problems * cfg.max_per_problem

@@ -151,6 +151,12 @@ def _settings(cfg):
     return (rates.V_REF, rates.V_REF), (rates.I_REF, rates.I_REF)
 
 
+def phases(cfg: DopantControlConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    names = ("collect", "learn", "control") + (("budget",) if cfg.data_budgets else ())
+    return [f"seed{s}/{n}" for s in seeds for n in names]
+
+
 def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
     truth = rates.ground_truth(cfg.truth)
     volts, amps = _settings(cfg)
@@ -448,4 +454,5 @@ RECIPE = Recipe(
     presets={"smoke": SMOKE, "default": DEFAULT, "paper": PAPER},
     run=run,
     report=report,
+    phases=phases,
 )

@@ -277,10 +277,14 @@ def e_step(config: RestEMConfig, s: Setting, params, key):
 
 
 # ---------------------------------------------------------------------------- the run
+def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    return [f"seed{sd}/{name}" for sd in seeds
+            for name in ["sft", *(f"iter{i}" for i in range(1, config.iterations + 1))]]
+
+
 def run(config: RestEMConfig, run_dir, seeds: list[int]) -> None:
-    phases = [f"seed{sd}/{name}" for sd in seeds
-              for name in ["sft", *(f"iter{i}" for i in range(1, config.iterations + 1))]]
-    with progress.bar("ReST^EM phases", total=len(phases)) as outer:
+    with progress.bar("ReST^EM phases", total=len(phases(config, seeds))) as outer:
         for seed in seeds:
             run_seed(config, run_dir, seed, outer)
 
@@ -446,4 +450,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )

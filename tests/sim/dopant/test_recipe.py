@@ -32,6 +32,7 @@ def _counted(run):
 def test_smoke_end_to_end(smoke_run):
     run, summary = smoke_run
     assert summary["recipe"] == "dopant-control" and summary["seeds"] == 2
+    assert run.done_phases() == set(dc.phases(dc.SMOKE, [0, 1])) and "complete" not in summary
     claims = {c["name"]: c for c in summary["claims"]}
     assert set(claims) == {"learned_fewer_beam_seconds", "rate_map_recovered"}
     for c in claims.values():
