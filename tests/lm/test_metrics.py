@@ -42,3 +42,48 @@ def test_maj_at_k_uses_first_k():
     answers = [["1", "2", "2"], ["5", None, "5"], [None, None, None]]
     assert maj_at_k(answers, ["2", "5", "0"], k=3) == pytest.approx(2 / 3)
     assert maj_at_k(answers, ["2", "5", "0"], k=1) == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- Best-of-k (V-STaR)
+from selftaught.lm.metrics import best_of_k, maj_at_k_resampled  # noqa: E402
+
+
+def _brute_best_of_k(scores, correct, k):
+    """Mean over every k-subset of the correctness of its top-scoring member (ties: lower
+    index wins, as in a stable sort)."""
+    vals = []
+    for sub in itertools.combinations(range(len(scores)), k):
+        best = max(sub, key=lambda j: (scores[j], -j))
+        vals.append(correct[best])
+    return np.mean(vals)
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 9])
+def test_best_of_k_matches_brute_force_enumeration(n):
+    rng = np.random.default_rng(n)
+    for trial in range(6):
+        scores = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        correct = rng.random(n) < 0.4
+        for k in range(1, n + 1):
+            assert best_of_k(scores, correct, k) == pytest.approx(
+                _brute_best_of_k(scores, correct, k), abs=1e-12)
+    # k = 1 is the mean correctness; k = N is the correctness of the single top sample
+    scores, correct = rng.normal(size=(3, n)), rng.random((3, n)) < 0.5
+    np.testing.assert_allclose(best_of_k(scores, correct, 1), correct.mean(1))
+    np.testing.assert_allclose(best_of_k(scores, correct, n),
+                               correct[np.arange(3), scores.argmax(1)])
+    with pytest.raises(ValueError, match="1 <= k <= N"):
+        best_of_k(scores, correct, n + 1)
+
+
+def test_maj_at_k_resampled_all_subsets_agree_and_errors():
+    answers = [["1", "1", "1", "2"], ["3", "4", None, "4"]]
+    # k=3 of 4: problem 0 always votes "1"; problem 1's vote depends on the subset (and on
+    # its order for ties): the expectation over ordered subsets, by enumeration
+    rng = np.random.default_rng(0)
+    est = maj_at_k_resampled(answers, ["1", "4"], 3, rng, repeats=4000)
+    exact = np.mean([maj_at_k([[answers[1][j] for j in s]], ["4"], 3)
+                     for s in itertools.permutations(range(4), 3)])
+    assert est == pytest.approx((1 + exact) / 2, abs=0.02)
+    with pytest.raises(ValueError, match="exceeds"):
+        maj_at_k_resampled(answers, ["1", "4"], 5, rng)
