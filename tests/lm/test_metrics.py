@@ -62,3 +62,35 @@ def test_maj_at_k_matches_enumeration_and_sampling_estimates_it():
         assert sampled == pytest.approx(brute, abs=0.12)
     with pytest.raises(ValueError, match="need 1 <= k <= n"):
         maj_at_k(answers, targets, 10)
+
+
+# ---------------------------------------------------------------- Best-of-k (V-STaR)
+from selftaught.lm.metrics import best_of_k  # noqa: E402
+
+
+def _brute_best_of_k(scores, correct, k):
+    """Mean over every k-subset of the correctness of its top-scoring member (ties: lower
+    index wins, as in a stable sort)."""
+    vals = []
+    for sub in itertools.combinations(range(len(scores)), k):
+        best = max(sub, key=lambda j: (scores[j], -j))
+        vals.append(correct[best])
+    return np.mean(vals)
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 9])
+def test_best_of_k_matches_brute_force_enumeration(n):
+    rng = np.random.default_rng(n)
+    for trial in range(6):
+        scores = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        correct = rng.random(n) < 0.4
+        for k in range(1, n + 1):
+            assert best_of_k(scores, correct, k) == pytest.approx(
+                _brute_best_of_k(scores, correct, k), abs=1e-12)
+    # k = 1 is the mean correctness; k = N is the correctness of the single top sample
+    scores, correct = rng.normal(size=(3, n)), rng.random((3, n)) < 0.5
+    np.testing.assert_allclose(best_of_k(scores, correct, 1), correct.mean(1))
+    np.testing.assert_allclose(best_of_k(scores, correct, n),
+                               correct[np.arange(3), scores.argmax(1)])
+    with pytest.raises(ValueError, match="1 <= k <= N"):
+        best_of_k(scores, correct, n + 1)

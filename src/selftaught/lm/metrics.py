@@ -74,3 +74,29 @@ def maj_at_k(
         hits = [majority_vote([a[i] for i in idx]) == t for idx in subsets]
         scores.append(np.mean(hits))
     return float(np.mean(scores))
+
+
+def best_of_k(scores, correct, k: int):
+    """Unbiased Best-of-k from N >= k scored samples (V-STaR, Hosseini et al. 2024):
+    the expected correctness of the highest-scoring of k samples drawn without replacement.
+
+    With the samples sorted by score, descending (ties: earlier sample first, a stable
+    sort), and alpha_i the correctness of rank i:
+        Best-of-k = sum_{i=0}^{N-k} C(N-i-1, k-1) * alpha_i / C(N, k)
+    (rank i is the best of the subset iff the subset holds it and k-1 of the N-i-1 lower
+    ranks). `scores`/`correct` are [N] or [P, N] (one row per problem; returns [P]).
+    """
+    scores, correct = np.asarray(scores, np.float64), np.asarray(correct, np.float64)
+    if scores.shape != correct.shape or scores.ndim not in (1, 2):
+        raise ValueError(f"scores {scores.shape} and correct {correct.shape} must be the same "
+                         "[N] or [P, N] shape")
+    n = scores.shape[-1]
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= N, got k={k}, N={n}")
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    alpha = np.take_along_axis(correct, order, axis=-1)
+    total = math.comb(n, k)  # exact integer ratios, then one rounding each
+    w = np.array([math.comb(n - i - 1, k - 1) / total if i <= n - k else 0.0
+                  for i in range(n)])
+    return alpha @ w
+
