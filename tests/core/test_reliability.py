@@ -50,15 +50,21 @@ def kill_after(monkeypatch, n_train_events):
 def test_failed_start_does_not_block_the_corrected_command(tmp_path, toy, capsys):
     rd = tmp_path / "r"
     # diverges in its first phase: config.json and metrics were written, no phase finished
-    assert cli.main(["run", "toy", "--preset", "smoke", "--run-dir", str(rd), "--lr", "1000"]) == 2
+    assert cli.main(["run", "toy", "--preset", "smoke", "--run-dir", str(rd), "--lr", "1000",
+                     "--steps", "3", "--inner.width", "2", "--tags", "p", "q r"]) == 2
     err = one_line_error(capsys, "loss became nan", "rerun: `selftaught run toy --preset smoke")
     assert (rd / "config.json").exists()
-    # the advice is a command the user can run as printed: it reaches the recipe again
+    # the advice is a command the user can run as printed: the same flags, a third of the lr
     advice = err.split("rerun: `")[1].split("`")[0]
     argv = shlex.split(advice)[1:]
-    assert argv[argv.index("--run-dir") + 1] == str(rd) and "--lr" in argv
+    assert argv == ["run", "toy", "--preset", "smoke", "--seeds", "2", "--run-dir", str(rd),
+                    "--steps", "3", "--inner.width", "2", "--tags", "p", "q r",
+                    "--lr", "333.333"]
     assert cli.main(argv) == 2
     one_line_error(capsys, "now 333.333, try 111.111")  # the new lr ran (and diverged again)
+    stored = json.loads((rd / "config.json").read_text())["config"]
+    assert stored["steps"] == 3 and stored["inner"] == {"width": 2} and stored["tags"] == [
+        "p", "q r"]
     # the corrected command runs in the same directory
     assert cli.main(["run", "toy", "--preset", "smoke", "--run-dir", str(rd), "--lr", "0.1"]) == 0
     assert json.loads((rd / "config.json").read_text())["config"]["lr"] == 0.1

@@ -87,3 +87,20 @@ def test_flags_the_recipe_overrides_are_refused(argv, message, capsys, tmp_path)
     err = capsys.readouterr().err
     assert message in err and "\n" not in err.strip()
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
+def test_rerun_advice_flags_rebuild_the_config(recipe):
+    """The runner prints commands with a config's flags (its differences from a preset):
+    parsed by the CLI on top of that preset they give back exactly that config."""
+    import tyro
+
+    from selftaught.core import config as cfglib
+    from selftaught.core import runner
+
+    names = list(recipe.presets)
+    for a, b in zip(names, names[1:] + names[:1]):
+        base, target = recipe.presets[a], recipe.presets[b]
+        fa, fb = runner._flat(cfglib.to_dict(base)), runner._flat(cfglib.to_dict(target))
+        argv = [t for k, v in fb.items() if fa.get(k) != v for t in runner._flag_tokens(k, v)]
+        assert tyro.cli(recipe.config_cls, default=base, args=argv) == target, (a, b)

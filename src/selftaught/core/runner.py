@@ -103,30 +103,57 @@ def execute(
 
 
 def _rerun_advice(recipe, run, config, preset, seeds, exc) -> str:
-    """A command that reruns with the learning rate the divergence message suggests: the
-    flags of the config fields holding that rate, set to a third of it."""
+    """The command that reruns this config (its flags against the preset) with the learning
+    rate the divergence message suggests: the field(s) holding it set to a third of it."""
     lr = getattr(exc, "lr", None)
     if lr is None:
         return ""
-    flags = [f"--{name} {lr / 3:g}" for name in _fields_equal(cfglib.to_dict(config), lr)]
-    if not flags:
+    lr_fields = _fields_equal(cfglib.to_dict(config), lr)
+    if not lr_fields:
         return ""
-    where = shlex.quote(str(run.path))
-    if run.done_phases():
-        where = "NEW_DIR"
-    return (f"; rerun: `selftaught run {recipe.name} --preset {preset} --seeds {seeds} "
-            f"--run-dir {where} {' '.join(flags)}` (with your other flags)")
+    try:
+        base = cfglib.to_dict(recipe.preset(preset))
+    except UserError:
+        base = {}
+    flags = [t for name, value in _flat(cfglib.to_dict(config)).items()
+             if name not in lr_fields and _flat(base).get(name, object()) != value
+             for t in _flag_tokens(name, value)]
+    flags += [t for name in lr_fields for t in _flag_tokens(name, float(f"{lr / 3:g}"))]
+    where = "NEW_DIR" if run.done_phases() else str(run.path)
+    argv = ["selftaught", "run", recipe.name, "--preset", preset, "--seeds", str(seeds),
+            "--run-dir", where, *flags]
+    return f"; rerun: `{shlex.join(argv)}`"
 
 
-def _fields_equal(d: dict, value: float, prefix: str = "") -> list[str]:
-    out = []
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
     for key, v in d.items():
-        name = f"{prefix}{key}".replace("_", "-")
         if isinstance(v, dict):
-            out += _fields_equal(v, value, f"{prefix}{key}.")
-        elif isinstance(v, float) and "lr" in key and math.isclose(v, value, rel_tol=1e-6):
-            out.append(name)
+            out.update(_flat(v, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = v
     return out
+
+
+def _flag_tokens(name: str, value) -> list[str]:
+    """tyro's spelling of `--name value` (hyphens; --x / --no-x for booleans)."""
+    head, _, leaf = name.rpartition(".")
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        if value:
+            return [flag]
+        return ["--" + (head + "." if head else "").replace("_", "-") + "no-"
+                + leaf.replace("_", "-")]
+    if isinstance(value, list):
+        return [flag, *(repr(v) if isinstance(v, float) else str(v) for v in value)]
+    return [flag, repr(value) if isinstance(value, float) else str(value)]
+
+
+def _fields_equal(d: dict, value: float) -> list[str]:
+    """Dotted names of the float fields named like a learning rate that equal `value`."""
+    return [name for name, v in _flat(d).items()
+            if isinstance(v, float) and "lr" in name.rpartition(".")[2]
+            and math.isclose(v, value, rel_tol=1e-6)]
 
 
 _SEED_PHASE = re.compile(r"^seed(-?\d+)/(.+)$")

@@ -7,9 +7,11 @@
 Expected (default preset, 5 seeds, 4096 exploratory exposures per seed): the learned
 ensemble recovers the rate map to ~0.18 normalised error and finds the off-axis optimum
 (within ~0.03 Å), so greedy control with it needs ~6.4 beam seconds per goal — the oracle's
-~6.3 s — against ~12.2 s for the human prior (a Gaussian at (0.85, 0) Å); a random beam
-reaches only ~16% of goals within 100 exposures. With only 256-1024 exposures the learned
-controller is no better than the prior (see the data-efficiency table).
+~6.3 s — against ~14.3 s for the human prior (putting-dune's: a Gaussian 0.85 bond lengths
+≈ 1.21 Å out, variance 0.1 bond lengths²; 12.2 s when it was placed at 0.85 Å); a random
+beam reaches only ~16% of goals within 100 exposures. With only 256-1024 exposures the
+learned controller is not reliably better than the prior (see the data-efficiency table).
+Measured after the prior change (issue 17): 257 CPU-s, 27 min wall at load average ~30.
 
 Per seed:
   1. collect  the exploratory beam policy (uniform beam in a disk, log-uniform dwell) runs on
