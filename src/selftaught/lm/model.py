@@ -70,6 +70,30 @@ class TransformerConfig:
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSize:
+    """Shape of the tiny decoder in a recipe config (vocabulary and length come from the task)."""
+
+    d_model: int = 64
+    """residual width"""
+    n_layers: int = 2
+    """decoder blocks"""
+    n_heads: int = 4
+    """attention heads (d_model must be divisible by it)"""
+    mlp_ratio: int = 4
+    """MLP hidden width as a multiple of d_model"""
+    pos_encoding: str = "learned"
+    """position encoding: learned | rope | nope | fire (see lm.model)"""
+
+    def config(self, vocab_size: int, max_len: int) -> TransformerConfig:
+        """The validated `TransformerConfig` of this shape."""
+        return TransformerConfig(
+            vocab_size=vocab_size, max_len=max_len, d_model=self.d_model,
+            n_layers=self.n_layers, n_heads=self.n_heads, mlp_ratio=self.mlp_ratio,
+            pos_encoding=self.pos_encoding,
+        ).validate()
+
+
 @flax.struct.dataclass
 class KVCache:
     """Keys/values of every layer for M slots; `index` = number of slots filled so far."""
@@ -216,11 +240,13 @@ class Transformer(nn.Module):
             return self.embed.attend(h_BxSxD).astype(jnp.float32)
         return self.head(h_BxSxD).astype(jnp.float32)
 
-    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None):
+    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None, return_hidden=False):
         """Full causal forward -> logits_BxTxV (float32).
 
         mask_BxT (bool, default all True) marks real tokens; padding keys are never attended.
         positions default to `default_positions(mask)` (= arange when there is no padding).
+        With `return_hidden=True` -> (logits_BxTxV, h_BxTxD), h the final-layer-norm output
+        (the features of a reward-model head).
         """
         B, T = tokens_BxT.shape
         if mask_BxT is None:
@@ -234,6 +260,8 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x_BxTxD = block(x_BxTxD, positions_BxT, lambda k, v: (k, v), positions_BxT,
                             allowed_BxTxT)
+        if return_hidden:
+            return self._logits(x_BxTxD), self.ln_f(x_BxTxD)
         return self._logits(x_BxTxD)
 
     def decode(self, tokens_BxS, positions_BxS, mask_BxS, cache: KVCache):

@@ -70,6 +70,7 @@ class DopantControlConfig:
     current_range: tuple[float, float] = (30.0, 70.0)
     """exploration current range (pA) when vary_settings"""
     learn: LearnConfig = LearnConfig()
+    """how the rate model is learned (bootstrap ensemble, its training and distillation)"""
     learned_model: str = "ensemble"
     """which learned model drives the controller: ensemble | distilled"""
     symmetrize: bool = True
@@ -150,6 +151,12 @@ def _settings(cfg):
     return (rates.V_REF, rates.V_REF), (rates.I_REF, rates.I_REF)
 
 
+def phases(cfg: DopantControlConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    names = ("collect", "learn", "control") + (("budget",) if cfg.data_budgets else ())
+    return [f"seed{s}/{n}" for s in seeds for n in names]
+
+
 def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
     truth = rates.ground_truth(cfg.truth)
     volts, amps = _settings(cfg)
@@ -164,6 +171,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
             t = Timer()
             obs = explore(jax.random.fold_in(key, 1))
             data.write_experiments(data_path, obs)
+            run_dir.seal(data_path)  # its checksum: verified before each read
             run_dir.log("collect", phase=phase, seed=seed, records=int(obs.moved.size),
                         moved_fraction=float(np.mean(obs.moved)))
             run_dir.mark_phase_done(phase, t())
@@ -172,6 +180,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/learn"
         if not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             with progress.bar(f"seed {seed}: ensemble", total=cfg.learn.steps) as bar:
                 ensemble, losses = learn.train_ensemble(
@@ -209,6 +218,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/budget"
         if cfg.data_budgets and not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
             # one vmapped run: budget_members members per budget
@@ -331,7 +341,7 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     if lseeds and lseeds[0] in maps:
         m = maps[lseeds[0]]
         truth_map, learned_map = np.asarray(m["truth"]), np.asarray(m["learned"])
-        prior_peaks = lattice.NEIGHBOURS_3x2 * (0.85 / lattice.BOND)
+        prior_peaks = lattice.NEIGHBOURS_3x2 * rates.HUMAN_PRIOR_PEAK_BONDS
         learned_peaks = [eps[(lseeds[0], "learned")]["beam"]]
         plot_rate_maps(
             run_dir.plots / "rate_maps.png", m["extent"],
@@ -444,4 +454,5 @@ RECIPE = Recipe(
     presets={"smoke": SMOKE, "default": DEFAULT, "paper": PAPER},
     run=run,
     report=report,
+    phases=phases,
 )
