@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from selftaught.core.errors import ConfigError, check
-from selftaught.lm.model import TransformerConfig
+from selftaught.core.errors import ConfigError, DataError, check
+from selftaught.lm.model import TransformerConfig, forward
 from selftaught.lm.sampler import sample
-from selftaught.lm.tokenizer import PAD
+from selftaught.lm.tokenizer import EOS, PAD
 
 DIVERGENCES = ("fkl", "rkl", "jsd", "tvd")
 
@@ -141,7 +142,97 @@ def mixed_batch(lam, rng, fixed_batch, sample_fn):
     return batch, flag
 
 
+
+# ---------------------------------------------------------------------------- training rows
+def prompt_completion_rows(tok, prompts, completions, prompt_len: int, max_new: int) -> dict:
+    """Fixed-data rows in the on-policy layout (left-padded `BOS prompt SEP`, then the
+    completion and EOS, right-padded): tokens/loss_mask [n, prompt_len + max_new] plus the
+    prompt alone (prompt, prompt_mask) for sampling. NumPy arrays, no "weight" column."""
+    enc = tok.encode_prompts(list(prompts), prompt_len)
+    comp = np.zeros((len(completions), max_new), np.int32)
+    lengths = np.zeros(len(completions), np.int32)
+    for i, c in enumerate(completions):
+        ids = [*tok.encode(c), EOS][:max_new]
+        comp[i, :len(ids)], lengths[i] = ids, len(ids)
+    rows = completion_rows(jnp.asarray(enc["tokens"]), jnp.asarray(comp), jnp.asarray(lengths))
+    return dict(tokens=np.asarray(rows["tokens"]), loss_mask=np.asarray(rows["loss_mask"]),
+                prompt=enc["tokens"], prompt_mask=enc["mask"])
+
+
+def make_distill_loss(student_cfg: TransformerConfig, teacher_cfg: TransformerConfig,
+                      teacher_params, *, kind: str, beta: float = 0.5, lam: float = 0.0,
+                      max_new_tokens: int, temperature: float = 1.0,
+                      sample_temperature: float = 1.0):
+    """GKD's loss for `lm.train.make_trainer`: `loss_fn(params, batch, rng) -> (loss, aux)`.
+
+    With probability `lam` the step's rows are the student's own samples for batch["prompt"]
+    (on-policy, no gradient through sampling), else batch["tokens"]/["loss_mask"] (fixed
+    data: ground truth = supervised KD, teacher samples = SeqKD). The loss is the masked mean
+    token divergence `kind` (β, temperature) between the frozen teacher and the student.
+    aux: on_policy (1.0 when the step sampled).
+    """
+    check_divergence(kind, beta, temperature)
+    check_lambda(lam)
+    check(teacher_cfg.vocab_size == student_cfg.vocab_size,
+          f"teacher vocab_size={teacher_cfg.vocab_size} differs from the student's "
+          f"{student_cfg.vocab_size}; both must use the task's tokenizer")
+    def loss_fn(params, batch, rng):
+        fixed = dict(tokens=batch["tokens"], loss_mask=batch["loss_mask"])
+        if lam > 0:
+            rows, flag = mixed_batch(lam, rng, fixed, lambda r: student_batch(
+                params, student_cfg, batch["prompt"], batch["prompt_mask"], r,
+                max_new_tokens=max_new_tokens, temperature=sample_temperature))
+        else:
+            rows, flag = fixed, jnp.zeros((), bool)
+        tokens = rows["tokens"]
+        real = tokens != PAD
+        t_logits = jax.lax.stop_gradient(forward(teacher_params, teacher_cfg, tokens, None, real))
+        s_logits = forward(params, student_cfg, tokens, None, real)
+        loss = divergence(t_logits, s_logits, rows["loss_mask"], kind, beta, temperature)
+        return loss, {"on_policy": flag.astype(jnp.float32)}
+
+    return loss_fn
+
+
+def check_params_match(params, like, what: str, source: str) -> None:
+    """DataError (one line) unless `params` has the tree structure and shapes of `like`."""
+    got = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), params)
+    want = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), like)
+    if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want) or (
+            jax.tree_util.tree_leaves(got) != jax.tree_util.tree_leaves(want)):
+        n_got = sum(int(np.prod(s)) for s in jax.tree_util.tree_leaves(got, is_leaf=_is_shape))
+        n_want = sum(int(np.prod(s)) for s in jax.tree_util.tree_leaves(want, is_leaf=_is_shape))
+        raise DataError(
+            f"{what} {source} does not match the config's model ({n_got} parameters vs "
+            f"{n_want} expected); pass the checkpoint of a model with the configured shape "
+            "and task, or change the model flags to the checkpoint's shape")
+
+
+def _is_shape(x) -> bool:
+    return isinstance(x, tuple) and all(isinstance(i, int) for i in x)
+
+
+def load_teacher(path: str, like):
+    """Parameters from a msgpack checkpoint (e.g. another run's checkpoints/teacher.msgpack),
+    checked against `like`'s shapes: DataError naming the file otherwise."""
+    from flax import serialization
+
+    try:
+        with open(path, "rb") as fh:
+            raw = serialization.msgpack_restore(fh.read())
+        params = serialization.from_state_dict(like, raw)
+    except FileNotFoundError:
+        raise DataError(f"teacher checkpoint {path} does not exist; pass an existing "
+                        "msgpack file (a run's checkpoints/teacher.msgpack)") from None
+    except Exception as exc:  # not msgpack, other tree
+        raise DataError(f"teacher checkpoint {path} cannot be read as this model's "
+                        f"parameters ({str(exc)[:80]}); pass a matching checkpoint") from None
+    check_params_match(params, like, "teacher checkpoint", path)
+    return params
+
+
 __all__ = [
-    "DIVERGENCES", "check_divergence", "check_lambda", "completion_rows", "divergence",
-    "mixed_batch", "on_policy", "student_batch", "token_divergence",
+    "DIVERGENCES", "check_divergence", "check_lambda", "check_params_match", "completion_rows",
+    "divergence", "load_teacher", "make_distill_loss", "mixed_batch", "on_policy",
+    "prompt_completion_rows", "student_batch", "token_divergence",
 ]
