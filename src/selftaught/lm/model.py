@@ -102,18 +102,25 @@ class KVCache:
     v_BxHxMxK: tuple[jax.Array, ...]
     mask_BxM: jax.Array  # bool: slot holds a real token
     pos_BxM: jax.Array  # int32: position of the token in each slot
-    index: jax.Array  # int32 scalar
+    index: jax.Array  # int32 scalar, or int32[B] with `per_row=True` (see `init_cache`)
 
 
-def init_cache(cfg: TransformerConfig, batch: int, max_len: int) -> KVCache:
-    """An empty cache with `max_len` slots (prompt + new tokens)."""
+def init_cache(cfg: TransformerConfig, batch: int, max_len: int, per_row: bool = False) -> KVCache:
+    """An empty cache with `max_len` slots (prompt + new tokens).
+
+    `per_row=True` gives every row its own write index (int32[B]): `decode` writes row b's S
+    new tokens at slots index[b]..index[b]+S-1 and a query at slot s sees only slots <= s, so
+    setting `cache.replace(index=...)` back rewinds a row without copying the cache (slots
+    past the index are stale and invisible until overwritten; speculative decoding). The
+    caller keeps index + S <= max_len.
+    """
     shape = (batch, cfg.n_heads, max_len, cfg.head_dim)
     dt = jnp.dtype(cfg.dtype)
     zeros = tuple(jnp.zeros(shape, dt) for _ in range(cfg.n_layers))
     return KVCache(
         zeros, zeros,
         jnp.zeros((batch, max_len), bool), jnp.zeros((batch, max_len), jnp.int32),
-        jnp.zeros((), jnp.int32),
+        jnp.zeros((batch,) if per_row else (), jnp.int32),
     )
 
 
@@ -262,13 +269,21 @@ class Transformer(nn.Module):
         S, M = tokens_BxS.shape[1], cache.mask_BxM.shape[1]
         i = cache.index
         upd = lambda buf, new, axis=1: jax.lax.dynamic_update_slice_in_dim(buf, new, i, axis)
+        if i.ndim == 1:  # per-row write index (init_cache(per_row=True))
+            upd = lambda buf, new, axis=1: jax.vmap(
+                lambda b, n, j: jax.lax.dynamic_update_slice_in_dim(b, n, j, axis - 1)
+            )(buf, new, i)
         mask_BxM = upd(cache.mask_BxM, mask_BxS.astype(bool))
         pos_BxM = upd(cache.pos_BxM, positions_BxS.astype(jnp.int32))
-        slot_S = i + jnp.arange(S)
         m_M = jnp.arange(M)
-        allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
-            m_M[None, :] == slot_S[:, None]
-        )[None]
+        if i.ndim == 1:
+            slot_BxSx1 = (i[:, None] + jnp.arange(S))[:, :, None]
+            allowed_BxSxM = ((m_M <= slot_BxSx1) & mask_BxM[:, None]) | (m_M == slot_BxSx1)
+        else:
+            slot_S = i + jnp.arange(S)
+            allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
+                m_M[None, :] == slot_S[:, None]
+            )[None]
         x_BxSxD = self._embed(tokens_BxS, positions_BxS)
         new_k, new_v = [], []
         for layer, block in enumerate(self.blocks):
