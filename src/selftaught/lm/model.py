@@ -10,6 +10,12 @@ from its first real token, so a row's logits do not depend on how much padding i
 `Transformer.__call__` is the full forward; `Transformer.decode` runs S new tokens against a
 `KVCache` (S = prompt length for prefill, 1 per sampling step) and gives the same logits as
 the full forward on the concatenated sequence.
+
+`attention="blocked"` computes the same attention flash-style (online softmax over key blocks
+inside a rematerialised map over query blocks; key blocks wholly after a query block are
+skipped), so memory grows linearly in the context instead of with S x M scores; the default
+"plain" path is unchanged. `expand_cache` broadcasts a batch-1 cache (a shared prefix encoded
+once) to a batch of queries.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from selftaught.core.errors import ConfigError, check
 
 POS_ENCODINGS = ("learned", "rope", "nope", "fire")
 DTYPES = ("float32", "bfloat16")
+ATTENTIONS = ("plain", "blocked")
 _NEG = -1e30  # finite "minus infinity" so a fully masked row gives no NaN
 
 
@@ -45,6 +52,10 @@ class TransformerConfig:
     tied_embeddings: bool = True
     dtype: str = "float32"
     rope_base: float = 10000.0
+    attention: str = "plain"
+    """'plain' (materialised S x M scores) or 'blocked' (flash-style, memory linear in length)"""
+    attn_block: int = 128
+    """query/key block size of attention='blocked'"""
 
     @property
     def head_dim(self) -> int:
@@ -67,6 +78,14 @@ class TransformerConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype={self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(
+                f"attention={self.attention!r}; choose one of {', '.join(ATTENTIONS)}"
+            )
+        if self.attention == "blocked":
+            check(self.attn_block >= 1, f"attn_block={self.attn_block} must be >= 1")
+            check(self.pos_encoding != "fire",
+                  "attention='blocked' has no FIRE bias; use attention='plain' with FIRE")
         return self
 
 
@@ -139,6 +158,72 @@ def _rope(x_BxSxHxK, pos_BxS, base):
     return out.astype(x_BxSxHxK.dtype)
 
 
+def _pad_axis(x, axis, size, value=0):
+    pad = size - x.shape[axis]
+    if pad == 0:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, pad)
+    return jnp.pad(x, widths, constant_values=value)
+
+
+def blocked_attention(q_BxHxSxK, k_BxHxMxK, v_BxHxMxK, qslot_S, kmask_BxM, block: int):
+    """softmax(q k^T / sqrt(K) masked) v without materialising the S x M scores.
+
+    Query slot s sees key slot m iff (m <= qslot[s] and kmask[m]) or m == qslot[s], as in the
+    plain path. `qslot_S` must be non-decreasing. Online softmax over key blocks (lax.scan,
+    blocks wholly after the query block skipped by lax.cond) inside a lax.map over query
+    blocks whose body is rematerialised in the backward pass: memory O((S + M) K + block^2).
+    """
+    B, H, S, K = q_BxHxSxK.shape
+    M = k_BxHxMxK.shape[2]
+    bq, bk = min(block, S), min(block, M)
+    nq, nk = -(-S // bq), -(-M // bk)
+    q = _pad_axis(q_BxHxSxK, 2, nq * bq)
+    qslot = jnp.concatenate([qslot_S, jnp.full((nq * bq - S,), qslot_S[-1], qslot_S.dtype)])
+    k = _pad_axis(k_BxHxMxK, 2, nk * bk)
+    v = _pad_axis(v_BxHxMxK, 2, nk * bk)
+    kmask = _pad_axis(kmask_BxM.astype(bool), 1, nk * bk, False)
+    blocks = lambda x, n, b, ax: jnp.moveaxis(
+        x.reshape(*x.shape[:ax], n, b, *x.shape[ax + 1:]), ax, 0)
+    q_N = blocks(q, nq, bq, 2)  # nq x B x H x bq x K
+    qs_N = qslot.reshape(nq, bq)
+    k_N, v_N = blocks(k, nk, bk, 2), blocks(v, nk, bk, 2)
+    km_N = blocks(kmask, nk, bk, 1)  # nk x B x bk
+    ks_N = jnp.arange(nk * bk, dtype=qslot.dtype).reshape(nk, bk)
+
+    @jax.checkpoint
+    def one_query_block(args):
+        q_BxHxQxK, qs_Q = args
+
+        def body(carry, kv):
+            k_BxHxCxK, v_BxHxCxK, km_BxC, ks_C = kv
+
+            def update(carry):
+                o, m, den = carry
+                s = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxQxK, k_BxHxCxK).astype(jnp.float32)
+                s = s / np.sqrt(K)
+                allowed_BxQxC = ((ks_C[None, :] <= qs_Q[:, None])[None] & km_BxC[:, None]) | (
+                    ks_C[None, :] == qs_Q[:, None])[None]
+                s = jnp.where(allowed_BxQxC[:, None], s, _NEG)
+                m_new = jnp.maximum(m, s.max(-1))
+                p = jnp.exp(s - m_new[..., None])
+                corr = jnp.exp(m - m_new)
+                pv = jnp.einsum("bhsm,bhmk->bhsk", p.astype(v_BxHxCxK.dtype), v_BxHxCxK)
+                return (o * corr[..., None] + pv.astype(jnp.float32), m_new,
+                        den * corr + p.sum(-1))
+
+            return jax.lax.cond(ks_C[0] > qs_Q[-1], lambda c: c, update, carry), None
+
+        init = (jnp.zeros((B, H, bq, K), jnp.float32), jnp.full((B, H, bq), _NEG, jnp.float32),
+                jnp.zeros((B, H, bq), jnp.float32))
+        (o, _, den), _ = jax.lax.scan(body, init, (k_N, v_N, km_N, ks_N))
+        return (o / den[..., None]).astype(v_BxHxMxK.dtype)
+
+    o_N = jax.lax.map(one_query_block, (q_N, qs_N))  # nq x B x H x bq x K
+    return jnp.moveaxis(o_N, 0, 2).reshape(B, H, nq * bq, K)[:, :, :S]
+
+
 class FireBias(nn.Module):
     """FIRE: b(i,j) = f(psi(i-j) / psi(max(L_thr, i))), psi(x) = log(c x + 1), f: 1->32->H."""
 
@@ -187,6 +272,10 @@ class Attention(nn.Module):
         to_bhsk = lambda x: jnp.transpose(x, (0, 2, 1, 3))
         q_BxHxSxK = to_bhsk(q_BxSxHxK)
         k_BxHxMxK, v_BxHxMxK = kv_fn(to_bhsk(k_BxSxHxK), to_bhsk(v_BxSxHxK))
+        if c.attention == "blocked":  # allowed_BxSxM is (qslot_S, kmask_BxM) here
+            o_BxHxSxK = blocked_attention(q_BxHxSxK, k_BxHxMxK, v_BxHxMxK, *allowed_BxSxM,
+                                          c.attn_block)
+            return self.out(to_bhsk(o_BxHxSxK))
         s_BxHxSxM = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxSxK, k_BxHxMxK).astype(jnp.float32)
         s_BxHxSxM = s_BxHxSxM / np.sqrt(c.head_dim)
         bias = self.attn_bias(pos_BxS, kpos_BxM)
@@ -254,8 +343,11 @@ class Transformer(nn.Module):
         mask_BxT = mask_BxT.astype(bool)
         if positions_BxT is None:
             positions_BxT = default_positions(mask_BxT)
-        causal_TxT = jnp.tril(jnp.ones((T, T), bool))
-        allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
+        if self.cfg.attention == "blocked":
+            allowed_BxTxT = (jnp.arange(T, dtype=jnp.int32), mask_BxT)
+        else:
+            causal_TxT = jnp.tril(jnp.ones((T, T), bool))
+            allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
         x_BxTxD = self._embed(tokens_BxT, positions_BxT)
         for block in self.blocks:
             x_BxTxD = block(x_BxTxD, positions_BxT, lambda k, v: (k, v), positions_BxT,
@@ -277,6 +369,9 @@ class Transformer(nn.Module):
         pos_BxM = upd(cache.pos_BxM, positions_BxS.astype(jnp.int32))
         m_M = jnp.arange(M)
         if i.ndim == 1:
+            if self.cfg.attention == "blocked":
+                raise ValueError("a per-row cache index (init_cache(per_row=True)) needs "
+                                 "attention='plain'")
             slot_BxSx1 = (i[:, None] + jnp.arange(S))[:, :, None]
             allowed_BxSxM = ((m_M <= slot_BxSx1) & mask_BxM[:, None]) | (m_M == slot_BxSx1)
         else:
@@ -284,6 +379,8 @@ class Transformer(nn.Module):
             allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
                 m_M[None, :] == slot_S[:, None]
             )[None]
+            if self.cfg.attention == "blocked":
+                allowed_BxSxM = (slot_S.astype(jnp.int32), mask_BxM)
         x_BxSxD = self._embed(tokens_BxS, positions_BxS)
         new_k, new_v = [], []
         for layer, block in enumerate(self.blocks):
@@ -299,6 +396,13 @@ class Transformer(nn.Module):
             x_BxSxD = block(x_BxSxD, positions_BxS, kv_fn, pos_BxM, allowed_BxSxM)
         new_cache = KVCache(tuple(new_k), tuple(new_v), mask_BxM, pos_BxM, i + S)
         return self._logits(x_BxSxD), new_cache
+
+
+def expand_cache(cache: KVCache, batch: int) -> KVCache:
+    """A batch-1 cache (e.g. a many-shot prefix encoded once) broadcast to `batch` rows."""
+    rows = lambda x: jnp.broadcast_to(x, (batch, *x.shape[1:]))
+    return KVCache(tuple(map(rows, cache.k_BxHxMxK)), tuple(map(rows, cache.v_BxHxMxK)),
+                   rows(cache.mask_BxM), rows(cache.pos_BxM), cache.index)
 
 
 def init_params(cfg: TransformerConfig, rng: jax.Array, seq_len: int = 8):
