@@ -23,8 +23,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import flax.core
 import flax.linen as nn
 import flax.struct
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -258,6 +260,16 @@ class Attention(nn.Module):
         """Additive attention bias hook b(i, j) (FIRE); None for the other encodings."""
         return self.fire(qpos_BxS, kpos_BxM) if self.cfg.pos_encoding == "fire" else None
 
+    def _sow_stats(self, qk_BxHxSxM, s_BxHxSxM, allowed_BxSxM):
+        """Max |q.k|/sqrt(K) over allowed pairs and mean attention entropy (nats) over rows."""
+        allowed_Bx1xSxM = allowed_BxSxM[:, None]
+        self.sow("intermediates", "attn_logit_max",
+                 jnp.max(jnp.where(allowed_Bx1xSxM, jnp.abs(qk_BxHxSxM), 0.0)))
+        p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1)
+        ent_BxHxS = jnp.sum(jnp.where(allowed_Bx1xSxM, jax.scipy.special.entr(p_BxHxSxM), 0.0),
+                            axis=-1)
+        self.sow("intermediates", "attn_entropy", jnp.mean(ent_BxHxS))
+
     def __call__(self, x_BxSxD, pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM):
         """`kv_fn(k, v) -> (k_all, v_all)` merges the new keys with the cache (or not)."""
         c = self.cfg
@@ -278,10 +290,13 @@ class Attention(nn.Module):
             return self.out(to_bhsk(o_BxHxSxK))
         s_BxHxSxM = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxSxK, k_BxHxMxK).astype(jnp.float32)
         s_BxHxSxM = s_BxHxSxM / np.sqrt(c.head_dim)
+        qk_BxHxSxM = s_BxHxSxM
         bias = self.attn_bias(pos_BxS, kpos_BxM)
         if bias is not None:
             s_BxHxSxM = s_BxHxSxM + bias
         s_BxHxSxM = jnp.where(allowed_BxSxM[:, None], s_BxHxSxM, _NEG)
+        if self.is_mutable_collection("intermediates"):  # only when asked: see attention_stats
+            self._sow_stats(qk_BxHxSxM, s_BxHxSxM, allowed_BxSxM)
         p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1).astype(v_BxHxMxK.dtype)
         o_BxHxSxK = jnp.einsum("bhsm,bhmk->bhsk", p_BxHxSxM, v_BxHxMxK)
         return self.out(to_bhsk(o_BxHxSxK))
@@ -403,6 +418,15 @@ def expand_cache(cache: KVCache, batch: int) -> KVCache:
     rows = lambda x: jnp.broadcast_to(x, (batch, *x.shape[1:]))
     return KVCache(tuple(map(rows, cache.k_BxHxMxK)), tuple(map(rows, cache.v_BxHxMxK)),
                    rows(cache.mask_BxM), rows(cache.pos_BxM), cache.index)
+
+
+def attention_stats(intermediates) -> tuple[jax.Array, jax.Array]:
+    """(max attention logit over layers, mean attention entropy over layers) from the
+    `intermediates` collection of `Transformer(cfg).apply(..., mutable=["intermediates"])`."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(intermediates))
+    mx = [v for k, vs in flat.items() if k[-1] == "attn_logit_max" for v in vs]
+    ent = [v for k, vs in flat.items() if k[-1] == "attn_entropy" for v in vs]
+    return jnp.max(jnp.stack(mx)), jnp.mean(jnp.stack(ent))
 
 
 def init_params(cfg: TransformerConfig, rng: jax.Array, seq_len: int = 8):
