@@ -19,9 +19,10 @@ reward 1 on completion, several steps each):
 Consumed objects leave the grid.
 
 Dynamism (the paper's "resources regrow / move on their own"): every step each consumed
-object respawns with probability `p` at a random free cell, and every object on the grid
-moves one cell in a random direction with probability `p` (prey with `p_prey`). With
-p = 0 the world is static: a reset-free life can use up its resources.
+object respawns with probability `p_regrow` (by default = `p`) at a random free cell, and
+every object on the grid moves one cell in a random direction with probability `p` (prey
+with `p_prey`). With p = 0 the world is static: a reset-free life can use up its
+resources.
 `transition_entropy` gives the entropy of the objects' autonomous motion in nats per step
 (the paper measures dynamism as the environment's transition entropy);
 `empirical_transition_entropy` measures it from a rollout.
@@ -127,12 +128,13 @@ class WorldParams:
     episodic: jax.Array  # bool: episodes end (success / time limit) and reset the world
     shaping_steps: jax.Array  # environment shaping horizon in lifetime steps (0 = off)
     reward_bonus: jax.Array  # reward shaping: bonus per needed pick-up
+    p_regrow: jax.Array  # probability per step that a consumed object respawns
 
 
 def check_params(p: float = 0.0, p_prey: float = 0.5, shaping_steps: float = 0.0,
-                 reward_bonus: float = 0.0) -> None:
+                 reward_bonus: float = 0.0, p_regrow: float = 0.0) -> None:
     """ConfigError for impossible values (probabilities outside [0, 1], negatives)."""
-    for name, v in (("p", p), ("p_prey", p_prey)):
+    for name, v in (("p", p), ("p_prey", p_prey), ("p_regrow", p_regrow)):
         check(0.0 <= float(v) <= 1.0 and math.isfinite(float(v)),
               f"{name} is a probability and must be in [0, 1], got {v}")
     check(shaping_steps >= 0, f"shaping_steps must be >= 0 (0 = no shaping), got "
@@ -141,11 +143,15 @@ def check_params(p: float = 0.0, p_prey: float = 0.5, shaping_steps: float = 0.0
 
 
 def world_params(p: float = 0.0, p_prey: float = 0.5, episodic: bool = False,
-                 shaping_steps: float = 0.0, reward_bonus: float = 0.0) -> WorldParams:
-    """Validated WorldParams from Python numbers."""
-    check_params(p, p_prey, shaping_steps, reward_bonus)
+                 shaping_steps: float = 0.0, reward_bonus: float = 0.0,
+                 p_regrow: float | None = None) -> WorldParams:
+    """Validated WorldParams from Python numbers; `p_regrow` defaults to `p` (dynamism:
+    resources regrow and drift with the same probability)."""
+    p_regrow = p if p_regrow is None else p_regrow
+    check_params(p, p_prey, shaping_steps, reward_bonus, p_regrow)
     return WorldParams(jnp.float32(p), jnp.float32(p_prey), jnp.bool_(episodic),
-                       jnp.float32(shaping_steps), jnp.float32(reward_bonus))
+                       jnp.float32(shaping_steps), jnp.float32(reward_bonus),
+                       jnp.float32(p_regrow))
 
 
 def stack_params(params: list[WorldParams]) -> WorldParams:
@@ -272,7 +278,7 @@ def step(spec: WorldSpec, key, state: WorldState, action):
     # cells, those within the shaping radius first (one top-k over random scores)
     k_resp, k_cell = jax.random.split(k_spawn)
     alive = state.alive & ~consumed
-    respawn = ~state.alive & (jax.random.uniform(k_resp, kinds.shape) < prm.p)
+    respawn = ~state.alive & (jax.random.uniform(k_resp, kinds.shape) < prm.p_regrow)
     occ = _occupancy(spec, jnp.concatenate([state.obj_pos, agent[None]]),
                      jnp.concatenate([alive, jnp.ones(1, bool)]))
     cells = _cells(spec)
