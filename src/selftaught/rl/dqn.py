@@ -191,9 +191,13 @@ class Agent:
         return curves
 
 
-def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
+def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Any = None,
+               eval_fn: Callable | None = None) -> Agent:
+    """`env` (an rl.envs.Env) replaces the named `config.env` (e.g. a gridworld);
+    `eval_fn(policy, key) -> dict of scalars` replaces the greedy-return evaluation, with
+    policy(key, obs_N) -> actions_N acting with epsilon `eval_epsilon`."""
     c = config
-    env = make_env(c.env, c.max_episode_steps or None)
+    env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     if c.loss not in LOSSES:  # validate() is the user-facing check; keep make_* safe too
         raise ConfigError(f"unknown loss {c.loss!r}")
     head = make_value_head(c.loss, v_min=c.v_min, v_max=c.v_max, num_bins=c.num_bins,
@@ -302,9 +306,11 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
 
     def evaluate(params, key):
         policy = lambda k, o: act(k, params, o, c.eval_epsilon)  # noqa: E731
+        if eval_fn is not None:
+            return eval_fn(policy, key)
         from selftaught.rl.envs import greedy_returns
 
-        return greedy_returns(env, policy, key, c.eval_episodes)
+        return {"eval_return": greedy_returns(env, policy, key, c.eval_episodes).mean()}
 
     def init(rng):
         k_net, k_env, k_run = jax.random.split(rng, 3)
@@ -328,10 +334,10 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
         carry, s = jax.lax.scan(phase, carry, None, n_phases)
         key, k_eval = jax.random.split(carry.key)
         carry = carry.replace(key=key)
-        eval_ret = evaluate(carry.params, k_eval)
+        evaluated = evaluate(carry.params, k_eval)
         episodes = s["episodes"].sum()
         metrics = {
-            "eval_return": eval_ret.mean(),
+            **evaluated,
             "train_return": s["return_sum"].sum() / jnp.maximum(episodes, 1.0),
             "train_episodes": episodes,
             "loss": s["loss"].mean(),
