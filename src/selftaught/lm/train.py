@@ -39,16 +39,27 @@ class TrainConfig:
     """AdamW with linear warmup then cosine decay to `final_lr_ratio * lr`."""
 
     lr: float = 1e-3
+    """peak learning rate (AdamW)"""
     warmup_steps: int = 100
+    """linear warm-up steps from 0 to lr"""
     total_steps: int = 1000
+    """optimiser steps, warm-up included"""
     batch_size: int = 32
+    """sequences per step"""
     weight_decay: float = 0.1
+    """AdamW decoupled weight decay"""
     clip_norm: float = 1.0
+    """global gradient-norm clip"""
     z_loss: float = 0.0
+    """weight of the z-loss (log^2 of the softmax normaliser); 0 disables"""
     b1: float = 0.9
+    """AdamW beta1"""
     b2: float = 0.98
+    """AdamW beta2"""
     eps: float = 1e-9
+    """AdamW epsilon"""
     final_lr_ratio: float = 0.0
+    """the cosine decay ends at final_lr_ratio * lr"""
 
     def validate(self) -> TrainConfig:
         check(self.lr > 0, f"lr={self.lr} must be > 0")

@@ -70,6 +70,7 @@ class DopantControlConfig:
     current_range: tuple[float, float] = (30.0, 70.0)
     """exploration current range (pA) when vary_settings"""
     learn: LearnConfig = LearnConfig()
+    """how the rate model is learned (bootstrap ensemble, its training and distillation)"""
     learned_model: str = "ensemble"
     """which learned model drives the controller: ensemble | distilled"""
     symmetrize: bool = True
@@ -164,6 +165,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
             t = Timer()
             obs = explore(jax.random.fold_in(key, 1))
             data.write_experiments(data_path, obs)
+            run_dir.seal(data_path)  # its checksum: verified before each read
             run_dir.log("collect", phase=phase, seed=seed, records=int(obs.moved.size),
                         moved_fraction=float(np.mean(obs.moved)))
             run_dir.mark_phase_done(phase, t())
@@ -172,6 +174,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/learn"
         if not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             with progress.bar(f"seed {seed}: ensemble", total=cfg.learn.steps) as bar:
                 ensemble, losses = learn.train_ensemble(
@@ -209,6 +212,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/budget"
         if cfg.data_budgets and not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
             # one vmapped run: budget_members members per budget

@@ -67,22 +67,35 @@ class DrivingBaselinesConfig:
     seed: int = 0
     """Base seed (training scenarios, network init, CEM noise)."""
     num_seeds: int = 1
+    """seeds when --seeds is not given"""
     num_train_scenarios: int = 300
+    """generated scenarios the behaviour-cloning agents train on"""
     num_eval_scenarios: int = 200
     """Held-out generated scenarios every agent is evaluated on."""
     num_objects: int = 32
+    """objects (agents) per generated scenario"""
     eval_batch: int = 50
     """Scenarios per vmapped evaluation call."""
     bc_steps: int = 3000
+    """behaviour-cloning gradient steps"""
     bc_batch: int = 256
+    """behaviour-cloning batch size (agent-steps)"""
     bc_lr: float = 1e-3
+    """behaviour-cloning learning rate"""
     bc_hidden: int = 128
+    """hidden width of the behaviour-cloning MLP"""
     accel_bins: int = 13
+    """acceleration bins of the discretised bicycle action"""
     curvature_bins: int = 41
+    """curvature (steering) bins of the discretised bicycle action"""
     rl_iterations: int = 6
+    """cross-entropy-method iterations of the RL planner"""
     rl_population: int = 10
+    """candidate parameter vectors per CEM iteration"""
     rl_elite: int = 3
+    """best candidates that set the next CEM distribution"""
     rl_scenarios: int = 16
+    """training scenarios each CEM candidate is scored on"""
     agents: tuple[str, ...] = AGENTS
     """Which baselines to run (claims need their agents)."""
 

@@ -48,13 +48,17 @@ class GuidedEvolutionConfig:
     """Regularized evolution with vs without a GNN pair discriminator on Nguyen equations."""
 
     seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i"""
     num_seeds: int = 10
+    """seeds when --seeds is not given (each runs both arms)"""
     equations: tuple[str, ...] = ("nguyen1", "nguyen2", "nguyen3")
     """Nguyen benchmark equations (nguyen1 .. nguyen8)"""
     num_nodes: int = 8
     """op nodes per program"""
     population_size: int = 64
+    """population of the regularized evolution"""
     tournament_size: int = 8
+    """tournament size (parents are the best of this many random members)"""
     batch_size: int = 16
     """children per generation (evaluated together)"""
     max_evaluations: int = 1500
@@ -69,16 +73,21 @@ class GuidedEvolutionConfig:
     """guided mutation: filter (best of `proposals` single mutations of the parent) |
     chain (accumulate mutations the discriminator prefers)"""
     disc_dim: int = 32
+    """hidden width of the GNN discriminator"""
     disc_layers: int = 2
+    """message-passing layers of the GNN discriminator"""
     disc_lr: float = 1e-3
+    """discriminator learning rate"""
     disc_train_steps: int = 10
     """discriminator updates after each evaluated batch"""
     disc_min_programs: int = 64
     """evaluated programs before the discriminator starts guiding"""
     curve_points: int = 30
+    """points of the success-vs-evaluations curves"""
     backend: str = "inprocess"
     """evaluation backend: inprocess | pool | ray"""
     workers: int = 2
+    """worker processes of the pool/ray backends"""
     ray_address: str = ""
     """Ray cluster address (empty: start a local Ray)"""
 

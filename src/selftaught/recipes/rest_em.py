@@ -58,10 +58,15 @@ class ModelSize:
     """Shape of the tiny decoder (vocabulary and length come from the task)."""
 
     d_model: int = 64
+    """residual width"""
     n_layers: int = 2
+    """decoder blocks"""
     n_heads: int = 4
+    """attention heads (d_model must be divisible by it)"""
     mlp_ratio: int = 4
+    """MLP hidden width as a multiple of d_model"""
     pos_encoding: str = "learned"
+    """position encoding: learned | rope | nope | fire (see lm.model)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,7 @@ class RestEMConfig:
     eval_problems: int = 200
     """held-out test problems (and as many validation problems)"""
     model: ModelSize = ModelSize()
+    """shape of the decoder trained from scratch"""
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=50, total_steps=800, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """SFT on human data; the M-step uses the same optimiser settings"""
@@ -97,7 +103,9 @@ class RestEMConfig:
     max_per_problem: int = 2
     """K: cap on correct samples kept per problem (paper: 10)"""
     temperature: float = 0.7
+    """sampling temperature of the E-step and of pass@k / maj@k evaluation"""
     top_k: int = 40
+    """top-k filter of sampling (0 = none)"""
     eval_samples: int = 8
     """samples per test problem for pass@k and maj@k"""
     eval_k: int = 4

@@ -53,14 +53,19 @@ class ValueClassificationConfig:
     """DQN with regression vs classification value losses, many seeds at once."""
 
     seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i"""
     num_seeds: int = 10
     """seeds per (task, loss, width) cell, trained together under vmap"""
     envs: tuple[str, ...] = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
+    """environments of the main comparison (one cell per env and loss)"""
     losses: tuple[str, ...] = LOSSES
+    """value losses compared: mse | hl_gauss | two_hot | c51"""
     sweep_widths: tuple[float, ...] = (1.0, 2.0)
     """torso widths of the sweep (run on sweep_envs for sweep_losses; width 1 = main runs)"""
     sweep_losses: tuple[str, ...] = ("mse", "hl_gauss")
+    """losses of the width sweep"""
     sweep_envs: tuple[str, ...] = ("SpaceInvaders-MinAtar",)
+    """environments of the width sweep"""
     final_points: int = 3
     """the score of a run is its mean over the last this many evaluation points"""
     dqn: DQNConfig = DQNConfig()
@@ -333,4 +338,9 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    not_flags={
+        "dqn.env": "each cell's environment comes from --envs and --sweep-envs",
+        "dqn.loss": "each cell's loss comes from --losses and --sweep-losses",
+        "dqn.width": "each cell's width is 1 or one of --sweep-widths",
+    },
 )
