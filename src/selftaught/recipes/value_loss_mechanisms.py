@@ -66,9 +66,11 @@ class ValueLossMechanismsConfig:
 
     seed: int = 0
     """first evaluation seed (seed s fixes the task, the data and the noise)"""
+    num_seeds: int = 10
+    """evaluation seeds when --seeds is not given"""
     losses: tuple[str, ...] = LOSSES
     """value losses to compare (mse | hl_gauss | two_hot | c51)"""
-    widths: tuple[float, ...] = (0.25, 1.0, 4.0)
+    widths: tuple[float, ...] = (0.25, 1.0, 2.0)
     """MLP width scales (two hidden layers of 64 x width units)"""
     noise_levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     """label-noise standard deviations, in units of the target's standard deviation"""
@@ -84,9 +86,10 @@ class ValueLossMechanismsConfig:
     """size of the fixed (noisy) training set"""
     eval_points: int = 1024
     """fresh inputs on which RMSE to the true function is measured"""
-    steps: int = 1500
+    steps: int = 1000
     """gradient steps per run"""
-    batch_size: int = 64
+    batch_size: int = 32
+    """training points per gradient step (sampled with replacement from the training set)"""
     target_period: int = 50
     """bootstrapped experiment: gradient steps between target-network refreshes"""
     lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
@@ -496,7 +499,7 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
 # ----------------------------------------------------------------------------- presets
 PRESETS = {
     "smoke": ValueLossMechanismsConfig(
-        losses=("mse", "hl_gauss"), widths=(0.25, 1.0), noise_levels=(0.0, 1.0),
+        num_seeds=3, losses=("mse", "hl_gauss"), widths=(0.25, 1.0), noise_levels=(0.0, 1.0),
         gammas=(0.8,), train_points=128, eval_points=256, steps=200, batch_size=32,
         target_period=20, lrs=(1e-3, 1e-2), tune_seeds=1, sigma_ratios=(0.75, 3.0),
         curve_points=4,
@@ -504,7 +507,7 @@ PRESETS = {
     # measured: filled in from `selftaught run value-loss-mechanisms --preset default`
     "default": ValueLossMechanismsConfig(),
     "paper": ValueLossMechanismsConfig(
-        widths=(0.25, 1.0, 4.0, 16.0), noise_levels=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+        num_seeds=20, widths=(0.25, 1.0, 4.0, 16.0), noise_levels=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
         gammas=(0.5, 0.8, 0.9, 0.95, 0.99), input_dim=8, num_sinusoids=32, train_points=4096,
         eval_points=4096, steps=20_000, batch_size=256, lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
         tune_seeds=3,
