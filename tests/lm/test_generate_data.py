@@ -124,3 +124,21 @@ class _Oracle:
 
     def verify(self, problem, text):
         return True
+
+
+def test_task_setting_sizes_the_model_for_the_task_and_splits_are_disjoint():
+    from selftaught.lm.data import task_setting
+    from selftaught.lm.model import ModelSize
+
+    s = task_setting("chain", "steps=(2, 3)", ModelSize(d_model=16, n_heads=2), 5, 12, 6, seed=4)
+    assert (len(s.train), len(s.valid), len(s.test), len(s.human)) == (12, 6, 6, 5)
+    assert all(s.task.verify(p, h) for p, h in zip(s.train, s.human))
+    assert not {p.id for p in s.train} & {p.id for p in s.test}
+    assert s.max_new == s.task.max_solution_len + 1
+    assert s.model_cfg.max_len == s.task.max_prompt_len + 2 + s.max_new
+    assert (s.model_cfg.d_model, s.model_cfg.n_heads, s.model_cfg.vocab_size) == (
+        16, 2, s.tok.vocab_size)
+    # the longest prompt plus the longest solution fits one training row
+    rows = pack_sft(s.tok, ["9" * s.task.max_prompt_len], ["9" * s.task.max_solution_len],
+                    s.model_cfg.max_len)
+    assert rows["tokens"].shape == (1, s.model_cfg.max_len)

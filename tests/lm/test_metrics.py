@@ -94,3 +94,22 @@ def test_best_of_k_matches_brute_force_enumeration(n):
                                correct[np.arange(3), scores.argmax(1)])
     with pytest.raises(ValueError, match="1 <= k <= N"):
         best_of_k(scores, correct, n + 1)
+
+
+def test_cluster_rerank_top_clusters_aggregates_and_ties():
+    from selftaught.lm.metrics import cluster_rerank
+
+    answers = ["7", "7", "7", "3", "3", "9", None]
+    scores = [0.1, 0.1, 0.1, 0.2, 0.2, 0.9, 5.0]
+    # re-ranking all: "9" has the best score and total (0.9 > "3" 0.4 > "7" 0.3); keeping
+    # only the 2 largest clusters drops "9", and the unparsable sample never wins
+    assert cluster_rerank(answers, scores, None, "max") == "9"
+    assert cluster_rerank(answers, scores, None, "sum") == "9"
+    assert cluster_rerank(answers, scores, 2, "sum") == "3"
+    assert cluster_rerank(answers, scores, 2, "mean") == "3"
+    assert cluster_rerank(answers, scores, 1, "sum") == "7"  # top-1 cluster = majority vote
+    assert cluster_rerank(answers, [1.0] * 7, None, "sum") == majority_vote(answers)
+    assert cluster_rerank(["5", "6"], [1.0, 1.0], None, "mean") == "5"  # tie: first seen
+    assert cluster_rerank([None, None], [1.0, 2.0]) is None
+    with pytest.raises(ValueError, match="aggregate"):
+        cluster_rerank(["1"], [1.0], None, "median")

@@ -100,3 +100,26 @@ def best_of_k(scores, correct, k: int):
                   for i in range(n)])
     return alpha @ w
 
+
+def cluster_rerank(answers: Sequence[str | None], scores: Sequence[float],
+                   top_clusters: int | None = None, aggregate: str = "sum") -> str | None:
+    """Solution-cluster re-ranking (Liu et al. 2023): group the samples by final answer
+    (None = unparsable, never a cluster), keep the `top_clusters` largest clusters (None:
+    all of them, i.e. re-rank every sample), and return the answer whose cluster has the best
+    `aggregate` ("sum", "mean" or "max") of member scores. Ties in size or score go to the
+    answer that occurred first."""
+    if len(answers) != len(scores):
+        raise ValueError(f"{len(answers)} answers but {len(scores)} scores")
+    if aggregate not in ("sum", "mean", "max"):
+        raise ValueError(f"aggregate must be 'sum', 'mean' or 'max', got {aggregate!r}")
+    members: dict[str, list[float]] = {}
+    for a, s in zip(answers, scores):
+        if a is not None:
+            members.setdefault(a, []).append(float(s))
+    if not members:
+        return None
+    order = list(members)  # first occurrence
+    by_size = sorted(order, key=lambda a: (-len(members[a]), order.index(a)))
+    kept = by_size if top_clusters is None else by_size[:top_clusters]
+    agg = {"sum": sum, "mean": lambda v: sum(v) / len(v), "max": max}[aggregate]
+    return max(kept, key=lambda a: (agg(members[a]), -order.index(a)))

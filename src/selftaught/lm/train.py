@@ -16,6 +16,10 @@ log-probs) and `make_orm_loss` (BCE of a linear head on the last hidden state, `
     dpo = make_trainer(make_dpo_loss(cfg, beta=0.1), train_cfg)
     state, losses, aux = fit(dpo, dpo.init(rng, params=g_sft), pairs, 500, aux=True)
 
+Each `Trainer` owns its jitted functions: build it once per (loss, config) and reuse it
+(e.g. behind `functools.lru_cache`), or every new trainer compiles again. Data for any loss
+is a dict of row arrays plus a "weight" column (`lm.data`); the loss sees the sampled rows.
+
 Seeds: `sft.run_seeds(states, datas, 100)` = `jax.jit(jax.vmap(...))` of `run` over a leading
 seed axis of both states (`jax.vmap(sft.init)(keys)`) and data; `fit(..., seeds=True)`.
 Rows with weight 0 are never sampled, so datasets of different sizes per seed can be padded

@@ -62,7 +62,7 @@ class RestEMConfig:
     num_seeds: int = 3
     """seeds when --seeds is not given"""
     task: str = "addition"
-    """registered task (addition, multiplication) or a plug-in package.module:factory"""
+    """registered task (addition, multiplication, chain) or a plug-in package.module:factory"""
     task_args: str = "digits=2"
     """keyword arguments for the task factory, e.g. "digits=(1, 4), human_skip_prob=0.5" """
     human_problems: int = 300
