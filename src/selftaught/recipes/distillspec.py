@@ -157,13 +157,15 @@ def baselines(config: DistillSpecConfig, st: Setting, target, draft, key) -> dic
         kw = dict(max_new_tokens=N, greedy=mode == "greedy", temperature=1.0)
         tgt, t_sec, t_cpu = _timed(
             lambda kw=kw: sample(target, st.target_cfg, t, m, key, **kw), config.timing_repeats)
-        _, d_sec, d_cpu = _timed(
+        drf, d_sec, d_cpu = _timed(
             lambda kw=kw: sample(draft, st.draft_cfg, t, m, key, **kw), config.timing_repeats)
-        # c: cost per decoded step, draft / target (both loops run to the same length: the
-        # prompts' budget, unless every row stops early)
+        # c: cost per decoding step, draft / target (each loop runs until its longest row
+        # stops, so divide each time by its own number of steps)
+        steps = lambda o: max(int(np.max(np.asarray(o.lengths_B))), 1)  # noqa: E731
+        per = steps(drf) / steps(tgt)
         out[mode] = dict(target_seconds=t_sec, draft_seconds=d_sec, target_cpu=t_cpu,
-                         draft_cpu=d_cpu, cost_ratio=d_cpu / t_cpu,
-                         wall_cost_ratio=d_sec / t_sec,
+                         draft_cpu=d_cpu, cost_ratio=d_cpu / t_cpu / per,
+                         wall_cost_ratio=d_sec / t_sec / per,
                          target_acc=accuracy(st, tgt.tokens_BxN))
     return out
 
