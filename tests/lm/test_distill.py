@@ -11,6 +11,7 @@ from selftaught.lm.distill import (
     divergence,
     mixed_batch,
     on_policy,
+    prompt_completion_rows,
     student_batch,
     token_divergence,
 )
@@ -145,7 +146,8 @@ def test_completion_rows_layout_and_mask():
                                                       [0, 0, 0, 1, 1, 1, 0]])
 
 
-def test_student_batch_and_mixing_inside_jit():
+@pytest.mark.slow  # compiles the sampler inside a jitted cond (~10 CPU-s); the gkd recipe
+def test_student_batch_and_mixing_inside_jit():  # slow test also runs this path
     tok = CharTokenizer("0123456789+=")
     cfg = TransformerConfig(vocab_size=tok.vocab_size, max_len=16, d_model=16, n_layers=1,
                             n_heads=2)
@@ -170,3 +172,16 @@ def test_student_batch_and_mixing_inside_jit():
         gen = toks[b, 6:]
         n = (np.argmax(gen == EOS) + 1) if (gen == EOS).any() else 4
         assert mask[b].sum() == n
+
+
+def test_prompt_completion_rows_score_exactly_the_completion_and_eos():
+    tok = CharTokenizer("0123456789+=")
+    rows = prompt_completion_rows(tok, ["1+2=", "13+4="], ["3", "17"], 8, 4)
+    toks, mask = rows["tokens"], rows["loss_mask"]
+    assert toks.shape == mask.shape == (2, 12)
+    np.testing.assert_array_equal(rows["prompt"], toks[:, :8])
+    for b, comp in enumerate(["3", "17"]):
+        # the masked positions' next tokens are the completion and its EOS, nothing else
+        targets = toks[b, 1:][mask[b, :-1] > 0]
+        np.testing.assert_array_equal(targets, [*tok.encode(comp), EOS])
+        assert tok.decode(toks[b, 8:]) == comp

@@ -15,7 +15,8 @@ SMOKE = RECIPE.preset("smoke")
 
 # wall-clock figures vary run to run; everything else must match exactly
 TIMING = {"wall_seconds", "seconds", "peak_rss_mib", "resumed", "spec_seconds", "speedup",
-          "theory_speedup", "target_seconds", "draft_seconds", "cost_ratio"}
+          "theory_speedup", "target_seconds", "draft_seconds", "cost_ratio", "spec_cpu",
+          "wall_speedup", "target_cpu", "draft_cpu", "wall_cost_ratio"}
 
 
 def test_bad_configs_raise_config_error():
