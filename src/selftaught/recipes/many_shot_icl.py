@@ -69,30 +69,30 @@ class ManyShotConfig:
     """first seed; seed i of an n-seed run is seed + i (init, meta-training data, eval tasks)"""
     num_seeds: int = 3
     """seeds when --seeds is not given"""
-    n_symbols: int = 32
+    n_symbols: int = 16
     """input symbols of the symbol-rule family (a rule is a hidden half of them)"""
     prior: float = 0.5
     """fraction of meta-training sequences that use the default rule (the instilled prior)"""
     context: int = 2048
     """tokens of a meta-training sequence (BOS + 3 tokens per shot); bounds the eval shots"""
     model: ModelSize = ModelSize()
-    train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=30, total_steps=300, batch_size=8,
+    train: TrainConfig = TrainConfig(lr=1e-2, warmup_steps=50, total_steps=60, batch_size=4,
                                      weight_decay=0.1, final_lr_ratio=0.1)
     """meta-training optimiser (batch_size sequences of `context` tokens per step)"""
     train_phases: int = 2
     """the full-context meta-training is split into this many resumable phases"""
-    short_steps: int = 0
+    short_steps: int = 800
     """curriculum: optimizer steps on `short_context`-token sequences before the full-context
     steps (one cosine schedule over both; 0 = none)"""
     short_context: int = 256
     """tokens of a curriculum sequence"""
-    short_batch: int = 32
+    short_batch: int = 8
     """sequences per curriculum step"""
     shots: tuple[int, ...] = (1, 4, 16, 64, 256, 512)
     """shot counts evaluated (each needs 3 * shots + 3 tokens within the context)"""
     eval_tasks: int = 16
     """held-out tasks (and prefix draws of the flipped/abstract/default rules) per seed"""
-    eval_queries: int = 64
+    eval_queries: int = 16
     """test-split queries scored against each task's many-shot prefix"""
 
     def validate(self) -> None:
@@ -389,16 +389,17 @@ PRESETS = {
     "smoke": ManyShotConfig(
         num_seeds=2, n_symbols=16, context=256, shots=(1, 4, 16, 64),
         model=ModelSize(d_model=32, n_layers=2, n_heads=2, attn_block=64),
-        train=TrainConfig(lr=3e-3, warmup_steps=20, total_steps=200, batch_size=8,
+        train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=200, batch_size=8,
                           weight_decay=0.1, final_lr_ratio=0.1),
-        eval_tasks=4, eval_queries=16),
-    "default": ManyShotConfig(),
+        short_steps=0, eval_tasks=4, eval_queries=16),
+    "default": ManyShotConfig(),  # see ManyShotConfig's defaults
     "paper": ManyShotConfig(
         num_seeds=5, n_symbols=52, context=8192, shots=(1, 4, 16, 64, 256, 1024, 2048, 2720),
         model=ModelSize(d_model=256, n_layers=4, n_heads=8, attn_block=512),
         train=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=16,
                           weight_decay=0.1, final_lr_ratio=0.1),
-        train_phases=5, eval_tasks=64, eval_queries=128),
+        train_phases=5, short_steps=5000, short_context=1024, short_batch=64, eval_tasks=64,
+        eval_queries=128),
 }
 
 RECIPE = Recipe(
