@@ -20,7 +20,7 @@ TINY = dataclasses.replace(
     RECIPE.preset("smoke"), num_seeds=2, context=64, shots=(1, 4, 16),
     model=msi.ModelSize(d_model=16, n_layers=1, n_heads=2, attn_block=16),
     train=TrainConfig(lr=3e-3, warmup_steps=2, total_steps=10, batch_size=2),
-    eval_tasks=2, eval_queries=8)
+    short_steps=4, short_context=32, short_batch=2, eval_tasks=2, eval_queries=8)
 
 
 def test_sequences_put_the_loss_on_the_labels():
@@ -41,6 +41,7 @@ def test_sequences_put_the_loss_on_the_labels():
     ({"shots": (4, 1)}, "increasing"),
     ({"eval_queries": 100}, "eval_queries=100"),
     ({"train_phases": 20}, "must be >= train_phases"),
+    ({"short_context": 65}, "short_context must be in"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError, match=message):

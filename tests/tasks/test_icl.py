@@ -37,7 +37,7 @@ def test_symbol_rule_instances_contract_and_splits():
             assert task.problems("train", 20, seed=1) == train[:20]  # prefix-stable
             for p in train:
                 assert task.verify(p, task.reference_solution(p))
-                assert p.answer == task.labels[int(p.operands[0] in task.subset)]
+                assert p.answer == task.labels[int(p.operands[1] in task.subset)]
     flipped, default = fam.flipped(), fam.default()
     p = default.problems("test", 5, 0)
     assert all(flipped.make_problem(q.operands).answer != q.answer for q in p)
@@ -55,8 +55,8 @@ def test_symbol_rule_jax_batch_is_a_rule_per_row():
         labels = sorted(set(lab[b].tolist()))
         assert len(labels) == 2 and all(16 <= v < 26 for v in labels)
         member = np.zeros(16, bool)
-        for u in range(16):  # the label is a function of u alone
-            seen = set(lab[b][uv[b, :, 0] == u].tolist())
+        for u in range(16):  # the label is a function of the second symbol alone
+            seen = set(lab[b][uv[b, :, 1] == u].tolist())
             assert len(seen) <= 1
             member[u] = seen == {max(labels)} if labels != [16, 17] else seen == {17}
         pair = tuple(v - 16 for v in labels)

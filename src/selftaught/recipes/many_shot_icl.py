@@ -5,7 +5,7 @@
 
 There is no pretrained LLM here, so the "pretrained model" is a decoder meta-trained on
 sequences of many (input, label) shots of one random task each (family (a) of
-`selftaught.tasks.icl`: label = "first symbol in a hidden half S of the symbols"). With
+`selftaught.tasks.icl`: label = "second symbol in a hidden half S of the symbols"). With
 probability `prior` a sequence uses the *default* rule (S0 = first half, labels 0/1): the
 prior that meta-training instils. Held-out tasks are then learnt purely in context:
 
@@ -69,23 +69,30 @@ class ManyShotConfig:
     """first seed; seed i of an n-seed run is seed + i (init, meta-training data, eval tasks)"""
     num_seeds: int = 3
     """seeds when --seeds is not given"""
-    n_symbols: int = 32
+    n_symbols: int = 16
     """input symbols of the symbol-rule family (a rule is a hidden half of them)"""
     prior: float = 0.5
     """fraction of meta-training sequences that use the default rule (the instilled prior)"""
     context: int = 2048
     """tokens of a meta-training sequence (BOS + 3 tokens per shot); bounds the eval shots"""
     model: ModelSize = ModelSize()
-    train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=30, total_steps=300, batch_size=8,
+    train: TrainConfig = TrainConfig(lr=1e-2, warmup_steps=50, total_steps=60, batch_size=4,
                                      weight_decay=0.1, final_lr_ratio=0.1)
     """meta-training optimiser (batch_size sequences of `context` tokens per step)"""
     train_phases: int = 2
-    """meta-training is split into this many resumable phases (a checkpoint after each)"""
+    """the full-context meta-training is split into this many resumable phases"""
+    short_steps: int = 800
+    """curriculum: optimizer steps on `short_context`-token sequences before the full-context
+    steps (one cosine schedule over both; 0 = none)"""
+    short_context: int = 256
+    """tokens of a curriculum sequence"""
+    short_batch: int = 8
+    """sequences per curriculum step"""
     shots: tuple[int, ...] = (1, 4, 16, 64, 256, 512)
     """shot counts evaluated (each needs 3 * shots + 3 tokens within the context)"""
     eval_tasks: int = 16
     """held-out tasks (and prefix draws of the flipped/abstract/default rules) per seed"""
-    eval_queries: int = 64
+    eval_queries: int = 16
     """test-split queries scored against each task's many-shot prefix"""
 
     def validate(self) -> None:
@@ -99,6 +106,12 @@ class ManyShotConfig:
               f"query) but the model's context is {self.context}; lower --shots to at most "
               f"{(self.context - 3) // 3} or raise --context")
         check(self.context >= 7, f"context must hold at least 2 shots, got {self.context}")
+        check(self.short_steps >= 0, f"short_steps must be >= 0, got {self.short_steps}")
+        if self.short_steps:
+            check_at_least_one(self, "short_batch")
+            check(7 <= self.short_context <= self.context,
+                  f"short_context must be in [7, context={self.context}], "
+                  f"got {self.short_context}")
         check(self.train.total_steps >= self.train_phases,
               f"train.total_steps ({self.train.total_steps}) must be >= train_phases "
               f"({self.train_phases})")
@@ -113,8 +126,8 @@ def prefix_len(shots: int) -> int:
     return 1 + 3 * shots
 
 
-def train_shots(config: ManyShotConfig) -> int:
-    return (config.context - 1) // 3
+def train_shots(context: int) -> int:
+    return (context - 1) // 3
 
 
 def model_config(config: ManyShotConfig, family: SymbolRuleFamily) -> TransformerConfig:
@@ -139,11 +152,12 @@ def sequences(uv_BxNx2, label_BxN):
 
 @functools.lru_cache(maxsize=4)
 def make_meta_train(config: ManyShotConfig):
-    """-> (init(key) -> state, run(states, num_steps) -> (states, losses [seeds, steps]))."""
+    """-> (init(key) -> state, run(states, num_steps) -> (states, losses [seeds, steps]) at
+    the full context, the same at the curriculum's short context)."""
     family = SymbolRuleFamily(config.n_symbols, config.prior)
     cfg = model_config(config, family)
-    tx = make_optimizer(config.train)
-    shots = train_shots(config)
+    tx = make_optimizer(dataclasses.replace(
+        config.train, total_steps=config.train.total_steps + config.short_steps))
 
     def init(key):
         k_init, k_data = jax.random.split(key)
@@ -154,18 +168,21 @@ def make_meta_train(config: ManyShotConfig):
         logits = Transformer(cfg).apply(params, tokens)
         return masked_xent(logits, next_token_targets(tokens), mask)
 
-    def step(state, _):
+    def step(state, _, batch, shots):
         key, sub = jax.random.split(state["key"])
-        tokens, mask = sequences(*family.jax_batch(sub, config.train.batch_size, shots))
+        tokens, mask = sequences(*family.jax_batch(sub, batch, shots))
         loss, grads = jax.value_and_grad(loss_fn)(state["params"], tokens, mask)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         return {"params": optax.apply_updates(state["params"], updates), "opt": opt,
                 "key": key}, loss
 
-    def run(state, num_steps):
-        return jax.lax.scan(step, state, None, length=num_steps)
+    def runner(batch, context):
+        body = functools.partial(step, batch=batch, shots=train_shots(context))
+        run = lambda state, num_steps: jax.lax.scan(body, state, None, length=num_steps)
+        return jax.jit(jax.vmap(run, in_axes=(0, None)), static_argnums=1)
 
-    return init, jax.jit(jax.vmap(run, in_axes=(0, None)), static_argnums=1)
+    return (init, runner(config.train.batch_size, config.context),
+            runner(config.short_batch, config.short_context))
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -250,16 +267,16 @@ def evaluate_kind(config: ManyShotConfig, family, cfg, params_S, kind: str, seed
 def run(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
     family = SymbolRuleFamily(config.n_symbols, config.prior)
     cfg = model_config(config, family)
-    init, train = make_meta_train(config)
+    init, train_long, train_short = make_meta_train(config)
     state = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
     steps = np.diff(np.linspace(0, config.train.total_steps, config.train_phases + 1)
                     .astype(int))
-    phases = [f"train/part{j}" for j in range(config.train_phases)] + [
-        f"eval/{k}" for k in KINDS]
+    parts = ([("train/short", config.short_steps, train_short)] if config.short_steps else []
+             ) + [(f"train/part{j}", int(n), train_long) for j, n in enumerate(steps)]
+    phases = [p for p, _, _ in parts] + [f"eval/{k}" for k in KINDS]
     with progress.bar("many-shot ICL phases", total=len(phases)) as bar:
         done_steps = 0
-        for j, n in enumerate(steps):
-            phase = f"train/part{j}"
+        for phase, n, train in parts:
             if run_dir.phase_done(phase):
                 state = run_dir.load_checkpoint(phase, state)
             else:
@@ -372,16 +389,17 @@ PRESETS = {
     "smoke": ManyShotConfig(
         num_seeds=2, n_symbols=16, context=256, shots=(1, 4, 16, 64),
         model=ModelSize(d_model=32, n_layers=2, n_heads=2, attn_block=64),
-        train=TrainConfig(lr=3e-3, warmup_steps=20, total_steps=200, batch_size=8,
+        train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=200, batch_size=8,
                           weight_decay=0.1, final_lr_ratio=0.1),
-        eval_tasks=4, eval_queries=16),
-    "default": ManyShotConfig(),
+        short_steps=0, eval_tasks=4, eval_queries=16),
+    "default": ManyShotConfig(),  # see ManyShotConfig's defaults
     "paper": ManyShotConfig(
         num_seeds=5, n_symbols=52, context=8192, shots=(1, 4, 16, 64, 256, 1024, 2048, 2720),
         model=ModelSize(d_model=256, n_layers=4, n_heads=8, attn_block=512),
         train=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=16,
                           weight_decay=0.1, final_lr_ratio=0.1),
-        train_phases=5, eval_tasks=64, eval_queries=128),
+        train_phases=5, short_steps=5000, short_context=1024, short_batch=64, eval_tasks=64,
+        eval_queries=128),
 }
 
 RECIPE = Recipe(

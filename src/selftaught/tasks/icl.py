@@ -8,7 +8,9 @@ their parameters (stated per family); within an instance, problems are split by 
 their inputs like every task.
 
 - :class:`SymbolRuleFamily` (a, discriminative, with a prior): input ``uv`` (two symbols),
-  label ``l1`` if ``u`` is in a hidden half ``S`` of the symbols else ``l0``. Meta-training
+  label ``l1`` if ``v`` is in a hidden half ``S`` of the symbols else ``l0`` (``u`` is a
+  distractor that makes each input distinct; ``v`` sits next to the label, so the in-context
+  rule is the classic induction pattern "after v comes ..."). Meta-training
   draws the *default* rule (``S0`` = first half, labels ``01``) with probability ``prior``,
   otherwise a random train rule with a random train label pair; ``flipped()`` (labels ``10``)
   and ``abstract()`` (a held-out label pair) test overriding that prior.
@@ -82,7 +84,7 @@ class _LabelTask(Task):
 
 # ------------------------------------------------------------------------------- family (a)
 class SymbolRuleTask(_LabelTask):
-    """Label ``labels[1]`` if the first symbol of ``uv`` is in ``subset``, else ``labels[0]``."""
+    """Label ``labels[1]`` if the second symbol of ``uv`` is in ``subset``, else ``labels[0]``."""
 
     name = "symbol-rule"
     max_prompt_len = 2
@@ -98,7 +100,7 @@ class SymbolRuleTask(_LabelTask):
     def make_problem(self, uv: tuple[int, int]) -> Problem:
         u, v = uv
         text = SYMBOLS[u] + SYMBOLS[v]
-        return Problem(f"{self.name}:{text}", (u, v), self.labels[int(u in self.subset)],
+        return Problem(f"{self.name}:{text}", (u, v), self.labels[int(v in self.subset)],
                        self.name)
 
     def prompt(self, problem: Problem) -> str:
@@ -117,7 +119,7 @@ def pair_is_test(a: int, b: int) -> bool:
 
 
 class SymbolRuleFamily:
-    """Family (a): rules "first symbol in a hidden half S" with a meta-trained prior."""
+    """Family (a): rules "second symbol in a hidden half S" with a meta-trained prior."""
 
     name = "symbol-rule"
 
@@ -190,7 +192,7 @@ class SymbolRuleFamily:
         member_BxN = jnp.where(use_prior[:, None], idx < half, member_BxN)
         pair_Bx2 = jnp.where(use_prior[:, None], jnp.array([0, 1], jnp.int32), pair_Bx2)
         uv_BxNx2 = jax.random.randint(k_x, (batch, shots, 2), 0, n)
-        in_S = jnp.take_along_axis(member_BxN, uv_BxNx2[..., 0], axis=1)
+        in_S = jnp.take_along_axis(member_BxN, uv_BxNx2[..., 1], axis=1)
         label_BxN = jnp.take_along_axis(pair_Bx2, in_S.astype(jnp.int32), axis=1)
         return uv_BxNx2, n + label_BxN  # label digit d is alphabet index n + d
 
