@@ -28,7 +28,19 @@ Claims (95% bootstrap CIs over seeds):
     environment shaping is more robust to its parameter: spread (max - min over the
         parameter values of mean success) of reward shaping minus that of env shaping > 0
 
-Measured (default preset): see the README row and the DEFAULT docstring below.
+Measured (default preset: tool task, 6x6 room, 2 wood + 2 stone, 40k lifetime steps,
+5 seeds, 10 conditions; 507 CPU-seconds, peak RSS 0.99 GiB; 23 min 38 s wall on the shared
+2-core machine at load average 29-45, where the run got 35% of one core, so about 5-9 min
+on an idle 2-core CPU), 4 of 5 claims hold. Validation success: episodic 0.834
+[0.808, 0.855], non-episodic static 0.052 [0.021, 0.095] (its static world is used up
+after 2 tools), dynamic p=0.01 0.581 [0.539, 0.618], p=0.05 0.791 [0.752, 0.821];
+episodic - non-episodic +0.78 [0.73, 0.82]; dynamic - static +0.53 [0.47, 0.58] (p=0.01)
+and +0.74 [0.68, 0.79] (p=0.05). Shaping (worlds that replace consumed resources at once):
+unshaped 0.824, env-shaped 0.820 / 0.823 (S = 5k / 20k), reward-shaped 0.849 / 0.825
+(b = 0.1 / 0.5): env - reward shaping -0.016 [-0.043, 0.008] (non-inferior within 0.1:
+holds), but "more robust to its parameter" does not hold (spread difference +0.021
+[-0.033, 0.083]): in this small room with resources replaced at once no shaping is
+needed, so neither kind of shaping has anything to be robust about.
 """
 
 from __future__ import annotations
@@ -275,8 +287,9 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           f"score = mean over the last {k} evaluations. Hitting time = steps to the first "
           f"success ({cfg.world.episode_steps} when none). Visitation entropy = entropy "
           "(nats) of the agent's lifetime cell-visit distribution (max "
-          f"{np.log(cfg.world.size ** 2):.2f}). Transition entropy = the world's "
-          "autonomous-motion entropy per step (`gridworld.transition_entropy`). "
+          f"{np.log(cfg.world.size ** 2):.2f}). Transition entropy = the entropy of the "
+          "resources' autonomous drift per step (`gridworld.transition_entropy`; regrowth "
+          "of consumed resources is not counted). "
           "Mean [95% bootstrap CI] over seeds.", "",
           "| condition | transition entropy | validation success | hitting time | "
           "visitation entropy | lifetime successes |", "|---|---|---|---|---|---|"]
@@ -357,6 +370,8 @@ SMOKE = NonEpisodicConfig(
     learning_starts=100, train_every=4, target_update_every=50, hidden_width=0.5,
 )
 DEFAULT = NonEpisodicConfig()
+"""`selftaught run non-episodic --preset default`: 507 CPU-s, 4 of 5 claims hold (see the
+module docstring for the measured figures)."""
 PAPER = dataclasses.replace(
     DEFAULT, num_seeds=10,
     world=gw.WorldSpec(task="tool", size=10, view=2, num_resources=3, episode_steps=100),
