@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from selftaught.core.errors import UnknownNameError
 from selftaught.evolve import ops
 from selftaught.evolve.discriminator import Discriminator, graph_arrays, guided_mutation
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
@@ -146,3 +148,32 @@ def test_novel_mutation_avoids_known_functions():
     assert cache.known(novel).mean() < cache.known(plain).mean()
     for c in novel:
         validate(SR, c)
+
+
+def test_regression_predictor_learns_the_ordering_and_adaptive_mode_stops_early():
+    rng = np.random.default_rng(0)
+    progs = [random_program(SR, rng) for _ in range(400)]
+    f = np.array([_synthetic_fitness(p) for p in progs])
+    d = Discriminator(SR, seed=0, capacity=512, dim=32, layers=2, min_programs=300,
+                      kind="regression")
+    d.add(progs[:300], f[:300])
+    before = d.pairwise_accuracy(progs[300:], f[300:])
+    d.train(80)
+    after = d.pairwise_accuracy(progs[300:], f[300:])
+    assert after > 0.8 and after > before + 0.2
+    # P(a > b) = sigmoid(pred(a) - pred(b)) is antisymmetric for the regressor as well
+    np.testing.assert_allclose(d.prob_better(progs[:8], progs[8:16])
+                               + d.prob_better(progs[8:16], progs[:8]), 1.0, atol=1e-5)
+    # adaptive: a child stops at the first proposal the predictor does not prefer, so it
+    # screens no more proposals than chain, and every accepted step was an improvement
+    parents = progs[300:332]
+    counts_a, counts_c = {}, {}
+    guided_mutation(SR, d, proposals=6, mode="adaptive", counts=counts_a)(
+        parents, np.random.default_rng(1))
+    guided_mutation(SR, d, proposals=6, mode="chain", counts=counts_c)(
+        parents, np.random.default_rng(1))
+    assert counts_c["proposed"] == 6 * len(parents)
+    assert counts_a["proposed"] < counts_c["proposed"]
+    assert counts_a["proposed"] - counts_a["accepted"] <= len(parents)  # one failure each
+    with pytest.raises(UnknownNameError, match="unknown predictor 'ranknet'"):
+        Discriminator(SR, kind="ranknet")

@@ -50,9 +50,11 @@ class BBFConfig:
     """BBF hyper-parameters; every component can be switched off for ablations."""
 
     env: str = "Breakout-MinAtar"
+    """environment (a MinAtar game or ALE/<Game>); the bbf recipe sets it per game from --envs"""
     total_steps: int = 20_000
     """environment steps per seed (one env per seed), warm-up included"""
     learning_starts: int = 1_000
+    """random-action environment steps before learning starts"""
     width: float = 4.0
     """Impala channel scale (BBF: 4)"""
     channels: tuple[int, ...] = (16, 32, 32)
@@ -60,49 +62,79 @@ class BBFConfig:
     latent: int = 512
     """projection / head width (BBF: 2048)"""
     num_atoms: int = 51
+    """atoms of the C51 value distribution"""
     v_min: float = -10.0
+    """lowest value of the C51 support"""
     v_max: float = 10.0
+    """highest value of the C51 support"""
     replay_ratio: int = 2
     """gradient steps per environment step (BBF: 8)"""
     batch_size: int = 32
+    """replayed transitions per gradient step"""
     buffer_size: int = 20_000
+    """replay buffer capacity in transitions"""
     lr: float = 1e-4
+    """AdamW learning rate"""
     adam_eps: float = 1.5e-4
+    """AdamW epsilon"""
     weight_decay: float = 0.1
     """AdamW weight decay on kernels (0 disables)"""
     max_grad_norm: float = 10.0
+    """global gradient-norm clip"""
     tau: float = 0.005
     """EMA target update per gradient step"""
     target_action_selection: bool = True
+    """act (epsilon-greedy) with the target network, as BBF does, instead of the online one"""
     prioritized: bool = True
+    """prioritized replay (sampling by TD error)"""
     per_alpha: float = 0.5
+    """prioritized-replay exponent on priorities (0 = uniform)"""
     per_beta: float = 0.5
+    """prioritized-replay importance-sampling exponent"""
     resets: bool = True
+    """periodic network resets (BBF's shrink-and-perturb of the torso, full reset of the head)"""
     reset_every: int = 5_000
     """env steps between resets (BBF: 20k of 100k)"""
     reset_until: int = 15_001
     """no resets at or after this env step"""
     shrink: float = 0.5
+    """shrink-and-perturb factor at a reset: new = shrink * old + (1 - shrink) * fresh init"""
     anneal: bool = True
+    """anneal the update horizon n and discount gamma after each reset"""
     n_max: int = 10
+    """update horizon (n-step return) right after a reset"""
     n_min: int = 3
+    """update horizon reached at the end of annealing"""
     gamma_min: float = 0.97
+    """discount right after a reset"""
     gamma_max: float = 0.997
+    """discount reached at the end of annealing"""
     anneal_steps: int = 2_500
     """gradient steps over which n and gamma are annealed after each reset (BBF: 10k)"""
     spr: bool = True
+    """self-predictive representations auxiliary loss"""
     spr_steps: int = 5
+    """future steps the SPR transition model predicts"""
     spr_weight: float = 5.0
+    """weight of the SPR loss relative to the TD loss"""
     drq: bool = True
+    """random-shift data augmentation of observations (DrQ)"""
     drq_pad: int = 1
     """random-shift padding in pixels (BBF on 84x84 Atari: 4; MinAtar 10x10: 1)"""
     eps_start: float = 1.0
+    """epsilon of epsilon-greedy acting at the start"""
     eps_end: float = 0.01
+    """epsilon after the decay"""
     eps_decay_steps: int = 2_000
+    """environment steps over which epsilon decays linearly"""
     num_evals: int = 10
+    """evaluation points (learning-curve length)"""
     eval_episodes: int = 4
+    """episodes per evaluation point"""
     eval_epsilon: float = 0.0
+    """epsilon of the greedy policy during evaluation"""
     max_episode_steps: int = 0
+    """episode time limit; 0 keeps the environment's own"""
 
     def validate(self) -> None:
         if self.env.startswith("ALE/"):

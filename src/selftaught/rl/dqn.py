@@ -73,7 +73,9 @@ class DQNConfig:
     num_envs: int = 1
     """parallel environments per seed"""
     buffer_size: int = 10_000
+    """replay buffer capacity in transitions"""
     batch_size: int = 128
+    """replayed transitions per gradient step"""
     learning_starts: int = 1_000
     """random-action environment steps before learning"""
     train_every: int = 10
@@ -81,24 +83,33 @@ class DQNConfig:
     grad_steps: int = 1
     """gradient steps per phase (replay ratio = grad_steps / (train_every * num_envs))"""
     lr: float = 2.5e-4
+    """Adam learning rate"""
     adam_eps: float = 1e-5
+    """Adam epsilon"""
     max_grad_norm: float = 10.0
+    """global gradient-norm clip"""
     gamma: float = 0.99
+    """discount"""
     reward_scale: float = 1.0
     """rewards are multiplied by this for learning (returns are reported unscaled)"""
     double_dqn: bool = True
+    """bootstrap with the online network's greedy action (Double DQN)"""
     target_update_every: int = 50
     """hard target update period in gradient steps (used when tau == 1)"""
     tau: float = 1.0
     """Polyak factor per gradient step; 1.0 means hard updates"""
     eps_start: float = 1.0
+    """epsilon of epsilon-greedy acting at the start"""
     eps_end: float = 0.05
+    """epsilon after the decay"""
     eps_decay_frac: float = 0.5
     """fraction of total_steps over which epsilon decays linearly"""
     num_evals: int = 10
     """evaluation points (learning-curve length)"""
     eval_episodes: int = 8
+    """episodes per evaluation point"""
     eval_epsilon: float = 0.0
+    """epsilon of the greedy policy during evaluation"""
     max_episode_steps: int = 0
     """episode time limit; 0 keeps the environment's own"""
 
