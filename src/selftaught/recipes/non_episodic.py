@@ -67,6 +67,7 @@ class NonEpisodicConfig:
     """Double DQN in reset-free gridworlds: episodic vs not, static vs dynamic, shaping."""
 
     seed: int = 0
+    """first seed (seeds are seed, seed + 1, ...)"""
     num_seeds: int = 5
     """seeds per condition, trained together under vmap"""
     world: gw.WorldSpec = gw.WorldSpec(task="tool", size=6, view=2, num_resources=2,
@@ -87,10 +88,15 @@ class NonEpisodicConfig:
     num_evals: int = 8
     """evaluation points (learning-curve length)"""
     lr: float = 5e-4
+    """Adam learning rate of the Q network"""
     gamma: float = 0.95
+    """discount (a never-ending life needs gamma < 1)"""
     batch_size: int = 64
+    """replayed transitions per gradient step"""
     buffer_size: int = 20_000
+    """replay buffer capacity in transitions"""
     learning_starts: int = 1_000
+    """random-action lifetime steps before learning"""
     train_every: int = 4
     """env steps between gradient steps"""
     target_update_every: int = 250
@@ -98,6 +104,7 @@ class NonEpisodicConfig:
     eps_end: float = 0.1
     """exploration epsilon reached after eps_decay_frac of the life (decays from 1)"""
     eps_decay_frac: float = 0.3
+    """fraction of the life over which epsilon decays linearly"""
     hidden_width: float = 2.0
     """MLP torso width multiplier (64 x width units, two layers)"""
 
@@ -191,6 +198,11 @@ def _compiled(cfg: NonEpisodicConfig):
         return _agent(cfg, gw.validation_params()).chunk(carry)
 
     return jax.jit(jax.vmap(init, in_axes=(0, None))), jax.jit(jax.vmap(chunk))
+
+
+def phases(cfg: NonEpisodicConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order (one per condition, all seeds at once)."""
+    return [c.name for c in conditions(cfg)]
 
 
 # ----------------------------------------------------------------------------- run
@@ -332,13 +344,13 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "episodic_gt_non_episodic",
             "success(episodic) - success(non-episodic, static) > 0",
-            _diff_ci(final["episodic"], static)))
+            _diff_ci(final["episodic"], static), n_seeds=len(static)))
     if static is not None:
         for c in by_group.get("dynamic", []):
             claims.append(stats.claim_greater(
                 f"dynamic_p{c.knob:g}_gt_static",
                 f"success(non-episodic, p={c.knob:g}) - success(non-episodic, static) > 0",
-                _diff_ci(final[c.name], static)))
+                _diff_ci(final[c.name], static), n_seeds=len(static)))
     env_s, rew_s = by_group.get("env-shaped", []), by_group.get("reward-shaped", [])
     if env_s and rew_s:
         a = np.mean([final[c.name] for c in env_s], axis=0)
@@ -346,13 +358,15 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "env_shaping_matches_reward_shaping",
             "success(env-shaped) - success(reward-shaped) > -0.1, averaged over their "
-            "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1))
+            "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1,
+            n_seeds=len(a)))
         if len(env_s) > 1 and len(rew_s) > 1:
             claims.append(stats.claim_greater(
                 "env_shaping_more_robust",
                 "spread over parameter values of mean success: reward shaping minus env "
                 "shaping > 0", _spread_diff_ci([final[c.name] for c in rew_s],
-                                               [final[c.name] for c in env_s])))
+                                               [final[c.name] for c in env_s]),
+                n_seeds=len(a)))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above its threshold. All agents are "
            "validated on the same held-out static worlds, so conditions differ only in the "
@@ -388,4 +402,5 @@ RECIPE = Recipe(
     presets={"smoke": SMOKE, "default": DEFAULT, "paper": PAPER},
     run=run,
     report=report,
+    phases=phases,
 )
