@@ -28,7 +28,19 @@ Claims (95% bootstrap CIs over seeds):
     environment shaping is more robust to its parameter: spread (max - min over the
         parameter values of mean success) of reward shaping minus that of env shaping > 0
 
-Measured (default preset): see the README row and the DEFAULT docstring below.
+Measured (default preset: tool task, 6x6 room, 2 wood + 2 stone, 40k lifetime steps,
+5 seeds, 10 conditions; 507 CPU-seconds, peak RSS 0.99 GiB; 23 min 38 s wall on the shared
+2-core machine at load average 29-45, where the run got 35% of one core, so about 5-9 min
+on an idle 2-core CPU), 4 of 5 claims hold. Validation success: episodic 0.834
+[0.808, 0.855], non-episodic static 0.052 [0.021, 0.095] (its static world is used up
+after 2 tools), dynamic p=0.01 0.581 [0.539, 0.618], p=0.05 0.791 [0.752, 0.821];
+episodic - non-episodic +0.78 [0.73, 0.82]; dynamic - static +0.53 [0.47, 0.58] (p=0.01)
+and +0.74 [0.68, 0.79] (p=0.05). Shaping (worlds that replace consumed resources at once):
+unshaped 0.824, env-shaped 0.820 / 0.823 (S = 5k / 20k), reward-shaped 0.849 / 0.825
+(b = 0.1 / 0.5): env - reward shaping -0.016 [-0.043, 0.008] (non-inferior within 0.1:
+holds), but "more robust to its parameter" does not hold (spread difference +0.021
+[-0.033, 0.083]): in this small room with resources replaced at once no shaping is
+needed, so neither kind of shaping has anything to be robust about.
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ class NonEpisodicConfig:
     """Double DQN in reset-free gridworlds: episodic vs not, static vs dynamic, shaping."""
 
     seed: int = 0
+    """first seed (seeds are seed, seed + 1, ...)"""
     num_seeds: int = 5
     """seeds per condition, trained together under vmap"""
     world: gw.WorldSpec = gw.WorldSpec(task="tool", size=6, view=2, num_resources=2,
@@ -75,10 +88,15 @@ class NonEpisodicConfig:
     num_evals: int = 8
     """evaluation points (learning-curve length)"""
     lr: float = 5e-4
+    """Adam learning rate of the Q network"""
     gamma: float = 0.95
+    """discount (a never-ending life needs gamma < 1)"""
     batch_size: int = 64
+    """replayed transitions per gradient step"""
     buffer_size: int = 20_000
+    """replay buffer capacity in transitions"""
     learning_starts: int = 1_000
+    """random-action lifetime steps before learning"""
     train_every: int = 4
     """env steps between gradient steps"""
     target_update_every: int = 250
@@ -86,6 +104,7 @@ class NonEpisodicConfig:
     eps_end: float = 0.1
     """exploration epsilon reached after eps_decay_frac of the life (decays from 1)"""
     eps_decay_frac: float = 0.3
+    """fraction of the life over which epsilon decays linearly"""
     hidden_width: float = 2.0
     """MLP torso width multiplier (64 x width units, two layers)"""
 
@@ -179,6 +198,11 @@ def _compiled(cfg: NonEpisodicConfig):
         return _agent(cfg, gw.validation_params()).chunk(carry)
 
     return jax.jit(jax.vmap(init, in_axes=(0, None))), jax.jit(jax.vmap(chunk))
+
+
+def phases(cfg: NonEpisodicConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order (one per condition, all seeds at once)."""
+    return [c.name for c in conditions(cfg)]
 
 
 # ----------------------------------------------------------------------------- run
@@ -275,8 +299,9 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           f"score = mean over the last {k} evaluations. Hitting time = steps to the first "
           f"success ({cfg.world.episode_steps} when none). Visitation entropy = entropy "
           "(nats) of the agent's lifetime cell-visit distribution (max "
-          f"{np.log(cfg.world.size ** 2):.2f}). Transition entropy = the world's "
-          "autonomous-motion entropy per step (`gridworld.transition_entropy`). "
+          f"{np.log(cfg.world.size ** 2):.2f}). Transition entropy = the entropy of the "
+          "resources' autonomous drift per step (`gridworld.transition_entropy`; regrowth "
+          "of consumed resources is not counted). "
           "Mean [95% bootstrap CI] over seeds.", "",
           "| condition | transition entropy | validation success | hitting time | "
           "visitation entropy | lifetime successes |", "|---|---|---|---|---|---|"]
@@ -319,13 +344,13 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "episodic_gt_non_episodic",
             "success(episodic) - success(non-episodic, static) > 0",
-            _diff_ci(final["episodic"], static)))
+            _diff_ci(final["episodic"], static), n_seeds=len(static)))
     if static is not None:
         for c in by_group.get("dynamic", []):
             claims.append(stats.claim_greater(
                 f"dynamic_p{c.knob:g}_gt_static",
                 f"success(non-episodic, p={c.knob:g}) - success(non-episodic, static) > 0",
-                _diff_ci(final[c.name], static)))
+                _diff_ci(final[c.name], static), n_seeds=len(static)))
     env_s, rew_s = by_group.get("env-shaped", []), by_group.get("reward-shaped", [])
     if env_s and rew_s:
         a = np.mean([final[c.name] for c in env_s], axis=0)
@@ -333,13 +358,15 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "env_shaping_matches_reward_shaping",
             "success(env-shaped) - success(reward-shaped) > -0.1, averaged over their "
-            "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1))
+            "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1,
+            n_seeds=len(a)))
         if len(env_s) > 1 and len(rew_s) > 1:
             claims.append(stats.claim_greater(
                 "env_shaping_more_robust",
                 "spread over parameter values of mean success: reward shaping minus env "
                 "shaping > 0", _spread_diff_ci([final[c.name] for c in rew_s],
-                                               [final[c.name] for c in env_s])))
+                                               [final[c.name] for c in env_s]),
+                n_seeds=len(a)))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above its threshold. All agents are "
            "validated on the same held-out static worlds, so conditions differ only in the "
@@ -357,6 +384,8 @@ SMOKE = NonEpisodicConfig(
     learning_starts=100, train_every=4, target_update_every=50, hidden_width=0.5,
 )
 DEFAULT = NonEpisodicConfig()
+"""`selftaught run non-episodic --preset default`: 507 CPU-s, 4 of 5 claims hold (see the
+module docstring for the measured figures)."""
 PAPER = dataclasses.replace(
     DEFAULT, num_seeds=10,
     world=gw.WorldSpec(task="tool", size=10, view=2, num_resources=3, episode_steps=100),
@@ -373,4 +402,5 @@ RECIPE = Recipe(
     presets={"smoke": SMOKE, "default": DEFAULT, "paper": PAPER},
     run=run,
     report=report,
+    phases=phases,
 )
