@@ -2,14 +2,18 @@
 generated scenarios (straight roads, curves, signalised intersections).
 
     selftaught run driving-baselines --preset default
-    (measured: 15 min wall on a shared 2-core machine at load ~20, 147 CPU-seconds)
+    (measured after issue 18: 332 CPU-seconds, 61 min wall on a shared 2-core machine at
+    load 21-39, 1.4 GB peak; estimated ~3.5 min on an idle machine)
 
-Expected at default size (measured, 200 held-out scenarios, seed 0): the expert replays its
-log through the bicycle inverse with ADE 2e-5 m; behaviour cloning with the route in its
-observation gains +4.8 [2.5, 7.0] points of route progress over BC without it; an RL
-planner tuned against log-playback agents has +2.0 [0.5, 4.0] points more collision-or-
-off-road episodes when the other cars are IDM agents; BC with discretised bicycle actions
-fails 9 [0, 18] points less often than BC with delta actions (CI touches 0).
+Expected at default size (measured, 200 held-out scenarios, seed 0, with Waymax's semantics:
+closed-loop expert, Waymax's IDM sim agents, object injection and its route metrics): the
+expert replays its log through the bicycle inverse with ADE 1.6e-5 m; behaviour cloning with
+the route in its observation gains +5.2 [2.9, 7.6] points of route progress over BC without
+it; an RL planner tuned against log-playback agents has +31 [24.5, 37] points more
+collision-or-off-road episodes when the other cars are IDM agents (31% collision episodes
+vs IDM agents, 0% vs log agents; +2.0 with the earlier lane-band IDM); BC with
+discretised bicycle actions fails 8.5 [0, 17] points less often than BC with delta actions
+(CI touches 0: does not hold).
 
 Algorithm box:
   1. generate training scenarios (per seed) and a fixed held-out evaluation set

@@ -62,7 +62,8 @@ def _roll(env, scen, actor):
     return final.sim_trajectory
 
 
-@pytest.mark.parametrize("sim_agent", ["log", "constant", "idm"])
+@pytest.mark.parametrize("sim_agent", [pytest.param("log", marks=pytest.mark.slow),
+                                       pytest.param("constant", marks=pytest.mark.slow), "idm"])
 def test_late_object_is_injected_at_its_log_state(sim_agent):
     scen = _late_and_ending()
     bic = dyn.InvertibleBicycleModel()
@@ -304,9 +305,18 @@ def test_objects_overlapping_at_the_start_replay_their_log():
     bic = dyn.InvertibleBicycleModel()
     env = envlib.PlanningAgentEnv(bic, "idm", envlib.EnvConfig(**LIGHT))
     np.testing.assert_array_equal(env.sim_agent_mask(scen), [False, False, False, True])
-    sim = _roll(env, scen, ag.expert_actor(bic))
-    np.testing.assert_allclose(sim.x[1:3], scen.log_trajectory.x[1:3], atol=1e-5)
-    assert float(jnp.abs(sim.x[3, 40:] - scen.log_trajectory.x[3, 40:]).max()) > 1.0  # IDM
+
+    @jax.jit
+    def one_step(s):
+        st = env.reset(s)
+        return env.step(st, ag.expert_actor(bic).select_action(None, st, None, None).action)
+
+    t = 11
+    sim = one_step(scen).sim_trajectory
+    np.testing.assert_allclose(sim.x[1:3, t], scen.log_trajectory.x[1:3, t], atol=1e-5)
+    # the free IDM car accelerates at ~2 m/s^2: 1 cm ahead of its constant-speed log
+    np.testing.assert_allclose(sim.x[3, t] - scen.log_trajectory.x[3, t], 0.5 * 2.0 * DT**2,
+                               atol=2e-3)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- route metrics
@@ -424,8 +434,8 @@ def test_signed_distance_matches_waymax_with_z_and_corner_rule():
 def test_offroad_metric_equals_waymax_on_jittered_boxes():
     from selftaught.sim.driving import metrics as mt
 
-    st = jax.tree.map(jnp.asarray, gen.generate(4, gen.GeneratorConfig(num_objects=64,
-                                                                        num_pedestrians=64)))
+    st = jax.tree.map(jnp.asarray, gen.generate(4, gen.GeneratorConfig(num_objects=32,
+                                                                        num_pedestrians=32)))
     sim = st.sim_trajectory
     jitter = jax.random.uniform(jax.random.PRNGKey(0), (2,) + sim.x.shape, minval=-3.0,
                                 maxval=3.0)  # fmt: skip

@@ -246,38 +246,31 @@ def lookahead_lead(c: Trajectory, p: IDMParams = IDMParams()):
     cs, sn = jnp.cos(c.yaw), jnp.sin(c.yaw)
     ca, sa, cb, sb = cs[:, None], sn[:, None], cs[None, :], sn[None, :]  # a: rows, b: columns
     dx, dy = c.x[None, :] - c.x[:, None], c.y[None, :] - c.y[:, None]
-    cd = jnp.abs(ca * cb + sa * sb)
-    sd = jnp.abs(ca * sb - sa * cb)
+    m3 = ca * cb + sa * sb  # cos(yaw_b - yaw_a): rate of the projection on b's heading
+    m4 = sa * cb - ca * sb  # rate on b's normal
+    cd, sd = jnp.abs(m3), jnp.abs(m4)
     la, wa = (c.length / 2)[:, None], (c.width / 2)[:, None]
     lb, wb = (c.length / 2)[None, :], (c.width / 2)[None, :]
-    # (projection of the centre offset, its rate of change with d, radius) on 4 axes
-    axes = (
-        (dx * ca + dy * sa, 1.0, la + lb * cd + wb * sd),
-        (-dx * sa + dy * ca, 0.0, wa + lb * sd + wb * cd),
-        (dx * cb + dy * sb, ca * cb + sa * sb, lb + la * cd + wa * sd),
-        (-dx * sb + dy * cb, -ca * sb + sa * cb, wb + la * sd + wa * cd),
-    )
-    lo = jnp.full(dx.shape, -jnp.inf)
-    hi = jnp.full(dx.shape, jnp.inf)
-    for proj, m, r in axes:
-        m = jnp.broadcast_to(jnp.asarray(m, dx.dtype), dx.shape)
-        moving = jnp.abs(m) > 1e-6
-        safe = jnp.where(moving, m, 1.0)
-        b1, b2 = (proj - r) / safe, (proj + r) / safe
-        lo_i = jnp.where(moving, jnp.minimum(b1, b2), jnp.where(jnp.abs(proj) < r, -jnp.inf,
-                                                                jnp.inf))  # fmt: skip
-        hi_i = jnp.where(moving, jnp.maximum(b1, b2), jnp.inf)
-        lo, hi = jnp.maximum(lo, lo_i), jnp.minimum(hi, hi_i)
-    k = jnp.where(lo < 0, 0.0, jnp.floor(lo / step) + 1)  # first k with k * step > lo
+    # axis 1 (a's heading, rate 1) and axis 2 (a's normal, rate 0)
+    p1, r1 = dx * ca + dy * sa, la + lb * cd + wb * sd
+    p2, r2 = -dx * sa + dy * ca, wa + lb * sd + wb * cd
+    lo, hi = p1 - r1, p1 + r1
+    # axes 3, 4 (b's heading and normal): |p - d m| < r. With m = 0 the reciprocal is inf and
+    # the bounds become (-inf, inf) when |p| < r and an empty interval otherwise.
+    for proj, m, r in ((dx * cb + dy * sb, m3, lb + la * cd + wa * sd),
+                       (-dx * sb + dy * cb, m4, wb + la * sd + wa * cd)):  # fmt: skip
+        inv = 1.0 / m
+        t1, t2 = (proj - r) * inv, (proj + r) * inv
+        lo, hi = jnp.maximum(lo, jnp.minimum(t1, t2)), jnp.minimum(hi, jnp.maximum(t1, t2))
+    k = jnp.where(lo < 0, 0.0, jnp.floor(lo * (1.0 / step)) + 1)  # first k with k step > lo
     n = c.x.shape[-1]
-    ok = ((k <= p.lookahead_points) & (k * step < hi) & c.valid[:, None] & c.valid[None, :]
-          & ~jnp.eye(n, dtype=bool))  # fmt: skip
+    ok = ((jnp.abs(p2) < r2) & (k <= p.lookahead_points) & (k * step < hi)
+          & c.valid[:, None] & c.valid[None, :] & ~jnp.eye(n, dtype=bool))  # fmt: skip
     big = p.lookahead_points + 1.0
     k = jnp.where(ok, k, big)
     kmin = jnp.min(k, axis=1)
     speed = jnp.hypot(c.vel_x, c.vel_y)
-    v_at = jnp.where(ok & (k == kmin[:, None]), speed[None, :], jnp.inf)
-    lead_v = jnp.min(v_at, axis=1)
+    lead_v = jnp.min(jnp.where(k == kmin[:, None], speed[None, :], jnp.inf), axis=1)
     has = kmin < big
     dist = jnp.where(kmin == 0, 0.1, kmin * step)
     return jnp.where(has, dist, -1.0), jnp.where(has, lead_v, -1.0)
