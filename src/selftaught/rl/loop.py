@@ -1,5 +1,7 @@
-"""The agent loop shared by the value-based agents (DQN / Double DQN in `rl.dqn`, BBF in
-`rl.bbf`): everything but the network, the loss and the gradient step.
+"""The agent loop shared by DQN / Double DQN (`rl.dqn`), BBF (`rl.bbf`) and SAC (`rl.sac`):
+everything but the network, the loss and the gradient step. Discrete agents use its
+epsilon-greedy defaults; SAC replaces them through the `noise` / `random_action` /
+`explore` / `greedy` hooks of `Spec`.
 
     loop = make_loop(Spec(env=..., q_values=..., grad_step=..., ...))
     carry = loop.init(rng)                      # random warm-up into the replay buffer
