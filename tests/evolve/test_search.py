@@ -90,6 +90,35 @@ def test_nsga2_keeps_a_pareto_front_of_programs():
         assert not any(np.all(F[j] >= F[i]) and np.any(F[j] > F[i]) for j in range(16))
 
 
+def _uses_exp(p):
+    return any(p.nodes[i].op == "exp" for i in p.used_nodes())
+
+
+def test_nsga2_history_and_generation_hook_and_failed_candidates():
+    f1 = _sr_fitness(SR, lambda x: x**2)
+
+    def evaluate(programs):
+        a = np.asarray(f1(programs), np.float64)
+        # candidates using exp "crash" (NaN objectives): scored as failures, never kept
+        bad = np.array([_uses_exp(p) for p in programs])
+        out = np.stack([a, -np.abs(a + 1.0)], axis=1)
+        out[bad] = np.nan
+        return out
+
+    seen = []
+    cache = FitnessCache(FunctionalHasher(SR))
+    res = nsga2(SR, evaluate, cache, rng=np.random.default_rng(1), population_size=12,
+                generations=4, on_generation=lambda g, pop, F: seen.append((g, len(pop),
+                                                                             F.copy())))
+    assert [g for g, _, _ in seen] == [0, 1, 2, 3, 4] and all(n == 12 for _, n, _ in seen)
+    assert len(res.history) == 12 * 5  # initial population + 4 generations of children
+    assert any(not np.all(np.isfinite(f)) for _, f in res.history)  # some did fail
+    np.testing.assert_array_equal(seen[-1][2], res.objectives)
+    front = res.objectives[res.front]
+    assert np.all(front > -1e29)  # no failure on the front
+    assert not any(_uses_exp(res.population[i]) for i in res.front)
+
+
 def _synthetic_fitness(p):
     used = p.used_nodes()
     return (sum(p.nodes[i].op in ("sin", "cos") for i in used)

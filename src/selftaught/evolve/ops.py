@@ -189,3 +189,11 @@ RL_OPS_SMALL = (
     "const_1", "const_0.5", "const_0.1",
     "select", "max_a", "mean_a", "argmax", "sub_v", "scale_v",
 )
+
+# actor-critic losses (MetaPG, rl.md §4): every input is a per-sample scalar (Q values of
+# the twin critics, log-probabilities, reward, discount, temperature)
+register(Op("stop_grad", (S,), S, jax.lax.stop_gradient, "sg({0})"))
+AC_OPS = (
+    "add", "sub", "mul", "div", "max", "min", "neg", "abs", "square", "log", "exp",
+    "stop_grad", "batch_mean", "const_1", "const_0.5", "const_0.1", "const_0.01",
+)
