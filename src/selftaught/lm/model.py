@@ -105,13 +105,18 @@ class ModelSize:
     """MLP hidden width as a multiple of d_model"""
     pos_encoding: str = "learned"
     """position encoding: learned | rope | nope | fire (see lm.model)"""
+    attention: str = "plain"
+    """plain (materialised scores) | blocked (flash-style, memory linear in length)"""
+    attn_block: int = 256
+    """query/key block size of attention='blocked'"""
 
     def config(self, vocab_size: int, max_len: int) -> TransformerConfig:
         """The validated `TransformerConfig` of this shape."""
         return TransformerConfig(
             vocab_size=vocab_size, max_len=max_len, d_model=self.d_model,
             n_layers=self.n_layers, n_heads=self.n_heads, mlp_ratio=self.mlp_ratio,
-            pos_encoding=self.pos_encoding,
+            pos_encoding=self.pos_encoding, attention=self.attention,
+            attn_block=self.attn_block,
         ).validate()
 
 

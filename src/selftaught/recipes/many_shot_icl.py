@@ -39,26 +39,13 @@ from selftaught import stats
 from selftaught.core import Claim, Recipe, Report, Timer, check, progress
 from selftaught.core.errors import check_at_least_one
 from selftaught.lm import BOS, TrainConfig, Transformer, TransformerConfig, init_params
-from selftaught.lm.model import decode, default_positions, expand_cache, init_cache
+from selftaught.lm.model import ModelSize, decode, default_positions, expand_cache, init_cache
 from selftaught.lm.sampler import unsampleable
 from selftaught.lm.tokenizer import NUM_SPECIAL
 from selftaught.lm.train import check_losses, make_optimizer, masked_xent, next_token_targets
 from selftaught.tasks.icl import SymbolRuleFamily
 
 KINDS = ("heldout", "flipped", "abstract", "default")
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSize:
-    """Shape of the decoder (vocabulary and length come from the task family and context)."""
-
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    mlp_ratio: int = 4
-    pos_encoding: str = "rope"
-    attn_block: int = 256
-    """block size of the blocked (flash-style) attention used for training and evaluation"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +62,8 @@ class ManyShotConfig:
     """fraction of meta-training sequences that use the default rule (the instilled prior)"""
     context: int = 2048
     """tokens of a meta-training sequence (BOS + 3 tokens per shot); bounds the eval shots"""
-    model: ModelSize = ModelSize()
+    model: ModelSize = ModelSize(pos_encoding="rope", attention="blocked")
+    """decoder shape (the many-shot contexts need attention='blocked')"""
     train: TrainConfig = TrainConfig(lr=1e-2, warmup_steps=50, total_steps=60, batch_size=4,
                                      weight_decay=0.1, final_lr_ratio=0.1)
     """meta-training optimiser (batch_size sequences of `context` tokens per step)"""
@@ -131,12 +119,7 @@ def train_shots(context: int) -> int:
 
 
 def model_config(config: ManyShotConfig, family: SymbolRuleFamily) -> TransformerConfig:
-    m = config.model
-    return TransformerConfig(
-        vocab_size=NUM_SPECIAL + len(family.alphabet), max_len=config.context,
-        d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, mlp_ratio=m.mlp_ratio,
-        pos_encoding=m.pos_encoding, attention="blocked", attn_block=m.attn_block,
-    ).validate()
+    return config.model.config(NUM_SPECIAL + len(family.alphabet), config.context)
 
 
 # ---------------------------------------------------------------------------- meta-training
@@ -388,14 +371,16 @@ def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
 PRESETS = {
     "smoke": ManyShotConfig(
         num_seeds=2, n_symbols=16, context=256, shots=(1, 4, 16, 64),
-        model=ModelSize(d_model=32, n_layers=2, n_heads=2, attn_block=64),
+        model=ModelSize(d_model=32, n_layers=2, n_heads=2, pos_encoding="rope",
+                        attention="blocked", attn_block=64),
         train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=200, batch_size=8,
                           weight_decay=0.1, final_lr_ratio=0.1),
         short_steps=0, eval_tasks=4, eval_queries=16),
     "default": ManyShotConfig(),  # see ManyShotConfig's defaults
     "paper": ManyShotConfig(
         num_seeds=5, n_symbols=52, context=8192, shots=(1, 4, 16, 64, 256, 1024, 2048, 2720),
-        model=ModelSize(d_model=256, n_layers=4, n_heads=8, attn_block=512),
+        model=ModelSize(d_model=256, n_layers=4, n_heads=8, pos_encoding="rope",
+                        attention="blocked", attn_block=512),
         train=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=16,
                           weight_decay=0.1, final_lr_ratio=0.1),
         train_phases=5, short_steps=5000, short_context=1024, short_batch=64, eval_tasks=64,
