@@ -56,8 +56,9 @@ def test_blocked_forward_equals_plain(kw, block):
     assert np.std(a) > 0.1
 
 
+@pytest.mark.slow
 def test_blocked_gradient_equals_plain():
-    plain, blocked = cfgs(7, pos_encoding="rope")
+    plain, blocked = cfgs(7, pos_encoding="rope", qk_layernorm=True)
     params = sharp_params(plain, 0)
     tokens, mask = padded_batch()
 
@@ -89,7 +90,7 @@ def test_blocked_cached_decode_equals_plain_forward():
         np.testing.assert_allclose(step[:, 0], full[:, s], atol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["plain", "blocked"])
+@pytest.mark.parametrize("attention", [pytest.param("plain", marks=pytest.mark.slow), "blocked"])
 def test_prefix_cache_reused_for_a_batch_equals_reencoding(attention):
     plain, blocked = cfgs(4, pos_encoding="rope")
     cfg = plain if attention == "plain" else blocked
