@@ -3,9 +3,10 @@ NumPy / Python-loop implementation of the same step, measured in the same run.
 
 Workload (the Waymax paper's): a batch of 64 generated scenarios with 128 objects each
 (vehicles, the remaining slots filled with sidewalk pedestrians), 91 logged steps (reset
-replays 11, 80 simulated), the SDC replays its log through the bicycle inverse, every
-other vehicle is an IDM route-following sim agent (pedestrians replay the log), and every
-step computes all metrics (overlap, off-road, log divergence, kinematic infeasibility,
+replays 11, 80 simulated), the SDC replays its log through the (closed-loop) bicycle
+inverse, every other object is a Waymax IDM sim agent (10 m look-ahead boxes, projection
+onto its log; objects that start overlapping replay the log), and every step computes
+all metrics (overlap, off-road, log divergence, kinematic infeasibility,
 route progress, off-route, wrong-way) and the reward.
 
 The peer loops over objects in Python with NumPy inside (vectorised over road points and
@@ -36,52 +37,51 @@ P = ag.IDMParams()
 
 
 # --------------------------------------------------------------------------- NumPy peer
-def _np_lead(x, y, yaw, speed, length, width, valid, i):
-    best, v_lead = P.lookahead, speed[i]
-    c, s = np.cos(yaw[i]), np.sin(yaw[i])
-    for j in range(len(x)):
-        if j == i or not valid[j]:
-            continue
-        dx, dy = x[j] - x[i], y[j] - y[i]
-        lon, lat = dx * c + dy * s, -dx * s + dy * c
-        align = np.cos(yaw[j] - yaw[i])
-        if lon > 0 and abs(lat) < (width[i] + width[j]) / 2 + P.lane_half_width_margin \
-                and align > -0.7:
-            gap = lon - (length[i] + length[j]) / 2
-            if gap < best:
-                best, v_lead = gap, speed[j] * align
-    return best, v_lead
+def _np_sat_many(a, xs, ys, yaws, ls, ws):
+    """Strict separating-axis test of box a = (x, y, yaw, length, width) against many boxes."""
+    ca, sa, cb, sb = np.cos(a[2]), np.sin(a[2]), np.cos(yaws), np.sin(yaws)
+    dx, dy = xs - a[0], ys - a[1]
+    hit = np.ones(len(xs), bool)
+    for ux, uy in ((ca, sa), (-sa, ca), (cb, sb), (-sb, cb)):
+        ra = a[3] / 2 * np.abs(ux * ca + uy * sa) + a[4] / 2 * np.abs(-ux * sa + uy * ca)
+        rb = ls / 2 * np.abs(ux * cb + uy * sb) + ws / 2 * np.abs(-ux * sb + uy * cb)
+        hit &= np.abs(ux * dx + uy * dy) < ra + rb
+    return hit
 
 
-def _np_follow(xi, yi, yawi, vi, li, route, rvalid, gap, v_lead):
-    pts = route[rvalid]
-    if len(pts) < 2:
-        return xi, yi, yawi, 0.0
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    arcs = np.concatenate([[0.0], np.cumsum(seg)])
-    end_s = arcs[-1]
-    k = int(np.argmin(np.sum((pts - (xi, yi)) ** 2, axis=1)))
-    k0 = min(k, len(pts) - 2)
-    d = pts[k0 + 1] - pts[k0]
-    dl = np.linalg.norm(d)
-    proj = np.dot((xi, yi) - pts[k0], d) / max(dl, 1e-6)
-    s = min(arcs[k0] + np.clip(proj, 0.0, dl), end_s)
-    end_gap = end_s - s - li / 2 + P.min_gap
-    if end_gap < gap:
-        gap, v_lead = end_gap, 0.0
-    s_star = P.min_gap + max(0.0, vi * P.time_headway + vi * (vi - v_lead)
-                             / (2 * np.sqrt(P.max_accel * P.comfort_decel)))
-    a = P.max_accel * (1 - (vi / P.desired_speed) ** P.delta - (s_star / max(gap, 0.1)) ** 2)
-    a = max(a, -vi / DT)
-    v1 = vi + a * DT
-    s1 = min(s + vi * DT + 0.5 * a * DT**2, end_s)
-    i = int(np.clip(np.searchsorted(arcs, s1, side="right") - 1, 0, len(pts) - 2))
-    d = pts[i + 1] - pts[i]
-    w = np.clip((s1 - arcs[i]) / max(arcs[i + 1] - arcs[i], 1e-6), 0.0, 1.0)
-    if end_s <= 0.5 or np.linalg.norm(d) <= 1e-3:
-        return xi, yi, yawi, 0.0
-    p = pts[i] + w * d
-    return p[0], p[1], np.arctan2(d[1], d[0]), v1
+def _np_idm(s, t, i, x, y, yaw, speed, length, width, valid):
+    """Waymax's IDM for object i: look-ahead boxes 0..10 m ahead, then projection on its log."""
+    others = valid.copy()
+    others[i] = False
+    lead_d, lead_v = -1.0, -1.0
+    for k in range(P.lookahead_points + 1):
+        d = k * P.lookahead_distance / P.lookahead_points
+        box = (x[i] + d * np.cos(yaw[i]), y[i] + d * np.sin(yaw[i]), yaw[i], length[i], width[i])
+        hit = _np_sat_many(box, x[others], y[others], yaw[others], length[others],
+                           width[others])  # fmt: skip
+        if hit.any():
+            lead_d, lead_v = (0.1 if k == 0 else d), speed[others][hit].min()
+            break
+    v = speed[i]
+    s_star = 0.0
+    if lead_d != -1.0:
+        s_star = P.min_gap + max(0.0, v * P.time_headway + v * (v - lead_v)
+                                 / (2 * np.sqrt(P.max_accel * P.comfort_decel)))
+    a = P.max_accel * (1 - (v / P.desired_speed) ** P.delta - (s_star / lead_d) ** 2)
+    v1 = max(v + DT * a, 0.0)
+    travel = (v1 + v) / 2 * DT
+    nx, ny = x[i] + travel * np.cos(yaw[i]), y[i] + travel * np.sin(yaw[i])
+    lv = s["log_valid"][i]
+    d2 = np.where(lv, (s["log_x"][i] - nx) ** 2 + (s["log_y"][i] - ny) ** 2, np.inf)
+    j = int(np.argmin(d2))
+    sx, sy, syaw = s["log_x"][i, j], s["log_y"][i, j], s["log_yaw"][i, j]
+    last = int(np.max(np.where(lv, np.arange(len(lv)), 0)))
+    reached = (np.hypot(s["log_x"][i, last] - sx, s["log_y"][i, last] - sy) < 0.05
+               or np.sqrt(d2[j]) > 5.0)  # fmt: skip
+    along = np.cos(syaw) * (nx - sx) + np.sin(syaw) * (ny - sy)
+    vel = (s["vel_x"][i, t], s["vel_y"][i, t]) if reached else (v1 * np.cos(yaw[i]),
+                                                                v1 * np.sin(yaw[i]))
+    return sx + np.cos(syaw) * along, sy + np.sin(syaw) * along, syaw, vel
 
 
 def _np_box_overlap(a, b):
@@ -96,7 +96,7 @@ def _np_box_overlap(a, b):
 
     d = np.array([b[0] - a[0], b[1] - a[1]])
     for u in axes(a) + axes(b):
-        if abs(u @ d) > radius(a, u) + radius(b, u):
+        if abs(u @ d) >= radius(a, u) + radius(b, u):
             return False
     return True
 
@@ -109,32 +109,36 @@ def numpy_step(s: dict, t: int) -> dict:
     speed = np.hypot(vx, vy)
     n = len(x)
     nx, ny, nyaw, nv = x.copy(), y.copy(), yaw.copy(), speed.copy()
+    nvx, nvy = np.zeros(n), np.zeros(n)
     for i in range(n):
         if not valid[i]:
             continue
-        if s["is_sdc"][i]:  # expert: bicycle inverse then forward
-            v1 = np.hypot(s["log_vel_x"][i, t + 1], s["log_vel_y"][i, t + 1])
+        if s["is_sdc"][i]:  # expert: bicycle inverse (heading from velocity) then forward
+            lvx, lvy = s["log_vel_x"][i, t + 1], s["log_vel_y"][i, t + 1]
+            v1 = np.hypot(lvx, lvy)
             a = np.clip((v1 - speed[i]) / DT, -6, 6)
-            dyaw = (s["log_yaw"][i, t + 1] - yaw[i] + np.pi) % (2 * np.pi) - np.pi
+            yaw1 = s["log_yaw"][i, t + 1] if v1 <= 0.6 else np.arctan2(lvy, lvx)
+            dyaw = (yaw1 - yaw[i] + np.pi) % (2 * np.pi) - np.pi
             den = speed[i] * DT + 0.5 * a * DT**2
             k = 0.0 if speed[i] < 0.6 or v1 < 0.6 else np.clip(dyaw / den, -0.3, 0.3)
             nx[i] = x[i] + vx[i] * DT + 0.5 * a * np.cos(yaw[i]) * DT**2
             ny[i] = y[i] + vy[i] * DT + 0.5 * a * np.sin(yaw[i]) * DT**2
             nyaw[i] = yaw[i] + k * den
             nv[i] = speed[i] + a * DT
+            nvx[i], nvy[i] = nv[i] * np.cos(nyaw[i]), nv[i] * np.sin(nyaw[i])
             continue
-        if s["types"][i] != 1:  # pedestrians and cyclists replay the log
+        if s["start_overlap"][i]:  # objects that start overlapping replay the log
             nx[i], ny[i] = s["log_x"][i, t + 1], s["log_y"][i, t + 1]
             nyaw[i] = s["log_yaw"][i, t + 1]
-            nv[i] = np.hypot(s["log_vel_x"][i, t + 1], s["log_vel_y"][i, t + 1])
+            nvx[i], nvy[i] = s["log_vel_x"][i, t + 1], s["log_vel_y"][i, t + 1]
+            nv[i] = np.hypot(nvx[i], nvy[i])
             continue
-        gap, v_lead = _np_lead(x, y, yaw, speed, length, width, valid, i)
-        route = np.stack([s["log_x"][i], s["log_y"][i]], 1)
-        nx[i], ny[i], nyaw[i], nv[i] = _np_follow(x[i], y[i], yaw[i], speed[i], length[i],
-                                                 route, s["log_valid"][i], gap, v_lead)
+        nx[i], ny[i], nyaw[i], (nvx[i], nvy[i]) = _np_idm(s, t, i, x, y, yaw, speed, length,
+                                                          width, valid)  # fmt: skip
+        nv[i] = np.hypot(nvx[i], nvy[i])
     out = {k: v.copy() for k, v in s.items() if k in ("x", "y", "yaw", "vel_x", "vel_y", "valid")}
     out["x"][:, t + 1], out["y"][:, t + 1], out["yaw"][:, t + 1] = nx, ny, nyaw
-    out["vel_x"][:, t + 1], out["vel_y"][:, t + 1] = nv * np.cos(nyaw), nv * np.sin(nyaw)
+    out["vel_x"][:, t + 1], out["vel_y"][:, t + 1] = nvx, nvy
     out["valid"][:, t + 1] = valid
     # ---- metrics at t + 1
     boxes = [(nx[i], ny[i], nyaw[i], length[i], width[i]) for i in range(n)]
@@ -192,8 +196,21 @@ def to_numpy_scenario(state) -> dict:
         "edge_xy": np.stack([rg.x[edge], rg.y[edge]], 1),
         "edge_dir": np.stack([rg.dir_x[edge], rg.dir_y[edge]], 1),
         "path_xy": np.stack([pa.x[k], pa.y[k]], 1), "path_valid": pa.valid[k],
-        "path_arc": pa.arc_length[k],
+        "path_arc": pa.arc_length[k], "start_overlap": _np_start_overlap(log),
     }  # fmt: skip
+
+
+def _np_start_overlap(log) -> np.ndarray:
+    x, y, yaw, ln, wd, v = (a[:, 0] for a in (log.x, log.y, log.yaw, log.length, log.width,
+                                              log.valid))  # fmt: skip
+    out = np.zeros(len(x), bool)
+    for i in range(len(x)):
+        if v[i]:
+            others = v.copy()
+            others[i] = False
+            out[i] = _np_sat_many((x[i], y[i], yaw[i], ln[i], wd[i]), x[others], y[others],
+                                  yaw[others], ln[others], wd[others]).any()  # fmt: skip
+    return out
 
 
 # --------------------------------------------------------------------------- main

@@ -19,9 +19,11 @@ def test_config_json_written(tmp_path):
     assert meta == {"recipe": "toy", "preset": "smoke", "seeds": 1, "config": {"a": 1}}
 
 
-def test_non_empty_dir_needs_resume(tmp_path):
-    make(tmp_path)
-    with pytest.raises(RunDirError, match="not empty; pass --resume"):
+def test_dir_with_finished_phase_needs_resume(tmp_path):
+    run = make(tmp_path)
+    run.mark_phase_done("p1", 0.1)
+    with pytest.raises(RunDirError, match="finished phases; continue it with `selftaught run toy "
+                       "--resume "):
         make(tmp_path)
 
 

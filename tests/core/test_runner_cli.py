@@ -26,13 +26,19 @@ def test_execute_writes_the_run_directory(tmp_path, toy):
     assert set(summary) == {"recipe", "preset", "seeds", "claims", "wall_seconds"}
     assert summary["recipe"] == "toy" and summary["seeds"] == 2
     (claim,) = summary["claims"]
-    assert set(claim) == {"name", "statement", "value", "ci_low", "ci_high", "holds"}
+    # 2 seeds are below MIN_SEEDS_FOR_CI: no CI, the claim is undetermined
+    assert set(claim) == {"name", "statement", "value", "ci_low", "ci_high", "holds", "n_seeds",
+                          "undetermined", "note"}
+    assert claim["n_seeds"] == 2 and not claim["holds"]
+    assert "too few seeds for a CI" in claim["note"]
     assert claim["ci_low"] <= claim["value"] <= claim["ci_high"]
     assert json.loads((run.path / "summary.json").read_text()) == summary
     assert (run.path / "plots" / "final.png").stat().st_size > 0
     report = (run.path / "report.md").read_text()
     assert "| positive loss |" in report and "peak memory" in report
-    assert len(list(run.checkpoints.iterdir())) == 4
+    assert "| too few seeds for a CI | undetermined |" in report
+    assert len(list(run.checkpoints.glob("*.msgpack"))) == 4
+    assert len(list(run.checkpoints.glob("*.msgpack.sha256"))) == 4
 
 
 def test_resume_after_kill_gives_identical_metrics(tmp_path, toy, monkeypatch):
@@ -111,7 +117,8 @@ def test_cli_non_empty_run_dir_and_resume_rules(tmp_path, toy, capsys):
     rd = tmp_path / "r"
     assert cli.main(["run", "toy", "--preset", "smoke", "--run-dir", str(rd)]) == 0
     assert cli.main(["run", "toy", "--preset", "smoke", "--run-dir", str(rd)]) == 2
-    assert "not empty; pass --resume" in capsys.readouterr().err
+    assert f"finished phases; continue it with `selftaught run toy --resume {rd}`" in (
+        capsys.readouterr().err)
     assert cli.main(["run", "toy", "--resume", str(rd), "--steps", "3"]) == 2
     assert "drop the overrides" in capsys.readouterr().err
     assert cli.main(["run", "toy", "--resume", str(rd)]) == 0

@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from selftaught.core.errors import UnknownNameError
 from selftaught.evolve import ops
 from selftaught.evolve.discriminator import Discriminator, graph_arrays, guided_mutation
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
@@ -88,6 +90,35 @@ def test_nsga2_keeps_a_pareto_front_of_programs():
         assert not any(np.all(F[j] >= F[i]) and np.any(F[j] > F[i]) for j in range(16))
 
 
+def _uses_exp(p):
+    return any(p.nodes[i].op == "exp" for i in p.used_nodes())
+
+
+def test_nsga2_history_and_generation_hook_and_failed_candidates():
+    f1 = _sr_fitness(SR, lambda x: x**2)
+
+    def evaluate(programs):
+        a = np.asarray(f1(programs), np.float64)
+        # candidates using exp "crash" (NaN objectives): scored as failures, never kept
+        bad = np.array([_uses_exp(p) for p in programs])
+        out = np.stack([a, -np.abs(a + 1.0)], axis=1)
+        out[bad] = np.nan
+        return out
+
+    seen = []
+    cache = FitnessCache(FunctionalHasher(SR))
+    res = nsga2(SR, evaluate, cache, rng=np.random.default_rng(1), population_size=12,
+                generations=4, on_generation=lambda g, pop, F: seen.append((g, len(pop),
+                                                                             F.copy())))
+    assert [g for g, _, _ in seen] == [0, 1, 2, 3, 4] and all(n == 12 for _, n, _ in seen)
+    assert len(res.history) == 12 * 5  # initial population + 4 generations of children
+    assert any(not np.all(np.isfinite(f)) for _, f in res.history)  # some did fail
+    np.testing.assert_array_equal(seen[-1][2], res.objectives)
+    front = res.objectives[res.front]
+    assert np.all(front > -1e29)  # no failure on the front
+    assert not any(_uses_exp(res.population[i]) for i in res.front)
+
+
 def _synthetic_fitness(p):
     used = p.used_nodes()
     return (sum(p.nodes[i].op in ("sin", "cos") for i in used)
@@ -146,3 +177,32 @@ def test_novel_mutation_avoids_known_functions():
     assert cache.known(novel).mean() < cache.known(plain).mean()
     for c in novel:
         validate(SR, c)
+
+
+def test_regression_predictor_learns_the_ordering_and_adaptive_mode_stops_early():
+    rng = np.random.default_rng(0)
+    progs = [random_program(SR, rng) for _ in range(400)]
+    f = np.array([_synthetic_fitness(p) for p in progs])
+    d = Discriminator(SR, seed=0, capacity=512, dim=32, layers=2, min_programs=300,
+                      kind="regression")
+    d.add(progs[:300], f[:300])
+    before = d.pairwise_accuracy(progs[300:], f[300:])
+    d.train(80)
+    after = d.pairwise_accuracy(progs[300:], f[300:])
+    assert after > 0.8 and after > before + 0.2
+    # P(a > b) = sigmoid(pred(a) - pred(b)) is antisymmetric for the regressor as well
+    np.testing.assert_allclose(d.prob_better(progs[:8], progs[8:16])
+                               + d.prob_better(progs[8:16], progs[:8]), 1.0, atol=1e-5)
+    # adaptive: a child stops at the first proposal the predictor does not prefer, so it
+    # screens no more proposals than chain, and every accepted step was an improvement
+    parents = progs[300:332]
+    counts_a, counts_c = {}, {}
+    guided_mutation(SR, d, proposals=6, mode="adaptive", counts=counts_a)(
+        parents, np.random.default_rng(1))
+    guided_mutation(SR, d, proposals=6, mode="chain", counts=counts_c)(
+        parents, np.random.default_rng(1))
+    assert counts_c["proposed"] == 6 * len(parents)
+    assert counts_a["proposed"] < counts_c["proposed"]
+    assert counts_a["proposed"] - counts_a["accepted"] <= len(parents)  # one failure each
+    with pytest.raises(UnknownNameError, match="unknown predictor 'ranknet'"):
+        Discriminator(SR, kind="ranknet")

@@ -38,7 +38,78 @@ def test_majority_vote_ties_first_occurrence_and_none():
     assert majority_vote([]) is None
 
 
-def test_maj_at_k_uses_first_k():
+def test_maj_at_k_averages_over_all_k_subsets():
     answers = [["1", "2", "2"], ["5", None, "5"], [None, None, None]]
     assert maj_at_k(answers, ["2", "5", "0"], k=3) == pytest.approx(2 / 3)
-    assert maj_at_k(answers, ["2", "5", "0"], k=1) == pytest.approx(1 / 3)
+    # k=1: the fraction of correct samples (2/3, 2/3, 0), not the first sample's verdict
+    assert maj_at_k(answers, ["2", "5", "0"], k=1) == pytest.approx(4 / 9)
+    # k=2 by hand: {1,2}: tie -> "1" (earliest) wrong; {1,2'}: wrong; {2,2'}: right -> 1/3;
+    # {5,None}: 5, {5,5}: 5, {None,5}: 5 -> 1; none -> 0
+    assert maj_at_k(answers, ["2", "5", "0"], k=2) == pytest.approx((1 / 3 + 1) / 3)
+
+
+def test_maj_at_k_matches_enumeration_and_sampling_estimates_it():
+    rng = np.random.default_rng(1)
+    answers = [[str(v) for v in rng.integers(0, 3, size=9)] for _ in range(5)]
+    targets = ["0", "1", "2", "0", "1"]
+    for k in (1, 3, 4, 9):
+        brute = np.mean([
+            np.mean([majority_vote([a[i] for i in s]) == t
+                     for s in itertools.combinations(range(9), k)])
+            for a, t in zip(answers, targets)])
+        assert maj_at_k(answers, targets, k) == pytest.approx(brute)
+        sampled = maj_at_k(answers, targets, k, max_subsets=1 if k == 9 else 40)
+        assert sampled == pytest.approx(brute, abs=0.12)
+    with pytest.raises(ValueError, match="need 1 <= k <= n"):
+        maj_at_k(answers, targets, 10)
+
+
+# ---------------------------------------------------------------- Best-of-k (V-STaR)
+from selftaught.lm.metrics import best_of_k  # noqa: E402
+
+
+def _brute_best_of_k(scores, correct, k):
+    """Mean over every k-subset of the correctness of its top-scoring member (ties: lower
+    index wins, as in a stable sort)."""
+    vals = []
+    for sub in itertools.combinations(range(len(scores)), k):
+        best = max(sub, key=lambda j: (scores[j], -j))
+        vals.append(correct[best])
+    return np.mean(vals)
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 9])
+def test_best_of_k_matches_brute_force_enumeration(n):
+    rng = np.random.default_rng(n)
+    for trial in range(6):
+        scores = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        correct = rng.random(n) < 0.4
+        for k in range(1, n + 1):
+            assert best_of_k(scores, correct, k) == pytest.approx(
+                _brute_best_of_k(scores, correct, k), abs=1e-12)
+    # k = 1 is the mean correctness; k = N is the correctness of the single top sample
+    scores, correct = rng.normal(size=(3, n)), rng.random((3, n)) < 0.5
+    np.testing.assert_allclose(best_of_k(scores, correct, 1), correct.mean(1))
+    np.testing.assert_allclose(best_of_k(scores, correct, n),
+                               correct[np.arange(3), scores.argmax(1)])
+    with pytest.raises(ValueError, match="1 <= k <= N"):
+        best_of_k(scores, correct, n + 1)
+
+
+def test_cluster_rerank_top_clusters_aggregates_and_ties():
+    from selftaught.lm.metrics import cluster_rerank
+
+    answers = ["7", "7", "7", "3", "3", "9", None]
+    scores = [0.1, 0.1, 0.1, 0.2, 0.2, 0.9, 5.0]
+    # re-ranking all: "9" has the best score and total (0.9 > "3" 0.4 > "7" 0.3); keeping
+    # only the 2 largest clusters drops "9", and the unparsable sample never wins
+    assert cluster_rerank(answers, scores, None, "max") == "9"
+    assert cluster_rerank(answers, scores, None, "sum") == "9"
+    assert cluster_rerank(answers, scores, 2, "sum") == "3"
+    assert cluster_rerank(answers, scores, 2, "mean") == "3"
+    assert cluster_rerank(answers, scores, 1, "sum") == "7"  # top-1 cluster = majority vote
+    assert cluster_rerank(answers, [1.0] * 7, None, "sum") == majority_vote(answers)
+    assert cluster_rerank(["5", "6"], [1.0, 1.0], None, "mean") == "5"  # tie: first seen
+    assert cluster_rerank([None, None], [1.0, 2.0]) is None
+    with pytest.raises(ValueError, match="aggregate"):
+        cluster_rerank(["1"], [1.0], None, "median")

@@ -78,6 +78,31 @@ def test_cached_decode_equals_full_forward_with_left_padding(kw):
     assert float(jnp.std(full)) > 0.1
 
 
+def test_per_row_cache_index_rewinds_rows_without_copying():
+    """Rows rewound to different slots see only their kept prefix (stale slots are hidden)."""
+    cfg = small_cfg(pos_encoding="rope")
+    params = jax.tree_util.tree_map(lambda x: x * 3.0, init_params(cfg, jax.random.PRNGKey(4)))
+    p, new, tokens, mask = _left_padded_batch()
+    full = np.asarray(forward(params, cfg, tokens, None, mask))
+    pos = np.asarray(default_positions(jnp.asarray(mask)))
+    P = p["tokens"].shape[1]
+    cache = init_cache(cfg, 3, tokens.shape[1] + 3, per_row=True)
+    _, cache = decode(params, cfg, p["tokens"], pos[:, :P], p["mask"], cache)
+    _, cache = decode(params, cfg, new[:, :2], pos[:, P:P + 2], np.ones((3, 2), bool), cache)
+    garbage = np.full((3, 3), 9, np.int32)
+    _, cache = decode(params, cfg, garbage, pos[:, P:P + 3] + 2, np.ones((3, 3), bool), cache)
+    np.testing.assert_array_equal(cache.index, [P + 5] * 3)
+    idx = np.array([P, P + 1, P + 2])  # rewind each row to its own slot
+    cache = cache.replace(index=jnp.asarray(idx, jnp.int32))
+    rows = np.arange(3)
+    for _ in range(2):
+        step, cache = decode(params, cfg, tokens[rows, idx][:, None], pos[rows, idx][:, None],
+                             np.ones((3, 1), bool), cache)
+        np.testing.assert_allclose(step[:, 0], full[rows, idx], atol=1e-5)
+        idx = idx + 1
+    np.testing.assert_array_equal(cache.index, idx)
+
+
 @pytest.mark.parametrize("pe", ["learned", "rope"])
 def test_logits_independent_of_padding_and_causal(pe):
     cfg = small_cfg(pos_encoding=pe)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from selftaught.core.errors import ConfigError, DivergedError
-from selftaught.lm.model import TransformerConfig, forward, init_params
+from selftaught.lm.model import Transformer, TransformerConfig, forward, init_params
 from selftaught.lm.tokenizer import CharTokenizer
 from selftaught.lm.train import (
     TrainConfig,
@@ -137,3 +137,104 @@ def test_train_config_validation():
         TrainConfig(warmup_steps=50, total_steps=10).validate()
     with pytest.raises(ConfigError, match="lr=0"):
         make_sft(CFG, TrainConfig(lr=0.0))
+
+
+# ---------------------------------------------------------------- the generic trainer
+from selftaught.lm.data import add_columns, pack_pairs, pack_sft  # noqa: E402
+from selftaught.lm.train import (  # noqa: E402
+    make_dpo_loss,
+    make_orm_loss,
+    make_trainer,
+    orm_init,
+    orm_logits,
+    sequence_logprobs,
+)
+
+
+def test_generic_trainer_with_sft_loss_is_make_sft_and_rng_does_not_change_rows():
+    """make_trainer(loss) draws the same rows as make_sft, whatever randomness the loss uses."""
+    d = _data(32, 0)
+    seen = []
+
+    def noisy_sft(params, batch, rng):
+        loss, aux = SFT.loss_fn(params, batch, rng)
+        seen.append(batch["tokens"].shape)
+        return loss + 0.0 * jax.random.normal(rng), {"rows": batch["tokens"][:, 1].sum()}
+
+    tr = make_trainer(noisy_sft, TC)
+    s_ref, l_ref = SFT.run(SFT.init(jax.random.PRNGKey(3)), d, 12)
+    s, losses, aux = tr.run_aux(SFT.init(jax.random.PRNGKey(3)), d, 12)
+    np.testing.assert_allclose(losses, l_ref, rtol=1e-6)
+    assert aux["rows"].shape == (12,) and seen[0] == (TC.batch_size, CFG.max_len)
+    with pytest.raises(ValueError, match="pass params"):
+        tr.init(jax.random.PRNGKey(0))
+    # fit(..., aux=True) returns the aux per step, concatenated over chunks
+    s2, l2, a2 = fit(tr, SFT.init(jax.random.PRNGKey(3)), d, 12, chunk=5, aux=True)
+    np.testing.assert_allclose(l2, l_ref, rtol=1e-5)
+    np.testing.assert_array_equal(a2["rows"], np.asarray(aux["rows"]))
+
+
+def _np_seq_lp(params, tokens, mask):
+    lp = _np_log_softmax(np.asarray(forward(params, CFG, tokens, None, tokens != 0),
+                                    np.float64))
+    tgt = np.concatenate([tokens[:, 1:], np.zeros_like(tokens[:, :1])], 1)
+    return (np.take_along_axis(lp, tgt[..., None], -1)[..., 0] * mask).sum(-1)
+
+
+def test_dpo_trainer_loss_matches_formula_and_raises_chosen_margin():
+    params = init_params(CFG, jax.random.PRNGKey(1))
+    prompts = ["1+2=", "3+4=", "5+5=", "0+9="]
+    pairs = pack_pairs(TOK, prompts, ["3", "7", "10", "9"], ["4", "8", "11", "1"],
+                       CFG.max_len, capacity=6)
+    assert pairs["weight"].tolist() == [1, 1, 1, 1, 0, 0]
+    ref_c = sequence_logprobs(params, CFG, pairs["chosen_tokens"][:4],
+                              pairs["chosen_mask"][:4], batch_size=3)
+    ref_r = sequence_logprobs(params, CFG, pairs["rejected_tokens"][:4],
+                              pairs["rejected_mask"][:4], batch_size=3)
+    np.testing.assert_allclose(ref_c, _np_seq_lp(params, pairs["chosen_tokens"][:4],
+                                                 pairs["chosen_mask"][:4]), rtol=1e-5)
+    pairs = add_columns(pairs, ref_chosen_lp=ref_c, ref_rejected_lp=ref_r)
+    beta = 0.5
+    loss_fn = make_dpo_loss(CFG, beta)
+    # a policy different from the reference: the loss is the DPO formula on NumPy log-probs
+    other = init_params(CFG, jax.random.PRNGKey(2))
+    batch = {k: v[:4] for k, v in pairs.items() if k != "weight"}
+    loss, aux = loss_fn(other, batch, jax.random.PRNGKey(0))
+    pc = _np_seq_lp(other, batch["chosen_tokens"], batch["chosen_mask"])
+    pr = _np_seq_lp(other, batch["rejected_tokens"], batch["rejected_mask"])
+    margin = beta * ((pc - ref_c) - (pr - ref_r))
+    assert float(loss) == pytest.approx(np.mean(np.log1p(np.exp(-margin))), rel=1e-4)
+    assert float(aux["reward_accuracy"]) == pytest.approx(np.mean(margin > 0))
+    # at the reference the loss is log 2; training raises the margin on the training pairs
+    assert float(loss_fn(params, batch, None)[0]) == pytest.approx(np.log(2), rel=1e-5)
+    dpo = make_trainer(loss_fn, TrainConfig(lr=3e-3, warmup_steps=2, total_steps=40,
+                                            batch_size=4))
+    state, losses, aux = fit(dpo, dpo.init(jax.random.PRNGKey(0), params), pairs, 40,
+                             chunk=40, aux=True)
+    assert losses[-5:].mean() < 0.5 * np.log(2) and aux["reward_accuracy"][-5:].mean() == 1.0
+
+
+def test_orm_head_reads_the_last_real_token_and_learns_labels():
+    params = init_params(CFG, jax.random.PRNGKey(0))
+    rows = pack_sft(TOK, ["1+2=", "3+4=", "1+2=", "3+4="], ["3", "7", "4", "17"], CFG.max_len,
+                    capacity=5, label=[1, 1, 0, 0])
+    assert rows["label"].tolist() == [1, 1, 0, 0, 0]
+    orm = orm_init(params, CFG)
+    orm["head"]["w"] = jnp.ones(CFG.d_model) / CFG.d_model
+    z = np.asarray(orm_logits(orm, CFG, rows["tokens"][:4], rows["loss_mask"][:4]))
+    # features = the final-layer-norm state at the EOS; independent of extra right padding
+    _, h = Transformer(CFG).apply(params, rows["tokens"][:4], None, rows["tokens"][:4] != 0,
+                                  return_hidden=True)
+    last = (rows["tokens"][:4] != 0).sum(1) - 1
+    assert (rows["tokens"][np.arange(4), last] == 2).all()  # EOS
+    np.testing.assert_allclose(z, np.asarray(h)[np.arange(4), last].mean(-1), rtol=1e-5,
+                               atol=1e-6)
+    z_pad = orm_logits(orm, CFG, np.pad(rows["tokens"][:4], ((0, 0), (0, 3)))[:, :CFG.max_len],
+                       None)
+    np.testing.assert_allclose(np.asarray(z_pad), z, atol=1e-5)
+    tr = make_trainer(make_orm_loss(CFG), TrainConfig(lr=3e-3, warmup_steps=2, total_steps=60,
+                                                      batch_size=4))
+    state, losses, aux = fit(tr, tr.init(jax.random.PRNGKey(0), orm_init(params, CFG)), rows,
+                             60, chunk=60, aux=True)
+    assert losses[0] == pytest.approx(np.log(2), rel=1e-4)  # zero head: p = 1/2
+    assert losses[-5:].mean() < 0.5 and aux["accuracy"][-5:].mean() == 1.0

@@ -86,7 +86,7 @@ TINY = bbf.BBFConfig(
 def test_reset_shrinks_encoder_and_reinitialises_head():
     agent = bbf.make_agent(TINY)
     carry = jax.jit(agent.init)(jax.random.PRNGKey(0))
-    carry = carry.replace(since_reset=jnp.int32(57))
+    carry = carry.replace(grad_steps=jnp.int32(57))
     after = jax.jit(agent.reset)(carry)
     fresh = agent.init_params(jax.random.split(carry.key)[1])["params"]
     old, new = carry.params["params"], after.params["params"]
@@ -98,7 +98,7 @@ def test_reset_shrinks_encoder_and_reinitialises_head():
                            jax.tree.leaves(fresh[name])):
             np.testing.assert_allclose(np.asarray(a), 0.5 * np.asarray(o) + 0.5 * np.asarray(f),
                                        atol=1e-6)
-    assert int(after.since_reset) == 0
+    assert int(after.grad_steps) == 0
     counts = [np.asarray(x) for x in jax.tree.leaves(after.opt_state) if np.ndim(x) == 0]
     assert counts and all(int(x) == 0 for x in counts)  # optimizer state is fresh
 
@@ -197,3 +197,121 @@ def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
     _, resumed = runner.execute(recipe.RECIPE, None, preset="", seeds=0,
                                 run_dir=tmp_path / "b", resume=True)
     assert resumed["claims"] == summary["claims"]
+
+
+# ---------------------------------------------------------------- the learner, default suite
+PIN = bbf.BBFConfig(
+    total_steps=500, learning_starts=300, num_evals=2, reset_every=100, reset_until=401,
+    buffer_size=600, width=0.5, channels=(4,), latent=16, replay_ratio=1, eval_episodes=1,
+    anneal_steps=100, batch_size=8, max_episode_steps=100, spr_steps=2, n_max=3,
+)
+# Recorded on main at 62474f2, before DQN and BBF shared rl/loop.py:
+# jax.jit(jax.vmap(bbf.make_train(PIN)))(keys([0, 1])) -- the refactor changes no number.
+PINNED = {
+    "loss": [[3.122382640838623, 2.8513031005859375], [3.151899576187134, 2.847003221511841]],
+    "spr_loss": [[-0.1570568084716797, -0.4141457974910736],
+                 [-0.5338801741600037, -0.6412638425827026]],
+    "train_return": [[0.3636363744735718, 0.625], [0.1538461595773697, 0.4444444477558136]],
+    "eval_return": [[0.0, 1.0], [0.0, 0.0]],
+    "gamma": [[0.9969301223754883] * 2] * 2,
+    "n": [[3.0, 3.0]] * 2,
+}
+# the host loop (below) on main at 62474f2: (td loss, spr loss) of its last three observe
+# calls and sum |params|, sum |target params| after a final reset
+HOST_LAST = [[3.8918962478637695, 0.029872331768274307], [3.891158103942871, -0.01261888537555933],
+             [3.908447265625, -0.04497377201914787]]
+HOST_SUMS = (1240.685546875, 1442.353515625)
+
+
+@pytest.mark.slow  # ~55 CPU-s, mostly compiling the whole in-graph program
+def test_tiny_run_reproduces_the_curves_recorded_before_the_shared_loop():
+    from selftaught.core.seeding import keys
+
+    out = jax.jit(jax.vmap(bbf.make_train(PIN)))(keys([0, 1]))
+    for k, v in PINNED.items():
+        np.testing.assert_allclose(np.asarray(out[k]), v, rtol=2e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_array_equal(np.asarray(out["env_steps"])[0], bbf.curve_steps(PIN))
+
+
+def _drive_host_loop(agent, env, steps):
+    """policy/observe driven from Python on MinAtar, like the Atari loop; the (td, spr)
+    losses of each observe call and the final carry."""
+    carry = agent.init_host(jax.random.PRNGKey(3))
+    obs, st = env.reset(jax.random.PRNGKey(4))
+    policy, observe, step = jax.jit(agent.policy), jax.jit(agent.observe), jax.jit(env.step)
+    key, losses = jax.random.PRNGKey(5), []
+    for _ in range(steps):
+        key, k1, k2 = jax.random.split(key, 3)
+        a = policy(carry, obs, k1)
+        s = step(k2, st, a)
+        item = {"obs": obs, "action": a.astype(jnp.int32), "reward": s.reward,
+                "terminated": s.terminated.astype(jnp.float32),
+                "done": s.done.astype(jnp.float32), "next_obs": s.next_obs}
+        carry, m = observe(carry, item)
+        losses.append([float(m["loss"]), float(m["spr_loss"])])
+        obs, st = s.obs, s.state
+    return np.asarray(losses), carry
+
+
+@pytest.mark.slow  # ~45 CPU-s
+def test_host_loop_reproduces_the_numbers_recorded_before_the_shared_loop():
+    from selftaught.rl.envs import make_env
+
+    cfg = dataclasses.replace(PIN, learning_starts=20, buffer_size=64, replay_ratio=2)
+    env = make_env(cfg.env, 100)
+    agent = bbf.make_agent(cfg, env=env)
+    losses, carry = _drive_host_loop(agent, env, 40)
+    np.testing.assert_allclose(losses[-3:], HOST_LAST, rtol=2e-5, atol=1e-6)
+    after = jax.jit(agent.reset)(carry)
+    sums = [float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(p)))
+            for p in (after.params, after.target_params)]
+    np.testing.assert_allclose(sums, HOST_SUMS, rtol=2e-5)
+
+
+def test_learner_observe_grad_step_loss_fn_and_reset():
+    """The BBF learner on a tiny config, in the default suite: the host loop's observe
+    (grad_step inside) learns only once learning_starts + window transitions are stored,
+    loss_fn matches a hand-computed C51 cross-entropy, reset re-initialises the head."""
+    from selftaught.rl.envs import make_env
+
+    cfg = dataclasses.replace(PIN, learning_starts=6, buffer_size=32, replay_ratio=1,
+                              channels=(2,), latent=8, batch_size=4, spr_steps=1, n_max=2,
+                              num_atoms=11, v_min=-5.0, v_max=5.0)
+    env = make_env(cfg.env, 100)
+    agent = bbf.make_agent(cfg, env=env)
+    losses, carry = _drive_host_loop(agent, env, 12)
+    first = cfg.learning_starts + cfg.window
+    assert np.all(losses[:first] == 0) and np.all(losses[first:] != 0)
+    assert np.isfinite(losses).all()
+    assert int(carry.grad_steps) == cfg.replay_ratio * (12 - first)
+    assert int(carry.env_steps) == 12
+
+    # loss_fn by hand (eager, no compile): a sequence that terminates at its first step
+    # with reward 1 has the C51 target "all mass on 1.0" = atom 6 of support -5..5 (step 1)
+    W = cfg.window
+    seq = jax.tree.map(lambda d: d[jnp.arange(W + 1)][None], carry.buffer.data)
+    seq = {**seq, "reward": seq["reward"].at[0, 0].set(1.0),
+           "terminated": seq["terminated"].at[0, 0].set(1.0),
+           "done": seq["done"].at[0, 0].set(1.0)}
+    plain = bbf.make_agent(dataclasses.replace(cfg, drq=False), env=env)
+    total, (ce, td, spr) = plain.loss_fn(
+        carry.params, carry.target_params, seq, jnp.ones(1), jax.random.PRNGKey(0),
+        jnp.int32(2), jnp.float32(0.99), jnp.bool_(False))
+    logits = plain.net.apply(carry.params, seq["obs"][:, 0].astype(jnp.float32),
+                             method=lambda m, o: m.head(m.features(o)))
+    logp = jax.nn.log_softmax(logits[0, int(seq["action"][0, 0])])
+    np.testing.assert_allclose(float(ce[0]), -float(logp[6]), rtol=1e-5)
+    assert float(spr) == 0.0 and float(total) == pytest.approx(float(td))
+
+    # reset: head fresh, encoder shrunk toward a fresh init, optimizer state fresh
+    after = agent.reset(carry)
+    fresh = agent.init_params(jax.random.split(carry.key)[1])["params"]
+    for a, b in zip(jax.tree.leaves(after.params["params"]["adv"]),
+                    jax.tree.leaves(fresh["adv"])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    for a, o, f in zip(jax.tree.leaves(after.params["params"]["encoder"]),
+                       jax.tree.leaves(carry.params["params"]["encoder"]),
+                       jax.tree.leaves(fresh["encoder"])):
+        np.testing.assert_allclose(np.asarray(a), 0.5 * np.asarray(o) + 0.5 * np.asarray(f),
+                                   atol=1e-6)
+    assert int(after.grad_steps) == 0

@@ -11,6 +11,7 @@ from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.seeding import keys
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent, make_train
+from selftaught.rl.envs import make_env
 
 TINY = DQNConfig(
     env="CartPole-v1", loss="mse", total_steps=480, learning_starts=64, batch_size=16,
@@ -42,6 +43,37 @@ def test_vmapped_seeds_shapes_and_determinism(builtin_curves):
     assert np.isfinite(loss).all()
     np.testing.assert_array_equal(np.asarray(builtin_curves["env_steps"])[0], curve_steps(TINY))
     assert (ev >= 1).all() and (ev <= TINY.max_episode_steps).all()  # CartPole: +1 per step
+
+
+# Curves of TINY for seeds 0 and 1, recorded on main at 62474f2 (before DQN and BBF shared
+# rl/loop.py) with `jax.jit(jax.vmap(make_train(TINY)))(keys([0, 1]))`: the refactor must not
+# change a single number.
+PINNED = {
+    "eval_return": [[9.5, 11.0], [9.0, 9.5]],
+    "loss": [[0.5101138949394226, 0.9829582571983337], [0.7937805652618408, 1.1975929737091064]],
+    "q": [[0.13724222779273987, 1.3286482095718384], [0.405416876077652, 1.6692514419555664]],
+    "train_episodes": [[17.0, 21.0], [17.0, 21.0]],
+    "train_return": [[13.764705657958984, 9.809523582458496],
+                     [12.647058486938477, 9.523809432983398]],
+}
+
+
+def test_curves_match_those_recorded_before_the_shared_loop(builtin_curves):
+    for k, v in PINNED.items():
+        np.testing.assert_allclose(np.asarray(builtin_curves[k])[:2], v, rtol=2e-5, err_msg=k)
+
+
+def test_caller_supplied_env_replaces_the_named_one():
+    # any rl.envs.Env (e.g. a gridworld) can be passed; its name need not be registered
+    env = make_env("CartPole-v1", TINY.max_episode_steps)
+    cfg = dataclasses.replace(TINY, env="my-gridworld")
+    make_train(cfg, env=env)  # validates the rest of the config, not the name
+    with pytest.raises(UnknownNameError, match="unknown environment 'my-gridworld'"):
+        make_train(cfg)
+    got = jax.jit(make_agent(cfg, env=env).init)(jax.random.PRNGKey(0))
+    ref = jax.jit(make_agent(TINY).init)(jax.random.PRNGKey(0))
+    for a, b in zip(jax.tree.leaves(got.buffer), jax.tree.leaves(ref.buffer)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_custom_loss_fn_reproduces_builtin_td_loss(builtin_curves):

@@ -109,3 +109,14 @@ def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_loss_lrs_set_each_cells_learning_rate():
+    cfg = dataclasses.replace(vc.RECIPE.preset("smoke"), loss_lrs=(1e-3, 3e-3))
+    cfg.validate()
+    assert vc.cell_config(cfg, "CartPole-v1", "mse", 1.0).lr == 1e-3
+    assert vc.cell_config(cfg, "CartPole-v1", "hl_gauss", 2.0).lr == 3e-3
+    base = vc.RECIPE.preset("smoke")
+    assert vc.cell_config(base, "CartPole-v1", "hl_gauss", 1.0).lr == base.dqn.lr
+    with pytest.raises(ConfigError, match="--loss-lrs needs one positive rate per loss"):
+        dataclasses.replace(base, loss_lrs=(1e-3,)).validate()

@@ -37,39 +37,81 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def from_dict(cls: type[C], data: dict) -> C:
-    """Rebuild a config of type `cls` from `to_dict` output; unknown keys are an error."""
+def from_dict(cls: type[C], data: dict, *, where: str = "") -> C:
+    """Rebuild a config of type `cls` from `to_dict` output; unknown keys and values of the
+    wrong type are a ConfigError naming the key (`where` prefixes nested keys)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        raise ConfigError(
+            f"{where + ': ' if where else ''}expected a mapping for {cls.__name__}, "
+            f"got {type(data).__name__}"
+        )
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ConfigError(
-            f"unknown field(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
+            f"unknown field(s) {sorted(unknown)} for {cls.__name__}"
+            f"{' (' + where + ')' if where else ''}; known: {sorted(names)}"
         )
-    kwargs = {k: _from_plain(hints[k], v) for k, v in data.items()}
+    kwargs = {
+        k: _from_plain(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()
+    }
     return cls(**kwargs)
 
 
-def _from_plain(tp: Any, value: Any) -> Any:
+def _wrong(key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(
+        f"field {key!r} must be {expected}, got {type(value).__name__} {str(value)[:40]!r}"
+    )
+
+
+def _from_plain(tp: Any, value: Any, key: str = "value") -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)
-    if origin is tuple and isinstance(value, list):
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _wrong(key, f"an object of {tp.__name__} fields", value)
+        return from_dict(tp, value, where=key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _wrong(key, "a list", value)
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from_plain(args[0], v) for v in value)
-        return tuple(_from_plain(a, v) for a, v in zip(args, value, strict=False))
+            return tuple(_from_plain(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise _wrong(key, f"a list of {len(args)} items", value)
+        return tuple(_from_plain(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is type(None) and value is None:
-                return None
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return from_dict(arg, value)
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _from_plain(arg, value, key)
+            except ConfigError:
+                continue
+        raise _wrong(key, " or ".join(getattr(a, "__name__", str(a)) for a in args), value)
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise _wrong(key, f"one of {list(typing.get_args(tp))}", value)
         return value
-    if tp is float and isinstance(value, int):
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _wrong(key, "true or false", value)
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _wrong(key, "an integer", value)
+        return value
+    if tp is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _wrong(key, "a number", value)
         return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _wrong(key, "a string", value)
+        return value
     return value
 
 

@@ -33,7 +33,10 @@ class DataError(UserError):
 
 
 class DivergedError(UserError):
-    """Training produced a non-finite loss."""
+    """Training produced a non-finite loss. `lr` is the learning rate in use (if known): the
+    runner turns it into a runnable command with the flag(s) holding it."""
+
+    lr: float | None = None
 
 
 def check(condition: bool, message: str, error: type[UserError] = ConfigError) -> None:
@@ -56,4 +59,6 @@ def check_finite(value: float, *, where: str, step: int, lr: float | None = None
         hint = "lower the learning rate"
         if lr is not None:
             hint += f" (now {lr:g}, try {lr / 3:g})"
-        raise DivergedError(f"loss became {value} in {where} at step {step}; {hint}")
+        exc = DivergedError(f"loss became {value} in {where} at step {step}; {hint}")
+        exc.lr = lr
+        raise exc

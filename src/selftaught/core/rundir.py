@@ -3,7 +3,9 @@
     RUN_DIR/
       config.json     {"recipe", "preset", "seeds", "config": {...}}
       metrics.jsonl   one JSON object per event, appended atomically (one write + fsync)
-      checkpoints/    NAME.msgpack, written to a temp file and renamed
+      checkpoints/    NAME.msgpack, written to a temp file and renamed, beside
+                      NAME.msgpack.sha256 (its checksum and the phase that wrote it)
+      .lock           held (flock) by the process running the recipe; holds its PID
       plots/*.png     rebuilt by the recipe's report from metrics.jsonl
       report.md       claims table + the recipe's own sections
       summary.json    {"recipe", "preset", "seeds", "claims": [...], "wall_seconds"}
@@ -12,12 +14,20 @@ Resumption works by *phases*: a recipe splits its work into named phases
 ("seed0/sft", "seed0/iter2", ...). An event logged with `phase=NAME` counts only once
 that phase is marked done; reopening with resume drops events of unfinished phases, so a
 killed-and-resumed run ends with exactly the metrics of an uninterrupted one.
+
+Integrity: every checkpoint and every data file the run seals (`RunDir.seal`) has a
+SHA-256 sidecar; loading verifies it and names the damaged file. Deleting a damaged file
+and resuming recomputes the phase that wrote it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +37,20 @@ import numpy as np
 
 from selftaught.core.errors import DataError, RunDirError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
 PHASE_DONE = "phase_done"
+LOCK_NAME = ".lock"
+SUM_SUFFIX = ".sha256"
+# What a run writes into its directory: a directory holding only these (and no finished
+# phase) is a failed start that a fresh run may replace.
+RUN_ENTRIES = frozenset(
+    {"config.json", "metrics.jsonl", "checkpoints", "plots", "data", "report.md",
+     "summary.json", "metrics_table.md", LOCK_NAME}
+)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -65,6 +88,57 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _ensure_dir(path: Path) -> None:
+    """Create the run directory (and parents); a path naming a file is a RunDirError."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--run-dir {path} is a file, not a directory; choose a directory path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot create run directory {path}: {exc.strerror or exc}; choose another --run-dir"
+        ) from None
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on run directory `path` (created if needed) while the block
+    runs. A second process gets a RunDirError naming the PID that holds it. The lock is the
+    kernel's (flock), so a killed process releases it."""
+    path = Path(path)
+    _ensure_dir(path)
+    if fcntl is None:  # no flock on this platform: run unlocked
+        yield
+        return
+    lock_path = path / LOCK_NAME
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunDirError(
+                f"run directory {path} is in use by process {holder} (it holds {lock_path}); "
+                "wait for that process to finish, or choose another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sum_path(path: Path) -> Path:
+    return path.with_name(path.name + SUM_SUFFIX)
+
+
+def _is_run_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or (name.startswith(".") and name.endswith(".tmp"))
+
+
+_CONFIG_KEYS = (("recipe", str), ("preset", str), ("seeds", int), ("config", dict))
+
+
 class RunDir:
     """A run directory opened for writing (or for reading with `RunDir.open`)."""
 
@@ -74,17 +148,23 @@ class RunDir:
         self.plots = self.path / "plots"
         self.metrics_path = self.path / "metrics.jsonl"
         self._done: set[str] | None = None
+        self._unsealed: list[Path] = []  # sealed files whose phase is not marked done yet
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def create(
         cls, path: Path, *, recipe: str, preset: str, seeds: int, config: dict, resume: bool
     ) -> RunDir:
-        """Open `path` for a run. Without resume it must be new or empty; with resume it
-        must hold a run of the same recipe (its stored config wins)."""
+        """Open `path` for a run. Without resume it must be new, empty or a failed start
+        (a run none of whose phases finished: it is cleared); with resume it must hold a
+        run of the same recipe (its stored config wins)."""
         path = Path(path)
         run = cls(path)
         cfg_path = path / "config.json"
+        if path.exists() and not path.is_dir():
+            raise RunDirError(
+                f"--run-dir {path} is a file, not a directory; choose a directory path"
+            )
         if resume:
             if not cfg_path.exists():
                 raise RunDirError(f"cannot resume {path}: it has no config.json; start a new run")
@@ -92,19 +172,43 @@ class RunDir:
             if stored["recipe"] != recipe:
                 raise RunDirError(
                     f"{path} holds a run of recipe {stored['recipe']!r}, not {recipe!r}; "
-                    f"resume it with `selftaught run {stored['recipe']} --resume {path}`"
+                    f"resume it with `selftaught run {stored['recipe']} --resume {_q(path)}`"
                 )
             run._drop_unfinished_events()
             return run
-        if path.exists() and any(path.iterdir()):
-            raise RunDirError(
-                f"run directory {path} is not empty; pass --resume to continue it, "
-                "or choose another --run-dir"
-            )
-        path.mkdir(parents=True, exist_ok=True)
+        entries = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME) if (
+            path.exists()) else []
+        if entries:
+            run._clear_failed_start(entries)
+        _ensure_dir(path)
         meta = {"recipe": recipe, "preset": preset, "seeds": seeds, "config": config}
         atomic_write_text(cfg_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return run
+
+    def _clear_failed_start(self, entries: list[str]) -> None:
+        """Remove a run that failed before its first phase finished, or refuse."""
+        path = self.path
+        if not (path / "config.json").is_file():
+            raise RunDirError(
+                f"run directory {path} is not empty and holds no run (found {entries[0]!r}); "
+                "choose another --run-dir"
+            )
+        stored = self.read_config()
+        if self.done_phases():
+            raise RunDirError(
+                f"run directory {path} holds a {stored['recipe']} run with finished phases; "
+                f"continue it with `selftaught run {stored['recipe']} --resume {_q(path)}`, "
+                "or choose another --run-dir"
+            )
+        foreign = [e for e in entries if not _is_run_entry(e)]
+        if foreign:
+            raise RunDirError(
+                f"run directory {path} holds a failed start (no phase finished) but also "
+                f"{foreign[0]!r}, which runs do not write; remove it or choose another --run-dir"
+            )
+        for name in entries:  # a failed start: nothing finished, nothing to keep
+            p = path / name
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -115,10 +219,41 @@ class RunDir:
         return cls(path)
 
     def read_config(self) -> dict:
+        """config.json, checked: {"recipe": str, "preset": str, "seeds": int >= 1,
+        "config": object}. Anything else is a RunDirError naming the file and key."""
+        cfg_path = self.path / "config.json"
         try:
-            return json.loads((self.path / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"cannot read {self.path / 'config.json'}: {exc}") from None
+            meta = json.loads(cfg_path.read_bytes().decode("utf-8"))
+        except OSError as exc:
+            raise RunDirError(f"cannot read {cfg_path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise RunDirError(f"{cfg_path} is not valid UTF-8; the file is damaged") from None
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{cfg_path} is not valid JSON ({exc})") from None
+        hint = ("it must be a JSON object with keys recipe (string), preset (string), "
+                "seeds (integer >= 1) and config (object)")
+        if not isinstance(meta, dict):
+            raise RunDirError(f"{cfg_path} holds a {type(meta).__name__}; {hint}")
+        for key, tp in _CONFIG_KEYS:
+            if key not in meta:
+                raise RunDirError(f"{cfg_path} has no key {key!r}; {hint}")
+            value = meta[key]
+            bad = not isinstance(value, tp) or isinstance(value, bool)
+            if bad or (key == "seeds" and value < 1):
+                raise RunDirError(f"{cfg_path}: key {key!r} is {value!r:.60}; {hint}")
+        return meta
+
+    def recompute_hint(self, phase: str | None) -> str:
+        """A runnable command that recomputes `phase` (deleting its files comes first)."""
+        try:
+            recipe = self.read_config()["recipe"]
+        except RunDirError:
+            recipe = "RECIPE"
+        if phase is None:
+            return (f"start again in a new directory: `selftaught run {recipe} "
+                    "--run-dir NEW_DIR` with this run's flags")
+        return (f"phase {phase!r} (and the phases finished after it) are recomputed by "
+                f"`selftaught run {recipe} --resume {_q(self.path)}`")
 
     # ------------------------------------------------------------------ metrics
     def log(self, event: str, phase: str | None = None, **fields: Any) -> None:
@@ -138,16 +273,37 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         events = []
+        fix = ("delete that line, or everything from it on, and resume (unfinished phases are "
+               "recomputed), or start a new --run-dir")
         with open(self.metrics_path, "rb") as fh:
             for i, raw in enumerate(fh, 1):
                 if not raw.strip():
                     continue
+                cut = not raw.endswith(b"\n")  # a write cut by a kill: dropped
+                where = f"{self.metrics_path}: line {i}"
                 try:
-                    events.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    if not raw.endswith(b"\n"):  # a write cut by a kill: drop it
+                    rec = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    if cut:
                         continue
-                    raise DataError(f"{self.metrics_path}: line {i} is not valid JSON") from None
+                    raise DataError(f"{where} is not valid UTF-8 (damaged); {fix}") from None
+                except json.JSONDecodeError:
+                    if cut:
+                        continue
+                    nul = " (it holds NUL bytes: damaged)" if b"\x00" in raw else ""
+                    raise DataError(f"{where} is not valid JSON{nul}; {fix}") from None
+                if not (
+                    isinstance(rec, dict)
+                    and isinstance(rec.get("event"), str)
+                    and isinstance(rec.get("phase"), (str, type(None)))
+                ):
+                    if cut:
+                        continue
+                    raise DataError(
+                        f"{where} is not an event (a JSON object with a string 'event' and an "
+                        f"optional string 'phase'): {raw[:60].decode(errors='replace')!r}; {fix}"
+                    )
+                events.append(rec)
         return events
 
     def events(self, event: str | None = None, **match: Any) -> list[dict]:
@@ -165,13 +321,31 @@ class RunDir:
         return out
 
     def _drop_unfinished_events(self) -> None:
-        done = self.done_phases()
-        keep = [
-            r for r in self._raw_events() if r.get("phase") is None or r.get("phase") in done
-        ]
+        raw = self._raw_events()
+        forget = self._phases_to_recompute(raw)
+        done = {r["phase"] for r in raw if r["event"] == PHASE_DONE} - forget
+        keep = [r for r in raw if r.get("phase") is None or r.get("phase") in done]
         text = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in keep)
         if self.metrics_path.exists():
             atomic_write_text(self.metrics_path, text)
+
+    def _phases_to_recompute(self, raw: list[dict]) -> set[str]:
+        """Phases whose sealed files were deleted (e.g. after a checksum mismatch), and every
+        phase finished after the first of them, so that the log keeps its order."""
+        order = [r["phase"] for r in raw if r["event"] == PHASE_DONE]
+        lost = set()
+        for side in sorted(self.path.rglob("*" + SUM_SUFFIX)):
+            target = side.with_name(side.name[: -len(SUM_SUFFIX)])
+            if target.exists():
+                continue
+            phase = self._read_sum(side).get("phase")
+            if isinstance(phase, str) and phase in order:
+                lost.add(phase)
+            side.unlink()
+        if not lost:
+            return set()
+        first = min(order.index(p) for p in lost)
+        return set(order[first:])
 
     # ------------------------------------------------------------------ phases
     def done_phases(self) -> set[str]:
@@ -181,11 +355,63 @@ class RunDir:
         return phase in self.done_phases()
 
     def mark_phase_done(self, phase: str, wall_seconds: float, **fields: Any) -> None:
+        for path in self._unsealed:  # the files this phase wrote remember it
+            side = _sum_path(path)
+            info = self._read_sum(side)
+            info["phase"] = phase
+            atomic_write_text(side, json.dumps(info, sort_keys=True) + "\n")
+        self._unsealed = []
         self.log(PHASE_DONE, phase=phase, wall_seconds=float(wall_seconds), **fields)
 
     def wall_seconds(self) -> float:
         """Compute time of all finished phases (a resumed run adds its sessions)."""
         return float(sum(r.get("wall_seconds", 0.0) for r in self.events(PHASE_DONE)))
+
+    # ------------------------------------------------------------------ integrity
+    def seal(self, path: Path, data: bytes | None = None) -> Path:
+        """Record the SHA-256 of a file this run wrote (a checkpoint or a data file) in
+        PATH.sha256; the next `mark_phase_done` records that phase there too."""
+        path = Path(path)
+        digest = hashlib.sha256(path.read_bytes() if data is None else data).hexdigest()
+        info = {"file": path.name, "sha256": digest, "phase": None}
+        atomic_write_text(_sum_path(path), json.dumps(info, sort_keys=True) + "\n")
+        self._unsealed.append(path)
+        return path
+
+    def _read_sum(self, side: Path) -> dict:
+        try:
+            info = json.loads(side.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            raise DataError(
+                f"checksum file {side} is damaged; delete it and the file beside it, then "
+                f"{self.recompute_hint(None)}"
+            )
+        return info
+
+    def verify(self, path: Path, data: bytes | None = None) -> bytes:
+        """The bytes of a file this run wrote, checked against its sealed SHA-256 (files
+        written before checksums existed are not checked). A mismatch is a DataError that
+        names the file and how to recompute it."""
+        path = Path(path)
+        side = _sum_path(path)
+        info = self._read_sum(side) if side.exists() else None
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                phase = info.get("phase") if info else None
+                raise RunDirError(
+                    f"{path} is missing; {self.recompute_hint(phase)}"
+                ) from None
+        if info is not None and hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise DataError(
+                f"{path} is damaged: its SHA-256 differs from the one recorded in {side.name} "
+                f"when it was written; delete it (`rm {_q(path)}`), then "
+                + self.recompute_hint(info.get("phase"))
+            )
+        return data
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, name: str) -> Path:
@@ -195,26 +421,43 @@ class RunDir:
         return self.checkpoint_path(name).exists()
 
     def save_checkpoint(self, name: str, tree: Any) -> Path:
-        """Save a pytree (dicts/lists of arrays and scalars, flax params) atomically."""
+        """Save a pytree (dicts/lists of arrays and scalars, flax params) atomically, with
+        its checksum."""
         from flax import serialization
 
         state = serialization.to_state_dict(tree)
         state = _to_numpy(state)
         path = self.checkpoint_path(name)
-        atomic_write_bytes(path, serialization.msgpack_serialize(state))
+        data = serialization.msgpack_serialize(state)
+        atomic_write_bytes(path, data)
+        self.seal(path, data)
         return path
 
     def load_checkpoint(self, name: str, target: Any = None) -> Any:
-        """Load a checkpoint; with `target`, restore into its structure."""
+        """Load a checkpoint (checksum verified); with `target`, restore into its structure."""
         from flax import serialization
 
         path = self.checkpoint_path(name)
-        if not path.exists():
+        if not path.exists() and not _sum_path(path).exists():
             raise RunDirError(f"checkpoint {name!r} missing in {self.path}; rerun without --resume")
-        state = serialization.msgpack_restore(path.read_bytes())
+        data = self.verify(path)
+        phase = self._read_sum(_sum_path(path)).get("phase") if _sum_path(path).exists() else None
+        try:
+            state = serialization.msgpack_restore(data)
+        except Exception:  # truncated, overwritten, not msgpack at all
+            raise DataError(
+                f"checkpoint {path} is not a readable msgpack file (truncated or damaged); "
+                f"delete it (`rm {_q(path)}`), then {self.recompute_hint(phase)}"
+            ) from None
         if target is None:
             return state
-        return serialization.from_state_dict(target, state)
+        try:
+            return serialization.from_state_dict(target, state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"checkpoint {path} does not fit the model of this config ({str(exc)[:120]}); "
+                f"delete it (`rm {_q(path)}`), then {self.recompute_hint(phase)}"
+            ) from None
 
     # ------------------------------------------------------------------ outputs
     def write_text(self, relpath: str, text: str) -> Path:
@@ -226,6 +469,10 @@ class RunDir:
         return self.write_text(
             relpath, json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=True) + "\n"
         )
+
+
+def _q(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 def _to_numpy(tree: Any) -> Any:

@@ -100,20 +100,45 @@ class PairDiscriminator(nn.Module):
         return score(ea, eb) - score(eb, ea)  # logit of P(a better than b)
 
 
+class FitnessRegressor(nn.Module):
+    """The regression alternative the paper compares against: predict each program's
+    (standardised) fitness; P(a > b) = sigmoid(pred(a) - pred(b))."""
+
+    vocab: int
+    dim: int = 64
+    layers: int = 3
+
+    @nn.compact
+    def __call__(self, ga: tuple, gb: tuple):
+        enc = GraphEncoder(self.vocab, self.dim, self.layers)
+        head = nn.Sequential([nn.Dense(self.dim), nn.relu, nn.Dense(1)])
+        return head(enc(*ga))[:, 0], head(enc(*gb))[:, 0]
+
+
+PREDICTORS = ("pairwise", "regression")
+
+
 def _take(g: tuple, idx):
     return tuple(x[idx] for x in g)
 
 
 @functools.lru_cache(maxsize=8)
-def _functions(vocab: int, dim: int, layers: int, lr: float):
+def _functions(vocab: int, dim: int, layers: int, lr: float, kind: str = "pairwise"):
     """Model, optimizer and jitted update/predict, shared by all discriminators of one
-    shape so that many seeds compile once."""
-    model = PairDiscriminator(vocab, dim, layers)
+    shape so that many seeds compile once. pairwise: y = [f_a > f_b], binary
+    cross-entropy; regression: y = standardised (f_a, f_b), squared error."""
+    model = (PairDiscriminator if kind == "pairwise" else FitnessRegressor)(vocab, dim, layers)
     opt = optax.adam(lr)
 
+    def logit_fn(params, ga, gb):
+        out = model.apply(params, ga, gb)
+        return out if kind == "pairwise" else out[0] - out[1]
+
     def loss_fn(params, ga, gb, y):
-        logit = model.apply(params, ga, gb)
-        return optax.sigmoid_binary_cross_entropy(logit, y).mean()
+        if kind == "pairwise":
+            return optax.sigmoid_binary_cross_entropy(model.apply(params, ga, gb), y).mean()
+        pa, pb = model.apply(params, ga, gb)
+        return ((pa - y[:, 0]) ** 2 + (pb - y[:, 1]) ** 2).mean()
 
     def train_scan(params, opt_state, G, idx_TxBx2, y_TxB):
         def step(carry, xs):
@@ -128,22 +153,27 @@ def _functions(vocab: int, dim: int, layers: int, lr: float):
                                                    (idx_TxBx2, y_TxB))
         return params, opt_state, losses
 
-    prob = jax.jit(lambda params, ga, gb: jax.nn.sigmoid(model.apply(params, ga, gb)))
+    prob = jax.jit(lambda params, ga, gb: jax.nn.sigmoid(logit_fn(params, ga, gb)))
     return model, opt, jax.jit(model.init), jax.jit(train_scan), prob
 
 
 class Discriminator:
     """Online pairwise predictor: `add(programs, fitness)`, `train(steps)`,
-    `prob_better(a, b)` -> P(a_i better than b_i)."""
+    `prob_better(a, b)` -> P(a_i better than b_i). `kind="regression"` trains a fitness
+    regressor on the same pairs instead (same encoder, same interface)."""
 
     def __init__(self, space: Space, *, seed: int = 0, dim: int = 64, layers: int = 3,
                  lr: float = 1e-3, capacity: int = 2048, batch_pairs: int = 64,
-                 min_programs: int = 32, tie_tol: float = 1e-6):
+                 min_programs: int = 32, tie_tol: float = 1e-6, kind: str = "pairwise"):
+        if kind not in PREDICTORS:
+            from selftaught.core.errors import UnknownNameError
+
+            raise UnknownNameError("predictor", kind, PREDICTORS)
         self.space, self.capacity, self.batch_pairs = space, capacity, batch_pairs
-        self.min_programs, self.tie_tol = min_programs, tie_tol
+        self.min_programs, self.tie_tol, self.kind = min_programs, tie_tol, kind
         self.rng = np.random.default_rng(seed)
         self.model, self.opt, self._init, self._train, self._prob = _functions(
-            len(space.vocab), dim, layers, lr)
+            len(space.vocab), dim, layers, lr, kind)
         self.graphs: Graphs | None = None
         self.fitness = np.zeros((0,), np.float64)
         dummy = graph_arrays(space, [])
@@ -192,6 +222,9 @@ class Discriminator:
         if not self.ready or steps <= 0:
             return float("nan")
         idx, y = self._sample_pairs(steps)
+        if self.kind == "regression":
+            f = self.fitness
+            y = ((f[idx] - f.mean()) / max(float(f.std()), 1e-9)).astype(np.float32)
         G = self._padded()
         self.params, self.opt_state, losses = self._train(self.params, self.opt_state, G,
                                                           idx, y)
@@ -228,9 +261,12 @@ class Discriminator:
         return float(np.mean((p > 0.5) == (fitness[i] > fitness[j])))
 
 
+GUIDE_MODES = ("filter", "chain", "adaptive")
+
+
 def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
                     p_fresh: float = 0.05, mode: str = "filter",
-                    known=None) -> MutateBatch:
+                    known=None, counts: dict | None = None) -> MutateBatch:
     """Predictor-guided adaptive mutation; plain mutation until the discriminator has data.
 
     filter: draw `proposals` single mutations of each parent and keep the one the
@@ -239,13 +275,17 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
     chain:  start from one mutation, then `proposals` times mutate the current child
             again and keep the new one when the discriminator rates it above the parent
             more confidently than the current child (can travel several mutations).
+    adaptive: the paper's adaptive mutation: like chain, but a child stops at its first
+            proposal that the discriminator does not prefer (no longer improves), or after
+            `proposals` accepted steps; then it pays one real evaluation.
     known(programs) -> bool array (e.g. FitnessCache.known): proposals whose function is
     already evaluated rank below every new one (they would cost nothing and teach nothing).
+    counts: if given, {"proposed", "accepted"} are incremented per screened proposal.
     """
-    if mode not in ("filter", "chain"):
+    if mode not in GUIDE_MODES:
         from selftaught.core.errors import UnknownNameError
 
-        raise UnknownNameError("guided mutation mode", mode, ["filter", "chain"])
+        raise UnknownNameError("guided mutation mode", mode, GUIDE_MODES)
 
     def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
         def rate(cands):
@@ -258,13 +298,21 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
         if not disc.ready and known is None:
             return current
         score = rate(current)
+        active = np.ones(len(parents), bool)
         for _ in range(proposals - 1 if mode == "filter" else proposals):
+            if not active.any():
+                break
             base = parents if mode == "filter" else current
             cands = [mutate(space, c, rng, p_fresh) for c in base]
             s = rate(cands)
-            better = s > score
+            better = (s > score) & active
+            if counts is not None and disc.ready:
+                counts["proposed"] = counts.get("proposed", 0) + int(active.sum())
+                counts["accepted"] = counts.get("accepted", 0) + int(better.sum())
             current = [c if b else cur for c, cur, b in zip(cands, current, better)]
             score = np.where(better, s, score)
+            if mode == "adaptive":
+                active &= better
         return current
 
     return mutate_batch

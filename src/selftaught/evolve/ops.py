@@ -162,6 +162,11 @@ register(Op("l2", (O, O), S, _l2, "||{0} - {1}||"))
 register(Op("batch_mean", (S,), S, _batch_mean, "mean_B({0})"))
 register(Op("batch_std", (S,), S, _batch_std, "std_B({0})"))
 register(Op("noise", (S,), S, _noise, "noise({0})"))
+register(Op("sign", (S,), S, jnp.sign, "sign({0})"))
+# Adam's denominator, with its own tiny epsilon (so Adam is one node and matches optax);
+# safe: |x| / 1e-8 stays finite and is clipped by the program runners like every output
+register(Op("div_sqrt", (S, S), S, lambda x, y: x / (jnp.sqrt(jnp.abs(y)) + 1e-8),
+            "{0} / (sqrt({1}) + 1e-8)"))
 
 
 def get_op(name: str) -> Op:
@@ -183,4 +188,12 @@ RL_OPS_SMALL = (
     "add", "sub", "mul", "max", "min", "neg", "abs", "square",
     "const_1", "const_0.5", "const_0.1",
     "select", "max_a", "mean_a", "argmax", "sub_v", "scale_v",
+)
+
+# actor-critic losses (MetaPG, rl.md §4): every input is a per-sample scalar (Q values of
+# the twin critics, log-probabilities, reward, discount, temperature)
+register(Op("stop_grad", (S,), S, jax.lax.stop_gradient, "sg({0})"))
+AC_OPS = (
+    "add", "sub", "mul", "div", "max", "min", "neg", "abs", "square", "log", "exp",
+    "stop_grad", "batch_mean", "const_1", "const_0.5", "const_0.1", "const_0.01",
 )

@@ -310,6 +310,27 @@ class ChainTask:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChainLossTask:
+    """The chain hurdle as a picklable evaluation task (like SymRegTask): the space of
+    RL losses and `build()` -> evaluate(programs) = ChainTask scores in [0, 1]. The
+    guided-evolution RL-loss domain searches it; its target is the TD loss's own score."""
+
+    num_nodes: int = 7
+    seed: int = 0
+    op_set: str = "small"
+
+    @property
+    def space(self) -> Space:
+        return make_space(self.op_set, self.num_nodes)
+
+    def reference(self) -> Program:
+        return dqn_program(self.space.input_names)
+
+    def build(self):
+        return ChainTask(seed=self.seed).build_space(self.space)
+
+
+@dataclasses.dataclass(frozen=True)
 class RLLossTask:
     """A picklable evaluation task (see backends.py): train a DQN per (candidate, seed)
     on each env in `envs` with the candidate loss; fitness = sum over envs of the mean

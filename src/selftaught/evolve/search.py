@@ -214,6 +214,8 @@ class NSGA2Result:
     objectives: np.ndarray            # [pop, m]
     front: list[int]                  # indices of the first front in `population`
     real_evaluations: int
+    # every candidate evaluated, in order: (program, objectives [m]), cache hits included
+    history: list = dataclasses.field(default_factory=list)
 
 
 def nsga2(
@@ -226,17 +228,26 @@ def nsga2(
     generations: int,
     initial: list[Program] | None = None,
     mutate_batch: MutateBatch | None = None,
+    on_generation: Callable[[int, list[Program], np.ndarray], None] | None = None,
 ) -> NSGA2Result:
     """NSGA-II (Deb et al. 2002) over programs; `evaluate` returns [n, m] objectives to
     maximise. Parents by binary tournament on (rank, -crowding); children by mutation;
-    survivors by `nsga2_select` over parents + children."""
+    survivors by `nsga2_select` over parents + children. Non-finite objectives (failed
+    candidates) rank below every finite one. `on_generation(g, population, objectives)`
+    sees the population after the initial evaluation (g = 0) and after each generation;
+    the result's `history` lists every evaluated candidate."""
     mutate_batch = mutate_batch or plain_mutation(space)
+    history: list = []
     pop = list(initial or [])
     while len(pop) < population_size:
         pop.append(random_program(space, rng))
     F, _ = cache.evaluate(pop, evaluate)
     F = np.asarray(F, np.float64).reshape(len(pop), -1)
-    for _ in range(generations):
+    history += list(zip(pop, F))
+    F = np.where(np.isfinite(F), F, -1e30)
+    if on_generation is not None:
+        on_generation(0, pop, F)
+    for gen in range(generations):
         rank, crowd = rank_and_crowding(F)
         parents = []
         for _ in range(population_size):
@@ -246,9 +257,12 @@ def nsga2(
         children = mutate_batch(parents, rng)
         Fc, _ = cache.evaluate(children, evaluate)
         Fc = np.asarray(Fc, np.float64).reshape(len(children), -1)
+        history += list(zip(children, Fc))
         allp, allF = pop + children, np.concatenate([F, Fc])
         allF = np.where(np.isfinite(allF), allF, -1e30)
         keep = nsga2_select(allF, population_size)
         pop, F = [allp[i] for i in keep], allF[keep]
+        if on_generation is not None:
+            on_generation(gen + 1, pop, F)
     front = non_dominated_sort(F)[0].tolist()
-    return NSGA2Result(pop, F, front, cache.real_evaluations)
+    return NSGA2Result(pop, F, front, cache.real_evaluations, history)

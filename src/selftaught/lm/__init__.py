@@ -1,4 +1,7 @@
-"""Language-model building blocks: tokenizer, tiny decoder, KV-cached sampler, trainers."""
+"""Language-model building blocks: tokenizer, tiny decoder, KV-cached sampler, trainers.
+
+Also `lm.generate` (N verified samples per prompt) and `lm.data` (row packing, pairs).
+"""
 
 from selftaught.lm.metrics import maj_at_k, majority_vote, pass_at_k
 from selftaught.lm.model import (
@@ -18,14 +21,24 @@ from selftaught.lm.train import (
     SFT,
     SFTState,
     TrainConfig,
+    Trainer,
+    TrainState,
     check_losses,
     dpo_loss,
     fit,
+    make_dpo_loss,
     make_optimizer,
+    make_orm_loss,
     make_sft,
+    make_sft_loss,
+    make_trainer,
     masked_xent,
     next_token_targets,
+    orm_init,
+    orm_logits,
+    orm_scores,
     params_of,
+    sequence_logprobs,
     token_logprobs,
 )
 
@@ -35,4 +48,6 @@ __all__ = [
     "default_positions", "dpo_loss", "fit", "forward", "init_cache", "init_params", "maj_at_k",
     "majority_vote", "make_optimizer", "make_sft", "masked_xent", "next_token_targets",
     "params_of", "pass_at_k", "sample", "token_logprobs",
+    "TrainState", "Trainer", "make_dpo_loss", "make_orm_loss", "make_sft_loss", "make_trainer",
+    "orm_init", "orm_logits", "orm_scores", "sequence_logprobs",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import Counter
 from collections.abc import Sequence
 
@@ -39,11 +41,85 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
     return next(a for a in valid if counts[a] == best)
 
 
-def maj_at_k(answers: Sequence[Sequence[str | None]], targets: Sequence[str], k: int) -> float:
-    """Fraction of problems whose majority vote over their first k answers equals the target."""
+def maj_at_k(
+    answers: Sequence[Sequence[str | None]],
+    targets: Sequence[str],
+    k: int,
+    *,
+    max_subsets: int = 2000,
+    seed: int = 0,
+) -> float:
+    """maj@k from n >= k samples per problem: the chance that the majority vote of k samples
+    drawn without replacement equals the target, averaged over problems.
+
+    Like unbiased pass@k it uses all n samples: the vote is averaged over every k-subset of
+    a problem's samples (in their original order, so ties go to the earliest), or over
+    `max_subsets` random k-subsets (seeded) when there are more subsets than that.
+    """
     if len(answers) != len(targets):
         raise ValueError(f"{len(answers)} answer lists but {len(targets)} targets")
     if not answers:
         return 0.0
-    hits = [majority_vote(list(a)[:k]) == t for a, t in zip(answers, targets)]
-    return float(np.mean(hits))
+    rng = np.random.default_rng(seed)
+    scores = []
+    for a, t in zip(answers, targets):
+        a = list(a)
+        n = len(a)
+        if not 1 <= k <= n:
+            raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+        if math.comb(n, k) <= max_subsets:
+            subsets = itertools.combinations(range(n), k)
+        else:
+            subsets = (np.sort(rng.choice(n, k, replace=False)) for _ in range(max_subsets))
+        hits = [majority_vote([a[i] for i in idx]) == t for idx in subsets]
+        scores.append(np.mean(hits))
+    return float(np.mean(scores))
+
+
+def best_of_k(scores, correct, k: int):
+    """Unbiased Best-of-k from N >= k scored samples (V-STaR, Hosseini et al. 2024):
+    the expected correctness of the highest-scoring of k samples drawn without replacement.
+
+    With the samples sorted by score, descending (ties: earlier sample first, a stable
+    sort), and alpha_i the correctness of rank i:
+        Best-of-k = sum_{i=0}^{N-k} C(N-i-1, k-1) * alpha_i / C(N, k)
+    (rank i is the best of the subset iff the subset holds it and k-1 of the N-i-1 lower
+    ranks). `scores`/`correct` are [N] or [P, N] (one row per problem; returns [P]).
+    """
+    scores, correct = np.asarray(scores, np.float64), np.asarray(correct, np.float64)
+    if scores.shape != correct.shape or scores.ndim not in (1, 2):
+        raise ValueError(f"scores {scores.shape} and correct {correct.shape} must be the same "
+                         "[N] or [P, N] shape")
+    n = scores.shape[-1]
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= N, got k={k}, N={n}")
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    alpha = np.take_along_axis(correct, order, axis=-1)
+    total = math.comb(n, k)  # exact integer ratios, then one rounding each
+    w = np.array([math.comb(n - i - 1, k - 1) / total if i <= n - k else 0.0
+                  for i in range(n)])
+    return alpha @ w
+
+
+def cluster_rerank(answers: Sequence[str | None], scores: Sequence[float],
+                   top_clusters: int | None = None, aggregate: str = "sum") -> str | None:
+    """Solution-cluster re-ranking (Liu et al. 2023): group the samples by final answer
+    (None = unparsable, never a cluster), keep the `top_clusters` largest clusters (None:
+    all of them, i.e. re-rank every sample), and return the answer whose cluster has the best
+    `aggregate` ("sum", "mean" or "max") of member scores. Ties in size or score go to the
+    answer that occurred first."""
+    if len(answers) != len(scores):
+        raise ValueError(f"{len(answers)} answers but {len(scores)} scores")
+    if aggregate not in ("sum", "mean", "max"):
+        raise ValueError(f"aggregate must be 'sum', 'mean' or 'max', got {aggregate!r}")
+    members: dict[str, list[float]] = {}
+    for a, s in zip(answers, scores):
+        if a is not None:
+            members.setdefault(a, []).append(float(s))
+    if not members:
+        return None
+    order = list(members)  # first occurrence
+    by_size = sorted(order, key=lambda a: (-len(members[a]), order.index(a)))
+    kept = by_size if top_clusters is None else by_size[:top_clusters]
+    agg = {"sum": sum, "mean": lambda v: sum(v) / len(v), "max": max}[aggregate]
+    return max(kept, key=lambda a: (agg(members[a]), -order.index(a)))

@@ -10,6 +10,12 @@ from its first real token, so a row's logits do not depend on how much padding i
 `Transformer.__call__` is the full forward; `Transformer.decode` runs S new tokens against a
 `KVCache` (S = prompt length for prefill, 1 per sampling step) and gives the same logits as
 the full forward on the concatenated sequence.
+
+`attention="blocked"` computes the same attention flash-style (online softmax over key blocks
+inside a rematerialised map over query blocks; key blocks wholly after a query block are
+skipped), so memory grows linearly in the context instead of with S x M scores; the default
+"plain" path is unchanged. `expand_cache` broadcasts a batch-1 cache (a shared prefix encoded
+once) to a batch of queries.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from selftaught.core.errors import ConfigError, check
 
 POS_ENCODINGS = ("learned", "rope", "nope", "fire")
 DTYPES = ("float32", "bfloat16")
+ATTENTIONS = ("plain", "blocked")
 _NEG = -1e30  # finite "minus infinity" so a fully masked row gives no NaN
 
 
@@ -47,6 +54,10 @@ class TransformerConfig:
     tied_embeddings: bool = True
     dtype: str = "float32"
     rope_base: float = 10000.0
+    attention: str = "plain"
+    """'plain' (materialised S x M scores) or 'blocked' (flash-style, memory linear in length)"""
+    attn_block: int = 128
+    """query/key block size of attention='blocked'"""
 
     @property
     def head_dim(self) -> int:
@@ -69,7 +80,44 @@ class TransformerConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype={self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(
+                f"attention={self.attention!r}; choose one of {', '.join(ATTENTIONS)}"
+            )
+        if self.attention == "blocked":
+            check(self.attn_block >= 1, f"attn_block={self.attn_block} must be >= 1")
+            check(self.pos_encoding != "fire",
+                  "attention='blocked' has no FIRE bias; use attention='plain' with FIRE")
         return self
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSize:
+    """Shape of the tiny decoder in a recipe config (vocabulary and length come from the task)."""
+
+    d_model: int = 64
+    """residual width"""
+    n_layers: int = 2
+    """decoder blocks"""
+    n_heads: int = 4
+    """attention heads (d_model must be divisible by it)"""
+    mlp_ratio: int = 4
+    """MLP hidden width as a multiple of d_model"""
+    pos_encoding: str = "learned"
+    """position encoding: learned | rope | nope | fire (see lm.model)"""
+    attention: str = "plain"
+    """plain (materialised scores) | blocked (flash-style, memory linear in length)"""
+    attn_block: int = 256
+    """query/key block size of attention='blocked'"""
+
+    def config(self, vocab_size: int, max_len: int) -> TransformerConfig:
+        """The validated `TransformerConfig` of this shape."""
+        return TransformerConfig(
+            vocab_size=vocab_size, max_len=max_len, d_model=self.d_model,
+            n_layers=self.n_layers, n_heads=self.n_heads, mlp_ratio=self.mlp_ratio,
+            pos_encoding=self.pos_encoding, attention=self.attention,
+            attn_block=self.attn_block,
+        ).validate()
 
 
 @flax.struct.dataclass
@@ -80,18 +128,25 @@ class KVCache:
     v_BxHxMxK: tuple[jax.Array, ...]
     mask_BxM: jax.Array  # bool: slot holds a real token
     pos_BxM: jax.Array  # int32: position of the token in each slot
-    index: jax.Array  # int32 scalar
+    index: jax.Array  # int32 scalar, or int32[B] with `per_row=True` (see `init_cache`)
 
 
-def init_cache(cfg: TransformerConfig, batch: int, max_len: int) -> KVCache:
-    """An empty cache with `max_len` slots (prompt + new tokens)."""
+def init_cache(cfg: TransformerConfig, batch: int, max_len: int, per_row: bool = False) -> KVCache:
+    """An empty cache with `max_len` slots (prompt + new tokens).
+
+    `per_row=True` gives every row its own write index (int32[B]): `decode` writes row b's S
+    new tokens at slots index[b]..index[b]+S-1 and a query at slot s sees only slots <= s, so
+    setting `cache.replace(index=...)` back rewinds a row without copying the cache (slots
+    past the index are stale and invisible until overwritten; speculative decoding). The
+    caller keeps index + S <= max_len.
+    """
     shape = (batch, cfg.n_heads, max_len, cfg.head_dim)
     dt = jnp.dtype(cfg.dtype)
     zeros = tuple(jnp.zeros(shape, dt) for _ in range(cfg.n_layers))
     return KVCache(
         zeros, zeros,
         jnp.zeros((batch, max_len), bool), jnp.zeros((batch, max_len), jnp.int32),
-        jnp.zeros((), jnp.int32),
+        jnp.zeros((batch,) if per_row else (), jnp.int32),
     )
 
 
@@ -108,6 +163,72 @@ def _rope(x_BxSxHxK, pos_BxS, base):
     x1, x2 = jnp.split(x_BxSxHxK.astype(jnp.float32), 2, axis=-1)
     out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
     return out.astype(x_BxSxHxK.dtype)
+
+
+def _pad_axis(x, axis, size, value=0):
+    pad = size - x.shape[axis]
+    if pad == 0:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, pad)
+    return jnp.pad(x, widths, constant_values=value)
+
+
+def blocked_attention(q_BxHxSxK, k_BxHxMxK, v_BxHxMxK, qslot_S, kmask_BxM, block: int):
+    """softmax(q k^T / sqrt(K) masked) v without materialising the S x M scores.
+
+    Query slot s sees key slot m iff (m <= qslot[s] and kmask[m]) or m == qslot[s], as in the
+    plain path. `qslot_S` must be non-decreasing. Online softmax over key blocks (lax.scan,
+    blocks wholly after the query block skipped by lax.cond) inside a lax.map over query
+    blocks whose body is rematerialised in the backward pass: memory O((S + M) K + block^2).
+    """
+    B, H, S, K = q_BxHxSxK.shape
+    M = k_BxHxMxK.shape[2]
+    bq, bk = min(block, S), min(block, M)
+    nq, nk = -(-S // bq), -(-M // bk)
+    q = _pad_axis(q_BxHxSxK, 2, nq * bq)
+    qslot = jnp.concatenate([qslot_S, jnp.full((nq * bq - S,), qslot_S[-1], qslot_S.dtype)])
+    k = _pad_axis(k_BxHxMxK, 2, nk * bk)
+    v = _pad_axis(v_BxHxMxK, 2, nk * bk)
+    kmask = _pad_axis(kmask_BxM.astype(bool), 1, nk * bk, False)
+    blocks = lambda x, n, b, ax: jnp.moveaxis(
+        x.reshape(*x.shape[:ax], n, b, *x.shape[ax + 1:]), ax, 0)
+    q_N = blocks(q, nq, bq, 2)  # nq x B x H x bq x K
+    qs_N = qslot.reshape(nq, bq)
+    k_N, v_N = blocks(k, nk, bk, 2), blocks(v, nk, bk, 2)
+    km_N = blocks(kmask, nk, bk, 1)  # nk x B x bk
+    ks_N = jnp.arange(nk * bk, dtype=qslot.dtype).reshape(nk, bk)
+
+    @jax.checkpoint
+    def one_query_block(args):
+        q_BxHxQxK, qs_Q = args
+
+        def body(carry, kv):
+            k_BxHxCxK, v_BxHxCxK, km_BxC, ks_C = kv
+
+            def update(carry):
+                o, m, den = carry
+                s = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxQxK, k_BxHxCxK).astype(jnp.float32)
+                s = s / np.sqrt(K)
+                allowed_BxQxC = ((ks_C[None, :] <= qs_Q[:, None])[None] & km_BxC[:, None]) | (
+                    ks_C[None, :] == qs_Q[:, None])[None]
+                s = jnp.where(allowed_BxQxC[:, None], s, _NEG)
+                m_new = jnp.maximum(m, s.max(-1))
+                p = jnp.exp(s - m_new[..., None])
+                corr = jnp.exp(m - m_new)
+                pv = jnp.einsum("bhsm,bhmk->bhsk", p.astype(v_BxHxCxK.dtype), v_BxHxCxK)
+                return (o * corr[..., None] + pv.astype(jnp.float32), m_new,
+                        den * corr + p.sum(-1))
+
+            return jax.lax.cond(ks_C[0] > qs_Q[-1], lambda c: c, update, carry), None
+
+        init = (jnp.zeros((B, H, bq, K), jnp.float32), jnp.full((B, H, bq), _NEG, jnp.float32),
+                jnp.zeros((B, H, bq), jnp.float32))
+        (o, _, den), _ = jax.lax.scan(body, init, (k_N, v_N, km_N, ks_N))
+        return (o / den[..., None]).astype(v_BxHxMxK.dtype)
+
+    o_N = jax.lax.map(one_query_block, (q_N, qs_N))  # nq x B x H x bq x K
+    return jnp.moveaxis(o_N, 0, 2).reshape(B, H, nq * bq, K)[:, :, :S]
 
 
 class FireBias(nn.Module):
@@ -168,6 +289,10 @@ class Attention(nn.Module):
         to_bhsk = lambda x: jnp.transpose(x, (0, 2, 1, 3))
         q_BxHxSxK = to_bhsk(q_BxSxHxK)
         k_BxHxMxK, v_BxHxMxK = kv_fn(to_bhsk(k_BxSxHxK), to_bhsk(v_BxSxHxK))
+        if c.attention == "blocked":  # allowed_BxSxM is (qslot_S, kmask_BxM) here
+            o_BxHxSxK = blocked_attention(q_BxHxSxK, k_BxHxMxK, v_BxHxMxK, *allowed_BxSxM,
+                                          c.attn_block)
+            return self.out(to_bhsk(o_BxHxSxK))
         s_BxHxSxM = jnp.einsum("bhsk,bhmk->bhsm", q_BxHxSxK, k_BxHxMxK).astype(jnp.float32)
         s_BxHxSxM = s_BxHxSxM / np.sqrt(c.head_dim)
         qk_BxHxSxM = s_BxHxSxM
@@ -224,11 +349,13 @@ class Transformer(nn.Module):
             return self.embed.attend(h_BxSxD).astype(jnp.float32)
         return self.head(h_BxSxD).astype(jnp.float32)
 
-    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None):
+    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None, return_hidden=False):
         """Full causal forward -> logits_BxTxV (float32).
 
         mask_BxT (bool, default all True) marks real tokens; padding keys are never attended.
         positions default to `default_positions(mask)` (= arange when there is no padding).
+        With `return_hidden=True` -> (logits_BxTxV, h_BxTxD), h the final-layer-norm output
+        (the features of a reward-model head).
         """
         B, T = tokens_BxT.shape
         if mask_BxT is None:
@@ -236,12 +363,17 @@ class Transformer(nn.Module):
         mask_BxT = mask_BxT.astype(bool)
         if positions_BxT is None:
             positions_BxT = default_positions(mask_BxT)
-        causal_TxT = jnp.tril(jnp.ones((T, T), bool))
-        allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
+        if self.cfg.attention == "blocked":
+            allowed_BxTxT = (jnp.arange(T, dtype=jnp.int32), mask_BxT)
+        else:
+            causal_TxT = jnp.tril(jnp.ones((T, T), bool))
+            allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
         x_BxTxD = self._embed(tokens_BxT, positions_BxT)
         for block in self.blocks:
             x_BxTxD = block(x_BxTxD, positions_BxT, lambda k, v: (k, v), positions_BxT,
                             allowed_BxTxT)
+        if return_hidden:
+            return self._logits(x_BxTxD), self.ln_f(x_BxTxD)
         return self._logits(x_BxTxD)
 
     def decode(self, tokens_BxS, positions_BxS, mask_BxS, cache: KVCache):
@@ -249,13 +381,26 @@ class Transformer(nn.Module):
         S, M = tokens_BxS.shape[1], cache.mask_BxM.shape[1]
         i = cache.index
         upd = lambda buf, new, axis=1: jax.lax.dynamic_update_slice_in_dim(buf, new, i, axis)
+        if i.ndim == 1:  # per-row write index (init_cache(per_row=True))
+            upd = lambda buf, new, axis=1: jax.vmap(
+                lambda b, n, j: jax.lax.dynamic_update_slice_in_dim(b, n, j, axis - 1)
+            )(buf, new, i)
         mask_BxM = upd(cache.mask_BxM, mask_BxS.astype(bool))
         pos_BxM = upd(cache.pos_BxM, positions_BxS.astype(jnp.int32))
-        slot_S = i + jnp.arange(S)
         m_M = jnp.arange(M)
-        allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
-            m_M[None, :] == slot_S[:, None]
-        )[None]
+        if i.ndim == 1:
+            if self.cfg.attention == "blocked":
+                raise ValueError("a per-row cache index (init_cache(per_row=True)) needs "
+                                 "attention='plain'")
+            slot_BxSx1 = (i[:, None] + jnp.arange(S))[:, :, None]
+            allowed_BxSxM = ((m_M <= slot_BxSx1) & mask_BxM[:, None]) | (m_M == slot_BxSx1)
+        else:
+            slot_S = i + jnp.arange(S)
+            allowed_BxSxM = ((m_M[None, :] <= slot_S[:, None])[None] & mask_BxM[:, None]) | (
+                m_M[None, :] == slot_S[:, None]
+            )[None]
+            if self.cfg.attention == "blocked":
+                allowed_BxSxM = (slot_S.astype(jnp.int32), mask_BxM)
         x_BxSxD = self._embed(tokens_BxS, positions_BxS)
         new_k, new_v = [], []
         for layer, block in enumerate(self.blocks):
@@ -271,6 +416,13 @@ class Transformer(nn.Module):
             x_BxSxD = block(x_BxSxD, positions_BxS, kv_fn, pos_BxM, allowed_BxSxM)
         new_cache = KVCache(tuple(new_k), tuple(new_v), mask_BxM, pos_BxM, i + S)
         return self._logits(x_BxSxD), new_cache
+
+
+def expand_cache(cache: KVCache, batch: int) -> KVCache:
+    """A batch-1 cache (e.g. a many-shot prefix encoded once) broadcast to `batch` rows."""
+    rows = lambda x: jnp.broadcast_to(x, (batch, *x.shape[1:]))
+    return KVCache(tuple(map(rows, cache.k_BxHxMxK)), tuple(map(rows, cache.v_BxHxMxK)),
+                   rows(cache.mask_BxM), rows(cache.pos_BxM), cache.index)
 
 
 def attention_stats(intermediates) -> tuple[jax.Array, jax.Array]:

@@ -1,4 +1,4 @@
-"""Losses and a PureJaxRL-style SFT trainer (pure, jitted, vmappable over seeds).
+"""Losses and one PureJaxRL-style trainer for any loss (pure, jitted, vmappable over seeds).
 
 Mask convention (see `lm.tokenizer`): masks are aligned with input positions and position t
 is scored on predicting token t+1; `next_token_targets` builds those targets.
@@ -8,6 +8,17 @@ is scored on predicting token t+1; `next_token_targets` builds those targets.
     state, losses = sft.run(state, data, 100)  # 100 steps in one lax.scan
     check_losses(losses, start_step=0, lr=train_cfg.lr)   # DivergedError on NaN
     state, losses = fit(sft, state, data, 1000)   # the same in chunks, with a progress bar
+
+Any loss: `make_trainer(loss_fn, train_cfg)` with `loss_fn(params, batch, rng) -> (loss, aux)`;
+the losses here are `make_sft_loss` (= `make_sft`), `make_dpo_loss` (pairs, frozen reference
+log-probs) and `make_orm_loss` (BCE of a linear head on the last hidden state, `orm_init`).
+
+    dpo = make_trainer(make_dpo_loss(cfg, beta=0.1), train_cfg)
+    state, losses, aux = fit(dpo, dpo.init(rng, params=g_sft), pairs, 500, aux=True)
+
+Each `Trainer` owns its jitted functions: build it once per (loss, config) and reuse it
+(e.g. behind `functools.lru_cache`), or every new trainer compiles again. Data for any loss
+is a dict of row arrays plus a "weight" column (`lm.data`); the loss sees the sampled rows.
 
 Seeds: `sft.run_seeds(states, datas, 100)` = `jax.jit(jax.vmap(...))` of `run` over a leading
 seed axis of both states (`jax.vmap(sft.init)(keys)`) and data; `fit(..., seeds=True)`.
@@ -39,16 +50,27 @@ class TrainConfig:
     """AdamW with linear warmup then cosine decay to `final_lr_ratio * lr`."""
 
     lr: float = 1e-3
+    """peak learning rate (AdamW)"""
     warmup_steps: int = 100
+    """linear warm-up steps from 0 to lr"""
     total_steps: int = 1000
+    """optimiser steps, warm-up included"""
     batch_size: int = 32
+    """sequences per step"""
     weight_decay: float = 0.1
+    """AdamW decoupled weight decay"""
     clip_norm: float = 1.0
+    """global gradient-norm clip"""
     z_loss: float = 0.0
+    """weight of the z-loss (log^2 of the softmax normaliser); 0 disables"""
     b1: float = 0.9
+    """AdamW beta1"""
     b2: float = 0.98
+    """AdamW beta2"""
     eps: float = 1e-9
+    """AdamW epsilon"""
     final_lr_ratio: float = 0.0
+    """the cosine decay ends at final_lr_ratio * lr"""
 
     def validate(self) -> TrainConfig:
         check(self.lr > 0, f"lr={self.lr} must be > 0")
@@ -140,81 +162,243 @@ def sample_rows(rng, weight_N, batch_size: int):
 
 
 @flax.struct.dataclass
-class SFTState:
+class TrainState:
+    """Parameters, optimizer state, step count and the trainer's own PRNG key."""
+
     params: Any
     opt_state: Any
     step: jax.Array
     rng: jax.Array
 
 
-def params_of(state: SFTState):
+SFTState = TrainState  # the historical name
+
+
+def params_of(state: TrainState):
     return state.params
 
 
-@dataclasses.dataclass(frozen=True)
-class SFT:
-    """`init(rng, params=None) -> state`; `run(state, data, num_steps) -> (state, losses)`."""
+#: `loss_fn(params, batch, rng) -> (loss, aux)`: `batch` holds the rows of `data` picked
+#: for one step (every key of `data` except "weight"), `rng` is a fresh key per step,
+#: `aux` a dict of scalar diagnostics ({} if none).
+LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
-    model_cfg: TransformerConfig
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """One optimiser loop for any loss (SFT, DPO, ORM, evaluators, distillation).
+
+    - `init(rng, params=None) -> TrainState` (fresh params from `init_params_fn` if None);
+    - `run(state, data, num_steps) -> (state, losses[num_steps])`: one jitted `lax.scan`;
+    - `run_aux(...) -> (state, losses, aux)`: the same, also returning `aux` per step;
+    - `run_seeds` / `run_seeds_aux`: `jax.vmap` of the above over a leading seed axis of
+      both the states and the data.
+
+    `data` is a dict of arrays with one row per example and a "weight" [N] column: each step
+    draws `batch_size` rows uniformly (with replacement) among rows with weight > 0, so
+    datasets padded to one capacity (weight 0) never recompile. Use `fit` for the chunked
+    loop with a progress bar and the divergence check.
+    """
+
     train_cfg: TrainConfig
     init: Callable
     run: Callable
     run_seeds: Callable
-    loss_fn: Callable
+    loss_fn: LossFn
+    run_aux: Callable
+    run_seeds_aux: Callable
+    model_cfg: TransformerConfig | None = None
 
 
-def make_sft(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> SFT:
-    model_cfg.validate()
+SFT = Trainer  # `make_sft` returns a Trainer with the SFT loss
+
+
+def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
+                 init_params_fn: Callable | None = None,
+                 model_cfg: TransformerConfig | None = None) -> Trainer:
+    """A `Trainer` minimising `loss_fn` with `make_optimizer(train_cfg)`.
+
+    `init_params_fn(rng) -> params` makes fresh parameters when `init` gets none. The per-step
+    key handed to `loss_fn` is derived without consuming the trainer's key stream, so adding
+    randomness to a loss does not change which rows are drawn.
+    """
     train_cfg.validate()
     tx = make_optimizer(train_cfg)
 
-    def init(rng, params=None) -> SFTState:
+    def init(rng, params=None) -> TrainState:
         init_rng, rng = jax.random.split(rng)
         if params is None:
-            params = init_params(model_cfg, init_rng)
-        return SFTState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
+            if init_params_fn is None:
+                raise ValueError("this trainer has no init_params_fn: pass params to init")
+            params = init_params_fn(init_rng)
+        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
 
-    def loss_fn(params, tokens_BxT, mask_BxT):
-        logits_BxTxV = _forward(params, model_cfg, tokens_BxT)
-        return masked_xent(logits_BxTxV, next_token_targets(tokens_BxT), mask_BxT,
-                           train_cfg.z_loss)
-
-    def step(state: SFTState, data):
+    def step(state: TrainState, data):
         rng, sub = jax.random.split(state.rng)
         idx_B = sample_rows(sub, data["weight"], train_cfg.batch_size)
-        loss, grads = jax.value_and_grad(loss_fn)(
-            state.params, data["tokens"][idx_B], data["loss_mask"][idx_B]
-        )
+        batch = {k: v[idx_B] for k, v in data.items() if k != "weight"}
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, jax.random.fold_in(sub, 1))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return SFTState(params, opt_state, state.step + 1, rng), loss
+        return TrainState(params, opt_state, state.step + 1, rng), (loss, aux)
 
-    def run(state: SFTState, data, num_steps: int):
-        return jax.lax.scan(lambda s, _: step(s, data), state, None, length=num_steps)
+    def run_aux(state: TrainState, data, num_steps: int):
+        state, (losses, aux) = jax.lax.scan(lambda s, _: step(s, data), state, None,
+                                            length=num_steps)
+        return state, losses, aux
 
-    def run_seeds(states: SFTState, data, num_steps: int):
-        return jax.vmap(lambda s, d: run(s, d, num_steps))(states, data)
+    def run(state: TrainState, data, num_steps: int):
+        state, losses, _ = run_aux(state, data, num_steps)
+        return state, losses
 
-    return SFT(model_cfg, train_cfg, init, jax.jit(run, static_argnums=2),
-               jax.jit(run_seeds, static_argnums=2), loss_fn)
+    def seeds(fn):
+        return lambda states, data, num_steps: jax.vmap(
+            lambda s, d: fn(s, d, num_steps))(states, data)
+
+    jit = lambda fn: jax.jit(fn, static_argnums=2)
+    return Trainer(train_cfg, init, jit(run), jit(seeds(run)), loss_fn, jit(run_aux),
+                   jit(seeds(run_aux)), model_cfg)
 
 
-def fit(sft: SFT, state: SFTState, data, num_steps: int, *, chunk: int = 100,
-        seeds: bool = False, description: str = "SFT"):
+# ---------------------------------------------------------------------------- losses
+def make_sft_loss(model_cfg: TransformerConfig, z_loss: float = 0.0) -> LossFn:
+    """SFT: masked next-token cross-entropy on batch["tokens"] / batch["loss_mask"]
+    (`lm.data.pack_sft` rows)."""
+
+    def loss_fn(params, batch, rng):
+        del rng
+        logits_BxTxV = _forward(params, model_cfg, batch["tokens"])
+        loss = masked_xent(logits_BxTxV, next_token_targets(batch["tokens"]),
+                           batch["loss_mask"], z_loss)
+        return loss, {}
+
+    return loss_fn
+
+
+def make_sft(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Trainer:
+    """The SFT trainer (data: `lm.data.pack_sft`); fresh params from `init_params`."""
+    model_cfg.validate()
+    return make_trainer(make_sft_loss(model_cfg, train_cfg.z_loss), train_cfg,
+                        functools.partial(init_params, model_cfg), model_cfg)
+
+
+def make_dpo_loss(model_cfg: TransformerConfig, beta: float) -> LossFn:
+    """DPO on pair rows (`lm.data.pack_pairs`): chosen_tokens/chosen_mask,
+    rejected_tokens/rejected_mask, and the reference model's sequence log-probs
+    ref_chosen_lp / ref_rejected_lp (precomputed once with `sequence_logprobs`: the
+    reference is frozen). aux: reward accuracy and mean margin beta*(Δchosen - Δrejected)."""
+    check(beta > 0, f"DPO beta={beta} must be > 0")
+
+    def loss_fn(params, batch, rng):
+        del rng
+        pc = token_logprobs(params, model_cfg, batch["chosen_tokens"],
+                            batch["chosen_mask"]).sum(-1)
+        pr = token_logprobs(params, model_cfg, batch["rejected_tokens"],
+                            batch["rejected_mask"]).sum(-1)
+        loss = dpo_loss(pc, pr, batch["ref_chosen_lp"], batch["ref_rejected_lp"], beta)
+        margin = beta * ((pc - batch["ref_chosen_lp"]) - (pr - batch["ref_rejected_lp"]))
+        return loss, {"reward_accuracy": jnp.mean(margin > 0), "margin": jnp.mean(margin)}
+
+    return loss_fn
+
+
+def final_hidden(params, cfg: TransformerConfig, tokens_BxT, mask_BxT):
+    """The final-layer-norm hidden state at each row's last real token (PAD excluded)
+    -> h_BxD: the features of an outcome-reward-model head."""
+    real_BxT = tokens_BxT != PAD
+    _, h_BxTxD = Transformer(cfg).apply(params, tokens_BxT, None, real_BxT,
+                                        return_hidden=True)
+    last_B = jnp.maximum(jnp.sum(real_BxT, axis=-1) - 1, 0)  # right-padded rows
+    del mask_BxT
+    return jnp.take_along_axis(h_BxTxD, last_B[:, None, None], axis=1)[:, 0]
+
+
+def orm_init(lm_params, cfg: TransformerConfig):
+    """ORM parameters: a language model (e.g. G_sft's) plus a zero-initialised linear head."""
+    return {"lm": lm_params, "head": {"w": jnp.zeros((cfg.d_model,), jnp.float32),
+                                      "b": jnp.zeros((), jnp.float32)}}
+
+
+def orm_logits(orm_params, cfg: TransformerConfig, tokens_BxT, mask_BxT):
+    """ORM score (a logit of p(correct)) of each right-padded `prompt SEP completion EOS` row."""
+    h_BxD = final_hidden(orm_params["lm"], cfg, tokens_BxT, mask_BxT)
+    return h_BxD.astype(jnp.float32) @ orm_params["head"]["w"] + orm_params["head"]["b"]
+
+
+def make_orm_loss(model_cfg: TransformerConfig) -> LossFn:
+    """Outcome reward model: binary cross-entropy of `orm_logits` against batch["label"]
+    (1 correct, 0 incorrect) on `lm.data.pack_sft` rows. aux: accuracy."""
+
+    def loss_fn(params, batch, rng):
+        del rng
+        z_B = orm_logits(params, model_cfg, batch["tokens"], batch["loss_mask"])
+        y_B = batch["label"].astype(jnp.float32)
+        loss = jnp.mean(optax.sigmoid_binary_cross_entropy(z_B, y_B))
+        return loss, {"accuracy": jnp.mean((z_B > 0) == (y_B > 0.5))}
+
+    return loss_fn
+
+
+def batched_rows(fn: Callable, *arrays, batch_size: int = 512) -> np.ndarray:
+    """`fn(*batch) -> [b, ...]` over the rows of `arrays` in fixed-size batches (the last one
+    padded by repeating rows, so a jitted `fn` compiles once for any row count)."""
+    arrays = tuple(np.asarray(a) for a in arrays)
+    n = len(arrays[0])
+    out = []
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, start + batch_size) % n
+        out.append(np.asarray(fn(*(a[idx] for a in arrays)))[: min(batch_size, n - start)])
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def sequence_logprobs(params, cfg: TransformerConfig, tokens_NxT, mask_NxT,
+                      batch_size: int = 512) -> np.ndarray:
+    """Sum over masked positions of `token_logprobs` (the log-probability of each row's
+    completion) for N rows in fixed-size batches -> float32[N]."""
+    return batched_rows(lambda t, m: token_logprobs(params, cfg, t, m).sum(-1), tokens_NxT,
+                        mask_NxT, batch_size=batch_size)
+
+
+def orm_scores(orm_params, cfg: TransformerConfig, tokens_NxT, batch_size: int = 512):
+    """`orm_logits` of N rows in fixed-size batches -> float32[N]."""
+    return batched_rows(lambda t: _orm_logits_jit(orm_params, cfg, t), tokens_NxT,
+                        batch_size=batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _orm_logits_jit(orm_params, cfg, tokens_BxT):
+    return orm_logits(orm_params, cfg, tokens_BxT, None)
+
+
+def fit(trainer: Trainer, state: TrainState, data, num_steps: int, *, chunk: int = 100,
+        seeds: bool = False, description: str = "SFT", aux: bool = False):
     """Run `num_steps` steps in compiled chunks of `chunk`, advancing a progress bar and
-    raising DivergedError at the first non-finite loss. -> (state, losses [(seeds,) steps])."""
-    run = sft.run_seeds if seeds else sft.run
-    out, done = [], 0
+    raising DivergedError at the first non-finite loss. -> (state, losses [(seeds,) steps]),
+    or with `aux=True` (state, losses, {name: [(seeds,) steps]})."""
+    if aux:
+        run = trainer.run_seeds_aux if seeds else trainer.run_aux
+    else:
+        run = trainer.run_seeds if seeds else trainer.run
+    out, auxes, done = [], [], 0
     with progress.bar(description, total=num_steps) as bar:
         while done < num_steps:
             k = min(chunk, num_steps - done)
-            state, losses = run(state, data, k)
+            if aux:
+                state, losses, a = run(state, data, k)
+                auxes.append(jax.tree_util.tree_map(np.asarray, a))
+            else:
+                state, losses = run(state, data, k)
             losses = np.asarray(losses)
-            check_losses(losses, start_step=done, lr=sft.train_cfg.lr, where=description)
+            check_losses(losses, start_step=done, lr=trainer.train_cfg.lr, where=description)
             out.append(losses)
             done += k
             bar.advance(k)
-    return state, np.concatenate(out, axis=-1)
+    losses = np.concatenate(out, axis=-1)
+    if not aux:
+        return state, losses
+    return state, losses, {k: np.concatenate([a[k] for a in auxes], axis=-1)
+                           for k in (auxes[0] if auxes else {})}
 
 
 def check_losses(losses, *, start_step: int, lr: float | None = None, where: str = "SFT"):

@@ -55,11 +55,15 @@ class BBFRecipeConfig:
     """BBF and its ablations on MinAtar games, all seeds at once."""
 
     seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i"""
     num_seeds: int = 5
+    """seeds when --seeds is not given (all trained together under vmap)"""
     envs: tuple[str, ...] = ("SpaceInvaders-MinAtar",)
+    """games to train on: MinAtar games (e.g. SpaceInvaders-MinAtar) or ALE/<Game> (paper preset)"""
     variants: tuple[str, ...] = tuple(VARIANTS)
     """which agents to train: full, no_resets, no_spr, no_weight_decay, no_annealing, width1"""
     final_points: int = 2
+    """a run's score: its mean normalised greedy return over the last this many evaluations"""
     bbf: BBFConfig = BBFConfig()
     """the full agent's hyper-parameters (env is set per task)"""
 
@@ -294,4 +298,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    not_flags={"bbf.env": "each game comes from --envs"},
 )

@@ -7,9 +7,11 @@
 Expected (default preset, 5 seeds, 4096 exploratory exposures per seed): the learned
 ensemble recovers the rate map to ~0.18 normalised error and finds the off-axis optimum
 (within ~0.03 Å), so greedy control with it needs ~6.4 beam seconds per goal — the oracle's
-~6.3 s — against ~12.2 s for the human prior (a Gaussian at (0.85, 0) Å); a random beam
-reaches only ~16% of goals within 100 exposures. With only 256-1024 exposures the learned
-controller is no better than the prior (see the data-efficiency table).
+~6.3 s — against ~14.3 s for the human prior (putting-dune's: a Gaussian 0.85 bond lengths
+≈ 1.21 Å out, variance 0.1 bond lengths²; 12.2 s when it was placed at 0.85 Å); a random
+beam reaches only ~16% of goals within 100 exposures. With only 256-1024 exposures the
+learned controller is not reliably better than the prior (see the data-efficiency table).
+Measured after the prior change (issue 17): 257 CPU-s, 27 min wall at load average ~30.
 
 Per seed:
   1. collect  the exploratory beam policy (uniform beam in a disk, log-uniform dwell) runs on
@@ -70,6 +72,7 @@ class DopantControlConfig:
     current_range: tuple[float, float] = (30.0, 70.0)
     """exploration current range (pA) when vary_settings"""
     learn: LearnConfig = LearnConfig()
+    """how the rate model is learned (bootstrap ensemble, its training and distillation)"""
     learned_model: str = "ensemble"
     """which learned model drives the controller: ensemble | distilled"""
     symmetrize: bool = True
@@ -150,6 +153,12 @@ def _settings(cfg):
     return (rates.V_REF, rates.V_REF), (rates.I_REF, rates.I_REF)
 
 
+def phases(cfg: DopantControlConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    names = ("collect", "learn", "control") + (("budget",) if cfg.data_budgets else ())
+    return [f"seed{s}/{n}" for s in seeds for n in names]
+
+
 def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
     truth = rates.ground_truth(cfg.truth)
     volts, amps = _settings(cfg)
@@ -164,6 +173,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
             t = Timer()
             obs = explore(jax.random.fold_in(key, 1))
             data.write_experiments(data_path, obs)
+            run_dir.seal(data_path)  # its checksum: verified before each read
             run_dir.log("collect", phase=phase, seed=seed, records=int(obs.moved.size),
                         moved_fraction=float(np.mean(obs.moved)))
             run_dir.mark_phase_done(phase, t())
@@ -172,6 +182,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/learn"
         if not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             with progress.bar(f"seed {seed}: ensemble", total=cfg.learn.steps) as bar:
                 ensemble, losses = learn.train_ensemble(
@@ -209,6 +220,7 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
         phase = f"seed{seed}/budget"
         if cfg.data_budgets and not run_dir.phase_done(phase):
             t = Timer()
+            run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
             goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
             # one vmapped run: budget_members members per budget
@@ -331,7 +343,7 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     if lseeds and lseeds[0] in maps:
         m = maps[lseeds[0]]
         truth_map, learned_map = np.asarray(m["truth"]), np.asarray(m["learned"])
-        prior_peaks = lattice.NEIGHBOURS_3x2 * (0.85 / lattice.BOND)
+        prior_peaks = lattice.NEIGHBOURS_3x2 * rates.HUMAN_PRIOR_PEAK_BONDS
         learned_peaks = [eps[(lseeds[0], "learned")]["beam"]]
         plot_rate_maps(
             run_dir.plots / "rate_maps.png", m["extent"],
@@ -444,4 +456,5 @@ RECIPE = Recipe(
     presets={"smoke": SMOKE, "default": DEFAULT, "paper": PAPER},
     run=run,
     report=report,
+    phases=phases,
 )

@@ -2,14 +2,18 @@
 generated scenarios (straight roads, curves, signalised intersections).
 
     selftaught run driving-baselines --preset default
-    (measured: 15 min wall on a shared 2-core machine at load ~20, 147 CPU-seconds)
+    (measured after issue 18: 332 CPU-seconds, 61 min wall on a shared 2-core machine at
+    load 21-39, 1.4 GB peak; estimated ~3.5 min on an idle machine)
 
-Expected at default size (measured, 200 held-out scenarios, seed 0): the expert replays its
-log through the bicycle inverse with ADE 2e-5 m; behaviour cloning with the route in its
-observation gains +4.8 [2.5, 7.0] points of route progress over BC without it; an RL
-planner tuned against log-playback agents has +2.0 [0.5, 4.0] points more collision-or-
-off-road episodes when the other cars are IDM agents; BC with discretised bicycle actions
-fails 9 [0, 18] points less often than BC with delta actions (CI touches 0).
+Expected at default size (measured, 200 held-out scenarios, seed 0, with Waymax's semantics:
+closed-loop expert, Waymax's IDM sim agents, object injection and its route metrics): the
+expert replays its log through the bicycle inverse with ADE 1.6e-5 m; behaviour cloning with
+the route in its observation gains +5.2 [2.9, 7.6] points of route progress over BC without
+it; an RL planner tuned against log-playback agents has +31 [24.5, 37] points more
+collision-or-off-road episodes when the other cars are IDM agents (31% collision episodes
+vs IDM agents, 0% vs log agents; +2.0 with the earlier lane-band IDM); BC with
+discretised bicycle actions fails 8.5 [0, 17] points less often than BC with delta actions
+(CI touches 0: does not hold).
 
 Algorithm box:
   1. generate training scenarios (per seed) and a fixed held-out evaluation set
@@ -67,22 +71,35 @@ class DrivingBaselinesConfig:
     seed: int = 0
     """Base seed (training scenarios, network init, CEM noise)."""
     num_seeds: int = 1
+    """seeds when --seeds is not given"""
     num_train_scenarios: int = 300
+    """generated scenarios the behaviour-cloning agents train on"""
     num_eval_scenarios: int = 200
     """Held-out generated scenarios every agent is evaluated on."""
     num_objects: int = 32
+    """objects (agents) per generated scenario"""
     eval_batch: int = 50
     """Scenarios per vmapped evaluation call."""
     bc_steps: int = 3000
+    """behaviour-cloning gradient steps"""
     bc_batch: int = 256
+    """behaviour-cloning batch size (agent-steps)"""
     bc_lr: float = 1e-3
+    """behaviour-cloning learning rate"""
     bc_hidden: int = 128
+    """hidden width of the behaviour-cloning MLP"""
     accel_bins: int = 13
+    """acceleration bins of the discretised bicycle action"""
     curvature_bins: int = 41
+    """curvature (steering) bins of the discretised bicycle action"""
     rl_iterations: int = 6
+    """cross-entropy-method iterations of the RL planner"""
     rl_population: int = 10
+    """candidate parameter vectors per CEM iteration"""
     rl_elite: int = 3
+    """best candidates that set the next CEM distribution"""
     rl_scenarios: int = 16
+    """training scenarios each CEM candidate is scored on"""
     agents: tuple[str, ...] = AGENTS
     """Which baselines to run (claims need their agents)."""
 
@@ -425,22 +442,26 @@ def report(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> Re
         pt, lo, hi = _mean_ci(ade)
         claims.append(Claim("expert_ade_zero", "expert replayed through the bicycle inverse "
                             "has ADE below 1 cm", pt, lo, hi, holds=bool(hi < 0.01)))  # fmt: skip
+    # claims in percent, like the table (percentage points for differences)
     est = _paired(rows, ("bc_bicycle", "log"), ("bc_bicycle_noroute", "log"), "route_progress")
     if est is not None:
-        claims.append(Claim("routes_help_planning", "route progress gain of BC (bicycle) with "
-                            "the route in its observation over BC without", *est,
-                            holds=bool(est[1] > 0)))  # fmt: skip
+        est = tuple(100 * v for v in est)
+        claims.append(Claim("routes_help_planning", "route progress gain (percentage points) "
+                            "of BC (bicycle) with the route in its observation over BC without",
+                            *est, holds=bool(est[1] > 0)))  # fmt: skip
     if ("rl_vs_log", "log") in rows and ("rl_vs_log", "idm") in rows:
-        d = paired_difference_ci(_fail(rows[("rl_vs_log", "idm")]),
-                                 _fail(rows[("rl_vs_log", "log")]))  # fmt: skip
+        d = paired_difference_ci(100 * _fail(rows[("rl_vs_log", "idm")]),
+                                 100 * _fail(rows[("rl_vs_log", "log")]))  # fmt: skip
         claims.append(Claim("rl_overfits_to_log_agents", "RL planner trained against log "
-                            "playback: increase of its collision-or-off-road rate when the "
-                            "others are IDM agents", *d, holds=bool(d[1] > 0)))  # fmt: skip
+                            "playback: increase (percentage points) of its collision-or-off-road "
+                            "rate when the others are IDM agents", *d,
+                            holds=bool(d[1] > 0)))  # fmt: skip
     if ("bc_delta", "log") in rows and ("bc_bicycle", "log") in rows:
-        d = paired_difference_ci(_fail(rows[("bc_delta", "log")]),
-                                 _fail(rows[("bc_bicycle", "log")]))  # fmt: skip
-        claims.append(Claim("bc_discrete_bicycle_best", "collision-or-off-road rate of BC with "
-                            "delta actions minus BC with discretised bicycle actions", *d,
+        d = paired_difference_ci(100 * _fail(rows[("bc_delta", "log")]),
+                                 100 * _fail(rows[("bc_bicycle", "log")]))  # fmt: skip
+        claims.append(Claim("bc_discrete_bicycle_best", "collision-or-off-road rate (percentage "
+                            "points) of BC with delta actions minus BC with discretised bicycle "
+                            "actions", *d,
                             holds=bool(d[1] > 0)))  # fmt: skip
     md = table + "\n\nPlots: `plots/failure_rate.png`, `plots/scenario.png`, " \
         f"`plots/rollout_{agent}.gif`.\n"

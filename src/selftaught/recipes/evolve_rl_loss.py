@@ -61,6 +61,7 @@ class EvolveRLLossConfig:
     """Search for RL losses from scratch and from the DQN graph; DQNReg vs DQN held out."""
 
     seed: int = 0
+    """first seed; seed i of an n-seed comparison is seed + i (searches use seed)"""
     num_seeds: int = 8
     """seeds of every final comparison (paired across losses)"""
     op_set: str = "small"
@@ -70,11 +71,17 @@ class EvolveRLLossConfig:
     scratch_num_nodes: int = 7
     """op nodes of from-scratch programs"""
     chain_length: int = 5
+    """longest chain of the chain-MDP hurdle (instances have 1..chain_length states)"""
     chain_instances: int = 10
+    """chain MDPs a candidate loss is scored on"""
     chain_steps: int = 40
+    """tabular Q-learning steps per chain instance"""
     scratch_population: int = 128
+    """population of the from-scratch regularized evolution"""
     scratch_tournament: int = 16
+    """tournament size of the from-scratch search"""
     scratch_batch: int = 32
+    """children per generation of the from-scratch search (evaluated together)"""
     scratch_evaluations: int = 15_000
     """real (cache-miss) chain-MDP evaluations of the from-scratch search (at most)"""
     scratch_p_edge: float = 0.5
@@ -88,24 +95,35 @@ class EvolveRLLossConfig:
     total_steps: int = 20_000
     """DQN environment steps per CartPole training"""
     learning_starts: int = 1_000
+    """random-action environment steps before DQN learns (CartPole and held-out)"""
     train_every: int = 4
+    """environment steps between DQN gradient steps"""
     dqn_lr: float = 1e-3
+    """DQN learning rate for every trained loss"""
     num_evals: int = 8
+    """evaluation points per DQN training (learning-curve length)"""
     eval_episodes: int = 8
+    """episodes per evaluation point"""
     eval_batch: int = 8
     """candidates per compiled DQN evaluation"""
     bootstrap_population: int = 16
+    """population of the search seeded with the DQN loss graph"""
     bootstrap_tournament: int = 4
+    """tournament size of the bootstrapped search"""
     bootstrap_evaluations: int = 48
     """real CartPole evaluations of the bootstrapped search"""
     heldout_envs: tuple[str, ...] = ("Acrobot-v1",)
+    """held-out environments where DQNReg is compared with DQN"""
     heldout_total_steps: int = 30_000
+    """DQN environment steps per held-out training"""
     bootstrap_program: str = ""
     """optional JSON file with a program to seed the bootstrapped search (default: DQN)"""
     backend: str = "inprocess"
     """evaluation backend for DQN trainings: inprocess | pool | ray"""
     workers: int = 2
+    """worker processes of the pool/ray backends"""
     ray_address: str = ""
+    """Ray cluster address (empty: start a local Ray)"""
 
     def validate(self) -> None:
         from selftaught.core.errors import UnknownNameError

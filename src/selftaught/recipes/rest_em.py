@@ -29,39 +29,28 @@ Two departures forced by the scale, both visible in the config:
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-from typing import Any
 
 import jax
 import numpy as np
 
-from selftaught import stats, tasks
+from selftaught import stats
 from selftaught.core import Recipe, Report, Timer, check, progress
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import (
-    CharTokenizer,
     TrainConfig,
-    TransformerConfig,
     init_params,
     maj_at_k,
     make_sft,
     pass_at_k,
-    sample,
 )
+from selftaught.lm.data import TaskSetting, pack_sft, task_setting
+from selftaught.lm.generate import Samples
+from selftaught.lm.generate import generate as lm_generate
+from selftaught.lm.model import ModelSize
 from selftaught.lm.train import fit
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSize:
-    """Shape of the tiny decoder (vocabulary and length come from the task)."""
-
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    mlp_ratio: int = 4
-    pos_encoding: str = "learned"
+from selftaught.tasks import parse_task_args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +62,7 @@ class RestEMConfig:
     num_seeds: int = 3
     """seeds when --seeds is not given"""
     task: str = "addition"
-    """registered task (addition, multiplication) or a plug-in package.module:factory"""
+    """registered task (addition, multiplication, chain) or a plug-in package.module:factory"""
     task_args: str = "digits=2"
     """keyword arguments for the task factory, e.g. "digits=(1, 4), human_skip_prob=0.5" """
     human_problems: int = 300
@@ -83,6 +72,7 @@ class RestEMConfig:
     eval_problems: int = 200
     """held-out test problems (and as many validation problems)"""
     model: ModelSize = ModelSize()
+    """shape of the decoder trained from scratch"""
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=50, total_steps=800, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """SFT on human data; the M-step uses the same optimiser settings"""
@@ -97,7 +87,9 @@ class RestEMConfig:
     max_per_problem: int = 2
     """K: cap on correct samples kept per problem (paper: 10)"""
     temperature: float = 0.7
+    """sampling temperature of the E-step and of pass@k / maj@k evaluation"""
     top_k: int = 40
+    """top-k filter of sampling (0 = none)"""
     eval_samples: int = 8
     """samples per test problem for pass@k and maj@k"""
     eval_k: int = 4
@@ -124,78 +116,27 @@ class RestEMConfig:
         parse_task_args(self.task_args)
 
 
-def parse_task_args(text: str) -> dict[str, Any]:
-    """'digits=(1, 4), human_skip_prob=0.5' -> {'digits': (1, 4), 'human_skip_prob': 0.5}."""
-    if not text.strip():
-        return {}
-    try:
-        call = ast.parse(f"f({text})", mode="eval").body
-        assert isinstance(call, ast.Call) and not call.args
-        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-    except (SyntaxError, ValueError, AssertionError):
-        raise ConfigError(
-            f"task_args {text!r} is not a list of name=value pairs with literal values, "
-            "e.g. --task-args 'digits=(1, 4), human_skip_prob=0.5'"
-        ) from None
-
-
 # ---------------------------------------------------------------------------- the setting
-@dataclasses.dataclass
-class Setting:
-    """Everything one seed's run needs that is derived from the config (nothing trained)."""
-
-    task: Any
-    tok: CharTokenizer
-    model_cfg: TransformerConfig
-    train: list
-    valid: list
-    test: list
-    human: list[str]
-    max_new: int
+Setting = TaskSetting
 
 
-def make_setting(config: RestEMConfig, seed: int) -> Setting:
-    task = tasks.get(config.task, **parse_task_args(config.task_args))
-    tok = CharTokenizer(task.alphabet)
-    max_new = task.max_solution_len + 1  # + EOS
-    model_cfg = TransformerConfig(
-        vocab_size=tok.vocab_size,
-        max_len=task.max_prompt_len + 2 + max_new,
-        d_model=config.model.d_model,
-        n_layers=config.model.n_layers,
-        n_heads=config.model.n_heads,
-        mlp_ratio=config.model.mlp_ratio,
-        pos_encoding=config.model.pos_encoding,
-    ).validate()
-    rng = np.random.default_rng([seed, 7])
-    train = task.problems("train", config.train_problems, seed)
-    human = [task.human_solution(p, rng) for p in train[: config.human_problems]]
-    return Setting(
-        task=task,
-        tok=tok,
-        model_cfg=model_cfg,
-        train=train,
-        valid=task.problems("valid", config.eval_problems, seed),
-        test=task.problems("test", config.eval_problems, seed),
-        human=human,
-        max_new=max_new,
-    )
+def make_setting(config: RestEMConfig, seed: int) -> TaskSetting:
+    return task_setting(config.task, config.task_args, config.model, config.human_problems,
+                        config.train_problems, config.eval_problems, seed)
+
+
+def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: int, key,
+             greedy: bool) -> Samples:
+    """`repeats` verified completions per problem (the config's temperature and top-k)."""
+    return lm_generate(params, s.model_cfg, s.tok, s.task, problems, repeats, key,
+                       max_new_tokens=s.max_new, temperature=config.temperature,
+                       top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch)
 
 
 def sft_data(s: Setting, problems: list, solutions: list[str], capacity: int) -> dict:
-    """Training rows padded to `capacity` rows (weight 0), so shapes never change."""
-    n = len(solutions)
-    if n > capacity:
-        raise ValueError(f"{n} rows exceed capacity {capacity}")
-    enc = s.tok.encode_sft([s.task.prompt(p) for p in problems], solutions,
-                           s.model_cfg.max_len)
-    pad = capacity - n
-    tokens = np.pad(enc["tokens"], ((0, pad), (0, 0))) if n else np.zeros(
-        (capacity, s.model_cfg.max_len), np.int32)
-    mask = np.pad(enc["loss_mask"], ((0, pad), (0, 0))) if n else np.zeros(
-        (capacity, s.model_cfg.max_len), np.float32)
-    weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    return {"tokens": tokens, "loss_mask": mask, "weight": weight}
+    """SFT rows padded to `capacity` rows (weight 0), so shapes never change."""
+    return pack_sft(s.tok, [s.task.prompt(p) for p in problems], solutions, s.model_cfg.max_len,
+                    capacity)
 
 
 _make_sft = functools.lru_cache(maxsize=8)(make_sft)  # one compilation per model/optimiser
@@ -210,25 +151,6 @@ def train_model(config: RestEMConfig, s: Setting, data: dict, key, params, steps
     return state.params, float(losses[-min(50, steps):].mean())
 
 
-def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: int, key,
-             greedy: bool) -> list[list[str]]:
-    """`repeats` completions per problem (greedy: 1), decoded to text."""
-    prompts = [s.task.prompt(p) for p in problems for _ in range(repeats)]
-    enc = s.tok.encode_prompts(prompts, s.task.max_prompt_len + 2)
-    rows, B = len(prompts), config.sample_batch
-    texts: list[str] = []
-    with progress.bar("sampling", total=rows) as bar:
-        for start in range(0, rows, B):
-            idx = np.arange(start, start + B) % rows  # pad the last call with repeats
-            out = sample(params, s.model_cfg, enc["tokens"][idx], enc["mask"][idx],
-                         jax.random.fold_in(key, start), max_new_tokens=s.max_new,
-                         temperature=config.temperature, top_k=config.top_k, greedy=greedy)
-            n = min(B, rows - start)
-            texts += s.tok.decode_batch(np.asarray(out.tokens_BxN)[:n])
-            bar.advance(n)
-    return [texts[i * repeats:(i + 1) * repeats] for i in range(len(problems))]
-
-
 def evaluate(config: RestEMConfig, s: Setting, params, key) -> dict[str, float]:
     """Held-out greedy pass@1 (test, valid), train reward, and test pass@k / maj@k."""
     out = {}
@@ -236,15 +158,13 @@ def evaluate(config: RestEMConfig, s: Setting, params, key) -> dict[str, float]:
     for name, problems in (("test", s.test), ("valid", s.valid),
                            ("train", s.train[-config.eval_problems:])):
         greedy = generate(config, s, params, problems, 1, key, greedy=True)
-        out[f"{name}_pass1"] = float(np.mean([s.task.verify(p, g[0])
-                                              for p, g in zip(problems, greedy)]))
+        out[f"{name}_pass1"] = float(np.mean(greedy.correct[:, 0]))
     samples = generate(config, s, params, s.test, config.eval_samples,
                        jax.random.fold_in(key, 1), greedy=False)
-    correct = np.array([sum(s.task.verify(p, t) for t in ts) for p, ts in zip(s.test, samples)])
+    correct = samples.num_correct
     k = config.eval_k
     out[f"test_pass{k}"] = float(np.mean(pass_at_k(config.eval_samples, correct, k)))
-    answers = [[s.task.extract_answer(t) for t in ts] for ts in samples]
-    out[f"test_maj{k}"] = maj_at_k(answers, [p.answer for p in s.test], k)
+    out[f"test_maj{k}"] = maj_at_k(samples.answers, [p.answer for p in s.test], k)
     out["test_sample_acc"] = float(correct.mean() / config.eval_samples)
     return out
 
@@ -252,27 +172,24 @@ def evaluate(config: RestEMConfig, s: Setting, params, key) -> dict[str, float]:
 def e_step(config: RestEMConfig, s: Setting, params, key):
     """Sample N per training problem; keep verified ones, at most K per problem."""
     samples = generate(config, s, params, s.train, config.num_samples, key, greedy=False)
-    kept_p, kept_y, n_correct = [], [], 0
-    for problem, texts in zip(s.train, samples):
-        good = [t for t in texts if s.task.verify(problem, t)]
-        n_correct += len(good)
-        for t in good[: config.max_per_problem]:
-            kept_p.append(problem)
-            kept_y.append(t)
+    kept_p, kept_y = samples.correct_texts(config.max_per_problem)
     stats_ = {
-        "sample_accuracy": n_correct / (len(s.train) * config.num_samples),
-        "solved_fraction": float(np.mean([any(s.task.verify(p, t) for t in ts)
-                                          for p, ts in zip(s.train, samples)])),
+        "sample_accuracy": int(samples.correct.sum()) / (len(s.train) * config.num_samples),
+        "solved_fraction": float(np.mean(samples.correct.any(axis=1))),
         "kept": len(kept_y),
     }
     return kept_p, kept_y, stats_
 
 
 # ---------------------------------------------------------------------------- the run
+def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    return [f"seed{sd}/{name}" for sd in seeds
+            for name in ["sft", *(f"iter{i}" for i in range(1, config.iterations + 1))]]
+
+
 def run(config: RestEMConfig, run_dir, seeds: list[int]) -> None:
-    phases = [f"seed{sd}/{name}" for sd in seeds
-              for name in ["sft", *(f"iter{i}" for i in range(1, config.iterations + 1))]]
-    with progress.bar("ReST^EM phases", total=len(phases)) as outer:
+    with progress.bar("ReST^EM phases", total=len(phases(config, seeds))) as outer:
         for seed in seeds:
             run_seed(config, run_dir, seed, outer)
 
@@ -438,4 +355,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )

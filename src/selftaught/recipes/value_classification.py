@@ -53,16 +53,25 @@ class ValueClassificationConfig:
     """DQN with regression vs classification value losses, many seeds at once."""
 
     seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i"""
     num_seeds: int = 10
     """seeds per (task, loss, width) cell, trained together under vmap"""
     envs: tuple[str, ...] = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
+    """environments of the main comparison (one cell per env and loss)"""
     losses: tuple[str, ...] = LOSSES
+    """value losses compared: mse | hl_gauss | two_hot | c51"""
     sweep_widths: tuple[float, ...] = (1.0, 2.0)
     """torso widths of the sweep (run on sweep_envs for sweep_losses; width 1 = main runs)"""
     sweep_losses: tuple[str, ...] = ("mse", "hl_gauss")
+    """losses of the width sweep"""
     sweep_envs: tuple[str, ...] = ("SpaceInvaders-MinAtar",)
+    """environments of the width sweep"""
     final_points: int = 3
     """the score of a run is its mean over the last this many evaluation points"""
+    loss_lrs: tuple[float, ...] = ()
+    """learning rate per loss, in the order of --losses (empty: dqn.lr for every loss, the
+    paper's protocol); per-loss rates tuned on held-out seeds come from
+    `value-loss-mechanisms`"""
     dqn: DQNConfig = DQNConfig()
     """DQN hyper-parameters shared by every cell (env, loss, width are set per cell)"""
 
@@ -77,6 +86,10 @@ class ValueClassificationConfig:
                 raise UnknownNameError("value loss", loss, LOSSES)
         check(all(w > 0 for w in self.sweep_widths),
               f"sweep_widths must be positive, got {self.sweep_widths}")
+        check(not self.loss_lrs or (len(self.loss_lrs) == len(self.losses)
+                                    and all(lr > 0 for lr in self.loss_lrs)),
+              f"--loss-lrs needs one positive rate per loss ({len(self.losses)}: "
+              f"{', '.join(self.losses)}), got {self.loss_lrs}")
         check(1 <= self.final_points <= self.dqn.num_evals,
               f"final_points must be in [1, dqn.num_evals={self.dqn.num_evals}], "
               f"got {self.final_points}")
@@ -107,7 +120,9 @@ def _compiled(dqn: DQNConfig):
 
 
 def cell_config(cfg: ValueClassificationConfig, env: str, loss: str, width: float) -> DQNConfig:
-    return dataclasses.replace(cfg.dqn, env=env, loss=loss, width=float(width))
+    lr = cfg.loss_lrs[cfg.losses.index(loss)] if cfg.loss_lrs and loss in cfg.losses else None
+    return dataclasses.replace(cfg.dqn, env=env, loss=loss, width=float(width),
+                               lr=cfg.dqn.lr if lr is None else float(lr))
 
 
 # ----------------------------------------------------------------------------- run
@@ -333,4 +348,9 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    not_flags={
+        "dqn.env": "each cell's environment comes from --envs and --sweep-envs",
+        "dqn.loss": "each cell's loss comes from --losses and --sweep-losses",
+        "dqn.width": "each cell's width is 1 or one of --sweep-widths",
+    },
 )

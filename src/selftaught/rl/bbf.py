@@ -39,8 +39,9 @@ import optax
 from flax import struct
 
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one
-from selftaught.rl import replay
-from selftaught.rl.envs import ENVS, greedy_returns, make_env
+from selftaught.rl import loop, replay
+from selftaught.rl.envs import ENVS, make_env
+from selftaught.rl.loop import Carry
 from selftaught.rl.networks import ImpalaStack
 from selftaught.rl.value_losses import atom_support, c51_project, cross_entropy
 
@@ -50,9 +51,11 @@ class BBFConfig:
     """BBF hyper-parameters; every component can be switched off for ablations."""
 
     env: str = "Breakout-MinAtar"
+    """environment (a MinAtar game or ALE/<Game>); the bbf recipe sets it per game from --envs"""
     total_steps: int = 20_000
     """environment steps per seed (one env per seed), warm-up included"""
     learning_starts: int = 1_000
+    """random-action environment steps before learning starts"""
     width: float = 4.0
     """Impala channel scale (BBF: 4)"""
     channels: tuple[int, ...] = (16, 32, 32)
@@ -60,49 +63,79 @@ class BBFConfig:
     latent: int = 512
     """projection / head width (BBF: 2048)"""
     num_atoms: int = 51
+    """atoms of the C51 value distribution"""
     v_min: float = -10.0
+    """lowest value of the C51 support"""
     v_max: float = 10.0
+    """highest value of the C51 support"""
     replay_ratio: int = 2
     """gradient steps per environment step (BBF: 8)"""
     batch_size: int = 32
+    """replayed transitions per gradient step"""
     buffer_size: int = 20_000
+    """replay buffer capacity in transitions"""
     lr: float = 1e-4
+    """AdamW learning rate"""
     adam_eps: float = 1.5e-4
+    """AdamW epsilon"""
     weight_decay: float = 0.1
     """AdamW weight decay on kernels (0 disables)"""
     max_grad_norm: float = 10.0
+    """global gradient-norm clip"""
     tau: float = 0.005
     """EMA target update per gradient step"""
     target_action_selection: bool = True
+    """act (epsilon-greedy) with the target network, as BBF does, instead of the online one"""
     prioritized: bool = True
+    """prioritized replay (sampling by TD error)"""
     per_alpha: float = 0.5
+    """prioritized-replay exponent on priorities (0 = uniform)"""
     per_beta: float = 0.5
+    """prioritized-replay importance-sampling exponent"""
     resets: bool = True
+    """periodic network resets (BBF's shrink-and-perturb of the torso, full reset of the head)"""
     reset_every: int = 5_000
     """env steps between resets (BBF: 20k of 100k)"""
     reset_until: int = 15_001
     """no resets at or after this env step"""
     shrink: float = 0.5
+    """shrink-and-perturb factor at a reset: new = shrink * old + (1 - shrink) * fresh init"""
     anneal: bool = True
+    """anneal the update horizon n and discount gamma after each reset"""
     n_max: int = 10
+    """update horizon (n-step return) right after a reset"""
     n_min: int = 3
+    """update horizon reached at the end of annealing"""
     gamma_min: float = 0.97
+    """discount right after a reset"""
     gamma_max: float = 0.997
+    """discount reached at the end of annealing"""
     anneal_steps: int = 2_500
     """gradient steps over which n and gamma are annealed after each reset (BBF: 10k)"""
     spr: bool = True
+    """self-predictive representations auxiliary loss"""
     spr_steps: int = 5
+    """future steps the SPR transition model predicts"""
     spr_weight: float = 5.0
+    """weight of the SPR loss relative to the TD loss"""
     drq: bool = True
+    """random-shift data augmentation of observations (DrQ)"""
     drq_pad: int = 1
     """random-shift padding in pixels (BBF on 84x84 Atari: 4; MinAtar 10x10: 1)"""
     eps_start: float = 1.0
+    """epsilon of epsilon-greedy acting at the start"""
     eps_end: float = 0.01
+    """epsilon after the decay"""
     eps_decay_steps: int = 2_000
+    """environment steps over which epsilon decays linearly"""
     num_evals: int = 10
+    """evaluation points (learning-curve length)"""
     eval_episodes: int = 4
+    """episodes per evaluation point"""
     eval_epsilon: float = 0.0
+    """epsilon of the greedy policy during evaluation"""
     max_episode_steps: int = 0
+    """episode time limit; 0 keeps the environment's own"""
 
     def validate(self) -> None:
         if self.env.startswith("ALE/"):
@@ -231,21 +264,6 @@ def program_config(configs: list[BBFConfig]) -> BBFConfig:
         weight_decay=max(c.weight_decay for c in configs))
 
 
-@struct.dataclass
-class Carry:
-    params: Any
-    target_params: Any
-    opt_state: Any
-    buffer: replay.Buffer
-    env_state: Any
-    obs: jax.Array
-    key: jax.Array
-    env_steps: jax.Array
-    since_reset: jax.Array  # gradient steps since the last reset
-    ep_return: jax.Array
-    knobs: Knobs
-
-
 def random_shift(key, obs_BxHxWxC, pad):
     """DrQ: pad by `pad` (edge replicate) and crop back at a random offset per image."""
     b, h, w, _ = obs_BxHxWxC.shape
@@ -294,13 +312,16 @@ def make_train(config: BBFConfig) -> Callable[[jax.Array], dict]:
 def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BBFAgent:
     """The agent; `env` defaults to the gymnax env of config.env. A host-loop caller
     (Atari) passes any object with num_actions and obs_shape and uses init_host /
-    policy / observe instead of the in-graph train / init / chunk."""
+    policy / observe instead of the in-graph train / init / chunk. The carry is a
+    `rl.loop.Carry` whose `grad_steps` counts gradient steps since the last reset and
+    whose `extra` holds the ablation `Knobs`."""
     c = config
     env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     A, M = env.num_actions, c.num_atoms
     net = BBFNet(A, M, c.width, c.latent, obs_scale, tuple(c.channels))
     support = atom_support(c.v_min, c.v_max, M)
     W = c.window
+    epsilon = loop.linear_epsilon(c.eps_start, c.eps_end, c.eps_decay_steps)
 
     def decay_mask(params):
         return jax.tree.map(lambda x: x.ndim > 1, params)
@@ -313,7 +334,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
 
     tx = make_tx(c.weight_decay)
 
-    def init_params(key):
+    def init_params(key, obs=None):
         dummy = jnp.zeros((1, *env.obs_shape))
         return net.init(key, dummy, jnp.zeros((1,), jnp.int32))
 
@@ -321,28 +342,10 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         logits = net.apply(params, obs, method=lambda m, o: m.head(m.features(o)))
         return jnp.sum(jax.nn.softmax(logits) * support, axis=-1)
 
-    def act(key, params, obs, eps):
-        k1, k2 = jax.random.split(key)
-        greedy = jnp.argmax(q_values(params, obs), axis=-1)
-        rand = jax.random.randint(k1, greedy.shape, 0, A)
-        return jnp.where(jax.random.uniform(k2, greedy.shape) < eps, rand, greedy)
-
-    def env_step(carry: Carry, random_only=False):
-        key, k_act, k_env = jax.random.split(carry.key, 3)
-        frac = jnp.clip(carry.env_steps / c.eps_decay_steps, 0.0, 1.0)
-        eps = 1.0 if random_only else c.eps_start + frac * (c.eps_end - c.eps_start)
-        acting = carry.target_params if c.target_action_selection else carry.params
-        action = act(k_act, acting, carry.obs[None], eps)[0]
-        st = env.step(k_env, carry.env_state, action)
-        item = {"obs": carry.obs.astype(jnp.uint8), "action": action.astype(jnp.int32),
+    def store(obs, action, st):
+        return {"obs": obs.astype(jnp.uint8), "action": action.astype(jnp.int32),
                 "reward": st.reward, "terminated": st.terminated.astype(jnp.float32),
                 "done": st.done.astype(jnp.float32), "next_obs": st.next_obs.astype(jnp.uint8)}
-        buf = replay.add(carry.buffer, jax.tree.map(lambda x: x[None], item))
-        ret = carry.ep_return + st.reward
-        done = st.done.astype(jnp.float32)
-        carry = carry.replace(buffer=buf, env_state=st.state, obs=st.obs, key=key,
-                              env_steps=carry.env_steps + 1, ep_return=ret * (1 - done))
-        return carry, {"return_sum": ret * done, "episodes": done}
 
     def sample(buf: replay.Buffer, key):
         cap = buf.capacity
@@ -403,8 +406,8 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
     def grad_step(carry: Carry, key):
         k_s, k_l = jax.random.split(key)
         seq, idx, w = sample(carry.buffer, k_s)
-        kn = carry.knobs
-        n, gamma = schedule(c, carry.since_reset, kn.anneal)
+        kn = carry.extra
+        n, gamma = schedule(c, carry.grad_steps, kn.anneal)
         (_, (ce, td, spr)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             carry.params, carry.target_params, seq, w, k_l, n, gamma, kn.spr)
         tx_run = make_tx(kn.weight_decay)
@@ -413,15 +416,8 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         target = optax.incremental_update(params, carry.target_params, c.tau)
         buf = replay.update_priorities(carry.buffer, idx, ce) if c.prioritized else carry.buffer
         carry = carry.replace(params=params, target_params=target, opt_state=opt_state,
-                              buffer=buf, since_reset=carry.since_reset + 1)
+                              buffer=buf, grad_steps=carry.grad_steps + 1)
         return carry, {"loss": td, "spr_loss": spr, "n": n, "gamma": gamma}
-
-    def train_step(carry: Carry, _):
-        carry, fin = env_step(carry)
-        key, k = jax.random.split(carry.key)
-        carry = carry.replace(key=key)
-        carry, m = jax.lax.scan(grad_step, carry, jax.random.split(k, c.replay_ratio))
-        return carry, {**fin, **jax.tree.map(jnp.mean, m)}
 
     def reset(carry: Carry):
         key, k = jax.random.split(carry.key)
@@ -434,40 +430,34 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
                                    fresh[name])
         params = {"params": p}
         return carry.replace(params=params, opt_state=tx.init(params), key=key,
-                             since_reset=jnp.int32(0))
+                             grad_steps=jnp.int32(0))
+
+    def after_chunk(carry: Carry, i):
+        if not c.resets:
+            return carry
+        steps_after = c.learning_starts + (i + 1) * c.chunk_steps
+        do = ((steps_after - c.learning_starts) % c.reset_every == 0) & (
+            steps_after < c.reset_until) & carry.extra.resets
+        return jax.lax.cond(do, reset, lambda x: x, carry)
+
+    in_graph = None
+    if hasattr(env, "step"):  # a jittable env: the whole training run is one program
+        in_graph = loop.make_loop(loop.Spec(
+            env=env, num_envs=1, init_params=init_params, tx=tx, q_values=q_values,
+            grad_step=grad_step, store=store, epsilon=epsilon, buffer_size=c.buffer_size,
+            warmup_iters=c.learning_starts, train_every=1, grad_steps=c.replay_ratio,
+            phases=c.chunk_steps, num_evals=c.num_evals, eval_episodes=c.eval_episodes,
+            eval_epsilon=c.eval_epsilon, act_with_target=c.target_action_selection,
+            per_step_keys=True, after_chunk=after_chunk, last=("n", "gamma"),
+        ))
 
     def init(rng, knobs: Knobs | None = None):
         """The carry after the random warm-up; `knobs` default to the config's switches."""
-        knobs = knobs_of(c) if knobs is None else knobs
-        k_net, k_env, k_run = jax.random.split(rng, 3)
-        obs, env_state = env.reset(k_env)
-        params = init_params(k_net)
-        o = obs.astype(jnp.uint8)
-        example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
-                   "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
-        carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
-                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.float32(0), knobs)
-        carry, _ = jax.lax.scan(lambda cc, _: env_step(cc, random_only=True), carry, None,
-                                c.learning_starts)
-        return carry
+        return in_graph.init(rng, knobs_of(c) if knobs is None else knobs)
 
     def chunk(carry: Carry, i):
-        carry, s = jax.lax.scan(train_step, carry, None, c.chunk_steps)
-        key, k_eval = jax.random.split(carry.key)
-        carry = carry.replace(key=key)
-        acting = carry.target_params if c.target_action_selection else carry.params
-        ret = greedy_returns(env, lambda k, o: act(k, acting, o, c.eval_epsilon), k_eval,
-                             c.eval_episodes)
-        if c.resets:
-            steps_after = c.learning_starts + (i + 1) * c.chunk_steps
-            do = ((steps_after - c.learning_starts) % c.reset_every == 0) & (
-                steps_after < c.reset_until) & carry.knobs.resets
-            carry = jax.lax.cond(do, reset, lambda x: x, carry)
-        ep = s["episodes"].sum()
-        metrics = {"eval_return": ret.mean(),
-                   "train_return": s["return_sum"].sum() / jnp.maximum(ep, 1.0),
-                   "loss": s["loss"].mean(), "spr_loss": s["spr_loss"].mean(),
-                   "n": s["n"][-1], "gamma": s["gamma"][-1], "env_steps": carry.env_steps}
+        carry, metrics = in_graph.chunk(carry, i)
+        metrics.pop("train_episodes")
         return carry, metrics
 
     def train(rng):
@@ -488,11 +478,10 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
                      jnp.float32(0), knobs_of(c))
 
     def policy(carry: Carry, obs, key, eps=None):
-        frac = jnp.clip(carry.env_steps / c.eps_decay_steps, 0.0, 1.0)
-        eps = c.eps_start + frac * (c.eps_end - c.eps_start) if eps is None else eps
+        eps = epsilon(carry.env_steps) if eps is None else eps
         eps = jnp.where(carry.env_steps < c.learning_starts, 1.0, eps)
         acting = carry.target_params if c.target_action_selection else carry.params
-        return act(key, acting, obs[None], eps)[0]
+        return loop.epsilon_greedy(key, q_values(acting, obs[None]), eps)[0]
 
     def observe(carry: Carry, item):
         """Store one transition; once past learning_starts, take replay_ratio steps."""
@@ -514,7 +503,8 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
 
         return jax.lax.cond(carry.env_steps > c.learning_starts + W, learn, skip, carry)
 
-    return BBFAgent(train, init, chunk, reset, init_params, net, init_host, policy, observe)
+    return BBFAgent(train, init, chunk, reset, init_params, net, init_host, policy, observe,
+                    loss_fn, grad_step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -522,7 +512,8 @@ class BBFAgent:
     """`train(rng)` and its pieces: init(rng[, knobs]) -> Carry, chunk(carry, i) -> (carry, metrics)
     (i = chunk index, unbatched), reset(carry), init_params(key), net; and for a host
     loop: init_host(rng), policy(carry, obs, key[, eps]) -> action, observe(carry, item)
-    -> (carry, metrics) with item = {obs, action, reward, terminated, done, next_obs}."""
+    -> (carry, metrics) with item = {obs, action, reward, terminated, done, next_obs};
+    the learner itself: loss_fn (-> (total, (ce, td_loss, spr_loss))) and grad_step."""
 
     train: Callable
     init: Callable
@@ -533,6 +524,8 @@ class BBFAgent:
     init_host: Callable
     policy: Callable
     observe: Callable
+    loss_fn: Callable  # (params, target_params, seq, weights, key, n, gamma, spr_on)
+    grad_step: Callable  # (carry, key) -> (carry, metrics)
 
 
 def _l2n(x):
@@ -540,4 +533,4 @@ def _l2n(x):
 
 
 def curve_steps(c: BBFConfig) -> list[int]:
-    return [c.learning_starts + (i + 1) * c.chunk_steps for i in range(c.num_evals)]
+    return loop.curve_steps(c.learning_starts, c.chunk_steps, c.num_evals)

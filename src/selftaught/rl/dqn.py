@@ -12,11 +12,13 @@ Algorithm box (per seed, everything inside one compiled program):
                 (target net: hard copy every `target_update_every` gradient steps, or
                  Polyak averaging with `tau` < 1)
         evaluate: greedy episodes (`eval_episodes` parallel envs), undiscounted return
-Every loop is a lax.scan with a static trip count, so vmap over seeds never turns a
-data-dependent branch into "compute both sides". CPU throughput notes (bench/dqn.py): the
-exploration noise and env keys of a whole scan are drawn up front (threefry lowers to a
-rolled loop on CPU, ~1 us per call), replay inserts are in-place dynamic-update-slices,
-and s' gets its own forward pass so nothing back-propagates through it.
+The loop (acting, epsilon, warm-up, env steps, evaluation) is `selftaught.rl.loop`; this
+file holds the network, the loss and the gradient step. Double DQN (`double_dqn`, the
+default) picks the bootstrap action with the online network, plain DQN with the target.
+`make_train(config, env=...)` trains on any `rl.envs.Env` (e.g. a gridworld). CPU
+throughput notes (bench/dqn.py): the exploration noise and env keys of a whole scan are
+drawn up front, replay inserts are in-place dynamic-update-slices, and s' gets its own
+forward pass so nothing back-propagates through it.
 
 Custom losses (used by the evolutionary search over RL losses, rl.md §3):
 `loss_fn(batch) -> per-sample loss [B]` receives a dict with
@@ -32,16 +34,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from selftaught.core.errors import ConfigError, check, check_at_least_one
-from selftaught.rl import replay
-from selftaught.rl.envs import ENVS, make_env, normalized_return
+from selftaught.rl import loop, replay
+from selftaught.rl.envs import ENVS, Env, make_env, normalized_return
+from selftaught.rl.loop import Carry
 from selftaught.rl.networks import ENCODERS, QNetwork
 from selftaught.rl.value_losses import LOSSES, make_value_head
 
@@ -73,7 +74,9 @@ class DQNConfig:
     num_envs: int = 1
     """parallel environments per seed"""
     buffer_size: int = 10_000
+    """replay buffer capacity in transitions"""
     batch_size: int = 128
+    """replayed transitions per gradient step"""
     learning_starts: int = 1_000
     """random-action environment steps before learning"""
     train_every: int = 10
@@ -81,24 +84,33 @@ class DQNConfig:
     grad_steps: int = 1
     """gradient steps per phase (replay ratio = grad_steps / (train_every * num_envs))"""
     lr: float = 2.5e-4
+    """Adam learning rate"""
     adam_eps: float = 1e-5
+    """Adam epsilon"""
     max_grad_norm: float = 10.0
+    """global gradient-norm clip"""
     gamma: float = 0.99
+    """discount"""
     reward_scale: float = 1.0
     """rewards are multiplied by this for learning (returns are reported unscaled)"""
     double_dqn: bool = True
+    """bootstrap with the online network's greedy action (Double DQN)"""
     target_update_every: int = 50
     """hard target update period in gradient steps (used when tau == 1)"""
     tau: float = 1.0
     """Polyak factor per gradient step; 1.0 means hard updates"""
     eps_start: float = 1.0
+    """epsilon of epsilon-greedy acting at the start"""
     eps_end: float = 0.05
+    """epsilon after the decay"""
     eps_decay_frac: float = 0.5
     """fraction of total_steps over which epsilon decays linearly"""
     num_evals: int = 10
     """evaluation points (learning-curve length)"""
     eval_episodes: int = 8
+    """episodes per evaluation point"""
     eval_epsilon: float = 0.0
+    """epsilon of the greedy policy during evaluation"""
     max_episode_steps: int = 0
     """episode time limit; 0 keeps the environment's own"""
 
@@ -147,22 +159,7 @@ def steps_per_chunk(c: DQNConfig) -> int:
 
 def curve_steps(c: DQNConfig) -> list[int]:
     """Environment steps at which the learning curve's points are measured."""
-    w = warmup_iters(c) * c.num_envs
-    return [w + (i + 1) * steps_per_chunk(c) for i in range(c.num_evals)]
-
-
-@struct.dataclass
-class Carry:
-    params: Any
-    target_params: Any
-    opt_state: Any
-    buffer: replay.Buffer
-    env_state: Any
-    obs: jax.Array
-    key: jax.Array
-    env_steps: jax.Array
-    grad_steps: jax.Array
-    ep_return: jax.Array
+    return loop.curve_steps(warmup_iters(c) * c.num_envs, steps_per_chunk(c), c.num_evals)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,16 +170,20 @@ class Agent:
     init: Callable[[jax.Array], Carry]
     chunk: Callable[[Carry], tuple[Carry, dict]]
     network: QNetwork
+    loop: loop.Loop
 
     def train(self, rng: jax.Array) -> dict:
-        carry = self.init(rng)
-        _, curves = jax.lax.scan(lambda c, _: self.chunk(c), carry, None, self.config.num_evals)
-        return curves
+        return self.loop.train(rng)
 
 
-def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
+def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None = None,
+               eval_fn: Callable | None = None) -> Agent:
+    """The agent on `env` (default: the gymnax env named by config.env; pass any `Env`,
+    e.g. a gridworld, to train on it). `eval_fn(policy, key) -> dict of scalars` replaces
+    the greedy-return evaluation (policy(key, obs_N) -> actions_N acts with epsilon
+    `eval_epsilon`)."""
     c = config
-    env = make_env(c.env, c.max_episode_steps or None)
+    env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     if c.loss not in LOSSES:  # validate() is the user-facing check; keep make_* safe too
         raise ConfigError(f"unknown loss {c.loss!r}")
     head = make_value_head(c.loss, v_min=c.v_min, v_max=c.v_max, num_bins=c.num_bins,
@@ -190,49 +191,16 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
     net = QNetwork(c.encoder, env.num_actions, head.num_outputs, c.width)
     tx = optax.chain(optax.clip_by_global_norm(c.max_grad_norm),
                      optax.adam(c.lr, eps=c.adam_eps))
-    n_env, A = c.num_envs, env.num_actions
-    decay_steps = max(1.0, c.eps_decay_frac * c.total_steps)
 
     def q_values(params, obs):
         return head.q_values(net.apply(params, obs))
 
-    def epsilon(env_steps):
-        frac = jnp.clip(env_steps / decay_steps, 0.0, 1.0)
-        return c.eps_start + frac * (c.eps_end - c.eps_start)
-
-    def act(key, params, obs, eps):
-        k1, k2 = jax.random.split(key)
-        greedy = jnp.argmax(q_values(params, obs), axis=-1)
-        rand = jax.random.randint(k1, greedy.shape, 0, A)
-        return jnp.where(jax.random.uniform(k2, greedy.shape) < eps, rand, greedy)
-
-    def draw(key, steps):
-        """The randomness of `steps` vector steps, drawn at once: threefry is a rolled loop
-        on CPU, so one call per scan (instead of ~6 per step) matters for throughput."""
-        k_u, k_a, k_e = jax.random.split(key, 3)
-        return (jax.random.uniform(k_u, (steps, n_env)),
-                jax.random.randint(k_a, (steps, n_env), 0, A),
-                jax.random.split(k_e, steps * n_env).reshape(steps, n_env, *k_e.shape))
-
-    def env_step(carry: Carry, xs, random_only=False):
-        u, rand, env_keys = xs
-        if random_only:
-            action = rand
-        else:
-            greedy = jnp.argmax(q_values(carry.params, carry.obs), axis=-1)
-            action = jnp.where(u < epsilon(carry.env_steps), rand, greedy)
-        st = jax.vmap(env.step)(env_keys, carry.env_state, action)
-        item = {"obs": carry.obs, "action": action.astype(jnp.int32),
-                "reward": st.reward * c.reward_scale,
-                "next_obs": st.next_obs, "terminated": st.terminated.astype(jnp.float32)}
-        ret = carry.ep_return + st.reward
-        done = st.done.astype(jnp.float32)
-        finished = {"return_sum": jnp.sum(ret * done), "episodes": jnp.sum(done)}
-        carry = carry.replace(
-            buffer=replay.add(carry.buffer, item), env_state=st.state, obs=st.obs,
-            env_steps=carry.env_steps + n_env, ep_return=ret * (1.0 - done),
-        )
-        return carry, finished
+    def store(obs, action, st):
+        # image observations (MinAtar) are 0/1 planes: store them as uint8 (4x less memory)
+        dtype = jnp.uint8 if env.is_image else obs.dtype
+        return {"obs": obs.astype(dtype), "action": action.astype(jnp.int32),
+                "reward": st.reward * c.reward_scale, "next_obs": st.next_obs.astype(dtype),
+                "terminated": st.terminated.astype(jnp.float32)}
 
     def loss(params, target_params, batch):
         obs, next_obs = batch["obs"], batch["next_obs"]
@@ -270,75 +238,37 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None) -> Agent:
         updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
         params = optax.apply_updates(carry.params, updates)
         n = carry.grad_steps + 1
-        if c.tau < 1.0:
-            target = optax.incremental_update(params, carry.target_params, c.tau)
-        else:
-            hard = (n % c.target_update_every) == 0
-            target = jax.tree.map(lambda p, t: jnp.where(hard, p, t), params,
-                                  carry.target_params)
+        target = loop.hard_or_polyak(params, carry.target_params, n, c.tau,
+                                     c.target_update_every)
         carry = carry.replace(params=params, target_params=target, opt_state=opt_state,
                               grad_steps=n)
         return carry, {"loss": loss_val, "q": q_mean}
 
-    def phase(carry: Carry, _):
-        key, k_env, k = jax.random.split(carry.key, 3)
-        carry = carry.replace(key=key)
-        carry, fin = jax.lax.scan(env_step, carry, draw(k_env, c.train_every))
-        carry, m = jax.lax.scan(grad_step, carry, jax.random.split(k, c.grad_steps))
-        stats = {"return_sum": fin["return_sum"].sum(), "episodes": fin["episodes"].sum(),
-                 "loss": m["loss"].mean(), "q": m["q"].mean()}
-        return carry, stats
-
-    def evaluate(params, key):
-        policy = lambda k, o: act(k, params, o, c.eval_epsilon)  # noqa: E731
-        from selftaught.rl.envs import greedy_returns
-
-        return greedy_returns(env, policy, key, c.eval_episodes)
-
-    def init(rng):
-        k_net, k_env, k_run = jax.random.split(rng, 3)
-        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, n_env))
-        params = net.init(k_net, obs[:1])
-        # image observations (MinAtar) are 0/1 planes: store them as uint8 (4x less memory)
-        o = obs[0].astype(jnp.uint8) if env.is_image else obs[0]
-        example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
-                   "next_obs": o, "terminated": jnp.float32(0)}
-        carry = Carry(params, params, tx.init(params), replay.init(example, c.buffer_size),
-                      env_state, obs, k_run, jnp.int32(0), jnp.int32(0), jnp.zeros(n_env))
-        k_run, k_warm = jax.random.split(k_run)
-        carry = carry.replace(key=k_run)
-        carry, _ = jax.lax.scan(lambda cc, xs: env_step(cc, xs, random_only=True), carry,
-                                draw(k_warm, warmup_iters(c)))
-        return carry
-
-    n_phases = chunk_iters(c) // c.train_every if chunk_iters(c) >= 1 else 1
-
-    def chunk(carry: Carry):
-        carry, s = jax.lax.scan(phase, carry, None, n_phases)
-        key, k_eval = jax.random.split(carry.key)
-        carry = carry.replace(key=key)
-        eval_ret = evaluate(carry.params, k_eval)
-        episodes = s["episodes"].sum()
-        metrics = {
-            "eval_return": eval_ret.mean(),
-            "train_return": s["return_sum"].sum() / jnp.maximum(episodes, 1.0),
-            "train_episodes": episodes,
-            "loss": s["loss"].mean(),
-            "q": s["q"].mean(),
-            "env_steps": carry.env_steps,
-        }
-        return carry, metrics
-
-    return Agent(c, init, chunk, net)
+    lp = loop.make_loop(loop.Spec(
+        env=env, num_envs=c.num_envs, init_params=net.init, tx=tx, q_values=q_values,
+        grad_step=grad_step, store=store,
+        epsilon=loop.linear_epsilon(c.eps_start, c.eps_end,
+                                    max(1.0, c.eps_decay_frac * c.total_steps)),
+        buffer_size=c.buffer_size, warmup_iters=warmup_iters(c), train_every=c.train_every,
+        grad_steps=c.grad_steps,
+        phases=chunk_iters(c) // c.train_every if chunk_iters(c) >= 1 else 1,
+        num_evals=c.num_evals, eval_episodes=c.eval_episodes, eval_epsilon=c.eval_epsilon,
+        evaluate=eval_fn,
+    ))
+    return Agent(c, lambda rng: lp.init(rng), lambda carry: lp.chunk(carry, 0), net, lp)
 
 
-def make_train(config: DQNConfig, loss_fn: LossFn | None = None) -> Callable[[jax.Array], dict]:
+def make_train(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None = None
+               ) -> Callable[[jax.Array], dict]:
     """A pure `train(rng) -> curves` (dict of [num_evals] arrays: eval_return,
-    train_return, train_episodes, loss, q, env_steps). Jit and vmap it over seeds."""
+    train_return, train_episodes, loss, q, env_steps). Jit and vmap it over seeds.
+    `env` replaces the gymnax env named by config.env (then config.env is not checked)."""
     from selftaught.core import config as cfglib
 
-    cfglib.validate(config)
-    return make_agent(config, loss_fn).train
+    # a caller-supplied env needs no registered name: validate the rest of the config
+    cfglib.validate(config if env is None else dataclasses.replace(config, env=next(iter(ENVS))))
+    return make_agent(config, loss_fn, env).train
 
 
-__all__ = ["DQNConfig", "LossFn", "make_agent", "make_train", "normalized_return", "curve_steps"]
+__all__ = ["Carry", "DQNConfig", "LossFn", "make_agent", "make_train", "normalized_return",
+           "curve_steps"]

@@ -101,9 +101,10 @@ class ValueHead:
     """How a Q network's outputs [B, A, n] (n = num_outputs) are read and trained.
 
     `loss(out, action, reward, discount, next_out_target, next_action)` returns the
-    per-sample loss [B], where next_action is the bootstrap action a* at s' (chosen by the
-    caller: max over target Q, or double DQN) and all target-side inputs are treated as
-    constants."""
+    per-sample loss [B] (HL-Gauss's also takes `sigma_ratio=`, which may be traced, to
+    override the head's sigma / bin width), where next_action is the bootstrap action a* at
+    s' (chosen by the caller: max over target Q, or double DQN) and all target-side inputs
+    are treated as constants."""
 
     name: str
     num_outputs: int
@@ -157,7 +158,8 @@ def make_value_head(
     def _sa(out, action):
         return jnp.take_along_axis(out, action[:, None, None], axis=1)[:, 0]
 
-    def loss_cls(out, action, reward, discount, next_out_target, next_action):
+    def loss_cls(out, action, reward, discount, next_out_target, next_action,
+                 sigma_ratio=sigma_ratio):
         logits_BxM = _sa(out, action)
         next_logits_BxM = _sa(next_out_target, next_action)
         if name == "c51":

@@ -9,6 +9,21 @@ import numpy as np
 from selftaught.core.recipe import Claim
 
 
+class Estimate(tuple):
+    """(point, low, high) of a statistic, unpacking like a 3-tuple, that remembers `n`, the
+    number of runs (seeds) behind it; `claim_greater` marks claims with too few runs."""
+
+    n: int | None
+
+    def __new__(cls, point: float, low: float, high: float, n: int | None = None):
+        self = super().__new__(cls, (point, low, high))
+        self.n = n
+        return self
+
+    def __getnewargs__(self):
+        return (*self, self.n)
+
+
 def _rly():
     from rliable import library, metrics
 
@@ -46,8 +61,9 @@ def bootstrap_ci(
         "optimality_gap": metrics.aggregate_optimality_gap,
     }.get(statistic, statistic) if isinstance(statistic, str) else statistic
     point = float(fn(scores))
-    if scores.shape[0] < 2:
-        return point, point, point
+    n = scores.shape[0]
+    if n < 2:
+        return Estimate(point, point, point, n)
     state = np.random.get_state()
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     try:
@@ -60,7 +76,7 @@ def bootstrap_ci(
     finally:
         np.random.set_state(state)
     lo, hi = cis["x"][:, 0]
-    return point, float(lo), float(hi)
+    return Estimate(point, float(lo), float(hi), n)
 
 
 def aggregate(scores: dict[str, np.ndarray], *, reps: int = 2000, seed: int = 0) -> dict:
@@ -81,8 +97,9 @@ def probability_of_improvement(
     library, metrics = _rly()
     sx, sy = _runs_by_tasks(x), _runs_by_tasks(y)
     point = float(metrics.probability_of_improvement(sx, sy))
-    if min(sx.shape[0], sy.shape[0]) < 2:
-        return point, point, point
+    n = min(sx.shape[0], sy.shape[0])
+    if n < 2:
+        return Estimate(point, point, point, n)
     state = np.random.get_state()
     np.random.seed(seed)
     try:
@@ -92,7 +109,7 @@ def probability_of_improvement(
     finally:
         np.random.set_state(state)
     lo, hi = np.asarray(cis["p"]).reshape(-1)[:2]
-    return point, float(lo), float(hi)
+    return Estimate(point, float(lo), float(hi), n)
 
 
 def paired_difference_ci(
@@ -102,22 +119,31 @@ def paired_difference_ci(
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     diff = diff.reshape(diff.shape[0], -1).mean(axis=1)
     point = float(diff.mean())
-    if diff.shape[0] < 2:
-        return point, point, point
+    n = diff.shape[0]
+    if n < 2:
+        return Estimate(point, point, point, n)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, diff.shape[0], size=(reps, diff.shape[0]))
     means = diff[idx].mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return point, float(lo), float(hi)
+    return Estimate(point, float(lo), float(hi), n)
 
 
 def claim_greater(
-    name: str, statement: str, estimate: tuple[float, float, float], threshold: float = 0.0
+    name: str,
+    statement: str,
+    estimate: tuple[float, float, float],
+    threshold: float = 0.0,
+    *,
+    n_seeds: int | None = None,
 ) -> Claim:
     """A claim that holds when the CI's lower end lies above `threshold`.
 
-    With a single seed the CI is the point itself, so the claim holds when the point does.
+    When `estimate` is an Estimate over fewer than `core.recipe.MIN_SEEDS_FOR_CI` runs (or
+    `n_seeds` says so) the claim is undetermined ("too few seeds for a CI"). A plain tuple
+    with no run count is judged on its CI as given.
     """
     value, lo, hi = estimate
-    return Claim(name, statement, value, lo, hi, holds=bool(lo > threshold))
+    n = n_seeds if n_seeds is not None else getattr(estimate, "n", None)
+    return Claim(name, statement, value, lo, hi, holds=bool(lo > threshold), n_seeds=n)

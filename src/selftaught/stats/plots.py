@@ -63,6 +63,15 @@ def plot_curves(
     return path
 
 
+def _no_overlapping_xticks(fig, ax) -> None:
+    """Turn the x tick labels upright when any two of them would overlap."""
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    if any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:])):
+        for t in ax.get_xticklabels():
+            t.set_rotation(90)
+
+
 def plot_bars(
     path: Path, estimates: dict[str, tuple[float, float, float]], *, ylabel: str, title: str = ""
 ) -> Path:
@@ -73,6 +82,7 @@ def plot_bars(
     lo = np.array([estimates[k][1] for k in labels])
     hi = np.array([estimates[k][2] for k in labels])
     ax.bar(labels, pts, yerr=[pts - lo, hi - pts], capsize=4, alpha=0.8)
+    _no_overlapping_xticks(fig, ax)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
@@ -97,7 +107,10 @@ def plot_profiles(
     plot_utils.plot_performance_profiles(
         dists, taus, performance_profile_cis=cis, xlabel=xlabel, ax=ax
     )
-    ax.legend(list(sd))
+    # the legend from the labelled lines (a bare list of names would be matched to the
+    # artists in drawing order: line, CI band, line, ... so the 2nd name got the 1st band)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    ax.legend([lines[k] for k in sd], list(sd))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

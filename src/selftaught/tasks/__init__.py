@@ -14,6 +14,7 @@ keyword arguments and must return an object with the attributes and methods of
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 from collections.abc import Callable
@@ -29,10 +30,12 @@ from selftaught.tasks.base import (
     extract_final_answer,
     normalize_answer,
 )
+from selftaught.tasks.chain import ChainTask
 
 __all__ = [
     "SPLITS",
     "AdditionTask",
+    "ChainTask",
     "MultiplicationTask",
     "Problem",
     "Task",
@@ -41,10 +44,12 @@ __all__ = [
     "get",
     "names",
     "normalize_answer",
+    "parse_task_args",
 ]
 
 _REGISTRY: dict[str, Callable[..., Task]] = {
     "addition": AdditionTask,
+    "chain": ChainTask,
     "multiplication": MultiplicationTask,
 }
 
@@ -108,3 +113,19 @@ def _load_plugin(spec: str, kwargs: dict[str, Any]) -> Any:
             f"fix the factory or the task options"
         ) from exc
     return check_task(task, spec)
+
+
+def parse_task_args(text: str) -> dict[str, Any]:
+    """'digits=(1, 4), human_skip_prob=0.5' -> {'digits': (1, 4), 'human_skip_prob': 0.5}
+    (the `--task-args` flag of the LM recipes; literal values only)."""
+    if not text.strip():
+        return {}
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        assert isinstance(call, ast.Call) and not call.args
+        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except (SyntaxError, ValueError, AssertionError):
+        raise ConfigError(
+            f"task_args {text!r} is not a list of name=value pairs with literal values, "
+            "e.g. --task-args 'digits=(1, 4), human_skip_prob=0.5'"
+        ) from None

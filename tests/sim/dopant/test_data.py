@@ -69,6 +69,11 @@ def test_malformed_record_names_file_and_line(tmp_path, record, message):
         ({**data.header(), "version": 2}, ":1: unsupported version 2"),
         ({**data.header(), "frame": "lab"}, "frame must be 'canonical'"),
         ({**data.header(), "context_fields": ["x", "y"]}, "context_fields must be"),
+        ({**data.header(), "context_fields": 5}, "context_fields must be"),
+        ({**data.header(), "context_fields": None}, "context_fields must be"),
+        ({**data.header(), "context_fields": "x_Ay_A"}, "context_fields must be"),
+        ({**data.header(), "bond_length_A": "1.42"}, "bond_length_A must be a positive number"),
+        ({**data.header(), "bond_length_A": -1}, "bond_length_A must be a positive number"),
     ],
 )
 def test_bad_header(tmp_path, header, message):
@@ -89,3 +94,12 @@ def test_empty_and_missing_files(tmp_path):
                                          "moved": False, "neighbour": None}])
     obs = data.read_experiments(path)
     np.testing.assert_array_equal(obs.neighbour, [2, -1])
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = _write(tmp_path, [GOOD, GOOD])
+    raw = path.read_bytes().splitlines(keepends=True)
+    raw[2] = raw[2].replace(b"dwell_s", b"dw\xffell_s")
+    path.write_bytes(b"".join(raw))
+    with pytest.raises(DataError, match=f"{path}:3: not valid UTF-8 \\(byte 0xff\\)"):
+        data.read_experiments(path)

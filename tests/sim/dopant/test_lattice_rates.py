@@ -87,12 +87,25 @@ def test_human_prior_is_reasonable_but_imperfect():
     pts, true = metrics.grid_rates(truth)
     _, pri = metrics.grid_rates(prior)
     best_prior = pts[np.argmax(pri[:, 0])]
-    np.testing.assert_allclose(best_prior, [0.85, 0.0], atol=0.03)
-    at_prior = np.asarray(truth(rates.with_settings([[0.85, 0.0]])))[0, 0]
+    peak = 0.85 * lattice.BOND  # putting-dune's prior: 0.85 bond lengths ≈ 1.21 Å
+    np.testing.assert_allclose(best_prior, [peak, 0.0], atol=0.03)
+    at_prior = np.asarray(truth(rates.with_settings([[peak, 0.0]])))[0, 0]
     # the prior's spot works (a third of the best rate) but the optimum lies elsewhere
     assert 0.2 < at_prior / true[:, 0].max() < 0.6
     assert metrics.peak_offset(prior, truth) > 0.3
     assert metrics.peak_offset(prior, rates.ground_truth("prior-like")) < 0.03
+
+
+def test_human_prior_follows_the_reference_in_bond_lengths():
+    """putting-dune's prior: a Gaussian at 0.85 bond lengths with variance 0.1 bond
+    lengths², i.e. exp(-|r - mu|² / (2 * 0.1)) with r in bond lengths."""
+    prior = rates.human_prior(peak_rate=2.0)
+    r_bonds = np.array([[0.85, 0.0], [0.85, 0.3], [0.5, 0.0], [1.3, -0.2]])
+    mu = np.array([0.85, 0.0])
+    expected = 2.0 * np.exp(-np.sum((r_bonds - mu) ** 2, -1) / (2 * 0.1))
+    mirror = 2.0 * np.exp(-np.sum((r_bonds * [1, -1] - mu) ** 2, -1) / (2 * 0.1))
+    got = np.asarray(prior.lobe(jnp.asarray(r_bonds * lattice.BOND, jnp.float32)))
+    np.testing.assert_allclose(got, 0.5 * (expected + mirror), rtol=1e-5)
 
 
 def test_unknown_truth_names_the_choices():

@@ -118,3 +118,20 @@ def test_settings_features_are_log_dose():
     assert learn.features(ctx, False).shape == (2, 2)
     log_dose = np.log(np.asarray(rates.dose_scale(ctx[:, 2], ctx[:, 3])))
     np.testing.assert_allclose(log_dose, f[:, 2] + f[:, 3], atol=1e-6)
+
+
+def test_batches_weight_every_record_of_a_budget_equally():
+    """A budget that does not divide the record count: the tiled indices 0,1,2,0,1,2,0,1
+    would draw records 0 and 1 3/8 of the time and record 2 2/8; each must get 1/3."""
+    import jax.numpy as jnp
+
+    n, used = 8, 3
+    boot = jnp.arange(n) % used
+    idx = np.asarray(learn.batch_records(jax.random.PRNGKey(0), boot, jnp.int32(used), 60_000))
+    freq = np.bincount(idx, minlength=used) / idx.size
+    np.testing.assert_allclose(freq, [1 / 3] * 3, atol=0.01)
+    # a budget that divides the count keeps the draws of before
+    boot = jnp.arange(n) % 4
+    key = jax.random.PRNGKey(1)
+    np.testing.assert_array_equal(learn.batch_records(key, boot, jnp.int32(4), 64),
+                                  boot[jax.random.randint(key, (64,), 0, n)])

@@ -32,6 +32,7 @@ def _counted(run):
 def test_smoke_end_to_end(smoke_run):
     run, summary = smoke_run
     assert summary["recipe"] == "dopant-control" and summary["seeds"] == 2
+    assert run.done_phases() == set(dc.phases(dc.SMOKE, [0, 1])) and "complete" not in summary
     claims = {c["name"]: c for c in summary["claims"]}
     assert set(claims) == {"learned_fewer_beam_seconds", "rate_map_recovered"}
     for c in claims.values():
@@ -90,6 +91,11 @@ def test_corrupt_data_file_on_resume_names_the_line(smoke_run, tmp_path):
     text = data_file.read_text().splitlines()
     text[2] = text[2].replace('"dwell_s": ', '"dwell_s": -')
     data_file.write_text("\n".join(text) + "\n")
+    # its checksum no longer matches: the error names the file and the phase to recompute
+    with pytest.raises(DataError, match=f"{data_file} is damaged.*phase 'seed0/collect'"):
+        runner.execute(dc.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    # a file edited on purpose (its checksum removed) is validated line by line
+    (path / "data" / "seed0.jsonl.sha256").unlink()
     with pytest.raises(DataError, match=f"{data_file}:3: 'dwell_s' must be"):
         runner.execute(dc.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
 

@@ -31,6 +31,11 @@ def _check_run(run, summary, cfg, claim_names):
     assert all(len(r["ade"]) == cfg.num_eval_scenarios for r in rows.values())
     # log playback vs IDM agents are distinct evaluations of the same planner
     assert ("rl_vs_log", "idm") in rows and ("rl_vs_log", "log") in rows
+    # claims are in percent like the table (percentage points), not fractions
+    gain = 100 * (rows[("bc_bicycle", "log")]["route_progress"].mean()
+                  - rows[("bc_bicycle_noroute", "log")]["route_progress"].mean())
+    assert claims["routes_help_planning"]["value"] == pytest.approx(gain)
+    assert "percentage points" in claims["routes_help_planning"]["statement"]
     return rows
 
 

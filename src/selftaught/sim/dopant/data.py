@@ -81,7 +81,8 @@ def _check_header(path: Path, rec, lineno: int) -> None:
         )
     if rec.get("version") != VERSION:
         raise DataError(f"{where}: unsupported version {rec.get('version')!r}; expected {VERSION}")
-    if tuple(rec.get("context_fields", ())) != CONTEXT_FIELDS:
+    fields = rec.get("context_fields")
+    if not isinstance(fields, list) or tuple(fields) != CONTEXT_FIELDS:
         raise DataError(
             f"{where}: context_fields must be {list(CONTEXT_FIELDS)}, "
             f"got {rec.get('context_fields')!r}"
@@ -90,6 +91,9 @@ def _check_header(path: Path, rec, lineno: int) -> None:
         raise DataError(
             f"{where}: frame must be 'canonical' (neighbour 0 on +x), got {rec.get('frame')!r}"
         )
+    bond = rec.get("bond_length_A", BOND)
+    if not _finite_number(bond) or bond <= 0:
+        raise DataError(f"{where}: bond_length_A must be a positive number, got {bond!r}")
 
 
 def _check_record(where: str, rec) -> tuple[list[float], float, bool, int]:
@@ -138,9 +142,17 @@ def read_experiments(path: Path) -> Observation:
     """Read and validate a JSONL file written by `write_experiments` (or by hand)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read experiments file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}:{lineno}: not valid UTF-8 (byte {raw[exc.start]:#04x}); the file is "
+            "damaged or not a JSONL experiments file"
+        ) from None
     ctxs, dwells, moveds, nbrs = [], [], [], []
     seen_header = False
     for lineno, line in enumerate(text.splitlines(), 1):

@@ -119,6 +119,7 @@ class TrainState:
     boot_idx_MxN: jax.Array
     key_M: jax.Array
     step: jax.Array
+    used_M: jax.Array  # records each member trains on (its budget)
 
 
 def as_arrays(obs: Observation) -> dict:
@@ -128,6 +129,18 @@ def as_arrays(obs: Observation) -> dict:
         "moved": jnp.asarray(obs.moved, bool),
         "neighbour": jnp.asarray(obs.neighbour, jnp.int32),
     }
+
+
+def batch_records(key, boot_N, used, batch: int) -> jax.Array:
+    """`batch` record indices drawn uniformly from a member's records: `boot_N` holds its
+    first `used` entries tiled to N. When `used` divides N the tiled entries are drawn (the
+    draws of before); otherwise the first `used` entries, since the tiling would weight
+    the first N % used records once more than the others."""
+    n_data = boot_N.shape[0]
+    pos = jnp.where(n_data % used == 0,
+                    jax.random.randint(key, (batch,), 0, n_data),
+                    jax.random.randint(key, (batch,), 0, used))
+    return boot_N[pos]
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,7 +157,9 @@ def make_train(cfg: LearnConfig, use_settings: bool = False):
     def init_member(key, n_data, used):
         # The member's records as n_data indices into the first `used` records: a bootstrap
         # resample of size `used` (or those records themselves), tiled to n_data entries so
-        # that the shapes — and the compiled code — do not depend on `used`.
+        # that the shapes — and the compiled code — do not depend on `used`. Batches draw
+        # from the first `used` entries only when `used` does not divide n_data (a tiling
+        # would weight the first n_data % used records once more than the others).
         k_init, k_boot, k_loop = jax.random.split(key, 3)
         params = net.init(k_init, jnp.zeros((1, n_feat)))
         tile = jnp.arange(n_data) % used
@@ -159,9 +174,10 @@ def make_train(cfg: LearnConfig, use_settings: bool = False):
         keys = jax.random.split(key, cfg.members)
         params, opt_state, boot, k_loop = jax.vmap(
             lambda k, used: init_member(k, n_data, used))(keys, used_M)
-        return TrainState(params, opt_state, boot, k_loop, jnp.zeros((), jnp.int32))
+        return TrainState(params, opt_state, boot, k_loop, jnp.zeros((), jnp.int32),
+                          jnp.asarray(used_M, jnp.int32))
 
-    def member_steps(params, opt_state, boot, key, data, n):
+    def member_steps(params, opt_state, boot, used, key, data, n):
         def loss_fn(p, batch):
             logits, log_rate = net.apply(p, features(batch["context"], use_settings))
             return jnp.mean(
@@ -171,7 +187,7 @@ def make_train(cfg: LearnConfig, use_settings: bool = False):
         def body(carry, key):
             params, opt_state = carry
             kb, kg = jax.random.split(key)
-            idx = boot[jax.random.randint(kb, (cfg.batch,), 0, boot.shape[0])]
+            idx = batch_records(kb, boot, used, cfg.batch)
             batch = jax.tree.map(lambda x: x[idx], data)
             if cfg.augment:
                 g = jax.random.randint(kg, (cfg.batch,), 0, 6)
@@ -189,9 +205,10 @@ def make_train(cfg: LearnConfig, use_settings: bool = False):
 
     def run(state: TrainState, data, n: int):
         params, opt_state, key, losses = jax.vmap(
-            member_steps, in_axes=(0, 0, 0, 0, None, None)
-        )(state.params, state.opt_state, state.boot_idx_MxN, state.key_M, data, n)
-        new = TrainState(params, opt_state, state.boot_idx_MxN, key, state.step + n)
+            member_steps, in_axes=(0, 0, 0, 0, 0, None, None)
+        )(state.params, state.opt_state, state.boot_idx_MxN, state.used_M, state.key_M, data, n)
+        new = TrainState(params, opt_state, state.boot_idx_MxN, key, state.step + n,
+                         state.used_M)
         return new, jnp.mean(losses, axis=0)
 
     return net, jax.jit(init), jax.jit(run, static_argnums=2)

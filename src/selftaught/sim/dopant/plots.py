@@ -23,16 +23,16 @@ def plot_rate_maps(path: Path, extent: float, panels: dict[str, np.ndarray], *,
         im = ax.imshow(np.asarray(img), origin="lower", cmap="viridis",
                        extent=(-extent, extent, -extent, extent))
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        ax.plot(0, 0, "o", color="orange", ms=9, mec="k")
-        ax.plot(NEIGHBOURS_3x2[:, 0], NEIGHBOURS_3x2[:, 1], "o", color="white", ms=7, mec="k")
+        ax.plot(0, 0, "o", color="orange", ms=9, mec="k", label="Si")
+        ax.plot(NEIGHBOURS_3x2[:, 0], NEIGHBOURS_3x2[:, 1], "o", color="white", ms=7, mec="k",
+                label="C neighbours")
         for (name, pts), style in zip((marks or {}).items(), ("r+", "mx", "c*")):
             pts = np.asarray(pts).reshape(-1, 2)
             ax.plot(pts[:, 0], pts[:, 1], style, ms=9, mew=2, label=name)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("x (Å)")
         ax.set_ylabel("y (Å)")
-    if marks:
-        axes[0][0].legend(fontsize=7, loc="lower left")
+    axes[0][0].legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

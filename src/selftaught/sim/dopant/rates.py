@@ -15,6 +15,7 @@ neighbours 1 and 2. The human prior is the same family with one Gaussian at (0.8
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -23,7 +24,12 @@ import numpy as np
 from flax import struct
 
 from selftaught.core.errors import UnknownNameError
-from selftaught.sim.dopant.lattice import GROUP_MATRICES_6x2x2, GROUP_PERMS_6x3, group_matrix
+from selftaught.sim.dopant.lattice import (
+    BOND,
+    GROUP_MATRICES_6x2x2,
+    GROUP_PERMS_6x3,
+    group_matrix,
+)
 
 CONTEXT_FIELDS = ("x_A", "y_A", "voltage_kV", "current_pA")
 V_REF, V_SCALE, I_REF = 60.0, 10.0, 50.0  # kV, kV, pA
@@ -75,14 +81,17 @@ def mixture(means, sigmas, weights, background=0.0) -> GaussianMixtureRates:
 
 
 # Named ground truths. "offaxis" (default): the fastest beam positions are two lobes beside
-# the bond axis plus a weaker lobe near the Si, so the human prior (0.85, 0) Å lies in a
-# saddle between them — a reasonable but imperfect guess (about 3x slower than the best
-# position). "prior-like": the human prior is exactly right (a control experiment).
+# the bond axis plus a weaker lobe near the Si, so the human prior (peak at 0.85 bond
+# lengths ≈ 1.21 Å on the axis) lies beside them — a reasonable but imperfect guess.
+# "prior-like": the human prior is exactly right (a control experiment).
 TRUTHS: dict[str, Callable[[], GaussianMixtureRates]] = {
     "offaxis": lambda: mixture(
         [(1.05, 0.35), (1.05, -0.35), (0.45, 0.0)], [0.2, 0.2, 0.25], [1.0, 1.0, 0.4], 0.005
     ),
-    "prior-like": lambda: mixture([(0.85, 0.0)], [0.3], [1.0], 0.005),
+    "prior-like": lambda: mixture(
+        [(HUMAN_PRIOR_PEAK_BONDS * BOND, 0.0)], [math.sqrt(HUMAN_PRIOR_VARIANCE_BONDS2) * BOND],
+        [1.0], 0.005
+    ),
 }
 
 
@@ -92,10 +101,20 @@ def ground_truth(name: str) -> GaussianMixtureRates:
     return TRUTHS[name]()
 
 
+# The human prior of the reference implementation (putting-dune), which is in units of the
+# C-C bond length: a Gaussian peaked 0.85 bond lengths (~1.21 Å) from the Si towards the
+# neighbour, with variance 0.1 bond lengths^2 (sigma ~0.45 Å).
+HUMAN_PRIOR_PEAK_BONDS = 0.85
+HUMAN_PRIOR_VARIANCE_BONDS2 = 0.1
+
+
 def human_prior(peak_rate: float = 1.0) -> GaussianMixtureRates:
-    """The expert's rule of thumb: a Gaussian centred at (0.85, 0) Å from the Si (only its
-    shape matters to the controller; `peak_rate` sets its height in 1/s)."""
-    return mixture([(0.85, 0.0)], [0.3], [peak_rate], 0.0)
+    """The expert's rule of thumb, as in the reference implementation (putting-dune): a
+    Gaussian centred 0.85 bond lengths (~1.21 Å) from the Si towards the neighbour, with
+    variance 0.1 bond lengths² (only its shape matters to the controller; `peak_rate` sets
+    its height in 1/s)."""
+    return mixture([(HUMAN_PRIOR_PEAK_BONDS * BOND, 0.0)],
+                   [math.sqrt(HUMAN_PRIOR_VARIANCE_BONDS2) * BOND], [peak_rate], 0.0)
 
 
 def transform_context(ctx_Nx4, g):

@@ -63,10 +63,14 @@ def merge_actions(outputs: list[ActorOutput]) -> Action:
 
 # --------------------------------------------------------------------------- actors
 def expert_actor(dynamics: DynamicsModel, is_controlled=_sdc_mask) -> Actor:
-    """Log playback through the dynamics inverse (exact for bicycle-consistent logs)."""
+    """Closed-loop log playback (Waymax's expert): the dynamics inverse from the simulated
+    state at t to the logged state at t+1, so an object that drifted off its log is steered
+    back toward it (within the action bounds). On a state that equals its log this is the
+    open-loop log[t] -> log[t+1] action."""
 
     def select_action(params, state, actor_state, rng):
-        action = dynamics.inverse(state.log_trajectory, state.timestep)
+        nxt_log = state.log_trajectory.at(state.timestep + 1)
+        action = dynamics.inverse_step(state.current_sim_trajectory, nxt_log)
         return ActorOutput(actor_state, action, is_controlled(state))
 
     return Actor(lambda rng, state: None, select_action, "expert")
@@ -123,6 +127,8 @@ class IDMParams:
     delta: float = 4.0
     lookahead: float = 50.0
     lane_half_width_margin: float = 0.5
+    lookahead_points: int = 10  # Waymax IDM: boxes placed 1..10 m ahead (10 points over 10 m)
+    lookahead_distance: float = 10.0
 
 
 def idm_acceleration(v, gap, v_lead, p: IDMParams = IDMParams()):
@@ -213,12 +219,101 @@ def follow_route(c: Trajectory, route_xy, route_valid, gap, v_lead, p: IDMParams
                             vel_y=v1 * jnp.sin(yaw), valid=c.valid)  # fmt: skip
 
 
-def idm_update(state: SimulatorState, p: IDMParams = IDMParams()) -> TrajectoryUpdate:
-    """IDM route following for every object; each object's route is its logged path."""
+def idm_lane_update(state: SimulatorState, p: IDMParams = IDMParams()) -> TrajectoryUpdate:
+    """The earlier IDM sim agent ("idm_lane"): the leader is the nearest object up to
+    `lookahead` (50 m) ahead in a lane band, the gap is bumper to bumper, and each object
+    moves along its logged path by arc length. It sees leaders 5x farther than Waymax's
+    10 m look-ahead; kept as an option, not the default."""
     c = _cur(state)
     gap, v_lead = lead_vehicle(c, p)
     log = state.log_trajectory
     return follow_route(c, log.xy, log.valid, gap, v_lead, p)
+
+
+def lookahead_lead(c: Trajectory, p: IDMParams = IDMParams()):
+    """Waymax's IDM leader search, exactly but without materialising the look-ahead boxes.
+
+    Waymax places copies of each object's box at d_k = k * lookahead_distance /
+    lookahead_points (k = 0..points) ahead along its heading and finds the first k whose box
+    overlaps another valid object's current box (strict separating-axis test). A box moved
+    by d along its heading projects on each separating axis u as p_u - d m_u, so "overlap at
+    d" is an intersection of open intervals in d, one per axis; the first k inside it is
+    computed per pair in closed form ([O, O] work instead of [O, O, points + 1]).
+
+    Returns (lead distance [O] = d_k of the first hit, 0.1 for k = 0, -1 without a hit;
+    lead speed [O] = the slowest object hit at that k, -1 without a hit)."""
+    step = p.lookahead_distance / p.lookahead_points
+    cs, sn = jnp.cos(c.yaw), jnp.sin(c.yaw)
+    ca, sa, cb, sb = cs[:, None], sn[:, None], cs[None, :], sn[None, :]  # a: rows, b: columns
+    dx, dy = c.x[None, :] - c.x[:, None], c.y[None, :] - c.y[:, None]
+    m3 = ca * cb + sa * sb  # cos(yaw_b - yaw_a): rate of the projection on b's heading
+    m4 = sa * cb - ca * sb  # rate on b's normal
+    cd, sd = jnp.abs(m3), jnp.abs(m4)
+    la, wa = (c.length / 2)[:, None], (c.width / 2)[:, None]
+    lb, wb = (c.length / 2)[None, :], (c.width / 2)[None, :]
+    # axis 1 (a's heading, rate 1) and axis 2 (a's normal, rate 0)
+    p1, r1 = dx * ca + dy * sa, la + lb * cd + wb * sd
+    p2, r2 = -dx * sa + dy * ca, wa + lb * sd + wb * cd
+    lo, hi = p1 - r1, p1 + r1
+    # axes 3, 4 (b's heading and normal): |p - d m| < r. With m = 0 the reciprocal is inf and
+    # the bounds become (-inf, inf) when |p| < r and an empty interval otherwise.
+    for proj, m, r in ((dx * cb + dy * sb, m3, lb + la * cd + wa * sd),
+                       (-dx * sb + dy * cb, m4, wb + la * sd + wa * cd)):  # fmt: skip
+        inv = 1.0 / m
+        t1, t2 = (proj - r) * inv, (proj + r) * inv
+        lo, hi = jnp.maximum(lo, jnp.minimum(t1, t2)), jnp.minimum(hi, jnp.maximum(t1, t2))
+    k = jnp.where(lo < 0, 0.0, jnp.floor(lo * (1.0 / step)) + 1)  # first k with k step > lo
+    n = c.x.shape[-1]
+    ok = ((jnp.abs(p2) < r2) & (k <= p.lookahead_points) & (k * step < hi)
+          & c.valid[:, None] & c.valid[None, :] & ~jnp.eye(n, dtype=bool))  # fmt: skip
+    big = p.lookahead_points + 1.0
+    k = jnp.where(ok, k, big)
+    kmin = jnp.min(k, axis=1)
+    speed = jnp.hypot(c.vel_x, c.vel_y)
+    lead_v = jnp.min(jnp.where(k == kmin[:, None], speed[None, :], jnp.inf), axis=1)
+    has = kmin < big
+    dist = jnp.where(kmin == 0, 0.1, kmin * step)
+    return jnp.where(has, dist, -1.0), jnp.where(has, lead_v, -1.0)
+
+
+def idm_update(state: SimulatorState, p: IDMParams = IDMParams()) -> TrajectoryUpdate:
+    """Waymax's IDM sim agent (IDMRoutePolicy with its defaults) for every object.
+
+    Acceleration a = a_max (1 - (v/v0)^delta - (s*/s)^2) with s and the leader's speed
+    from `lookahead_lead` (s* = 0 without a leader); v' = max(v + a dt, 0). The object
+    moves (v + v')/2 dt along its current heading, is projected onto the line through its
+    nearest valid logged point (heading = that point's yaw), and takes velocity v' along its
+    current heading, or keeps its velocity once it reached its log's last point or is more
+    than 5 m from its log."""
+    c = _cur(state)
+    lead_d, lead_v = lookahead_lead(c, p)
+    v = jnp.hypot(c.vel_x, c.vel_y)
+    s_star = p.min_gap + jnp.maximum(
+        0.0, v * p.time_headway + v * (v - lead_v) / (2 * jnp.sqrt(p.max_accel * p.comfort_decel))
+    )
+    none = (lead_d == -1.0) | (lead_v == -1.0)
+    s_star = jnp.where(none, 0.0, s_star)
+    a = p.max_accel * (1 - (v / p.desired_speed) ** p.delta - (s_star / lead_d) ** 2)
+    v1 = jnp.maximum(v + DT * a, 0.0)
+    travel = (v1 + v) / 2 * DT
+    nx, ny = c.x + travel * jnp.cos(c.yaw), c.y + travel * jnp.sin(c.yaw)
+    log = state.log_trajectory
+    d2 = jnp.where(log.valid, (log.x - nx[:, None]) ** 2 + (log.y - ny[:, None]) ** 2, jnp.inf)
+    idx = fast_argmin(d2, axis=-1)
+    take = lambda a: jnp.take_along_axis(a, idx[:, None], -1)[:, 0]  # noqa: E731
+    sx, sy, syaw = take(log.x), take(log.y), take(log.yaw)
+    steps = jnp.arange(log.num_timesteps)
+    last = jnp.argmax(jnp.where(log.valid, steps, 0), axis=-1)
+    lx = jnp.take_along_axis(log.x, last[:, None], -1)[:, 0]
+    ly = jnp.take_along_axis(log.y, last[:, None], -1)[:, 0]
+    reached = (jnp.hypot(lx - sx, ly - sy) < 0.05) | (jnp.sqrt(take(d2)) > 5.0)
+    ux, uy = jnp.cos(syaw), jnp.sin(syaw)
+    along = ux * (nx - sx) + uy * (ny - sy)
+    return TrajectoryUpdate(
+        x=sx + ux * along, y=sy + uy * along, yaw=syaw,
+        vel_x=jnp.where(reached, c.vel_x, v1 * jnp.cos(c.yaw)),
+        vel_y=jnp.where(reached, c.vel_y, v1 * jnp.sin(c.yaw)), valid=c.valid,
+    )  # fmt: skip
 
 
 def sdc_route_update(state: SimulatorState, p: IDMParams = IDMParams()) -> TrajectoryUpdate:
@@ -236,5 +331,6 @@ def sdc_route_update(state: SimulatorState, p: IDMParams = IDMParams()) -> Traje
 SIM_AGENTS = {
     "log": None,  # objects follow the log
     "constant": constant_speed_update,
-    "idm": idm_update,
+    "idm": idm_update,  # Waymax's IDMRoutePolicy
+    "idm_lane": idm_lane_update,  # the earlier lane-band IDM (50 m look-ahead)
 }

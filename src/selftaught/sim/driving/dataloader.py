@@ -194,7 +194,12 @@ def parse_example(buf: bytes) -> dict:
             key, feat = None, b""
             for f3, w3, v3 in _fields(entry):
                 if f3 == 1 and w3 == 2:
-                    key = bytes(v3).decode("utf-8")
+                    try:
+                        key = bytes(v3).decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise _ProtoError(
+                            f"feature key {bytes(v3)[:60]!r} is not valid UTF-8 (corrupt key)"
+                        ) from None
                 elif f3 == 2 and w3 == 2:
                     feat = v3
             if key is None:
@@ -271,6 +276,9 @@ class _Record:
         self.f, self.path, self.index = feats, path, index
 
     def get(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """The values of `key` as `shape`. `dtype` is the schema's type (float32 for a
+        float_list, int64 for an int64_list); a feature stored as the other kind is an
+        error, never a silent int<->float cast."""
         if key not in self.f:
             raise DataError(f"{self.path}: record {self.index}: missing key {key!r}")
         arr = self.f[key]
@@ -283,27 +291,52 @@ class _Record:
                 f"{self.path}: record {self.index}: key {key!r} has {arr.size} values, "
                 f"expected {n} (shape {shape}); check WomdConfig sizes"
             )
-        return arr.reshape(shape).astype(dtype)
+        want = np.dtype(dtype).kind
+        if n and arr.dtype.kind != want:
+            names = {"f": "float_list", "i": "int64_list"}
+            raise DataError(
+                f"{self.path}: record {self.index}: key {key!r} is stored as "
+                f"{names[arr.dtype.kind]}, the WOMD schema has {names[want]} "
+                "(values are not converted between int and float)"
+            )
+        return arr.reshape(shape)
+
+
+def _masked_mean(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean of a [O, T] over valid steps, broadcast back to [O, T]; -1 with no valid step
+    (Waymax's box sizes: constant per object)."""
+    n = valid.sum(-1)
+    mean = np.where(valid, a, 0.0).sum(-1) / np.maximum(n, 1)
+    return np.broadcast_to(np.where(n > 0, mean, -1.0)[:, None], a.shape).astype(np.float32)
 
 
 def _example_to_state(rec: _Record, cfg: WomdConfig) -> SimulatorState:
+    """Waymax's reading of a WOMD example: yaw wrapped to [-pi, pi), length/width/height
+    averaged over each object's valid steps, object validity from `tracks_to_predict != -1`
+    (WOMD pads absent objects with -1), modeled = tracks_to_predict == 1."""
     O, P, L = cfg.num_objects, cfg.num_points, cfg.num_lights  # noqa: E741
     traj = {}
     for field, key in _TRAJ_KEYS.items():
-        dtype = {"valid": bool, "timestamp_micros": np.int32}.get(field, np.float32)
-        parts = [rec.get(f"state/{p}/{key}", (O, n), np.int64 if dtype is not np.float32
-                         else np.float32) for p, n in _STEPS]  # fmt: skip
-        traj[field] = np.concatenate(parts, axis=1).astype(dtype)
+        kind = np.int64 if field in ("valid", "timestamp_micros") else np.float32
+        parts = [rec.get(f"state/{p}/{key}", (O, n), kind) for p, n in _STEPS]
+        traj[field] = np.concatenate(parts, axis=1)
+    valid = traj["valid"] > 0
+    traj["valid"] = valid
+    traj["timestamp_micros"] = traj["timestamp_micros"].astype(np.int32)
+    traj["yaw"] = ((traj["yaw"] + np.pi) % (2 * np.pi) - np.pi).astype(np.float32)
+    for field in ("length", "width", "height"):
+        traj[field] = _masked_mean(traj[field], valid)
     log = Trajectory(**traj)
-    is_valid = log.valid.any(axis=1)
+    ttp = rec.get("state/tracks_to_predict", (O,), np.int64)
+    is_sdc = rec.get("state/is_sdc", (O,), np.int64) == 1
     meta = ObjectMetadata(
         ids=rec.get("state/id", (O,), np.float32).astype(np.int32),
         object_types=rec.get("state/type", (O,), np.float32).astype(np.int32),
-        is_sdc=rec.get("state/is_sdc", (O,), np.int64) > 0,
-        is_modeled=rec.get("state/tracks_to_predict", (O,), np.int64) > 0,
-        is_valid=is_valid,
-        objects_of_interest=rec.get("state/objects_of_interest", (O,), np.int64) > 0,
-        is_controlled=rec.get("state/is_sdc", (O,), np.int64) > 0,
+        is_sdc=is_sdc,
+        is_modeled=ttp == 1,
+        is_valid=ttp != -1,
+        objects_of_interest=rec.get("state/objects_of_interest", (O,), np.int64) == 1,
+        is_controlled=is_sdc,
     )
     xyz = rec.get("roadgraph_samples/xyz", (P, 3), np.float32)
     d = rec.get("roadgraph_samples/dir", (P, 3), np.float32)
@@ -346,34 +379,51 @@ def _example_to_state(rec: _Record, cfg: WomdConfig) -> SimulatorState:
 
 
 def read_womd(path, config: WomdConfig = WomdConfig()) -> Iterator[SimulatorState]:
-    """Yield one SimulatorState per tf.Example record of a WOMD TFRecord file."""
+    """Yield one SimulatorState per tf.Example record of a WOMD TFRecord file; a file
+    without records is an error (DataError), not zero scenarios."""
+    count = 0
     for i, raw in enumerate(read_tfrecord(path)):
         try:
             feats = parse_example(raw)
         except _ProtoError as exc:
             raise DataError(f"{path}: record {i}: malformed tf.Example protobuf: {exc}") from None
         yield _example_to_state(_Record(feats, path, i), config)
+        count += 1
+    if count == 0:
+        raise DataError(f"{path}: the file holds no records (empty TFRecord file); "
+                        "pass a WOMD tf.Example TFRecord file")  # fmt: skip
 
 
 def state_to_example(state: SimulatorState) -> dict:
-    """The WOMD feature dict of an unbatched SimulatorState (inverse of the reader)."""
+    """The WOMD feature dict of an unbatched SimulatorState (inverse of the reader).
+
+    It holds every key of Waymax's WOMD feature description (`state/*/speed`, `vel_yaw`,
+    traffic-light `timestamp_micros` included, with the schema's int64/float kinds), so
+    Waymax's parser reads the file; `path_samples/*` are extra keys that parser reads with
+    `include_sdc_paths`. Absent objects carry -1 in `state/id`, `type`, `is_sdc`,
+    `tracks_to_predict` and `objects_of_interest`, as in WOMD."""
     s = state
     log = s.log_trajectory
     feats = {}
     bounds = {"past": (0, NUM_PAST), "current": (NUM_PAST, NUM_PAST + 1),
               "future": (NUM_PAST + 1, NUM_PAST + 1 + NUM_FUTURE)}  # fmt: skip
-    for field, key in _TRAJ_KEYS.items():
-        a = np.asarray(getattr(log, field))
-        for p, (lo, hi) in bounds.items():
-            part = a[:, lo:hi]
+    vx, vy = np.asarray(log.vel_x, np.float32), np.asarray(log.vel_y, np.float32)
+    derived = {"speed": np.hypot(vx, vy), "vel_yaw": np.arctan2(vy, vx)}
+    for p, (lo, hi) in bounds.items():
+        for field, key in _TRAJ_KEYS.items():
+            part = np.asarray(getattr(log, field))[:, lo:hi]
             feats[f"state/{p}/{key}"] = part.astype(np.float32 if part.dtype.kind == "f"
                                                     else np.int64)  # fmt: skip
+        for key, a in derived.items():
+            feats[f"state/{p}/{key}"] = a[:, lo:hi].astype(np.float32)
     md = s.object_metadata
-    feats["state/id"] = np.asarray(md.ids, np.float32)
-    feats["state/type"] = np.asarray(md.object_types, np.float32)
-    feats["state/is_sdc"] = np.asarray(md.is_sdc, np.int64)
-    feats["state/tracks_to_predict"] = np.asarray(md.is_modeled, np.int64)
-    feats["state/objects_of_interest"] = np.asarray(md.objects_of_interest, np.int64)
+    ok = np.asarray(md.is_valid)
+    absent = lambda a, dt: np.where(ok, np.asarray(a).astype(dt), -1).astype(dt)  # noqa: E731
+    feats["state/id"] = absent(md.ids, np.float32)
+    feats["state/type"] = absent(md.object_types, np.float32)
+    feats["state/is_sdc"] = absent(md.is_sdc, np.int64)
+    feats["state/tracks_to_predict"] = absent(md.is_modeled, np.int64)
+    feats["state/objects_of_interest"] = absent(md.objects_of_interest, np.int64)
     rg = s.roadgraph_points
     feats["roadgraph_samples/xyz"] = np.stack([rg.x, rg.y, rg.z], -1).astype(np.float32)
     feats["roadgraph_samples/dir"] = np.stack([rg.dir_x, rg.dir_y, rg.dir_z], -1).astype(
@@ -383,13 +433,16 @@ def state_to_example(state: SimulatorState) -> dict:
     feats["roadgraph_samples/id"] = np.asarray(rg.ids, np.int64)[:, None]
     feats["roadgraph_samples/valid"] = np.asarray(rg.valid, np.int64)[:, None]
     tl = s.log_traffic_light
-    for field, key in _LIGHT_KEYS.items():
-        a = np.asarray(getattr(tl, field)).T  # [T, L]
-        for p, (lo, hi) in bounds.items():
-            part = a[lo:hi]
+    # one timestamp per step: the SDC's (WOMD's scenario clock)
+    sdc = int(np.argmax(np.asarray(md.is_sdc)))
+    clock = np.asarray(log.timestamp_micros)[sdc].astype(np.int64)
+    for p, (lo, hi) in bounds.items():
+        for field, key in _LIGHT_KEYS.items():
+            part = np.asarray(getattr(tl, field)).T[lo:hi]  # [T, L]
             feats[f"traffic_light_state/{p}/{key}"] = part.astype(
                 np.float32 if part.dtype.kind == "f" else np.int64
             )
+        feats[f"traffic_light_state/{p}/timestamp_micros"] = clock[lo:hi]
     pa = s.sdc_paths
     feats["path_samples/xyz"] = np.stack([pa.x, pa.y, pa.z], -1).astype(np.float32)
     feats["path_samples/id"] = np.asarray(pa.ids, np.int64)

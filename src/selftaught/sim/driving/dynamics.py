@@ -58,10 +58,12 @@ class DynamicsModel:
         reference_trajectory: Trajectory,
         is_controlled: jax.Array,
         timestep,
+        allow_object_injection: bool = True,
     ) -> Trajectory:
         """Write step timestep+1: controlled objects move by `action`, others copy the log."""
         update = self.compute_update(action, trajectory.at(timestep))
-        return apply_update(trajectory, reference_trajectory, update, is_controlled, timestep)
+        return apply_update(trajectory, reference_trajectory, update, is_controlled, timestep,
+                            allow_object_injection)  # fmt: skip
 
 
 def apply_update(
@@ -70,23 +72,45 @@ def apply_update(
     update: TrajectoryUpdate,
     is_controlled: jax.Array,
     timestep,
+    allow_object_injection: bool = True,
 ) -> Trajectory:
-    """Step timestep+1 of `trajectory`: `update` where `is_controlled`, the log elsewhere."""
+    """Step timestep+1 of `trajectory`, with Waymax's validity rule.
+
+    - x, y, yaw, vel_x, vel_y: `update` where `is_controlled`, the log's next step elsewhere.
+    - valid: a controlled object that exists now stays valid (whatever its action's
+      validity: an expert whose log ends coasts on, as in Waymax); every other object takes
+      `valid_now & log_next.valid`, or with `allow_object_injection` (Waymax's default
+      `allow_new_objects_after_warmup=True`) `log_next.valid`, so objects whose log starts
+      after the warm-up appear.
+    - z, length, width, height: kept from the current sim step (Waymax keeps box sizes and z
+      constant during simulation), timestamp from the log.
+    - An injected object (invalid now, valid in the log's next step) enters at its logged
+      next state, controlled or not. Waymax writes the controller's output here, which it
+      computed from the placeholder values of an invalid state; entering at the log is the
+      deliberate difference.
+    """
     cur = _sq(trajectory.at(timestep))
     log_next = _sq(reference_trajectory.at(timestep + 1))
     ctrl = is_controlled
+    exists_ctrl = ctrl & cur.valid
+    if allow_object_injection:
+        valid = exists_ctrl | (~exists_ctrl & log_next.valid)
+    else:
+        valid = exists_ctrl | (cur.valid & log_next.valid)
+    use_upd = exists_ctrl  # controlled but not yet present objects enter at the log
+    keep = cur.valid  # z and box sizes: current sim values, the log's for injected objects
     new = dataclasses.replace(
         log_next,
-        x=jnp.where(ctrl, update.x, log_next.x),
-        y=jnp.where(ctrl, update.y, log_next.y),
-        yaw=jnp.where(ctrl, update.yaw, log_next.yaw),
-        vel_x=jnp.where(ctrl, update.vel_x, log_next.vel_x),
-        vel_y=jnp.where(ctrl, update.vel_y, log_next.vel_y),
-        valid=jnp.where(ctrl, update.valid & cur.valid, log_next.valid),
-        z=jnp.where(ctrl, cur.z, log_next.z),
-        length=jnp.where(ctrl, cur.length, log_next.length),
-        width=jnp.where(ctrl, cur.width, log_next.width),
-        height=jnp.where(ctrl, cur.height, log_next.height),
+        x=jnp.where(use_upd, update.x, log_next.x),
+        y=jnp.where(use_upd, update.y, log_next.y),
+        yaw=jnp.where(use_upd, update.yaw, log_next.yaw),
+        vel_x=jnp.where(use_upd, update.vel_x, log_next.vel_x),
+        vel_y=jnp.where(use_upd, update.vel_y, log_next.vel_y),
+        valid=valid,
+        z=jnp.where(keep, cur.z, log_next.z),
+        length=jnp.where(keep, cur.length, log_next.length),
+        width=jnp.where(keep, cur.width, log_next.width),
+        height=jnp.where(keep, cur.height, log_next.height),
     )
     return jax.tree.map(
         lambda full, v: jax.lax.dynamic_update_slice_in_dim(
@@ -114,6 +138,10 @@ class InvertibleBicycleModel(DynamicsModel):
     max_curvature: float = 0.3
     dt: float = DT
     min_speed_for_curvature: float = 0.6
+    estimate_yaw_with_velocity: bool = True
+    """Waymax's default: the inverse takes the next heading from the direction of the next
+    velocity (less noisy than logged box yaw on real data), falling back to the logged yaw
+    when the next speed is <= 0.6 m/s. False: always the logged yaw (the earlier behaviour)."""
 
     def action_spec(self) -> ActionSpec:
         return ActionSpec(
@@ -132,43 +160,64 @@ class InvertibleBicycleModel(DynamicsModel):
         v1 = v + a * t
         return TrajectoryUpdate(
             x=x, y=y, yaw=yaw, vel_x=v1 * jnp.cos(yaw), vel_y=v1 * jnp.sin(yaw),
-            valid=action.valid[..., 0],
+            valid=action.valid[..., 0] & c.valid,
         )  # fmt: skip
 
     def raw_inverse_step(self, current: Trajectory, nxt: Trajectory) -> tuple:
-        """Unclipped (a, kappa) between two [..., O, 1] states."""
+        """Unclipped (a, kappa) between two [..., O, 1] states (Waymax's inverse):
+        a = (v1 - v0) / dt; kappa = wrap(yaw1' - wrap(yaw0)) / (v0 dt + a dt^2 / 2) with
+        yaw1' = atan2(vy1, vx1) when v1 > 0.6 (see `estimate_yaw_with_velocity`), else the
+        logged yaw1; kappa = 0 when v0 or v1 < 0.6."""
         c, n = _sq(current), _sq(nxt)
         t = self.dt
         v0 = jnp.sqrt(c.vel_x**2 + c.vel_y**2)
         v1 = jnp.sqrt(n.vel_x**2 + n.vel_y**2)
         a = (v1 - v0) / t
+        yaw1 = wrap_angle(n.yaw)
+        if self.estimate_yaw_with_velocity:
+            yaw1 = jnp.where(v1 <= self.min_speed_for_curvature, yaw1,
+                             jnp.arctan2(n.vel_y, n.vel_x))  # fmt: skip
         denom = v0 * t + 0.5 * a * t**2
         slow = (v0 < self.min_speed_for_curvature) | (v1 < self.min_speed_for_curvature)
-        k = jnp.where(slow, 0.0, wrap_angle(n.yaw - c.yaw) / jnp.where(slow, 1.0, denom))
+        k = jnp.where(slow, 0.0, wrap_angle(yaw1 - wrap_angle(c.yaw)) / jnp.where(slow, 1.0, denom))
         return a, k
 
     def inverse_step(self, current: Trajectory, nxt: Trajectory) -> Action:
+        """The clipped action; zero where either state is invalid (as in Waymax)."""
         a, k = self.raw_inverse_step(current, nxt)
-        a = jnp.clip(a, -self.max_accel, self.max_accel)
-        k = jnp.clip(k, -self.max_curvature, self.max_curvature)
-        return Action(data=jnp.stack([a, k], axis=-1), valid=_valid_pair(current, nxt))
+        valid = _valid_pair(current, nxt)
+        data = jnp.where(valid, jnp.stack([a, k], axis=-1), 0.0)
+        data = jnp.clip(data, jnp.array([-self.max_accel, -self.max_curvature]),
+                        jnp.array([self.max_accel, self.max_curvature]))  # fmt: skip
+        return Action(data=data, valid=valid)
 
 
 # --------------------------------------------------------------------------- deltas / state
 @dataclasses.dataclass(frozen=True)
 class DeltaGlobal(DynamicsModel):
-    """Action (dx, dy, dyaw) in the world frame; the velocity becomes (dx, dy) / dt."""
+    """Action (dx, dy, dyaw) in the world frame; the velocity becomes (dx, dy) / dt.
+
+    As in Waymax, the inverse clips (dx, dy) to the action spec and wraps dyaw, and its
+    action is zero where either state is invalid. `clip_forward` (default False, Waymax's
+    behaviour) also clips actions in the forward model, bounding what a policy can do."""
 
     dt: float = DT
     max_delta: float = 6.0
+    clip_forward: bool = False
+    """Clip (dx, dy) to +-max_delta and wrap dyaw in compute_update too (Waymax applies
+    the action as given)."""
 
     def action_spec(self) -> ActionSpec:
         m = self.max_delta
         return ActionSpec((3,), (-m, -m, -np.pi), (m, m, np.pi))
 
+    def _clip(self, d):
+        m = self.max_delta
+        return jnp.stack([jnp.clip(d[..., 0], -m, m), jnp.clip(d[..., 1], -m, m),
+                          wrap_angle(d[..., 2])], axis=-1)  # fmt: skip
+
     def _global_delta(self, action: Action, c: Trajectory):
-        spec = self.action_spec()
-        d = jnp.clip(action.data, jnp.array(spec.low), jnp.array(spec.high))
+        d = self._clip(action.data) if self.clip_forward else action.data
         return d[..., 0], d[..., 1], d[..., 2]
 
     def compute_update(self, action: Action, current: Trajectory) -> TrajectoryUpdate:
@@ -176,7 +225,7 @@ class DeltaGlobal(DynamicsModel):
         dx, dy, dyaw = self._global_delta(action, c)
         return TrajectoryUpdate(
             x=c.x + dx, y=c.y + dy, yaw=wrap_angle(c.yaw + dyaw),
-            vel_x=dx / self.dt, vel_y=dy / self.dt, valid=action.valid[..., 0],
+            vel_x=dx / self.dt, vel_y=dy / self.dt, valid=action.valid[..., 0] & c.valid,
         )  # fmt: skip
 
     def _to_action(self, c, dx, dy, dyaw) -> jax.Array:
@@ -184,8 +233,10 @@ class DeltaGlobal(DynamicsModel):
 
     def inverse_step(self, current: Trajectory, nxt: Trajectory) -> Action:
         c, n = _sq(current), _sq(nxt)
-        data = self._to_action(c, n.x - c.x, n.y - c.y, wrap_angle(n.yaw - c.yaw))
-        return Action(data=data, valid=_valid_pair(current, nxt))
+        valid = _valid_pair(current, nxt)
+        z = lambda a: jnp.where(valid[..., 0], a, 0.0)  # noqa: E731
+        data = self._to_action(c, z(n.x - c.x), z(n.y - c.y), z(wrap_angle(n.yaw - c.yaw)))
+        return Action(data=self._clip(data), valid=valid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +255,8 @@ class DeltaLocal(DeltaGlobal):
 
 @dataclasses.dataclass(frozen=True)
 class StateDynamics(DynamicsModel):
-    """Action = the next state (x, y, yaw, vel_x, vel_y) itself."""
+    """Action = the next state (x, y, yaw, vel_x, vel_y) itself; the inverse's validity is
+    the next state's (as in Waymax: a state action needs no current state)."""
 
     def action_spec(self) -> ActionSpec:
         return ActionSpec((5,))
@@ -219,7 +271,7 @@ class StateDynamics(DynamicsModel):
     def inverse_step(self, current: Trajectory, nxt: Trajectory) -> Action:
         n = _sq(nxt)
         data = jnp.stack([n.x, n.y, n.yaw, n.vel_x, n.vel_y], axis=-1)
-        return Action(data=data, valid=_valid_pair(current, nxt))
+        return Action(data=data, valid=n.valid[..., None])
 
 
 def update_to_action(update: TrajectoryUpdate) -> Action:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from selftaught.core.errors import UnknownNameError
 from selftaught.sim.driving import agents as ag
 from selftaught.sim.driving import metrics as mt
-from selftaught.sim.driving.datatypes import INIT_STEPS, VEHICLE, Action, SimulatorState
+from selftaught.sim.driving.datatypes import INIT_STEPS, Action, SimulatorState
 from selftaught.sim.driving.dynamics import DynamicsModel, apply_update
 
 
@@ -25,6 +25,10 @@ class EnvConfig:
     controlled: str = "sdc"  # "sdc" | "all"
     reward_weights: tuple = mt.DEFAULT_REWARD_WEIGHTS
     metrics: tuple[str, ...] = tuple(mt.METRICS)
+    allow_new_objects_after_warmup: bool = True
+    """Waymax's flag: objects whose log starts after the warm-up are injected when their
+    log becomes valid. False: only objects valid at the end of the warm-up ever exist (and
+    with controlled="all" only those are controlled)."""
 
 
 class MultiAgentEnv:
@@ -40,7 +44,12 @@ class MultiAgentEnv:
         steps = jnp.arange(log.num_timesteps)
         sim = log.replace(valid=log.valid & (steps <= t0))
         md = scenario.object_metadata
-        ctrl = md.is_sdc if self.config.controlled == "sdc" else md.is_valid
+        if self.config.controlled == "sdc":
+            ctrl = md.is_sdc
+        elif self.config.allow_new_objects_after_warmup:
+            ctrl = md.is_valid
+        else:
+            ctrl = log.valid[..., t0]
         return scenario.replace(
             sim_trajectory=sim,
             timestep=jnp.asarray(t0, jnp.int32),
@@ -51,6 +60,7 @@ class MultiAgentEnv:
         traj = self.dynamics.forward(
             action, state.sim_trajectory, state.log_trajectory,
             state.object_metadata.is_controlled, state.timestep,
+            self.config.allow_new_objects_after_warmup,
         )  # fmt: skip
         return state.replace(sim_trajectory=traj, timestep=state.timestep + 1)
 
@@ -66,8 +76,12 @@ class MultiAgentEnv:
 
 
 class PlanningAgentEnv(MultiAgentEnv):
-    """Only the SDC is controlled; other vehicles follow the log or the named sim agent
-    (pedestrians and cyclists always replay the log)."""
+    """Only the SDC is controlled by the action; with a sim agent ("idm": Waymax's IDM,
+    "idm_lane", "constant") every other object is controlled by it, as Waymax's sim agents
+    control all non-SDC objects, except objects whose box starts (log step 0) overlapping
+    another's (parked articulated buses, pedestrians getting in a car), which replay the
+    log as in Waymax. Unlike Waymax, objects absent at step 0 are not counted as
+    overlapping (Waymax tests their placeholder boxes too)."""
 
     def __init__(self, dynamics: DynamicsModel, sim_agent: str = "log",
                  config: EnvConfig = EnvConfig()):  # fmt: skip
@@ -75,6 +89,11 @@ class PlanningAgentEnv(MultiAgentEnv):
         if sim_agent not in ag.SIM_AGENTS:
             raise UnknownNameError("sim agent", sim_agent, list(ag.SIM_AGENTS))
         self.sim_agent = sim_agent
+
+    def sim_agent_mask(self, state: SimulatorState) -> jax.Array:
+        """Objects the sim agent controls: non-SDC objects not overlapping at log step 0."""
+        md = state.object_metadata
+        return ~md.is_sdc & ~initial_overlap(state)
 
     def step(self, state: SimulatorState, action: Action) -> SimulatorState:
         t = state.timestep
@@ -84,11 +103,22 @@ class PlanningAgentEnv(MultiAgentEnv):
         ctrl = md.is_sdc
         if self.sim_agent != "log":
             sim_upd = ag.SIM_AGENTS[self.sim_agent](state)
-            others = md.is_valid & ~md.is_sdc & (md.object_types == VEHICLE)
+            others = self.sim_agent_mask(state)
             upd = jax.tree.map(lambda a, b: jnp.where(ctrl, a, b), upd, sim_upd)
             ctrl = ctrl | others
-        traj = apply_update(state.sim_trajectory, state.log_trajectory, upd, ctrl, t)
+        traj = apply_update(state.sim_trajectory, state.log_trajectory, upd, ctrl, t,
+                            self.config.allow_new_objects_after_warmup)  # fmt: skip
         return state.replace(sim_trajectory=traj, timestep=t + 1)
+
+
+def initial_overlap(state: SimulatorState) -> jax.Array:
+    """[O] bool: the object's logged box at step 0 overlaps another valid object's."""
+    log = state.log_trajectory
+    x, y, yaw, ln, wd, v = (a[..., 0] for a in (log.x, log.y, log.yaw, log.length, log.width,
+                                                log.valid))  # fmt: skip
+    hit = mt.boxes_overlap(x, y, yaw, ln, wd)
+    n = x.shape[-1]
+    return jnp.any(hit & v[:, None] & v[None, :] & ~jnp.eye(n, dtype=bool), axis=-1)
 
 
 def rollout(env: MultiAgentEnv, scenario: SimulatorState, actor: ag.Actor, params, rng,

@@ -18,6 +18,7 @@ from selftaught.sim.driving.dynamics import InvertibleBicycleModel
 
 MAX_ACCEL_FEASIBLE = 10.4
 MAX_CURV_FEASIBLE = 0.3
+KIM_EPSILON = 1e-3
 OFF_ROUTE_DISTANCE = 5.0
 BIG = 1e9
 
@@ -38,7 +39,8 @@ def boxes_overlap(x, y, yaw, length, width) -> jax.Array:
 
     On box i's heading axis h_i its own half-extent is l_i/2 and box j's is
     l_j/2 |cos(yaw_j - yaw_i)| + w_j/2 |sin(yaw_j - yaw_i)|; likewise for the other 3 axes.
-    The boxes are disjoint iff the centre distance projected on some axis exceeds the sum."""
+    The boxes are disjoint iff the centre distance projected on some axis reaches the sum:
+    as in Waymax, boxes that only touch do not overlap."""
     dx, dy = x[None, :] - x[:, None], y[None, :] - y[:, None]  # [i, j]
     ci, si = jnp.cos(yaw)[:, None], jnp.sin(yaw)[:, None]
     cj, sj = jnp.cos(yaw)[None, :], jnp.sin(yaw)[None, :]
@@ -47,10 +49,10 @@ def boxes_overlap(x, y, yaw, length, width) -> jax.Array:
     li, wi = (length / 2)[:, None], (width / 2)[:, None]
     lj, wj = (length / 2)[None, :], (width / 2)[None, :]
     sep = (
-        (jnp.abs(dx * ci + dy * si) > li + lj * c + wj * s)
-        | (jnp.abs(-dx * si + dy * ci) > wi + lj * s + wj * c)
-        | (jnp.abs(dx * cj + dy * sj) > lj + li * c + wi * s)
-        | (jnp.abs(-dx * sj + dy * cj) > wj + li * s + wi * c)
+        (jnp.abs(dx * ci + dy * si) >= li + lj * c + wj * s)
+        | (jnp.abs(-dx * si + dy * ci) >= wi + lj * s + wj * c)
+        | (jnp.abs(dx * cj + dy * sj) >= lj + li * c + wi * s)
+        | (jnp.abs(-dx * sj + dy * cj) >= wj + li * s + wi * c)
     )
     return ~sep
 
@@ -65,50 +67,44 @@ def overlap(state: SimulatorState) -> MetricResult:
     return MetricResult(value.astype(jnp.float32), c.valid)
 
 
-def signed_distance_to_road_edge(points_xy: jax.Array, roadgraph) -> jax.Array:
-    """Signed distance [...] of points [..., 2] to the nearest road-edge point (>0 off-road).
+def signed_distance_to_road_edge(points_xy: jax.Array, roadgraph, points_z=None,
+                                 z_stretch: float = 2.0) -> jax.Array:  # fmt: skip
+    """Signed distance [...] of points [..., 2] to the nearest road-edge point (>0 off-road),
+    Waymax's rule: the nearest edge point in 3-D with dz stretched by `z_stretch` (so an
+    overpass edge does not count for the road below; `points_z` [...] defaults to 0); the
+    side is the sign of (point - edge) x edge_dir, and when the previous point belongs to the
+    same edge polyline the smaller of its cross product and the nearest point's is used (a
+    point just past a convex corner of the edge stays on-road). The distance itself is in xy.
 
-    The nearest point comes from an elementwise [N, P] squared distance (no [N, P, 2]
-    tensor) and a two-reduction argmin; distance and side are then computed for that point."""
-    edge = roadgraph.is_road_edge
-    rxy = roadgraph.xy  # [P, 2]
+    The nearest point comes from an elementwise [N, P] squared distance (no [N, P, 3]
+    tensor) and a two-reduction argmin."""
+    rg = jax.tree.map(jnp.asarray, roadgraph)
+    edge = rg.is_road_edge
     pts = points_xy.reshape(-1, 2)
-    q = rxy
-    d2 = (pts[:, 0:1] - q[None, :, 0]) ** 2 + (pts[:, 1:2] - q[None, :, 1]) ** 2
-    i = fast_argmin(jnp.where(edge[None, :], d2, BIG), axis=-1)
-    diff = pts - q[i]
-    dxy = roadgraph.dir_xy[i]
-    cross = dxy[:, 0] * diff[:, 1] - dxy[:, 1] * diff[:, 0]
+    pz = jnp.zeros(pts.shape[0]) if points_z is None else jnp.reshape(points_z, (-1,))
+    d2 = ((pts[:, 0:1] - rg.x[None, :]) ** 2 + (pts[:, 1:2] - rg.y[None, :]) ** 2
+          + (z_stretch * (pz[:, None] - rg.z[None, :])) ** 2)  # fmt: skip
+    i = fast_argmin(jnp.where(edge[None, :], d2, jnp.inf), axis=-1)
+    prev = jnp.maximum(i - 1, 0)
+    diff = pts - jnp.stack([rg.x[i], rg.y[i]], -1)
+    cross = diff[:, 0] * rg.dir_y[i] - diff[:, 1] * rg.dir_x[i]
+    cross_prev = diff[:, 0] * rg.dir_y[prev] - diff[:, 1] * rg.dir_x[prev]
+    use_prev = (rg.ids[prev] == rg.ids[i]) & (cross_prev < cross)
+    side = jnp.sign(jnp.where(use_prev, cross_prev, cross))
     dist = jnp.sqrt(jnp.sum(diff**2, -1))
-    sd = jnp.where(cross < 0, dist, -dist)
+    sd = dist * side
     return jnp.where(jnp.any(edge), sd, -BIG).reshape(points_xy.shape[:-1])
 
 
-OFFROAD_CANDIDATES = 16
-
-
-def offroad(state: SimulatorState, candidates: int = OFFROAD_CANDIDATES) -> MetricResult:
-    """1 where any corner of the object's box lies on the off-road side of a road edge.
-
-    Each corner's nearest road-edge point is searched among the `candidates` edge points
-    nearest the box centre (an [O, P] top-k instead of an [O, 4, P] search; with edge points
-    a few metres apart the corner's nearest point is among them)."""
+def offroad(state: SimulatorState) -> MetricResult:
+    """1 where any corner of the object's box (at the object's z) has a positive signed
+    distance to its nearest road edge (Waymax's OffroadMetric; every edge point is searched,
+    [4 O, P] distances)."""
     c = _cur(state)
     corners = Trajectory.bbox_corners(c)  # [O, 4, 2]
-    rg = jax.tree.map(jnp.asarray, state.roadgraph_points)
-    edge = rg.is_road_edge
-    k = min(candidates, rg.x.shape[-1])
-    d2c = (c.x[:, None] - rg.x[None, :]) ** 2 + (c.y[:, None] - rg.y[None, :]) ** 2
-    _, idx = jax.lax.top_k(-jnp.where(edge[None, :], d2c, BIG), k)  # [O, K]
-    ok = edge[idx]
-    dx = corners[..., 0][:, :, None] - rg.x[idx][:, None, :]  # [O, 4, K]
-    dy = corners[..., 1][:, :, None] - rg.y[idx][:, None, :]
-    j = fast_argmin(jnp.where(ok[:, None, :], dx**2 + dy**2, BIG), axis=-1)  # [O, 4]
-    take = lambda a: jnp.take_along_axis(a, j[..., None], -1)[..., 0]  # noqa: E731
-    ux = take(jnp.broadcast_to(rg.dir_x[idx][:, None, :], dx.shape))
-    uy = take(jnp.broadcast_to(rg.dir_y[idx][:, None, :], dx.shape))
-    cross = ux * take(dy) - uy * take(dx)
-    off = jnp.any((cross < 0) & jnp.any(ok, -1)[:, None], axis=-1)
+    z = jnp.broadcast_to(c.z[:, None], corners.shape[:-1])
+    sd = signed_distance_to_road_edge(corners, state.roadgraph_points, z)
+    off = jnp.any(sd > 0, axis=-1)
     return MetricResult((off & c.valid).astype(jnp.float32), c.valid)
 
 
@@ -121,92 +117,86 @@ def log_divergence(state: SimulatorState) -> MetricResult:
 
 
 def kinematic_infeasibility(state: SimulatorState) -> MetricResult:
-    """1 where the bicycle inverse of the last step needs |a| > 10.4 m/s^2 or |k| > 0.3."""
+    """1 where the bicycle inverse of the last step (Waymax's: heading from the velocity
+    direction) needs |a| > 10.4 m/s^2 or |k| > 0.3, each with Waymax's 1e-3 tolerance."""
     t = state.timestep
     prev = state.sim_trajectory.at(jnp.maximum(t - 1, 0))
     cur = state.sim_trajectory.at(t)
     a, k = InvertibleBicycleModel().raw_inverse_step(prev, cur)
-    bad = (jnp.abs(a) > MAX_ACCEL_FEASIBLE) | (jnp.abs(k) > MAX_CURV_FEASIBLE + 1e-3)
+    eps = KIM_EPSILON
+    bad = (jnp.abs(a) > MAX_ACCEL_FEASIBLE + eps) | (jnp.abs(k) > MAX_CURV_FEASIBLE + eps)
     valid = (prev.valid & cur.valid)[..., 0] & (t > 0)
     return MetricResult(jnp.where(valid, bad, False).astype(jnp.float32), valid)
 
 
 # --------------------------------------------------------------------------- routes
-def _project_on_paths(xy: jax.Array, paths) -> tuple:
-    """Squared distance [N, L] of a point to each path point."""
-    d2 = jnp.sum((paths.xy - xy) ** 2, -1)
-    return jnp.where(paths.valid, d2, BIG)
-
-
-def _route_arc(xy, paths, path_idx):
-    d2 = _project_on_paths(xy, paths)[path_idx]
-    i = fast_argmin(d2)
-    return paths.arc_length[path_idx, i], d2[i], i
-
-
-def _sdc_xy(traj: Trajectory, sdc, t):
-    return jnp.stack([traj.x[sdc, t], traj.y[sdc, t]])
+OFF_ROUTE_MARGIN = 2.0
+WRONG_WAY_DISTANCE = 3.5
 
 
 def _sdc_only(state: SimulatorState, value, valid) -> MetricResult:
     is_sdc = state.object_metadata.is_sdc
-    return MetricResult(
-        jnp.where(is_sdc, value, 0.0).astype(jnp.float32), is_sdc & valid & _cur(state).valid
-    )
+    return MetricResult(jnp.where(is_sdc, value, 0.0).astype(jnp.float32), is_sdc & valid)
 
 
-def _closest_on_route_path(state: SimulatorState, xy):
-    d2 = _project_on_paths(xy, state.sdc_paths)  # [N, L]
-    d2 = jnp.where(state.sdc_paths.on_route[:, None], d2, BIG)
-    best = jnp.min(d2, axis=-1)
-    return fast_argmin(best), jnp.min(best)
+def _sdc_now(state: SimulatorState):
+    """(xy [2], valid) of the SDC at the current step."""
+    sdc, t = state.sdc_index, state.timestep
+    tr = state.sim_trajectory
+    return jnp.stack([tr.x[sdc, t], tr.y[sdc, t]]), tr.valid[sdc, t]
+
+
+def _path_dist(xy, paths, sdc_valid, mask):
+    """Distances [N, L] of xy to the path points, inf where invalid or masked out."""
+    d = jnp.sqrt(jnp.sum((paths.xy - xy) ** 2, -1))
+    return jnp.where(paths.valid & mask & sdc_valid, d, jnp.inf)
 
 
 def route_progress(state: SimulatorState) -> MetricResult:
-    """Arc length the SDC gained along its closest on-route path, relative to the log's
-    gain over the whole episode (1.0 = as far as the expert got)."""
-    sdc, t = state.sdc_index, state.timestep
-    paths, log = state.sdc_paths, state.log_trajectory
-    xy = _sdc_xy(state.sim_trajectory, sdc, t)
-    p, _ = _closest_on_route_path(state, xy)
-    valid_t = log.valid[sdc]
-    first = jnp.argmax(valid_t)
-    last = log.num_timesteps - 1 - jnp.argmax(valid_t[::-1])
-    s_sim, _, _ = _route_arc(xy, paths, p)
-    s0, _, _ = _route_arc(_sdc_xy(log, sdc, first), paths, p)
-    s1, _, _ = _route_arc(_sdc_xy(log, sdc, last), paths, p)
-    gain = s1 - s0
-    ok = jnp.any(paths.on_route) & (gain > 1.0)
-    return _sdc_only(state, jnp.where(ok, (s_sim - s0) / jnp.where(ok, gain, 1.0), 0.0), ok)
+    """Waymax's progression: on the on-route path closest to the SDC, the arc length at the
+    SDC's nearest path point relative to those of the log's first and last (index 0 and
+    T-1) SDC positions: (s - s_start) / (s_end - s_start); 1 when s_end == s_start. Valid
+    when the SDC is valid and some on-route path point is."""
+    paths, log, sdc = state.sdc_paths, state.log_trajectory, state.sdc_index
+    xy, ok = _sdc_now(state)
+    d = _path_dist(xy, paths, ok, paths.on_route[:, None])
+    p = fast_argmin(jnp.min(d, axis=-1))
+    valid = jnp.isfinite(jnp.min(d))
+
+    def arc(q):
+        dq = jnp.where(paths.valid[p], jnp.sum((paths.xy[p] - q) ** 2, -1), jnp.inf)
+        return paths.arc_length[p, fast_argmin(dq)]
+
+    s0 = arc(jnp.stack([log.x[sdc, 0], log.y[sdc, 0]]))
+    s1 = arc(jnp.stack([log.x[sdc, -1], log.y[sdc, -1]]))
+    s = arc(xy)
+    prog = jnp.where(s1 == s0, 1.0, (s - s0) / jnp.where(s1 == s0, 1.0, s1 - s0))
+    return _sdc_only(state, jnp.where(valid, prog, 0.0), valid)
 
 
 def off_route(state: SimulatorState) -> MetricResult:
-    """1 when the SDC is farther than 5 m from every on-route path."""
-    sdc, t = state.sdc_index, state.timestep
-    _, d2 = _closest_on_route_path(state, _sdc_xy(state.sim_trajectory, sdc, t))
-    ok = jnp.any(state.sdc_paths.on_route)
-    return _sdc_only(state, d2 > OFF_ROUTE_DISTANCE**2, ok)
+    """Waymax's off-route metric: the SDC's distance to the closest on-route path point when
+    it is off route, else 0. Off route: that distance exceeds 5 m, or it exceeds the
+    distance to the closest off-route path by more than 2 m (a lane change onto a path that
+    leaves the route). Valid when the SDC and some on-route path point are."""
+    paths = state.sdc_paths
+    xy, ok = _sdc_now(state)
+    on = jnp.min(_path_dist(xy, paths, ok, paths.on_route[:, None]))
+    off = jnp.min(_path_dist(xy, paths, ok, ~paths.on_route[:, None]))
+    is_off = (on > OFF_ROUTE_DISTANCE) | (on - off > OFF_ROUTE_MARGIN)
+    valid = jnp.isfinite(on)
+    return _sdc_only(state, jnp.where(valid & is_off, on, 0.0), valid)
 
 
 def wrong_way(state: SimulatorState) -> MetricResult:
-    """1 when the moving SDC heads against the direction of its nearest on-route path."""
-    sdc, t = state.sdc_index, state.timestep
+    """Waymax's wrong-way metric: the SDC's distance to the nearest point of any valid SDC
+    path (every lane it may legally drive from its start) when that exceeds 3.5 m, else 0.
+    Driving against traffic means leaving those paths, since paths follow lane direction."""
     paths = state.sdc_paths
-    xy = _sdc_xy(state.sim_trajectory, sdc, t)
-    p, _ = _closest_on_route_path(state, xy)
-    _, _, i = _route_arc(xy, paths, p)
-    n = paths.x.shape[-1]
-    nxt_ok = (i + 1 < n) & paths.valid[p, jnp.minimum(i + 1, n - 1)]
-    j0 = jnp.where(nxt_ok, i, jnp.maximum(i - 1, 0))
-    j1 = jnp.where(nxt_ok, i + 1, i)
-    dx = paths.x[p, j1] - paths.x[p, j0]
-    dy = paths.y[p, j1] - paths.y[p, j0]
-    traj = state.sim_trajectory
-    yaw = traj.yaw[sdc, t]
-    speed = jnp.hypot(traj.vel_x[sdc, t], traj.vel_y[sdc, t])
-    against = (dx * jnp.cos(yaw) + dy * jnp.sin(yaw)) < 0
-    ok = jnp.any(paths.on_route)
-    return _sdc_only(state, against & (speed > 1.0), ok)
+    xy, ok = _sdc_now(state)
+    d = jnp.min(_path_dist(xy, paths, ok, True))
+    valid = jnp.isfinite(d)
+    return _sdc_only(state, jnp.where(valid & (d >= WRONG_WAY_DISTANCE), d, 0.0), valid)
 
 
 METRICS = {

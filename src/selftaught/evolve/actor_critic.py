@@ -1,0 +1,95 @@
+"""The actor-critic loss domain of MetaPG (Garau-Luis et al. 2022, rl.md §4): an
+algorithm is a pair of typed DAGs, a critic loss and an actor loss, each mapping per-sample
+scalars to a per-sample loss [B]. The inputs are exactly the dicts `rl.sac` hands its
+pluggable losses, so a compiled program (or the population interpreter) is a drop-in
+`critic_loss` / `actor_loss`:
+
+    critic inputs: q1, q2, q1_next, q2_next, logp_next, reward, discount, alpha
+    actor inputs:  q1_pi, q2_pi, logp_pi, alpha
+
+The population starts from SAC's own graphs (`sac_critic_program`, `sac_actor_program`);
+`mutate_pair` mutates one of the two graphs. Ops: `ops.AC_OPS` (arithmetic, min/max,
+exp/log, stop-gradient, batch mean, constants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from selftaught.evolve import ops
+from selftaught.evolve.program import Node, Program, Space, mutate, to_formula
+
+CRITIC_INPUTS = ("q1", "q2", "q1_next", "q2_next", "logp_next", "reward", "discount", "alpha")
+ACTOR_INPUTS = ("q1_pi", "q2_pi", "logp_pi", "alpha")
+
+
+def critic_space(num_nodes: int = 12) -> Space:
+    return Space(inputs=tuple((n, ops.S) for n in CRITIC_INPUTS), ops=ops.AC_OPS,
+                 output_type=ops.S, num_nodes=num_nodes)
+
+
+def actor_space(num_nodes: int = 6) -> Space:
+    return Space(inputs=tuple((n, ops.S) for n in ACTOR_INPUTS), ops=ops.AC_OPS,
+                 output_type=ops.S, num_nodes=num_nodes)
+
+
+def _program(inputs: tuple[str, ...], nodes: list[tuple[str, tuple]]) -> Program:
+    """Nodes given as (op, args) with args naming inputs or earlier nodes ("#k")."""
+    slot = {name: k for k, name in enumerate(inputs)}
+    out = []
+    for op, args in nodes:
+        out.append(Node(op, tuple(slot[a] if a in slot else len(inputs) + int(a[1:])
+                                  for a in args)))
+    return Program(inputs, tuple(out))
+
+
+def sac_critic_program() -> Program:
+    """(q1 - y)^2 + (q2 - y)^2, y = sg(reward + discount * (min(q1', q2') - alpha logp'))."""
+    return _program(CRITIC_INPUTS, [
+        ("min", ("q1_next", "q2_next")),        # 0
+        ("mul", ("alpha", "logp_next")),        # 1
+        ("sub", ("#0", "#1")),                  # 2 soft value of s'
+        ("mul", ("discount", "#2")),            # 3
+        ("add", ("reward", "#3")),              # 4 y
+        ("stop_grad", ("#4",)),                 # 5
+        ("sub", ("q1", "#5")),                  # 6
+        ("sub", ("q2", "#5")),                  # 7
+        ("square", ("#6",)),                    # 8
+        ("square", ("#7",)),                    # 9
+        ("add", ("#8", "#9")),                  # 10 output
+    ])
+
+
+def sac_actor_program() -> Program:
+    """alpha * logp_pi - min(q1_pi, q2_pi)."""
+    return _program(ACTOR_INPUTS, [
+        ("mul", ("alpha", "logp_pi")),
+        ("min", ("q1_pi", "q2_pi")),
+        ("sub", ("#0", "#1")),
+    ])
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One algorithm: its critic and actor losses."""
+
+    critic: Program
+    actor: Program
+
+    def formulas(self) -> dict[str, str]:
+        return {"critic": to_formula(self.critic), "actor": to_formula(self.actor)}
+
+
+def sac_pair() -> Pair:
+    return Pair(sac_critic_program(), sac_actor_program())
+
+
+def mutate_pair(pair: Pair, rng: np.random.Generator, critic: Space, actor: Space,
+                p_critic: float = 0.5, p_edge: float = 0.3) -> Pair:
+    """Mutate one of the two graphs (the critic with probability `p_critic`); no fresh
+    random programs (MetaPG searches around SAC)."""
+    if rng.random() < p_critic:
+        return Pair(mutate(critic, pair.critic, rng, p_fresh=0.0, p_edge=p_edge), pair.actor)
+    return Pair(pair.critic, mutate(actor, pair.actor, rng, p_fresh=0.0, p_edge=p_edge))

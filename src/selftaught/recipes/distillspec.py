@@ -1,0 +1,415 @@
+"""DistillSpec: speculative decoding with a distilled draft (Zhou et al., 2024; lm.md §5).
+
+    selftaught run distillspec --preset default --seeds 3
+    expected: see README (measured figures and which claims hold are stated there).
+
+The algorithm box:
+
+    target = SFT(large model, ground truth)                        # shared by every seed
+    per seed:
+        draft_base = SFT(small model, ground truth)                 # the undistilled draft
+        draft_D    = GKD(draft_base → target, on-policy draft samples, divergence D)
+                     for D in {FKL, RKL, JSD(0.5), TVD}
+        for every draft, decoding (greedy, T=1) and γ ∈ {1..7}: batched speculative decoding
+        (`lm.speculative`) of held-out prompts; acceptance α, tokens per target call τ,
+        wall-clock time vs the target alone; theory τ / (γc + 1) with c measured here
+        lossy frontier: T=1, γ fixed, lenience ε ∈ (0, 1]: task accuracy and speedup
+
+Timings are measured on this machine in the run: `speedup` and c use CPU seconds of this
+process (the stable figure on a shared, loaded machine), `wall_speedup` the wall clock; both
+vary run to run. α, τ and accuracies are deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from selftaught import stats
+from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.lm import TrainConfig, init_params
+from selftaught.lm.data import pad_rows, task_setting
+from selftaught.lm.distill import (
+    DIVERGENCES,
+    check_params_match,
+    load_teacher,
+    make_distill_loss,
+    prompt_completion_rows,
+)
+from selftaught.lm.model import ModelSize
+from selftaught.lm.sampler import sample
+from selftaught.lm.speculative import speculative_sample, theoretical_speedup
+from selftaught.lm.train import fit, make_sft, make_trainer
+from selftaught.tasks import parse_task_args
+
+MODES = ("greedy", "t1")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSpecConfig:
+    """Undistilled vs distilled drafts for speculative decoding (see the module docstring)."""
+
+    seed: int = 0
+    """first seed (also fixes the target and the problems)"""
+    num_seeds: int = 3
+    """seeds when --seeds is not given"""
+    task: str = "addition"
+    """registered task (addition, multiplication, chain) or a plug-in package.module:factory"""
+    task_args: str = "digits=(1, 3)"
+    """keyword arguments for the task factory"""
+    train_problems: int = 2000
+    """training prompts with ground-truth solutions"""
+    eval_problems: int = 16
+    """held-out prompts decoded in the measurements: one batch, also the timing batch (small:
+    on a CPU the target's cost grows with the tokens it scores at once, see README)"""
+    target: ModelSize = ModelSize(d_model=128, n_layers=4, n_heads=4)
+    """the target model's shape"""
+    draft: ModelSize = ModelSize(d_model=16, n_layers=1, n_heads=2)
+    """the draft model's shape"""
+    target_checkpoint: str = ""
+    """a target trained elsewhere (msgpack with the --target shape and task, e.g. a gkd run's
+    checkpoints/teacher.msgpack); empty: train the target in this run"""
+    target_train: TrainConfig = TrainConfig(lr=2e-3, warmup_steps=50, total_steps=800,
+                                            batch_size=32, final_lr_ratio=0.1)
+    """SFT of the target on ground truth"""
+    draft_train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=30, total_steps=600,
+                                           batch_size=32, final_lr_ratio=0.1)
+    """SFT of the undistilled draft on ground truth"""
+    distill_train: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=300,
+                                             batch_size=32, final_lr_ratio=0.1)
+    """on-policy distillation of each draft, from the undistilled draft"""
+    divergences: tuple[str, ...] = DIVERGENCES
+    """divergences of the distilled drafts (fkl, rkl, jsd = JSD(0.5), tvd)"""
+    gammas: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    """draft tokens per target call"""
+    epsilons: tuple[float, ...] = (1.0, 0.5, 0.2, 0.1, 0.05)
+    """lenience values of the lossy frontier (1 = exact)"""
+    lossy_gamma: int = 3
+    """γ of the lossy frontier"""
+    timing_repeats: int = 3
+    """timed repetitions per measurement (the minimum is kept)"""
+    chunk_steps: int = 100
+    """training steps per compiled chunk"""
+
+    def validate(self) -> None:
+        check_at_least_one(self, "train_problems", "eval_problems", "timing_repeats",
+                           "chunk_steps", "lossy_gamma")
+        check(len(self.gammas) > 0 and all(g >= 1 for g in self.gammas),
+              f"gammas must be integers >= 1, got {self.gammas}")
+        check(all(0 < e <= 1 for e in self.epsilons),
+              f"epsilons must lie in (0, 1] (1 = exact), got {self.epsilons}")
+        for d in self.divergences:
+            check(d in DIVERGENCES, f"divergence {d!r}; choose from {', '.join(DIVERGENCES)}")
+        parse_task_args(self.task_args)
+
+
+@dataclasses.dataclass
+class Setting:
+    s: object
+    target_cfg: object
+    draft_cfg: object
+    prompt_len: int
+    ground: dict
+    prompts: dict  # tokens / mask of the held-out prompts
+
+
+def make_setting(config: DistillSpecConfig) -> Setting:
+    s = task_setting(config.task, config.task_args, config.draft, 0, config.train_problems,
+                     config.eval_problems, config.seed)
+    P = s.task.max_prompt_len + 2
+    target_cfg = config.target.config(s.tok.vocab_size, s.model_cfg.max_len)
+    ground = pad_rows(prompt_completion_rows(
+        s.tok, [s.task.prompt(p) for p in s.train],
+        [s.task.reference_solution(p) for p in s.train], P, s.max_new))
+    prompts = s.tok.encode_prompts([s.task.prompt(p) for p in s.test], P)
+    return Setting(s, target_cfg, s.model_cfg, P, ground, prompts)
+
+
+def _timed(fn, repeats: int):
+    """(result, wall seconds, CPU seconds): the minimum of each over `repeats` calls after
+    one warm-up call (compilation). CPU seconds (all threads of this process) are the stable
+    figure on a shared, loaded machine; wall seconds are what a user waits."""
+    out = fn()
+    jax.block_until_ready(out)
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        jax.block_until_ready(out)
+        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+    return out, wall, cpu
+
+
+def accuracy(st: Setting, tokens) -> float:
+    texts = st.s.tok.decode_batch(np.asarray(tokens))
+    return float(np.mean([st.s.task.verify(p, t) for p, t in zip(st.s.test, texts)]))
+
+
+def baselines(config: DistillSpecConfig, st: Setting, target, draft, key) -> dict:
+    """Target-only and draft-only decoding of the held-out prompts: times, c, accuracy."""
+    t, m, N = st.prompts["tokens"], st.prompts["mask"], st.s.max_new
+    out = {}
+    for mode in MODES:
+        kw = dict(max_new_tokens=N, greedy=mode == "greedy", temperature=1.0)
+        tgt, t_sec, t_cpu = _timed(
+            lambda kw=kw: sample(target, st.target_cfg, t, m, key, **kw), config.timing_repeats)
+        drf, d_sec, d_cpu = _timed(
+            lambda kw=kw: sample(draft, st.draft_cfg, t, m, key, **kw), config.timing_repeats)
+        # c: cost per decoding step, draft / target (each loop runs until its longest row
+        # stops, so divide each time by its own number of steps)
+        steps = lambda o: max(int(np.max(np.asarray(o.lengths_B))), 1)  # noqa: E731
+        per = steps(drf) / steps(tgt)
+        out[mode] = dict(target_seconds=t_sec, draft_seconds=d_sec, target_cpu=t_cpu,
+                         draft_cpu=d_cpu, cost_ratio=d_cpu / t_cpu / per,
+                         wall_cost_ratio=d_sec / t_sec / per,
+                         target_acc=accuracy(st, tgt.tokens_BxN))
+    return out
+
+
+def measure(config: DistillSpecConfig, st: Setting, target, draft, key, base: dict) -> list:
+    """One record per (mode, γ) and per lossy ε for this draft."""
+    t, m, N = st.prompts["tokens"], st.prompts["mask"], st.s.max_new
+    recs = []
+    settings = [(mode, g, 1.0) for mode in MODES for g in config.gammas]
+    settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
+    for mode, g, eps in settings:
+        out, sec, cpu = _timed(lambda mode=mode, g=g, eps=eps: speculative_sample(
+            target, st.target_cfg, draft, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
+            greedy=mode == "greedy", temperature=1.0, epsilon=eps), config.timing_repeats)
+        tested = max(int(out.tested_B.sum()), 1)
+        alpha = float(out.alpha_sum_B.sum()) / tested
+        tau = float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1)
+        c = base[mode]["cost_ratio"]
+        recs.append(dict(mode=mode, gamma=g, epsilon=eps, alpha=alpha, tau=tau,
+                         accept_rate=float(out.accepted_B.sum()) / tested,
+                         acc=accuracy(st, out.tokens_BxN), rounds=int(out.rounds),
+                         spec_seconds=sec, spec_cpu=cpu,
+                         wall_speedup=base[mode]["target_seconds"] / sec,
+                         speedup=base[mode]["target_cpu"] / cpu,
+                         theory_speedup=float(theoretical_speedup(tau, g, c))))
+    return recs
+
+
+# ---------------------------------------------------------------------------- the run
+def draft_names(config: DistillSpecConfig) -> list[str]:
+    return ["base", *config.divergences]
+
+
+def phases(config: DistillSpecConfig, seeds: list[int]) -> list[str]:
+    return ["target", *(f"seed{sd}/{x}" for sd in seeds
+                        for x in [*(f"draft_{d}" for d in draft_names(config)), "measure"])]
+
+
+def run(config: DistillSpecConfig, run_dir, seeds: list[int]) -> None:
+    st = make_setting(config)
+    root = jax.random.PRNGKey(config.seed)
+    t_like = init_params(st.target_cfg, jax.random.fold_in(root, 0))
+    with progress.bar("DistillSpec phases", total=len(phases(config, seeds))) as outer:
+        if run_dir.phase_done("target"):
+            target = run_dir.load_checkpoint("target", t_like)
+            check_params_match(target, t_like, "target checkpoint",
+                               str(run_dir.checkpoint_path("target")))
+        else:
+            timer = Timer()
+            if config.target_checkpoint:
+                target, loss = load_teacher(config.target_checkpoint, t_like), float("nan")
+            else:
+                sft = make_sft(st.target_cfg, config.target_train)
+                state, losses = fit(sft, sft.init(jax.random.fold_in(root, 1), t_like),
+                                    st.ground, config.target_train.total_steps,
+                                    chunk=config.chunk_steps, description="target SFT")
+                target, loss = state.params, float(losses[-50:].mean())
+            run_dir.log("train", phase="target", model="target", final_loss=loss)
+            run_dir.save_checkpoint("target", target)
+            run_dir.mark_phase_done("target", timer())
+        outer.advance()
+        trainers = {"base": make_sft(st.draft_cfg, config.draft_train)}
+        for d in config.divergences:
+            trainers[d] = make_trainer(make_distill_loss(
+                st.draft_cfg, st.target_cfg, target, kind=d, beta=0.5, lam=1.0,
+                max_new_tokens=st.s.max_new), config.distill_train)
+        for seed in seeds:
+            run_seed(config, run_dir, st, seed, target, trainers, outer)
+
+
+def run_seed(config, run_dir, st: Setting, seed: int, target, trainers, outer) -> None:
+    key = jax.random.PRNGKey(seed + 2000)
+    like = init_params(st.draft_cfg, jax.random.fold_in(key, 0))
+    drafts = {}
+    for i, name in enumerate(draft_names(config)):
+        phase = f"seed{seed}/draft_{name}"
+        if run_dir.phase_done(phase):
+            drafts[name] = run_dir.load_checkpoint(phase, like)
+            outer.advance()
+            continue
+        timer = Timer()
+        start = like if name == "base" else drafts["base"]
+        steps = (config.draft_train if name == "base" else config.distill_train).total_steps
+        tr = trainers[name]
+        state, losses = fit(tr, tr.init(jax.random.fold_in(key, 10 + i), start), st.ground,
+                            steps, chunk=config.chunk_steps, description=f"seed {seed}: {name}")
+        drafts[name] = state.params
+        run_dir.log("train", phase=phase, model=name, seed=seed,
+                    final_loss=float(losses[-50:].mean()))
+        run_dir.save_checkpoint(phase, state.params)
+        run_dir.mark_phase_done(phase, timer())
+        outer.advance()
+    phase = f"seed{seed}/measure"
+    if not run_dir.phase_done(phase):
+        timer = Timer()
+        mkey = jax.random.fold_in(key, 99)
+        base = baselines(config, st, target, drafts["base"], mkey)
+        for mode, b in base.items():
+            run_dir.log("baseline", phase=phase, seed=seed, mode=mode, **b)
+        for name, params in drafts.items():
+            for rec in measure(config, st, target, params, mkey, base):
+                run_dir.log("spec", phase=phase, seed=seed, draft=name, **rec)
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+
+
+# ---------------------------------------------------------------------------- the report
+def _records(run_dir, seeds):
+    recs = run_dir.events("spec")
+    have = {r["seed"] for r in recs}
+    if not set(seeds) <= have:
+        raise ConfigError(f"{run_dir.path}: no measurements for seeds "
+                          f"{sorted(set(seeds) - have)}; continue the run with --resume")
+    return recs
+
+
+def _arr(recs, seeds, draft, mode, gamma, key, eps=1.0):
+    idx = {(r["seed"], r["draft"], r["mode"], r["gamma"], r["epsilon"]): r for r in recs}
+    return np.array([idx[(sd, draft, mode, gamma, eps)][key] for sd in seeds])
+
+
+def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
+    recs = _records(run_dir, seeds)
+    names = draft_names(config)
+    G = list(config.gammas)
+    # per draft and mode: α averaged over γ, speedup at the best γ (per seed)
+    alpha = {(d, m): np.mean([_arr(recs, seeds, d, m, g, "alpha") for g in G], axis=0)
+             for d in names for m in MODES}
+    sp = {(d, m): np.stack([_arr(recs, seeds, d, m, g, "speedup") for g in G], 1)
+          for d in names for m in MODES}
+    th = {(d, m): np.stack([_arr(recs, seeds, d, m, g, "theory_speedup") for g in G], 1)
+          for d in names for m in MODES}
+    distilled = [d for d in names if d != "base"]
+    claims = []
+    for m, label in (("t1", "temperature 1"), ("greedy", "greedy")):
+        best = max(distilled, key=lambda d: alpha[(d, m)].mean()) if distilled else "base"
+        claims.append(stats.claim_greater(
+            f"distilled_raises_alpha_{m}",
+            f"the best distilled draft ({best}) has a higher acceptance rate α than the "
+            f"undistilled draft ({label}, mean over γ)",
+            stats.paired_difference_ci(alpha[(best, m)], alpha[("base", m)])))
+        best_sp = lambda d, m=m: sp[(d, m)].max(axis=1)  # noqa: E731
+        rel = best_sp(best) / best_sp("base") - 1.0
+        claims.append(stats.claim_greater(
+            f"distilled_raises_speedup_{m}",
+            f"the distilled draft ({best}) raises the speedup (CPU time) over the undistilled "
+            f"draft ({label}, best γ each; relative gain, paper +10-45%)",
+            stats.bootstrap_ci(rel)))
+        gi = np.argmax(sp[(best, m)].mean(0))
+        ratio = sp[(best, m)][:, gi] / th[(best, m)][:, gi]
+        claims.append(stats.claim_greater(
+            f"speedup_vs_theory_{m}",
+            f"measured speedup / theory τ/(γc+1) at the measured c ({best}, {label}, "
+            f"γ={G[gi]}; holds above 0.9)", stats.bootstrap_ci(ratio), threshold=0.9))
+    # plots
+    for m in MODES:
+        stats.plot_curves(run_dir.plots / f"speedup_{m}.png", np.array(G),
+                          {d: sp[(d, m)] for d in names},
+                          xlabel="γ (draft tokens per target call)",
+                          ylabel="speedup over the target alone (CPU time)",
+                          title=f"DistillSpec, {m}, {len(seeds)} seed(s)")
+    eps = sorted(config.epsilons, reverse=True)
+    gam = config.lossy_gamma
+    front = {}
+    for d in names:
+        acc = np.stack([_arr(recs, seeds, d, "t1", gam, "acc", e) * 100 for e in eps], 1)
+        spd = np.stack([_arr(recs, seeds, d, "t1", gam, "speedup", e) for e in eps], 1)
+        front[d] = (acc, spd)
+    stats.plot_curves(run_dir.plots / "lossy_accuracy.png", np.array(eps),
+                      {d: front[d][0] for d in names}, xlabel="lenience ε (1 = exact)",
+                      ylabel="held-out accuracy, T=1 (%)",
+                      title=f"lossy frontier, γ={gam}: accuracy")
+    stats.plot_curves(run_dir.plots / "lossy_speedup.png", np.array(eps),
+                      {d: front[d][1] for d in names}, xlabel="lenience ε (1 = exact)",
+                      ylabel="speedup (CPU time)", title=f"lossy frontier, γ={gam}: speedup")
+    base = {(b["seed"], b["mode"]): b for b in run_dir.events("baseline")}
+    md = ["## Cost ratio and target-only decoding", "",
+          "| mode | c (CPU time) | c (wall) | target-only CPU s | target-only wall s | "
+          "target accuracy |", "|---|---|---|---|---|---|"]
+    for m in MODES:
+        mean = lambda k, m=m: np.mean([base[(sd, m)][k] for sd in seeds])  # noqa: E731
+        md.append(f"| {m} | {mean('cost_ratio'):.3f} | {mean('wall_cost_ratio'):.3f} | "
+                  f"{mean('target_cpu'):.3f} | {mean('target_seconds'):.3f} | "
+                  f"{mean('target_acc') * 100:.1f}% |")
+    for m in MODES:
+        md += ["", f"## {m}: α / τ / speedup in CPU time (theory τ/(γc+1)) / wall-clock "
+               "speedup, per γ, mean over seeds", "",
+               "| draft | " + " | ".join(f"γ={g}" for g in G) + " |",
+               "|---" * (len(G) + 1) + "|"]
+        for d in names:
+            cells = []
+            for g in G:
+                a = _arr(recs, seeds, d, m, g, "alpha").mean()
+                tau = _arr(recs, seeds, d, m, g, "tau").mean()
+                s_ = _arr(recs, seeds, d, m, g, "speedup").mean()
+                t_ = _arr(recs, seeds, d, m, g, "theory_speedup").mean()
+                w_ = _arr(recs, seeds, d, m, g, "wall_speedup").mean()
+                cells.append(f"{a:.2f} / {tau:.2f} / {s_:.2f} ({t_:.2f}) / {w_:.2f}")
+            md.append(f"| {d} | " + " | ".join(cells) + " |")
+    md += ["", f"## Lossy frontier (T=1, γ={gam}): accuracy % / speedup (CPU time)", "",
+           "| draft | " + " | ".join(f"ε={e:g}" for e in eps) + " |",
+           "|---" * (len(eps) + 1) + "|"]
+    for d in names:
+        acc, spd = front[d]
+        md.append(f"| {d} | " + " | ".join(
+            f"{acc[:, i].mean():.1f} / {spd[:, i].mean():.2f}" for i in range(len(eps))) + " |")
+    md += ["", "![speedup t1](plots/speedup_t1.png) ![speedup greedy](plots/speedup_greedy.png)",
+           "![lossy accuracy](plots/lossy_accuracy.png) "
+           "![lossy speedup](plots/lossy_speedup.png)"]
+    return Report(claims, "\n".join(md))
+
+
+PRESETS = {
+    "smoke": DistillSpecConfig(
+        num_seeds=1, task_args="digits=(1, 2)", train_problems=60, eval_problems=16,
+        target=ModelSize(d_model=16, n_layers=1, n_heads=2),
+        draft=ModelSize(d_model=8, n_layers=1, n_heads=2),
+        target_train=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=30, batch_size=16),
+        draft_train=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=20, batch_size=16),
+        distill_train=TrainConfig(lr=1e-2, warmup_steps=2, total_steps=10, batch_size=8),
+        divergences=("tvd",), gammas=(1, 3), epsilons=(1.0, 0.3), lossy_gamma=3,
+        timing_repeats=1, chunk_steps=10,
+    ),
+    "default": DistillSpecConfig(),
+    "paper": DistillSpecConfig(
+        num_seeds=5, task_args="digits=(1, 5)", train_problems=20000, eval_problems=1024,
+        target=ModelSize(d_model=512, n_layers=8, n_heads=8),
+        draft=ModelSize(d_model=64, n_layers=2, n_heads=4),
+        target_train=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=10000,
+                                 batch_size=128, final_lr_ratio=0.1),
+        draft_train=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=128,
+                                final_lr_ratio=0.1),
+        distill_train=TrainConfig(lr=5e-4, warmup_steps=100, total_steps=3000,
+                                  batch_size=64, final_lr_ratio=0.1),
+        timing_repeats=5,
+    ),
+}
+
+RECIPE = Recipe(
+    name="distillspec",
+    description="DistillSpec: a distilled draft speeds up exact speculative decoding",
+    config_cls=DistillSpecConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+    phases=phases,
+)

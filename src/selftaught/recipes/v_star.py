@@ -1,0 +1,468 @@
+"""V-STaR: verifiers trained on correct AND incorrect self-generated samples
+(Hosseini et al., 2024; design lm.md §2).
+
+    selftaught run v-star --preset default --seeds 3
+    expected (measured, 3 seeds): MEASURED_RESULT
+
+The algorithm box, per seed:
+
+    G_sft = SFT(base, human solutions)
+    D_gen, D_ver = {}, {}
+    for t = 1..T:
+        sample k solutions per training problem from G_{t-1}; label each with the verifier
+        D_gen += the correct ones;  D_ver += all of them (labelled)
+        G_t = SFT(base, D_gen)                             # the generator (STaR-style)
+        V_t = DPO(init G_sft, reference G_sft, pairs (correct > incorrect) of one problem
+                  from D_ver)                              # the verifier
+        test: N candidates per problem from G_t, scored by beta * (log V_t - log G_sft);
+              Best-of-k (unbiased estimator over the N) for k = 1, 2, 4, ..., N
+    baselines (same candidates): greedy pass@1 of G_t, majority vote maj@k, the
+    generator alone (a random candidate = mean candidate accuracy), and at t = T an
+    outcome reward model (ORM: G_sft + a linear head on the last hidden state, trained
+    with BCE on D_ver)
+
+At this scale there is no pretrained model: the base model is the seed's random
+initialisation (as in `rest-em`), G_sft plays the pretrained-and-fine-tuned generator, and the
+task is the `chain` family (left-to-right arithmetic modulo 10, one locally checkable step per
+operation), where a tiny model's pass@1 is far below its pass@N, so there is room for a
+verifier to pick the right candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from selftaught import stats, tasks
+from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.lm.data import (
+    TaskSetting,
+    add_columns,
+    pack_pairs,
+    pack_sft,
+    preference_pairs,
+    task_setting,
+)
+from selftaught.lm.generate import Samples, generate
+from selftaught.lm.metrics import best_of_k, maj_at_k, pass_at_k
+from selftaught.lm.model import ModelSize, init_params
+from selftaught.lm.train import (
+    TrainConfig,
+    fit,
+    make_dpo_loss,
+    make_orm_loss,
+    make_sft,
+    make_trainer,
+    orm_init,
+    orm_scores,
+    sequence_logprobs,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VStarConfig:
+    """V-STaR on a verifiable task (see the module docstring)."""
+
+    seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i (data, init and sampling all change)"""
+    num_seeds: int = 3
+    """seeds when --seeds is not given"""
+    task: str = "chain"
+    """registered task (chain, addition, multiplication) or a plug-in package.module:factory;
+    it must have a verifier (verify(problem, text) -> bool)"""
+    task_args: str = "steps=(2, 4)"
+    """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
+    human_problems: int = 250
+    """training problems with one (uneven) human solution: G_sft's data"""
+    train_problems: int = 600
+    """training problems sampled each iteration (the human-solved ones come first)"""
+    eval_problems: int = 64
+    """held-out test problems"""
+    model: ModelSize = ModelSize()
+    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=500, batch_size=64,
+                                   weight_decay=0.1, final_lr_ratio=0.1)
+    """SFT of G_sft on human data; every G_t uses the same optimiser and step count"""
+    iterations: int = 3
+    """T: generator / verifier iterations"""
+    samples_per_problem: int = 6
+    """k: samples per training problem per iteration (paper: 16)"""
+    temperature: float = 0.7
+    """sampling temperature for the training samples and the test candidates"""
+    top_k: int = 0
+    """top-k filter of the sampler (0: the whole vocabulary)"""
+    verifier: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=300,
+                                        batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
+    """optimiser of the DPO verifier and of the ORM baseline"""
+    dpo_beta: float = 0.1
+    """beta of the DPO loss (paper: 0.1); the verifier score is beta*(log V - log G_sft)"""
+    max_pairs_per_problem: int = 8
+    """cap on (correct, incorrect) pairs drawn per training problem for DPO"""
+    candidates: int = 64
+    """N: candidates per test problem for Best-of-k (k = 1, 2, 4, ... up to N)"""
+    claim_k: int = 16
+    """k at which Best-of-k, maj@k and pass@1 are compared in the claims"""
+    vote_repeats: int = 16
+    """maj@k averages every k-subset of a problem's candidates, or this many random ones
+    when there are more (lm.metrics.maj_at_k)"""
+    sample_batch: int = 1024
+    """rows per sampler call (fixed, so the sampler compiles once)"""
+    chunk_steps: int = 100
+    """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
+
+    def validate(self) -> None:
+        check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
+                           "iterations", "samples_per_problem", "max_pairs_per_problem",
+                           "candidates", "claim_k", "vote_repeats", "sample_batch",
+                           "chunk_steps")
+        check(self.human_problems <= self.train_problems,
+              f"human_problems ({self.human_problems}) must be <= train_problems "
+              f"({self.train_problems}): the human-solved problems are part of the pool")
+        check(self.claim_k <= self.candidates,
+              f"claim_k ({self.claim_k}) must be <= candidates ({self.candidates}): Best-of-k "
+              "needs at least k candidates per problem; raise --candidates or lower --claim-k")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
+        check(self.dpo_beta > 0, f"dpo_beta must be > 0, got {self.dpo_beta}")
+        task = tasks.get(self.task, **tasks.parse_task_args(self.task_args))
+        check(callable(getattr(task, "verify", None)),
+              f"task {self.task!r} has no verifier (a verify(problem, text) method); V-STaR "
+              "labels samples with it, so choose a verifiable task")
+
+    @property
+    def ks(self) -> list[int]:
+        """k values of the Best-of-k curves: powers of two below N, and N."""
+        out = [2**i for i in range(int(np.log2(self.candidates)) + 1)]
+        return sorted({*(k for k in out if k < self.candidates), self.candidates})
+
+
+# ---------------------------------------------------------------------------- building
+def make_setting(config: VStarConfig, seed: int) -> TaskSetting:
+    return task_setting(config.task, config.task_args, config.model, config.human_problems,
+                        config.train_problems, config.eval_problems, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _sft_trainer(model_cfg, train_cfg):
+    return make_sft(model_cfg, train_cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _dpo_trainer(model_cfg, train_cfg, beta):
+    return make_trainer(make_dpo_loss(model_cfg, beta), train_cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _orm_trainer(model_cfg, train_cfg):
+    return make_trainer(make_orm_loss(model_cfg), train_cfg)
+
+
+def _clip(s: TaskSetting, text: str) -> str:
+    """A sample cut to fit a training row (a sample that never wrote EOS can be one token too
+    long once EOS is appended)."""
+    return text[: s.max_new - 1]
+
+
+def _rows(s: TaskSetting, problems: list, texts: list[str], capacity: int | None = None,
+          **columns) -> dict:
+    return pack_sft(s.tok, [s.task.prompt(p) for p in problems], [_clip(s, t) for t in texts],
+                    s.model_cfg.max_len, capacity, **columns)
+
+
+def train_sft(config: VStarConfig, s: TaskSetting, rows: dict, key, params, label: str):
+    sft = _sft_trainer(s.model_cfg, config.sft)
+    state, losses = fit(sft, sft.init(key, params), rows, config.sft.total_steps,
+                        chunk=config.chunk_steps, description=label)
+    return state.params, float(losses[-50:].mean())
+
+
+def train_dpo(config: VStarConfig, s: TaskSetting, pairs: list, g_sft, key, label: str):
+    """V = DPO(init G_sft, reference G_sft) on (problem, chosen, rejected) pairs."""
+    prompts = [s.task.prompt(s.train[i]) for i, _, _ in pairs]
+    rows = pack_pairs(s.tok, prompts, [_clip(s, c) for _, c, _ in pairs],
+                      [_clip(s, r) for _, _, r in pairs], s.model_cfg.max_len,
+                      capacity=len(s.train) * config.max_pairs_per_problem)
+    n = len(pairs)
+    ref_c = sequence_logprobs(g_sft, s.model_cfg, rows["chosen_tokens"][:n],
+                              rows["chosen_mask"][:n])
+    ref_r = sequence_logprobs(g_sft, s.model_cfg, rows["rejected_tokens"][:n],
+                              rows["rejected_mask"][:n])
+    rows = add_columns(rows, ref_chosen_lp=ref_c, ref_rejected_lp=ref_r)
+    dpo = _dpo_trainer(s.model_cfg, config.verifier, config.dpo_beta)
+    state, losses, aux = fit(dpo, dpo.init(key, g_sft), rows, config.verifier.total_steps,
+                             chunk=config.chunk_steps, description=label, aux=True)
+    return state.params, {"dpo_loss": float(losses[-50:].mean()),
+                          "dpo_reward_accuracy": float(aux["reward_accuracy"][-50:].mean())}
+
+
+def train_orm(config: VStarConfig, s: TaskSetting, problems: list, texts: list[str],
+              labels: np.ndarray, g_sft, key, label: str):
+    rows = _rows(s, problems, texts, label=labels.astype(np.float32))
+    orm = _orm_trainer(s.model_cfg, config.verifier)
+    state, losses, aux = fit(orm, orm.init(key, orm_init(g_sft, s.model_cfg)), rows,
+                             config.verifier.total_steps, chunk=config.chunk_steps,
+                             description=label, aux=True)
+    return state.params, {"orm_loss": float(losses[-50:].mean()),
+                          "orm_accuracy": float(aux["accuracy"][-50:].mean())}
+
+
+def sample(config: VStarConfig, s: TaskSetting, params, problems: list, n: int, key,
+           greedy: bool = False, label: str = "sampling") -> Samples:
+    return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
+                    max_new_tokens=s.max_new, temperature=config.temperature,
+                    top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch,
+                    description=label)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, seed: int,
+             orm=None) -> dict[str, float]:
+    """Greedy pass@1 of the generator, and on N sampled candidates per test problem:
+    Best-of-k with the DPO verifier (and the ORM), maj@k, pass@k, for every k in config.ks."""
+    greedy = sample(config, s, gen, s.test, 1, key, greedy=True, label="greedy pass@1")
+    cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
+                  label="test candidates")
+    P, N = cand.correct.shape
+    rows = _rows(s, [p for p in s.test for _ in range(N)],
+                 [t for ts in cand.texts for t in ts])
+    lp_v = sequence_logprobs(verifier, s.model_cfg, rows["tokens"], rows["loss_mask"])
+    lp_ref = sequence_logprobs(g_sft, s.model_cfg, rows["tokens"], rows["loss_mask"])
+    dpo_score = (config.dpo_beta * (lp_v - lp_ref)).reshape(P, N)
+    targets = [p.answer for p in s.test]
+    out = {"pass1": float(greedy.correct.mean()), "sample_acc": float(cand.correct.mean())}
+    if orm is not None:
+        orm_score = orm_scores(orm, s.model_cfg, rows["tokens"]).reshape(P, N)
+    for k in config.ks:
+        out[f"bok_dpo_{k}"] = float(best_of_k(dpo_score, cand.correct, k).mean())
+        out[f"maj_{k}"] = maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
+                                   seed=seed * 1000 + k)
+        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, cand.num_correct, k)))
+        if orm is not None:
+            out[f"bok_orm_{k}"] = float(best_of_k(orm_score, cand.correct, k).mean())
+    return out
+
+
+# ---------------------------------------------------------------------------- the run
+def run(config: VStarConfig, run_dir, seeds: list[int]) -> None:
+    total = len(seeds) * (1 + config.iterations)
+    with progress.bar("V-STaR phases", total=total) as outer:
+        for seed in seeds:
+            run_seed(config, run_dir, seed, outer)
+
+
+def _unpack_samples(s: TaskSetting, saved: dict) -> tuple[list[list[str]], np.ndarray]:
+    tokens = np.asarray(saved["tokens"])
+    P, k, L = tokens.shape
+    texts = s.tok.decode_batch(tokens.reshape(P * k, L))
+    return [texts[i * k:(i + 1) * k] for i in range(P)], np.asarray(saved["correct"], bool)
+
+
+def run_seed(config: VStarConfig, run_dir, seed: int, outer) -> None:
+    s = make_setting(config, seed)
+    root = jax.random.PRNGKey(seed)
+    base = init_params(s.model_cfg, jax.random.fold_in(root, 0))
+
+    phase = f"seed{seed}/sft"
+    if run_dir.phase_done(phase):
+        g_sft = run_dir.load_checkpoint(phase, base)
+    else:
+        timer = Timer()
+        rows = _rows(s, s.train[: len(s.human)], s.human)
+        g_sft, loss = train_sft(config, s, rows, jax.random.fold_in(root, 1), base,
+                                f"seed {seed}: G_sft on human data")
+        greedy = sample(config, s, g_sft, s.test, 1, jax.random.fold_in(root, 2), greedy=True,
+                        label="greedy pass@1")
+        run_dir.log("train", phase=phase, seed=seed, iteration=0, final_loss=loss,
+                    rows=len(s.human))
+        run_dir.log("eval", phase=phase, seed=seed, iteration=0,
+                    pass1=float(greedy.correct.mean()))
+        run_dir.save_checkpoint(phase, g_sft)
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+
+    gen = g_sft
+    texts_by_iter, correct_by_iter = [], []  # D_ver, one [P][k] block per iteration
+    for t in range(1, config.iterations + 1):
+        phase = f"seed{seed}/iter{t}"
+        if run_dir.phase_done(phase):
+            gen = run_dir.load_checkpoint(phase, base)
+            texts, correct = _unpack_samples(s, run_dir.load_checkpoint(f"{phase}/samples"))
+            texts_by_iter.append(texts)
+            correct_by_iter.append(correct)
+            outer.advance()
+            continue
+        timer = Timer()
+        key = jax.random.fold_in(root, 100 + t)
+        smp = sample(config, s, gen, s.train, config.samples_per_problem,
+                     jax.random.fold_in(key, 0), label=f"seed {seed}: sampling, iteration {t}")
+        texts_by_iter.append(smp.texts)
+        correct_by_iter.append(smp.correct)
+        # D_gen: every correct sample so far; D_ver: every labelled sample so far
+        all_texts = [sum((it[i] for it in texts_by_iter), []) for i in range(len(s.train))]
+        all_correct = np.concatenate(correct_by_iter, axis=1)
+        good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(all_texts, all_correct)]
+        bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(all_texts, all_correct)]
+        pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
+                                 np.random.default_rng([seed, t, 3]))
+        if not pairs:
+            what = "correct" if not any(good) else "incorrect"
+            raise ConfigError(
+                f"seed {seed}, iteration {t}: no training problem has both a correct and an "
+                f"incorrect sample (no {what} sample at all), so D_ver gives the DPO verifier "
+                "no pairs; train G_sft longer (--sft.total-steps), sample more "
+                "(--samples-per-problem) or pick a task of fitting difficulty")
+        gen_p = [p for p, g in zip(s.train, good) for _ in g]
+        gen_t = [x for g in good for x in g]
+        capacity = len(s.train) * config.samples_per_problem * config.iterations
+        gen, g_loss = train_sft(config, s, _rows(s, gen_p, gen_t, capacity),
+                                jax.random.fold_in(key, 1), base,
+                                f"seed {seed}: G_{t} = SFT(base, D_gen)")
+        verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),
+                                     f"seed {seed}: V_{t} = DPO(G_sft)")
+        orm = None
+        if t == config.iterations:
+            labels = all_correct.reshape(-1)
+            orm, ostats = train_orm(config, s, [p for p in s.train
+                                                for _ in range(all_correct.shape[1])],
+                                    [x for ts in all_texts for x in ts], labels, g_sft,
+                                    jax.random.fold_in(key, 3), f"seed {seed}: ORM (BCE)")
+            vstats.update(ostats)
+        metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed,
+                           orm)
+        run_dir.log("sample", phase=phase, seed=seed, iteration=t,
+                    sample_accuracy=float(smp.correct.mean()),
+                    solved_fraction=float(smp.correct.any(axis=1).mean()),
+                    d_gen=len(gen_t), d_ver=int(all_correct.size), pairs=len(pairs))
+        run_dir.log("train", phase=phase, seed=seed, iteration=t, final_loss=g_loss, **vstats)
+        run_dir.log("eval", phase=phase, seed=seed, iteration=t, **metrics)
+        run_dir.save_checkpoint(f"{phase}/samples", {"tokens": smp.tokens,
+                                                     "correct": smp.correct.astype(np.uint8)})
+        run_dir.save_checkpoint(phase, gen)
+        run_dir.mark_phase_done(phase, timer())
+        outer.advance()
+
+
+# ---------------------------------------------------------------------------- the report
+def _evals(run_dir, seeds: list[int], iterations: int) -> dict[tuple[int, int], dict]:
+    evals = {(e["seed"], e["iteration"]): e for e in run_dir.events("eval")}
+    missing = [(sd, i) for sd in seeds for i in range(iterations + 1) if (sd, i) not in evals]
+    if missing:
+        raise ConfigError(f"{run_dir.path}: no evaluation for (seed, iteration) {missing[:3]}; "
+                          "the run is unfinished: continue it with --resume")
+    return evals
+
+
+def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
+    T, ks, kc = config.iterations, config.ks, config.claim_k
+    ev = _evals(run_dir, seeds, T)
+    col = lambda name, t: np.array([ev[(sd, t)][name] for sd in seeds]) * 100  # noqa: E731
+    curve = lambda fmt, t: np.stack([col(fmt.format(k), t) for k in ks], axis=1)  # noqa: E731
+    curves = {
+        f"V-STaR (DPO verifier), iteration {T}": curve("bok_dpo_{}", T),
+        f"ORM verifier (BCE), iteration {T}": curve("bok_orm_{}", T),
+        "majority vote maj@k": curve("maj_{}", T),
+        "generator only (random candidate)": np.repeat(col("sample_acc", T)[:, None],
+                                                       len(ks), 1),
+        "pass@k (oracle upper bound)": curve("passk_{}", T),
+    }
+    if T > 1:
+        curves["V-STaR, iteration 1"] = curve("bok_dpo_{}", 1)
+    stats.plot_curves(
+        run_dir.plots / "best_of_k.png", np.log2(ks), curves,
+        hlines={f"greedy pass@1 (G_{T})": col("pass1", T)},
+        xlabel="log2 k (candidates the selector picks from)", ylabel="test accuracy (%)",
+        title=f"Best-of-k on {config.task}, {len(seeds)} seed(s), 95% CI",
+    )
+    pd = stats.paired_difference_ci
+    claims = [
+        stats.claim_greater(
+            f"vstar_beats_maj_at_{kc}",
+            f"V-STaR Best-of-{kc} beats majority vote maj@{kc} (points, iteration {T})",
+            pd(col(f"bok_dpo_{kc}", T), col(f"maj_{kc}", T))),
+        stats.claim_greater(
+            f"maj_at_{kc}_beats_pass1",
+            f"majority vote maj@{kc} beats greedy pass@1 of the same generator (points)",
+            pd(col(f"maj_{kc}", T), col("pass1", T))),
+    ]
+    for k in sorted({k for k in (8, max(ks)) if k in ks}):
+        claims.append(stats.claim_greater(
+            f"dpo_beats_orm_at_{k}",
+            f"the DPO verifier's Best-of-{k} beats the ORM's (BCE, same data; points)",
+            pd(col(f"bok_dpo_{k}", T), col(f"bok_orm_{k}", T))))
+    if T > 1:
+        claims.append(stats.claim_greater(
+            f"iteration_{T}_beats_1",
+            f"iteration {T}'s generator + verifier beat iteration 1's (Best-of-{kc}, points)",
+            pd(col(f"bok_dpo_{kc}", T), col(f"bok_dpo_{kc}", 1))))
+
+    def cell(x):
+        pt, lo, hi = stats.bootstrap_ci(x)
+        return f"{pt:.1f} [{lo:.1f}, {hi:.1f}]"
+
+    md = [f"## Per iteration (test accuracy %, mean over seeds [95% CI]; k = {kc})", "",
+          "| iteration | greedy pass@1 | random candidate | maj@k | V-STaR Best-of-k | "
+          "pass@k (oracle) |", "|---|---|---|---|---|---|",
+          f"| 0 (G_sft) | {cell(col('pass1', 0))} | | | | |"]
+    for t in range(1, T + 1):
+        md.append(f"| {t} | {cell(col('pass1', t))} | {cell(col('sample_acc', t))} | "
+                  f"{cell(col(f'maj_{kc}', t))} | {cell(col(f'bok_dpo_{kc}', t))} | "
+                  f"{cell(col(f'passk_{kc}', t))} |")
+    md += ["", f"## Best-of-k at iteration {T} (test accuracy %)", "",
+           "| k | V-STaR (DPO) | ORM (BCE) | maj@k | pass@k (oracle) |", "|---|---|---|---|---|"]
+    for k in ks:
+        md.append(f"| {k} | {cell(col(f'bok_dpo_{k}', T))} | {cell(col(f'bok_orm_{k}', T))} | "
+                  f"{cell(col(f'maj_{k}', T))} | {cell(col(f'passk_{k}', T))} |")
+    samples = {(e["seed"], e["iteration"]): e for e in run_dir.events("sample")}
+    trains = {(e["seed"], e["iteration"]): e for e in run_dir.events("train")}
+    md += ["", "## Data and verifiers (mean over seeds)", "",
+           "| iteration | sample accuracy (train) | D_gen | D_ver | DPO pairs | "
+           "DPO pair accuracy (train) |", "|---|---|---|---|---|---|"]
+    for t in range(1, T + 1):
+        sm = lambda k, t=t: np.mean([samples[(sd, t)][k] for sd in seeds])  # noqa: E731
+        acc = np.mean([trains[(sd, t)]["dpo_reward_accuracy"] for sd in seeds])
+        md.append(f"| {t} | {100 * sm('sample_accuracy'):.1f}% | {sm('d_gen'):.0f} | "
+                  f"{sm('d_ver'):.0f} | {sm('pairs'):.0f} | {100 * acc:.1f}% |")
+    md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
+           f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
+           "problem; the generator-only "
+           "line is a random candidate (the STaR/ReST^EM-style generator without verifier).",
+           "", "![best of k](plots/best_of_k.png)"]
+    return Report(claims, "\n".join(md))
+
+
+PRESETS = {
+    "smoke": VStarConfig(
+        num_seeds=2, human_problems=200, train_problems=300, eval_problems=40,
+        model=ModelSize(d_model=32, n_layers=2, n_heads=4),
+        sft=TrainConfig(lr=3e-3, warmup_steps=30, total_steps=300, batch_size=64,
+                        weight_decay=0.1, final_lr_ratio=0.1),
+        iterations=2, samples_per_problem=4,
+        verifier=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=32,
+                             weight_decay=0.0, final_lr_ratio=0.1),
+        candidates=16, claim_k=8, vote_repeats=4,
+    ),
+    "default": VStarConfig(),
+    "paper": VStarConfig(
+        num_seeds=5, task_args="steps=(3, 8)", human_problems=2000, train_problems=10000,
+        eval_problems=1000, model=ModelSize(d_model=256, n_layers=6, n_heads=8),
+        sft=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=128,
+                        weight_decay=0.1, final_lr_ratio=0.1),
+        iterations=3, samples_per_problem=16,
+        verifier=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=3000, batch_size=64,
+                             weight_decay=0.0, final_lr_ratio=0.1),
+        candidates=128, claim_k=16, sample_batch=4096,
+    ),
+}
+
+RECIPE = Recipe(
+    name="v-star",
+    description="V-STaR: a DPO verifier trained on correct and incorrect samples picks "
+    "the best of k candidates",
+    config_cls=VStarConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+)

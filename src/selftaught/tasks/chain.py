@@ -1,0 +1,216 @@
+"""Multi-step arithmetic chains modulo m: many small steps, each easy, so one slip anywhere
+ruins the answer and a tiny model's pass@1 stays far below its pass@N.
+
+``ChainTask(steps=(3, 6), modulus=10)`` — prompt ``"7+8*6-9+4="``: the operations are applied
+LEFT TO RIGHT (no precedence) and every intermediate result is reduced modulo ``modulus``
+(Python's ``%``: always in [0, modulus)). Operands are in [0, modulus). The reference solution
+has one step per operation, then the final line::
+
+    7+8=5 5*6=0 0-9=1 1+4=5
+    =5
+
+Every step can be checked on its own (``a op b = (a op b) mod m``), which is what a verifier
+trained on correct and incorrect chains can learn. "Human" solutions always end in the right
+``=ANSWER`` but are uneven: with probability ``human_skip_prob`` they skip steps (answer
+only, or a random subset of the steps), and with probability ``human_loose_prob`` they show
+the unreduced value first (``7+8=15=5``, ``0-9=-9=1``).
+
+Splits are decided by a hash of the prompt (operands and operators), like the other tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from selftaught.core.errors import ConfigError, check
+from selftaught.tasks.arithmetic import ENUMERATE_LIMIT, _probability, digit_range
+from selftaught.tasks.base import (
+    SPLIT_FRACTIONS,
+    SPLITS,
+    Problem,
+    Task,
+    check_count,
+    check_split,
+    split_of,
+)
+
+OPS = "+-*"
+
+
+def apply_op(a: int, op: str, b: int, modulus: int) -> int:
+    """``(a op b) mod modulus`` for op in ``+-*``."""
+    if op == "+":
+        return (a + b) % modulus
+    if op == "-":
+        return (a - b) % modulus
+    return (a * b) % modulus
+
+
+def _raw(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+class ChainTask(Task):
+    """Left-to-right chains of ``steps`` operations (int or (min, max)) modulo ``modulus``.
+
+    Operands: ``steps + 1`` numbers in [0, modulus); operators from ``ops`` (a subset of
+    ``+-*``). Problem tuples are ``(v0, op1, v1, op2, v2, ...)``.
+    """
+
+    name = "chain"
+    alphabet = "0123456789+-*= \n"
+
+    def __init__(
+        self,
+        steps: int | tuple[int, int] = (3, 6),
+        modulus: int = 10,
+        ops: str = OPS,
+        human_skip_prob: float = 0.5,
+        human_loose_prob: float = 0.5,
+    ):
+        self.steps = digit_range(steps, "steps", max_digits=32)
+        check(
+            isinstance(modulus, int) and not isinstance(modulus, bool) and 2 <= modulus <= 1000,
+            f"modulus must be an int in [2, 1000]; got {modulus!r}",
+        )
+        self.modulus = int(modulus)
+        check(
+            isinstance(ops, str) and ops and set(ops) <= set(OPS) and len(set(ops)) == len(ops),
+            f"ops must be a non-empty string of distinct characters from {OPS!r}; got {ops!r}",
+        )
+        self.ops = ops
+        self.human_skip_prob = _probability(human_skip_prob, "human_skip_prob")
+        self.human_loose_prob = _probability(human_loose_prob, "human_loose_prob")
+        top = self.modulus - 1
+        widest_digits = len(str(top))
+        n = self.steps[1]
+        self.max_prompt_len = (n + 1) * widest_digits + n + 1
+        # longest step: loose "a*b=RAW=R" or "a-b=-RAW=R"
+        raw_len = max(len(str(top * top)), len(str(-top)))
+        step_len = 2 * widest_digits + 1 + 1 + raw_len + 1 + widest_digits
+        self.max_solution_len = n * step_len + (n - 1) + 1 + 1 + widest_digits
+
+    def knobs(self) -> str:
+        return f"steps={self.steps}, modulus={self.modulus}, ops={self.ops!r}"
+
+    def describe(self) -> str:
+        return f"task {self.name!r} ({self.knobs()})"
+
+    @property
+    def space_size(self) -> int:
+        m, k = self.modulus, len(self.ops)
+        return sum(m ** (s + 1) * k**s for s in range(self.steps[0], self.steps[1] + 1))
+
+    # -- problems ---------------------------------------------------------------------------
+    def make_problem(self, operands: Sequence) -> Problem:
+        operands = tuple(operands)
+        value = int(operands[0])
+        for i in range(1, len(operands), 2):
+            value = apply_op(value, operands[i], int(operands[i + 1]), self.modulus)
+        text = "".join(map(str, operands))
+        return Problem(id=f"{self.name}%{self.modulus}:{text}", operands=operands,
+                       answer=str(value), task=self.name)
+
+    def split_of(self, operands: Sequence) -> str:
+        return split_of(f"{self.name}%{self.modulus}", "".join(map(str, operands)))
+
+    def _draw(self, rng: np.random.Generator) -> tuple:
+        s = int(rng.integers(self.steps[0], self.steps[1] + 1))
+        values = rng.integers(0, self.modulus, size=s + 1)
+        ops = rng.integers(0, len(self.ops), size=s)
+        out: list = [int(values[0])]
+        for o, v in zip(ops, values[1:]):
+            out += [self.ops[int(o)], int(v)]
+        return tuple(out)
+
+    def _enumerated(self, split: str) -> tuple[list[tuple], np.ndarray]:
+        """Every problem of ``split`` and its sampling weight (step count uniform)."""
+        return _enumerate(self.name, self.steps, self.modulus, self.ops)[split]
+
+    def problems(self, split: str, n: int, seed: int) -> list[Problem]:
+        """``n`` distinct problems of ``split``, deterministic and prefix-stable in ``seed``."""
+        split, n = check_split(split), check_count(n)
+        check(
+            isinstance(seed, int | np.integer) and not isinstance(seed, bool),
+            f"seed must be an int; got {seed!r}",
+        )
+        salt = zlib.crc32(f"{self.name}%{self.modulus}".encode())
+        rng = np.random.default_rng([int(seed) % 2**63, SPLITS.index(split), salt])
+        if self.space_size <= ENUMERATE_LIMIT:
+            members, weights = self._enumerated(split)
+            if n > len(members):
+                raise ConfigError(
+                    f"the {split} split of {self.describe()} has only {len(members)} problems, "
+                    f"{n} asked; ask for fewer or raise steps/modulus"
+                )
+            with np.errstate(divide="ignore"):
+                keys = np.log(rng.random(len(members))) / weights
+            return [self.make_problem(members[i])
+                    for i in np.argsort(-keys, kind="stable")[:n]]
+        capacity = int(self.space_size * SPLIT_FRACTIONS[split])
+        if n > capacity // 2:
+            raise ConfigError(
+                f"the {split} split of {self.describe()} has about {capacity} problems, {n} "
+                f"asked; ask for at most {capacity // 2} or raise steps/modulus"
+            )
+        seen: set[tuple] = set()
+        out: list[Problem] = []
+        while len(out) < n:
+            t = self._draw(rng)
+            if t in seen or self.split_of(t) != split:
+                continue
+            seen.add(t)
+            out.append(self.make_problem(t))
+        return out
+
+    # -- rendering --------------------------------------------------------------------------
+    def prompt(self, problem: Problem) -> str:
+        return "".join(map(str, problem.operands)) + "="
+
+    def _steps(self, operands: tuple, loose: bool) -> list[str]:
+        value, out = int(operands[0]), []
+        for i in range(1, len(operands), 2):
+            op, b = operands[i], int(operands[i + 1])
+            new = apply_op(value, op, b, self.modulus)
+            raw = _raw(value, op, b)
+            shown = f"={raw}={new}" if loose and raw != new else f"={new}"
+            out.append(f"{value}{op}{b}{shown}")
+            value = new
+        return out
+
+    def reference_solution(self, problem: Problem) -> str:
+        return " ".join(self._steps(problem.operands, loose=False)) + f"\n={problem.answer}"
+
+    def human_solution(self, problem: Problem, rng: np.random.Generator) -> str:
+        """Right final answer, uneven style (see the module docstring)."""
+        steps = self._steps(problem.operands, loose=bool(rng.random() < self.human_loose_prob))
+        if rng.random() < self.human_skip_prob:
+            if rng.random() < 0.5:
+                return f"={problem.answer}"
+            keep = rng.random(len(steps)) < 0.5
+            if keep.all():
+                keep[int(rng.integers(len(steps)))] = False
+            steps = [s for s, k in zip(steps, keep) if k]
+        body = " ".join(steps)
+        return f"{body}\n={problem.answer}" if body else f"={problem.answer}"
+
+
+@functools.lru_cache(maxsize=8)
+def _enumerate(name: str, steps: tuple[int, int], modulus: int, ops: str) -> dict:
+    members: dict[str, list[tuple]] = {s: [] for s in SPLITS}
+    weights: dict[str, list[float]] = {s: [] for s in SPLITS}
+    n_counts = steps[1] - steps[0] + 1
+    for s in range(steps[0], steps[1] + 1):
+        w = 1.0 / (n_counts * modulus ** (s + 1) * len(ops) ** s)
+        for values in itertools.product(range(modulus), repeat=s + 1):
+            for chosen in itertools.product(ops, repeat=s):
+                t = (values[0], *itertools.chain.from_iterable(zip(chosen, values[1:])))
+                split = split_of(f"{name}%{modulus}", "".join(map(str, t)))
+                members[split].append(t)
+                weights[split].append(w)
+    return {s: (members[s], np.array(weights[s])) for s in SPLITS}

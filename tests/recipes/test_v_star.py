@@ -1,0 +1,130 @@
+"""V-STaR end to end on tiny settings: files and claims, resume, user errors (exit 2, no
+half-written run)."""
+
+import dataclasses
+import json
+import textwrap
+
+import pytest
+
+from selftaught import cli, recipes
+from selftaught.core import ConfigError, runner
+from selftaught.core import config as cfglib
+from selftaught.lm import TrainConfig
+from selftaught.lm.model import ModelSize
+from selftaught.recipes import v_star
+
+RECIPE = recipes.get("v-star")
+
+# Tiny: only checks mechanics (phases, resume, files), not the claims.
+TINY = dataclasses.replace(
+    RECIPE.preset("smoke"), num_seeds=1, task_args="steps=(1, 2), modulus=5",
+    human_problems=40, train_problems=60, eval_problems=8,
+    model=ModelSize(d_model=16, n_layers=1, n_heads=2),
+    sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16), iterations=2,
+    samples_per_problem=4,
+    verifier=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=20, batch_size=8),
+    candidates=4, claim_k=2, vote_repeats=2, sample_batch=64, chunk_steps=10,
+)
+
+
+def _counted(path):
+    lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "seconds", "peak_rss_mib",
+                                                      "resumed")}
+            for r in lines if r["event"] in ("eval", "sample", "train")]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
+    run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
+    names = {c["name"] for c in ref["claims"]}
+    assert names == {"vstar_beats_maj_at_2", "maj_at_2_beats_pass1", "dpo_beats_orm_at_4",
+                     "iteration_2_beats_1"}
+    evals = {e["iteration"]: e for e in run.events("eval")}
+    assert set(evals) == {0, 1, 2}
+    last = evals[2]
+    for k in (1, 2, 4):  # every estimate is a rate, and Best-of-k never beats the oracle
+        for name in ("bok_dpo", "bok_orm", "maj", "passk"):
+            assert 0.0 <= last[f"{name}_{k}"] <= 1.0
+        assert last[f"bok_dpo_{k}"] <= last[f"passk_{k}"] + 1e-9
+        assert last[f"bok_orm_{k}"] <= last[f"passk_{k}"] + 1e-9
+    assert last["bok_dpo_1"] == pytest.approx(last["sample_acc"])  # Best-of-1 = random pick
+    assert "bok_orm_1" not in evals[1]  # the ORM baseline is trained at the last iteration
+    assert (run.path / "plots" / "best_of_k.png").stat().st_size > 0
+    assert "| 4 |" in (run.path / "report.md").read_text()
+
+    real = v_star.train_dpo
+    calls = {"n": 0}
+
+    def dying_train_dpo(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # killed inside iteration 2, after iteration 1 finished
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(v_star, "train_dpo", dying_train_dpo)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
+    monkeypatch.setattr(v_star, "train_dpo", real)
+    _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
+                                resume=True)
+    assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")
+    assert resumed["claims"] == ref["claims"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"claim_k": 8}, "claim_k (8) must be <= candidates (4)"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"dpo_beta": 0.0}, "dpo_beta must be > 0"),
+    ({"human_problems": 61}, "human_problems (61) must be <= train_problems (60)"),
+    ({"task_args": "steps=(1, 2), modulus=1"}, "modulus must be an int"),
+])
+def test_config_errors(change, message):
+    with pytest.raises(ConfigError) as exc:
+        cfglib.validate(dataclasses.replace(TINY, **change))
+    assert message in str(exc.value)
+    assert dataclasses.replace(TINY, candidates=6).ks == [1, 2, 4, 6]
+
+
+def test_cli_k_above_n_and_verifierless_task_exit_2_before_writing(tmp_path, capsys,
+                                                                   monkeypatch):
+    run_dir = tmp_path / "a"
+    assert cli.main(["run", "v-star", "--preset", "smoke", "--run-dir", str(run_dir),
+                     "--candidates", "8", "--claim-k", "16"]) == 2
+    assert "claim_k (16) must be <= candidates (8)" in capsys.readouterr().err
+    assert not run_dir.exists()
+    (tmp_path / "noverify.py").write_text(textwrap.dedent('''
+        from selftaught.tasks import ChainTask
+
+        class NoVerifier(ChainTask):
+            verify = None
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.main(["run", "v-star", "--preset", "smoke", "--run-dir", str(run_dir),
+                     "--task", "noverify:NoVerifier"]) == 2
+    err = capsys.readouterr().err
+    assert "verify" in err and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_empty_d_ver_is_a_one_line_error_and_leaves_no_iteration_behind(tmp_path, capsys):
+    """G_sft after 1 step of training solves nothing: no correct sample, no DPO pairs."""
+    run_dir = tmp_path / "r"
+    argv = ["run", "v-star", "--preset", "smoke", "--seeds", "1", "--run-dir", str(run_dir),
+            "--task-args", "steps=1, modulus=7", "--human-problems", "10",
+            "--train-problems", "10", "--eval-problems", "4", "--model.d-model", "8",
+            "--model.n-layers", "1", "--model.n-heads", "1", "--sft.total-steps", "1",
+            "--sft.warmup-steps", "0", "--sft.lr", "1e-6", "--samples-per-problem", "1",
+            "--chunk-steps", "1", "--sample-batch", "16", "--candidates", "2",
+            "--claim-k", "2"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no training problem has both a correct and an incorrect sample" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    from selftaught.core import RunDir
+
+    run = RunDir.open(run_dir)
+    assert run.done_phases() == {"seed0/sft"}  # the finished phase stays, resumable
+    assert not [e for e in run.events() if e.get("phase") == "seed0/iter1"]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["seed0__sft.msgpack"]

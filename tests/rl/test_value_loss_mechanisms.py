@@ -1,0 +1,162 @@
+"""value-loss-mechanisms: the known task, the traced HL-Gauss sigma, the recipe end to end."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selftaught.cli import main
+from selftaught.core import runner
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.core.rundir import RunDir
+from selftaught.recipes import value_loss_mechanisms as vlm
+from selftaught.rl.value_losses import make_value_head
+
+SEEDS = 3
+
+
+def test_frequency_table_is_distinct_nonzero_and_sign_canonical():
+    t = vlm.frequency_table(3, 2)
+    assert t.shape == ((5**3 - 1) // 2, 3)
+    rows = {tuple(r) for r in t}
+    assert len(rows) == len(t) and (0, 0, 0) not in rows
+    assert not any(tuple(-np.asarray(r)) in rows for r in rows)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.9])
+def test_true_value_solves_the_bellman_equation_and_has_unit_variance(gamma):
+    cfg = dataclasses.replace(vlm.PRESETS["smoke"], input_dim=3, num_sinusoids=6)
+    *_, shift, scale, _, f, v = vlm.task_arrays(cfg, jax.random.PRNGKey(3), gamma)
+    x = jax.random.uniform(jax.random.PRNGKey(4), (20_000, 3), minval=-1.0, maxval=1.0)
+    # V(x) = r(x) + gamma V(x + shift) with r = scale * f
+    np.testing.assert_allclose(v(x), scale * f(x) + gamma * v(vlm.wrap(x + shift)), atol=2e-4)
+    # the same value by brute force: a truncated discounted sum along the translation
+    brute, xk = jnp.zeros(x.shape[0]), x
+    for k in range(200 if gamma else 1):
+        brute, xk = brute + gamma**k * scale * f(xk), vlm.wrap(xk + shift)
+    np.testing.assert_allclose(v(x), brute, atol=1e-3)
+    # orthogonal sinusoids: f and V have unit variance (Monte Carlo tolerance)
+    assert abs(float(jnp.std(f(x))) - 1.0) < 0.03 and abs(float(jnp.std(v(x))) - 1.0) < 0.03
+
+
+def test_hl_gauss_sigma_override_equals_a_head_built_with_that_sigma():
+    rng = np.random.default_rng(0)
+    out = jnp.asarray(rng.normal(size=(5, 1, 21)), jnp.float32)
+    nxt = jnp.asarray(rng.normal(size=(5, 1, 21)), jnp.float32)
+    a = jnp.zeros(5, jnp.int32)
+    r, d = jnp.asarray(rng.normal(size=5), jnp.float32), jnp.full((5,), 0.9)
+    base = make_value_head("hl_gauss", v_min=-3, v_max=3, num_bins=21)
+    other = make_value_head("hl_gauss", v_min=-3, v_max=3, num_bins=21, sigma_ratio=2.0)
+    np.testing.assert_allclose(base.loss(out, a, r, d, nxt, a, sigma_ratio=2.0),
+                               other.loss(out, a, r, d, nxt, a), rtol=1e-6)
+    traced = jax.jit(lambda s: base.loss(out, a, r, d, nxt, a, sigma_ratio=s))(2.0)
+    np.testing.assert_allclose(traced, other.loss(out, a, r, d, nxt, a), rtol=1e-6)
+    assert not np.allclose(base.loss(out, a, r, d, nxt, a), other.loss(out, a, r, d, nxt, a))
+
+
+def test_chosen_lr_picks_lowest_mean_and_never_a_diverged_one():
+    cfg = dataclasses.replace(vlm.PRESETS["smoke"], lrs=(1e-3, 1e-2, 1e-1))
+    final = np.array([[[0.5, 0.6], [0.2, 0.3], [np.inf, 0.01]]])  # S x L x C
+    assert vlm.chosen_lr(cfg, final[..., None]) == 1e-2
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vlm") / "smoke"
+    cfg = vlm.RECIPE.preset("smoke")
+    _, summary = runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    return path, summary
+
+
+def test_smoke_end_to_end(smoke_run):
+    path, summary = smoke_run
+    cfg = vlm.RECIPE.preset("smoke")
+    names = [c["name"] for c in summary["claims"]]
+    assert names == ["hl_gauss_advantage_grows_with_noise",
+                     "hl_gauss_advantage_grows_with_nonstationarity",
+                     "hl_gauss_advantage_grows_with_width"]
+    for c in summary["claims"]:
+        assert c["ci_low"] <= c["value"] + 1e-9 <= c["ci_high"] + 2e-9
+        assert c["holds"] == (c["ci_low"] > 0)
+    run = RunDir.open(path)
+    ev = run.events("eval")
+    assert len(ev) == len(cfg.losses) * len(cfg.widths) * SEEDS
+    for e in ev:
+        final = np.array([c[-1] for c in e["curves"]])
+        assert np.isfinite(final).all() and (final > 0).all()
+        assert e["lr"] in cfg.lrs
+    # the noisiest condition is learned worse than the noiseless one, for every run
+    conds = cfg.conditions()
+    hi, lo = conds.index((max(cfg.noise_levels), 0.0)), conds.index((0.0, 0.0))
+    worse = [e["curves"][hi][-1] > e["curves"][lo][-1] for e in ev]
+    assert np.mean(worse) >= 0.75
+    assert len(run.events("sigma")) == len(cfg.sigma_ratios) * SEEDS
+    report = (path / "report.md").read_text()
+    for section in ("## Learning rates chosen", "## Advantage over MSE", "sigma / bin-width",
+                    "plots/advantage_vs_noise.png"):
+        assert section in report
+    for png in ("advantage_vs_noise.png", "advantage_vs_gamma.png", "sigma_sweep.png"):
+        assert (path / "plots" / png).stat().st_size > 0
+    assert runner.finalize(vlm.RECIPE, RunDir.open(path))["claims"] == summary["claims"]
+
+
+def test_padding_does_not_change_a_run(smoke_run):
+    cfg = vlm.RECIPE.preset("smoke")
+    conds = cfg.conditions()
+    pad = len(conds) * max(cfg.tune_seeds * len(cfg.lrs), SEEDS)  # the recipe's own padding
+    a = vlm.run_grid(cfg, "mse", 0.25, 0.75, [0, 1], [1e-3], conds, pad)
+    b = vlm.run_grid(cfg, "mse", 0.25, 0.75, [0, 1, 2], [1e-3], conds, pad)
+    np.testing.assert_array_equal(a, b[:2])
+
+
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+    path_ref, summary_ref = smoke_run
+    cfg = vlm.RECIPE.preset("smoke")
+    real = RunDir.mark_phase_done
+    calls = {"n": 0}
+
+    def crash_on_third(self, phase, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated kill")
+        return real(self, phase, *a, **k)
+
+    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_third)
+    path = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    monkeypatch.setattr(RunDir, "mark_phase_done", real)
+    _, summary = runner.execute(vlm.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert summary["claims"] == summary_ref["claims"]
+
+    def evals(p):
+        return sorted(json.dumps(e, sort_keys=True) for e in RunDir.open(p).events("eval"))
+
+    assert evals(path) == evals(path_ref)
+
+
+def test_config_errors():
+    cfg = vlm.RECIPE.preset("smoke")
+    with pytest.raises(UnknownNameError, match="unknown value loss 'huber'"):
+        dataclasses.replace(cfg, losses=("mse", "huber")).validate()
+    with pytest.raises(ConfigError, match="must include mse"):
+        dataclasses.replace(cfg, losses=("hl_gauss",)).validate()
+    with pytest.raises(ConfigError, match="gammas must lie in"):
+        dataclasses.replace(cfg, gammas=(1.0,)).validate()
+    with pytest.raises(ConfigError, match="num_sinusoids"):
+        dataclasses.replace(cfg, input_dim=1, max_frequency=1, num_sinusoids=5).validate()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--gammas", "1.5"], "gammas must lie in (0, 1)"),
+    (["--noise-levels", "0.5"], "give at least two noise levels"),
+    (["--losses", "mse", "quantile"], "unknown value loss 'quantile'"),
+])
+def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
+    rc = main(["run", "value-loss-mechanisms", "--preset", "smoke", "--run-dir",
+               str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,119 @@
+"""In-context-learning task families: contracts, splits, on-device batches."""
+
+import jax
+import numpy as np
+import pytest
+
+from selftaught.core.errors import ConfigError
+from selftaught.tasks.base import check_task
+from selftaught.tasks.icl import (
+    BaseAdditionFamily,
+    BaseAdditionTask,
+    LinearClassFamily,
+    SequentialParityFamily,
+    SequentialParityTask,
+    SymbolRuleFamily,
+    pair_is_test,
+    subset_is_test,
+)
+
+
+def _members(task):
+    return np.isin(np.arange(task.n_symbols), list(task.subset))
+
+
+def test_symbol_rule_instances_contract_and_splits():
+    fam = SymbolRuleFamily(n_symbols=16, prior=0.5)
+    for split in ("train", "test"):
+        for task in fam.instances(split, 5, seed=3):
+            check_task(task, "symbol-rule")
+            assert subset_is_test(_members(task)) == (split == "test")
+            a, b = (int(c) for c in task.labels)
+            assert pair_is_test(a, b) == (split == "test")
+            assert len(task.subset) == 8 and not fam._excluded(_members(task))
+            train = task.problems("train", 50, seed=1)
+            test = task.problems("test", 10, seed=1)
+            assert not {p.id for p in train} & {p.id for p in test}
+            assert task.problems("train", 20, seed=1) == train[:20]  # prefix-stable
+            for p in train:
+                assert task.verify(p, task.reference_solution(p))
+                assert p.answer == task.labels[int(p.operands[1] in task.subset)]
+    flipped, default = fam.flipped(), fam.default()
+    p = default.problems("test", 5, 0)
+    assert all(flipped.make_problem(q.operands).answer != q.answer for q in p)
+    abstract = fam.abstract()
+    assert pair_is_test(int(abstract.labels[0]), int(abstract.labels[1]))
+    assert not default.verify(p[0], "") and not default.verify(p[0], "xyz")
+
+
+def test_symbol_rule_jax_batch_is_a_rule_per_row():
+    fam = SymbolRuleFamily(n_symbols=16, prior=0.5)
+    uv, lab = jax.device_get(fam.jax_batch(jax.random.PRNGKey(0), 64, 200))
+    assert uv.shape == (64, 200, 2) and lab.shape == (64, 200)
+    n_prior = 0
+    for b in range(64):
+        labels = sorted(set(lab[b].tolist()))
+        assert len(labels) == 2 and all(16 <= v < 26 for v in labels)
+        member = np.zeros(16, bool)
+        for u in range(16):  # the label is a function of the second symbol alone
+            seen = set(lab[b][uv[b, :, 1] == u].tolist())
+            assert len(seen) <= 1
+            member[u] = seen == {max(labels)} if labels != [16, 17] else seen == {17}
+        pair = tuple(v - 16 for v in labels)
+        if pair == (0, 1) and np.array_equal(member, np.arange(16) < 8):
+            n_prior += 1
+            continue
+        assert not subset_is_test(member) and not fam._excluded(member)
+    assert 20 <= n_prior <= 44  # prior = 0.5 of 64 rows
+
+
+def test_linear_class_labels_follow_the_hidden_plane():
+    fam = LinearClassFamily(d=16, levels=8)
+    task = fam.instances("test", 1, seed=0)[0]
+    check_task(task, "linear-class")
+    probs = task.problems("train", 200, seed=0)
+    x = task.features(probs)
+    np.testing.assert_array_equal([int(p.answer) for p in probs], (x @ task.w > 0).astype(int))
+    assert all(task.verify(p, p.answer) for p in probs)
+    bins, lab = jax.device_get(fam.jax_batch(jax.random.PRNGKey(1), 4, 100))
+    assert bins.shape == (4, 100, 16) and bins.min() >= 0 and bins.max() < 8
+    assert set(np.unique(lab)) <= {8, 9} and 0.2 < (lab == 9).mean() < 0.8
+    assert not np.array_equal(fam.instances("train", 1, 0)[0].w, task.w)
+
+
+@pytest.mark.parametrize("base", [3, 7, 10])
+def test_base_addition_rationale_and_verifier(base):
+    task = BaseAdditionTask(base=base, digits=3)
+    check_task(task, "base-addition")
+    rng = np.random.default_rng(0)
+    for p in task.problems("train", 30, seed=base):
+        a, b = p.operands
+        assert int(p.answer, base) == a + b
+        ref = task.reference_solution(p)
+        assert task.verify(p, ref) and task.verify(p, task.human_solution(p, rng))
+        assert len(ref) <= task.max_solution_len
+        assert len(task.prompt(p)) <= task.max_prompt_len
+        assert set(ref) - set("=+\n ") <= set("0123456789"[:base])  # digits of the base
+        assert not task.verify(p, ref[: ref.rfind("=")] + "=" + str(int(p.answer) + 1))
+    assert not set(p.id for p in task.problems("train", 30, 0)) & set(
+        p.id for p in task.problems("test", 3, 0))
+    fam = BaseAdditionFamily()
+    assert {t.base for t in fam.instances("test", 5, 0)} == {7}
+    assert {t.base for t in fam.instances("train", 40, 0)} <= {5, 6, 8, 9, 10}
+    with pytest.raises(ConfigError, match="base must be in"):
+        BaseAdditionTask(base=11)
+
+
+def test_sequential_parity():
+    task = SequentialParityTask(n_bits=6, positions=(0, 2, 5))
+    check_task(task, "sequential-parity")
+    for p in task.problems("train", 20, seed=0):
+        bits = np.array(p.operands) * np.isin(np.arange(6), [0, 2, 5])
+        assert p.answer == "".join(str(v % 2) for v in np.cumsum(bits))
+        assert task.verify(p, task.reference_solution(p))
+        assert not task.verify(p, "=" + p.answer[:-1]) and not task.verify(p, None)
+    fam = SequentialParityFamily(n_bits=6)
+    for split in ("train", "test"):
+        for t in fam.instances(split, 4, 0):
+            code = sum(2**q for q in t.positions)
+            assert (code % 10 == 0) == (split == "test")
