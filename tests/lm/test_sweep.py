@@ -56,6 +56,10 @@ def test_grid_is_cartesian_and_rejects_empty():
         sw.grid(lr=[])
     with pytest.raises(KeyError, match="unknown sweep hyper-parameter 'lr_max'"):
         sw.grid(lr_max=[1.0])
+    blocked = TransformerConfig(vocab_size=12, max_len=16, d_model=16, n_layers=1, n_heads=2,
+                                attention="blocked")
+    with pytest.raises(ConfigError, match="use attention='plain'"):
+        sw.make_sweep(blocked, sw.SweepConfig(), batch_fn)
 
 
 def test_vmapped_cell_equals_cell_alone_and_nan_cell_is_a_result(sweep):
