@@ -35,7 +35,7 @@ DATA = jnp.asarray(np.random.default_rng(0).integers(4, 12, (32, T)), jnp.int32)
 
 @pytest.fixture(scope="module")
 def sweep():
-    return sw.make_sweep(CFG, sw.SweepConfig(total_steps=12, batch_size=4, chunk=5), batch_fn,
+    return sw.make_sweep(CFG, sw.SweepConfig(total_steps=10, batch_size=4, chunk=5), batch_fn,
                          eval_fn)
 
 
@@ -56,6 +56,10 @@ def test_grid_is_cartesian_and_rejects_empty():
         sw.grid(lr=[])
     with pytest.raises(KeyError, match="unknown sweep hyper-parameter 'lr_max'"):
         sw.grid(lr_max=[1.0])
+    blocked = TransformerConfig(vocab_size=12, max_len=16, d_model=16, n_layers=1, n_heads=2,
+                                attention="blocked")
+    with pytest.raises(ConfigError, match="use attention='plain'"):
+        sw.make_sweep(blocked, sw.SweepConfig(), batch_fn)
 
 
 def test_vmapped_cell_equals_cell_alone_and_nan_cell_is_a_result(sweep):
@@ -67,7 +71,7 @@ def test_vmapped_cell_equals_cell_alone_and_nan_cell_is_a_result(sweep):
         dict(lr=1e30, eps=1e-30, init_seed=2, data_seed=2),
     ])
     res = sw.run_grid(sweep, hp, DATA)
-    assert res.curves["loss"].shape == (3, 12)
+    assert res.curves["loss"].shape == (3, 10)
     for i in (0, 1):
         state, curves, ev = sw.run_cell(sweep, hp, i, DATA)
         np.testing.assert_allclose(res.curves["loss"][i], curves["loss"], rtol=1e-5, atol=1e-6)
@@ -137,10 +141,10 @@ def test_resume_from_chunk_checkpoint_is_identical(sweep, tmp_path):
     calls = {"n": 0}
     real = run.save_checkpoint
 
-    def save_then_kill(name, tree):
+    def save_then_kill(name, tree):  # 10 steps in chunks of 5: one save, after step 5
         real(name, tree)
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 1:
             raise RuntimeError("simulated kill")
 
     run.save_checkpoint = save_then_kill

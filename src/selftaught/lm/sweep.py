@@ -166,6 +166,9 @@ def make_sweep(model_cfg: TransformerConfig, cfg: SweepConfig, batch_fn: Callabl
     """Build the compiled program of one structural configuration."""
     model_cfg.validate()
     cfg.validate()
+    check(model_cfg.attention == "plain",
+          f"lm.sweep records attention statistics, which blocked attention does not expose; "
+          f"use attention='plain' (got {model_cfg.attention!r})")
     model = Transformer(model_cfg)
     decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
 
