@@ -66,7 +66,7 @@ class ValueLossMechanismsConfig:
 
     seed: int = 0
     """first evaluation seed (seed s fixes the task, the data and the noise)"""
-    num_seeds: int = 10
+    num_seeds: int = 8
     """evaluation seeds when --seeds is not given"""
     losses: tuple[str, ...] = LOSSES
     """value losses to compare (mse | hl_gauss | two_hot | c51)"""
@@ -76,23 +76,23 @@ class ValueLossMechanismsConfig:
     """label-noise standard deviations, in units of the target's standard deviation"""
     gammas: tuple[float, ...] = (0.5, 0.8, 0.9)
     """discounts of the bootstrapped experiment (gamma = 0, plain regression, is added)"""
-    input_dim: int = 4
+    input_dim: int = 2
     """dimension d of the inputs x in [-1, 1]^d"""
-    num_sinusoids: int = 8
+    num_sinusoids: int = 4
     """sinusoids in the target function"""
-    max_frequency: int = 2
+    max_frequency: int = 1
     """largest integer frequency per input coordinate"""
     train_points: int = 512
     """size of the fixed (noisy) training set"""
     eval_points: int = 1024
     """fresh inputs on which RMSE to the true function is measured"""
-    steps: int = 1000
+    steps: int = 1500
     """gradient steps per run"""
     batch_size: int = 32
     """training points per gradient step (sampled with replacement from the training set)"""
     target_period: int = 50
     """bootstrapped experiment: gradient steps between target-network refreshes"""
-    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
+    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     """Adam learning-rate grid searched per (loss, width) on the tuning seeds"""
     tune_seeds: int = 2
     """held-out seeds used only to choose each loss's learning rate"""
