@@ -11,11 +11,12 @@ while pass@16 (an oracle picking any correct candidate) is 35.2%. Training-probl
 accuracy was 49% against 13.6% on test: the tiny model memorises its training problems
 instead of learning the step tables, so neither the verifier (trained on 401 pairs) nor the
 vote has held-out signal to work with, and the claims are NOT expected to hold at this
-size. The smoke preset (seed 0, iteration 1) shows the same: Best-of-16 10.0% vs maj@16
-21.9% vs greedy pass@1 25.0%. Cost: ~62 CPU-s for G_sft and ~110 CPU-s per iteration per
-seed under that load (compilation included), so the 3-seed default is ~1100 CPU-s loaded;
-an idle-machine time was not measured (estimate 6-9 min, unverified). Peak memory below
-1 GiB in the runs seen.
+size. The smoke preset (seed 0, final iteration 2) shows the same: V-STaR Best-of-16 15.0%,
+ORM Best-of-16 25.0%, maj@16 22.5%, a random candidate 21.1%, greedy pass@1 17.5%, pass@16
+47.5%: the DPO verifier is below a random pick there. Cost: ~62 CPU-s for G_sft and
+~110 CPU-s per iteration per seed under that load (compilation included), so the 3-seed
+default is ~1100 CPU-s loaded; an idle-machine time was not measured (estimate 6-9 min,
+unverified). Peak memory below 1 GiB in the runs seen.
 
 The algorithm box, per seed:
 
