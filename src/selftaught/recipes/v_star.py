@@ -2,7 +2,21 @@
 (Hosseini et al., 2024; design lm.md §2).
 
     selftaught run v-star --preset default --seeds 3
-    expected (measured, 3 seeds): MEASURED_RESULT
+
+Measured (seed 0 only: the 3-seed default run could not finish in the session, on a shared
+2-core machine at load 30-45 where it got ~0.05 of a core): on `chain` (2-4 steps mod 10,
+random guessing scores 10%) G_sft's greedy pass@1 is 10.9%; iteration 1: G_1 greedy pass@1
+12.5%, a random candidate 13.6%, maj@16 13.4%, V-STaR Best-of-16 13.8% (Best-of-64 14.1%),
+while pass@16 (an oracle picking any correct candidate) is 35.2%. Training-problem sample
+accuracy was 49% against 13.6% on test: the tiny model memorises its training problems
+instead of learning the step tables, so neither the verifier (trained on 401 pairs) nor the
+vote has held-out signal to work with, and the claims are NOT expected to hold at this
+size. The smoke preset (seed 0, final iteration 2) shows the same: V-STaR Best-of-16 15.0%,
+ORM Best-of-16 25.0%, maj@16 22.5%, a random candidate 21.1%, greedy pass@1 17.5%, pass@16
+47.5%: the DPO verifier is below a random pick there. Cost: ~62 CPU-s for G_sft and
+~110 CPU-s per iteration per seed under that load (compilation included), so the 3-seed
+default is ~1100 CPU-s loaded; an idle-machine time was not measured (estimate 6-9 min,
+unverified). Peak memory below 1 GiB in the runs seen.
 
 The algorithm box, per seed:
 

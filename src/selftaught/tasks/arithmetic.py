@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +48,9 @@ from selftaught.tasks.base import (
     Task,
     check_count,
     check_split,
+    sample_enumerated,
     split_of,
+    split_rng,
 )
 
 #: Problem spaces at most this large are enumerated (exact split sizes, sampling without
@@ -233,24 +234,13 @@ class ArithmeticTask(Task):
         """``n`` distinct problems of ``split``, deterministic in ``seed`` (prefix-stable: the
         first k of ``n`` problems are the ``k`` problems asked with the same seed)."""
         split, n = check_split(split), check_count(n)
-        check(
-            isinstance(seed, int | np.integer) and not isinstance(seed, bool),
-            f"seed must be an int; got {seed!r}",
-        )
-        salt = zlib.crc32(self.name.encode())
-        rng = np.random.default_rng([int(seed) % 2**63, SPLITS.index(split), salt])
+        rng = split_rng(self.name, split, seed)
         if self.space_size <= ENUMERATE_LIMIT:
             ops_list, weights = self._enumerated(split)
-            if n > len(ops_list):
-                raise ConfigError(
-                    f"the {split} split of {self.describe()} has only {len(ops_list)} problems, "
-                    f"{n} asked; ask for fewer or widen the digit range"
-                )
-            # Weighted sampling without replacement (Efraimidis-Spirakis): top-n of log(u)/w.
-            with np.errstate(divide="ignore"):
-                keys = np.log(rng.random(len(ops_list))) / weights
-            order = np.argsort(-keys, kind="stable")[:n]
-            return [self.make_problem(ops_list[i]) for i in order]
+            chosen = sample_enumerated(ops_list, weights, n, rng,
+                                       f"the {split} split of {self.describe()}",
+                                       "ask for fewer or widen the digit range")
+            return [self.make_problem(ops) for ops in chosen]
         capacity = int(self.space_size * SPLIT_FRACTIONS[split])
         if n > capacity // 2:
             raise ConfigError(

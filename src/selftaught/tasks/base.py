@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,28 @@ def check_split(split: Any) -> str:
         f"split must be one of {', '.join(SPLITS)}; got {split!r}",
     )
     return split
+
+
+def split_rng(salt_name: str, split: str, seed: Any) -> np.random.Generator:
+    """The generator of a split's problem stream: seeded by (seed, split, crc32(salt_name))."""
+    check(
+        isinstance(seed, int | np.integer) and not isinstance(seed, bool),
+        f"seed must be an int; got {seed!r}",
+    )
+    salt = zlib.crc32(salt_name.encode())
+    return np.random.default_rng([int(seed) % 2**63, SPLITS.index(split), salt])
+
+
+def sample_enumerated(members: list, weights: np.ndarray, n: int, rng: np.random.Generator,
+                      what: str, hint: str) -> list:
+    """``n`` of ``members`` drawn without replacement with probability proportional to
+    ``weights`` (Efraimidis-Spirakis: the top n of log(u)/w); ConfigError naming ``what`` and
+    ``hint`` if there are fewer than n."""
+    if n > len(members):
+        raise ConfigError(f"{what} has only {len(members)} problems, {n} asked; {hint}")
+    with np.errstate(divide="ignore"):
+        keys = np.log(rng.random(len(members))) / weights
+    return [members[i] for i in np.argsort(-keys, kind="stable")[:n]]
 
 
 def check_count(n: Any) -> int:

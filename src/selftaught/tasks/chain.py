@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +35,9 @@ from selftaught.tasks.base import (
     Task,
     check_count,
     check_split,
+    sample_enumerated,
     split_of,
+    split_rng,
 )
 
 OPS = "+-*"
@@ -135,23 +136,13 @@ class ChainTask(Task):
     def problems(self, split: str, n: int, seed: int) -> list[Problem]:
         """``n`` distinct problems of ``split``, deterministic and prefix-stable in ``seed``."""
         split, n = check_split(split), check_count(n)
-        check(
-            isinstance(seed, int | np.integer) and not isinstance(seed, bool),
-            f"seed must be an int; got {seed!r}",
-        )
-        salt = zlib.crc32(f"{self.name}%{self.modulus}".encode())
-        rng = np.random.default_rng([int(seed) % 2**63, SPLITS.index(split), salt])
+        rng = split_rng(f"{self.name}%{self.modulus}", split, seed)
         if self.space_size <= ENUMERATE_LIMIT:
             members, weights = self._enumerated(split)
-            if n > len(members):
-                raise ConfigError(
-                    f"the {split} split of {self.describe()} has only {len(members)} problems, "
-                    f"{n} asked; ask for fewer or raise steps/modulus"
-                )
-            with np.errstate(divide="ignore"):
-                keys = np.log(rng.random(len(members))) / weights
-            return [self.make_problem(members[i])
-                    for i in np.argsort(-keys, kind="stable")[:n]]
+            chosen = sample_enumerated(members, weights, n, rng,
+                                       f"the {split} split of {self.describe()}",
+                                       "ask for fewer or raise steps/modulus")
+            return [self.make_problem(t) for t in chosen]
         capacity = int(self.space_size * SPLIT_FRACTIONS[split])
         if n > capacity // 2:
             raise ConfigError(
