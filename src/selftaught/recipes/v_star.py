@@ -97,6 +97,7 @@ class VStarConfig:
     eval_problems: int = 64
     """held-out test problems"""
     model: ModelSize = ModelSize()
+    """shape of the decoder (generator and verifier) trained from scratch"""
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=500, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """SFT of G_sft on human data; every G_t uses the same optimiser and step count"""
