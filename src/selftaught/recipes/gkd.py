@@ -1,7 +1,10 @@
 """GKD: on-policy distillation with generalized JSD (Agarwal et al., 2024; design lm.md §4).
 
     selftaught run gkd --preset default --seeds 3
-    expected: see README (measured figures and which claims hold are stated there).
+    measured (3 seeds, loaded machine, 3271 s wall, peak 0.94 GiB): teacher 100%; held-out
+    greedy accuracy SFT 93.2%, supervised KD 92.8%, SeqKD 93.8%, GKD β=0 81.8%, β=0.5 83.3%,
+    β=1 62.7%, mixed λ=0.5 84.8%; GKD − supervised KD −9.5 [−11.5, −8.5] points: the claims do
+    NOT hold from this weak (13.7%) starting student.
 
 The algorithm box (one teacher, shared by every seed; per seed, one student initialisation):
 
