@@ -97,7 +97,7 @@ def test_config_errors():
 @pytest.mark.parametrize(
     "flags,message",
     [
-        (["--dqn.loss", "huber"], "unknown value loss 'huber'"),
+        (["--losses", "mse", "huber"], "unknown value loss 'huber'"),
         (["--envs", "Pong-v5"], "unknown environment 'Pong-v5'"),
         (["--dqn.v-min", "5", "--dqn.v-max", "5"], "v_min must be below v_max"),
         (["--dqn.num-bins", "0"], "num_bins must be at least 2, got 0"),

@@ -83,7 +83,7 @@ def plugin(tmp_path, monkeypatch):
 
 
 def test_names_and_registered_tasks():
-    assert tasks.names() == ["addition", "multiplication"]
+    assert tasks.names() == ["addition", "chain", "multiplication"]
     assert isinstance(tasks.get("addition"), tasks.AdditionTask)
     task = tasks.get("multiplication", digits_a=2, digits_b=(1, 2))
     assert (task.digits_a, task.digits_b) == ((2, 2), (1, 2))
@@ -92,7 +92,7 @@ def test_names_and_registered_tasks():
 def test_unknown_name_lists_known():
     with pytest.raises(
         UnknownNameError,
-        match="unknown task 'subtraction'; choose one of: addition, multiplication",
+        match="unknown task 'subtraction'; choose one of: addition, chain, multiplication",
     ):
         tasks.get("subtraction")
 

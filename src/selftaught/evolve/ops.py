@@ -164,8 +164,10 @@ register(Op("batch_std", (S,), S, _batch_std, "std_B({0})"))
 register(Op("noise", (S,), S, _noise, "noise({0})"))
 register(Op("sign", (S,), S, jnp.sign, "sign({0})"))
 # Adam's denominator, with its own tiny epsilon (so Adam is one node and matches optax);
-# safe: |x| / 1e-8 stays finite and is clipped by the program runners like every output
-register(Op("div_sqrt", (S, S), S, lambda x, y: x / (jnp.sqrt(jnp.abs(y)) + 1e-8),
+# safe: |x| / 1e-8 stays finite and is clipped by the program runners like every output,
+# and |y| is floored at 1e-30 so that the gradient of the sqrt stays finite at y = 0
+register(Op("div_sqrt", (S, S), S,
+            lambda x, y: x / (jnp.sqrt(jnp.maximum(jnp.abs(y), 1e-30)) + 1e-8),
             "{0} / (sqrt({1}) + 1e-8)"))
 
 

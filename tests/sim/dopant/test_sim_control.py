@@ -67,8 +67,9 @@ def test_beam_table_of_the_truth_is_its_peak_rotated_per_neighbour():
     for k in range(3):
         back = lattice.group_matrix(-k % 3, 0) @ table[k]  # rotate neighbour k onto +x
         np.testing.assert_allclose(np.abs(back), [1.05, 0.35], atol=0.051)
-    np.testing.assert_allclose(control.beam_table(rates.human_prior())[0], [0.85, 0.0],
-                               atol=0.03)
+    # the human prior peaks at 0.85 bond lengths (putting-dune's prior, issue 17), in Angstrom
+    np.testing.assert_allclose(control.beam_table(rates.human_prior())[0],
+                               [0.85 * lattice.BOND, 0.0], atol=0.03)
 
 
 def test_episodes_deterministic_limit_and_baselines():
