@@ -67,7 +67,7 @@ def _state(spec, agent, obj, inv=(0, 0), params=None):
     return gw.WorldState(jnp.array(agent, jnp.int32), jnp.array(obj, jnp.int32),
                          jnp.ones(len(obj), bool), jnp.array(inv, jnp.int32), jnp.int32(0),
                          jnp.int32(0), jnp.int32(0),
-                         jnp.zeros((n, n), jnp.int32), params)
+                         jnp.zeros((n, n), jnp.int32), params, jnp.zeros(len(obj), bool))
 
 
 def test_egocentric_observation_matches_numpy():
@@ -124,6 +124,35 @@ def test_hunt_needs_a_spear():
     assert float(r) == 1.0
     np.testing.assert_array_equal(np.asarray(st.inventory), [0, 0])
     np.testing.assert_array_equal(np.asarray(st.alive), [True, False, True])  # prey eaten
+
+
+def test_capture_stops_prey_for_good():
+    spec = gw.WorldSpec(task="capture", size=5, view=1, num_prey=2)
+    np.testing.assert_array_equal(spec.kinds, [gw.PREY, gw.PREY])
+    prm = gw.world_params(p_prey=1.0)  # free prey move whenever they can
+    st = _state(spec, (2, 2), [[2, 3], [0, 0]], params=prm)
+    stepf = jax.jit(lambda k, s, a: gw.step(spec, k, s, a))
+    obs, st, r, term, trunc, info = stepf(jax.random.PRNGKey(0), st, 3)  # onto prey 0
+    assert float(r) == 1.0 and not bool(info["success"])  # one of two prey
+    np.testing.assert_array_equal(np.asarray(st.captured), [True, False])
+    np.testing.assert_array_equal(np.asarray(st.obj_pos[0]), [2, 3])
+    # under the agent: captured prey in the kind-1 plane, not the prey plane
+    assert obs[1, 1, 2] == 1.0 and obs[1, 1, 3] == 0.0
+    path0, path1 = [], []
+    for i in range(30):  # walk away; the captured prey stays, the free one keeps moving
+        _, st, r, *_ = stepf(jax.random.PRNGKey(i + 1), st, i % 2)
+        path0.append(np.asarray(st.obj_pos[0]).tolist())
+        path1.append(np.asarray(st.obj_pos[1]).tolist())
+    assert all(p == [2, 3] for p in path0)
+    assert len({tuple(p) for p in path1}) > 3
+    assert bool(st.alive.all()) and int(st.inventory.sum()) == 0  # nothing is consumed
+    # capturing the last prey is a success
+    st = st.replace(agent=jnp.asarray(st.obj_pos[1]) + jnp.array([0, -1]) * (
+        st.obj_pos[1][1] > 0) + jnp.array([0, 1]) * (st.obj_pos[1][1] == 0))
+    action = 3 if int(st.agent[1]) < int(st.obj_pos[1][1]) else 2
+    st = st.replace(params=gw.world_params(p_prey=0.0))
+    _, st, r, _, _, info = stepf(jax.random.PRNGKey(99), st, action)
+    assert float(r) == 1.0 and bool(info["success"]) and bool(st.captured.all())
 
 
 def test_episodic_mode_truncates_and_keeps_lifetime_counters():

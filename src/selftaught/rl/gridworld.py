@@ -16,6 +16,10 @@ reward 1 on completion, several steps each):
           them, then `use` to combine them into a tool.
     hunt  pick up a spear (kind 0), then step onto a prey that moves on its own with
           probability `p_prey` per step; the spear is used up by the kill.
+    capture  (IC2's world) only prey, no resources: stepping onto a prey captures it; a
+          captured prey stays where it is for good (it stops moving, it is not consumed)
+          and shows in the kind-1 channel instead of the prey channel. Reward = prey
+          captured this step; `success` = every prey is captured.
 Consumed objects leave the grid.
 
 Dynamism (the paper's "resources regrow / move on their own"): every step each consumed
@@ -61,7 +65,7 @@ from flax import struct
 
 from selftaught.core.errors import ConfigError, UnknownNameError, check
 
-TASKS = ("tool", "hunt")
+TASKS = ("tool", "hunt", "capture")
 NUM_ACTIONS = 5
 NUM_CHANNELS = 6
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], np.int32)  # up down left right use
@@ -74,15 +78,16 @@ class WorldSpec:
     """The static shape of a world (array sizes; changing it recompiles)."""
 
     task: str = "tool"
-    """tool (gather wood + stone, combine) | hunt (pick up a spear, catch a moving prey)"""
+    """tool (gather wood + stone, combine) | hunt (pick up a spear, catch a moving prey) |
+    capture (step onto moving prey to stop them for good; IC2's world)"""
     size: int = 7
     """the room is size x size cells"""
     view: int = 2
     """egocentric view radius: the agent sees (2 view + 1)^2 cells around itself"""
     num_resources: int = 1
-    """objects of each resource kind (tool: wood and stone; hunt: spears)"""
+    """objects of each resource kind (tool: wood and stone; hunt: spears; capture: unused)"""
     num_prey: int = 1
-    """prey (hunt only)"""
+    """prey (hunt and capture)"""
     episode_steps: int = 100
     """episode length in episodic mode and the horizon of validation tasks"""
 
@@ -104,8 +109,11 @@ class WorldSpec:
 
     @property
     def kinds(self) -> np.ndarray:
-        """Object kinds, static: tool [0]*n + [1]*n; hunt [0]*n + [PREY]*num_prey."""
+        """Object kinds, static: tool [0]*n + [1]*n; hunt [0]*n + [PREY]*num_prey;
+        capture [PREY]*num_prey."""
         n = self.num_resources
+        if self.task == "capture":
+            return np.full(self.num_prey, PREY, np.int32)
         second = [1] * n if self.task == "tool" else [PREY] * self.num_prey
         return np.array([0] * n + second, np.int32)
 
@@ -170,6 +178,7 @@ class WorldState:
     successes: jax.Array  # lifetime task completions
     visits: jax.Array  # [N, N] int32 lifetime visit counts of the agent
     params: WorldParams
+    captured: jax.Array  # [K] bool: a captured prey (capture task) no longer moves
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -194,7 +203,7 @@ def _occupancy(spec: WorldSpec, positions, mask=None) -> jax.Array:
 def observe(spec: WorldSpec, state: WorldState) -> jax.Array:
     """The egocentric window [2v+1, 2v+1, C] (float32 0/1 planes)."""
     n, v = spec.size, spec.view
-    kinds = jnp.asarray(spec.kinds)
+    kinds = jnp.where(state.captured, 1, jnp.asarray(spec.kinds))  # captured: kind-1 plane
     planes = jnp.zeros((n, n, 3), jnp.float32)
     planes = planes.at[state.obj_pos[:, 0], state.obj_pos[:, 1], kinds].max(
         state.alive.astype(jnp.float32))
@@ -228,7 +237,8 @@ def reset(spec: WorldSpec, key, params: WorldParams) -> tuple[jax.Array, WorldSt
     n = spec.size
     state = WorldState(agent, obj, jnp.ones(spec.num_objects, bool), jnp.zeros(2, jnp.int32),
                        jnp.int32(0), jnp.int32(0), jnp.int32(0),
-                       jnp.zeros((n, n), jnp.int32).at[agent[0], agent[1]].set(1), params)
+                       jnp.zeros((n, n), jnp.int32).at[agent[0], agent[1]].set(1), params,
+                       jnp.zeros(spec.num_objects, bool))
     return observe(spec, state), state
 
 
@@ -238,7 +248,7 @@ def _move_objects(spec: WorldSpec, key, state: WorldState, obj_pos, alive) -> ja
     k_go, k_dir = jax.random.split(key)
     kinds = jnp.asarray(spec.kinds)
     prob = jnp.where(kinds == PREY, state.params.p_prey, state.params.p)
-    go = (jax.random.uniform(k_go, prob.shape) < prob) & alive
+    go = (jax.random.uniform(k_go, prob.shape) < prob) & alive & ~state.captured
     d = jnp.asarray(MOVES[:4])[jax.random.randint(k_dir, prob.shape, 0, 4)]
     target = jnp.where(go[:, None], obj_pos + d, obj_pos)
     inside = jnp.all((target >= 0) & (target < spec.size), axis=-1)
@@ -265,10 +275,17 @@ def step(spec: WorldSpec, key, state: WorldState, action):
     res_kind = jnp.minimum(kinds, 1)
     pick = here & is_res & (inv[res_kind] == 0)
     inv = inv.at[res_kind].max(jnp.where(pick, 1, 0))
+    captured, new_captures = state.captured, jnp.int32(0)
     if spec.task == "tool":
         success = (action == 4) & (inv[0] == 1) & (inv[1] == 1)
         inv = jnp.where(success, 0, inv)
         consumed = pick
+    elif spec.task == "capture":
+        catch = here & ~captured
+        new_captures = jnp.sum(catch).astype(jnp.int32)
+        captured = captured | catch
+        success = jnp.all(captured) & (new_captures > 0)
+        consumed = jnp.zeros_like(pick)
     else:
         kill = here & (kinds == PREY) & (inv[0] == 1)
         success = jnp.any(kill)
@@ -288,12 +305,15 @@ def step(spec: WorldSpec, key, state: WorldState, action):
     rank = jnp.cumsum(respawn) - 1
     obj_pos = jnp.where(respawn[:, None], cells[idx[jnp.maximum(rank, 0)]], state.obj_pos)
     alive = alive | respawn
-    obj_pos = _move_objects(spec, k_move, state.replace(agent=agent), obj_pos.astype(jnp.int32),
-                            alive)
+    obj_pos = _move_objects(spec, k_move, state.replace(agent=agent, captured=captured),
+                            obj_pos.astype(jnp.int32), alive)
     reward = success.astype(jnp.float32) + prm.reward_bonus * jnp.sum(pick)
+    if spec.task == "capture":
+        reward = new_captures.astype(jnp.float32)
     t, ep_t = state.t + 1, state.ep_t + 1
     nxt = state.replace(
         agent=agent, obj_pos=obj_pos, alive=alive, inventory=inv, ep_t=ep_t, t=t,
+        captured=captured,
         successes=state.successes + success.astype(jnp.int32),
         visits=state.visits.at[agent[0], agent[1]].add(1),
     )
@@ -305,7 +325,7 @@ def step(spec: WorldSpec, key, state: WorldState, action):
     r_agent, r_obj = _new_world(spec, k_reset, prm, t.astype(jnp.float32))
     fresh = nxt.replace(agent=r_agent, obj_pos=r_obj, alive=jnp.ones_like(alive),
                         inventory=jnp.zeros(2, jnp.int32),
-                        ep_t=jnp.int32(0))
+                        ep_t=jnp.int32(0), captured=jnp.zeros_like(captured))
     out = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, nxt)
     obs = jnp.where(done, observe(spec, out), next_obs)
     info = {"next_obs": next_obs, "success": success}
@@ -432,13 +452,14 @@ def validate(spec: WorldSpec, policy, key, num_tasks: int, params: WorldParams |
 
 # ----------------------------------------------------------------------------- rendering
 COLORS = {"floor": (235, 235, 225), "wall": (90, 90, 90), "agent": (220, 40, 40),
-          0: (150, 95, 40), 1: (120, 130, 150), PREY: (40, 150, 60), "view": (255, 230, 120)}
+          0: (150, 95, 40), 1: (120, 130, 150), PREY: (40, 150, 60), "view": (255, 230, 120),
+          "captured": (40, 80, 200)}
 
 
 def render(spec: WorldSpec, state: Any, cell: int = 16) -> np.ndarray:
     """An RGB uint8 frame [H, W, 3] of an unbatched state: walls, the agent's view
-    (tinted), objects (wood brown, stone grey / spear brown, prey green), agent red,
-    held items as a bar on top."""
+    (tinted), objects (wood brown, stone grey / spear brown, prey green, captured prey
+    blue), agent red, held items as a bar on top."""
     s = jax.device_get(state)
     n = spec.size
     img = np.zeros((n + 2, n + 2, 3), np.uint8)
@@ -448,10 +469,10 @@ def render(spec: WorldSpec, state: Any, cell: int = 16) -> np.ndarray:
     v = spec.view
     r0, r1, c0, c1 = max(ar - v, 1), min(ar + v, n), max(ac - v, 1), min(ac + v, n)
     img[r0:r1 + 1, c0:c1 + 1] = COLORS["view"]
-    for (r, c), k, on in zip(np.asarray(s.obj_pos), spec.kinds, np.asarray(s.alive),
-                             strict=True):
+    for (r, c), k, on, cap in zip(np.asarray(s.obj_pos), spec.kinds, np.asarray(s.alive),
+                                  np.asarray(s.captured), strict=True):
         if on:
-            img[r + 1, c + 1] = COLORS[int(k)]
+            img[r + 1, c + 1] = COLORS["captured" if cap else int(k)]
     img[ar, ac] = COLORS["agent"]
     big = np.kron(img, np.ones((cell, cell, 1), np.uint8))
     bar = np.full((cell // 2, big.shape[1], 3), 255, np.uint8)

@@ -1,0 +1,189 @@
+"""ic2 recipe: intrinsic rewards and measures against NumPy, smoke end to end, resume after
+a kill, determinism, user errors (exit 2)."""
+
+import dataclasses
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selftaught.cli import main
+from selftaught.core import runner
+from selftaught.core.errors import ConfigError
+from selftaught.core.rundir import RunDir
+from selftaught.recipes import ic2
+from selftaught.rl import gridworld as gw
+from selftaught.rl import rssm as rs
+
+SEEDS = 3
+
+
+def _curves(run_dir):
+    ev = RunDir.open(run_dir).events("curve")
+    return sorted((e["agent"], e["seed"], tuple(e["captures"]), tuple(e["elbo_loss"]),
+                   tuple(e["state_entropy"])) for e in ev)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ic2") / "smoke"
+    _, summary = runner.execute(ic2.RECIPE, ic2.SMOKE, preset="smoke", seeds=SEEDS,
+                                run_dir=path)
+    return path, summary
+
+
+@pytest.mark.slow
+def test_smoke_end_to_end(smoke_run):
+    path, summary = smoke_run
+    cfg = ic2.SMOKE
+    names = [c["name"] for c in summary["claims"]]
+    assert names == ["ic2_captures_more_than_random", "ic2_lower_state_entropy_than_random",
+                     "ic2_captures_more_than_belief_entropy",
+                     "ic2_lower_state_entropy_than_belief_entropy"]
+    for c in summary["claims"]:
+        assert c["ci_low"] <= c["value"] + 1e-9 <= c["ci_high"] + 2e-9
+        assert c["n_seeds"] == SEEDS
+    ev = RunDir.open(path).events("curve")
+    assert len(ev) == len(cfg.agents) * SEEDS
+    for e in ev:
+        assert len(e["captures"]) == cfg.num_evals
+        assert all(0.0 <= c <= cfg.world.num_prey for c in e["captures"])
+        assert all(0.0 <= h <= np.log(cfg.world.episode_steps) + 1e-5
+                   for h in e["state_entropy"])
+        assert np.isfinite(e["elbo_loss"]).all() and np.isfinite(e["kl"]).all()
+        # H(b, q) = H(b) + KL(b || q) >= H(b)
+        assert all(x >= y - 1e-4 for x, y in zip(e["latent_cross_entropy"],
+                                                   e["belief_entropy"], strict=True))
+    rand = [e for e in ev if e["agent"] == "random"]
+    assert all(abs(p - np.log(gw.NUM_ACTIONS)) < 1e-4 for e in rand for p in e["policy_entropy"])
+    report = (path / "report.md").read_text()
+    assert "## Prey captured and visitation entropy" in report
+    for f in ("captures.png", "state_entropy.png", ic2.GIF):
+        assert (path / "plots" / f).stat().st_size > 0
+    assert (path / "plots" / ic2.GIF).read_bytes()[:6] == b"GIF89a"
+    again = runner.finalize(ic2.RECIPE, RunDir.open(path))
+    assert again["claims"] == summary["claims"]
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+    path_ref, summary_ref = smoke_run
+    calls = {"n": 0}
+    real = RunDir.mark_phase_done
+
+    def crash_on_second(self, phase, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated kill")
+        return real(self, phase, *a, **k)
+
+    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_second)
+    path = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        runner.execute(ic2.RECIPE, ic2.SMOKE, preset="smoke", seeds=SEEDS, run_dir=path)
+    monkeypatch.setattr(RunDir, "mark_phase_done", real)
+    assert RunDir.open(path).done_phases() == {"ic2"}
+    _, summary = runner.execute(ic2.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    # identical to the uninterrupted run (and so deterministic given the seeds)
+    assert _curves(path) == _curves(path_ref)
+    assert summary["claims"] == summary_ref["claims"]
+    done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "phase_done" for r in done) == len(ic2.SMOKE.agents)
+
+
+def test_gae_matches_numpy_recursion():
+    rng = np.random.default_rng(0)
+    r, v, last = rng.normal(size=(7, 3)), rng.normal(size=(7, 3)), rng.normal(size=3)
+    g, lam = 0.9, 0.8
+    adv, ret = ic2.gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(last), g, lam)
+    ref = np.zeros((7, 3))
+    acc = np.zeros(3)
+    for t in reversed(range(7)):
+        nv = last if t == 6 else v[t + 1]
+        acc = r[t] + g * nv - v[t] + g * lam * acc
+        ref[t] = acc
+    np.testing.assert_allclose(np.asarray(adv), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ret), ref + v, rtol=1e-5, atol=1e-5)
+    # lambda = 1: the discounted return to go plus the bootstrapped tail
+    adv1, ret1 = ic2.gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(last), g, 1.0)
+    mc = sum(g ** k * r[k] for k in range(7)) + g ** 7 * last
+    np.testing.assert_allclose(np.asarray(ret1[0]), mc, rtol=1e-5)
+
+
+def test_empirical_entropy_and_state_code():
+    rng = np.random.default_rng(1)
+    for T in (1, 40):
+        codes = rng.integers(0, 6, T).astype(np.uint32)
+        _, c = np.unique(codes, return_counts=True)
+        p = c / T
+        assert float(ic2.empirical_entropy(jnp.asarray(codes))) == pytest.approx(
+            -(p * np.log(p)).sum(), abs=1e-5)
+    # the code is injective on a small world: all distinct states get distinct codes
+    spec = gw.WorldSpec(task="capture", size=3, view=1, num_prey=2)
+    a, p0, cap = (x.ravel() for x in np.meshgrid(np.arange(9), np.arange(9), np.arange(2),
+                                                 indexing="ij"))
+    n = len(a)
+    ws = gw.WorldState(
+        jnp.stack([a // 3, a % 3], -1),
+        jnp.stack([jnp.stack([p0 // 3, p0 % 3], -1), jnp.full((n, 2), 2)], 1),
+        jnp.ones((n, 2), bool), jnp.zeros((n, 2), jnp.int32), 0, 0, 0,
+        jnp.zeros((n, 3, 3), jnp.int32), gw.world_params(),
+        jnp.stack([cap.astype(bool), np.zeros(n, bool)], -1))
+    codes = np.asarray(ic2.state_code(spec, ws))
+    assert len(set(codes.tolist())) == 9 * 9 * 2
+
+
+def test_intrinsic_rewards_match_their_definitions():
+    rng = np.random.default_rng(2)
+    T, B, Z, D = 5, 2, 3, 4
+    mean, std = rng.normal(size=(T, B, Z)), rng.uniform(0.2, 1.0, (T, B, Z))
+    obs = (rng.uniform(size=(T, B, D)) < 0.4).astype(np.float32)
+    theta = rng.uniform(0.1, 0.9, D)
+    r = np.asarray(ic2.intrinsic_rewards(jnp.asarray(mean), jnp.asarray(std),
+                                         jnp.asarray(obs), jnp.asarray(theta)))
+    assert r.shape == (4, T - 1, B)
+    t, b = 3, 1  # the reward of a_{t-1}, read at step t
+    m, s = (np.asarray(x) for x in rs.moment_match(jnp.asarray(mean), jnp.asarray(std)))
+    ce = np.sum(0.5 * np.log(2 * np.pi * s[t, b] ** 2)
+                + (std[t, b] ** 2 + (mean[t, b] - m[t, b]) ** 2) / (2 * s[t, b] ** 2))
+    assert r[0, t - 1, b] == pytest.approx(-ce, rel=1e-5)
+    assert r[1, t - 1, b] == pytest.approx(
+        -np.sum(0.5 * np.log(2 * np.pi * np.e * std[t, b] ** 2)), rel=1e-5)
+    th = (1 + obs[:t + 1, b].sum(0)) / (2 + t + 1)  # Laplace-smoothed, steps 0..t
+    ll = np.sum(obs[t, b] * np.log(th) + (1 - obs[t, b]) * np.log(1 - th))
+    assert r[2, t - 1, b] == pytest.approx(ll, rel=1e-5)
+    nov = -np.sum(obs[t, b] * np.log(theta) + (1 - obs[t, b]) * np.log(1 - theta))
+    assert r[3, t - 1, b] == pytest.approx(nov, rel=1e-5)
+
+
+def test_agent_weights_cover_every_agent():
+    assert set(ic2._WEIGHTS) == set(ic2.AGENTS)
+    assert all(sum(w) == 1 for w in ic2._WEIGHTS.values())
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="capture world"):
+        dataclasses.replace(ic2.SMOKE, world=gw.WorldSpec(task="hunt")).validate()
+    with pytest.raises(ConfigError, match="multiple of num_evals"):
+        dataclasses.replace(ic2.SMOKE, iterations=5).validate()
+    with pytest.raises(ConfigError, match=r"p_prey is a probability and must be in \[0, 1\]"):
+        dataclasses.replace(ic2.SMOKE, p_prey=1.5).validate()
+    with pytest.raises(ConfigError, match="repeat"):
+        dataclasses.replace(ic2.SMOKE, agents=("ic2", "ic2")).validate()
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--world.size", "2", "--world.num-prey", "4"], "need 5 cells but a 2x2 room"),
+        (["--p-prey", "-0.5"], "p_prey is a probability and must be in [0, 1], got -0.5"),
+        (["--agents", "ic2", "curiosity"], "unknown ic2 agent 'curiosity'"),
+        (["--world.task", "tool"], "ic2 needs the capture world"),
+    ],
+)
+def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
+    rc = main(["run", "ic2", "--preset", "smoke", "--run-dir", str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and len(err.strip().splitlines()) == 1
