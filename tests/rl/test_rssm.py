@@ -86,3 +86,18 @@ def test_elbo_trains_on_a_deterministic_world():
     assert np.isfinite(losses).all()
     # starts near O * log 2 (random logits), learns the action -> observation map
     assert losses[:5].mean() > 5.0 and losses[-10:].mean() < 0.5 * losses[:5].mean()
+
+
+def test_non_recurrent_filter_remembers_only_through_the_belief():
+    model = rs.RSSM(obs_dim=5, num_actions=3, deter=8, stoch=3, hidden=16, recurrent=False)
+    params = model.init_params(jax.random.PRNGKey(0))
+    assert "gru" not in params["params"]
+    obs, a, k = jnp.ones((2, 5)), jnp.array([0, 2]), jax.random.PRNGKey(1)
+    st = model.initial(2)
+    st1, post1, _ = model.apply(params, st, a, obs, k, method=model.filter)
+    other = st.replace(h=jnp.full_like(st.h, 3.0))  # a different h changes nothing
+    st2, post2, _ = model.apply(params, other, a, obs, k, method=model.filter)
+    np.testing.assert_allclose(np.asarray(post1.mean), np.asarray(post2.mean), rtol=1e-6)
+    st3, post3, _ = model.apply(params, st.replace(z=st.z + 1.0), a, obs, k,
+                                method=model.filter)
+    assert not np.allclose(np.asarray(post1.mean), np.asarray(post3.mean))

@@ -95,6 +95,9 @@ class IC2Config:
     """filter: latent (belief) dimensions"""
     hidden: int = 64
     """filter and policy hidden units"""
+    recurrent: bool = True
+    """filter with a GRU memory path (RSSM); False: memory only in the latent belief (a
+    deep variational Bayes filter, as in the IC2 paper)"""
     filter_lr: float = 1e-3
     """Adam learning rate of the filter"""
     filter_steps: int = 2
@@ -227,7 +230,7 @@ def _models(cfg: IC2Config):
     spec = cfg.world
     obs_dim = int(np.prod(spec.obs_shape))
     rssm = rs.RSSM(obs_dim=obs_dim, num_actions=gw.NUM_ACTIONS, deter=cfg.deter,
-                   stoch=cfg.stoch, hidden=cfg.hidden)
+                   stoch=cfg.stoch, hidden=cfg.hidden, recurrent=cfg.recurrent)
     policy = Policy(gw.NUM_ACTIONS, cfg.hidden)
     ftx = optax.chain(optax.clip_by_global_norm(100.0), optax.adam(cfg.filter_lr))
     ptx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(cfg.policy_lr))

@@ -9,6 +9,7 @@ worlds with discrete actions (rl.md §6, IC2).
 
 Model (Hafner et al. 2019's RSSM, Gaussian stochastic state, Bernoulli pixels):
     deterministic path  h_t = GRU(h_{t-1}, [z_{t-1}, onehot(a_{t-1})])
+                        (recurrent=False: h_t = MLP(z_{t-1}, a_{t-1}), memory only in z)
     transition prior    p(z_t | h_t)         = N(mu, sigma), sigma = softplus(.) + min_std
     posterior (belief)  q(z_t | h_t, o_t)    = N(mu, sigma)   (the filter's belief b_t)
     decoder             p(o_t | h_t, z_t)    = prod Bernoulli(logits)
@@ -57,12 +58,17 @@ class RSSM(nn.Module):
     stoch: int = 8
     hidden: int = 64
     min_std: float = 0.1
+    recurrent: bool = True
+    """False: no deterministic memory, h_t = MLP(z_{t-1}, a_{t-1}), so everything the
+    filter remembers (and how unsure it is) lives in the belief over z (a deep variational
+    Bayes filter, IC2's state-space model)"""
 
     def setup(self):
         self.encoder = nn.Sequential([nn.Dense(self.hidden), nn.elu, nn.Dense(self.hidden),
                                       nn.elu])
         self.inp = nn.Dense(self.hidden)
-        self.gru = nn.GRUCell(self.deter)
+        self.gru = nn.GRUCell(self.deter) if self.recurrent else None
+        self.trans = None if self.recurrent else nn.Dense(self.deter)
         self.prior_net = nn.Sequential([nn.Dense(self.hidden), nn.elu,
                                         nn.Dense(2 * self.stoch)])
         self.post_net = nn.Sequential([nn.Dense(self.hidden), nn.elu,
@@ -78,7 +84,10 @@ class RSSM(nn.Module):
         `a_prev_B` < 0 means no previous action (the first step)."""
         a = jax.nn.one_hot(a_prev_B, self.num_actions)  # a negative index -> zeros
         x = nn.elu(self.inp(jnp.concatenate([state.z, a], -1)))
-        h, _ = self.gru(state.h, x)
+        if self.recurrent:
+            h, _ = self.gru(state.h, x)
+        else:
+            h = nn.elu(self.trans(x))
         prior = _gaussian(self.prior_net(h), self.min_std)
         e = self.encoder(obs_BxO.reshape(obs_BxO.shape[0], -1))
         post = _gaussian(self.post_net(jnp.concatenate([h, e], -1)), self.min_std)
