@@ -51,7 +51,7 @@ than novelty (+0.14 [0.02, 0.25]); more captures than visitation-obs (+0.17 [0.0
 which hides even more). Claims that do not hold: more captures than random (-0.64
 [-0.76, -0.45]), than belief-entropy (-0.23 [-0.40, -0.01]) and than novelty (-0.32
 [-0.45, -0.13]); lower visitation entropy than belief-entropy (+0.05 [-0.06, 0.15]) and
-than visitation-obs (-0.04 [-0.13, 0.04]). A probe with `--recurrent false --stoch 16`
+than visitation-obs (-0.04 [-0.13, 0.04]). A probe with `--no-recurrent --stoch 16`
 (the paper's filter: no deterministic memory, 5 seeds, ic2 only, not a claim) hid too:
 captures 0.73 -> 0.10 over training. Our reading: the filter learns from the agent's own
 experience; once the agent hides it never sees prey, so its beliefs carry no uncertainty
