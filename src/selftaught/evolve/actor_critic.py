@@ -21,21 +21,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from selftaught.core.errors import DataError
+from selftaught.core.errors import DataError, UnknownNameError
 from selftaught.evolve import ops
 from selftaught.evolve.hashing import quantize
 from selftaught.evolve.program import (
     Node,
     Program,
     Space,
-    encode_many,
+    compile_program,
     from_dict,
-    make_interpreter,
     mutate,
-    padded,
     random_inputs,
     to_dict,
     to_formula,
+    to_json,
+    validate,
 )
 
 CRITIC_INPUTS = ("q1", "q2", "q1_next", "q2_next", "logp_next", "reward", "discount", "alpha")
@@ -117,19 +117,16 @@ CRITIC_GRAD_INPUTS = ("q1", "q2")
 ACTOR_GRAD_INPUTS = ("q1_pi", "q2_pi", "logp_pi")
 
 
-def _grad_interpreter(space: Space, wrt: tuple[str, ...]):
-    """jit(vmap over programs) of d sum_B loss / d inputs[wrt]: [P, len(wrt), B]."""
+def input_gradients(program: Program, inputs: dict, wrt: tuple[str, ...]) -> np.ndarray:
+    """d sum_B program(inputs) / d inputs[k] for k in `wrt`: [len(wrt), B]. Run eagerly
+    (op by op, no whole-program compilation): hashing a program costs milliseconds."""
+    fn = compile_program(program)
 
-    interp = make_interpreter(space)
+    def total(diff):
+        return jnp.sum(fn({**inputs, **diff}))
 
-    def grads(op_ids, args, out, inputs):
-        def total(diff):
-            return jnp.sum(interp(op_ids, args, out, {**inputs, **diff}))
-
-        g = jax.grad(total)({k: inputs[k] for k in wrt})
-        return jnp.stack([g[k] for k in wrt])
-
-    return jax.jit(jax.vmap(grads, in_axes=(0, 0, 0, None)))
+    g = jax.grad(total)({k: jnp.asarray(inputs[k]) for k in wrt})
+    return np.stack([np.asarray(g[k]) for k in wrt])
 
 
 class PairHasher:
@@ -151,13 +148,21 @@ class PairHasher:
             if "discount" in x:
                 x["discount"] = np.where(x["discount"] > -1.0, 0.99, 0.0).astype(np.float32)
             self.inputs.append(x)
-        self._grads = (_grad_interpreter(critic, CRITIC_GRAD_INPUTS),
-                       _grad_interpreter(actor, ACTOR_GRAD_INPUTS))
+        self.wrt = (CRITIC_GRAD_INPUTS, ACTOR_GRAD_INPUTS)
+        self._memo: dict[Program, str] = {}
 
     def _part(self, k: int, programs: list[Program]) -> list[str]:
-        enc = encode_many(self.spaces[k], padded(programs))
-        g = quantize(np.asarray(self._grads[k](*enc, self.inputs[k]))[: len(programs)])
-        return [hashlib.sha1(x.tobytes()).hexdigest()[:16] for x in g]
+        out = []
+        for p in programs:
+            if p not in self._memo:
+                try:
+                    validate(self.spaces[k], p)
+                    g = quantize(input_gradients(p, self.inputs[k], self.wrt[k])).tobytes()
+                except (DataError, UnknownNameError):  # invalid: hashed by its text
+                    g = b"invalid:" + to_json(p).encode()
+                self._memo[p] = hashlib.sha1(g).hexdigest()[:16]
+            out.append(self._memo[p])
+        return out
 
     def hash_many(self, pairs: list[Pair]) -> list[str]:
         if not pairs:
