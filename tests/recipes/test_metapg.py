@@ -125,7 +125,7 @@ def smoke_run(tmp_path_factory):
     return path, summary
 
 
-@pytest.mark.slow  # ~60 CPU-s: compiles SAC with two interpreted loss graphs
+@pytest.mark.slow  # with the resume test ~68 CPU-s: compiles SAC with two loss interpreters
 def test_smoke_end_to_end(smoke_run):
     path, summary = smoke_run
     cfg = metapg.RECIPE.preset("smoke")
@@ -145,7 +145,7 @@ def test_smoke_end_to_end(smoke_run):
     assert again["claims"] == summary["claims"]
 
 
-@pytest.mark.slow  # ~70 CPU-s
+@pytest.mark.slow  # reuses the compiled evaluator of the smoke run (same process)
 def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
     path_ref, summary_ref = smoke_run
     calls = {"n": 0}
