@@ -53,6 +53,14 @@ def test_pair_hasher_hashes_the_gradients_that_reach_the_networks():
     assert hs[3][:16] == hs[0][:16] and hs[3][16:] != hs[0][16:]
 
 
+def test_readable_formulas_name_shared_subexpressions():
+    sac = ac.sac_pair()
+    assert sac.readable() == {
+        "critic": "t1 = sg((reward + (discount * (min(q1_next, q2_next) - (alpha * logp_next)))))"
+                  "; (((q1 - t1))^2 + ((q2 - t1))^2)",
+        "actor": sac.formulas()["actor"]}  # nothing shared: the plain formula
+
+
 def test_objectives_formulas_hurdle_and_failures():
     raw = np.array([
         [[0.8, 0.6, 1.0], [0.5, 0.4, 0.6]],     # learns: stability = -std(perf)

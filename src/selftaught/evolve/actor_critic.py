@@ -35,6 +35,7 @@ from selftaught.evolve.program import (
     to_dict,
     to_formula,
     to_json,
+    to_let_formula,
     validate,
 )
 
@@ -97,6 +98,10 @@ class Pair:
 
     def formulas(self) -> dict[str, str]:
         return {"critic": to_formula(self.critic), "actor": to_formula(self.actor)}
+
+    def readable(self) -> dict[str, str]:
+        """Both losses with shared subexpressions named (`program.to_let_formula`)."""
+        return {"critic": to_let_formula(self.critic), "actor": to_let_formula(self.actor)}
 
 
 def sac_pair() -> Pair:

@@ -436,10 +436,14 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     gen = np.asarray(r["generalizability"], np.float64)
     search = np.asarray(r["search_objectives"], np.float64)
     n = perf.shape[1]
+    spaces = (ac.critic_space(config.critic_nodes), ac.actor_space(config.actor_nodes))
+    pairs = [ac.sac_pair()] + [ac.pair_from_dict(last["population"][i], *spaces)
+                               for i in r["members"]]
+    readable = [p.readable() for p in pairs]
     md += ["", f"## Re-evaluation ({n} fresh seeds)", "",
            "| | critic loss | actor loss | performance | generalizability | instability "
            "(std) | search objectives |", "|---|---|---|---|---|---|---|"]
-    for i, f in enumerate(r["formulas"]):
+    for i, f in enumerate(readable):
         name = "SAC" if i == 0 else f"front {i}"
         md.append(f"| {name} | `{f['critic']}` | `{f['actor']}` | {np.mean(perf[i]):.3f} | "
                   f"{np.mean(gen[i]):.3f} | {np.std(perf[i], ddof=1):.3f} | "
@@ -458,7 +462,7 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     bars = {}
     for k, o in enumerate(OBJECTIVES):
         j = 1 + int(np.argmax(search[1:, k]))  # chosen on search scores, not re-evaluation
-        formula = r["formulas"][j]
+        formula = readable[j]
         desc = f"critic `{formula['critic']}`, actor `{formula['actor']}`"
         if o == "stability":
             pair = np.stack([perf[0], perf[j]], 1)
