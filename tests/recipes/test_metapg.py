@@ -176,3 +176,22 @@ def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monke
                                 resume=True)
     assert _metrics(path) == _metrics(path_ref)
     assert summary["claims"] == summary_ref["claims"]
+
+
+@pytest.mark.slow  # ~185 CPU-s: the pool's two workers and this process each compile
+def test_pool_backend_gives_the_inprocess_numbers():
+    from selftaught.evolve.backends import make_backend
+
+    task = metapg.RECIPE.preset("smoke").task()
+    rng = np.random.default_rng(3)
+    cs, as_ = task.spaces
+    sac = ac.sac_pair()
+    items = [sac, (sac, 1), ac.mutate_pair(sac, rng, cs, as_), (sac, 2)]
+    ref = make_backend("inprocess", task)(items)
+    pool = make_backend("pool", task, workers=2)
+    try:
+        got = pool(items)
+    finally:
+        pool.close()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ref[0], ref[1])  # another seed block: other seeds
