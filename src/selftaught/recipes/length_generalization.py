@@ -20,11 +20,20 @@ Claims: the best configuration's best seeds reach >= 2 L at >= 90% exact match; 
 baselines fail beyond L; the spread over seeds is large.
 
 Default preset (L = 8, tested to 20 digits, d_model 64 x 2 layers, 600 steps of 16 examples,
-variants fire+randpos / learned / rope / nope, each a 3 x 3 seed grid): sized from a
-measured ~0.03 CPU-s per cell-step at this model size to about 750 CPU-s (< 15 min on an
-idle 2-core CPU). NOT yet run to the end: this session's machine was at load 30-38; whether
-600 steps suffice to learn 8-digit addition (let alone generalize) is not known, so the
-claims are open. The `paper` preset (L = 40, 5 x 5 seeds, 7 variants) is sized for a GPU.
+variants fire+randpos / learned / rope / nope, each a 3 x 3 seed grid), measured with
+`selftaught run length-generalization --preset default`: 836 CPU-s (788 user + 49 sys),
+peak RSS 3.0 GiB, 46 min 39 s wall on the 2-core machine at load 14-16 (about 8-10 min idle,
+estimated from the CPU seconds). **It learns nothing**: every cell of every variant ends at
+training loss 1.06-1.07 nats/token with exact match <= 0.10 at 1 digit and 0 beyond, so
+`best_config_reaches_2L` and `seed_spread_is_large` fail for lack of budget, and the
+baselines' "fails beyond L" claims are not determined (they require lengths <= L learned).
+A probe with 13x the compute per cell (`--variants fire+randpos --init-seeds 1
+--data-seeds 1 --train-digits 5 --steps 2000 --batch-size 32 --lr 3e-3`, 126 CPU-s) learns
+lengths 1..5 (exact match 0.96 / 0.72 / 0.84 / 0.70 / 0.68) and still scores 0.00 at every
+length 6..13: at this scale FIRE + randomized positions + reversed output + index hints do
+not extrapolate even one digit. A 4-variant 3 x 3 default at that per-cell budget would cost
+~2,000 CPU-s, past the 15-minute budget; it is not the default. The `paper` preset (L = 40,
+5 x 5 seeds, 7 variants) is sized for a GPU.
 """
 
 from __future__ import annotations
