@@ -34,7 +34,7 @@ def _counted(path):
 
 
 @pytest.mark.slow
-def test_smoke_run_and_resume_after_kill(tmp_path, monkeypatch):
+def test_smoke_run_and_resume_after_kill(tmp_path, killed_at):
     _, ref = runner.execute(RECIPE, SMOKE, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
     assert {c["name"] for c in ref["claims"]} == {
         f"{k}_{m}" for k in ("distilled_raises_alpha", "distilled_raises_speedup",
@@ -47,17 +47,7 @@ def test_smoke_run_and_resume_after_kill(tmp_path, monkeypatch):
         assert 0 <= e["alpha"] <= 1 and 1 <= e["tau"] <= e["gamma"] + 1
     for p in ("speedup_t1", "speedup_greedy", "lossy_accuracy", "lossy_speedup"):
         assert (tmp_path / "ref" / "plots" / f"{p}.png").stat().st_size > 0
-    real, calls = distillspec.measure, {"n": 0}
-
-    def dying(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:  # killed while measuring the second draft
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(distillspec, "measure", dying)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(distillspec, "measure", 2):  # killed while measuring the second draft
         runner.execute(RECIPE, SMOKE, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    monkeypatch.setattr(distillspec, "measure", real)
     runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill", resume=True)
     assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")

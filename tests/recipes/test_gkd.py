@@ -58,24 +58,15 @@ def _counted(path):
 
 
 @pytest.mark.slow
-def test_smoke_run_and_resume_after_kill(tmp_path, monkeypatch):
+def test_smoke_run_and_resume_after_kill(tmp_path, killed_at):
     _, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
     names = {c["name"] for c in ref["claims"]}
     assert names == {"gkd_beats_supervised_kd", "gkd_beats_seqkd",
                      "gain_multiple_vs_supervised_kd"} or names == set()
     assert (tmp_path / "ref" / "plots" / "accuracy.png").stat().st_size > 0
-    real, calls = gkd.evaluate, {"n": 0}
-
-    def dying(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 4:  # teacher, init, sft done; killed while evaluating supervised_kd
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(gkd, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
+    # teacher, init, sft done; killed while evaluating supervised_kd
+    with killed_at(gkd, "evaluate", 4):
         runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    monkeypatch.setattr(gkd, "evaluate", real)
     _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
                                 resume=True)
     assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")

@@ -75,22 +75,11 @@ PRE_REFACTOR_SMOKE_EVALS = {
 }
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     _, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
 
-    real = rest_em.e_step
-    calls = {"n": 0}
-
-    def dying_e_step(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:  # killed inside iteration 2, after iteration 1 finished
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(rest_em, "e_step", dying_e_step)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(rest_em, "e_step", 2):  # killed inside iteration 2, after iteration 1 finished
         runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    monkeypatch.setattr(rest_em, "e_step", real)
     _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
                                 resume=True)
 

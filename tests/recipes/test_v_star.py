@@ -36,7 +36,7 @@ def _counted(path):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
     names = {c["name"] for c in ref["claims"]}
     assert names == {"vstar_beats_maj_at_2", "maj_at_2_beats_pass1", "dpo_beats_orm_at_4",
@@ -54,19 +54,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert (run.path / "plots" / "best_of_k.png").stat().st_size > 0
     assert "| 4 |" in (run.path / "report.md").read_text()
 
-    real = v_star.train_dpo
-    calls = {"n": 0}
-
-    def dying_train_dpo(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:  # killed inside iteration 2, after iteration 1 finished
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(v_star, "train_dpo", dying_train_dpo)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(v_star, "train_dpo", 2):  # killed inside iteration 2, after iteration 1 finished
         runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    monkeypatch.setattr(v_star, "train_dpo", real)
     _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
                                 resume=True)
     assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")

@@ -172,7 +172,7 @@ def test_recipe_user_errors_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
+def test_recipe_smoke_and_resume(tmp_path, killed_at):
     from selftaught.core import runner
     from selftaught.core.rundir import RunDir
     from selftaught.recipes import bbf as recipe
@@ -183,17 +183,9 @@ def test_recipe_smoke_and_resume(tmp_path, monkeypatch):
     assert [c["name"] for c in summary["claims"]] == ["full_beats_no_spr"]
     report = (tmp_path / "a" / "report.md").read_text()
     assert "## Ablation table" in report and "- SPR" in report
-    real = RunDir.mark_phase_done
-
-    def crash(self, phase, *a, **k):
-        if phase.endswith("no_spr"):
-            raise RuntimeError("simulated kill")
-        return real(self, phase, *a, **k)
-
-    monkeypatch.setattr(RunDir, "mark_phase_done", crash)
-    with pytest.raises(RuntimeError):
+    with killed_at(RunDir, "mark_phase_done", 1, when=lambda _, phase, *a, **k:
+                   phase.endswith("no_spr")):
         runner.execute(recipe.RECIPE, cfg, preset="smoke", seeds=2, run_dir=tmp_path / "b")
-    monkeypatch.setattr(RunDir, "mark_phase_done", real)
     _, resumed = runner.execute(recipe.RECIPE, None, preset="", seeds=0,
                                 run_dir=tmp_path / "b", resume=True)
     assert resumed["claims"] == summary["claims"]

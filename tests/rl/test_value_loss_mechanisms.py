@@ -112,23 +112,12 @@ def test_padding_does_not_change_a_run(smoke_run):
     np.testing.assert_array_equal(a, b[:2])
 
 
-def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
     path_ref, summary_ref = smoke_run
     cfg = vlm.RECIPE.preset("smoke")
-    real = RunDir.mark_phase_done
-    calls = {"n": 0}
-
-    def crash_on_third(self, phase, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("simulated kill")
-        return real(self, phase, *a, **k)
-
-    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_third)
     path = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="simulated kill"):
+    with killed_at(RunDir, "mark_phase_done", 3):
         runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
-    monkeypatch.setattr(RunDir, "mark_phase_done", real)
     _, summary = runner.execute(vlm.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert summary["claims"] == summary_ref["claims"]
 

@@ -15,11 +15,29 @@ exp/log, stop-gradient, batch mean, constants).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from selftaught.core.errors import DataError, UnknownNameError
 from selftaught.evolve import ops
-from selftaught.evolve.program import Node, Program, Space, mutate, to_formula
+from selftaught.evolve.hashing import quantize
+from selftaught.evolve.program import (
+    Node,
+    Program,
+    Space,
+    compile_program,
+    from_dict,
+    mutate,
+    random_inputs,
+    to_dict,
+    to_formula,
+    to_json,
+    to_let_formula,
+    validate,
+)
 
 CRITIC_INPUTS = ("q1", "q2", "q1_next", "q2_next", "logp_next", "reward", "discount", "alpha")
 ACTOR_INPUTS = ("q1_pi", "q2_pi", "logp_pi", "alpha")
@@ -81,6 +99,10 @@ class Pair:
     def formulas(self) -> dict[str, str]:
         return {"critic": to_formula(self.critic), "actor": to_formula(self.actor)}
 
+    def readable(self) -> dict[str, str]:
+        """Both losses with shared subexpressions named (`program.to_let_formula`)."""
+        return {"critic": to_let_formula(self.critic), "actor": to_let_formula(self.actor)}
+
 
 def sac_pair() -> Pair:
     return Pair(sac_critic_program(), sac_actor_program())
@@ -93,3 +115,75 @@ def mutate_pair(pair: Pair, rng: np.random.Generator, critic: Space, actor: Spac
     if rng.random() < p_critic:
         return Pair(mutate(critic, pair.critic, rng, p_fresh=0.0, p_edge=p_edge), pair.actor)
     return Pair(pair.critic, mutate(actor, pair.actor, rng, p_fresh=0.0, p_edge=p_edge))
+
+
+# ---------------------------------------------------------------- pair-aware hashing
+CRITIC_GRAD_INPUTS = ("q1", "q2")
+ACTOR_GRAD_INPUTS = ("q1_pi", "q2_pi", "logp_pi")
+
+
+def input_gradients(program: Program, inputs: dict, wrt: tuple[str, ...]) -> np.ndarray:
+    """d sum_B program(inputs) / d inputs[k] for k in `wrt`: [len(wrt), B]. Run eagerly
+    (op by op, no whole-program compilation): hashing a program costs milliseconds."""
+    fn = compile_program(program)
+
+    def total(diff):
+        return jnp.sum(fn({**inputs, **diff}))
+
+    g = jax.grad(total)({k: jnp.asarray(inputs[k]) for k in wrt})
+    return np.stack([np.asarray(g[k]) for k in wrt])
+
+
+class PairHasher:
+    """Functional hash of (critic, actor) pairs, a drop-in `hasher` of `FitnessCache`:
+    `hash_many(pairs)`. SAC's training sees a loss only through its gradient with respect
+    to the network outputs it reads (q1, q2 for the critic; q1_pi, q2_pi, logp_pi for the
+    actor; every other input is a constant), so each graph is hashed by those gradients
+    on fixed random inputs (rounded as in `hashing.quantize`): losses that differ by a
+    constant, or by a stop-gradient on a constant, share one evaluation, while a
+    stop-gradient that cuts a path to q1 does not. The pair hash joins both."""
+
+    def __init__(self, critic: Space, actor: Space, seed: int = 1234, batch: int = 16):
+        self.spaces = (critic, actor)
+        self.inputs = []
+        for k, space in enumerate(self.spaces):
+            x = random_inputs(space, seed + k, batch=batch)
+            if "alpha" in x:
+                x["alpha"] = np.abs(x["alpha"]) + 0.05
+            if "discount" in x:
+                x["discount"] = np.where(x["discount"] > -1.0, 0.99, 0.0).astype(np.float32)
+            self.inputs.append(x)
+        self.wrt = (CRITIC_GRAD_INPUTS, ACTOR_GRAD_INPUTS)
+        self._memo: dict[Program, str] = {}
+
+    def _part(self, k: int, programs: list[Program]) -> list[str]:
+        out = []
+        for p in programs:
+            if p not in self._memo:
+                try:
+                    validate(self.spaces[k], p)
+                    g = quantize(input_gradients(p, self.inputs[k], self.wrt[k])).tobytes()
+                except (DataError, UnknownNameError):  # invalid: hashed by its text
+                    g = b"invalid:" + to_json(p).encode()
+                self._memo[p] = hashlib.sha1(g).hexdigest()[:16]
+            out.append(self._memo[p])
+        return out
+
+    def hash_many(self, pairs: list[Pair]) -> list[str]:
+        if not pairs:
+            return []
+        c = self._part(0, [p.critic for p in pairs])
+        a = self._part(1, [p.actor for p in pairs])
+        return [f"{x}{y}" for x, y in zip(c, a)]
+
+
+def pair_to_dict(pair: Pair) -> dict:
+    return {"critic": to_dict(pair.critic), "actor": to_dict(pair.actor)}
+
+
+def pair_from_dict(data, critic: Space, actor: Space, *, where: str = "pair") -> Pair:
+    """Parse `pair_to_dict` output, checking both graphs against their spaces."""
+    if not isinstance(data, dict) or set(data) != {"critic", "actor"}:
+        raise DataError(f"{where}: expected an object with keys 'critic' and 'actor'")
+    return Pair(from_dict(data["critic"], critic, where=f"{where}.critic"),
+                from_dict(data["actor"], actor, where=f"{where}.actor"))

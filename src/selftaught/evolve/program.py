@@ -228,6 +228,30 @@ def to_formula(program: Program, node: int | None = None, simplify_names: dict |
     return render(n_in + (len(program.nodes) - 1 if node is None else node))
 
 
+def to_let_formula(program: Program) -> str:
+    """The output as a formula in which every op node read more than once is named and
+    defined first: "t1 = sg(r + d * v); (q1 - t1)^2 + (q2 - t1)^2" (no repeated text)."""
+    n_in = len(program.inputs)
+    used = program.used_nodes()
+    reads: dict[int, int] = {}
+    for i in sorted(used):
+        for a in program.nodes[i].args:
+            reads[a] = reads.get(a, 0) + 1
+    shared = [s for s in sorted(reads) if s >= n_in and reads[s] > 1]
+    names = {s: f"t{k + 1}" for k, s in enumerate(shared)}
+
+    def render(slot: int, top: bool = False) -> str:
+        if slot < n_in:
+            return program.inputs[slot]
+        if slot in names and not top:
+            return names[slot]
+        nd = program.nodes[slot - n_in]
+        return get_op(nd.op).fmt.format(*[render(a) for a in nd.args])
+
+    lets = [f"{names[s]} = {render(s, top=True)}" for s in shared]
+    return "; ".join(lets + [render(n_in + len(program.nodes) - 1, top=True)])
+
+
 def to_dict(program: Program) -> dict:
     return {"inputs": list(program.inputs),
             "nodes": [{"op": n.op, "args": list(n.args)} for n in program.nodes]}

@@ -37,10 +37,9 @@ from selftaught.lm import TrainConfig, init_params
 from selftaught.lm.data import pad_rows, task_setting
 from selftaught.lm.distill import (
     DIVERGENCES,
-    check_params_match,
-    load_teacher,
     make_distill_loss,
     prompt_completion_rows,
+    teacher_phase,
 )
 from selftaught.lm.model import ModelSize
 from selftaught.lm.sampler import sample
@@ -211,23 +210,12 @@ def run(config: DistillSpecConfig, run_dir, seeds: list[int]) -> None:
     root = jax.random.PRNGKey(config.seed)
     t_like = init_params(st.target_cfg, jax.random.fold_in(root, 0))
     with progress.bar("DistillSpec phases", total=len(phases(config, seeds))) as outer:
-        if run_dir.phase_done("target"):
-            target = run_dir.load_checkpoint("target", t_like)
-            check_params_match(target, t_like, "target checkpoint",
-                               str(run_dir.checkpoint_path("target")))
-        else:
-            timer = Timer()
-            if config.target_checkpoint:
-                target, loss = load_teacher(config.target_checkpoint, t_like), float("nan")
-            else:
-                sft = make_sft(st.target_cfg, config.target_train)
-                state, losses = fit(sft, sft.init(jax.random.fold_in(root, 1), t_like),
-                                    st.ground, config.target_train.total_steps,
-                                    chunk=config.chunk_steps, description="target SFT")
-                target, loss = state.params, float(losses[-50:].mean())
-            run_dir.log("train", phase="target", model="target", final_loss=loss)
-            run_dir.save_checkpoint("target", target)
-            run_dir.mark_phase_done("target", timer())
+        target = teacher_phase(
+            run_dir, "target", t_like, checkpoint=config.target_checkpoint,
+            model_cfg=st.target_cfg, train_cfg=config.target_train, data=st.ground,
+            key=jax.random.fold_in(root, 1), chunk=config.chunk_steps,
+            log=lambda _, loss: run_dir.log("train", phase="target", model="target",
+                                            final_loss=loss))
         outer.advance()
         trainers = {"base": make_sft(st.draft_cfg, config.draft_train)}
         for d in config.divergences:

@@ -38,10 +38,9 @@ from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import TrainConfig, init_params
 from selftaught.lm.data import pad_rows, task_setting
 from selftaught.lm.distill import (
-    check_params_match,
-    load_teacher,
     make_distill_loss,
     prompt_completion_rows,
+    teacher_phase,
 )
 from selftaught.lm.generate import generate
 from selftaught.lm.model import ModelSize
@@ -182,25 +181,15 @@ def run(config: GKDConfig, run_dir, seeds: list[int]) -> None:
     root = jax.random.PRNGKey(config.seed)
     t_like = init_params(st.teacher_cfg, jax.random.fold_in(root, 0))
     with progress.bar("GKD phases", total=len(phases(config, seeds))) as outer:
-        if run_dir.phase_done("teacher"):
-            teacher = run_dir.load_checkpoint("teacher", t_like)
-            check_params_match(teacher, t_like, "teacher checkpoint",
-                               str(run_dir.checkpoint_path("teacher")))
-        else:
-            timer = Timer()
-            if config.teacher_checkpoint:
-                teacher, loss = load_teacher(config.teacher_checkpoint, t_like), float("nan")
-            else:
-                sft = make_sft(st.teacher_cfg, config.teacher_train)
-                state, losses = fit(sft, sft.init(jax.random.fold_in(root, 1), t_like),
-                                    st.ground, config.teacher_train.total_steps,
-                                    chunk=config.chunk_steps, description="teacher SFT")
-                teacher, loss = state.params, float(losses[-50:].mean())
-            ev = evaluate(config, st, st.teacher_cfg, teacher, jax.random.fold_in(root, 2))
+        def log(params, loss):
+            ev = evaluate(config, st, st.teacher_cfg, params, jax.random.fold_in(root, 2))
             run_dir.log("eval", phase="teacher", model="teacher", seed=config.seed,
                         final_loss=loss, **ev)
-            run_dir.save_checkpoint("teacher", teacher)
-            run_dir.mark_phase_done("teacher", timer())
+
+        teacher = teacher_phase(run_dir, "teacher", t_like, checkpoint=config.teacher_checkpoint,
+                                model_cfg=st.teacher_cfg, train_cfg=config.teacher_train,
+                                data=st.ground, key=jax.random.fold_in(root, 1),
+                                chunk=config.chunk_steps, log=log)
         outer.advance()
         seqkd, _ = teacher_rows(st, teacher, jax.random.fold_in(root, 3))
         data = {"ground": st.ground, "teacher": seqkd}

@@ -1,0 +1,197 @@
+"""metapg: pair-aware hashing against hand gradients, the objectives' formulas, front
+selection, invalid graphs scored as failures, bad input (exit 2); smoke end to end and
+resume after a kill (slow)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from selftaught.cli import main
+from selftaught.core import runner
+from selftaught.core.errors import UnknownNameError
+from selftaught.core.rundir import RunDir
+from selftaught.evolve import actor_critic as ac
+from selftaught.evolve.program import Node, Program
+from selftaught.recipes import metapg
+from selftaught.rl.control import PhysicsError
+
+
+def _with_nodes(prog: Program, extra: list[Node]) -> Program:
+    return Program(prog.inputs, prog.nodes + tuple(extra))
+
+
+def test_pair_hasher_hashes_the_gradients_that_reach_the_networks():
+    cs, as_ = ac.critic_space(), ac.actor_space()
+    h = ac.PairHasher(cs, as_)
+    sac = ac.sac_pair()
+    # the critic gradient d/dq1 sum_B loss = 2 (q1 - y), y = r + d (min(q1', q2') - a logp')
+    x = h.inputs[0]
+    y = x["reward"] + x["discount"] * (np.minimum(x["q1_next"], x["q2_next"])
+                                        - x["alpha"] * x["logp_next"])
+    g = ac.input_gradients(sac.critic, x, ac.CRITIC_GRAD_INPUTS)
+    np.testing.assert_allclose(g[0], 2 * (x["q1"] - y), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g[1], 2 * (x["q2"] - y), rtol=1e-4, atol=1e-4)
+    xa = h.inputs[1]
+    ga = ac.input_gradients(sac.actor, xa, ac.ACTOR_GRAD_INPUTS)
+    np.testing.assert_allclose(ga[0], -(xa["q1_pi"] <= xa["q2_pi"]).astype(float), atol=1e-6)
+    np.testing.assert_allclose(ga[2], xa["alpha"], rtol=1e-5)
+
+    n_c, n_a = len(ac.CRITIC_INPUTS), len(ac.ACTOR_INPUTS)
+    out_c, out_a = n_c + len(sac.critic.nodes) - 1, n_a + len(sac.actor.nodes) - 1
+    # + reward: a constant shift, trains identically -> same hash
+    shifted = ac.Pair(_with_nodes(sac.critic, [Node("add", (out_c, 5))]), sac.actor)
+    # sg(loss): no gradient reaches q1, q2 -> a different algorithm
+    frozen = ac.Pair(_with_nodes(sac.critic, [Node("stop_grad", (out_c,))]), sac.actor)
+    # 2 * actor loss: a different gradient
+    doubled = ac.Pair(sac.critic, _with_nodes(sac.actor, [Node("add", (out_a, out_a))]))
+    bad = ac.Pair(sac.critic, Program(sac.actor.inputs, (Node("no_such_op", (0, 1)),)))
+    hs = h.hash_many([sac, shifted, frozen, doubled, sac, bad])
+    assert hs[0] == hs[1] == hs[4]
+    assert len({hs[0], hs[2], hs[3], hs[5]}) == 4  # an invalid graph hashes, never raises
+    # pair-aware: the same critic with another actor is another pair
+    assert hs[3][:16] == hs[0][:16] and hs[3][16:] != hs[0][16:]
+
+
+def test_readable_formulas_name_shared_subexpressions():
+    sac = ac.sac_pair()
+    assert sac.readable() == {
+        "critic": "t1 = sg((reward + (discount * (min(q1_next, q2_next) - (alpha * logp_next)))))"
+                  "; (((q1 - t1))^2 + ((q2 - t1))^2)",
+        "actor": sac.formulas()["actor"]}  # nothing shared: the plain formula
+
+
+def test_objectives_formulas_hurdle_and_failures():
+    raw = np.array([
+        [[0.8, 0.6, 1.0], [0.5, 0.4, 0.6]],     # learns: stability = -std(perf)
+        [[0.1, 0.1, 0.1], [0.0, 0.1, 0.2]],     # never learns: stability -1 despite std 0
+        [[0.9, np.nan, 0.9], [0.5, 0.5, 0.5]],  # a NaN return: failure
+    ])
+    f = metapg.objectives(raw, hurdle=0.5)
+    np.testing.assert_allclose(f[0], [0.8, 0.5, -np.std([0.8, 0.6, 1.0])])
+    np.testing.assert_allclose(f[1], [0.1, 0.1, -1.0])
+    assert np.all(f[2] == -np.inf)
+
+
+def test_front_members_skip_sac_duplicates_and_failures_best_per_objective_first():
+    F = [[0.9, 0.1, -0.3],   # 0 best performance
+         [0.2, 0.8, -0.2],   # 1 best generalizability
+         [0.5, 0.5, -0.01],  # 2 best stability
+         [0.6, 0.6, -0.05],  # 3 SAC's function (on the front): excluded
+         [-np.inf] * 3,      # 4 failed
+         [0.1, 0.1, -0.5]]   # 5 dominated
+    last = {"objectives": F, "hashes": ["a", "b", "c", "sac", "e", "f"]}
+    cfg = metapg.MetaPGConfig(front_max=2)
+    assert metapg._front_members(cfg, last, "sac") == [0, 1]
+    assert metapg._front_members(dataclasses.replace(cfg, front_max=5), last, "sac") == [0, 1, 2]
+
+
+def test_invalid_graphs_score_nan_without_training():
+    cfg = metapg.RECIPE.preset("smoke")
+    fn = cfg.task().build()
+    sac = ac.sac_pair()
+    bad_type = ac.Pair(Program(sac.critic.inputs, sac.critic.nodes + (Node("max_a", (0,)),)),
+                       sac.actor)
+    bad_op = ac.Pair(sac.critic, Program(sac.actor.inputs, (Node("no_such_op", (0, 1)),)))
+    out = fn([bad_type, (bad_op, 2)])
+    assert out.shape == (2, 2, cfg.train_seeds) and np.isnan(out).all()
+    assert np.all(metapg.objectives(out) == -np.inf)
+
+
+def test_bad_input_raises_user_errors():
+    cfg = metapg.RECIPE.preset("smoke")
+    with pytest.raises(UnknownNameError, match="continuous-control environment"):
+        dataclasses.replace(cfg, env="Walker2d").validate()
+    with pytest.raises(PhysicsError, match="must be a positive"):
+        dataclasses.replace(cfg, perturb_scales=(0.5, -1.0)).validate()
+    with pytest.raises(PhysicsError, match="no physical parameter 'length'"):
+        dataclasses.replace(cfg, perturb_param="length").validate()
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--env", "Walker2d"], "continuous-control environment"),
+    (["--perturb-scales", "0.5", "0"], "narrow the perturbation range"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, msg):
+    rc = main(["run", "metapg", "--preset", "smoke", "--run-dir", str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err
+
+
+def _metrics(path):
+    run = RunDir.open(path)
+    gens = [(e["generation"], e["hashes"], e["objectives"], e["new"], e["real_evaluations"])
+            for e in run.events("generation")]
+    return gens, [(e["performance"], e["generalizability"]) for e in run.events("reeval")]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("metapg") / "smoke"
+    _, summary = runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke",
+                                seeds=3, run_dir=path)
+    return path, summary
+
+
+@pytest.mark.slow  # with the resume test ~68 CPU-s: compiles SAC with two loss interpreters
+def test_smoke_end_to_end(smoke_run):
+    path, summary = smoke_run
+    cfg = metapg.RECIPE.preset("smoke")
+    assert [c["name"] for c in summary["claims"]] == [
+        f"front_beats_sac_on_{o}" for o in metapg.OBJECTIVES]
+    gens, reeval = _metrics(path)
+    assert [g[0] for g in gens] == list(range(cfg.generations + 1))
+    # NSGA-II is elitist: the population's best on each objective never gets worse
+    best = np.array([np.max(np.asarray(g[2]), 0) for g in gens])
+    assert (np.diff(best, axis=0) >= 0).all()
+    perf, gen = (np.asarray(x) for x in reeval[0])
+    assert perf.shape == gen.shape and perf.shape[1] == 3 and np.isfinite(perf).all()
+    text = (path / "report.md").read_text()
+    assert "((alpha * logp_pi) - min(q1_pi, q2_pi))" in text and "+17%" in text
+    assert (path / "plots" / "search.png").stat().st_size > 0
+    again = runner.finalize(metapg.RECIPE, RunDir.open(path))
+    assert again["claims"] == summary["claims"]
+
+
+@pytest.mark.slow  # reuses the compiled evaluator of the smoke run (same process)
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+    path_ref, summary_ref = smoke_run
+    calls = {"n": 0}
+    real = RunDir.mark_phase_done
+
+    def crash_on_second(self, phase, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated kill")
+        return real(self, phase, *a, **k)
+
+    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_second)
+    path = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke", seeds=3,
+                       run_dir=path)
+    monkeypatch.setattr(RunDir, "mark_phase_done", real)
+    assert RunDir.open(path).done_phases() == {"search/gen0"}
+    _, summary = runner.execute(metapg.RECIPE, None, preset="", seeds=0, run_dir=path,
+                                resume=True)
+    assert _metrics(path) == _metrics(path_ref)
+    assert summary["claims"] == summary_ref["claims"]
+
+
+@pytest.mark.slow  # ~185 CPU-s: the pool's two workers and this process each compile
+def test_pool_backend_gives_the_inprocess_numbers():
+    from selftaught.evolve.backends import make_backend
+
+    task = metapg.RECIPE.preset("smoke").task()
+    rng = np.random.default_rng(3)
+    cs, as_ = task.spaces
+    sac = ac.sac_pair()
+    items = [sac, (sac, 1), ac.mutate_pair(sac, rng, cs, as_), (sac, 2)]
+    ref = make_backend("inprocess", task)(items)
+    pool = make_backend("pool", task, workers=2)
+    try:
+        got = pool(items)
+    finally:
+        pool.close()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ref[0], ref[1])  # another seed block: other seeds
