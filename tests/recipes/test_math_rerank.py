@@ -120,8 +120,14 @@ def test_cli_k_above_n_and_verifierless_task_exit_2_before_writing(tmp_path, cap
     assert not run_dir.exists()
 
 
-def test_no_evaluator_pairs_is_a_one_line_error_and_leaves_no_phase_behind(tmp_path, capsys):
-    """A generator after 1 step of training solves nothing: no correct sample, no pairs."""
+def test_no_evaluator_pairs_is_a_one_line_error_and_leaves_no_phase_behind(tmp_path, capsys,
+                                                                          monkeypatch):
+    """An untrained generator solves nothing: no correct sample, no pairs. (Training and the
+    greedy evaluation are skipped to keep the test cheap: the generators stay at the random
+    initialisation.)"""
+    monkeypatch.setattr(math_rerank, "train_pair",
+                        lambda cfg, s, inits, datas, *a: (inits, [0.0] * len(inits)))
+    monkeypatch.setattr(math_rerank, "greedy_pass1", lambda *a: 0.0)
     run_dir = tmp_path / "r"
     argv = ["run", "math-rerank", "--preset", "smoke", "--seeds", "1", "--run-dir",
             str(run_dir), "--task-args", "steps=1, modulus=7", "--sft-problems", "6",
