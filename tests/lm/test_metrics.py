@@ -149,3 +149,12 @@ def test_rerank_at_k_matches_enumeration_and_its_special_cases():
     ok = np.array([[True, False, False], [True, False, True], [True, True, True]])
     assert ranking_accuracy(sc, ok) == pytest.approx((2 + 0.5 + 1) / 4)
     assert np.isnan(ranking_accuracy(sc[2:], ok[2:]))
+
+
+def test_k_grid_powers_of_two_and_n():
+    from selftaught.lm.metrics import k_grid
+
+    assert k_grid(1) == [1] and k_grid(16) == [1, 2, 4, 8, 16]
+    assert k_grid(6) == [1, 2, 4, 6] and k_grid(9) == [1, 2, 4, 8, 9]
+    assert all(k_grid(n) == sorted({*(2**i for i in range(8) if 2**i < n), n})
+               for n in range(1, 100))

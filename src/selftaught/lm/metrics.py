@@ -11,6 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def k_grid(n: int) -> list[int]:
+    """The k values of an accuracy-vs-k curve over n samples: powers of two below n, and n."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 samples, got {n}")
+    return sorted({*(2**i for i in range(n.bit_length()) if 2**i < n), n})
+
+
 def pass_at_k(n, c, k: int):
     """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) from n samples of which c are correct.
 

@@ -47,7 +47,7 @@ from selftaught.core import Recipe, Report, Timer, check, progress
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm.data import TaskSetting, preference_pairs, stack_rows, task_setting
 from selftaught.lm.generate import Samples, generate
-from selftaught.lm.metrics import maj_at_k, pass_at_k, ranking_accuracy, rerank_at_k
+from selftaught.lm.metrics import k_grid, maj_at_k, pass_at_k, ranking_accuracy, rerank_at_k
 from selftaught.lm.model import ModelSize, init_params
 from selftaught.lm.train import (
     TrainConfig,
@@ -155,8 +155,7 @@ class MathRerankConfig:
     @property
     def ks(self) -> list[int]:
         """k values of the accuracy-vs-k curves: powers of two below N, and N."""
-        out = [2**i for i in range(int(np.log2(self.candidates)) + 1)]
-        return sorted({*(k for k in out if k < self.candidates), self.candidates})
+        return k_grid(self.candidates)
 
 
 # ---------------------------------------------------------------------------- building

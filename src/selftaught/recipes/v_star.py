@@ -60,7 +60,7 @@ from selftaught.lm.data import (
     task_setting,
 )
 from selftaught.lm.generate import Samples, generate
-from selftaught.lm.metrics import best_of_k, maj_at_k, pass_at_k
+from selftaught.lm.metrics import best_of_k, k_grid, maj_at_k, pass_at_k
 from selftaught.lm.model import ModelSize, init_params
 from selftaught.lm.train import (
     TrainConfig,
@@ -148,8 +148,7 @@ class VStarConfig:
     @property
     def ks(self) -> list[int]:
         """k values of the Best-of-k curves: powers of two below N, and N."""
-        out = [2**i for i in range(int(np.log2(self.candidates)) + 1)]
-        return sorted({*(k for k in out if k < self.candidates), self.candidates})
+        return k_grid(self.candidates)
 
 
 # ---------------------------------------------------------------------------- building
