@@ -387,20 +387,23 @@ def run_seed(config: MathRerankConfig, run_dir, seed: int, outer) -> None:
 
 
 # ---------------------------------------------------------------------------- the report
-def _by_seed(run_dir, event: str, seeds: list[int]) -> dict[int, dict]:
-    got = {e["seed"]: e for e in run_dir.events(event)}
-    missing = [sd for sd in seeds if sd not in got]
-    if missing:
-        raise ConfigError(f"{run_dir.path}: no {event!r} record for seed(s) {missing[:3]}; the "
-                          "run is unfinished: continue it with --resume")
-    return got
+EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
+
+
+def _finished(run_dir, seeds: list[int]) -> tuple[list[int], dict]:
+    """The seeds with every record (an unfinished run reports those: its claims are marked
+    partial by the core), and {event: {seed: record}}."""
+    ev = {name: {e["seed"]: e for e in run_dir.events(name)} for name in EVENTS}
+    done = [sd for sd in seeds if all(sd in ev[name] for name in EVENTS)]
+    if not done:
+        raise ConfigError(f"{run_dir.path}: no seed has finished all its phases yet; continue "
+                          "the run with --resume")
+    return done, ev
 
 
 def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
     ks, kc, K = config.ks, config.claim_k, config.top_clusters
-    ev = {name: _by_seed(run_dir, name, seeds)
-          for name in ("sft_eval", "rerank_eval", "sequential_eval", "samples",
-                       "evaluator_train")}
+    seeds, ev = _finished(run_dir, seeds)
 
     def col(event, name):
         return np.array([ev[event][sd][name] for sd in seeds], np.float64) * (
