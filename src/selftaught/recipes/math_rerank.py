@@ -4,29 +4,29 @@ Problems"; design lm.md §3).
 
     selftaught run math-rerank --preset default --seeds 3
 
-Measured (3 seeds, chain steps 2-4 mod 10; 555 CPU-s = 540 user + 15 sys, peak RSS 1.07 GiB;
-wall 49 min on the shared 2-core machine at load 6-15, where the run got 0.1-0.3 of a core,
-so the idle time is an estimate from the CPU seconds: about 5-8 min, unverified; one seed
-alone in its own process: 228 CPU-s, and it wrote the same records as in the 3-seed run):
-1 of 8 claims holds.
+Measured (3 seeds, chain steps 2-4 mod 10; 451 CPU-s = 438 user + 13 sys, peak RSS 1.0 GiB;
+wall 16 min 23 s on the shared 2-core machine at load 6-9, so the idle time is an estimate
+from the CPU seconds: about 4-6 min, unverified): 1 of 8 claims holds.
 - Detailed step-by-step solutions train far better than terse ones: greedy pass@1 36.4% vs
   16.0% (guessing: 10%), +20.4 points [11.3, 30.7]. HOLDS.
-- The evaluators do not generalise: they rank their ~875 training pairs perfectly (pair
-  accuracy 0.999) but held-out candidates at chance (0.50 cross-entropy, 0.53 margin). So
-  no selector beats a random candidate (36.8%) by more than a point at k = 16: majority
-  vote 37.1% (G_detailed's errors repeat across samples of a problem, so votes add little
-  although pass@16 is 61.8%), re-rank all 35.8% (CE) / 37.1% (margin), weighted vote
-  35.8 / 36.7%, top-3 clusters 35.8 / 36.4%. Top-K re-ranking - majority: -1.3 points
-  [-2.0, -0.7] (CE), -0.7 [-3.3, 1.3] (margin); top-K - re-rank all: 0.0 [-0.7, 0.7] (CE),
-  -0.7 [-1.3, 0.0] (margin); weighted (CE) - majority -1.3 [-2.0, -0.7]: NONE HOLDS.
-  Margin vs cross-entropy loss (re-rank all): +1.3 [0.0, 3.3], does not hold (CI touches 0).
-- Sequential multi-task FT (G -> E_ce -> 200 FT steps) 40.4% vs solution FT continued for
-  the same 200 steps 42.4%: -2.0 points [-6.0, 1.3], not within the 2-point
-  non-inferiority margin: does NOT hold.
-A probe on seed 0 (same samples, CE evaluator): 40 evaluator steps give held-out pair
-accuracy 0.59, 100 steps 0.53, 250 steps (the default) 0.50: the evaluator's held-out
-signal is weak and is lost to memorisation; more pool problems per pair (not more steps)
-is the next thing to try.
+- The evaluators' held-out signal is weak: pair accuracy (a correct candidate scored above
+  an incorrect one of the same problem) 0.58 [0.48, 0.65] cross-entropy, 0.55 [0.53, 0.56]
+  margin. At k = 16, against a random candidate's 36.8% and pass@16's 61.8% (G_detailed's
+  errors repeat across a problem's samples, so voting adds little): majority vote 37.1%,
+  re-rank all 39.6% (CE) / 36.4% (margin), weighted vote 36.7 / 37.8%, top-3 clusters
+  36.7 / 38.0%. Top-K re-ranking - majority: -0.4 points [-1.3, 1.3] (CE), +0.9 [-0.7, 2.0]
+  (margin); top-K - re-rank all: -2.9 [-4.7, -0.7] (CE: re-ranking ALL is better here, the
+  opposite of the paper), +1.6 [-2.0, 3.3] (margin); weighted (CE) - majority -0.4
+  [-1.3, 1.3]; margin - CE (re-rank all) -3.1 [-6.0, 1.3]: NONE HOLDS.
+- Sequential multi-task FT (G -> E_ce -> 200 FT steps) 42.0% vs solution FT continued for
+  the same 200 steps 42.4%: -0.4 points [-5.3, 6.0], CI below the 2-point non-inferiority
+  margin: does NOT hold (undecided at 3 seeds).
+With 250 evaluator steps (`--evaluator.total-steps 250 --evaluator.warmup-steps 20`, the
+first default; 555 CPU-s, peak 1.07 GiB) the evaluators memorise their ~875 training pairs
+(train pair accuracy 0.999) and rank held-out candidates at chance (0.50 CE, 0.53 margin);
+every selector then stays within ~1.3 points of a random candidate and the same 1 of 8
+claims holds (sequential - continued: -2.0 [-6.0, 1.3]). More pool problems (not more
+steps) is the next thing to try for the evaluator.
 
 The algorithm box, per seed (a tiny decoder trained from scratch on a generated task):
 
@@ -117,9 +117,10 @@ class MathRerankConfig:
     """sampling temperature of the pool samples and the test candidates"""
     top_k: int = 0
     """top-k filter of the sampler (0: the whole vocabulary)"""
-    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=250,
+    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=40,
                                          batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
-    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed"""
+    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed
+    (short on purpose: with 250 steps they memorise their pairs, see the module docstring)"""
     margin: float = 1.0
     """lambda of the margin loss max(0, log S(X-) - log S(X+) + lambda)"""
     verdict: str = "10"
