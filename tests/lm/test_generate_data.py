@@ -142,3 +142,23 @@ def test_task_setting_sizes_the_model_for_the_task_and_splits_are_disjoint():
     rows = pack_sft(s.tok, ["9" * s.task.max_prompt_len], ["9" * s.task.max_solution_len],
                     s.model_cfg.max_len)
     assert rows["tokens"].shape == (1, s.model_cfg.max_len)
+
+
+def test_task_setting_pack_clips_overlong_samples_and_pairs_match_pack_pairs():
+    from selftaught.lm.data import task_setting
+    from selftaught.lm.model import ModelSize
+
+    s = task_setting("chain", "steps=(1, 2)", ModelSize(d_model=16, n_heads=2), 0, 3, 2, seed=1)
+    long = "1" * s.max_new  # a sample that never wrote EOS
+    rows = s.pack(s.train[:2], [long, "=3"], capacity=4, label=[1, 0])
+    assert rows["tokens"].shape == (4, s.model_cfg.max_len) and rows["label"].tolist() == [
+        1, 0, 0, 0]
+    assert s.tok.decode(rows["tokens"][0]) == s.task.prompt(s.train[0]) + long[:-1]
+    ref = pack_sft(s.tok, [s.task.prompt(p) for p in s.train[:2]], [long[:-1], "=3"],
+                   s.model_cfg.max_len, 4, label=[1, 0])
+    for k in ref:
+        np.testing.assert_array_equal(rows[k], ref[k])
+    pr = s.pack_pairs(s.train[:2], ["=1", long], ["=2", "=0"])
+    c = s.pack(s.train[:2], ["=1", long])
+    np.testing.assert_array_equal(pr["chosen_tokens"], c["tokens"])
+    np.testing.assert_array_equal(pr["chosen_mask"], c["loss_mask"])

@@ -113,3 +113,48 @@ def test_cluster_rerank_top_clusters_aggregates_and_ties():
     assert cluster_rerank([None, None], [1.0, 2.0]) is None
     with pytest.raises(ValueError, match="aggregate"):
         cluster_rerank(["1"], [1.0], None, "median")
+
+
+def test_rerank_at_k_matches_enumeration_and_its_special_cases():
+    from selftaught.lm.metrics import cluster_rerank, ranking_accuracy, rerank_at_k
+
+    rng = np.random.default_rng(3)
+    n = 7
+    answers = [[None if rng.random() < 0.15 else str(v) for v in rng.integers(0, 3, n)]
+               for _ in range(4)]
+    scores = rng.random((4, n))
+    targets = ["0", "1", "2", "1"]
+    for k in (1, 3, 7):
+        for top, agg in ((None, "max"), (None, "sum"), (2, "mean"), (1, "sum")):
+            brute = np.mean([np.mean([
+                cluster_rerank([a[i] for i in sub], [sc[i] for i in sub], top, agg) == t
+                for sub in itertools.combinations(range(n), k)])
+                for a, sc, t in zip(answers, scores, targets)])
+            got = rerank_at_k(answers, scores, targets, k, top_clusters=top, aggregate=agg)
+            assert got == pytest.approx(brute)
+        # the largest cluster alone is the majority vote, on the same (sampled) subsets
+        assert rerank_at_k(answers, scores, targets, k, top_clusters=1, max_subsets=5,
+                           seed=9) == pytest.approx(maj_at_k(answers, targets, k,
+                                                             max_subsets=5, seed=9))
+    # with every answer parsable and distinct scores, re-ranking all = Best-of-k
+    answers = [[str(v) for v in rng.integers(0, 4, n)] for _ in range(3)]
+    correct = np.array([[x == "1" for x in a] for a in answers])
+    for k in (1, 2, 5):
+        assert rerank_at_k(answers, scores[:3], ["1"] * 3, k, aggregate="max") == \
+            pytest.approx(best_of_k(scores[:3], correct, k).mean())
+    with pytest.raises(ValueError, match="aggregate"):
+        rerank_at_k(answers, scores[:3], ["1"] * 3, 2, aggregate="median")
+    # ranking accuracy: per-problem pairs counted, ties 1/2, problems without both skipped
+    sc = np.array([[0.9, 0.1, 0.5], [0.2, 0.2, 0.3], [1.0, 2.0, 3.0]])
+    ok = np.array([[True, False, False], [True, False, True], [True, True, True]])
+    assert ranking_accuracy(sc, ok) == pytest.approx((2 + 0.5 + 1) / 4)
+    assert np.isnan(ranking_accuracy(sc[2:], ok[2:]))
+
+
+def test_k_grid_powers_of_two_and_n():
+    from selftaught.lm.metrics import k_grid
+
+    assert k_grid(1) == [1] and k_grid(16) == [1, 2, 4, 8, 16]
+    assert k_grid(6) == [1, 2, 4, 6] and k_grid(9) == [1, 2, 4, 8, 9]
+    assert all(k_grid(n) == sorted({*(2**i for i in range(8) if 2**i < n), n})
+               for n in range(1, 100))

@@ -238,3 +238,52 @@ def test_orm_head_reads_the_last_real_token_and_learns_labels():
                              60, chunk=60, aux=True)
     assert losses[0] == pytest.approx(np.log(2), rel=1e-4)  # zero head: p = 1/2
     assert losses[-5:].mean() < 0.5 and aux["accuracy"][-5:].mean() == 1.0
+
+
+# ---------------------------------------------------------------- the evaluator (Liu et al.)
+from selftaught.lm.train import evaluator_scores, make_evaluator_loss, verdict_logits  # noqa
+
+
+def test_evaluator_verdict_logits_and_both_losses_match_numpy():
+    params = init_params(CFG, jax.random.PRNGKey(4))
+    yes, no = TOK.encode("10")
+    pairs = pack_pairs(TOK, ["1+2=", "3+4=", "2+2="], ["3", "7", "4"], ["4", "17", "5"],
+                       CFG.max_len, capacity=4)
+    batch = {k: v[:3] for k, v in pairs.items() if k != "weight"}
+    # z = logit(yes) - logit(no) of the next-token distribution after the EOS
+    def np_z(tokens):
+        logits = np.asarray(forward(params, CFG, tokens, None, tokens != 0), np.float64)
+        last = (tokens != 0).sum(1) - 1
+        assert (tokens[np.arange(len(tokens)), last] == 2).all()
+        row = logits[np.arange(len(tokens)), last]
+        return row[:, yes] - row[:, no]
+
+    zp, zn = np_z(batch["chosen_tokens"]), np_z(batch["rejected_tokens"])
+    np.testing.assert_allclose(verdict_logits(params, CFG, batch["chosen_tokens"], yes, no),
+                               zp, rtol=1e-4, atol=1e-5)
+    log_s = lambda z: -np.log1p(np.exp(-z))  # noqa: E731
+    ce, aux = jax.jit(make_evaluator_loss(CFG, yes, no, "ce"))(params, batch, None)
+    assert float(ce) == pytest.approx(-np.mean(log_s(zp) + log_s(-zn)) / 2, rel=1e-4)
+    assert float(aux["pair_accuracy"]) == pytest.approx(np.mean(zp > zn))
+    mg, _ = jax.jit(make_evaluator_loss(CFG, yes, no, "margin", margin=0.7))(params, batch,
+                                                                              None)
+    assert float(mg) == pytest.approx(np.mean(np.maximum(0, log_s(zn) - log_s(zp) + 0.7)),
+                                      rel=1e-4)
+    s = evaluator_scores(params, CFG, batch["chosen_tokens"], yes, no, batch_size=2)
+    np.testing.assert_allclose(s, 1 / (1 + np.exp(-zp)), rtol=1e-4)
+    with pytest.raises(ConfigError, match="'ce' or 'margin'"):
+        make_evaluator_loss(CFG, yes, no, "hinge")
+
+
+@pytest.mark.slow
+def test_evaluator_both_loss_forms_learn_to_rank_training_pairs():
+    params = init_params(CFG, jax.random.PRNGKey(4))
+    yes, no = TOK.encode("10")
+    pairs = pack_pairs(TOK, ["1+2=", "3+4=", "2+2="], ["3", "7", "4"], ["4", "17", "5"],
+                       CFG.max_len, capacity=4)
+    for kind in ("ce", "margin"):
+        tr = make_trainer(make_evaluator_loss(CFG, yes, no, kind),
+                          TrainConfig(lr=3e-3, warmup_steps=2, total_steps=30, batch_size=4))
+        state, losses, aux = fit(tr, tr.init(jax.random.PRNGKey(0), params), pairs, 30,
+                                 chunk=30, aux=True)
+        assert aux["pair_accuracy"][-5:].mean() == 1.0 and losses[-5:].mean() < losses[0]

@@ -40,6 +40,25 @@ class TaskSetting:
     human: list[str]
     max_new: int  # sampler budget: the task's longest solution + EOS
 
+    def clip(self, text: str) -> str:
+        """A sample cut to fit a training row (a sample that never wrote EOS can be one token
+        too long once EOS is appended)."""
+        return text[: self.max_new - 1]
+
+    def pack(self, problems: Sequence, texts: Sequence[str], capacity: int | None = None,
+             **columns) -> dict:
+        """`pack_sft` rows `BOS prompt(problem) SEP clip(text) EOS`, one per (problem, text)."""
+        return pack_sft(self.tok, [self.task.prompt(p) for p in problems],
+                        [self.clip(t) for t in texts], self.model_cfg.max_len, capacity,
+                        **columns)
+
+    def pack_pairs(self, problems: Sequence, chosen: Sequence[str], rejected: Sequence[str],
+                   capacity: int | None = None) -> dict:
+        """`pack_pairs` rows of (problem, chosen text, rejected text) triples, clipped."""
+        return pack_pairs(self.tok, [self.task.prompt(p) for p in problems],
+                          [self.clip(t) for t in chosen], [self.clip(t) for t in rejected],
+                          self.model_cfg.max_len, capacity)
+
 
 def task_setting(task: str, task_args: str, model: ModelSize, human_problems: int,
                  train_problems: int, eval_problems: int, seed: int) -> TaskSetting:

@@ -1,4 +1,5 @@
-"""Sample-based evaluation metrics: unbiased pass@k, majority vote, maj@k."""
+"""Sample-based evaluation metrics: unbiased pass@k, majority vote, maj@k, Best-of-k,
+solution-cluster re-ranking (rerank@k) and the pairwise ranking accuracy of a scorer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+
+
+def k_grid(n: int) -> list[int]:
+    """The k values of an accuracy-vs-k curve over n samples: powers of two below n, and n."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 samples, got {n}")
+    return sorted({*(2**i for i in range(n.bit_length()) if 2**i < n), n})
 
 
 def pass_at_k(n, c, k: int):
@@ -56,24 +64,70 @@ def maj_at_k(
     a problem's samples (in their original order, so ties go to the earliest), or over
     `max_subsets` random k-subsets (seeded) when there are more subsets than that.
     """
+    return _subset_average(lambda a, s: majority_vote(a), answers, None, targets, k,
+                           max_subsets, seed)
+
+
+def _subset_average(select, answers, scores, targets, k: int, max_subsets: int,
+                    seed: int) -> float:
+    """Mean over problems of the chance that `select(answers_subset, scores_subset)` equals
+    the target, over every k-subset of a problem's samples (in their original order) or
+    `max_subsets` random ones (seeded) when there are more."""
     if len(answers) != len(targets):
         raise ValueError(f"{len(answers)} answer lists but {len(targets)} targets")
     if not answers:
         return 0.0
+    if scores is None:
+        scores = [[0.0] * len(a) for a in answers]
     rng = np.random.default_rng(seed)
-    scores = []
-    for a, t in zip(answers, targets):
-        a = list(a)
+    out = []
+    for a, sc, t in zip(answers, scores, targets):
+        a, sc = list(a), [float(x) for x in sc]
         n = len(a)
+        if len(sc) != n:
+            raise ValueError(f"{n} answers but {len(sc)} scores for one problem")
         if not 1 <= k <= n:
             raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
         if math.comb(n, k) <= max_subsets:
             subsets = itertools.combinations(range(n), k)
         else:
             subsets = (np.sort(rng.choice(n, k, replace=False)) for _ in range(max_subsets))
-        hits = [majority_vote([a[i] for i in idx]) == t for idx in subsets]
-        scores.append(np.mean(hits))
-    return float(np.mean(scores))
+        hits = [select([a[i] for i in idx], [sc[i] for i in idx]) == t for idx in subsets]
+        out.append(np.mean(hits))
+    return float(np.mean(out))
+
+
+def rerank_at_k(answers: Sequence[Sequence[str | None]], scores, targets: Sequence[str],
+                k: int, *, top_clusters: int | None = None, aggregate: str = "sum",
+                max_subsets: int = 2000, seed: int = 0) -> float:
+    """`cluster_rerank` accuracy from n >= k scored samples per problem, averaged like
+    `maj_at_k` over every k-subset (or `max_subsets` random ones; the same subsets as
+    `maj_at_k` with the same seed). `scores` is [P][n] (one score per sample).
+
+    Special cases: top_clusters=None, aggregate="max" re-ranks every sample (the answer of
+    the best-scoring one); top_clusters=None, aggregate="sum" is the score-weighted majority
+    vote; top_clusters=1 is the majority vote."""
+    if aggregate not in ("sum", "mean", "max"):
+        raise ValueError(f"aggregate must be 'sum', 'mean' or 'max', got {aggregate!r}")
+    return _subset_average(lambda a, s: cluster_rerank(a, s, top_clusters, aggregate),
+                           answers, scores, targets, k, max_subsets, seed)
+
+
+def ranking_accuracy(scores, correct) -> float:
+    """Fraction of (correct, incorrect) sample pairs of the same problem that `scores` orders
+    right (ties count 1/2), over the problems that have both; NaN if none has."""
+    scores, correct = np.asarray(scores, np.float64), np.asarray(correct, bool)
+    if scores.shape != correct.shape or scores.ndim != 2:
+        raise ValueError(f"scores {scores.shape} and correct {correct.shape} must be the same "
+                         "[P, N] shape")
+    wins = pairs = 0.0
+    for s, c in zip(scores, correct):
+        pos, neg = s[c], s[~c]
+        if len(pos) and len(neg):
+            d = pos[:, None] - neg[None, :]
+            wins += np.sum(d > 0) + 0.5 * np.sum(d == 0)
+            pairs += d.size
+    return float(wins / pairs) if pairs else float("nan")
 
 
 def best_of_k(scores, correct, k: int):

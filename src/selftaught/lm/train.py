@@ -11,7 +11,8 @@ is scored on predicting token t+1; `next_token_targets` builds those targets.
 
 Any loss: `make_trainer(loss_fn, train_cfg)` with `loss_fn(params, batch, rng) -> (loss, aux)`;
 the losses here are `make_sft_loss` (= `make_sft`), `make_dpo_loss` (pairs, frozen reference
-log-probs) and `make_orm_loss` (BCE of a linear head on the last hidden state, `orm_init`).
+log-probs), `make_orm_loss` (BCE of a linear head on the last hidden state, `orm_init`) and
+`make_evaluator_loss` (the LM's own yes/no verdict token, cross-entropy or margin form).
 
     dpo = make_trainer(make_dpo_loss(cfg, beta=0.1), train_cfg)
     state, losses, aux = fit(dpo, dpo.init(rng, params=g_sft), pairs, 500, aux=True)
@@ -340,6 +341,43 @@ def make_orm_loss(model_cfg: TransformerConfig) -> LossFn:
     return loss_fn
 
 
+def verdict_logits(params, cfg: TransformerConfig, tokens_BxT, yes_id: int, no_id: int):
+    """Evaluator logit z = log S - log(1 - S), S = p(yes) / (p(yes) + p(no)), of the LM's
+    next-token distribution after each right-padded row's last real token (the EOS of a
+    `prompt SEP candidate EOS` row): "the candidate is" -> yes / no (Liu et al. 2023)."""
+    logits_BxTxV = _forward(params, cfg, tokens_BxT)
+    last_B = jnp.maximum(jnp.sum(tokens_BxT != PAD, axis=-1) - 1, 0)
+    logits_BxV = jnp.take_along_axis(logits_BxTxV, last_B[:, None, None], axis=1)[:, 0]
+    logits_BxV = logits_BxV.astype(jnp.float32)
+    return logits_BxV[:, yes_id] - logits_BxV[:, no_id]
+
+
+def make_evaluator_loss(model_cfg: TransformerConfig, yes_id: int, no_id: int,
+                        kind: str = "ce", margin: float = 1.0) -> LossFn:
+    """Evaluator on pair rows (`lm.data.pack_pairs`: chosen = a correct candidate, rejected =
+    an incorrect one of the same problem), with z = `verdict_logits`, log S = log sigmoid(z):
+    - "ce": cross-entropy of S on both candidates, -(log S(X+) + log(1 - S(X-))) / 2;
+    - "margin": max(0, log S(X-) - log S(X+) + margin).
+    aux: pair accuracy (z+ > z-) and the mean of S over the correct / incorrect candidates."""
+    check(kind in ("ce", "margin"), f"evaluator loss must be 'ce' or 'margin', got {kind!r}")
+    check(margin >= 0, f"evaluator margin={margin} must be >= 0")
+
+    def loss_fn(params, batch, rng):
+        del rng
+        z_pos = verdict_logits(params, model_cfg, batch["chosen_tokens"], yes_id, no_id)
+        z_neg = verdict_logits(params, model_cfg, batch["rejected_tokens"], yes_id, no_id)
+        if kind == "ce":
+            loss = -jnp.mean(jax.nn.log_sigmoid(z_pos) + jax.nn.log_sigmoid(-z_neg)) / 2
+        else:
+            loss = jnp.mean(jax.nn.relu(jax.nn.log_sigmoid(z_neg) - jax.nn.log_sigmoid(z_pos)
+                                        + margin))
+        return loss, {"pair_accuracy": jnp.mean(z_pos > z_neg),
+                      "s_correct": jnp.mean(jax.nn.sigmoid(z_pos)),
+                      "s_incorrect": jnp.mean(jax.nn.sigmoid(z_neg))}
+
+    return loss_fn
+
+
 def batched_rows(fn: Callable, *arrays, batch_size: int = 512) -> np.ndarray:
     """`fn(*batch) -> [b, ...]` over the rows of `arrays` in fixed-size batches (the last one
     padded by repeating rows, so a jitted `fn` compiles once for any row count)."""
@@ -369,6 +407,18 @@ def orm_scores(orm_params, cfg: TransformerConfig, tokens_NxT, batch_size: int =
 @functools.partial(jax.jit, static_argnums=1)
 def _orm_logits_jit(orm_params, cfg, tokens_BxT):
     return orm_logits(orm_params, cfg, tokens_BxT, None)
+
+
+def evaluator_scores(params, cfg: TransformerConfig, tokens_NxT, yes_id: int, no_id: int,
+                     batch_size: int = 512) -> np.ndarray:
+    """S = sigmoid(`verdict_logits`) of N rows in fixed-size batches -> float32[N]."""
+    return batched_rows(lambda t: _verdict_s_jit(params, cfg, t, yes_id, no_id), tokens_NxT,
+                        batch_size=batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3, 4))
+def _verdict_s_jit(params, cfg, tokens_BxT, yes_id, no_id):
+    return jax.nn.sigmoid(verdict_logits(params, cfg, tokens_BxT, yes_id, no_id))
 
 
 def fit(trainer: Trainer, state: TrainState, data, num_steps: int, *, chunk: int = 100,

@@ -56,13 +56,11 @@ from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm.data import (
     TaskSetting,
     add_columns,
-    pack_pairs,
-    pack_sft,
     preference_pairs,
     task_setting,
 )
 from selftaught.lm.generate import Samples, generate
-from selftaught.lm.metrics import best_of_k, maj_at_k, pass_at_k
+from selftaught.lm.metrics import best_of_k, k_grid, maj_at_k, pass_at_k
 from selftaught.lm.model import ModelSize, init_params
 from selftaught.lm.train import (
     TrainConfig,
@@ -150,8 +148,7 @@ class VStarConfig:
     @property
     def ks(self) -> list[int]:
         """k values of the Best-of-k curves: powers of two below N, and N."""
-        out = [2**i for i in range(int(np.log2(self.candidates)) + 1)]
-        return sorted({*(k for k in out if k < self.candidates), self.candidates})
+        return k_grid(self.candidates)
 
 
 # ---------------------------------------------------------------------------- building
@@ -175,18 +172,6 @@ def _orm_trainer(model_cfg, train_cfg):
     return make_trainer(make_orm_loss(model_cfg), train_cfg)
 
 
-def _clip(s: TaskSetting, text: str) -> str:
-    """A sample cut to fit a training row (a sample that never wrote EOS can be one token too
-    long once EOS is appended)."""
-    return text[: s.max_new - 1]
-
-
-def _rows(s: TaskSetting, problems: list, texts: list[str], capacity: int | None = None,
-          **columns) -> dict:
-    return pack_sft(s.tok, [s.task.prompt(p) for p in problems], [_clip(s, t) for t in texts],
-                    s.model_cfg.max_len, capacity, **columns)
-
-
 def train_sft(config: VStarConfig, s: TaskSetting, rows: dict, key, params, label: str):
     sft = _sft_trainer(s.model_cfg, config.sft)
     state, losses = fit(sft, sft.init(key, params), rows, config.sft.total_steps,
@@ -196,10 +181,9 @@ def train_sft(config: VStarConfig, s: TaskSetting, rows: dict, key, params, labe
 
 def train_dpo(config: VStarConfig, s: TaskSetting, pairs: list, g_sft, key, label: str):
     """V = DPO(init G_sft, reference G_sft) on (problem, chosen, rejected) pairs."""
-    prompts = [s.task.prompt(s.train[i]) for i, _, _ in pairs]
-    rows = pack_pairs(s.tok, prompts, [_clip(s, c) for _, c, _ in pairs],
-                      [_clip(s, r) for _, _, r in pairs], s.model_cfg.max_len,
-                      capacity=len(s.train) * config.max_pairs_per_problem)
+    rows = s.pack_pairs([s.train[i] for i, _, _ in pairs], [c for _, c, _ in pairs],
+                        [r for _, _, r in pairs],
+                        capacity=len(s.train) * config.max_pairs_per_problem)
     n = len(pairs)
     ref_c = sequence_logprobs(g_sft, s.model_cfg, rows["chosen_tokens"][:n],
                               rows["chosen_mask"][:n])
@@ -215,7 +199,7 @@ def train_dpo(config: VStarConfig, s: TaskSetting, pairs: list, g_sft, key, labe
 
 def train_orm(config: VStarConfig, s: TaskSetting, problems: list, texts: list[str],
               labels: np.ndarray, g_sft, key, label: str):
-    rows = _rows(s, problems, texts, label=labels.astype(np.float32))
+    rows = s.pack(problems, texts, label=labels.astype(np.float32))
     orm = _orm_trainer(s.model_cfg, config.verifier)
     state, losses, aux = fit(orm, orm.init(key, orm_init(g_sft, s.model_cfg)), rows,
                              config.verifier.total_steps, chunk=config.chunk_steps,
@@ -241,7 +225,7 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
     cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
                   label="test candidates")
     P, N = cand.correct.shape
-    rows = _rows(s, [p for p in s.test for _ in range(N)],
+    rows = s.pack([p for p in s.test for _ in range(N)],
                  [t for ts in cand.texts for t in ts])
     lp_v = sequence_logprobs(verifier, s.model_cfg, rows["tokens"], rows["loss_mask"])
     lp_ref = sequence_logprobs(g_sft, s.model_cfg, rows["tokens"], rows["loss_mask"])
@@ -285,7 +269,7 @@ def run_seed(config: VStarConfig, run_dir, seed: int, outer) -> None:
         g_sft = run_dir.load_checkpoint(phase, base)
     else:
         timer = Timer()
-        rows = _rows(s, s.train[: len(s.human)], s.human)
+        rows = s.pack(s.train[: len(s.human)], s.human)
         g_sft, loss = train_sft(config, s, rows, jax.random.fold_in(root, 1), base,
                                 f"seed {seed}: G_sft on human data")
         greedy = sample(config, s, g_sft, s.test, 1, jax.random.fold_in(root, 2), greedy=True,
@@ -332,7 +316,7 @@ def run_seed(config: VStarConfig, run_dir, seed: int, outer) -> None:
         gen_p = [p for p, g in zip(s.train, good) for _ in g]
         gen_t = [x for g in good for x in g]
         capacity = len(s.train) * config.samples_per_problem * config.iterations
-        gen, g_loss = train_sft(config, s, _rows(s, gen_p, gen_t, capacity),
+        gen, g_loss = train_sft(config, s, s.pack(gen_p, gen_t, capacity),
                                 jax.random.fold_in(key, 1), base,
                                 f"seed {seed}: G_{t} = SFT(base, D_gen)")
         verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),

@@ -1,0 +1,576 @@
+"""Math fine-tuning: solution FT, an evaluator, solution-cluster re-ranking and sequential
+multi-task FT (Liu et al., 2023, "Improving Large Language Model Fine-tuning for Solving Math
+Problems"; design lm.md §3).
+
+    selftaught run math-rerank --preset default --seeds 3
+
+Measured (3 seeds, chain steps 2-4 mod 10; 451 CPU-s = 438 user + 13 sys, peak RSS 1.0 GiB;
+wall 16 min 23 s on the shared 2-core machine at load 6-9, so the idle time is an estimate
+from the CPU seconds: about 4-6 min, unverified): 1 of 8 claims holds.
+- Detailed step-by-step solutions train far better than terse ones: greedy pass@1 36.4% vs
+  16.0% (guessing: 10%), +20.4 points [11.3, 30.7]. HOLDS.
+- The evaluators' held-out signal is weak: pair accuracy (a correct candidate scored above
+  an incorrect one of the same problem) 0.58 [0.48, 0.65] cross-entropy, 0.55 [0.53, 0.56]
+  margin. At k = 16, against a random candidate's 36.8% and pass@16's 61.8% (G_detailed's
+  errors repeat across a problem's samples, so voting adds little): majority vote 37.1%,
+  re-rank all 39.6% (CE) / 36.4% (margin), weighted vote 36.7 / 37.8%, top-3 clusters
+  36.7 / 38.0%. Top-K re-ranking - majority: -0.4 points [-1.3, 1.3] (CE), +0.9 [-0.7, 2.0]
+  (margin); top-K - re-rank all: -2.9 [-4.7, -0.7] (CE: re-ranking ALL is better here, the
+  opposite of the paper), +1.6 [-2.0, 3.3] (margin); weighted (CE) - majority -0.4
+  [-1.3, 1.3]; margin - CE (re-rank all) -3.1 [-6.0, 1.3]: NONE HOLDS.
+- Sequential multi-task FT (G -> E_ce -> 200 FT steps) 42.0% vs solution FT continued for
+  the same 200 steps 42.4%: -0.4 points [-5.3, 6.0], CI below the 2-point non-inferiority
+  margin: does NOT hold (undecided at 3 seeds).
+With 250 evaluator steps (`--evaluator.total-steps 250 --evaluator.warmup-steps 20`, the
+first default; 555 CPU-s, peak 1.07 GiB) the evaluators memorise their ~875 training pairs
+(train pair accuracy 0.999) and rank held-out candidates at chance (0.50 CE, 0.53 margin);
+every selector then stays within ~1.3 points of a random candidate and the same 1 of 8
+claims holds (sequential - continued: -2.0 [-6.0, 1.3]). More pool problems (not more
+steps) is the next thing to try for the evaluator.
+
+The algorithm box, per seed (a tiny decoder trained from scratch on a generated task):
+
+    G_detailed = SFT(base, detailed step-by-step solutions)     # solution fine-tuning
+    G_terse    = SFT(base, terse solutions: the final line only) # same problems, same steps
+    sample `pool_samples` solutions per pool problem from G_detailed; label them
+    E_ce, E_margin = evaluator FT from G_detailed on (correct, incorrect) pairs of a problem:
+        "BOS problem SEP candidate EOS" -> next token yes/no, S = p(yes) / (p(yes) + p(no))
+        cross-entropy: -(log S(X+) + log(1 - S(X-))) / 2
+        margin:        max(0, log S(X-) - log S(X+) + margin)
+    test: N candidates per problem from G_detailed, clustered by final answer; over every
+          k-subset (or vote_repeats random ones) of the N, for k = 1, 2, 4, ..., N:
+        majority vote (the largest cluster)
+        re-rank all   (the answer of the candidate with the best S)
+        weighted vote (the cluster with the largest sum of S)
+        top-K cluster re-ranking (keep the K largest clusters; pick the one with the best
+                      `cluster_aggregate` of S)
+    multi-task sequential FT: G_seq = SFT(E_ce, detailed solutions, seq_ft steps) against
+        G_cont = SFT(G_detailed, the same data and steps): generator -> evaluator -> generator
+        vs solution FT alone at equal generator steps; both greedy pass@1 on test
+
+At this scale there is no pretrained model: the base model is the seed's random
+initialisation and the task is `chain` (left-to-right arithmetic modulo 10, one locally
+checkable step per operation). "Detailed" is the task's reference solution (every step),
+"terse" its final line (`=ANSWER`). The evaluator's yes / no are the tokens of the two
+characters of `verdict` (default "1" / "0"), read after the candidate's EOS, where the
+generator was never trained: the evaluator is the same network, fine-tuned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from selftaught import stats, tasks
+from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.lm.data import TaskSetting, preference_pairs, stack_rows, task_setting
+from selftaught.lm.generate import Samples, generate
+from selftaught.lm.metrics import k_grid, maj_at_k, pass_at_k, ranking_accuracy, rerank_at_k
+from selftaught.lm.model import ModelSize, init_params
+from selftaught.lm.train import (
+    TrainConfig,
+    evaluator_scores,
+    fit,
+    make_evaluator_loss,
+    make_sft,
+    make_trainer,
+)
+
+STYLES = ("detailed", "terse")
+EVALUATORS = ("ce", "margin")
+STAGES = ("sft", "samples", "evaluators", "sequential")
+
+
+@dataclasses.dataclass(frozen=True)
+class MathRerankConfig:
+    """Solution FT, evaluator, cluster re-ranking, sequential FT (see the module docstring)."""
+
+    seed: int = 0
+    """first seed; seed i of an n-seed run is seed + i (data, init and sampling all change)"""
+    num_seeds: int = 3
+    """seeds when --seeds is not given"""
+    task: str = "chain"
+    """registered task (chain, addition, multiplication) or a plug-in package.module:factory;
+    it must have a verifier and final answers on a last line "=ANSWER" """
+    task_args: str = "steps=(2, 4)"
+    """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
+    sft_problems: int = 500
+    """training problems with a solution (detailed or terse): the generators' data"""
+    pool_problems: int = 400
+    """further training problems (answers only) on which G_detailed samples the evaluator's
+    training data"""
+    eval_problems: int = 150
+    """held-out test problems"""
+    model: ModelSize = ModelSize()
+    """shape of the decoder (generator and evaluator) trained from scratch"""
+    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
+                                   weight_decay=0.1, final_lr_ratio=0.1)
+    """solution fine-tuning of G_detailed and G_terse (the two styles train as one vmapped
+    program)"""
+    pool_samples: int = 6
+    """samples per pool problem from G_detailed (the evaluator's data)"""
+    temperature: float = 0.7
+    """sampling temperature of the pool samples and the test candidates"""
+    top_k: int = 0
+    """top-k filter of the sampler (0: the whole vocabulary)"""
+    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=40,
+                                         batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
+    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed
+    (short on purpose: with 250 steps they memorise their pairs, see the module docstring)"""
+    margin: float = 1.0
+    """lambda of the margin loss max(0, log S(X-) - log S(X+) + lambda)"""
+    verdict: str = "10"
+    """two characters of the task's alphabet: the evaluator's "correct" and "incorrect"
+    tokens"""
+    max_pairs_per_problem: int = 8
+    """cap on (correct, incorrect) pairs drawn per pool problem for the evaluators"""
+    candidates: int = 16
+    """N: candidates per test problem (paper: 64)"""
+    top_clusters: int = 3
+    """K: clusters (largest first) kept by top-K cluster re-ranking (paper: 8 of 64)"""
+    cluster_aggregate: str = "sum"
+    """how top-K re-ranking scores a cluster from its members' S: sum | mean | max"""
+    claim_k: int = 16
+    """k (candidates voted / re-ranked) at which the claims compare the selectors"""
+    vote_repeats: int = 32
+    """each selector's accuracy averages every k-subset of a problem's candidates, or this
+    many random ones (the same for every selector) when there are more"""
+    seq_ft: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=200,
+                                      batch_size=64, weight_decay=0.1, final_lr_ratio=0.1)
+    """the last generator FT of sequential multi-task FT (from E_ce), and of its baseline
+    (from G_detailed): same data, same steps, one vmapped program"""
+    noninferiority: float = 2.0
+    """points: 'sequential >= solution FT' holds when the CI's lower end of (G_seq - G_cont)
+    lies above -noninferiority"""
+    sample_batch: int = 1024
+    """rows per sampler call (fixed, so the sampler compiles once)"""
+    chunk_steps: int = 100
+    """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
+
+    def validate(self) -> None:
+        check_at_least_one(self, "sft_problems", "pool_problems", "eval_problems",
+                           "pool_samples", "max_pairs_per_problem", "candidates",
+                           "top_clusters", "claim_k", "vote_repeats", "sample_batch",
+                           "chunk_steps")
+        check(self.claim_k <= self.candidates,
+              f"claim_k ({self.claim_k}) must be <= candidates ({self.candidates}): a "
+              "selector needs k candidates per problem; raise --candidates or lower --claim-k")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
+        check(self.margin >= 0, f"margin must be >= 0, got {self.margin}")
+        check(self.noninferiority >= 0,
+              f"noninferiority must be >= 0 points, got {self.noninferiority}")
+        check(self.cluster_aggregate in ("sum", "mean", "max"),
+              f"cluster_aggregate must be sum, mean or max, got {self.cluster_aggregate!r}")
+        task = tasks.get(self.task, **tasks.parse_task_args(self.task_args))
+        check(callable(getattr(task, "verify", None)),
+              f"task {self.task!r} has no verifier (a verify(problem, text) method); the "
+              "evaluator learns from verified samples, so choose a verifiable task")
+        check(len(self.verdict) == 2 and self.verdict[0] != self.verdict[1]
+              and set(self.verdict) <= set(task.alphabet),
+              f"verdict must be two different characters of the task's alphabet "
+              f"{task.alphabet!r} (yes, no), got {self.verdict!r}")
+
+    @property
+    def ks(self) -> list[int]:
+        """k values of the accuracy-vs-k curves: powers of two below N, and N."""
+        return k_grid(self.candidates)
+
+
+# ---------------------------------------------------------------------------- building
+def make_setting(config: MathRerankConfig, seed: int) -> TaskSetting:
+    n_train = config.sft_problems + config.pool_problems
+    return task_setting(config.task, config.task_args, config.model, 0, n_train,
+                        config.eval_problems, seed)
+
+
+def terse(solution: str) -> str:
+    """The terse style of a solution: its final line only (`=ANSWER`)."""
+    return solution.rstrip().rsplit("\n", 1)[-1]
+
+
+@functools.lru_cache(maxsize=4)
+def _sft_trainer(model_cfg, train_cfg):
+    return make_sft(model_cfg, train_cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _evaluator_trainer(model_cfg, train_cfg, yes, no, kind, margin):
+    return make_trainer(make_evaluator_loss(model_cfg, yes, no, kind, margin), train_cfg)
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(a) for a in x]), *trees)
+
+
+def _unstack(tree, n: int):
+    return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
+
+
+def train_pair(train_cfg: TrainConfig, s: TaskSetting, inits: list, datas: list[dict], key,
+               chunk: int, label: str):
+    """Two SFT runs (one init and one dataset each, same shapes) as one vmapped program."""
+    sft = _sft_trainer(s.model_cfg, train_cfg)
+    keys = jax.random.split(key, len(inits))
+    states = jax.vmap(sft.init)(keys, _stack(inits))
+    states, losses = fit(sft, states, stack_rows(datas), train_cfg.total_steps, chunk=chunk,
+                         seeds=True, description=label)
+    return _unstack(states.params, len(inits)), losses[:, -50:].mean(axis=1)
+
+
+def train_evaluator(config: MathRerankConfig, s: TaskSetting, pairs: list, init, kind: str,
+                    key, label: str):
+    """E = evaluator FT of `init` on (pool index, correct, incorrect) pairs."""
+    problems = s.train[config.sft_problems:]
+    rows = s.pack_pairs([problems[i] for i, _, _ in pairs], [c for _, c, _ in pairs],
+                        [r for _, _, r in pairs],
+                        capacity=len(problems) * config.max_pairs_per_problem)
+    yes, no = verdict_ids(config, s)
+    ev = _evaluator_trainer(s.model_cfg, config.evaluator, yes, no, kind, config.margin)
+    state, losses, aux = fit(ev, ev.init(key, init), rows, config.evaluator.total_steps,
+                             chunk=config.chunk_steps, description=label, aux=True)
+    return state.params, {f"{kind}_loss": float(losses[-50:].mean()),
+                          f"{kind}_train_pair_accuracy":
+                              float(aux["pair_accuracy"][-50:].mean())}
+
+
+def verdict_ids(config: MathRerankConfig, s: TaskSetting) -> tuple[int, int]:
+    return tuple(s.tok.encode(config.verdict))
+
+
+def sample(config: MathRerankConfig, s: TaskSetting, params, problems: list, n: int, key,
+           greedy: bool = False, label: str = "sampling") -> Samples:
+    return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
+                    max_new_tokens=s.max_new, temperature=config.temperature,
+                    top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch,
+                    description=label)
+
+
+def greedy_pass1(config, s: TaskSetting, params, key, label: str) -> float:
+    return float(sample(config, s, params, s.test, 1, key, greedy=True, label=label)
+                 .correct.mean())
+
+
+# ---------------------------------------------------------------------------- evaluation
+def selector_metrics(config: MathRerankConfig, answers, correct, targets, scores: dict,
+                     seed: int) -> dict[str, float]:
+    """Accuracy of every selector at every k (the same k-subsets for all of them)."""
+    P, N = correct.shape
+    out = {"sample_acc": float(correct.mean())}
+    for k in config.ks:
+        kw = dict(max_subsets=config.vote_repeats, seed=seed * 1000 + k)
+        out[f"maj_{k}"] = maj_at_k(answers, targets, k, **kw)
+        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, correct.sum(1), k)))
+        for name, sc in scores.items():
+            out[f"all_{name}_{k}"] = rerank_at_k(answers, sc, targets, k, aggregate="max", **kw)
+            out[f"weighted_{name}_{k}"] = rerank_at_k(answers, sc, targets, k,
+                                                      aggregate="sum", **kw)
+            out[f"topk_{name}_{k}"] = rerank_at_k(answers, sc, targets, k,
+                                                  top_clusters=config.top_clusters,
+                                                  aggregate=config.cluster_aggregate, **kw)
+    for name, sc in scores.items():
+        out[f"{name}_test_pair_accuracy"] = ranking_accuracy(sc, correct)
+    return out
+
+
+# ---------------------------------------------------------------------------- the run
+def phases(config: MathRerankConfig, seeds: list[int]) -> list[str]:
+    return [f"seed{sd}/{st}" for sd in seeds for st in STAGES]
+
+
+def run(config: MathRerankConfig, run_dir, seeds: list[int]) -> None:
+    with progress.bar("math-rerank phases", total=len(phases(config, seeds))) as outer:
+        for seed in seeds:
+            run_seed(config, run_dir, seed, outer)
+
+
+def _texts(s: TaskSetting, tokens: np.ndarray) -> list[list[str]]:
+    P, n, L = tokens.shape
+    flat = s.tok.decode_batch(tokens.reshape(P * n, L))
+    return [flat[i * n:(i + 1) * n] for i in range(P)]
+
+
+def run_seed(config: MathRerankConfig, run_dir, seed: int, outer) -> None:
+    s = make_setting(config, seed)
+    root = jax.random.PRNGKey(seed)
+    base = init_params(s.model_cfg, jax.random.fold_in(root, 0))
+    sft_set = s.train[:config.sft_problems]
+    pool = s.train[config.sft_problems:]
+    detailed_rows = s.pack(sft_set, [s.task.reference_solution(p) for p in sft_set])
+
+    # -- 1. solution fine-tuning, two styles ------------------------------------------------
+    phase = f"seed{seed}/sft"
+    if run_dir.phase_done(phase):
+        gens = run_dir.load_checkpoint(phase, {st: base for st in STYLES})
+    else:
+        timer = Timer()
+        terse_rows = s.pack(sft_set, [terse(s.task.reference_solution(p)) for p in sft_set])
+        params, losses = train_pair(config.sft, s, [base, base], [detailed_rows, terse_rows],
+                                    jax.random.fold_in(root, 1), config.chunk_steps,
+                                    f"seed {seed}: solution FT (detailed | terse)")
+        gens = dict(zip(STYLES, params))
+        run_dir.log("sft_eval", phase=phase, seed=seed,
+                    **{f"pass1_{st}": greedy_pass1(config, s, gens[st],
+                                                   jax.random.fold_in(root, 2),
+                                                   f"greedy pass@1 ({st})") for st in STYLES},
+                    **{f"loss_{st}": float(x) for st, x in zip(STYLES, losses)})
+        run_dir.save_checkpoint(phase, gens)
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+    gen = gens["detailed"]
+
+    # -- 2. samples: the evaluator's data (pool) and the test candidates --------------------
+    phase = f"seed{seed}/samples"
+    if run_dir.phase_done(phase):
+        saved = run_dir.load_checkpoint(phase)
+        pool_tokens, pool_correct = (np.asarray(saved["pool_tokens"]),
+                                     np.asarray(saved["pool_correct"], bool))
+        cand_tokens, cand_correct = (np.asarray(saved["cand_tokens"]),
+                                     np.asarray(saved["cand_correct"], bool))
+    else:
+        timer = Timer()
+        key = jax.random.fold_in(root, 3)
+        smp = sample(config, s, gen, pool, config.pool_samples, jax.random.fold_in(key, 0),
+                     label=f"seed {seed}: pool samples")
+        cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
+                      label=f"seed {seed}: test candidates")
+        pool_tokens, pool_correct = smp.tokens, smp.correct
+        cand_tokens, cand_correct = cand.tokens, cand.correct
+        run_dir.log("samples", phase=phase, seed=seed,
+                    pool_accuracy=float(pool_correct.mean()),
+                    pool_mixed=float((pool_correct.any(1) & ~pool_correct.all(1)).mean()),
+                    test_accuracy=float(cand_correct.mean()),
+                    test_solved=float(cand_correct.any(1).mean()))
+        run_dir.save_checkpoint(phase, {"pool_tokens": pool_tokens,
+                                        "pool_correct": pool_correct.astype(np.uint8),
+                                        "cand_tokens": cand_tokens,
+                                        "cand_correct": cand_correct.astype(np.uint8)})
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+
+    # -- 3. evaluators (cross-entropy, margin) and re-ranking the test candidates -----------
+    phase = f"seed{seed}/evaluators"
+    if run_dir.phase_done(phase):
+        evals = run_dir.load_checkpoint(phase, {e: base for e in EVALUATORS})
+    else:
+        timer = Timer()
+        key = jax.random.fold_in(root, 4)
+        texts = _texts(s, pool_tokens)
+        good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(texts, pool_correct)]
+        bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(texts, pool_correct)]
+        pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
+                                 np.random.default_rng([seed, 5]))
+        if not pairs:
+            what = "correct" if not any(good) else "incorrect"
+            raise ConfigError(
+                f"seed {seed}: no pool problem has both a correct and an incorrect sample (no "
+                f"{what} sample at all), so the evaluator has no pairs to learn from; train "
+                "longer (--sft.total-steps), sample more (--pool-samples) or pick a task of "
+                "fitting difficulty")
+        evals, estats = {}, {"pairs": len(pairs)}
+        for j, kind in enumerate(EVALUATORS):
+            evals[kind], st = train_evaluator(config, s, pairs, gen, kind,
+                                              jax.random.fold_in(key, j),
+                                              f"seed {seed}: evaluator ({kind})")
+            estats.update(st)
+        cand_texts = _texts(s, cand_tokens)
+        P, N = cand_correct.shape
+        rows = s.pack([p for p in s.test for _ in range(N)], [t for ts in cand_texts for t in ts])
+        yes, no = verdict_ids(config, s)
+        scores = {kind: evaluator_scores(evals[kind], s.model_cfg, rows["tokens"], yes, no)
+                  .reshape(P, N) for kind in EVALUATORS}
+        answers = [[s.task.extract_answer(t) for t in ts] for ts in cand_texts]
+        metrics = selector_metrics(config, answers, cand_correct, [p.answer for p in s.test],
+                                   scores, seed)
+        run_dir.log("evaluator_train", phase=phase, seed=seed, **estats)
+        run_dir.log("rerank_eval", phase=phase, seed=seed, **metrics)
+        run_dir.save_checkpoint(phase, evals)
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+
+    # -- 4. multi-task sequential FT: generator -> evaluator -> generator --------------------
+    phase = f"seed{seed}/sequential"
+    if not run_dir.phase_done(phase):
+        timer = Timer()
+        (g_seq, g_cont), losses = train_pair(
+            config.seq_ft, s, [evals["ce"], gen], [detailed_rows, detailed_rows],
+            jax.random.fold_in(root, 6), config.chunk_steps,
+            f"seed {seed}: generator FT (from E_ce | from G_detailed)")
+        key = jax.random.fold_in(root, 7)
+        run_dir.log("sequential_eval", phase=phase, seed=seed,
+                    pass1_sequential=greedy_pass1(config, s, g_seq, key, "greedy pass@1 (seq)"),
+                    pass1_continued=greedy_pass1(config, s, g_cont, key, "greedy pass@1 (FT)"),
+                    loss_sequential=float(losses[0]), loss_continued=float(losses[1]))
+        run_dir.mark_phase_done(phase, timer())
+    outer.advance()
+
+
+# ---------------------------------------------------------------------------- the report
+EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
+
+
+def _finished(run_dir, seeds: list[int]) -> tuple[list[int], dict]:
+    """The seeds with every record (an unfinished run reports those: its claims are marked
+    partial by the core), and {event: {seed: record}}."""
+    ev = {name: {e["seed"]: e for e in run_dir.events(name)} for name in EVENTS}
+    done = [sd for sd in seeds if all(sd in ev[name] for name in EVENTS)]
+    if not done:
+        raise ConfigError(f"{run_dir.path}: no seed has finished all its phases yet; continue "
+                          "the run with --resume")
+    return done, ev
+
+
+def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
+    ks, kc, K = config.ks, config.claim_k, config.top_clusters
+    seeds, ev = _finished(run_dir, seeds)
+
+    def col(event, name):
+        return np.array([ev[event][sd][name] for sd in seeds], np.float64) * (
+            1 if "pair_accuracy" in name or name in ("pairs",) else 100)
+
+    rr = lambda name: col("rerank_eval", name)  # noqa: E731
+    curve = lambda fmt: np.stack([rr(fmt.format(k)) for k in ks], axis=1)  # noqa: E731
+    curves = {
+        "majority vote": curve("maj_{}"),
+        "re-rank all (CE evaluator)": curve("all_ce_{}"),
+        "weighted vote (CE evaluator)": curve("weighted_ce_{}"),
+        f"top-{K} clusters re-ranked (CE evaluator)": curve("topk_ce_{}"),
+        "re-rank all (margin evaluator)": curve("all_margin_{}"),
+        f"top-{K} clusters re-ranked (margin evaluator)": curve("topk_margin_{}"),
+        "pass@k (oracle upper bound)": curve("passk_{}"),
+    }
+    stats.plot_curves(
+        run_dir.plots / "rerank.png", np.log2(ks), curves,
+        hlines={"a random candidate": rr("sample_acc")},
+        xlabel="log2 k (candidates per problem)", ylabel="test accuracy (%)",
+        title=f"Selecting among k candidates on {config.task}, {len(seeds)} seed(s), 95% CI")
+    sft = lambda name: col("sft_eval", name)  # noqa: E731
+    seq = lambda name: col("sequential_eval", name)  # noqa: E731
+    stats.plot_bars(
+        run_dir.plots / "fine_tuning.png",
+        {"terse FT": stats.bootstrap_ci(sft("pass1_terse")),
+         "detailed FT": stats.bootstrap_ci(sft("pass1_detailed")),
+         "detailed FT, continued": stats.bootstrap_ci(seq("pass1_continued")),
+         "gen -> eval -> gen": stats.bootstrap_ci(seq("pass1_sequential"))},
+        ylabel="greedy pass@1 on test (%)", title="Solution fine-tuning variants, 95% CI")
+
+    pd = stats.paired_difference_ci
+    claims = []
+    for e, ename in (("ce", "cross-entropy"), ("margin", "margin")):
+        claims += [
+            stats.claim_greater(
+                f"topk_{e}_beats_majority",
+                f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
+                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}"))),
+            stats.claim_greater(
+                f"topk_{e}_beats_rerank_all",
+                f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
+                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}"))),
+        ]
+    claims += [
+        stats.claim_greater(
+            "weighted_ce_beats_majority",
+            f"the score-weighted vote (CE evaluator) beats majority vote at k = {kc} (points)",
+            pd(rr(f"weighted_ce_{kc}"), rr(f"maj_{kc}"))),
+        stats.claim_greater(
+            "margin_beats_ce_rerank_all",
+            f"the margin-loss evaluator re-ranks all {kc} candidates better than the "
+            "cross-entropy one (points)", pd(rr(f"all_margin_{kc}"), rr(f"all_ce_{kc}"))),
+        stats.claim_greater(
+            "sequential_not_worse_than_solution_ft",
+            f"multi-task sequential FT (generator -> evaluator -> generator) is no worse than "
+            f"solution FT continued for as many steps: greedy pass@1 difference above "
+            f"-{config.noninferiority:g} points",
+            pd(seq("pass1_sequential"), seq("pass1_continued")), -config.noninferiority),
+        stats.claim_greater(
+            "detailed_beats_terse",
+            "solution FT on detailed step-by-step solutions beats FT on terse ones (greedy "
+            "pass@1, points)", pd(sft("pass1_detailed"), sft("pass1_terse"))),
+    ]
+
+    def cell(x, digits=1):
+        pt, lo, hi = stats.bootstrap_ci(x)
+        return f"{pt:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+    md = ["## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
+          "| generator | pass@1 |", "|---|---|",
+          f"| terse solutions (final line only) | {cell(sft('pass1_terse'))} |",
+          f"| detailed step-by-step solutions | {cell(sft('pass1_detailed'))} |",
+          f"| detailed, + {config.seq_ft.total_steps} more FT steps | "
+          f"{cell(seq('pass1_continued'))} |",
+          f"| sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps | "
+          f"{cell(seq('pass1_sequential'))} |",
+          "", f"## Selecting one answer among k candidates of G_detailed (test accuracy %; "
+          f"top-K: K = {K}, clusters scored by the {config.cluster_aggregate} of S)", "",
+          "| k | majority | re-rank all (CE) | weighted (CE) | top-K (CE) | re-rank all "
+          "(margin) | weighted (margin) | top-K (margin) | pass@k (oracle) |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for k in ks:
+        md.append(f"| {k} | {cell(rr(f'maj_{k}'))} | {cell(rr(f'all_ce_{k}'))} | "
+                  f"{cell(rr(f'weighted_ce_{k}'))} | {cell(rr(f'topk_ce_{k}'))} | "
+                  f"{cell(rr(f'all_margin_{k}'))} | {cell(rr(f'weighted_margin_{k}'))} | "
+                  f"{cell(rr(f'topk_margin_{k}'))} | {cell(rr(f'passk_{k}'))} |")
+    sm = lambda name: col("samples", name)  # noqa: E731
+    tr = lambda name: col("evaluator_train", name)  # noqa: E731
+    md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
+           f"- a random test candidate is correct: {cell(rr('sample_acc'))}%; some candidate "
+           f"of a problem is correct: {cell(sm('test_solved'))}%",
+           f"- pool samples correct: {cell(sm('pool_accuracy'))}%; pool problems with both "
+           f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
+           f"{cell(tr('pairs'), 0)}",
+           "", "| evaluator | pair accuracy, train (last 50 steps) | pair accuracy, test |",
+           "|---|---|---|"]
+    for e in EVALUATORS:
+        md.append(f"| {e} | {cell(tr(f'{e}_train_pair_accuracy'), 3)} | "
+                  f"{cell(rr(f'{e}_test_pair_accuracy'), 3)} |")
+    md += ["", "Pair accuracy: the fraction of (correct, incorrect) candidates of one problem "
+           "that the evaluator orders right (0.5 = chance). Every selector is averaged over "
+           f"the same k-subsets (all, or {config.vote_repeats} random ones) of the N = "
+           f"{config.candidates} candidates per problem.", "",
+           "![re-ranking](plots/rerank.png)", "", "![fine-tuning](plots/fine_tuning.png)"]
+    return Report(claims, "\n".join(md))
+
+
+PRESETS = {
+    "smoke": MathRerankConfig(
+        num_seeds=2, sft_problems=200, pool_problems=150, eval_problems=40,
+        model=ModelSize(d_model=32, n_layers=2, n_heads=4),
+        sft=TrainConfig(lr=3e-3, warmup_steps=20, total_steps=200, batch_size=32,
+                        weight_decay=0.1, final_lr_ratio=0.1),
+        pool_samples=4,
+        evaluator=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=16,
+                              weight_decay=0.0, final_lr_ratio=0.1),
+        candidates=8, claim_k=8, vote_repeats=8,
+        seq_ft=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=32,
+                           weight_decay=0.1, final_lr_ratio=0.1),
+    ),
+    "default": MathRerankConfig(),
+    "paper": MathRerankConfig(
+        num_seeds=5, task_args="steps=(3, 8)", sft_problems=5000, pool_problems=5000,
+        eval_problems=1000, model=ModelSize(d_model=256, n_layers=6, n_heads=8),
+        sft=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=128,
+                        weight_decay=0.1, final_lr_ratio=0.1),
+        pool_samples=16,
+        evaluator=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=3000, batch_size=64,
+                              weight_decay=0.0, final_lr_ratio=0.1),
+        candidates=64, top_clusters=8, claim_k=64, vote_repeats=64,
+        seq_ft=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=2000, batch_size=128,
+                           weight_decay=0.1, final_lr_ratio=0.1),
+        sample_batch=4096,
+    ),
+}
+
+RECIPE = Recipe(
+    name="math-rerank",
+    description="Math fine-tuning: solution FT (detailed vs terse), a yes/no evaluator "
+    "(cross-entropy vs margin), solution-cluster re-ranking, sequential multi-task FT",
+    config_cls=MathRerankConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+    phases=phases,
+)
