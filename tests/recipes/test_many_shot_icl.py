@@ -187,6 +187,7 @@ def test_reasoning_eval_scores_each_mode_and_shot_count(monkeypatch):
     ({"reason_shots": (1, 3)}, "reasoning shots can need"),
     ({"linear_dims": (4, 40)}, "at d=40 only"),
     ({"reason_family": "nope"}, "unknown task family"),
+    ({"reason_digits": 1, "reason_queries": 16}, "has [0-9]+ test-split problems, 16 needed"),
     ({"shots": (1, 4, 30)}, "30 shots need 93 tokens"),
     ({"shots": (4, 1)}, "increasing"),
     ({"eval_queries": 100}, "eval_queries=100"),

@@ -71,6 +71,7 @@ from selftaught.lm.train import (
     masked_xent,
     next_token_targets,
 )
+from selftaught.tasks.base import split_of
 from selftaught.tasks.icl import (
     FAMILIES,
     BaseAdditionTask,
@@ -123,16 +124,16 @@ class ManyShotConfig:
     reason_eval_bases: tuple[int, ...] = (7,)
     """bases of its evaluation tasks (test-split problems; a base not in reason_bases is a
     held-out task)"""
-    reason_digits: int = 1
+    reason_digits: int = 2
     """digits of each addend"""
-    reason_context: int = 320
+    reason_context: int = 288
     """tokens of a meta-training sequence (BOS, then shots `prompt SEP rationale EOS`)"""
     reason_model: ModelSize = ModelSize(pos_encoding="rope", attention="blocked")
     """decoder shape of experiment 2"""
     reason_train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=30, total_steps=300,
                                             batch_size=8, weight_decay=0.1, final_lr_ratio=0.1)
     """its meta-training optimiser (batch_size sequences of reason_context tokens per step)"""
-    reason_shots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    reason_shots: tuple[int, ...] = (1, 2, 4, 8)
     """shot counts of experiment 2 (each must fit reason_context with its query)"""
     reason_seed_shots: int = 2
     """ground-truth shots in the prompt that samples the model's own rationales"""
@@ -209,6 +210,14 @@ class ManyShotConfig:
             check(len(bases) >= 1 and all(2 <= b <= 10 for b in bases),
                   f"{name} must be bases in [2, 10], got {bases}")
         _check_shots("reason_shots", self.reason_shots)
+        need = {"train": self.reason_seed_shots + 2 * max(self.reason_shots),
+                "test": self.reason_queries}
+        for base in self.reason_eval_bases:
+            for split, n in need.items():
+                have = split_size(base, self.reason_digits, split)
+                check(have >= n, f"base {base} with {self.reason_digits} digit(s) has "
+                      f"{have} {split}-split problems, {n} needed (reason_seed_shots + 2 x the "
+                      "most shots; reason_queries); raise --reason-digits or ask for fewer")
         need = reason_prompt_len(self, max(self.reason_shots)) + reason_max_new(self)
         check(need <= self.reason_context,
               f"{max(self.reason_shots)} reasoning shots can need {need} tokens (worst-case "
@@ -234,6 +243,17 @@ class ManyShotConfig:
 def _check_shots(name: str, shots: tuple[int, ...]) -> None:
     check(len(shots) >= 2 and all(s >= 1 for s in shots) and list(shots) == sorted(set(shots)),
           f"{name} must be at least two increasing counts >= 1, got {shots}")
+
+
+@functools.lru_cache(maxsize=64)
+def split_size(base: int, digits: int, split: str) -> int:
+    """Problems a+b (ordered pairs) of `BaseAdditionTask(base, digits)` in `split` (counted
+    when there are at most 10^5 pairs; more are taken as plenty)."""
+    top = base**digits
+    if top * top > 100_000:
+        return top * top
+    return sum(split_of(BaseAdditionTask.name, f"{min(a, b)}|{max(a, b)}|{base}") == split
+               for a in range(top) for b in range(top))
 
 
 def reason_prompt_len(config: ManyShotConfig, shots: int) -> int:
@@ -929,7 +949,7 @@ PRESETS = {
         train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=200, batch_size=8,
                           weight_decay=0.1, final_lr_ratio=0.1),
         short_steps=0, eval_tasks=4, eval_queries=16,
-        reason_context=128, reason_shots=(1, 2, 4),
+        reason_context=160, reason_shots=(1, 2, 4),
         reason_model=ModelSize(d_model=32, n_layers=2, n_heads=2, pos_encoding="rope",
                                attention="blocked", attn_block=64),
         reason_train=TrainConfig(lr=3e-3, warmup_steps=10, total_steps=60, batch_size=8,
