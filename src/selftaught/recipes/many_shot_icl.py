@@ -25,9 +25,18 @@
     truth - 5 points does NOT hold (difference +0.5 [-7.8, +12.5]: too wide to tell);
     accuracy rising with shots does NOT hold (+2.1 [-6.3, +9.4]). A verified rationale can
     hold a malformed step ("2 2+0=02"): the verifier checks the final answer only.
-    Experiment 4 (3 models, 150 steps each at 512 tokens) is unmeasured. With ~1,000 CPU-s
-    estimated for experiments 1/3/5, the whole default likely needs ~1,600-2,000 CPU-s:
-    it may NOT fit 15 minutes on an idle 2-core CPU (an estimate, not a measurement).
+    Experiment 4 at the default (`run_linear` alone, 3 seeds, load 6-8): 397 CPU-s (per d
+    meta-training 180 / 177 / 116 s wall, evaluation ~25 s); experiments 2 + 4 together in
+    one process (/usr/bin/time -v): 819 CPU-s (797 user + 22 sys), 21:39 wall at load 6-9,
+    peak RSS 1.75 GiB. The linear decoders learnt only the label marginal (loss 3.0 -> 0.694
+    = ln 2): in-context accuracy is chance at every d and shot count (d=16, 28 shots: ICL
+    51.7% [48.8, 53.9], kNN 66.5% [65.2, 68.0], logistic 82.2% [81.3, 83.2]; d=32, 8 shots:
+    50.1 / 54.4 / 64.7; d=64, 4 shots: 50.4 / 51.2 / 56.6). Claims: linear ICL rises with
+    shots does NOT hold (-0.1 [-0.3, 0.0]); ICL within 5 points of kNN does NOT hold (-6.6
+    [-8.9, -2.6]); of logistic regression does NOT hold (-17.1 [-18.8, -15.5]). With ~1,000
+    CPU-s estimated for experiments 1/3/5, the whole default needs ~1,800 CPU-s: it likely
+    does NOT fit 15 minutes on an idle 2-core CPU (an estimate: it was never run whole);
+    memory fits (< 2 GiB per part).
 
 There is no pretrained LLM here, so the "pretrained model" is a decoder meta-trained on
 sequences of many (input, label) shots of one random task each (family (a) of
