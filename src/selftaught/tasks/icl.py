@@ -122,6 +122,7 @@ class SymbolRuleFamily:
     """Family (a): rules "second symbol in a hidden half S" with a meta-trained prior."""
 
     name = "symbol-rule"
+    has_rationales = False  # a label is the whole solution: nothing to reason step by step
 
     def __init__(self, n_symbols: int = 32, prior: float = 0.5):
         check(4 <= n_symbols <= len(SYMBOLS) and n_symbols % 2 == 0,
@@ -244,6 +245,7 @@ class LinearClassFamily:
     stream and test instances on the host from another: continuous w never coincide."""
 
     name = "linear-class"
+    has_rationales = False
 
     def __init__(self, d: int = 16, levels: int = 8):
         check(d >= 1, f"d must be >= 1, got {d}")
@@ -349,6 +351,7 @@ class BaseAdditionFamily:
     explicitly (default: test base 7 is never meta-trained on)."""
 
     name = "base-addition"
+    has_rationales = True  # the column scratchpad, verified by its final =ANSWER line
 
     def __init__(self, train_bases: Sequence[int] = (5, 6, 8, 9, 10),
                  test_bases: Sequence[int] = (7,), digits: int = 3):
@@ -418,6 +421,7 @@ class SequentialParityFamily:
 
     name = "sequential-parity"
     alphabet = SequentialParityTask.alphabet
+    has_rationales = False  # the solution is "=" + the answer bits: no intermediate steps
 
     def __init__(self, n_bits: int = 8):
         check(2 <= n_bits <= 30, f"n_bits must be in [2, 30], got {n_bits}")
@@ -433,3 +437,8 @@ class SequentialParityFamily:
             out.append(SequentialParityTask(
                 self.n_bits, [p for p in range(self.n_bits) if code >> p & 1]))
         return out
+
+
+FAMILIES = {f.name: f for f in (SymbolRuleFamily, LinearClassFamily, BaseAdditionFamily,
+                                SequentialParityFamily)}
+"""The task families by name; `has_rationales` says whose solutions are step-by-step."""
