@@ -3,20 +3,19 @@
 
     selftaught run v-star --preset default --seeds 3
 
-Measured (seed 0 only: the 3-seed default run could not finish in the session, on a shared
-2-core machine at load 30-45 where it got ~0.05 of a core): on `chain` (2-4 steps mod 10,
-random guessing scores 10%) G_sft's greedy pass@1 is 10.9%; iteration 1: G_1 greedy pass@1
-12.5%, a random candidate 13.6%, maj@16 13.4%, V-STaR Best-of-16 13.8% (Best-of-64 14.1%),
-while pass@16 (an oracle picking any correct candidate) is 35.2%. Training-problem sample
-accuracy was 49% against 13.6% on test: the tiny model memorises its training problems
-instead of learning the step tables, so neither the verifier (trained on 401 pairs) nor the
-vote has held-out signal to work with, and the claims are NOT expected to hold at this
-size. The smoke preset (seed 0, final iteration 2) shows the same: V-STaR Best-of-16 15.0%,
-ORM Best-of-16 25.0%, maj@16 22.5%, a random candidate 21.1%, greedy pass@1 17.5%, pass@16
-47.5%: the DPO verifier is below a random pick there. Cost: ~62 CPU-s for G_sft and
-~110 CPU-s per iteration per seed under that load (compilation included), so the 3-seed
-default is ~1100 CPU-s loaded; an idle-machine time was not measured (estimate 6-9 min,
-unverified). Peak memory below 1 GiB in the runs seen.
+Measured (default preset, 3 seeds, `selftaught run v-star --preset default --seeds 3`):
+1031 CPU-s (983 user + 48 sys), peak RSS 1.0 GiB, 25 min 18 s wall on the shared 2-core
+machine at load ~6 (idle time not measured; ~9-13 min estimated from the CPU seconds, at or
+just over the issue's 10-minute budget). On `chain` (2-4 steps mod 10, guessing scores 10%)
+G_sft's greedy pass@1 is 12.5%; after 3 iterations greedy pass@1 15.6%, a random candidate
+15.2%, maj@16 16.9%, V-STaR Best-of-16 14.3%, the BCE ORM 14.6%, pass@16 (oracle) 42.7%.
+1 of 5 claims holds: maj@16 beats greedy pass@1 (+1.2 points [0.5, 2.6]). V-STaR Best-of-16
+- maj@16 = -2.5 [-2.7, -2.4]; DPO - ORM -0.1 [-2.5, 2.8] at k = 8 and -4.2 [-7.8, -1.6]
+at k = 64; iteration 3 - iteration 1 (Best-of-16) -1.2 [-1.7, -0.7]: none holds. The tiny
+model memorises its training problems (training sample accuracy 50% -> 65% over the
+iterations against ~15% on test) and the DPO verifier fits its training pairs perfectly
+(100% pair accuracy), so neither verifier nor vote has held-out signal to work with. The
+smoke preset (2 seeds, 184 CPU-s) fails all 5 claims the same way.
 
 The algorithm box, per seed:
 
