@@ -42,6 +42,7 @@ def test_moment_match_is_the_running_mixture_moments():
         np.testing.assert_allclose(np.asarray(s[t]) ** 2, ref_v, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # ~18 CPU-s; the non-recurrent filter test exercises the filter in CI
 def test_filter_shapes_and_first_step():
     T, B, D, A = 6, 4, 10, 3
     model = rs.RSSM(obs_dim=D, num_actions=A, deter=8, stoch=3, hidden=16)
