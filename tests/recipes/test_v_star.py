@@ -3,7 +3,6 @@ half-written run)."""
 
 import dataclasses
 import json
-import textwrap
 
 import pytest
 
@@ -74,27 +73,6 @@ def test_config_errors(change, message):
         cfglib.validate(dataclasses.replace(TINY, **change))
     assert message in str(exc.value)
     assert dataclasses.replace(TINY, candidates=6).ks == [1, 2, 4, 6]
-
-
-def test_cli_k_above_n_and_verifierless_task_exit_2_before_writing(tmp_path, capsys,
-                                                                   monkeypatch):
-    run_dir = tmp_path / "a"
-    assert cli.main(["run", "v-star", "--preset", "smoke", "--run-dir", str(run_dir),
-                     "--candidates", "8", "--claim-k", "16"]) == 2
-    assert "claim_k (16) must be <= candidates (8)" in capsys.readouterr().err
-    assert not run_dir.exists()
-    (tmp_path / "noverify.py").write_text(textwrap.dedent('''
-        from selftaught.tasks import ChainTask
-
-        class NoVerifier(ChainTask):
-            verify = None
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert cli.main(["run", "v-star", "--preset", "smoke", "--run-dir", str(run_dir),
-                     "--task", "noverify:NoVerifier"]) == 2
-    err = capsys.readouterr().err
-    assert "verify" in err and "Traceback" not in err
-    assert not run_dir.exists()
 
 
 def test_empty_d_ver_is_a_one_line_error_and_leaves_no_iteration_behind(tmp_path, capsys):
