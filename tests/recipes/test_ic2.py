@@ -67,22 +67,11 @@ def test_smoke_end_to_end(smoke_run):
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
     path_ref, summary_ref = smoke_run
-    calls = {"n": 0}
-    real = RunDir.mark_phase_done
-
-    def crash_on_second(self, phase, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated kill")
-        return real(self, phase, *a, **k)
-
-    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_second)
     path = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="simulated kill"):
+    with killed_at(RunDir, "mark_phase_done", 2):
         runner.execute(ic2.RECIPE, ic2.SMOKE, preset="smoke", seeds=SEEDS, run_dir=path)
-    monkeypatch.setattr(RunDir, "mark_phase_done", real)
     assert RunDir.open(path).done_phases() == {"ic2"}
     _, summary = runner.execute(ic2.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     # identical to the uninterrupted run (and so deterministic given the seeds)

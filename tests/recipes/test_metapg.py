@@ -154,23 +154,12 @@ def test_smoke_end_to_end(smoke_run):
 
 
 @pytest.mark.slow  # reuses the compiled evaluator of the smoke run (same process)
-def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
     path_ref, summary_ref = smoke_run
-    calls = {"n": 0}
-    real = RunDir.mark_phase_done
-
-    def crash_on_second(self, phase, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated kill")
-        return real(self, phase, *a, **k)
-
-    monkeypatch.setattr(RunDir, "mark_phase_done", crash_on_second)
     path = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="simulated kill"):
+    with killed_at(RunDir, "mark_phase_done", 2):
         runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke", seeds=3,
                        run_dir=path)
-    monkeypatch.setattr(RunDir, "mark_phase_done", real)
     assert RunDir.open(path).done_phases() == {"search/gen0"}
     _, summary = runner.execute(metapg.RECIPE, None, preset="", seeds=0, run_dir=path,
                                 resume=True)
