@@ -3,19 +3,21 @@
 
     selftaught run v-star --preset default --seeds 3
 
-Measured (default preset, 3 seeds, `selftaught run v-star --preset default --seeds 3`):
-1031 CPU-s (983 user + 48 sys), peak RSS 1.0 GiB, 25 min 18 s wall on the shared 2-core
-machine at load ~6 (idle time not measured; ~9-13 min estimated from the CPU seconds, at or
-just over the issue's 10-minute budget). On `chain` (2-4 steps mod 10, guessing scores 10%)
-G_sft's greedy pass@1 is 12.5%; after 3 iterations greedy pass@1 15.6%, a random candidate
-15.2%, maj@16 16.9%, V-STaR Best-of-16 14.3%, the BCE ORM 14.6%, pass@16 (oracle) 42.7%.
-1 of 5 claims holds: maj@16 beats greedy pass@1 (+1.2 points [0.5, 2.6]). V-STaR Best-of-16
-- maj@16 = -2.5 [-2.7, -2.4]; DPO - ORM -0.1 [-2.5, 2.8] at k = 8 and -4.2 [-7.8, -1.6]
-at k = 64; iteration 3 - iteration 1 (Best-of-16) -1.2 [-1.7, -0.7]: none holds. The tiny
-model memorises its training problems (training sample accuracy 50% -> 65% over the
-iterations against ~15% on test) and the DPO verifier fits its training pairs perfectly
-(100% pair accuracy), so neither verifier nor vote has held-out signal to work with. The
-smoke preset (2 seeds, 184 CPU-s) fails all 5 claims the same way.
+Measured (default preset, 3 seeds, `selftaught run v-star --preset default --seeds 3`,
+idle 2-core CPU, /usr/bin/time -v): 8 min 54 s wall, 907 CPU-s (855 user + 52 sys), peak
+RSS 1.08 GiB (within the 10-minute budget; SFT 400 and verifier 250 steps: at 500 / 300 the
+same run took 10 min 33 s). On `chain` (2-4 steps mod 10, guessing scores 10%) G_sft's
+greedy pass@1 is 13.0%; at iteration 3 greedy pass@1 18.8%, a random candidate 18.6%,
+maj@16 20.2%, V-STaR Best-of-16 17.9%, the BCE ORM 17.4%, pass@16 (oracle) 46.5%.
+0 of 5 claims holds: maj@16 - greedy pass@1 +1.5 points [-0.5, 2.9]; V-STaR Best-of-16 -
+maj@16 -2.3 [-6.0, 3.1]; DPO - ORM -0.1 [-1.4, 1.4] at k = 8 and +2.6 [-4.7, 7.8] at k = 64;
+iteration 3 - iteration 1 (Best-of-16) +2.2 [-0.9, 4.1]. (At 500 / 300 steps, 1 of 5 held:
+maj@16 > pass@1, +1.2 [0.5, 2.6].) The tiny model memorises its training problems
+(training sample accuracy 50% -> 63% over the iterations against ~19% on test) and the DPO
+verifier fits its training pairs perfectly (~100% pair accuracy), so neither verifier nor
+vote has held-out signal to work with: Best-of-k stays flat at 18-19% for k = 1..64 while
+the oracle pass@k rises to 62%. The smoke preset (2 seeds, 184 CPU-s) fails all 5 claims
+the same way.
 
 The algorithm box, per seed:
 
@@ -95,7 +97,7 @@ class VStarConfig:
     """held-out test problems"""
     model: ModelSize = ModelSize()
     """shape of the decoder (generator and verifier) trained from scratch"""
-    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=500, batch_size=64,
+    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """SFT of G_sft on human data; every G_t uses the same optimiser and step count"""
     iterations: int = 3
@@ -106,7 +108,7 @@ class VStarConfig:
     """sampling temperature for the training samples and the test candidates"""
     top_k: int = 0
     """top-k filter of the sampler (0: the whole vocabulary)"""
-    verifier: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=300,
+    verifier: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=250,
                                         batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
     """optimiser of the DPO verifier and of the ORM baseline"""
     dpo_beta: float = 0.1
