@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -121,6 +122,11 @@ def test_domain_and_arm_errors():
         cfglib.validate(cfglib.replace(base, arms=("guided", "regression")))
     with pytest.raises(UnknownNameError, match="unknown guided mutation mode"):
         cfglib.validate(cfglib.replace(base, guide_mode="greedy"))
+    # the reference program (whose score sets the target) must fit the program size
+    rl = RECIPE.preset("rl-loss-smoke")
+    with pytest.raises(ConfigError, match="reference program \\(6 nodes\\).*at least 6"):
+        cfglib.validate(cfglib.replace(rl, num_nodes=5))
+    cfglib.validate(cfglib.replace(rl, num_nodes=6))
 
 
 def test_rl_loss_domain_target_is_the_td_losss_chain_score():
@@ -131,3 +137,12 @@ def test_rl_loss_domain_target_is_the_td_losss_chain_score():
     td = float(evaluate([task.reference()])[0])
     assert name == "chain0" and td > 0.9  # the TD loss passes the hurdle it was built for
     assert ge.target_of(cfg, task, evaluate) == pytest.approx(td + cfg.target_gain)
+    # the rl-loss preset's target: the myopic loss, which passes the length-1 chains only
+    myopic = dataclasses.replace(task, reference_loss="myopic")
+    score = float(evaluate([myopic.reference()])[0])
+    assert 0.4 < score < td - 0.2
+    cfg = cfglib.replace(cfg, rl_target="myopic")
+    (_, task), = ge.tasks(cfg)
+    assert ge.target_of(cfg, task, evaluate) == pytest.approx(score + cfg.target_gain)
+    with pytest.raises(UnknownNameError, match="unknown rl_target reference loss 'sarsa'"):
+        cfglib.validate(cfglib.replace(cfg, rl_target="sarsa"))

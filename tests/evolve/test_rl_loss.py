@@ -13,6 +13,7 @@ from selftaught.evolve.rl_loss import (
     dqn_program,
     dqnreg_program,
     make_space,
+    myopic_program,
     remap_inputs,
     td_likeness,
     td_probe_inputs,
@@ -46,6 +47,9 @@ def test_reference_programs_compute_td_and_dqnreg():
     np.testing.assert_allclose(compile_program(dqnreg_program())(inputs),
                                delta**2 + 0.1 * q_sa, rtol=1e-4, atol=1e-4)
     validate(FULL, dqnreg_program(FULL.input_names))
+    np.testing.assert_allclose(compile_program(myopic_program())(inputs),
+                               (q_sa - inputs["reward"]) ** 2, rtol=1e-4, atol=1e-5)
+    assert myopic_program(PAPER.input_names) == MYOPIC
 
 
 def test_small_op_set_spaces_drop_the_unreadable_observations():

@@ -11,8 +11,9 @@ interpreter (program.make_interpreter) applied to the candidate's integer encodi
 fixed size so the DQN compiles once per task.
 
 Reference programs: `dqn_program()` (the TD loss δ², δ = Q(s,a) - (r + γ max_a Q̄(s',a))),
-`dqnreg_program()` (δ² + 0.1·Q(s,a), the paper's DQNReg) and `is_td_like` (a functional
-test: gradient descent on the loss moves Q(s,a) toward the TD target).
+`dqnreg_program()` (δ² + 0.1·Q(s,a), the paper's DQNReg), `myopic_program()` ((Q(s,a) - r)²,
+no bootstrapping) and `is_td_like` (a functional test: gradient descent on the loss moves
+Q(s,a) toward the TD target).
 """
 
 from __future__ import annotations
@@ -94,6 +95,20 @@ def dqn_program(inputs: tuple[str, ...] = INPUT_NAMES) -> Program:
         Node("sub", (n + 0, n + 3)),                   # n+4: δ
         Node("square", (n + 4,)),                      # n+5: δ²
     )), inputs)
+
+
+def myopic_program(inputs: tuple[str, ...] = INPUT_NAMES) -> Program:
+    """(Q(s,a) - r)²: regression of Q on the immediate reward, no bootstrapping. It solves
+    the chain hurdle's length-1 chains only: a milestone between random losses and TD."""
+    n = len(INPUTS)
+    return remap_inputs(Program(INPUT_NAMES, (
+        Node("select", (SLOT["q"], SLOT["action"])),   # n+0: Q(s,a)
+        Node("sub", (n + 0, SLOT["reward"])),          # n+1
+        Node("square", (n + 1,)),                      # n+2
+    )), inputs)
+
+
+REFERENCE_LOSSES = {"td": dqn_program, "myopic": myopic_program}
 
 
 def dqnreg_program(inputs: tuple[str, ...] = INPUT_NAMES) -> Program:
@@ -318,13 +333,17 @@ class ChainLossTask:
     num_nodes: int = 7
     seed: int = 0
     op_set: str = "small"
+    reference_loss: str = "td"
+    """the reference program: td (δ², dqn_program) | myopic ((Q(s,a) - r)², myopic_program)"""
 
     @property
     def space(self) -> Space:
         return make_space(self.op_set, self.num_nodes)
 
     def reference(self) -> Program:
-        return dqn_program(self.space.input_names)
+        if self.reference_loss not in REFERENCE_LOSSES:
+            raise UnknownNameError("reference loss", self.reference_loss, list(REFERENCE_LOSSES))
+        return REFERENCE_LOSSES[self.reference_loss](self.space.input_names)
 
     def build(self):
         return ChainTask(seed=self.seed).build_space(self.space)
