@@ -27,7 +27,8 @@ RUN_OPTIONS = """run options (before or after the recipe's own flags):
                         directory holding a run that failed before its first phase finished
                         is reused
   --resume [RUN_DIR]    continue a killed run from its last finished phase (its stored
-                        config wins; recipe flags are refused)
+                        config wins; recipe flags are refused); with RUN_DIR the recipe
+                        name may be left out: `selftaught run --resume RUN_DIR`
   --matmul-precision P  float32 matmul precision: default (XLA's fast choice, used when
                         the flag is absent: TF32 on recent NVIDIA GPUs) | high | highest
                         (full float32); the CPU computes full float32 whatever P is
@@ -80,6 +81,8 @@ def _cmd_run(args, extra: list[str]) -> int:
     from selftaught.core import runner
     from selftaught.core.errors import ConfigError
 
+    if args.recipe is None and args.resume not in (False, True) and not args.help:
+        args.recipe = _stored_recipe(Path(args.resume))
     if args.recipe is None:
         if not args.help:
             raise UserError("name a recipe: `selftaught run RECIPE` (see `selftaught list`)")
@@ -119,6 +122,21 @@ def _cmd_run(args, extra: list[str]) -> int:
                                       run_dir=run_dir)
     _print_summary(run.path, summary)
     return 0
+
+
+def _stored_recipe(run_dir: Path) -> str:
+    """The recipe of the run stored in `run_dir` (`selftaught run --resume DIR`)."""
+    import json
+
+    try:
+        name = json.loads((run_dir / "config.json").read_text())["recipe"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{run_dir} holds no readable run (config.json); name its recipe: "
+                        f"`selftaught run RECIPE --resume {run_dir}`") from None
+    if not isinstance(name, str):
+        raise UserError(f"{run_dir}/config.json names no recipe; name it: "
+                        f"`selftaught run RECIPE --resume {run_dir}`")
+    return name
 
 
 def _flag(name: str) -> str:

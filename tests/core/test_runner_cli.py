@@ -122,6 +122,9 @@ def test_cli_non_empty_run_dir_and_resume_rules(tmp_path, toy, capsys):
     assert cli.main(["run", "toy", "--resume", str(rd), "--steps", "3"]) == 2
     assert "drop the overrides" in capsys.readouterr().err
     assert cli.main(["run", "toy", "--resume", str(rd)]) == 0
+    assert cli.main(["run", "--resume", str(rd)]) == 0  # the recipe is read from config.json
+    assert cli.main(["run", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "holds no readable run (config.json); name its recipe" in capsys.readouterr().err
 
 
 def test_cli_bad_flag_value_exits_2(toy, tmp_path):
