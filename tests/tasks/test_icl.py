@@ -46,6 +46,19 @@ def test_symbol_rule_instances_contract_and_splits():
     assert not default.verify(p[0], "") and not default.verify(p[0], "xyz")
 
 
+def test_symbol_rule_shots_repeat_only_after_the_train_split_runs_out():
+    task = SymbolRuleFamily(n_symbols=16, prior=0.5).default()
+    with pytest.raises(ConfigError, match="train split of symbol-rule has"):
+        task.problems("train", 512, seed=4)
+    shots = task.shots(512, seed=4)
+    n = len({p.id for p in shots})  # every train input, then repeats of them
+    assert len(shots) == 512 and 150 < n < 256
+    assert len({p.id for p in shots[:n]}) == n and shots[:n] == task.problems("train", n, 4)
+    assert not {p.id for p in shots} & {p.id for p in task.problems("test", 20, seed=4)}
+    assert task.shots(40, seed=4) == shots[:40] and task.shots(512, seed=4) == shots
+    assert task.shots(512, seed=5) != shots
+
+
 def test_symbol_rule_jax_batch_is_a_rule_per_row():
     fam = SymbolRuleFamily(n_symbols=16, prior=0.5)
     uv, lab = jax.device_get(fam.jax_batch(jax.random.PRNGKey(0), 64, 200))

@@ -97,6 +97,16 @@ class SymbolRuleTask(_LabelTask):
         space = list(itertools.product(range(self.n_symbols), repeat=2))
         return [self.make_problem(uv) for uv in _sample_inputs(self.name, space, split, n, seed)]
 
+    def shots(self, k: int, seed: int) -> list[Problem]:
+        """``k`` train-split shots: distinct while the split lasts, then drawn again with
+        replacement (meta-training draws its inputs with replacement too), so a many-shot
+        prompt may be longer than the split. ``shots(j, seed)`` is ``shots(k, seed)[:j]``."""
+        space = list(itertools.product(range(self.n_symbols), repeat=2))
+        n = sum(split_of(self.name, "".join(map(str, x))) == "train" for x in space)
+        first = self.problems("train", min(check_count(k), n), seed)
+        rng = _rng(seed, self.name, "repeats")
+        return first + [first[i] for i in rng.integers(0, n, max(0, k - n))]
+
     def make_problem(self, uv: tuple[int, int]) -> Problem:
         u, v = uv
         text = SYMBOLS[u] + SYMBOLS[v]
