@@ -4,9 +4,9 @@ Problems"; design lm.md §3).
 
     selftaught run math-rerank --preset default --seeds 3
 
-Measured (3 seeds, chain steps 2-4 mod 10; 451 CPU-s = 438 user + 13 sys, peak RSS 1.0 GiB;
-wall 16 min 23 s on the shared 2-core machine at load 6-9, so the idle time is an estimate
-from the CPU seconds: about 4-6 min, unverified): 1 of 8 claims holds.
+Measured (3 seeds, chain steps 2-4 mod 10; idle 2-core CPU: 4 min 14 s wall, 409 CPU-s =
+395 user + 14 sys, peak RSS 0.98 GiB; the same metrics as an earlier run at load 6-9, 16 min
+23 s wall): 1 of 8 claims holds.
 - Detailed step-by-step solutions train far better than terse ones: greedy pass@1 36.4% vs
   16.0% (guessing: 10%), +20.4 points [11.3, 30.7]. HOLDS.
 - The evaluators' held-out signal is weak: pair accuracy (a correct candidate scored above
