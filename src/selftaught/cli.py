@@ -126,17 +126,14 @@ def _cmd_run(args, extra: list[str]) -> int:
 
 def _stored_recipe(run_dir: Path) -> str:
     """The recipe of the run stored in `run_dir` (`selftaught run --resume DIR`)."""
-    import json
+    from selftaught.core.errors import RunDirError
+    from selftaught.core.rundir import RunDir
 
     try:
-        name = json.loads((run_dir / "config.json").read_text())["recipe"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return RunDir.open(run_dir).read_config()["recipe"]
+    except RunDirError:
         raise UserError(f"{run_dir} holds no readable run (config.json); name its recipe: "
                         f"`selftaught run RECIPE --resume {run_dir}`") from None
-    if not isinstance(name, str):
-        raise UserError(f"{run_dir}/config.json names no recipe; name it: "
-                        f"`selftaught run RECIPE --resume {run_dir}`")
-    return name
 
 
 def _flag(name: str) -> str:
