@@ -48,10 +48,16 @@ def _rng(seed, *salt) -> np.random.Generator:
     return np.random.default_rng([int(seed) % 2**63, *[zlib.crc32(str(s).encode()) for s in salt]])
 
 
+def _split_members(name: str, space: Sequence[tuple], split: str) -> list:
+    """The members of ``space`` in ``split`` (by hash of the joined input)."""
+    split = check_split(split)
+    return [x for x in space if split_of(name, "".join(map(str, x))) == split]
+
+
 def _sample_inputs(name: str, space: Sequence[tuple], split: str, n: int, seed: int) -> list:
     """``n`` distinct members of ``space`` in ``split`` (by hash), deterministic in seed."""
     split, n = check_split(split), check_count(n)
-    members = [x for x in space if split_of(name, "".join(map(str, x))) == split]
+    members = _split_members(name, space, split)
     if n > len(members):
         raise ConfigError(f"the {split} split of {name} has {len(members)} inputs, {n} asked; "
                           "ask for fewer")
@@ -102,7 +108,7 @@ class SymbolRuleTask(_LabelTask):
         replacement (meta-training draws its inputs with replacement too), so a many-shot
         prompt may be longer than the split. ``shots(j, seed)`` is ``shots(k, seed)[:j]``."""
         space = list(itertools.product(range(self.n_symbols), repeat=2))
-        n = sum(split_of(self.name, "".join(map(str, x))) == "train" for x in space)
+        n = len(_split_members(self.name, space, "train"))
         first = self.problems("train", min(check_count(k), n), seed)
         rng = _rng(seed, self.name, "repeats")
         return first + [first[i] for i in rng.integers(0, n, max(0, k - n))]
