@@ -136,13 +136,12 @@ def test_rl_loss_domain_target_is_the_td_losss_chain_score():
     evaluate = task.build()
     td = float(evaluate([task.reference()])[0])
     assert name == "chain0" and td > 0.9  # the TD loss passes the hurdle it was built for
-    assert ge.target_of(cfg, task, evaluate) == pytest.approx(td + cfg.target_gain)
+    assert ge.target_of(cfg, evaluate) == pytest.approx(td + cfg.target_gain)
     # the rl-loss preset's target: the myopic loss, which passes the length-1 chains only
     myopic = dataclasses.replace(task, reference_loss="myopic")
     score = float(evaluate([myopic.reference()])[0])
     assert 0.4 < score < td - 0.2
     cfg = cfglib.replace(cfg, rl_target="myopic")
-    (_, task), = ge.tasks(cfg)
-    assert ge.target_of(cfg, task, evaluate) == pytest.approx(score + cfg.target_gain)
+    assert ge.target_of(cfg, evaluate) == pytest.approx(score + cfg.target_gain)
     with pytest.raises(UnknownNameError, match="unknown rl_target reference loss 'sarsa'"):
         cfglib.validate(cfglib.replace(cfg, rl_target="sarsa"))

@@ -170,9 +170,7 @@ class GuidedEvolutionConfig:
             if self.domain == "rl_loss" and self.rl_target not in REFERENCE_LOSSES:
                 raise UnknownNameError("rl_target reference loss", self.rl_target,
                                        list(REFERENCE_LOSSES))
-            refs = (list(REFERENCE.values()) if self.domain == "optimizer"
-                    else [ChainLossTask(reference_loss=self.rl_target).reference()])
-            need = max(len(p.nodes) for p in refs)
+            need = max(len(p.nodes) for p in reference_programs(self))
             check(self.num_nodes >= need,
                   f"num_nodes={self.num_nodes} cannot hold the {self.domain} domain's reference "
                   f"program ({need} nodes), whose score sets the target; raise --num-nodes to "
@@ -208,15 +206,20 @@ def tasks(config: GuidedEvolutionConfig) -> list[tuple[str, object]]:
             for k in config.problems]
 
 
-def target_of(config: GuidedEvolutionConfig, task, evaluate) -> float:
-    """The fitness a run must reach on `task`: the best reference program's (Adam,
-    SGD-momentum, signSGD for optimizers; the `rl_target` loss for RL losses) plus
-    `target_gain`;
-    `target_fitness` (a -NRMSE) for symreg."""
+def reference_programs(config: GuidedEvolutionConfig) -> list:
+    """The optimizer / rl_loss domain's reference programs: Adam, SGD-momentum and signSGD;
+    the `rl_target` loss (over the RL-loss space's inputs)."""
+    if config.domain == "optimizer":
+        return list(REFERENCE.values())
+    return [ChainLossTask(config.num_nodes, reference_loss=config.rl_target).reference()]
+
+
+def target_of(config: GuidedEvolutionConfig, evaluate) -> float:
+    """The fitness a run must reach on the task `evaluate` scores: the best of
+    `reference_programs` plus `target_gain`; `target_fitness` (a -NRMSE) for symreg."""
     if config.domain == "symreg":
         return config.target_fitness
-    refs = list(REFERENCE.values()) if config.domain == "optimizer" else [task.reference()]
-    return float(np.max(evaluate(refs))) + config.target_gain
+    return float(np.max(evaluate(reference_programs(config)))) + config.target_gain
 
 
 def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
@@ -293,7 +296,7 @@ def run(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> Non
                         if backend is None:
                             backend = make_backend(config.backend, task, workers=config.workers,
                                                    address=config.ray_address or None)
-                            target = target_of(config, task, backend)
+                            target = target_of(config, backend)
                         timer = Timer()
                         out = _run_one(config, task, backend, seed, arm, target)
                         run_dir.log("run", phase=phase, equation=eq, seed=seed, arm=arm, **out)
