@@ -82,6 +82,46 @@ def test_sample_rows_only_positive_weight():
     np.testing.assert_allclose(counts[[1, 3, 4]] / 3000, 1 / 3, atol=0.04)  # uniform
 
 
+def test_sample_rows_uniform_over_scattered_positive_rows():
+    """The O(B) sampler (`row_index` once, then `randint`) draws uniformly among the rows
+    with weight > 0 wherever they lie, never a weight-0 row; with or without a prebuilt
+    index the draws are the same."""
+    from scipy import stats as sps
+
+    from selftaught.lm.train import row_index
+
+    rng = np.random.default_rng(0)
+    n, draws = 5000, 200_000
+    w = np.zeros(n, np.float32)
+    valid = rng.choice(n, 50, replace=False)
+    w[valid] = rng.uniform(0.5, 3.0, 50)  # the size of a positive weight does not matter
+    key = jax.random.PRNGKey(1)
+    idx = np.asarray(sample_rows(key, jnp.asarray(w), draws))
+    np.testing.assert_array_equal(
+        idx, np.asarray(sample_rows(key, jnp.asarray(w), draws, row_index(jnp.asarray(w)))))
+    counts = np.bincount(idx, minlength=n)
+    assert counts[w == 0].sum() == 0
+    # chi-square goodness of fit to uniform over the 50 valid rows (49 dof); with a correct
+    # sampler p is uniform on [0, 1], so p < 1e-4 happens once in 10,000 keys
+    assert sps.chisquare(counts[valid]).pvalue > 1e-4
+    rows, count = row_index(jnp.asarray(w))
+    assert int(count) == 50
+    np.testing.assert_array_equal(np.asarray(rows)[:50], np.sort(valid))
+
+
+def test_sample_rows_cost_does_not_depend_on_the_dataset_size():
+    """A step's jaxpr draws B indices: nothing in it has the dataset's length N (the row
+    index is built once per chunk, outside the scanned step)."""
+    from selftaught.lm.train import row_index
+
+    n = 12_345
+    w = jnp.ones(n)
+    index = row_index(w)
+    jaxpr = jax.make_jaxpr(lambda k: sample_rows(k, w, 16, index))(jax.random.PRNGKey(0))
+    shapes = [v.aval.shape for eqn in jaxpr.eqns for v in eqn.outvars]
+    assert all(n not in s for s in shapes), shapes
+
+
 def _data(n, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, 10, n), rng.integers(0, 10, n)

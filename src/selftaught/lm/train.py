@@ -156,10 +156,24 @@ def dpo_loss(policy_chosen_lp, policy_rejected_lp, ref_chosen_lp, ref_rejected_l
     return jnp.mean(-jax.nn.log_sigmoid(beta * margin))
 
 
-def sample_rows(rng, weight_N, batch_size: int):
-    """batch_size row indices drawn uniformly (with replacement) among rows with weight > 0."""
-    logits_N = jnp.where(weight_N > 0, 0.0, -jnp.inf)
-    return jax.random.categorical(rng, logits_N, shape=(batch_size,))
+def row_index(weight_N):
+    """(rows_N, count): the indices of the rows with weight > 0, packed first (the rest of
+    `rows_N` repeats row 0 and is never read), and how many there are. O(N), once per
+    compiled chunk; `sample_rows` then draws a batch in O(B)."""
+    valid_N = weight_N > 0
+    rows_N = jnp.nonzero(valid_N, size=valid_N.shape[0], fill_value=0)[0].astype(jnp.int32)
+    return rows_N, jnp.sum(valid_N, dtype=jnp.int32)
+
+
+def sample_rows(rng, weight_N, batch_size: int, index=None):
+    """batch_size row indices drawn uniformly (with replacement) among rows with weight > 0.
+
+    O(B) given `index = row_index(weight_N)` (computed once outside a step loop); without it
+    the index is built here, O(N). With no positive weight every draw is row 0.
+    """
+    rows_N, count = row_index(weight_N) if index is None else index
+    pick_B = jax.random.randint(rng, (batch_size,), 0, jnp.maximum(count, 1))
+    return rows_N[pick_B]
 
 
 @flax.struct.dataclass
@@ -234,9 +248,9 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
             params = init_params_fn(init_rng)
         return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
 
-    def step(state: TrainState, data):
+    def step(state: TrainState, data, index):
         rng, sub = jax.random.split(state.rng)
-        idx_B = sample_rows(sub, data["weight"], train_cfg.batch_size)
+        idx_B = sample_rows(sub, data["weight"], train_cfg.batch_size, index)
         batch = {k: v[idx_B] for k, v in data.items() if k != "weight"}
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, jax.random.fold_in(sub, 1))
@@ -245,7 +259,8 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
         return TrainState(params, opt_state, state.step + 1, rng), (loss, aux)
 
     def run_aux(state: TrainState, data, num_steps: int):
-        state, (losses, aux) = jax.lax.scan(lambda s, _: step(s, data), state, None,
+        index = row_index(data["weight"])  # once per chunk: each step draws in O(B)
+        state, (losses, aux) = jax.lax.scan(lambda s, _: step(s, data, index), state, None,
                                             length=num_steps)
         return state, losses, aux
 
