@@ -6,6 +6,7 @@
       checkpoints/    NAME.msgpack, written to a temp file and renamed, beside
                       NAME.msgpack.sha256 (its checksum and the phase that wrote it)
       .lock           held (flock) by the process running the recipe; holds its PID
+      run.log         one plain line per finished phase, appended by every session
       plots/*.png     rebuilt by the recipe's report from metrics.jsonl
       report.md       claims table + the recipe's own sections
       summary.json    {"recipe", "preset", "seeds", "claims": [...], "wall_seconds"}
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from selftaught.core import progress
 from selftaught.core.errors import DataError, RunDirError
 
 try:
@@ -54,7 +56,7 @@ SUM_SUFFIX = ".sha256"
 # phase) is a failed start that a fresh run may replace.
 RUN_ENTRIES = frozenset(
     {"config.json", "metrics.jsonl", "checkpoints", "plots", "data", "report.md",
-     "summary.json", "metrics_table.md", LOCK_NAME}
+     "summary.json", "metrics_table.md", "run.log", LOCK_NAME}
 )
 
 
@@ -152,6 +154,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.plots = self.path / "plots"
         self.metrics_path = self.path / "metrics.jsonl"
+        self.log_path = self.path / "run.log"
         self._done: set[str] | None = None
         self._unsealed: list[Path] = []  # sealed files whose phase is not marked done yet
 
@@ -370,7 +373,10 @@ class RunDir:
         return phase in self.done_phases()
 
     def mark_phase_done(self, phase: str, wall_seconds: float, **fields: Any) -> None:
-        """Record `phase` as finished (with the files it sealed, its wall time and `fields`)."""
+        """Record `phase` as finished (with the files it sealed, its wall time and `fields`),
+        and report it: one plain line appended to run.log, and printed to stdout when the
+        output is not a terminal (`progress.phase_line`). Scalar `fields` (a key metric,
+        e.g. `test_pass1=0.62`) appear in that line."""
         files = []
         for path in self._unsealed:  # the files this phase wrote remember it
             side = _sum_path(path)
@@ -383,6 +389,21 @@ class RunDir:
         if files:
             fields = {**fields, "files": sorted(set(files))}
         self.log(PHASE_DONE, phase=phase, wall_seconds=float(wall_seconds), **fields)
+        self._report_phase(phase, float(wall_seconds), to_jsonable(fields))
+
+    def _report_phase(self, phase: str, wall_seconds: float, fields: dict) -> None:
+        try:
+            recipe = self.read_config()["recipe"]
+        except RunDirError:
+            recipe = "?"
+        line = progress.phase_done_text(recipe, phase, wall_seconds, fields)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{stamp} {line}\n".encode())
+        finally:
+            os.close(fd)
+        progress.phase_line(line)
 
     def wall_seconds(self) -> float:
         """Compute time of all finished phases (a resumed run adds its sessions)."""
