@@ -159,10 +159,75 @@ def test_truncated_or_foreign_checkpoint_is_a_named_error(tmp_path, content):
     with pytest.raises(DataError, match="is damaged: its SHA-256 differs"):
         path.write_bytes(path.read_bytes()[:-7])
         run.load_checkpoint("seed0/a")
-    (path.parent / (path.name + ".sha256")).unlink()  # a checkpoint from before checksums
     path.write_bytes(content)
+    run.seal(path)  # damaged before it was sealed: the checksum matches, the content is bad
     with pytest.raises(DataError, match=f"checkpoint {path} is not a readable msgpack"):
         run.load_checkpoint("seed0/a")
+
+
+def test_checkpoint_without_its_checksum_is_refused_then_recomputed(tmp_path, toy, capsys):
+    ref, rd = tmp_path / "ref", tmp_path / "r"
+    assert cli.main(["run", "toy", "--run-dir", str(ref)]) == 0
+    assert cli.main(["run", "toy", "--run-dir", str(rd)]) == 0
+    ckpt = rd / "checkpoints" / "seed0__step1.msgpack"
+    side = ckpt.parent / (ckpt.name + ".sha256")
+    side.unlink()  # e.g. the run directory was copied without its .sha256 files
+    data = bytearray(ckpt.read_bytes())
+    data[-3] ^= 0x01  # and its weights changed: nothing could tell
+    ckpt.write_bytes(bytes(data))
+    capsys.readouterr()
+    toy_recipe.CALLS.clear()
+    assert cli.main(["run", "toy", "--resume", str(rd)]) == 2
+    one_line_error(capsys, f"{ckpt} has no checksum file {side.name}", "cannot be verified",
+                   f"rm {ckpt}", "phase 'seed0/step1'", f"selftaught run toy --resume {rd}")
+    assert toy_recipe.CALLS == []  # refused before any work
+    assert cli.main(["run", "toy", "--resume", str(rd)]) == 2  # refused until fixed
+    capsys.readouterr()
+    ckpt.unlink()  # as the message says: delete it and resume
+    assert cli.main(["run", "toy", "--resume", str(rd)]) == 0
+    assert toy_recipe.CALLS == ["seed0/step1", "seed0/step2", "seed0/step3",
+                                "seed1/step0", "seed1/step1", "seed1/step2", "seed1/step3"]
+
+    def train(path):
+        return [ln for ln in (path / "metrics.jsonl").read_text().splitlines() if '"train"' in ln]
+
+    assert train(rd) == train(ref)
+    assert ckpt.read_bytes() == (ref / "checkpoints" / ckpt.name).read_bytes() and side.exists()
+    assert json.loads((rd / "summary.json").read_text())["claims"] == json.loads(
+        (ref / "summary.json").read_text())["claims"]
+
+
+def test_sealed_file_without_checksum_and_no_record_of_its_phase(tmp_path):
+    # a run whose phase_done events do not list their files (written before they did):
+    # the file is refused all the same, and the advice is a new run
+    run = RunDir.create(tmp_path / "r", recipe="toy", preset="smoke", seeds=1, config={},
+                        resume=False)
+    path = run.save_checkpoint("seed0/a", {"w": np.arange(5.0)})
+    run.log("phase_done", phase="seed0/a", wall_seconds=0.1)
+    (path.parent / (path.name + ".sha256")).unlink()
+    with pytest.raises(DataError, match=(f"{path} has no checksum file .*copy .* from the run it "
+                                         "came from, or start again in a new directory")):
+        run.load_checkpoint("seed0/a")
+    f = run.path / "data" / "seed0.jsonl"  # a data file without one is read (its reader
+    f.parent.mkdir()                          # validates every line): an edit on purpose
+    f.write_text("{}\n")
+    assert run.verify(f) == b"{}\n"
+
+
+def test_a_phase_lists_the_files_it_sealed(tmp_path):
+    run = RunDir.create(tmp_path / "r", recipe="toy", preset="smoke", seeds=1, config={},
+                        resume=False)
+    run.save_checkpoint("seed0/a", {"w": np.zeros(2)})
+    run.mark_phase_done("seed0/a", 0.1)
+    run.mark_phase_done("seed0/b", 0.1)  # sealed nothing
+    a, b = run.events("phase_done")
+    assert a["files"] == ["checkpoints/seed0__a.msgpack"] and "files" not in b
+    # so a checkpoint deleted with its checksum file is known lost: that phase and the
+    # phases after it are recomputed
+    for p in run.checkpoints.iterdir():
+        p.unlink()
+    resumed = RunDir.create(run.path, recipe="toy", preset="", seeds=0, config={}, resume=True)
+    assert resumed.done_phases() == set()
 
 
 def test_checkpoint_of_another_shape_is_a_named_error(tmp_path):

@@ -1,6 +1,10 @@
-"""Progress bars (rich). Quiet when SELFTAUGHT_QUIET=1 or when not attached to a terminal.
+"""Progress: rich bars on a terminal, plain lines per finished phase elsewhere.
 
-Hot loops stay compiled: callers advance a bar once per compiled chunk, never per step.
+Bars are drawn on stderr when it is a terminal (or SELFTAUGHT_PROGRESS=1). When stdout or
+stderr is not a terminal (`make demo > log`), each finished phase prints one plain line to
+stdout instead (`phase_line`), e.g. `[rest-em] seed1/iter2 done in 41.3 s (test_pass1=0.62)`.
+SELFTAUGHT_QUIET=1 silences both. Hot loops stay compiled: callers advance a bar once per
+compiled chunk, never per step.
 """
 
 from __future__ import annotations
@@ -24,9 +28,41 @@ console = Console(stderr=True)
 
 
 def _enabled() -> bool:
-    if os.environ.get("SELFTAUGHT_QUIET") == "1":
+    if _quiet():
         return False
-    return sys.stderr.isatty() or os.environ.get("SELFTAUGHT_PROGRESS") == "1"
+    return _is_tty(sys.stderr) or os.environ.get("SELFTAUGHT_PROGRESS") == "1"
+
+
+def _quiet() -> bool:
+    return os.environ.get("SELFTAUGHT_QUIET") == "1"
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def phase_done_text(recipe: str, phase: str, wall_seconds: float, fields: dict) -> str:
+    """`[recipe] phase done in 12.3 s (name=value, ...)`: the scalar fields (numbers,
+    strings, booleans) of a finished phase; lists and arrays are left out."""
+    shown = []
+    for name, value in fields.items():
+        if isinstance(value, float):
+            shown.append(f"{name}={value:.4g}")
+        elif isinstance(value, (bool, int, str)):
+            shown.append(f"{name}={value}")
+    tail = f" ({', '.join(shown)})" if shown else ""
+    return f"[{recipe}] {phase} done in {wall_seconds:.1f} s{tail}"
+
+
+def phase_line(text: str) -> None:
+    """Print one finished phase's line to stdout (flushed), unless SELFTAUGHT_QUIET=1 or
+    both stdout and stderr are terminals (the bars show progress there)."""
+    if _quiet() or (_is_tty(sys.stdout) and _is_tty(sys.stderr)):
+        return
+    print(text, file=sys.stdout, flush=True)
 
 
 class _Bar:

@@ -6,6 +6,7 @@
       checkpoints/    NAME.msgpack, written to a temp file and renamed, beside
                       NAME.msgpack.sha256 (its checksum and the phase that wrote it)
       .lock           held (flock) by the process running the recipe; holds its PID
+      run.log         one plain line per finished phase, appended by every session
       plots/*.png     rebuilt by the recipe's report from metrics.jsonl
       report.md       claims table + the recipe's own sections
       summary.json    {"recipe", "preset", "seeds", "claims": [...], "wall_seconds"}
@@ -17,7 +18,12 @@ killed-and-resumed run ends with exactly the metrics of an uninterrupted one.
 
 Integrity: every checkpoint and every data file the run seals (`RunDir.seal`) has a
 SHA-256 sidecar; loading verifies it and names the damaged file. Deleting a damaged file
-and resuming recomputes the phase that wrote it.
+and resuming recomputes the phase that wrote it. A finished phase's `phase_done` event lists
+the files it sealed (`files`), so deleting one with its sidecar recomputes that phase too,
+and a checkpoint of a finished phase whose sidecar is missing (a run directory copied without
+its .sha256 files) is refused, not trusted: resuming names it and says how to recompute it.
+Its bytes are all there is to check. A sealed data file without its sidecar is still read:
+its reader validates every record (that is how a data file edited on purpose is used).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from selftaught.core import progress
 from selftaught.core.errors import DataError, RunDirError
 
 try:
@@ -49,7 +56,7 @@ SUM_SUFFIX = ".sha256"
 # phase) is a failed start that a fresh run may replace.
 RUN_ENTRIES = frozenset(
     {"config.json", "metrics.jsonl", "checkpoints", "plots", "data", "report.md",
-     "summary.json", "metrics_table.md", LOCK_NAME}
+     "summary.json", "metrics_table.md", "run.log", LOCK_NAME}
 )
 
 
@@ -147,6 +154,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.plots = self.path / "plots"
         self.metrics_path = self.path / "metrics.jsonl"
+        self.log_path = self.path / "run.log"
         self._done: set[str] | None = None
         self._unsealed: list[Path] = []  # sealed files whose phase is not marked done yet
 
@@ -331,9 +339,19 @@ class RunDir:
 
     def _phases_to_recompute(self, raw: list[dict]) -> set[str]:
         """Phases whose sealed files were deleted (e.g. after a checksum mismatch), and every
-        phase finished after the first of them, so that the log keeps its order."""
+        phase finished after the first of them, so that the log keeps its order. A checkpoint
+        of a finished phase that is there without its sidecar is a DataError (it cannot be
+        verified), raised before anything is changed."""
         order = [r["phase"] for r in raw if r["event"] == PHASE_DONE]
         lost = set()
+        for rel, phase in _writers(raw).items():
+            path = self.path / rel
+            if _sum_path(path).exists():
+                continue
+            if not path.exists():
+                lost.add(phase)  # the file and its sidecar were both deleted
+            elif path.parent == self.checkpoints:
+                raise DataError(self._unverifiable(path, phase))
         for side in sorted(self.path.rglob("*" + SUM_SUFFIX)):
             target = side.with_name(side.name[: -len(SUM_SUFFIX)])
             if target.exists():
@@ -355,13 +373,37 @@ class RunDir:
         return phase in self.done_phases()
 
     def mark_phase_done(self, phase: str, wall_seconds: float, **fields: Any) -> None:
+        """Record `phase` as finished (with the files it sealed, its wall time and `fields`),
+        and report it: one plain line appended to run.log, and printed to stdout when the
+        output is not a terminal (`progress.phase_line`). Scalar `fields` (a key metric,
+        e.g. `test_pass1=0.62`) appear in that line."""
+        files = []
         for path in self._unsealed:  # the files this phase wrote remember it
             side = _sum_path(path)
             info = self._read_sum(side)
             info["phase"] = phase
             atomic_write_text(side, json.dumps(info, sort_keys=True) + "\n")
+            with contextlib.suppress(ValueError):  # a file outside the run: not listed
+                files.append(path.relative_to(self.path).as_posix())
         self._unsealed = []
+        if files:
+            fields = {**fields, "files": sorted(set(files))}
         self.log(PHASE_DONE, phase=phase, wall_seconds=float(wall_seconds), **fields)
+        self._report_phase(phase, float(wall_seconds), to_jsonable(fields))
+
+    def _report_phase(self, phase: str, wall_seconds: float, fields: dict) -> None:
+        try:
+            recipe = self.read_config()["recipe"]
+        except RunDirError:
+            recipe = "?"
+        line = progress.phase_done_text(recipe, phase, wall_seconds, fields)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{stamp} {line}\n".encode())
+        finally:
+            os.close(fd)
+        progress.phase_line(line)
 
     def wall_seconds(self) -> float:
         """Compute time of all finished phases (a resumed run adds its sessions)."""
@@ -390,13 +432,16 @@ class RunDir:
             )
         return info
 
-    def verify(self, path: Path, data: bytes | None = None) -> bytes:
-        """The bytes of a file this run wrote, checked against its sealed SHA-256 (files
-        written before checksums existed are not checked). A mismatch is a DataError that
-        names the file and how to recompute it."""
+    def verify(self, path: Path, data: bytes | None = None, *, required: bool = False) -> bytes:
+        """The bytes of a file this run wrote, checked against its sealed SHA-256. A
+        mismatch is a DataError that names the file and how to recompute it. Without a
+        sidecar the file is returned unchecked (a data file edited on purpose: its reader
+        validates it), unless `required` (checkpoints): then it is a DataError too."""
         path = Path(path)
         side = _sum_path(path)
         info = self._read_sum(side) if side.exists() else None
+        if info is None and required and (data is not None or path.exists()):
+            raise DataError(self._unverifiable(path, self._writer_of(path)))
         if data is None:
             try:
                 data = path.read_bytes()
@@ -412,6 +457,24 @@ class RunDir:
                 + self.recompute_hint(info.get("phase"))
             )
         return data
+
+    def _writer_of(self, path: Path) -> str | None:
+        """The finished phase that sealed `path`, from the phase_done events (None for a
+        run written before they listed their files)."""
+        try:
+            rel = Path(path).relative_to(self.path).as_posix()
+        except ValueError:
+            return None
+        return _writers(self._raw_events()).get(rel)
+
+    def _unverifiable(self, path: Path, phase: str | None) -> str:
+        side = _sum_path(path).name
+        head = (f"{path} has no checksum file {side} beside it, so it cannot be verified (was "
+                f"the run directory copied without its .sha256 files?); copy {side} from the "
+                "run it came from, or ")
+        if phase is None:  # nothing says which phase wrote it: it cannot be recomputed alone
+            return head + self.recompute_hint(None)
+        return head + f"delete it (`rm {_q(path)}`), then " + self.recompute_hint(phase)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, name: str) -> Path:
@@ -440,7 +503,7 @@ class RunDir:
         path = self.checkpoint_path(name)
         if not path.exists() and not _sum_path(path).exists():
             raise RunDirError(f"checkpoint {name!r} missing in {self.path}; rerun without --resume")
-        data = self.verify(path)
+        data = self.verify(path, required=True)
         phase = self._read_sum(_sum_path(path)).get("phase") if _sum_path(path).exists() else None
         try:
             state = serialization.msgpack_restore(data)
@@ -473,6 +536,17 @@ class RunDir:
 
 def _q(path: Path) -> str:
     return shlex.quote(str(path))
+
+
+def _writers(raw: list[dict]) -> dict[str, str]:
+    """Each sealed file (path relative to the run directory) -> the last finished phase that
+    wrote it, from the `files` of the phase_done events."""
+    out: dict[str, str] = {}
+    for r in raw:
+        files = r.get("files") if r["event"] == PHASE_DONE else None
+        if isinstance(files, list):
+            out.update({f: r["phase"] for f in files if isinstance(f, str)})
+    return out
 
 
 def _to_numpy(tree: Any) -> Any:

@@ -220,7 +220,7 @@ def run_seed(config: RestEMConfig, run_dir, seed: int, outer) -> None:
                     rows=len(s.human))
         run_dir.log("eval", phase=phase, seed=seed, iteration=0, **metrics)
         run_dir.save_checkpoint(phase, policy)
-        run_dir.mark_phase_done(phase, timer())
+        run_dir.mark_phase_done(phase, timer(), test_pass1=metrics["test_pass1"])
     outer.advance()
 
     for i in range(1, config.iterations + 1):
@@ -248,7 +248,7 @@ def run_seed(config: RestEMConfig, run_dir, seed: int, outer) -> None:
                     rows=len(kept_y))
         run_dir.log("eval", phase=phase, seed=seed, iteration=i, **metrics)
         run_dir.save_checkpoint(phase, policy)
-        run_dir.mark_phase_done(phase, timer())
+        run_dir.mark_phase_done(phase, timer(), kept=len(kept_y), test_pass1=metrics["test_pass1"])
         outer.advance()
 
 
