@@ -27,10 +27,7 @@ class Estimate(tuple):
         self.unit = unit
         return self
 
-    def __getnewargs__(self):
-        return (*self, self.n, self.unit)
-
-    def __reduce__(self):
+    def __reduce__(self):  # pickles (process pools, Ray) keep n and unit
         return (type(self), (*self, self.n, self.unit))
 
     def scaled(self, factor: float) -> Estimate:
