@@ -160,8 +160,8 @@ def _not_flags_help(recipe) -> str:
 def _print_summary(path: Path, summary: dict) -> None:
     held = sum(c["holds"] for c in summary["claims"])
     parts = [f"{c['name']}={c['value']:.3g} "
-             + ("(too few seeds for a CI)" if c.get("undetermined") else
-                f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}]")
+             + (f"(too few {c['unit']} for a CI: n={c['n']})" if c.get("undetermined") else
+                f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}] (n={c['n']} {c['unit']})")
              for c in summary["claims"]]
     undetermined = sum(bool(c.get("undetermined")) for c in summary["claims"])
     counts = f"{held}/{len(summary['claims'])} claims hold" + (

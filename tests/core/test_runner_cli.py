@@ -26,17 +26,17 @@ def test_execute_writes_the_run_directory(tmp_path, toy):
     assert set(summary) == {"recipe", "preset", "seeds", "claims", "wall_seconds"}
     assert summary["recipe"] == "toy" and summary["seeds"] == 2
     (claim,) = summary["claims"]
-    # 2 seeds are below MIN_SEEDS_FOR_CI: no CI, the claim is undetermined
-    assert set(claim) == {"name", "statement", "value", "ci_low", "ci_high", "holds", "n_seeds",
-                          "undetermined", "note"}
-    assert claim["n_seeds"] == 2 and not claim["holds"]
-    assert "too few seeds for a CI" in claim["note"]
+    # 2 seeds are below MIN_UNITS_FOR_CI: no CI, the claim is undetermined
+    assert set(claim) == {"name", "statement", "value", "ci_low", "ci_high", "holds", "unit",
+                          "n", "undetermined", "note"}
+    assert claim["n"] == 2 and claim["unit"] == "training seeds" and not claim["holds"]
+    assert claim["note"] == "too few training seeds for a CI (2 < 3)"
     assert claim["ci_low"] <= claim["value"] <= claim["ci_high"]
     assert json.loads((run.path / "summary.json").read_text()) == summary
     assert (run.path / "plots" / "final.png").stat().st_size > 0
     report = (run.path / "report.md").read_text()
     assert "| positive loss |" in report and "peak memory" in report
-    assert "| too few seeds for a CI | undetermined |" in report
+    assert "| too few training seeds for a CI (2 < 3) | undetermined |" in report
     assert len(list(run.checkpoints.glob("*.msgpack"))) == 4
     assert len(list(run.checkpoints.glob("*.msgpack.sha256"))) == 4
 

@@ -58,7 +58,7 @@ def report(config, run_dir, seeds):
     ]
     est = stats.bootstrap_ci(np.array(final))
     stats.plot_bars(run_dir.plots / "final.png", {"loss": est}, ylabel="loss")
-    claim = stats.claim_greater("positive loss", "final loss > 0", est)
+    claim = stats.claim_greater("positive loss", "final loss > 0", est, unit="training seeds")
     return Report([claim], f"final losses: {final}")
 
 

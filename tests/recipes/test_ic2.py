@@ -43,7 +43,7 @@ def test_smoke_end_to_end(smoke_run):
                      "ic2_lower_state_entropy_than_belief_entropy"]
     for c in summary["claims"]:
         assert c["ci_low"] <= c["value"] + 1e-9 <= c["ci_high"] + 2e-9
-        assert c["n_seeds"] == SEEDS
+        assert c["n"] == SEEDS and c["unit"] == "training seeds"
     ev = RunDir.open(path).events("curve")
     assert len(ev) == len(cfg.agents) * SEEDS
     for e in ev:

@@ -53,9 +53,13 @@ def test_paired_difference_ci():
 
 
 def test_claim_greater_uses_lower_bound():
-    assert stats.claim_greater("c", "s", (1.0, 0.1, 2.0)).holds
-    assert not stats.claim_greater("c", "s", (1.0, -0.1, 2.0)).holds
-    assert not stats.claim_greater("c", "s", (0.6, 0.4, 0.8), threshold=0.5).holds
+    est = lambda *v: stats.Estimate(*v, 3)  # noqa: E731
+    u = "training seeds"
+    assert stats.claim_greater("c", "s", est(1.0, 0.1, 2.0), unit=u).holds
+    assert not stats.claim_greater("c", "s", est(1.0, -0.1, 2.0), unit=u).holds
+    assert not stats.claim_greater("c", "s", est(0.6, 0.4, 0.8), threshold=0.5, unit=u).holds
+    assert stats.claim_less("c", "s", est(0.2, 0.1, 0.29), 0.3, unit=u).holds
+    assert not stats.claim_less("c", "s", est(0.2, 0.1, 0.31), 0.3, unit=u).holds
 
 
 def test_plots_write_pngs(tmp_path):
@@ -81,21 +85,16 @@ def test_estimates_remember_their_run_count_and_unpack_like_tuples():
     assert back == est and back.n == 4
 
 
-def test_too_few_seeds_make_a_claim_undetermined():
-    assert stats.MIN_SEEDS_FOR_CI == 3
-    two = stats.claim_greater("c", "s", stats.bootstrap_ci([1.0, 2.0]))
-    assert two.undetermined and not two.holds and two.n_seeds == 2
-    assert "too few seeds for a CI" in two.note and two.as_dict()["undetermined"] is True
-    three = stats.claim_greater("c", "s", stats.bootstrap_ci([1.0, 2.0, 1.5]))
+def test_too_few_units_make_a_claim_undetermined():
+    assert stats.MIN_UNITS_FOR_CI == stats.MIN_SEEDS_FOR_CI == 3
+    two = stats.claim_greater("c", "s", stats.bootstrap_ci([1.0, 2.0]), unit="training seeds")
+    assert two.undetermined and not two.holds and two.n == 2
+    assert two.note == "too few training seeds for a CI (2 < 3)"
+    assert two.as_dict()["undetermined"] is True
+    three = stats.claim_greater("c", "s", stats.bootstrap_ci([1.0, 2.0, 1.5]),
+                                unit="training seeds")
     assert three.holds and not three.undetermined and "undetermined" not in three.as_dict()
-    one = stats.claim_greater("c", "s", (1.0, 1.0, 1.0), n_seeds=1)
-    assert one.undetermined and not one.holds
-    # the Claim API of before: positional, no run count, judged as given
-    from selftaught.core import Claim
-
-    old = Claim("c", "s", 1.0, 0.5, 1.5, True)
-    assert old.holds and not old.undetermined
-    assert set(old.as_dict()) == {"name", "statement", "value", "ci_low", "ci_high", "holds"}
+    assert (three.as_dict()["n"], three.as_dict()["unit"]) == (3, "training seeds")
 
 
 def test_profile_legend_entries_are_the_lines_of_their_algorithms(tmp_path, monkeypatch):

@@ -18,21 +18,31 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 PRESETS = ("smoke", "default", "paper")
 
 
-MIN_SEEDS_FOR_CI = 3
-"""Fewest runs (seeds) over which a claim's 95% CI is reported; below it the bootstrap
-interval is little more than [min, max], so the claim is undetermined."""
+MIN_UNITS_FOR_CI = 3
+"""Fewest units of replication (training seeds, search seeds, tasks...) over which a claim's
+95% CI is reported; below it the bootstrap interval is little more than [min, max], so the
+claim is undetermined."""
+
+MIN_SEEDS_FOR_CI = MIN_UNITS_FOR_CI
+"""The name of MIN_UNITS_FOR_CI from when every unit was a training seed."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim of a paper tested by a run: value with a 95% CI and whether it holds.
 
-    With `n_seeds` (the runs its CI is over) below MIN_SEEDS_FOR_CI the claim is
-    undetermined: `holds` is False and the report says "too few seeds for a CI" (ci_low and
-    ci_high keep the bootstrap interval, which is then no 95% CI). `partial` marks a claim
+    Every claim states its unit of replication, `unit` (plural, e.g. "training seeds",
+    "search seeds": the independent repetitions of the experiment that the claim
+    generalises over) and their number `n`; both are required. With `n` below
+    MIN_UNITS_FOR_CI the claim is undetermined, whatever its value: `holds` is False and the
+    report says "too few <unit> for a CI" (ci_low and ci_high keep the bootstrap interval,
+    which is then no 95% CI). `ci_over` names what the interval resamples when that is not
+    the unit (e.g. "200 test scenarios" of one trained model). `partial` marks a claim
     computed from an unfinished run."""
 
     name: str
@@ -41,26 +51,42 @@ class Claim:
     ci_low: float
     ci_high: float
     holds: bool
-    n_seeds: int | None = None
+    unit: str
+    n: int
     partial: bool = False
+    ci_over: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.unit, str) or not self.unit.strip():
+            raise ValueError(f"claim {self.name!r}: unit must name the unit of replication "
+                             f"(e.g. 'training seeds'), got {self.unit!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) \
+                or self.n < 0:
+            raise ValueError(f"claim {self.name!r}: n must be the number of {self.unit} "
+                             f"(an int >= 0), got {self.n!r}")
+        object.__setattr__(self, "n", int(self.n))
         if self.undetermined:
             object.__setattr__(self, "holds", False)
 
     @property
     def undetermined(self) -> bool:
-        return self.n_seeds is not None and self.n_seeds < MIN_SEEDS_FOR_CI
+        return self.n < MIN_UNITS_FOR_CI
 
     @property
     def note(self) -> str:
         """Why the claim is not final ("" when it is)."""
         notes = []
         if self.undetermined:
-            notes.append(f"too few seeds for a CI ({self.n_seeds} < {MIN_SEEDS_FOR_CI})")
+            notes.append(f"too few {self.unit} for a CI ({self.n} < {MIN_UNITS_FOR_CI})")
         if self.partial:
             notes.append("partial data: the run is incomplete")
         return "; ".join(notes)
+
+    @property
+    def replication(self) -> str:
+        """"n=3 training seeds" (and what the CI resamples when that differs)."""
+        text = f"n={self.n} {self.unit}"
+        return f"{text}; CI over {self.ci_over}" if self.ci_over else text
 
     def as_dict(self) -> dict:
         d = {
@@ -70,9 +96,11 @@ class Claim:
             "ci_low": float(self.ci_low),
             "ci_high": float(self.ci_high),
             "holds": bool(self.holds),
+            "unit": self.unit,
+            "n": self.n,
         }
-        if self.n_seeds is not None:
-            d["n_seeds"] = int(self.n_seeds)
+        if self.ci_over:
+            d["ci_over"] = self.ci_over
         if self.undetermined:
             d["undetermined"] = True
         if self.partial:

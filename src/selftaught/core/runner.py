@@ -15,7 +15,7 @@ from typing import Any
 
 from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError, DivergedError, RunDirError, UserError
-from selftaught.core.recipe import Recipe
+from selftaught.core.recipe import MIN_UNITS_FOR_CI, Recipe
 from selftaught.core.rundir import PHASE_DONE, RunDir, locked
 from selftaught.core.seeding import seed_list
 
@@ -283,8 +283,9 @@ def _missing_text(st: RunStatus) -> str:
 
 def _ci_text(c) -> str:
     if c.undetermined:
-        return "too few seeds for a CI"
-    return f"[{c.ci_low:.4g}, {c.ci_high:.4g}]"
+        return f"too few {c.unit} for a CI ({c.n} < {MIN_UNITS_FOR_CI})" + (
+            f"; CI over {c.ci_over}" if c.ci_over else "")
+    return f"[{c.ci_low:.4g}, {c.ci_high:.4g}] ({c.replication})"
 
 
 def _holds_text(c) -> str:

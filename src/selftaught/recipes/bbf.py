@@ -223,7 +223,7 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         md.append(f"| {label} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | {d[0]:.3f} | "
                   f"[{d[1]:.3f}, {d[2]:.3f}] | {p[0]:.2f} |")
         claims.append(stats.claim_greater(
-            f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0))
+            f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0, unit="training seeds"))
     if bars:
         stats.plot_bars(run_dir.plots / "ablation.png", bars, ylabel="IQM normalised return",
                         title="BBF ablations")

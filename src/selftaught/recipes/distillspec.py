@@ -296,20 +296,22 @@ def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
             f"distilled_raises_alpha_{m}",
             f"the best distilled draft ({best}) has a higher acceptance rate α than the "
             f"undistilled draft ({label}, mean over γ)",
-            stats.paired_difference_ci(alpha[(best, m)], alpha[("base", m)])))
+            stats.paired_difference_ci(alpha[(best, m)], alpha[("base", m)]),
+            unit="training seeds"))
         best_sp = lambda d, m=m: sp[(d, m)].max(axis=1)  # noqa: E731
         rel = best_sp(best) / best_sp("base") - 1.0
         claims.append(stats.claim_greater(
             f"distilled_raises_speedup_{m}",
             f"the distilled draft ({best}) raises the speedup (CPU time) over the undistilled "
             f"draft ({label}, best γ each; relative gain, paper +10-45%)",
-            stats.bootstrap_ci(rel)))
+            stats.bootstrap_ci(rel), unit="training seeds"))
         gi = np.argmax(sp[(best, m)].mean(0))
         ratio = sp[(best, m)][:, gi] / th[(best, m)][:, gi]
         claims.append(stats.claim_greater(
             f"speedup_vs_theory_{m}",
             f"measured speedup / theory τ/(γc+1) at the measured c ({best}, {label}, "
-            f"γ={G[gi]}; holds above 0.9)", stats.bootstrap_ci(ratio), threshold=0.9))
+            f"γ={G[gi]}; holds above 0.9)", stats.bootstrap_ci(ratio), threshold=0.9,
+            unit="training seeds"))
     # plots
     for m in MODES:
         stats.plot_curves(run_dir.plots / f"speedup_{m}.png", np.array(G),

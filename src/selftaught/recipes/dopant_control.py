@@ -390,13 +390,14 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     claims = [stats.claim_greater(
         "learned_fewer_beam_seconds",
         "greedy control with the learned rate model reaches goals with fewer beam seconds "
-        "than with the human prior (prior − learned, s per goal, paired over seeds)", diff)]
+        "than with the human prior (prior − learned, s per goal, paired over seeds)", diff,
+        unit="training seeds")]
     if "learned" in map_err:
         e = map_err["learned"]
-        claims.append(Claim(
+        claims.append(stats.claim_less(
             "rate_map_recovered",
             f"the learned rate map's normalised error Σ|λ̂−λ|/Σλ is below {cfg.map_tolerance}",
-            e[0], e[1], e[2], holds=bool(e[2] < cfg.map_tolerance)))
+            e, cfg.map_tolerance, unit="training seeds"))
 
     lines = [
         "## Control", "",
@@ -442,6 +443,9 @@ def _verdict(claim: Claim, beam: dict) -> str:
                 f"({beam['learned'][0]:.3g} s vs {beam['human-prior'][0]:.3g} s per goal, "
                 f"{ratio:.2f}x; oracle {beam['oracle'][0]:.3g} s); the CI of the paired "
                 "difference excludes zero.")
+    if claim.undetermined:
+        return (f"Undetermined: {claim.note} (learned {beam['learned'][0]:.3g} s vs human "
+                f"prior {beam['human-prior'][0]:.3g} s per goal).")
     return (f"Not shown at this scale: the learned model used {beam['learned'][0]:.3g} s vs "
             f"{beam['human-prior'][0]:.3g} s for the human prior per goal, and the CI of the "
             f"paired difference [{claim.ci_low:.3g}, {claim.ci_high:.3g}] s does not exclude "

@@ -37,9 +37,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import ConfigError, UnknownNameError
-from selftaught.core.recipe import Claim, Recipe, Report
+from selftaught.core.recipe import Recipe, Report
 from selftaught.core.rundir import RunDir, Timer
 from selftaught.sim.driving import agents as ag
 from selftaught.sim.driving import dynamics as dyn
@@ -385,20 +386,33 @@ def _rows(run_dir: RunDir) -> dict:
             for k, r in rows.items()}  # fmt: skip
 
 
-def _paired(rows, a, b, metric):
-    """Scenario-paired difference a - b of a metric (seeds matched in order)."""
-    if a not in rows or b not in rows:
+TRAINED = "training seeds"
+"""The unit of replication of a claim about trained agents: each seed trains every learned
+agent once; all seeds are evaluated on the same held-out scenarios."""
+
+
+def _by_seed(r, values) -> np.ndarray:
+    """A metric pooled over seeds (in r["_seeds"] order) -> [seeds, scenarios]."""
+    return np.asarray(values, np.float64).reshape(len(r["_seeds"]), -1)
+
+
+def _paired(rows, a, b, metric=None, fn=None):
+    """Difference a - b of a metric, paired by training seed: each seed's mean over the
+    held-out scenarios, with the CI over training seeds (n = seeds; one trained model is
+    one replication, however many scenarios it is tested on)."""
+    if a not in rows or b not in rows or rows[a]["_seeds"] != rows[b]["_seeds"]:
         return None
-    x, y = rows[a][metric], rows[b][metric]
+    get = fn or (lambda r: r[metric])
+    x, y = get(rows[a]), get(rows[b])
     if x.shape != y.shape:
         return None
-    return paired_difference_ci(x, y)
+    return paired_difference_ci(_by_seed(rows[a], x), _by_seed(rows[b], y), unit=TRAINED)
 
 
-def _mean_ci(values) -> tuple[float, float, float]:
+def _mean_ci(values) -> stats.Estimate:
     """Mean with a 95% percentile-bootstrap CI over held-out scenarios (vectorised NumPy)."""
     v = np.asarray(values, np.float64)
-    return paired_difference_ci(v, np.zeros_like(v))
+    return paired_difference_ci(v, np.zeros_like(v), unit="test scenarios")
 
 
 def _fail(r):
@@ -438,31 +452,32 @@ def report(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> Re
 
     claims = []
     if ("expert", "log") in rows:
+        # the expert is not trained: one deterministic replay of each held-out scenario, so
+        # the scenarios are the replications (a correctness check more than a claim)
         ade = rows[("expert", "log")]["ade"]
-        pt, lo, hi = _mean_ci(ade)
-        claims.append(Claim("expert_ade_zero", "expert replayed through the bicycle inverse "
-                            "has ADE below 1 cm", pt, lo, hi, holds=bool(hi < 0.01)))  # fmt: skip
-    # claims in percent, like the table (percentage points for differences)
+        claims.append(stats.claim_less(
+            "expert_ade_zero", "expert replayed through the bicycle inverse has ADE below "
+            "1 cm", _mean_ci(ade), 0.01, unit="test scenarios"))  # fmt: skip
+    # claims in percent, like the table (percentage points for differences); CIs over
+    # training seeds (per-seed means over the held-out scenarios)
     est = _paired(rows, ("bc_bicycle", "log"), ("bc_bicycle_noroute", "log"), "route_progress")
     if est is not None:
-        est = tuple(100 * v for v in est)
-        claims.append(Claim("routes_help_planning", "route progress gain (percentage points) "
-                            "of BC (bicycle) with the route in its observation over BC without",
-                            *est, holds=bool(est[1] > 0)))  # fmt: skip
-    if ("rl_vs_log", "log") in rows and ("rl_vs_log", "idm") in rows:
-        d = paired_difference_ci(100 * _fail(rows[("rl_vs_log", "idm")]),
-                                 100 * _fail(rows[("rl_vs_log", "log")]))  # fmt: skip
-        claims.append(Claim("rl_overfits_to_log_agents", "RL planner trained against log "
-                            "playback: increase (percentage points) of its collision-or-off-road "
-                            "rate when the others are IDM agents", *d,
-                            holds=bool(d[1] > 0)))  # fmt: skip
-    if ("bc_delta", "log") in rows and ("bc_bicycle", "log") in rows:
-        d = paired_difference_ci(100 * _fail(rows[("bc_delta", "log")]),
-                                 100 * _fail(rows[("bc_bicycle", "log")]))  # fmt: skip
-        claims.append(Claim("bc_discrete_bicycle_best", "collision-or-off-road rate (percentage "
-                            "points) of BC with delta actions minus BC with discretised bicycle "
-                            "actions", *d,
-                            holds=bool(d[1] > 0)))  # fmt: skip
+        claims.append(stats.claim_greater(
+            "routes_help_planning", "route progress gain (percentage points) of BC (bicycle) "
+            "with the route in its observation over BC without", est.scaled(100),
+            unit=TRAINED))  # fmt: skip
+    d = _paired(rows, ("rl_vs_log", "idm"), ("rl_vs_log", "log"), fn=_fail)
+    if d is not None:
+        claims.append(stats.claim_greater(
+            "rl_overfits_to_log_agents", "RL planner trained against log playback: increase "
+            "(percentage points) of its collision-or-off-road rate when the others are IDM "
+            "agents", d.scaled(100), unit=TRAINED))  # fmt: skip
+    d = _paired(rows, ("bc_delta", "log"), ("bc_bicycle", "log"), fn=_fail)
+    if d is not None:
+        claims.append(stats.claim_greater(
+            "bc_discrete_bicycle_best", "collision-or-off-road rate (percentage points) of BC "
+            "with delta actions minus BC with discretised bicycle actions", d.scaled(100),
+            unit=TRAINED))  # fmt: skip
     md = table + "\n\nPlots: `plots/failure_rate.png`, `plots/scenario.png`, " \
         f"`plots/rollout_{agent}.gif`.\n"
     return Report(claims, md)

@@ -312,6 +312,12 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
             backend.close()
 
 
+SEARCH = "search seeds"
+"""The unit of a claim about what the from-scratch search finds: one search (one seed of
+mutations and populations) is one replication, however many training seeds evaluate its
+result."""
+
+
 def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     refs = {e["loss"]: np.asarray(e["scores"]) for e in run_dir.events("reference")}
     if "dqn" not in refs:
@@ -331,27 +337,34 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                           xlabel="real evaluations", ylabel="best chain-MDP score")
         md.append("")
         md.append("![scratch search](plots/scratch_chain_search.png)")
+    # The from-scratch claims are about what the search finds, so their unit is the search
+    # seed; the run searches once (config.seed): n = 1, undetermined whatever the result.
+    searches = 1  # one from-scratch search per run, seeded by config.seed
     if scratch and scratch[0]["found"]:
         r = scratch[0]
         td = r["td_likeness"]
-        claims.append(Claim("scratch_best_is_td_like",
-                            f"the best loss found from scratch, {r['formula']}, is TD-like: "
-                            "fraction of probe samples where descent moves Q(s,a) toward "
-                            "r + γ max Q̄ (TD loss: 1.0); holds if >= 0.9",
-                            td, td, td, holds=td >= 0.9))
-        diff = stats.paired_difference_ci(np.asarray(r["scores"]), refs["dqn"])
-        claims.append(Claim("scratch_minus_dqn_cartpole",
-                            "normalised CartPole return, best from-scratch loss minus the DQN "
-                            "TD loss (paired seeds); holds if the CI's low end > -0.1",
-                            *diff, holds=diff[1] > -0.1))
+        claims.append(stats.claim(
+            "scratch_best_is_td_like",
+            f"the best loss found from scratch, {r['formula']}, is TD-like: fraction of probe "
+            "samples where descent moves Q(s,a) toward r + γ max Q̄ (TD loss: 1.0); holds if "
+            ">= 0.9", stats.Estimate(td, td, td, searches), holds=td >= 0.9,
+            unit=SEARCH))
+        diff = stats.paired_difference_ci(np.asarray(r["scores"]), refs["dqn"],
+                                          unit="training seeds")
+        claims.append(stats.claim_greater(
+            "scratch_minus_dqn_cartpole",
+            "normalised CartPole return, best from-scratch loss minus the DQN TD loss (paired "
+            "training seeds of the one program found); holds if the CI's low end > -0.1",
+            diff, -0.1, unit=SEARCH, n=min(searches, diff.n)))
         md += ["", f"Best from-scratch loss: `{r['formula']}` (TD-likeness {td:.2f}); "
                f"CartPole normalised return {np.mean(r['scores']):.3f} vs DQN "
                f"{refs['dqn'].mean():.3f}.", "", "| top programs over the hurdle | CartPole |",
                "|---|---|"]
         md += [f"| `{f}` | {c:.3f} |" for f, c in zip(r["top_formulas"], r["top_cartpole"])]
     elif scratch:
-        claims.append(Claim("scratch_best_is_td_like", "a TD-like loss found from scratch",
-                            0.0, 0.0, 0.0, holds=False))
+        claims.append(stats.claim(
+            "scratch_best_is_td_like", "a TD-like loss found from scratch",
+            stats.Estimate(0.0, 0.0, 0.0, searches), holds=False, unit=SEARCH))
         md.append("No program cleared the chain hurdle: raise --scratch-evaluations.")
     boot = run_dir.events("bootstrap_result")
     if boot:
@@ -371,10 +384,11 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
         dq = np.stack([by[(e, "dqn")] for e in envs], 1)
         dr = np.stack([by[(e, "dqnreg")] for e in envs], 1)
         diff = stats.paired_difference_ci(dr, dq)
-        claims.append(Claim("dqnreg_minus_dqn_heldout",
-                            f"normalised return on held-out {', '.join(envs)}: DQNReg "
-                            "(δ² + 0.1·Q(s,a)) minus DQN (paired seeds); paper: DQNReg "
-                            "generalises better; holds if CI > 0", *diff, holds=diff[1] > 0))
+        claims.append(stats.claim_greater(
+            "dqnreg_minus_dqn_heldout",
+            f"normalised return on held-out {', '.join(envs)}: DQNReg (δ² + 0.1·Q(s,a)) minus "
+            "DQN (paired seeds); paper: DQNReg generalises better; holds if CI > 0", diff,
+            unit="training seeds"))
         md += ["", "## Held-out environments", "", "| env | DQN | DQNReg |", "|---|---|---|"]
         for e in envs:
             md.append(f"| {e} | {by[(e, 'dqn')].mean():.3f} | {by[(e, 'dqnreg')].mean():.3f} |")

@@ -285,11 +285,11 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
             "gkd_beats_supervised_kd",
             f"on-policy GKD ({best_g}, best β for greedy) beats supervised KD "
             "(held-out greedy accuracy, points)",
-            stats.paired_difference_ci(g[best_g], g["supervised_kd"])),
+            stats.paired_difference_ci(g[best_g], g["supervised_kd"]), unit="training seeds"),
         stats.claim_greater(
             "gkd_beats_seqkd",
             f"on-policy GKD ({best_g}) beats SeqKD (held-out greedy accuracy, points)",
-            stats.paired_difference_ci(g[best_g], g["seqkd"])),
+            stats.paired_difference_ci(g[best_g], g["seqkd"]), unit="training seeds"),
     ]
     gkd_gain, kd_gain = g[best_g] - g["sft"], g["supervised_kd"] - g["sft"]
     mult = gain_multiple(gkd_gain, kd_gain)
@@ -304,7 +304,8 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
     claims.append(stats.claim_greater(
         "gain_multiple_vs_supervised_kd",
         "GKD's gain over SFT as a multiple of supervised KD's gain (paper: 1.7-2.1x; holds "
-        "above 1)", stats.Estimate(mult, float(lo), float(hi), len(seeds)), threshold=1.0))
+        "above 1)", stats.Estimate(mult, float(lo), float(hi), len(seeds)), threshold=1.0,
+        unit="training seeds"))
     md += ["", f"Best β for greedy decoding: {best_g}; for temperature-1 sampling: {best_t1}.",
            f"Gain over SFT: GKD ({best_g}) {np.mean(gkd_gain):+.1f} points, supervised KD "
            f"{np.mean(kd_gain):+.1f} points (multiple {mult:.2f}).",

@@ -323,6 +323,9 @@ def _task_label(config: GuidedEvolutionConfig, name: str) -> str:
     return f"{name} ({NGUYEN[name][0]})" if config.domain == "symreg" else name
 
 
+SEARCH = "search seeds"
+"""The unit of every claim: one seed runs every arm's search once (paired across arms)."""
+
 def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     runs = run_dir.events("run")
     if not runs:
@@ -346,14 +349,14 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
             f"evals_ratio_unguided_over_{a}",
             f"real evaluations to reach the target, unguided / {a} ({config.domain}), mean "
             f"over seeds (paper: {paper} fewer with the discriminator); holds if CI > 1",
-            ratio, 1.0, n_seeds=n))
+            ratio, 1.0, unit=SEARCH))
     if "guided" in arms and "regression" in arms:
         pair = evals[:, [arms.index("regression"), arms.index("guided")]]
         claims.append(stats.claim_greater(
             "evals_ratio_regression_over_pairwise",
             "real evaluations to target with the regressor / with the pairwise discriminator "
             "(paper: pairwise beats regression); holds if CI > 1",
-            stats.bootstrap_ci(pair, _ratio), 1.0, n_seeds=n))
+            stats.bootstrap_ci(pair, _ratio), 1.0, unit=SEARCH))
     success = {a: np.array([[by[(e, s, a)]["reached"] for e in eqs] for s in done_seeds],
                            float) for a in arms}
     md = ["## Evaluations to target", ""]
@@ -405,14 +408,17 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
             md += ["", f"{a}: predictor online accuracy {pt[0]:.3f} [{pt[1]:.3f}, {pt[2]:.3f}]; "
                    f"Pearson r between a seed's accuracy and its speed-up "
                    f"(unguided evals / {a} evals) = {r:+.2f} over {int(ok.sum())} seeds."]
-    acc = [by[(e, s, "guided")]["disc_online_accuracy"] for e in eqs for s in done_seeds
+    acc = [(s, by[(e, s, "guided")]["disc_online_accuracy"]) for e in eqs for s in done_seeds
            if "guided" in arms]
-    acc = np.array([a for a in acc if np.isfinite(a)])
+    acc_seeds = len({s for s, a in acc if np.isfinite(a)})  # the searches behind the CI
+    acc = np.array([a for _, a in acc if np.isfinite(a)])
     if acc.size:
         claims.append(stats.claim_greater(
             "discriminator_online_accuracy",
             "pairwise accuracy of the discriminator on freshly evaluated programs before "
-            "training on them; holds if CI > 0.5", stats.bootstrap_ci(acc), 0.5, n_seeds=n))
+            "training on them; holds if CI > 0.5",
+            stats.bootstrap_ci(acc, unit="(task, search seed) runs"), 0.5, unit=SEARCH,
+            n=acc_seeds))
     stats.plot_bars(run_dir.plots / "evals_to_target.png",
                     {a: stats.bootstrap_ci(evals[:, i]) for i, a in enumerate(arms)},
                     ylabel="real evaluations to target")

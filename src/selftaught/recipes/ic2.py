@@ -502,12 +502,12 @@ def report(cfg: IC2Config, run_dir: RunDir, seeds: list[int]) -> Report:
             claims.append(stats.claim_greater(
                 f"ic2_captures_more_than_{slug}", f"captures(ic2) - captures({b}) > 0",
                 stats.paired_difference_ci(ic2["captures"], final[b]["captures"]),
-                n_seeds=len(ic2["captures"])))
+                unit="training seeds"))
             claims.append(stats.claim_greater(
                 f"ic2_lower_state_entropy_than_{slug}",
                 f"state entropy({b}) - state entropy(ic2) > 0",
                 stats.paired_difference_ci(final[b]["state_entropy"], ic2["state_entropy"]),
-                n_seeds=len(ic2["captures"])))
+                unit="training seeds"))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above 0. Differences are paired by "
            "seed (each seed's worlds are the same across agents only at the first "

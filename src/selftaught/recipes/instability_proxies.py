@@ -375,7 +375,7 @@ def _table(run_dir) -> dict[tuple[str, int], dict]:
     return tab
 
 
-def _ci(x) -> tuple[float, float, float]:
+def _ci(x) -> stats.Estimate:
     x = np.asarray(x, np.float64)
     return stats.paired_difference_ci(x, np.zeros_like(x))
 
@@ -438,7 +438,7 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "attn_logit_growth_fixed_by_qk_ln",
             f"width {w0}, lr {top:g}: max attention logit without qk-layernorm minus with it "
-            "> 0 (a diverged run counts as 1e6)", _ci(diff)))
+            "> 0 (a diverged run counts as 1e6)", _ci(diff), unit="training seeds"))
     if ("baseline", w0) in tab and ("z_loss", w0) in tab:
         b, z = tab[("baseline", w0)], tab[("z_loss", w0)]
         j = b["lr"].index(top)
@@ -446,7 +446,8 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
         diff = absz(b["log_z"][:, j]) - absz(z["log_z"][:, j])
         claims.append(stats.claim_greater(
             "logit_divergence_fixed_by_z_loss",
-            f"width {w0}, lr {top:g}: |log Z| without z-loss minus with z-loss > 0", _ci(diff)))
+            f"width {w0}, lr {top:g}: |log Z| without z-loss minus with z-loss > 0", _ci(diff),
+            unit="training seeds"))
 
     # LR sensitivity
     sens = {}
@@ -472,23 +473,23 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "qk_ln_lowers_lr_sensitivity",
             f"width {w0}: LR sensitivity(baseline) - LR sensitivity(qk-layernorm) > 0",
-            _ci(sens[("baseline", w0)] - sens[("qk_ln", w0)])))
+            _ci(sens[("baseline", w0)] - sens[("qk_ln", w0)]), unit="training seeds"))
     if all((iv, w0) in sens for iv in ("qk_ln", "qk_ln+z_loss")):
         claims.append(stats.claim_greater(
             "z_loss_lowers_lr_sensitivity",
             f"width {w0}: LR sensitivity(qk-ln) - LR sensitivity(qk-ln + z-loss) > 0",
-            _ci(sens[("qk_ln", w0)] - sens[("qk_ln+z_loss", w0)])))
+            _ci(sens[("qk_ln", w0)] - sens[("qk_ln+z_loss", w0)]), unit="training seeds"))
     comb = [w for w in widths if ("qk_ln+z_loss", w) in tab]
     if comb:
         dec = np.array([[flat_decades(tab[("qk_ln+z_loss", w)]["lr"], row, cfg.band)
                          for row in tab[("qk_ln+z_loss", w)]["val_loss"]] for w in comb])
         worst = dec.min(axis=0)  # per seed: the narrowest flat range over widths
         est = _ci(worst)
-        claims.append(Claim(
+        claims.append(stats.claim(
             "combined_flat_over_decades",
             f"qk-ln + z-loss: final loss within {cfg.band:g} nats of its best over >= "
             f"{cfg.flat_decades:g} decades of lr at every width (value: decades, worst width)",
-            est[0], est[1], est[2], holds=bool(est[1] >= cfg.flat_decades)))
+            est, holds=est[1] >= cfg.flat_decades, unit="training seeds"))
     md += ["", "## Notes", "",
            "Each program (width x structural switches) is one compiled `lm.sweep` program "
            "that trains all of its lr x z-loss x warmup x eps x seed cells under one vmap. "

@@ -273,6 +273,11 @@ def _sweep(cfg: LengthGenConfig, v: Variant) -> sw.Sweep:
     return sw.make_sweep(mcfg, scfg, make_batch_fn(cfg, v), make_eval_fn(mcfg))
 
 
+UNIT = "training seeds (init x data-order grid cells)"
+"""The unit of replication of every claim: one cell of the weight-init x data-order seed
+grid is one training run; `--seeds` is unused (set --init-seeds / --data-seeds)."""
+
+
 def seed_grid(cfg: LengthGenConfig) -> list[tuple[int, int]]:
     return [(cfg.seed + i, cfg.seed + j) for i in range(cfg.init_seeds)
             for j in range(cfg.data_seeds)]
@@ -355,17 +360,18 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
         s = solved[best]
         top = np.sort(s)[-max(1, len(s) // 3):]  # the best third of seeds
         est = stats.bootstrap_ci(top, "mean")
-        claims.append(Claim(
+        claims.append(stats.claim(
             "best_config_reaches_2L",
             f"{best}: best third of seeds solve (>= {cfg.threshold:.0%} exact match) up to "
-            f">= 2L = {2 * L} digits (value: mean solved length of those seeds)",
-            est[0], est[1], est[2], holds=bool(est[0] >= 2 * L)))
+            f">= 2L = {2 * L} digits (value: mean solved length of those seeds; n = the "
+            "seeds of that best third)",
+            est, holds=est[0] >= 2 * L, unit=UNIT))
         spread = stats.bootstrap_ci(s, lambda a: float(np.max(a) - np.min(a)))
-        claims.append(Claim(
+        claims.append(stats.claim(
             "seed_spread_is_large",
             f"{best}: max - min solved length over the seed grid >= L/4 = {L / 4:g} digits "
             "(lower end of the seed-bootstrap CI of the range)",
-            spread[0], spread[1], spread[2], holds=bool(spread[1] >= L / 4)))
+            spread, holds=spread[1] >= L / 4, unit=UNIT))
     for b in BASELINES:
         if b in tab:
             acc = np.array([e["exact_match"] for e in tab[b]], np.float64)
@@ -373,13 +379,13 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
             within = stats.bootstrap_ci(np.nanmean(acc[:, :L], axis=1), "mean")
             est = stats.bootstrap_ci(beyond, "mean")
             # "fails beyond L" says something only about a model that learned lengths <= L
-            claims.append(Claim(
+            claims.append(stats.claim(
                 f"{b}_fails_beyond_L",
                 f"{b}: mean exact match over lengths {L + 1}..{N} < 0.5 (upper CI end below "
                 f"0.5) although lengths 1..{L} are learned (their mean exact match, "
                 f"{within[0]:.2f} [{within[1]:.2f}, {within[2]:.2f}], has its lower CI end "
                 ">= 0.5)",
-                est[0], est[1], est[2], holds=bool(est[2] < 0.5 and within[1] >= 0.5)))
+                est, holds=est[2] < 0.5 and within[1] >= 0.5, unit=UNIT))
     md += ["", "## Notes", "",
            "Each variant is one compiled `lm.sweep` program training all seed cells under one "
            "vmap. Exact match is teacher-forced argmax over the whole answer, which equals "

@@ -79,7 +79,7 @@ import numpy as np
 import optax
 
 from selftaught import stats
-from selftaught.core import Claim, Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, Timer, check, progress
 from selftaught.core.errors import check_at_least_one
 from selftaught.lm import BOS, TrainConfig, Transformer, TransformerConfig, init_params
 from selftaught.lm.model import ModelSize, decode, default_positions, expand_cache, init_cache
@@ -830,7 +830,7 @@ def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
     claims = [stats.claim_greater(
         "accuracy_rises_with_shots",
         f"held-out accuracy rises from {shots[0]} to {shots[-1]} shots (points)",
-        stats.paired_difference_ci(acc[:, -1], acc[:, 0]))]
+        stats.paired_difference_ci(acc[:, -1], acc[:, 0]), unit="training seeds")]
     for kind in ("flipped", "abstract"):
         a = t[(kind, "acc")] * 100
         gain = stats.paired_difference_ci(a[:, -1], a[:, few])
@@ -838,15 +838,15 @@ def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
             f"{kind}_labels_override",
             f"{kind} labels: at {shots[few]} shots accuracy is below 50% (the prior wins) and "
             f"{shots[-1]} shots raise it (points gained, holds if the CI is above 0 and "
-            "few-shot accuracy < 50%)", gain)
+            "few-shot accuracy < 50%)", gain, unit="training seeds")
         claims.append(dataclasses.replace(c, holds=bool(c.holds and a[:, few].mean() < 50)))
     nll_drop = stats.paired_difference_ci(nll[:, -2], nll[:, -1])
     acc_gain = float((acc[:, -1] - acc[:, -2]).mean())
-    claims.append(Claim(
+    claims.append(stats.claim(
         "nll_and_accuracy_decouple",
         f"from {shots[-2]} to {shots[-1]} shots NLL keeps falling (value: nats dropped) while "
-        f"accuracy gains < 1 point (here {acc_gain:+.2f})", *nll_drop,
-        holds=bool(nll_drop[1] > 0 and acc_gain < 1.0)))
+        f"accuracy gains < 1 point (here {acc_gain:+.2f})", nll_drop,
+        holds=nll_drop[1] > 0 and acc_gain < 1.0, unit="training seeds"))
 
     reason_claims, reason_md = report_reasoning(config, run_dir, seeds)
     linear_claims, linear_md = report_linear(config, run_dir, seeds)
@@ -896,13 +896,13 @@ def report_reasoning(config: ManyShotConfig, run_dir, seeds: list[int]):
             "reinforced - ground truth, points; holds if the CI is above -5)",
             stats.paired_difference_ci(acc["reinforced"][:, -1], acc["ground_truth"][:, -1]),
             -5.0,
-            n_seeds=len(seeds)),
+            unit="training seeds"),
         stats.claim_greater(
             "reasoning_accuracy_rises_with_shots",
             f"ground-truth-rationale accuracy rises from {shots[0]} to {shots[-1]} shots "
             "(points)",
             stats.paired_difference_ci(acc["ground_truth"][:, -1], acc["ground_truth"][:, 0]),
-            n_seeds=len(seeds)),
+            unit="training seeds"),
     ]
     md = ["## 2. Reinforced and unsupervised ICL (test accuracy %, greedy rationales)", "",
           f"Bases meta-trained {list(config.reason_bases)}, evaluated "
@@ -954,14 +954,14 @@ def report_linear(config: ManyShotConfig, run_dir, seeds: list[int]):
         "in-context linear classification: accuracy at each d's most shots exceeds its "
         "fewest (points, mean over d)",
         stats.paired_difference_ci(last["icl"], np.mean(first_icl, 0)),
-        n_seeds=len(seeds))]
+        unit="training seeds")]
     for m in ("knn", "logistic"):
         claims.append(stats.claim_greater(
             f"linear_icl_matches_{m}",
             f"at each d's most shots in-context accuracy is within 5 points of {m} fitted on "
             "the same shots or above it (value: ICL - baseline, points, mean over d; holds "
             "if the CI is above -5)", stats.paired_difference_ci(last["icl"], last[m]), -5.0,
-            n_seeds=len(seeds)))
+            unit="training seeds"))
     return claims, md
 
 

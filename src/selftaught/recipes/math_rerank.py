@@ -465,31 +465,36 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
             stats.claim_greater(
                 f"topk_{e}_beats_majority",
                 f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
-                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}"))),
+                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}")),
+                unit="training seeds"),
             stats.claim_greater(
                 f"topk_{e}_beats_rerank_all",
                 f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
-                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}"))),
+                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}")),
+                unit="training seeds"),
         ]
     claims += [
         stats.claim_greater(
             "weighted_ce_beats_majority",
             f"the score-weighted vote (CE evaluator) beats majority vote at k = {kc} (points)",
-            pd(rr(f"weighted_ce_{kc}"), rr(f"maj_{kc}"))),
+            pd(rr(f"weighted_ce_{kc}"), rr(f"maj_{kc}")), unit="training seeds"),
         stats.claim_greater(
             "margin_beats_ce_rerank_all",
             f"the margin-loss evaluator re-ranks all {kc} candidates better than the "
-            "cross-entropy one (points)", pd(rr(f"all_margin_{kc}"), rr(f"all_ce_{kc}"))),
+            "cross-entropy one (points)", pd(rr(f"all_margin_{kc}"), rr(f"all_ce_{kc}")),
+            unit="training seeds"),
         stats.claim_greater(
             "sequential_not_worse_than_solution_ft",
             f"multi-task sequential FT (generator -> evaluator -> generator) is no worse than "
             f"solution FT continued for as many steps: greedy pass@1 difference above "
             f"-{config.noninferiority:g} points",
-            pd(seq("pass1_sequential"), seq("pass1_continued")), -config.noninferiority),
+            pd(seq("pass1_sequential"), seq("pass1_continued")), -config.noninferiority,
+            unit="training seeds"),
         stats.claim_greater(
             "detailed_beats_terse",
             "solution FT on detailed step-by-step solutions beats FT on terse ones (greedy "
-            "pass@1, points)", pd(sft("pass1_detailed"), sft("pass1_terse"))),
+            "pass@1, points)", pd(sft("pass1_detailed"), sft("pass1_terse")),
+            unit="training seeds"),
     ]
 
     def cell(x, digits=1):

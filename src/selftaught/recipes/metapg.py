@@ -405,6 +405,12 @@ def _std_reduction(s: np.ndarray) -> float:
     return float(s[:, 0].std(ddof=1) - s[:, 1].std(ddof=1))
 
 
+SEARCH = "search seeds"
+SEARCHES = 1
+"""A claim is about what the search finds (the front member it picks), so its unit is the
+search seed; a run searches once (config.seed), so every claim is undetermined, n = 1,
+whatever the re-evaluation over fresh training seeds (recorded as what the CI is over)."""
+
 def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     gens = run_dir.events("generation")
     if not gens:
@@ -453,9 +459,10 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     members = len(r["formulas"]) - 1
     if members == 0:
         for o in OBJECTIVES:
-            claims.append(Claim(f"front_beats_sac_on_{o}", f"no front member other than SAC "
-                                f"to re-evaluate on {o}", 0.0, 0.0, 0.0, holds=False,
-                                n_seeds=n))
+            claims.append(stats.claim(f"front_beats_sac_on_{o}", f"no front member other than "
+                                      f"SAC to re-evaluate on {o}",
+                                      stats.Estimate(0.0, 0.0, 0.0, n, "training seeds"),
+                                      holds=False, unit=SEARCH, n=min(SEARCHES, n)))
         md.append("| all | none: the final front holds only SAC-equivalent or failed "
                   "programs | — | — |")
         return Report(claims, "\n".join(md))
@@ -482,8 +489,9 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                          f"{rel:+.0%} vs paper {PAPER[o]})")
             bars[f"SAC {o}"] = stats.bootstrap_ci(x[0])
             bars[f"member {j} {o}"] = stats.bootstrap_ci(x[j])
-        claims.append(stats.claim_greater(f"front_beats_sac_on_{o}", statement, est,
-                                          n_seeds=n))
+        claims.append(stats.claim_greater(f"front_beats_sac_on_{o}", statement,
+                                          stats.Estimate(*est, est.n, "fresh training seeds"),
+                                          unit=SEARCH, n=min(SEARCHES, est.n)))
         md.append(f"| {o} | {j}: {desc} | {rel:+.1%} | {PAPER[o]} |")
     if bars:
         stats.plot_bars(run_dir.plots / "reeval.png", bars, ylabel="normalised return")

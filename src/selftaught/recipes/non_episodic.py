@@ -255,27 +255,31 @@ def _load(run_dir: RunDir, seeds: list[int]) -> dict[str, dict]:
     return out
 
 
-def _diff_ci(a, b, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """mean(a) - mean(b) of independent samples with a percentile bootstrap 95% CI."""
+def _diff_ci(a, b, reps: int = 2000, seed: int = 0) -> stats.Estimate:
+    """mean(a) - mean(b) of independent samples with a percentile bootstrap 95% CI, over
+    n = min(len(a), len(b)) seeds."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     point = float(a.mean() - b.mean())
-    if min(len(a), len(b)) < 2:
-        return point, point, point
+    n = min(len(a), len(b))
+    if n < 2:
+        return stats.Estimate(point, point, point, n)
     rng = np.random.default_rng(seed)
     da = a[rng.integers(0, len(a), (reps, len(a)))].mean(1)
     db = b[rng.integers(0, len(b), (reps, len(b)))].mean(1)
     lo, hi = np.quantile(da - db, [0.025, 0.975])
-    return point, float(lo), float(hi)
+    return stats.Estimate(point, float(lo), float(hi), n)
 
 
 def _spread_diff_ci(groups_a: list[np.ndarray], groups_b: list[np.ndarray], reps: int = 2000,
-                    seed: int = 0) -> tuple[float, float, float]:
+                    seed: int = 0) -> stats.Estimate:
     """spread(A) - spread(B), spread = max - min over parameter values of the mean score,
-    with seeds resampled within each (parameter value) cell."""
+    with seeds resampled within each (parameter value) cell; n = the fewest seeds of a
+    cell."""
     spread = lambda gs: max(g.mean() for g in gs) - min(g.mean() for g in gs)  # noqa: E731
     point = float(spread(groups_a) - spread(groups_b))
-    if min(len(g) for g in groups_a + groups_b) < 2:
-        return point, point, point
+    n = min(len(g) for g in groups_a + groups_b)
+    if n < 2:
+        return stats.Estimate(point, point, point, n)
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(reps):
@@ -283,7 +287,7 @@ def _spread_diff_ci(groups_a: list[np.ndarray], groups_b: list[np.ndarray], reps
         rb = [g[rng.integers(0, len(g), len(g))] for g in groups_b]
         boots.append(spread(ra) - spread(rb))
     lo, hi = np.quantile(boots, [0.025, 0.975])
-    return point, float(lo), float(hi)
+    return stats.Estimate(point, float(lo), float(hi), n)
 
 
 def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
@@ -344,13 +348,13 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "episodic_gt_non_episodic",
             "success(episodic) - success(non-episodic, static) > 0",
-            _diff_ci(final["episodic"], static), n_seeds=len(static)))
+            _diff_ci(final["episodic"], static), unit="training seeds"))
     if static is not None:
         for c in by_group.get("dynamic", []):
             claims.append(stats.claim_greater(
                 f"dynamic_p{c.knob:g}_gt_static",
                 f"success(non-episodic, p={c.knob:g}) - success(non-episodic, static) > 0",
-                _diff_ci(final[c.name], static), n_seeds=len(static)))
+                _diff_ci(final[c.name], static), unit="training seeds"))
     env_s, rew_s = by_group.get("env-shaped", []), by_group.get("reward-shaped", [])
     if env_s and rew_s:
         a = np.mean([final[c.name] for c in env_s], axis=0)
@@ -359,14 +363,14 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
             "env_shaping_matches_reward_shaping",
             "success(env-shaped) - success(reward-shaped) > -0.1, averaged over their "
             "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1,
-            n_seeds=len(a)))
+            unit="training seeds"))
         if len(env_s) > 1 and len(rew_s) > 1:
             claims.append(stats.claim_greater(
                 "env_shaping_more_robust",
                 "spread over parameter values of mean success: reward shaping minus env "
                 "shaping > 0", _spread_diff_ci([final[c.name] for c in rew_s],
                                                [final[c.name] for c in env_s]),
-                n_seeds=len(a)))
+                unit="training seeds"))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above its threshold. All agents are "
            "validated on the same held-out static worlds, so conditions differ only in the "

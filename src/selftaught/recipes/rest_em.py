@@ -300,14 +300,14 @@ def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(
             "rest_em_beats_sft",
             "ReST^EM beats SFT on human data (held-out greedy pass@1, points, "
-            "validation-chosen iteration minus SFT)", gain))
+            "validation-chosen iteration minus SFT)", gain, unit="training seeds"))
         early = best_iteration(valid, upto=min(3, n_iter))
         share = gain_share(test[rows, early] - test[:, 0], test[rows, best] - test[:, 0])
         claims.append(stats.claim_greater(
             "gain_within_3_iterations",
             "most of the gain arrives within 3 iterations (share of the best iteration's "
             "gain over SFT already reached by the best of iterations 1-3; holds above 0.5)",
-            stats.bootstrap_ci(share), threshold=0.5))
+            stats.bootstrap_ci(share), threshold=0.5, unit="training seeds"))
     md = ["## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
           "data)", ""]
     cols = [k for k in t if k != "test_sample_acc"]

@@ -381,22 +381,22 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
         stats.claim_greater(
             f"vstar_beats_maj_at_{kc}",
             f"V-STaR Best-of-{kc} beats majority vote maj@{kc} (points, iteration {T})",
-            pd(col(f"bok_dpo_{kc}", T), col(f"maj_{kc}", T))),
+            pd(col(f"bok_dpo_{kc}", T), col(f"maj_{kc}", T)), unit="training seeds"),
         stats.claim_greater(
             f"maj_at_{kc}_beats_pass1",
             f"majority vote maj@{kc} beats greedy pass@1 of the same generator (points)",
-            pd(col(f"maj_{kc}", T), col("pass1", T))),
+            pd(col(f"maj_{kc}", T), col("pass1", T)), unit="training seeds"),
     ]
     for k in sorted({k for k in (8, max(ks)) if k in ks}):
         claims.append(stats.claim_greater(
             f"dpo_beats_orm_at_{k}",
             f"the DPO verifier's Best-of-{k} beats the ORM's (BCE, same data; points)",
-            pd(col(f"bok_dpo_{k}", T), col(f"bok_orm_{k}", T))))
+            pd(col(f"bok_dpo_{k}", T), col(f"bok_orm_{k}", T)), unit="training seeds"))
     if T > 1:
         claims.append(stats.claim_greater(
             f"iteration_{T}_beats_1",
             f"iteration {T}'s generator + verifier beat iteration 1's (Best-of-{kc}, points)",
-            pd(col(f"bok_dpo_{kc}", T), col(f"bok_dpo_{kc}", 1))))
+            pd(col(f"bok_dpo_{kc}", T), col(f"bok_dpo_{kc}", 1)), unit="training seeds"))
 
     def cell(x):
         pt, lo, hi = stats.bootstrap_ci(x)

@@ -235,10 +235,11 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
     if hl is not None and mse is not None:
         d = iqm_difference(hl, mse)
         claims.append(stats.claim_greater(
-            "hl_gauss_iqm_gt_mse", "IQM(HL-Gauss) - IQM(MSE) > 0 (normalised return)", d, 0.0))
+            "hl_gauss_iqm_gt_mse", "IQM(HL-Gauss) - IQM(MSE) > 0 (normalised return)", d, 0.0,
+            unit="training seeds"))
         p = stats.probability_of_improvement(hl, mse)
         claims.append(stats.claim_greater(
-            "p_hl_gauss_gt_mse", "P(HL-Gauss > MSE) > 0.5", p, 0.5))
+            "p_hl_gauss_gt_mse", "P(HL-Gauss > MSE) > 0.5", p, 0.5, unit="training seeds"))
         md += ["", "## Probability of improvement", "",
                "| X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|"]
         for name, m in main.items():
@@ -279,7 +280,8 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
             gain = _width_gain_difference(mats, lo_w, hi_w)
             claims.append(stats.claim_greater(
                 "hl_gauss_gains_more_from_width",
-                f"[IQM(w{hi_w:g}) - IQM(w{lo_w:g})] of HL-Gauss minus that of MSE > 0", gain))
+                f"[IQM(w{hi_w:g}) - IQM(w{lo_w:g})] of HL-Gauss minus that of MSE > 0", gain,
+                unit="training seeds"))
     md += ["", "## Notes", "",
            "Scores come from greedy evaluation episodes run inside the compiled training "
            "program. A claim holds when its 95% CI lies entirely above the threshold; at "
@@ -289,7 +291,8 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
 
 
 def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
-    """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], bootstrap over runs."""
+    """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], bootstrap over runs, as an
+    Estimate over n = the fewest runs of the four matrices."""
     from rliable import metrics
 
     iqm = metrics.aggregate_iqm
@@ -297,8 +300,9 @@ def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
             mats[("mse", lo_w)]]
     f = lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3]))  # noqa: E731
     point = float(f(arrs))
-    if min(len(a) for a in arrs) < 2:
-        return point, point, point
+    n = min(len(a) for a in arrs)
+    if n < 2:
+        return stats.Estimate(point, point, point, n)
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(reps):
@@ -308,7 +312,7 @@ def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
             res.append(np.take_along_axis(a, idx, axis=0))
         boots.append(f(res))
     lo, hi = np.quantile(boots, [0.025, 0.975])
-    return point, float(lo), float(hi)
+    return stats.Estimate(point, float(lo), float(hi), n)
 
 
 # ----------------------------------------------------------------------------- presets

@@ -443,13 +443,14 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
             claims.append(stats.claim_greater(
                 f"{x}_advantage_grows_with_noise",
                 f"[RMSE(MSE) - RMSE({LABEL[x]})] at noise {max(cfg.noise_levels):g} minus "
-                "that at noise 0 > 0", _advantage_growth(mse, other, noise_hi, noise0)))
+                "that at noise 0 > 0", _advantage_growth(mse, other, noise_hi, noise0),
+                unit="training seeds"))
             if gam_hi is not None:
                 claims.append(stats.claim_greater(
                     f"{x}_advantage_grows_with_nonstationarity",
                     f"[RMSE(MSE) - RMSE({LABEL[x]})] with bootstrapped targets at gamma "
                     f"{max(cfg.gammas):g} minus that at gamma 0 > 0",
-                    _advantage_growth(mse, other, gam_hi, noise0)))
+                    _advantage_growth(mse, other, gam_hi, noise0), unit="training seeds"))
         if "hl_gauss" in losses and len(widths) > 1:
             hl = np.stack([finals[("hl_gauss", w)] for w in widths])
             adv = (mse - hl).mean(-1)  # W x S
@@ -457,7 +458,7 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
                 "hl_gauss_advantage_grows_with_width",
                 f"[RMSE(MSE) - RMSE(HL-Gauss)] at width {widths[-1]:g} minus that at width "
                 f"{widths[0]:g} (mean over conditions) > 0",
-                stats.paired_difference_ci(adv[-1], adv[0])))
+                stats.paired_difference_ci(adv[-1], adv[0]), unit="training seeds"))
             md += ["", "## HL-Gauss advantage per width (mean over conditions)", "",
                    "| width | advantage |", "|---|---|"]
             md += [f"| {w:g} | {_fmt(stats.paired_difference_ci(mse[i].mean(-1), hl[i].mean(-1)))}"

@@ -1,15 +1,22 @@
 """Multi-seed statistics on rliable: IQM, bootstrap CIs, probability of improvement,
 performance profiles, and claim records built from them.
 
+The claim contract: every estimator returns an `Estimate` that carries n, the number of
+values its CI resamples; every claim is built from one (`claim`, `claim_greater`,
+`claim_less`) and names its unit of replication; fewer than MIN_UNITS_FOR_CI units make it
+undetermined, whatever its value.
+
 Scores follow rliable: an array `runs x tasks` (a 1-D array is one task).
 """
 
-from selftaught.core.recipe import MIN_SEEDS_FOR_CI
+from selftaught.core.recipe import MIN_SEEDS_FOR_CI, MIN_UNITS_FOR_CI
 from selftaught.stats.core import (
     Estimate,
     aggregate,
     bootstrap_ci,
+    claim,
     claim_greater,
+    claim_less,
     paired_difference_ci,
     probability_of_improvement,
 )
@@ -17,10 +24,13 @@ from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
 
 __all__ = [
     "MIN_SEEDS_FOR_CI",
+    "MIN_UNITS_FOR_CI",
     "Estimate",
     "aggregate",
     "bootstrap_ci",
+    "claim",
     "claim_greater",
+    "claim_less",
     "paired_difference_ci",
     "plot_bars",
     "plot_curves",

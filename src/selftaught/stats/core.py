@@ -11,17 +11,29 @@ from selftaught.core.recipe import Claim
 
 class Estimate(tuple):
     """(point, low, high) of a statistic, unpacking like a 3-tuple, that remembers `n`, the
-    number of runs (seeds) behind it; `claim_greater` marks claims with too few runs."""
+    number of independent values its CI resamples (runs, seeds, tasks...), and optionally
+    their `unit` ("training seeds"). Every claim is built from one (`claim`,
+    `claim_greater`): there is no claim from a plain tuple."""
 
-    n: int | None
+    n: int
+    unit: str | None
 
-    def __new__(cls, point: float, low: float, high: float, n: int | None = None):
-        self = super().__new__(cls, (point, low, high))
-        self.n = n
+    def __new__(cls, point: float, low: float, high: float, n: int, unit: str | None = None):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"Estimate needs n, the number of values its CI resamples "
+                             f"(an int >= 0), got {n!r}")
+        self = super().__new__(cls, (float(point), float(low), float(high)))
+        self.n = int(n)
+        self.unit = unit
         return self
 
-    def __getnewargs__(self):
-        return (*self, self.n)
+    def __reduce__(self):  # pickles (process pools, Ray) keep n and unit
+        return (type(self), (*self, self.n, self.unit))
+
+    def scaled(self, factor: float) -> Estimate:
+        """The estimate of factor × the statistic (e.g. a rate in percent)."""
+        lo, hi = sorted((self[1] * factor, self[2] * factor))
+        return Estimate(self[0] * factor, lo, hi, self.n, self.unit)
 
 
 def _rly():
@@ -46,8 +58,10 @@ def bootstrap_ci(
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> tuple[float, float, float]:
-    """(point, low, high) of `statistic` over runs with a stratified bootstrap CI.
+    unit: str | None = None,
+) -> Estimate:
+    """(point, low, high) of `statistic` over runs with a stratified bootstrap CI, as an
+    Estimate over n = the number of runs (rows), in `unit` if given.
 
     `statistic` is 'mean', 'median', 'iqm', 'optimality_gap' or a function of a
     runs x tasks array. With one run the CI collapses to the point.
@@ -63,7 +77,7 @@ def bootstrap_ci(
     point = float(fn(scores))
     n = scores.shape[0]
     if n < 2:
-        return Estimate(point, point, point, n)
+        return Estimate(point, point, point, n, unit)
     state = np.random.get_state()
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     try:
@@ -76,7 +90,7 @@ def bootstrap_ci(
     finally:
         np.random.set_state(state)
     lo, hi = cis["x"][:, 0]
-    return Estimate(point, float(lo), float(hi), n)
+    return Estimate(point, float(lo), float(hi), n, unit)
 
 
 def aggregate(scores: dict[str, np.ndarray], *, reps: int = 2000, seed: int = 0) -> dict:
@@ -91,15 +105,16 @@ def aggregate(scores: dict[str, np.ndarray], *, reps: int = 2000, seed: int = 0)
 
 
 def probability_of_improvement(
-    x, y, *, reps: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """P(X > Y) (Mann-Whitney U / (n_x n_y), averaged over tasks) with a bootstrap CI."""
+    x, y, *, reps: int = 2000, seed: int = 0, unit: str | None = None
+) -> Estimate:
+    """P(X > Y) (Mann-Whitney U / (n_x n_y), averaged over tasks) with a bootstrap CI, as an
+    Estimate over n = min(runs of x, runs of y)."""
     library, metrics = _rly()
     sx, sy = _runs_by_tasks(x), _runs_by_tasks(y)
     point = float(metrics.probability_of_improvement(sx, sy))
     n = min(sx.shape[0], sy.shape[0])
     if n < 2:
-        return Estimate(point, point, point, n)
+        return Estimate(point, point, point, n, unit)
     state = np.random.get_state()
     np.random.seed(seed)
     try:
@@ -109,41 +124,95 @@ def probability_of_improvement(
     finally:
         np.random.set_state(state)
     lo, hi = np.asarray(cis["p"]).reshape(-1)[:2]
-    return Estimate(point, float(lo), float(hi), n)
+    return Estimate(point, float(lo), float(hi), n, unit)
 
 
 def paired_difference_ci(
-    a, b, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean of a - b over paired runs (same seed) with a percentile bootstrap CI."""
+    a, b, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0, unit: str | None = None
+) -> Estimate:
+    """Mean of a - b over paired runs (same seed) with a percentile bootstrap CI, as an
+    Estimate over n = the number of pairs (the leading axis; further axes are averaged
+    within a pair first)."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     diff = diff.reshape(diff.shape[0], -1).mean(axis=1)
     point = float(diff.mean())
     n = diff.shape[0]
     if n < 2:
-        return Estimate(point, point, point, n)
+        return Estimate(point, point, point, n, unit)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, diff.shape[0], size=(reps, diff.shape[0]))
     means = diff[idx].mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return Estimate(point, float(lo), float(hi), n)
+    return Estimate(point, float(lo), float(hi), n, unit)
+
+
+def claim(
+    name: str,
+    statement: str,
+    estimate: Estimate,
+    holds: bool,
+    *,
+    unit: str | None = None,
+    n: int | None = None,
+) -> Claim:
+    """The claim that `estimate` supports, with the caller's own rule for `holds`.
+
+    `unit` names the unit of replication (default: the estimate's own unit; one of them is
+    required). `n` (default: the estimate's n) may only restate the count downwards: when
+    the CI resamples something finer than independent replications of the claim (test
+    scenarios of one trained model, training seeds of one searched program), name the
+    honest unit and n (e.g. unit="search seeds", n=1) and the claim records what the CI
+    was over. Fewer than MIN_UNITS_FOR_CI units make the claim undetermined."""
+    if not isinstance(estimate, Estimate):
+        raise TypeError(f"claim {name!r}: the estimate must be a stats.Estimate (which "
+                        f"carries n), not {type(estimate).__name__}; build it with "
+                        "bootstrap_ci, paired_difference_ci, probability_of_improvement, "
+                        "... or Estimate(point, low, high, n)")
+    unit = unit if unit is not None else estimate.unit
+    if unit is None:
+        raise ValueError(f"claim {name!r}: name its unit of replication "
+                         f"(unit='training seeds', 'search seeds', 'tasks', ...)")
+    if n is None:
+        n = estimate.n
+    elif n > estimate.n:
+        raise ValueError(f"claim {name!r}: n={n} {unit} but its CI resamples only "
+                         f"{estimate.n} values")
+    ci_over = ""
+    if n != estimate.n or (estimate.unit is not None and estimate.unit != unit):
+        ci_over = f"{estimate.n} {estimate.unit or 'values'}"
+    value, lo, hi = estimate
+    return Claim(name, statement, value, lo, hi, holds=bool(holds), unit=unit, n=n,
+                 ci_over=ci_over)
 
 
 def claim_greater(
     name: str,
     statement: str,
-    estimate: tuple[float, float, float],
+    estimate: Estimate,
     threshold: float = 0.0,
     *,
-    n_seeds: int | None = None,
+    unit: str | None = None,
+    n: int | None = None,
 ) -> Claim:
-    """A claim that holds when the CI's lower end lies above `threshold`.
+    """A claim that holds when the CI's lower end lies above `threshold` (see `claim` for
+    `unit` and `n`)."""
+    return claim(name, statement, estimate, _low(estimate) > threshold, unit=unit, n=n)
 
-    When `estimate` is an Estimate over fewer than `core.recipe.MIN_SEEDS_FOR_CI` runs (or
-    `n_seeds` says so) the claim is undetermined ("too few seeds for a CI"). A plain tuple
-    with no run count is judged on its CI as given.
-    """
-    value, lo, hi = estimate
-    n = n_seeds if n_seeds is not None else getattr(estimate, "n", None)
-    return Claim(name, statement, value, lo, hi, holds=bool(lo > threshold), n_seeds=n)
+
+def claim_less(
+    name: str,
+    statement: str,
+    estimate: Estimate,
+    threshold: float = 0.0,
+    *,
+    unit: str | None = None,
+    n: int | None = None,
+) -> Claim:
+    """A claim that holds when the CI's upper end lies below `threshold`."""
+    hi = estimate[2] if isinstance(estimate, tuple) and len(estimate) == 3 else float("nan")
+    return claim(name, statement, estimate, hi < threshold, unit=unit, n=n)
+
+
+def _low(estimate) -> float:
+    return estimate[1] if isinstance(estimate, tuple) and len(estimate) == 3 else float("nan")
