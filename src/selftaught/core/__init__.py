@@ -11,13 +11,14 @@ from selftaught.core.errors import (
     check_finite,
 )
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import PhaseLog, RunDir, Timer
 
 __all__ = [
     "Claim",
     "ConfigError",
     "DataError",
     "DivergedError",
+    "PhaseLog",
     "Recipe",
     "Report",
     "RunDir",
