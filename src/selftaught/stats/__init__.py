@@ -1,5 +1,6 @@
 """Multi-seed statistics on rliable: IQM, bootstrap CIs, probability of improvement,
-performance profiles, and claim records built from them.
+performance profiles, claim records built from them, and the report toolkit (`collect` a
+run's events as arrays, `ci_cell`, `markdown_table`).
 
 Scores follow rliable: an array `runs x tasks` (a 1-D array is one task).
 """
@@ -14,13 +15,17 @@ from selftaught.stats.core import (
     probability_of_improvement,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
+from selftaught.stats.report import ci_cell, collect, markdown_table
 
 __all__ = [
     "MIN_SEEDS_FOR_CI",
     "Estimate",
     "aggregate",
     "bootstrap_ci",
+    "ci_cell",
     "claim_greater",
+    "collect",
+    "markdown_table",
     "paired_difference_ci",
     "plot_bars",
     "plot_curves",
