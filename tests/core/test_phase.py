@@ -120,9 +120,11 @@ def test_the_plan_bar_advances_once_per_phase_run_or_restored(tmp_path, monkeypa
     with run.planned(plan, "toy phases"):
         pass
     assert bars == []  # no phase ran: no bar
+    seen = []
     with run.planned(plan, "toy phases"):
-        run.phase("a", lambda log: {"w": np.ones(2)})
+        run.phase("a", lambda log: seen.append(len(bars)) or {"w": np.ones(2)})
         run.phase("b", lambda log: None)
+    assert seen == [1]  # the plan's bar is open before the first work (its bars nest in it)
     resumed = make(tmp_path, resume=True)
     with resumed.planned(plan, "toy phases"):
         for name in plan:

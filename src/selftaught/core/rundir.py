@@ -449,6 +449,7 @@ class RunDir:
             raise RuntimeError(
                 f"phase {name!r} is not in the recipe's plan ({shown}); the recipe's "
                 "phases() must list every phase its run() runs (internal error)")
+        bar = self._bar() if self._bar is not None else None  # before the work's own bars
         if self.phase_done(name):
             result = None
             if restore is not None or self.has_checkpoint(name):
@@ -463,8 +464,8 @@ class RunDir:
                 _check_restorable(name, result, restore)
                 self.save_checkpoint(name, result)
             self.mark_phase_done(name, timer(), **log.fields)
-        if self._bar is not None:
-            self._bar().advance()
+        if bar is not None:
+            bar.advance()
         return result
 
     def _check_fits(self, name: str, tree: Any, like: Any) -> None:
