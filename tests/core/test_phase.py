@@ -157,3 +157,19 @@ def test_a_checkpoint_that_does_not_fit_restore_is_a_one_line_error(tmp_path):
     msg = str(exc.value)
     assert "\n" not in msg and "does not fit the model of this config" in msg
     assert "rm " in msg and "phase 'seed0/sft'" in msg and "--resume" in msg
+
+
+def test_the_runner_hands_the_recipe_plan_to_the_run_directory(tmp_path):
+    import dataclasses
+
+    import toy_recipe
+
+    from selftaught.core import runner
+
+    toy = toy_recipe.RECIPE
+    cfg = toy.preset("smoke")
+    run, summary = runner.execute(toy, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "ok")
+    assert run.done_phases() == set(toy.phases(cfg, [0])) and "complete" not in summary
+    forgetful = dataclasses.replace(toy, phases=lambda config, seeds: ["seed0/step0"])
+    with pytest.raises(RuntimeError, match="phase 'seed0/step1' is not in the recipe's plan"):
+        runner.execute(forgetful, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "bad")
