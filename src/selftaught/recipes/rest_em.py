@@ -305,11 +305,11 @@ def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
     cols = [k for k in t if k != "test_sample_acc"]
     kept = stats.collect(run_dir, "estep", by={"seed": seeds, "iteration": range(1, n_iter + 1)},
                          values=["kept"])["kept"]
-    rows = [[i, *(stats.ci_cell(stats.bootstrap_ci(t[k][:, i] * 100)) for k in cols),
-             f"{kept[:, i - 1].mean():.0f}" if i else f"{config.human_problems} (human)"]
-            for i in iters]
+    per_iter = [[i, *(stats.ci_cell(stats.bootstrap_ci(t[k][:, i] * 100)) for k in cols),
+                 f"{kept[:, i - 1].mean():.0f}" if i else f"{config.human_problems} (human)"]
+                for i in iters]
     md = ["## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
-          "data)", "", stats.markdown_table(["iteration", *cols, "kept samples"], rows)]
+          "data)", "", stats.markdown_table(["iteration", *cols, "kept samples"], per_iter)]
     if n_iter:
         mean_test, mean_train = test.mean(0), train.mean(0)
         peak = int(np.argmax(mean_test))
