@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, check, check_finite
+from selftaught.core import Recipe, Report, check, check_finite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,23 +33,27 @@ class ToyConfig:
 CALLS: list[str] = []
 
 
+def phases(config: ToyConfig, seeds):
+    return [f"seed{seed}/step{step}" for seed in seeds for step in range(config.steps)]
+
+
 def run(config: ToyConfig, run_dir, seeds):
     for seed in seeds:
         w = jnp.zeros(config.inner.width)
         for step in range(config.steps):
-            phase = f"seed{seed}/step{step}"
-            if run_dir.phase_done(phase):
-                w = jnp.asarray(run_dir.load_checkpoint(phase)["w"])
-                continue
-            CALLS.append(phase)
-            timer = Timer()
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), step)
-            w = w - config.lr * (w - jax.random.normal(key, w.shape))
-            loss = float(jnp.sum(w**2)) if config.lr < 100 else float("nan")
-            check_finite(loss, where="toy training", step=step, lr=config.lr)
-            run_dir.log("train", phase=phase, seed=seed, step=step, loss=loss)
-            run_dir.save_checkpoint(phase, {"w": w})
-            run_dir.mark_phase_done(phase, timer())
+            tree = run_dir.phase(f"seed{seed}/step{step}", train_step, config, w, seed, step,
+                                 restore={"w": w})
+            w = jnp.asarray(tree["w"])
+
+
+def train_step(log, config: ToyConfig, w, seed: int, step: int) -> dict:
+    CALLS.append(log.phase)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), step)
+    w = w - config.lr * (w - jax.random.normal(key, w.shape))
+    loss = float(jnp.sum(w**2)) if config.lr < 100 else float("nan")
+    check_finite(loss, where="toy training", step=step, lr=config.lr)
+    log("train", seed=seed, step=step, loss=loss)
+    return {"w": w}
 
 
 def report(config, run_dir, seeds):
@@ -69,4 +73,5 @@ RECIPE = Recipe(
     presets={"smoke": ToyConfig(steps=2), "default": ToyConfig(), "paper": ToyConfig(steps=8)},
     run=run,
     report=report,
+    phases=phases,
 )

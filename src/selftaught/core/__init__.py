@@ -4,6 +4,7 @@ from selftaught.core.errors import (
     ConfigError,
     DataError,
     DivergedError,
+    IncompleteRunError,
     RunDirError,
     UnknownNameError,
     UserError,
@@ -11,13 +12,15 @@ from selftaught.core.errors import (
     check_finite,
 )
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import PhaseLog, RunDir, Timer
 
 __all__ = [
     "Claim",
     "ConfigError",
     "DataError",
     "DivergedError",
+    "IncompleteRunError",
+    "PhaseLog",
     "Recipe",
     "Report",
     "RunDir",

@@ -28,6 +28,11 @@ class RunDirError(UserError):
     """A run directory cannot be used as asked (non-empty, other recipe, missing)."""
 
 
+class IncompleteRunError(RunDirError):
+    """A report needs results an unfinished run does not have yet; the message names the
+    missing ones and the `--resume` command that computes them."""
+
+
 class DataError(UserError):
     """A data file is malformed; the message names the file, the record and the field."""
 

@@ -2,11 +2,14 @@
 
 A recipe module in `selftaught.recipes` defines `RECIPE = Recipe(...)`:
 
-    run(config, run_dir, seeds)     does the work; splits it into phases (see RunDir),
-                                    logs events, saves checkpoints; resumable.
+    run(config, run_dir, seeds)     does the work, one `run_dir.phase(name, work, restore=)`
+                                    per phase (see RunDir): logs events, saves checkpoints;
+                                    resumable.
     report(config, run_dir, seeds)  rebuilds plots from metrics.jsonl alone and returns
                                     Report(claims, markdown).
-    phases(config, seeds)           optional: the phase names of a complete run.
+    phases(config, seeds)           the plan: the phase names of a complete run, in order
+                                    (optional for now; `RunDir.phase` refuses a name
+                                    outside it, and a report names the ones missing).
     not_flags                       optional: {field: reason} the recipe overrides itself.
 
 The core writes config.json, summary.json and report.md around them.
@@ -125,8 +128,10 @@ class Recipe:
     run: Callable[[Any, Any, list[int]], None]
     report: Callable[[Any, Any, list[int]], Report]
     phases: Callable[[Any, list[int]], list[str]] | None = None
-    """Optional: the names of the phases a complete run finishes, in order (lets
-    `selftaught report` list exactly what an unfinished run is missing)."""
+    """The plan: the names of the phases a complete run finishes, in order. The runner
+    hands it to `RunDir.planned`, so `RunDir.phase` refuses a name outside it, and
+    `selftaught report` lists exactly what an unfinished run is missing. Optional for now
+    (without it the missing phases are inferred from what some seed finished)."""
     not_flags: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Config fields (dotted names) that the recipe sets itself, each with the reason; the
     CLI refuses them as flags instead of storing a value that would be ignored."""

@@ -12,9 +12,25 @@
       summary.json    {"recipe", "preset", "seeds", "claims": [...], "wall_seconds"}
 
 Resumption works by *phases*: a recipe splits its work into named phases
-("seed0/sft", "seed0/iter2", ...). An event logged with `phase=NAME` counts only once
-that phase is marked done; reopening with resume drops events of unfinished phases, so a
-killed-and-resumed run ends with exactly the metrics of an uninterrupted one.
+("seed0/sft", "seed0/iter2", ...), each run by `RunDir.phase`:
+
+    policy = run_dir.phase(f"seed{seed}/sft", train_sft, config, data, restore=base_params)
+
+A finished phase is not run again: its checkpoint is loaded into `restore`'s structure and
+returned. Otherwise the work runs, `train_sft(log, config, data)`, its first argument a
+logger bound to the phase (`log(event, **fields)`; `log.headline(**fields)` adds key metrics
+to the phase's done line); its result (a pytree, or None for a phase without a checkpoint)
+is saved as the phase's checkpoint, and the phase is marked done: a `phase_done` event with
+its wall time, one line in run.log (and on stdout when it is not a terminal) and a step of
+the run's progress bar. Either way the result is returned. An event logged
+with `phase=NAME` counts only once that phase is done; reopening with resume drops events
+of unfinished phases, so a killed-and-resumed run ends with exactly the metrics of an
+uninterrupted one.
+
+The phase names of a complete run are the recipe's *plan* (`Recipe.phases`), declared once:
+the runner hands it to the run directory (`RunDir.planned`), `RunDir.phase` refuses a name
+outside it (a recipe bug, so an internal error), and a report of an unfinished run names
+exactly the planned phases it lacks.
 
 Integrity: every checkpoint and every data file the run seals (`RunDir.seal`) has a
 SHA-256 sidecar; loading verifies it and names the damaged file. Deleting a damaged file
@@ -36,6 +52,7 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +174,8 @@ class RunDir:
         self.log_path = self.path / "run.log"
         self._done: set[str] | None = None
         self._unsealed: list[Path] = []  # sealed files whose phase is not marked done yet
+        self.plan: list[str] | None = None  # the phases of a complete run (RunDir.planned)
+        self._bar: Callable[[], Any] | None = None  # opens (once) the plan's progress bar
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -391,6 +410,73 @@ class RunDir:
         self.log(PHASE_DONE, phase=phase, wall_seconds=float(wall_seconds), **fields)
         self._report_phase(phase, float(wall_seconds), to_jsonable(fields))
 
+    @contextlib.contextmanager
+    def planned(self, plan: Sequence[str] | None, description: str = "phases") -> Iterator[None]:
+        """Within the block, `phase` checks each name against `plan` (the phase names of a
+        complete run, `Recipe.phases`; None: no check) and advances one progress bar over
+        the plan, opened at the first phase (a recipe that runs no `phase` shows none)."""
+        with contextlib.ExitStack() as stack:
+            total = len(plan) if plan is not None else None
+            opened: list[Any] = []
+
+            def bar():
+                if not opened:
+                    opened.append(stack.enter_context(progress.bar(description, total)))
+                return opened[0]
+
+            self.plan = list(plan) if plan is not None else None
+            self._bar = bar
+            try:
+                yield
+            finally:
+                self.plan, self._bar = None, None
+
+    def phase(self, name: str, work: Callable[..., Any], *args: Any, restore: Any = None,
+              **kwargs: Any) -> Any:
+        """Run phase `name` once: `work(log, *args, **kwargs)` -> the pytree to checkpoint
+        (None: none). (Passing the arguments here, not in a lambda, binds a loop's values.)
+
+        Done before (a resumed run): nothing runs; its checkpoint is loaded (checksum
+        verified) into the structure of `restore` and returned, or None if the phase saved
+        none. Without `restore` the checkpoint comes back as saved (nested dicts), so `work`
+        must then return a tree of dicts and arrays (e.g. flax params). Otherwise: `work`
+        runs with `log`, a logger bound to the phase (its events count once the phase is
+        done); the result is checked against `restore`'s structure and shapes, saved as
+        checkpoint `name` and returned; the phase is marked done with its wall time (work +
+        save) and `log.headline` fields. Either way the plan's progress bar advances."""
+        if self.plan is not None and name not in self.plan:
+            shown = ", ".join(self.plan[:6]) + (" ..." if len(self.plan) > 6 else "")
+            raise RuntimeError(
+                f"phase {name!r} is not in the recipe's plan ({shown}); the recipe's "
+                "phases() must list every phase its run() runs (internal error)")
+        bar = self._bar() if self._bar is not None else None  # before the work's own bars
+        if self.phase_done(name):
+            result = None
+            if restore is not None or self.has_checkpoint(name):
+                result = self.load_checkpoint(name, restore)
+                if restore is not None:
+                    self._check_fits(name, result, restore)
+        else:
+            timer = Timer()
+            log = PhaseLog(self, name)
+            result = work(log, *args, **kwargs)
+            if result is not None:
+                _check_restorable(name, result, restore)
+                self.save_checkpoint(name, result)
+            self.mark_phase_done(name, timer(), **log.fields)
+        if bar is not None:
+            bar.advance()
+        return result
+
+    def _check_fits(self, name: str, tree: Any, like: Any) -> None:
+        """DataError (one line) unless a loaded checkpoint has `like`'s structure and shapes."""
+        if _shapes(tree) == _shapes(like):
+            return
+        path = self.checkpoint_path(name)
+        raise DataError(
+            f"checkpoint {path} does not fit the model of this config (its structure or "
+            f"shapes differ); delete it (`rm {_q(path)}`), then {self.recompute_hint(name)}")
+
     def _report_phase(self, phase: str, wall_seconds: float, fields: dict) -> None:
         try:
             recipe = self.read_config()["recipe"]
@@ -555,6 +641,43 @@ def _to_numpy(tree: Any) -> Any:
     if hasattr(tree, "shape") and hasattr(tree, "dtype"):
         return np.asarray(tree)
     return tree
+
+
+class PhaseLog:
+    """The logger `RunDir.phase` hands to a phase's work: `log(event, **fields)` appends an
+    event tagged with the phase; `log.headline(**fields)` records key metrics in the phase's
+    `phase_done` event, shown in its done line (e.g. `test_pass1=0.62`)."""
+
+    def __init__(self, run_dir: RunDir, phase: str):
+        self.run_dir, self.phase = run_dir, phase
+        self.fields: dict[str, Any] = {}
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self.run_dir.log(event, phase=self.phase, **fields)
+
+    def headline(self, **fields: Any) -> None:
+        self.fields.update(fields)
+
+
+def _shapes(tree: Any) -> tuple:
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, [tuple(np.shape(x)) for x in leaves]
+
+
+def _check_restorable(name: str, result: Any, restore: Any) -> None:
+    """An internal error unless `result` comes back from its checkpoint as the same tree:
+    shaped like `restore`, or (without it) already a tree of dicts and arrays."""
+    from flax import serialization
+
+    like = serialization.to_state_dict(result) if restore is None else restore
+    if _shapes(result) != _shapes(like):
+        what = ("is not shaped like its `restore` target" if restore is not None else
+                "is not a tree of dicts and arrays, and no `restore` target was given")
+        raise RuntimeError(
+            f"the result of phase {name!r} {what}, so a resumed run could not get it back "
+            "from its checkpoint; pass restore= a tree shaped like the result (internal error)")
 
 
 class Timer:

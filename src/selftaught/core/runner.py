@@ -87,8 +87,11 @@ def execute(
                 config=cfglib.to_dict(config),
                 resume=False,
             )
+        seed_ids = seed_list(config.seed, seeds)
+        plan = recipe.phases(config, seed_ids) if recipe.phases is not None else None
         try:
-            recipe.run(config, run, seed_list(config.seed, seeds))
+            with run.planned(plan, f"{recipe.name} phases"):
+                recipe.run(config, run, seed_ids)
         except DivergedError as exc:
             raise DivergedError(
                 f"{exc}{_rerun_advice(recipe, run, config, preset, seeds, exc)}"

@@ -231,40 +231,27 @@ def load_teacher(path: str, like):
     return params
 
 
-def teacher_phase(run_dir, phase: str, like, *, checkpoint: str, model_cfg: TransformerConfig,
-                  train_cfg, data, key: jax.Array, chunk: int, log) -> object:
-    """The first phase of a distillation run: the teacher (GKD) or target (DistillSpec).
+def teacher_model(like, *, checkpoint: str, model_cfg: TransformerConfig, train_cfg, data,
+                  key: jax.Array, chunk: int, description: str) -> tuple[object, float]:
+    """The teacher (GKD) or target (DistillSpec) of a distillation run -> (params, final loss).
 
-    Resumed: the phase's checkpoint, checked against `like`'s shapes. Otherwise the model is
-    loaded from `checkpoint` (a msgpack file trained elsewhere; final loss NaN) or trained
-    from `like` by SFT on `data` for `train_cfg.total_steps` (final loss: the mean of the
-    last 50 steps); then `log(params, final_loss)` writes the phase's metrics, the
-    checkpoint is saved and the phase marked done. -> the parameters.
+    Loaded from `checkpoint` (a msgpack file trained elsewhere, checked against `like`'s
+    shapes; final loss NaN) or trained from `like` by SFT on `data` for
+    `train_cfg.total_steps` (final loss: the mean of the last 50 steps). A recipe runs it
+    as its first phase (`RunDir.phase`), which checkpoints and restores it.
     """
-    from selftaught.core import Timer
     from selftaught.lm.train import fit, make_sft
 
-    if run_dir.phase_done(phase):
-        params = run_dir.load_checkpoint(phase, like)
-        check_params_match(params, like, f"{phase} checkpoint",
-                           str(run_dir.checkpoint_path(phase)))
-        return params
-    timer = Timer()
     if checkpoint:
-        params, loss = load_teacher(checkpoint, like), float("nan")
-    else:
-        sft = make_sft(model_cfg, train_cfg)
-        state, losses = fit(sft, sft.init(key, like), data, train_cfg.total_steps,
-                            chunk=chunk, description=f"{phase} SFT")
-        params, loss = state.params, float(losses[-50:].mean())
-    log(params, loss)
-    run_dir.save_checkpoint(phase, params)
-    run_dir.mark_phase_done(phase, timer())
-    return params
+        return load_teacher(checkpoint, like), float("nan")
+    sft = make_sft(model_cfg, train_cfg)
+    state, losses = fit(sft, sft.init(key, like), data, train_cfg.total_steps, chunk=chunk,
+                        description=description)
+    return state.params, float(losses[-50:].mean())
 
 
 __all__ = [
     "DIVERGENCES", "check_divergence", "check_lambda", "check_params_match", "completion_rows",
     "divergence", "load_teacher", "make_distill_loss", "mixed_batch", "on_policy",
-    "prompt_completion_rows", "student_batch", "teacher_phase", "token_divergence",
+    "prompt_completion_rows", "student_batch", "teacher_model", "token_divergence",
 ]

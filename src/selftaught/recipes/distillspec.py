@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import TrainConfig, init_params
 from selftaught.lm.data import pad_rows, task_setting
@@ -39,7 +39,7 @@ from selftaught.lm.distill import (
     DIVERGENCES,
     make_distill_loss,
     prompt_completion_rows,
-    teacher_phase,
+    teacher_model,
 )
 from selftaught.lm.model import ModelSize
 from selftaught.lm.sampler import sample
@@ -209,57 +209,57 @@ def run(config: DistillSpecConfig, run_dir, seeds: list[int]) -> None:
     st = make_setting(config)
     root = jax.random.PRNGKey(config.seed)
     t_like = init_params(st.target_cfg, jax.random.fold_in(root, 0))
-    with progress.bar("DistillSpec phases", total=len(phases(config, seeds))) as outer:
-        target = teacher_phase(
-            run_dir, "target", t_like, checkpoint=config.target_checkpoint,
-            model_cfg=st.target_cfg, train_cfg=config.target_train, data=st.ground,
-            key=jax.random.fold_in(root, 1), chunk=config.chunk_steps,
-            log=lambda _, loss: run_dir.log("train", phase="target", model="target",
-                                            final_loss=loss))
-        outer.advance()
-        trainers = {"base": make_sft(st.draft_cfg, config.draft_train)}
-        for d in config.divergences:
-            trainers[d] = make_trainer(make_distill_loss(
-                st.draft_cfg, st.target_cfg, target, kind=d, beta=0.5, lam=1.0,
-                max_new_tokens=st.s.max_new), config.distill_train)
-        for seed in seeds:
-            run_seed(config, run_dir, st, seed, target, trainers, outer)
+    target = run_dir.phase("target", train_target, config, st, root, t_like, restore=t_like)
+    trainers = {"base": make_sft(st.draft_cfg, config.draft_train)}
+    for d in config.divergences:
+        trainers[d] = make_trainer(make_distill_loss(
+            st.draft_cfg, st.target_cfg, target, kind=d, beta=0.5, lam=1.0,
+            max_new_tokens=st.s.max_new), config.distill_train)
+    for seed in seeds:
+        run_seed(config, run_dir, st, seed, target, trainers)
 
 
-def run_seed(config, run_dir, st: Setting, seed: int, target, trainers, outer) -> None:
+def train_target(log, config: DistillSpecConfig, st: Setting, root, like):
+    """The target model: SFT of the large model on ground truth (or a given checkpoint)."""
+    params, loss = teacher_model(like, checkpoint=config.target_checkpoint,
+                                 model_cfg=st.target_cfg, train_cfg=config.target_train,
+                                 data=st.ground, key=jax.random.fold_in(root, 1),
+                                 chunk=config.chunk_steps, description="target SFT")
+    log("train", model="target", final_loss=loss)
+    return params
+
+
+def run_seed(config, run_dir, st: Setting, seed: int, target, trainers) -> None:
     key = jax.random.PRNGKey(seed + 2000)
     like = init_params(st.draft_cfg, jax.random.fold_in(key, 0))
     drafts = {}
     for i, name in enumerate(draft_names(config)):
-        phase = f"seed{seed}/draft_{name}"
-        if run_dir.phase_done(phase):
-            drafts[name] = run_dir.load_checkpoint(phase, like)
-            outer.advance()
-            continue
-        timer = Timer()
         start = like if name == "base" else drafts["base"]
-        steps = (config.draft_train if name == "base" else config.distill_train).total_steps
-        tr = trainers[name]
-        state, losses = fit(tr, tr.init(jax.random.fold_in(key, 10 + i), start), st.ground,
-                            steps, chunk=config.chunk_steps, description=f"seed {seed}: {name}")
-        drafts[name] = state.params
-        run_dir.log("train", phase=phase, model=name, seed=seed,
-                    final_loss=float(losses[-50:].mean()))
-        run_dir.save_checkpoint(phase, state.params)
-        run_dir.mark_phase_done(phase, timer())
-        outer.advance()
-    phase = f"seed{seed}/measure"
-    if not run_dir.phase_done(phase):
-        timer = Timer()
-        mkey = jax.random.fold_in(key, 99)
-        base = baselines(config, st, target, drafts["base"], mkey)
-        for mode, b in base.items():
-            run_dir.log("baseline", phase=phase, seed=seed, mode=mode, **b)
-        for name, params in drafts.items():
-            for rec in measure(config, st, target, params, mkey, base):
-                run_dir.log("spec", phase=phase, seed=seed, draft=name, **rec)
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
+        drafts[name] = run_dir.phase(f"seed{seed}/draft_{name}", train_draft, config, st, seed,
+                                     jax.random.fold_in(key, 10 + i), name, start, trainers,
+                                     restore=like)
+    run_dir.phase(f"seed{seed}/measure", measure_drafts, config, st, seed,
+                  jax.random.fold_in(key, 99), target, drafts)
+
+
+def train_draft(log, config, st: Setting, seed: int, key, name: str, start, trainers):
+    """A draft: SFT of the small model ("base"), or distilled from the base draft."""
+    steps = (config.draft_train if name == "base" else config.distill_train).total_steps
+    tr = trainers[name]
+    state, losses = fit(tr, tr.init(key, start), st.ground, steps, chunk=config.chunk_steps,
+                        description=f"seed {seed}: {name}")
+    log("train", model=name, seed=seed, final_loss=float(losses[-50:].mean()))
+    return state.params
+
+
+def measure_drafts(log, config, st: Setting, seed: int, mkey, target, drafts) -> None:
+    """Baseline decoding and speculative decoding with every draft (no checkpoint)."""
+    base = baselines(config, st, target, drafts["base"], mkey)
+    for mode, b in base.items():
+        log("baseline", seed=seed, mode=mode, **b)
+    for name, params in drafts.items():
+        for rec in measure(config, st, target, params, mkey, base):
+            log("spec", seed=seed, draft=name, **rec)
 
 
 # ---------------------------------------------------------------------------- the report

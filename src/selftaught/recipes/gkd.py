@@ -33,14 +33,14 @@ import jax
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import TrainConfig, init_params
 from selftaught.lm.data import pad_rows, task_setting
 from selftaught.lm.distill import (
     make_distill_loss,
     prompt_completion_rows,
-    teacher_phase,
+    teacher_model,
 )
 from selftaught.lm.generate import generate
 from selftaught.lm.model import ModelSize
@@ -180,59 +180,56 @@ def run(config: GKDConfig, run_dir, seeds: list[int]) -> None:
     st = make_setting(config)
     root = jax.random.PRNGKey(config.seed)
     t_like = init_params(st.teacher_cfg, jax.random.fold_in(root, 0))
-    with progress.bar("GKD phases", total=len(phases(config, seeds))) as outer:
-        def log(params, loss):
-            ev = evaluate(config, st, st.teacher_cfg, params, jax.random.fold_in(root, 2))
-            run_dir.log("eval", phase="teacher", model="teacher", seed=config.seed,
-                        final_loss=loss, **ev)
-
-        teacher = teacher_phase(run_dir, "teacher", t_like, checkpoint=config.teacher_checkpoint,
-                                model_cfg=st.teacher_cfg, train_cfg=config.teacher_train,
-                                data=st.ground, key=jax.random.fold_in(root, 1),
-                                chunk=config.chunk_steps, log=log)
-        outer.advance()
-        seqkd, _ = teacher_rows(st, teacher, jax.random.fold_in(root, 3))
-        data = {"ground": st.ground, "teacher": seqkd}
-        trainers = make_trainers(config, st, teacher)
-        for seed in seeds:
-            run_seed(config, run_dir, st, seed, data, trainers, outer)
+    teacher = run_dir.phase("teacher", train_teacher, config, st, root, t_like, restore=t_like)
+    seqkd, _ = teacher_rows(st, teacher, jax.random.fold_in(root, 3))
+    data = {"ground": st.ground, "teacher": seqkd}
+    trainers = make_trainers(config, st, teacher)
+    for seed in seeds:
+        run_seed(config, run_dir, st, seed, data, trainers)
 
 
-def run_seed(config: GKDConfig, run_dir, st: Setting, seed: int, data, trainers,
-             outer) -> None:
+def train_teacher(log, config: GKDConfig, st: Setting, root, like):
+    """The fixed teacher p_T: SFT of the large model on ground truth (or a given checkpoint)."""
+    params, loss = teacher_model(like, checkpoint=config.teacher_checkpoint,
+                                 model_cfg=st.teacher_cfg, train_cfg=config.teacher_train,
+                                 data=st.ground, key=jax.random.fold_in(root, 1),
+                                 chunk=config.chunk_steps, description="teacher SFT")
+    ev = evaluate(config, st, st.teacher_cfg, params, jax.random.fold_in(root, 2))
+    log("eval", model="teacher", seed=config.seed, final_loss=loss, **ev)
+    return params
+
+
+def run_seed(config: GKDConfig, run_dir, st: Setting, seed: int, data, trainers) -> None:
     key = jax.random.PRNGKey(seed + 1000)
     like = init_params(st.student_cfg, jax.random.fold_in(key, 0))
-    phase = f"seed{seed}/init"
-    if run_dir.phase_done(phase):
-        start = run_dir.load_checkpoint(phase, like)
-    else:
-        timer = Timer()
-        sft = trainers["init"]
-        state, _ = fit(sft, sft.init(jax.random.fold_in(key, 1), like), data["ground"],
-                       config.student_init_steps, chunk=config.chunk_steps,
-                       description=f"seed {seed}: student init")
-        start = state.params
-        ev = evaluate(config, st, st.student_cfg, start, jax.random.fold_in(key, 2))
-        run_dir.log("eval", phase=phase, model="init", seed=seed, **ev)
-        run_dir.save_checkpoint(phase, start)
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
+    start = run_dir.phase(f"seed{seed}/init", init_student, config, st, seed, key, like,
+                          data, trainers, restore=like)
     for method in config.methods:
-        i = list(METHODS).index(method)  # the key does not depend on the subset chosen
-        phase = f"seed{seed}/{method}"
-        if run_dir.phase_done(phase):
-            outer.advance()
-            continue
-        timer = Timer()
-        trainer = trainers[method]
-        state, losses = fit(trainer, trainer.init(jax.random.fold_in(key, 10 + i), start),
-                            data[METHODS[method][3]], config.student_train.total_steps,
-                            chunk=config.chunk_steps, description=f"seed {seed}: {method}")
-        params, loss = state.params, float(losses[-50:].mean())
-        ev = evaluate(config, st, st.student_cfg, params, jax.random.fold_in(key, 3))
-        run_dir.log("eval", phase=phase, model=method, seed=seed, final_loss=loss, **ev)
-        run_dir.mark_phase_done(phase, timer())
-        outer.advance()
+        run_dir.phase(f"seed{seed}/{method}", train_student, config, st, seed, key, method,
+                      start, data, trainers)
+
+
+def init_student(log, config: GKDConfig, st: Setting, seed: int, key, like, data, trainers):
+    """student0 = SFT(small model, ground truth, a few steps), evaluated."""
+    sft = trainers["init"]
+    state, _ = fit(sft, sft.init(jax.random.fold_in(key, 1), like), data["ground"],
+                   config.student_init_steps, chunk=config.chunk_steps,
+                   description=f"seed {seed}: student init")
+    ev = evaluate(config, st, st.student_cfg, state.params, jax.random.fold_in(key, 2))
+    log("eval", model="init", seed=seed, **ev)
+    return state.params
+
+
+def train_student(log, config: GKDConfig, st: Setting, seed: int, key, method: str, start,
+                  data, trainers) -> None:
+    """One method's student, trained from student0 and evaluated (no checkpoint)."""
+    i = list(METHODS).index(method)  # the key does not depend on the subset chosen
+    trainer = trainers[method]
+    state, losses = fit(trainer, trainer.init(jax.random.fold_in(key, 10 + i), start),
+                        data[METHODS[method][3]], config.student_train.total_steps,
+                        chunk=config.chunk_steps, description=f"seed {seed}: {method}")
+    ev = evaluate(config, st, st.student_cfg, state.params, jax.random.fold_in(key, 3))
+    log("eval", model=method, seed=seed, final_loss=float(losses[-50:].mean()), **ev)
 
 
 # ---------------------------------------------------------------------------- the report

@@ -43,7 +43,7 @@ import jax
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm import (
     TrainConfig,
@@ -196,74 +196,68 @@ def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
 
 
 def run(config: RestEMConfig, run_dir, seeds: list[int]) -> None:
-    with progress.bar("ReST^EM phases", total=len(phases(config, seeds))) as outer:
-        for seed in seeds:
-            run_seed(config, run_dir, seed, outer)
+    for seed in seeds:
+        run_seed(config, run_dir, seed)
 
 
-def run_seed(config: RestEMConfig, run_dir, seed: int, outer) -> None:
+def run_seed(config: RestEMConfig, run_dir, seed: int) -> None:
     s = make_setting(config, seed)
     root = jax.random.PRNGKey(seed)
     base_params = init_params(s.model_cfg, jax.random.fold_in(root, 0))  # the base model
-    capacity = len(s.train) * config.max_per_problem
-
-    phase = f"seed{seed}/sft"
-    if run_dir.phase_done(phase):
-        policy = run_dir.load_checkpoint(phase, base_params)
-    else:
-        timer = Timer()
-        data = sft_data(s, s.train[: len(s.human)], s.human, len(s.human))
-        policy, loss = train_model(config, s, data, jax.random.fold_in(root, 1), base_params,
-                                   config.sft.total_steps, f"seed {seed}: SFT on human data")
-        metrics = evaluate(config, s, policy, jax.random.fold_in(root, 2))
-        run_dir.log("train", phase=phase, seed=seed, iteration=0, final_loss=loss,
-                    rows=len(s.human))
-        run_dir.log("eval", phase=phase, seed=seed, iteration=0, **metrics)
-        run_dir.save_checkpoint(phase, policy)
-        run_dir.mark_phase_done(phase, timer(), test_pass1=metrics["test_pass1"])
-    outer.advance()
-
+    policy = run_dir.phase(f"seed{seed}/sft", sft_on_human_data, config, s, seed, root,
+                           base_params, restore=base_params)
     for i in range(1, config.iterations + 1):
-        phase = f"seed{seed}/iter{i}"
-        if run_dir.phase_done(phase):
-            policy = run_dir.load_checkpoint(phase, base_params)
-            outer.advance()
-            continue
-        timer = Timer()
-        key = jax.random.fold_in(root, 100 + i)
-        kept_p, kept_y, estats = e_step(config, s, policy, jax.random.fold_in(key, 0))
-        run_dir.log("estep", phase=phase, seed=seed, iteration=i, **estats)
-        if not kept_y:
-            raise ConfigError(
-                f"seed {seed}, iteration {i}: the E-step kept no correct sample, so there is "
-                "nothing to fine-tune on; train the SFT policy longer (--sft.total-steps) or "
-                "sample more (--num-samples)"
-            )
-        data = sft_data(s, kept_p, kept_y, capacity)
-        start = base_params if config.mstep_init == "base" else policy
-        policy, loss = train_model(config, s, data, jax.random.fold_in(key, 1), start,
-                                   config.mstep_steps, f"seed {seed}: M-step {i}")
-        metrics = evaluate(config, s, policy, jax.random.fold_in(key, 2))
-        run_dir.log("train", phase=phase, seed=seed, iteration=i, final_loss=loss,
-                    rows=len(kept_y))
-        run_dir.log("eval", phase=phase, seed=seed, iteration=i, **metrics)
-        run_dir.save_checkpoint(phase, policy)
-        run_dir.mark_phase_done(phase, timer(), kept=len(kept_y), test_pass1=metrics["test_pass1"])
-        outer.advance()
+        policy = run_dir.phase(f"seed{seed}/iter{i}", em_iteration, config, s, seed, i,
+                               jax.random.fold_in(root, 100 + i), policy, base_params,
+                               restore=base_params)
+
+
+def sft_on_human_data(log, config: RestEMConfig, s: Setting, seed: int, key, base_params):
+    """G_sft = SFT(base, human solutions), evaluated (iteration 0)."""
+    data = sft_data(s, s.train[: len(s.human)], s.human, len(s.human))
+    policy, loss = train_model(config, s, data, jax.random.fold_in(key, 1), base_params,
+                               config.sft.total_steps, f"seed {seed}: SFT on human data")
+    metrics = evaluate(config, s, policy, jax.random.fold_in(key, 2))
+    log("train", seed=seed, iteration=0, final_loss=loss, rows=len(s.human))
+    log("eval", seed=seed, iteration=0, **metrics)
+    log.headline(test_pass1=metrics["test_pass1"])
+    return policy
+
+
+def em_iteration(log, config: RestEMConfig, s: Setting, seed: int, i: int, key, policy,
+                 base_params):
+    """One EM iteration: E-step from G_{i-1}, M-step G_i = SFT(start, kept), evaluate G_i."""
+    kept_p, kept_y, estats = e_step(config, s, policy, jax.random.fold_in(key, 0))
+    log("estep", seed=seed, iteration=i, **estats)
+    if not kept_y:
+        raise ConfigError(
+            f"seed {seed}, iteration {i}: the E-step kept no correct sample, so there is "
+            "nothing to fine-tune on; train the SFT policy longer (--sft.total-steps) or "
+            "sample more (--num-samples)"
+        )
+    data = sft_data(s, kept_p, kept_y, len(s.train) * config.max_per_problem)
+    start = base_params if config.mstep_init == "base" else policy
+    policy, loss = train_model(config, s, data, jax.random.fold_in(key, 1), start,
+                               config.mstep_steps, f"seed {seed}: M-step {i}")
+    metrics = evaluate(config, s, policy, jax.random.fold_in(key, 2))
+    log("train", seed=seed, iteration=i, final_loss=loss, rows=len(kept_y))
+    log("eval", seed=seed, iteration=i, **metrics)
+    log.headline(kept=len(kept_y), test_pass1=metrics["test_pass1"])
+    return policy
 
 
 # ---------------------------------------------------------------------------- the report
-def _table(run_dir, seeds: list[int], iterations: int) -> dict[str, np.ndarray]:
+def eval_metrics(config: RestEMConfig) -> list[str]:
+    """The metrics of an `eval` event reported per iteration."""
+    k = config.eval_k
+    return sorted({"test_pass1", "valid_pass1", "train_pass1", f"test_pass{k}", f"test_maj{k}",
+                   "test_sample_acc"})
+
+
+def _table(config: RestEMConfig, run_dir, seeds: list[int]) -> dict[str, np.ndarray]:
     """metric -> array [seeds, iterations + 1] (iteration 0 = SFT on human data)."""
-    evals = {(e["seed"], e["iteration"]): e for e in run_dir.events("eval")}
-    missing = [(sd, i) for sd in seeds for i in range(iterations + 1) if (sd, i) not in evals]
-    if missing:
-        raise ConfigError(f"{run_dir.path}: no evaluation for (seed, iteration) {missing[:3]}; "
-                          "the run is unfinished: continue it with --resume")
-    keys = [k for k in evals[(seeds[0], 0)] if k.endswith(("pass1", "acc")) or "_pass" in k
-            or "_maj" in k]
-    return {k: np.array([[evals[(sd, i)][k] for i in range(iterations + 1)] for sd in seeds])
-            for k in keys}
+    return stats.collect(run_dir, "eval", values=eval_metrics(config),
+                         by={"seed": seeds, "iteration": range(config.iterations + 1)})
 
 
 def best_iteration(valid_SxI: np.ndarray, upto: int | None = None) -> np.ndarray:
@@ -281,7 +275,7 @@ def gain_share(early_gain: np.ndarray, best_gain: np.ndarray) -> np.ndarray:
 
 def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
     n_iter = config.iterations
-    t = _table(run_dir, seeds, n_iter)
+    t = _table(config, run_dir, seeds)
     test, train, valid = t["test_pass1"] * 100, t["train_pass1"] * 100, t["valid_pass1"] * 100
     iters = np.arange(n_iter + 1)
     stats.plot_curves(
@@ -308,22 +302,14 @@ def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
             "most of the gain arrives within 3 iterations (share of the best iteration's "
             "gain over SFT already reached by the best of iterations 1-3; holds above 0.5)",
             stats.bootstrap_ci(share), threshold=0.5, unit="training seeds"))
-    md = ["## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
-          "data)", ""]
     cols = [k for k in t if k != "test_sample_acc"]
-    md.append("| iteration | " + " | ".join(cols) + " | kept samples |")
-    md.append("|---" * (len(cols) + 2) + "|")
-    kept = {(e["seed"], e["iteration"]): e["kept"] for e in run_dir.events("estep")}
-    for i in iters:
-        cells = []
-        for k in cols:
-            pt, lo, hi = stats.bootstrap_ci(t[k][:, i] * 100)
-            cells.append(f"{pt:.1f} [{lo:.1f}, {hi:.1f}]")
-        if i:
-            cells.append(f"{np.mean([kept[(sd, i)] for sd in seeds]):.0f}")
-        else:
-            cells.append(f"{config.human_problems} (human)")
-        md.append(f"| {i} | " + " | ".join(cells) + " |")
+    kept = stats.collect(run_dir, "estep", by={"seed": seeds, "iteration": range(1, n_iter + 1)},
+                         values=["kept"])["kept"]
+    per_iter = [[i, *(stats.ci_cell(stats.bootstrap_ci(t[k][:, i] * 100)) for k in cols),
+                 f"{kept[:, i - 1].mean():.0f}" if i else f"{config.human_problems} (human)"]
+                for i in iters]
+    md = ["## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
+          "data)", "", stats.markdown_table(["iteration", *cols, "kept samples"], per_iter)]
     if n_iter:
         mean_test, mean_train = test.mean(0), train.mean(0)
         peak = int(np.argmax(mean_test))

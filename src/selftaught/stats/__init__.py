@@ -1,5 +1,6 @@
 """Multi-seed statistics on rliable: IQM, bootstrap CIs, probability of improvement,
-performance profiles, and claim records built from them.
+performance profiles, claim records built from them, and the report toolkit (`collect` a
+run's events as arrays, `ci_cell`, `markdown_table`).
 
 The claim contract: every estimator returns an `Estimate` that carries n, the number of
 values its CI resamples; every claim is built from one (`claim`, `claim_greater`,
@@ -21,6 +22,7 @@ from selftaught.stats.core import (
     probability_of_improvement,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
+from selftaught.stats.report import ci_cell, collect, markdown_table
 
 __all__ = [
     "MIN_SEEDS_FOR_CI",
@@ -28,9 +30,12 @@ __all__ = [
     "Estimate",
     "aggregate",
     "bootstrap_ci",
+    "ci_cell",
     "claim",
     "claim_greater",
     "claim_less",
+    "collect",
+    "markdown_table",
     "paired_difference_ci",
     "plot_bars",
     "plot_curves",

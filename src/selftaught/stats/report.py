@@ -1,0 +1,93 @@
+"""The report toolkit: a run's events as arrays, CI cells and markdown tables.
+
+    t = collect(run_dir, "eval", by={"seed": seeds, "iteration": range(4)},
+                values=("test_pass1", "train_pass1"))      # name -> array [seeds, 4]
+    rows = [[i, ci_cell(bootstrap_ci(t["test_pass1"][:, i] * 100))] for i in range(4)]
+    markdown_table(["iteration", "test pass@1"], rows)
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from selftaught.core.errors import DataError, IncompleteRunError
+
+
+def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence[str],
+            where: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The fields `values` of the counted `event`s of `run_dir`, as arrays indexed by `by`.
+
+    `by` maps each key field to the values a complete run has, in order (e.g. `{"seed":
+    seeds, "iteration": range(4)}`); each array has shape `[len(v) for v in by.values()]`,
+    its cell [i, j] from the event with seed=seeds[i] and iteration=j (the last one if
+    several). `where` keeps only events whose other fields have these values (e.g.
+    `{"split": "test"}`). A cell without its event means the run is unfinished: an
+    IncompleteRunError (one line) names the missing cells and the command that resumes it.
+    """
+    keys = {name: list(vals) for name, vals in by.items()}
+    if not keys:
+        raise ValueError("collect needs at least one key in `by`")
+    match = dict(where or {})
+    found: dict[tuple, dict] = {}
+    for rec in run_dir.events(event, **match):
+        found[tuple(rec.get(name) for name in keys)] = rec
+    cells = list(itertools.product(*keys.values()))
+    missing = [c for c in cells if c not in found]
+    if missing:
+        raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
+    shape = tuple(len(v) for v in keys.values())
+    out = {}
+    for name in values:
+        column = []
+        for cell in cells:
+            rec = found[cell]
+            if name not in rec:
+                raise DataError(
+                    f"{run_dir.metrics_path}: the {event!r} event for {_cell(keys, cell)} has "
+                    f"no field {name!r} (written by another version of the recipe?); rerun the "
+                    "recipe in a new --run-dir")
+            column.append(rec[name])
+        out[name] = np.array(column).reshape(shape)
+    return out
+
+
+def _cell(keys: Mapping[str, Any], cell: tuple) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, cell))
+
+
+def _missing_text(run_dir, event: str, keys: list[str], missing: list[tuple],
+                  where: Mapping[str, Any]) -> str:
+    try:
+        recipe = run_dir.read_config()["recipe"]
+    except Exception:  # an unreadable config.json: the command still names the directory
+        recipe = "RECIPE"
+    shown = "; ".join(_cell(keys, c) for c in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    filt = f" ({_cell(where, tuple(where.values()))})" if where else ""
+    return (f"{run_dir.path} is an unfinished run: no {event!r} event{filt} for {shown}{more}; "
+            f"finish it with `selftaught run {recipe} --resume {shlex.quote(str(run_dir.path))}`")
+
+
+def ci_cell(estimate: Sequence[float], fmt: str = ".1f") -> str:
+    """A table cell `point [low, high]` of an estimate (e.g. `bootstrap_ci`'s), each number
+    formatted with `fmt`: "12.3 [10.1, 14.0]"."""
+    point, low, high = estimate[:3]
+    return f"{point:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table: the header line, the separator line, one line per row (cells shown
+    with `str`; every row as long as the header)."""
+    header = [str(h) for h in header]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for row in rows:
+        cells = [str(c) for c in row]
+        if len(cells) != len(header):
+            raise ValueError(f"a row has {len(cells)} cells, the header {len(header)}: {cells}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

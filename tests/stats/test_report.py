@@ -1,0 +1,109 @@
+"""The report toolkit: collect (events -> arrays), ci_cell, markdown_table."""
+
+import numpy as np
+import pytest
+
+from selftaught import cli, stats
+from selftaught.core import DataError, IncompleteRunError, RunDir, UserError
+
+
+def make(tmp_path):
+    return RunDir.create(tmp_path / "run", recipe="rest-em", preset="smoke", seeds=2, config={},
+                         resume=False)
+
+
+def write_evals(run, seeds, iterations, skip=()):
+    for sd in seeds:
+        for i in range(iterations):
+            if (sd, i) in skip:
+                continue
+            run.phase(f"seed{sd}/iter{i}", lambda log, sd=sd, i=i: log(
+                "eval", seed=sd, iteration=i, acc=np.float32(sd + i / 10), n=10 * sd + i))
+
+
+def test_collect_round_trips_events_written_with_rundir(tmp_path):
+    run = make(tmp_path)
+    write_evals(run, [0, 1], 3)
+    run.log("eval", seed=5, iteration=0, acc=9.0, n=0)  # a seed not asked for: ignored
+    t = stats.collect(run, "eval", by={"seed": [1, 0], "iteration": range(3)},
+                      values=("acc", "n"))
+    assert set(t) == {"acc", "n"} and t["acc"].shape == (2, 3)
+    np.testing.assert_allclose(t["acc"], [[1.0, 1.1, 1.2], [0.0, 0.1, 0.2]], rtol=1e-6)
+    np.testing.assert_array_equal(t["n"], [[10, 11, 12], [0, 1, 2]])
+    # one key: 1-D; `where` filters on other fields
+    run.log("eval", seed=0, split="test", acc=0.5)
+    run.log("eval", seed=0, split="valid", acc=0.25)
+    one = stats.collect(run, "eval", by={"seed": [0]}, values=["acc"], where={"split": "valid"})
+    np.testing.assert_array_equal(one["acc"], [0.25])
+
+
+def test_a_missing_cell_is_one_line_naming_the_cells_and_resume(tmp_path):
+    run = make(tmp_path)
+    write_evals(run, [0, 1], 3, skip={(1, 1), (1, 2)})
+    run.log("eval", phase="seed1/iter1", seed=1, iteration=1, acc=0.0, n=0)  # not done: ignored
+    with pytest.raises(IncompleteRunError) as exc:
+        stats.collect(run, "eval", by={"seed": [0, 1], "iteration": range(3)}, values=["acc"])
+    msg = str(exc.value)
+    assert isinstance(exc.value, UserError) and "\n" not in msg
+    assert msg == (f"{run.path} is an unfinished run: no 'eval' event for seed=1, iteration=1; "
+                   f"seed=1, iteration=2; finish it with `selftaught run rest-em --resume "
+                   f"{run.path}`")
+    # five cells missing: three shown
+    with pytest.raises(IncompleteRunError, match=r"iteration=2; seed=2, iteration=0 and 2 more;"):
+        stats.collect(run, "eval", by={"seed": [0, 1, 2], "iteration": range(3)}, values=["acc"])
+
+
+def test_an_event_without_the_field_is_a_data_error(tmp_path):
+    run = make(tmp_path)
+    run.log("eval", seed=0, acc=1.0)
+    with pytest.raises(DataError, match="the 'eval' event for seed=0 has no field 'loss'"):
+        stats.collect(run, "eval", by={"seed": [0]}, values=["acc", "loss"])
+
+
+def test_the_unfinished_run_error_exits_2_without_traceback(tmp_path, capsys, monkeypatch):
+    from selftaught import recipes
+
+    def report(config, run_dir, seeds):
+        stats.collect(run_dir, "eval", by={"seed": seeds}, values=["acc"])
+
+    rec = recipes.get("rest-em")
+    import dataclasses
+
+    fake = dataclasses.replace(rec, report=report)
+    monkeypatch.setattr(recipes, "get", lambda name: fake)
+    run = RunDir.create(tmp_path / "run", recipe="rest-em", preset="smoke", seeds=1,
+                        config={}, resume=False)
+    run.log("session_end", seconds=1.0, peak_rss_mib=1.0, resumed=False)
+    assert cli.main(["report", str(run.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "is an unfinished run: no 'eval' event for seed=0" in err and "--resume" in err
+
+
+@pytest.mark.parametrize("estimate, fmt, text", [
+    ((12.345, 10.06, 14.0), ".1f", "12.3 [10.1, 14.0]"),
+    (stats.Estimate(0.5, 0.25, 0.75, 3), ".2f", "0.50 [0.25, 0.75]"),
+    ((3.0, -1.0, 7.0), ".0f", "3 [-1, 7]"),
+    ((0.000123, 0.0001, 0.0002), ".3g", "0.000123 [0.0001, 0.0002]"),
+])
+def test_ci_cell(estimate, fmt, text):
+    assert stats.ci_cell(estimate, fmt) == text
+
+
+def test_ci_cell_of_a_bootstrap_estimate_defaults_to_one_decimal():
+    assert stats.ci_cell(stats.bootstrap_ci(np.array([10.0, 10.0, 10.0]))) == (
+        "10.0 [10.0, 10.0]")
+
+
+def test_markdown_table():
+    text = stats.markdown_table(["iteration", "pass@1", "kept"],
+                                [[0, "1.0 [0.5, 1.5]", "300 (human)"], (1, 2.5, 7)])
+    assert text.splitlines() == [
+        "| iteration | pass@1 | kept |",
+        "|---|---|---|",
+        "| 0 | 1.0 [0.5, 1.5] | 300 (human) |",
+        "| 1 | 2.5 | 7 |",
+    ]
+    assert stats.markdown_table(["a"], []) == "| a |\n|---|"
+    with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+        stats.markdown_table(["a", "b"], [[1]])
