@@ -530,7 +530,7 @@ def _control_world(cfg, run_dir, seeds, per_seed, fmt):
         f"in the {world} world (the human prior is right), greedy control with the learned "
         f"model needs less than {margin:g}% more beam seconds per goal than with the human "
         "prior (learned − prior, % of the prior's, paired over seeds; non-inferiority)",
-        rel, margin)
+        rel, margin, unit="training seeds")
     learns = [e for e in _in_world(run_dir, "learn", world, cfg.truth) if e["seed"] in among]
     lines = ["", f"## Control world: {world}", "",
              f"The same seeds, exploration, learning and goals in the `{world}` ground truth, "
