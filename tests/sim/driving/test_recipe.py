@@ -73,7 +73,7 @@ def test_expert_replays_the_log_through_the_bicycle_inverse():
     not accumulate; each step's position is the log's up to the float32 rounding of a few
     operations on coordinates of size R (the largest |x|, |y| in the scenario), each at most
     half a unit in the last place, ~R * 2**-24. Eight ulps, 8 * R * 2**-23, bounds that with
-    room (about 2.5 mm at R = 320 m) while a modelling error (open-loop drift, a wrong
+    room (about 0.3 mm at R = 320 m) while a modelling error (open-loop drift, a wrong
     curvature formula, a clipped action) is centimetres or more."""
     cfg = dataclasses.replace(TINY, num_eval_scenarios=6, eval_batch=6)
     scen = db.eval_scenarios(cfg)
