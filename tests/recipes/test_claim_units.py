@@ -22,8 +22,6 @@ BUILDERS = {"claim", "claim_greater", "claim_less"}
 FEWER_UNITS = {
     # the unit is a cell of the init x data-order seed grid; --seeds is unused
     "length-generalization": ["--init-seeds", "1", "--data-seeds", "2"],
-    # expert_ade_zero replicates over test scenarios (the expert is not trained)
-    "driving-baselines": ["--num-eval-scenarios", "2", "--eval-batch", "2"],
 }
 
 

@@ -1,21 +1,29 @@
 """dopant-control — learning and controlling Si dopant transitions in graphene (sim.md §2).
 
     selftaught run dopant-control --preset default
-    # ~130 CPU-seconds: about 2-3 min on an idle 2-core CPU (7:50 wall measured on a
-    # shared machine with load average ~16)
+    # measured for issue 30 (both worlds): 4 min 20 s wall, 240 CPU-seconds, peak RSS
+    # 0.70 GiB, on the shared 2-core machine at load average 9-11 (not measured idle; the
+    # off-axis world alone took 1 min 11 s idle, and the control world adds a collect,
+    # learn and control phase per seed but no budget sweep)
 
-Expected (default preset, 5 seeds, 4096 exploratory exposures per seed): the learned
-ensemble recovers the rate map to ~0.18 normalised error and finds the off-axis optimum
-(within ~0.03 Å), so greedy control with it needs ~6.4 beam seconds per goal — the oracle's
-~6.3 s — against ~14.3 s for the human prior (putting-dune's: a Gaussian 0.85 bond lengths
-≈ 1.21 Å out, variance 0.1 bond lengths²; 12.2 s when it was placed at 0.85 Å); a random
-beam reaches only ~16% of goals within 100 exposures. With only 256-1024 exposures the
-learned controller is not reliably better than the prior (see the data-efficiency table).
-Measured after the prior change (issue 17): 257 CPU-s, 27 min wall at load average ~30.
+Expected (default preset, 5 seeds, 4096 exploratory exposures per seed; measured, all three
+claims hold): in the off-axis world the learned ensemble recovers the rate map to 0.180
+[0.159, 0.201] normalised error (tolerance 0.221) and finds the off-axis optimum (within
+~0.03 Å), so greedy control with it needs 6.36 beam seconds per goal — the oracle's 6.33 s —
+against 14.3 s for the human prior (putting-dune's: a Gaussian 0.85 bond lengths ≈ 1.21 Å
+out, variance 0.1 bond lengths²): prior − learned = 7.99 [7.76, 8.20] s; a random beam
+reaches only ~16% of goals within 100 exposures. In the prior-like control world the
+learned controller needs 6.51 s vs the prior's 6.34 s (= the oracle's): +2.65 [1.04, 4.51] %
+— slightly but consistently slower, inside the 10% non-inferiority margin. With only
+256-1024 exposures the learned controller is not reliably better than the prior (see the
+data-efficiency table).
 
-Per seed:
+Per seed, in each of two worlds — the main ground truth (--truth, `offaxis`: lobes beside
+the bond axis, so the human prior is plausible but wrong) and the control world
+(--control-truth, `prior-like`: one lobe exactly where the human prior puts it) — with the
+same keys and goals in both:
   1. collect  the exploratory beam policy (uniform beam in a disk, log-uniform dwell) runs on
-              the simulator; the exposures are written to data/seedS.jsonl (see
+              the simulator; the exposures are written to data/[WORLD/]seedS.jsonl (see
               selftaught.sim.dopant.data for the format).
   2. learn    read the file back, fit a bootstrap ensemble of MLPs (3 neighbour logits + total
               rate) with the Poisson/KMC likelihood and D3 augmentation, vmapped over
@@ -23,8 +31,29 @@ Per seed:
   3. control  greedy control from the origin to goals at several jump distances, with the
               learned, human-prior and oracle rate models (same goals and random numbers for
               all), and the random-beam baseline.
+  4. budget   (main world only) the learned controller from the first N exposures only.
 Report: rate-map error, success rate, steps and beam seconds to goal with bootstrap CIs over
-seeds; claim: the learned model needs fewer beam seconds than the human prior.
+seeds, for both worlds.
+
+Claims (unit: training seeds — each seed is an independent data set, ensemble and goal set;
+n = seeds; per-seed means over the goals, 95% bootstrap CI over seeds):
+  learned_fewer_beam_seconds  main world: human prior − learned beam seconds per goal > 0.
+  rate_map_recovered          main world: the learned map's normalised error Σ|λ̂−λ|/Σλ is
+              below the error of the true map with its weakest lobe removed
+              (`metrics.missing_lobe_error`; 0.221 for `offaxis`, whose weakest lobe is the
+              weight-0.4 lobe near the Si). A map under it cannot have missed a lobe of the
+              truth while being exact elsewhere, so "recovered" means every lobe was found;
+              the tolerance follows from the truth's own structure, not from a measured map
+              (it replaces a stated 0.3). For scale: the best-amplitude human prior scores
+              0.66, and a 10% amplitude error or a 0.05 Å shift of every lobe scores 0.10 and
+              0.14.
+  learned_not_worse_where_prior_is_right  control world: (learned − prior) / prior beam
+              seconds per goal, in %, has its CI's upper end below --prior-world-margin
+              (10%): non-inferiority, since where the prior is right the learned model can at
+              best tie it (the prior's best beam positions are the oracle's there). 10% is
+              small beside the effect claimed in the main world (the prior needs ~2.2x the
+              learned model's beam time) and, at the prior's ~6.3 s per goal there, is
+              under one 1-s exposure per goal.
 """
 
 from __future__ import annotations
@@ -57,6 +86,13 @@ class DopantControlConfig:
     """seeds (independent data sets, ensembles and goal sets) for the CIs"""
     truth: str = "offaxis"
     """ground-truth rate function: offaxis (multi-modal) | prior-like (the prior is right)"""
+    control_truth: str = "prior-like"
+    """control world run beside --truth on the same seeds (collect, learn, control; no
+    data-budget sweep): prior-like, the ground truth where the human prior is right, in
+    which the learned controller must not lose to it ('' or the same as --truth skips it)"""
+    prior_world_margin: float = 0.1
+    """non-inferiority margin in the control world, as a fraction of the human prior's beam
+    seconds per goal: the learned controller may need at most this much more there"""
     sessions: int = 64
     """exploration sessions (vmapped)"""
     steps_per_session: int = 64
@@ -89,8 +125,6 @@ class DopantControlConfig:
     """random-beam baseline: uniform in a disk of this radius (Å)"""
     grid_n: int = 81
     """grid search resolution per axis over [-2, 2]² Å for the best beam position"""
-    map_tolerance: float = 0.3
-    """stated tolerance for the learned rate map's normalised error"""
     data_budgets: tuple[int, ...] = (256, 1024)
     """data-efficiency sweep: also learn from only the first N exposures (() skips it)"""
     budget_members: int = 5
@@ -100,6 +134,12 @@ class DopantControlConfig:
     def validate(self) -> None:
         if self.truth not in rates.TRUTHS:
             raise UnknownNameError("dopant ground truth (--truth)", self.truth, list(rates.TRUTHS))
+        if self.control_truth not in ("", "prior-like"):
+            raise ConfigError(f"--control-truth must be prior-like (the world where the human "
+                              f"prior is right) or '' (none), got {self.control_truth!r}")
+        if not 0 < self.prior_world_margin < 1:
+            raise ConfigError(f"--prior-world-margin must be a fraction in (0, 1), "
+                              f"got {self.prior_world_margin}")
         if self.learned_model not in LEARNED_MODELS:
             raise UnknownNameError("learned model (--learned-model)", self.learned_model,
                                    LEARNED_MODELS)
@@ -110,7 +150,7 @@ class DopantControlConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, "
                                   f"got {getattr(self, name)}")
-        for name in ("explore_radius", "dwell_s", "random_radius", "map_tolerance"):
+        for name in ("explore_radius", "dwell_s", "random_radius"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, "
                                   f"got {getattr(self, name)}")
@@ -135,7 +175,7 @@ class DopantControlConfig:
 
 SMOKE = DopantControlConfig(
     num_seeds=2, learn=LearnConfig(members=2, steps=600, distill_steps=200),
-    distances=(2, 3), goals_per_distance=6, max_steps=40, map_tolerance=0.5,
+    distances=(2, 3), goals_per_distance=6, max_steps=40,
     data_budgets=(512,), budget_members=2,
 )
 DEFAULT = DopantControlConfig(learn=LearnConfig(members=10, steps=1500, distill_steps=1000))
@@ -143,7 +183,7 @@ PAPER = DopantControlConfig(
     num_seeds=10, sessions=256, vary_settings=True,
     learn=LearnConfig(members=50, width=128, steps=10000, distill_steps=5000),
     distances=(2, 4, 6, 8, 10), goals_per_distance=50, max_steps=200, grid_n=161,
-    map_tolerance=0.15, data_budgets=(1024, 4096), budget_members=25,
+    data_budgets=(1024, 4096), budget_members=25,
 )
 
 
@@ -153,33 +193,48 @@ def _settings(cfg):
     return (rates.V_REF, rates.V_REF), (rates.I_REF, rates.I_REF)
 
 
+def worlds(cfg: DopantControlConfig) -> list[tuple[str, str]]:
+    """(ground truth, phase/checkpoint prefix) of each world a run covers: the main world
+    (--truth, no prefix) and the control world (--control-truth) unless skipped."""
+    out = [(cfg.truth, "")]
+    if cfg.control_truth and cfg.control_truth != cfg.truth:
+        out.append((cfg.control_truth, f"{cfg.control_truth}/"))
+    return out
+
+
 def phases(cfg: DopantControlConfig, seeds: list[int]) -> list[str]:
     """The phases of a complete run, in order."""
-    names = ("collect", "learn", "control") + (("budget",) if cfg.data_budgets else ())
-    return [f"seed{s}/{n}" for s in seeds for n in names]
+    out = []
+    for s in seeds:
+        for i, (_, prefix) in enumerate(worlds(cfg)):
+            names = ("collect", "learn", "control")
+            names += ("budget",) if cfg.data_budgets and i == 0 else ()
+            out += [f"seed{s}/{prefix}{n}" for n in names]
+    return out
 
 
 def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    truth = rates.ground_truth(cfg.truth)
     volts, amps = _settings(cfg)
-    explore, episodes = _compiled(cfg)
-    for seed in seeds:
-        key = jax.random.PRNGKey(seed)
-        data_path = run_dir.path / "data" / f"seed{seed}.jsonl"
+    for seed, (world, prefix) in [(s, w) for s in seeds for w in worlds(cfg)]:
+        truth = rates.ground_truth(world)
+        explore, episodes = _compiled(cfg, world)
+        key = jax.random.PRNGKey(seed)  # the same keys in both worlds
+        data_path = run_dir.path / "data" / f"{prefix}seed{seed}.jsonl"
 
         # 1. collect: exploratory exposures, recorded to a JSONL file.
-        phase = f"seed{seed}/collect"
+        phase = f"seed{seed}/{prefix}collect"
         if not run_dir.phase_done(phase):
             t = Timer()
             obs = explore(jax.random.fold_in(key, 1))
             data.write_experiments(data_path, obs)
             run_dir.seal(data_path)  # its checksum: verified before each read
-            run_dir.log("collect", phase=phase, seed=seed, records=int(obs.moved.size),
+            run_dir.log("collect", phase=phase, seed=seed, world=world,
+                        records=int(obs.moved.size),
                         moved_fraction=float(np.mean(obs.moved)))
             run_dir.mark_phase_done(phase, t())
 
         # 2. learn: bootstrap ensemble with the KMC likelihood (+ distillation), scored.
-        phase = f"seed{seed}/learn"
+        phase = f"seed{seed}/{prefix}learn"
         if not run_dir.phase_done(phase):
             t = Timer()
             run_dir.verify(data_path)
@@ -194,15 +249,15 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
                     jax.random.fold_in(key, 3), ensemble, cfg.learn, radius=cfg.explore_radius,
                     voltage_range=volts, current_range=amps, use_settings=cfg.vary_settings)
                 ckpt["distilled"] = student.params
-            run_dir.save_checkpoint(f"seed{seed}/model", ckpt)
-            _log_rate_maps(cfg, run_dir, phase, seed, truth, ckpt, losses)
+            run_dir.save_checkpoint(f"seed{seed}/{prefix}model", ckpt)
+            _log_rate_maps(cfg, run_dir, phase, seed, world, ckpt, losses)
             run_dir.mark_phase_done(phase, t())
 
         # 3. control: greedy control with each rate model, and the random baseline.
-        phase = f"seed{seed}/control"
+        phase = f"seed{seed}/{prefix}control"
         if not run_dir.phase_done(phase):
             t = Timer()
-            learned = _learned_model(cfg, run_dir.load_checkpoint(f"seed{seed}/model"))
+            learned = _learned_model(cfg, run_dir.load_checkpoint(f"seed{seed}/{prefix}model"))
             goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
             models = {"learned": learned, "human-prior": rates.human_prior(),
                       "oracle": truth, "random": truth}
@@ -211,14 +266,15 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
                 radius = cfg.random_radius if name == "random" else 0.0
                 # the same key for every controller: common random numbers
                 res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), radius)
-                run_dir.log("episodes", phase=phase, seed=seed, controller=name,
+                run_dir.log("episodes", phase=phase, seed=seed, world=world, controller=name,
                             beam=table[0], hops=goals[:, 3], success=res.success,
                             steps=res.steps, beam_time=res.beam_time, jumps=res.jumps)
             run_dir.mark_phase_done(phase, t())
 
-        # 4. data efficiency: the learned controller when only the first N exposures exist.
+        # 4. data efficiency: the learned controller when only the first N exposures exist
+        #    (main world only).
         phase = f"seed{seed}/budget"
-        if cfg.data_budgets and not run_dir.phase_done(phase):
+        if cfg.data_budgets and not prefix and not run_dir.phase_done(phase):
             t = Timer()
             run_dir.verify(data_path)
             obs = data.read_experiments(data_path)
@@ -234,16 +290,17 @@ def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
                 model = rates.symmetrize(part) if cfg.symmetrize else part
                 table = control.beam_table(model, n=cfg.grid_n)
                 res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), 0.0)
-                run_dir.log("budget", phase=phase, seed=seed, records=budget,
+                run_dir.log("budget", phase=phase, seed=seed, world=world, records=budget,
                             map_error=metrics.rate_map_error(model, truth),
                             success=res.success, beam_time=res.beam_time)
             run_dir.mark_phase_done(phase, t())
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled(cfg: DopantControlConfig):
-    """The jitted exploration and control loops of a config (compiled once per process)."""
-    truth = rates.ground_truth(cfg.truth)
+def _compiled(cfg: DopantControlConfig, world: str):
+    """The jitted exploration and control loops of a config in a world (ground truth),
+    compiled once per process."""
+    truth = rates.ground_truth(world)
     volts, amps = _settings(cfg)
     explore = jax.jit(lambda k: sim.explore(
         truth, k, num_sessions=cfg.sessions, steps=cfg.steps_per_session,
@@ -270,8 +327,9 @@ def _learned_model(cfg: DopantControlConfig, ckpt: dict):
     return rates.symmetrize(model) if cfg.symmetrize else model
 
 
-def _log_rate_maps(cfg, run_dir, phase, seed, truth, ckpt, losses) -> None:
+def _log_rate_maps(cfg, run_dir, phase, seed, world, ckpt, losses) -> None:
     """Rate-map errors of every model and the maps themselves (Σₖ λₖ on a grid)."""
+    truth = rates.ground_truth(world)
     models = _models(cfg, ckpt)
     candidates = {
         "learned": _learned_model(cfg, ckpt),
@@ -289,27 +347,35 @@ def _log_rate_maps(cfg, run_dir, phase, seed, truth, ckpt, losses) -> None:
     n = metrics.GRID_N
     grid = lambda a: np.round(np.asarray(a).reshape(n, n)[::2, ::2], 4)
     stride = max(1, len(losses) // 100)
-    run_dir.log("learn", phase=phase, seed=seed, map_error=errors, peak_offset=peaks,
+    run_dir.log("learn", phase=phase, seed=seed, world=world, map_error=errors,
+                peak_offset=peaks,
                 loss_steps=np.arange(0, len(losses), stride), loss=losses[::stride])
-    run_dir.log("rate_maps", phase=phase, seed=seed, extent=metrics.GRID_EXTENT,
+    run_dir.log("rate_maps", phase=phase, seed=seed, world=world, extent=metrics.GRID_EXTENT,
                 truth=grid(metrics.grid_rates(truth)[1].sum(-1)),
                 learned=grid(metrics.grid_rates(candidates["learned"])[1].sum(-1)),
                 ensemble_std=grid(members.sum(-1).std(axis=0)))
 
 
 # ---------------------------------------------------------------------------- report
+def _in_world(run_dir: RunDir, event: str, world: str, main: str) -> list[dict]:
+    """Events of one world (events logged before the control world existed are the main
+    world's)."""
+    return [e for e in run_dir.events(event) if e.get("world", main) == world]
+
+
 def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    eps = {(e["seed"], e["controller"]): e for e in run_dir.events("episodes")}
+    eps = {(e["seed"], e["controller"]): e
+           for e in _in_world(run_dir, "episodes", cfg.truth, cfg.truth)}
     done = [s for s in seeds if all((s, c) in eps for c in CONTROLLERS)]
     if not done:
         return Report([], "No finished control phase yet; resume the run.")
     dists = list(cfg.distances)
     fmt = lambda t, p=3: f"{t[0]:.{p}g} [{t[1]:.{p}g}, {t[2]:.{p}g}]"
 
-    def per_seed(ctrl, field, hops=None):
+    def per_seed(ctrl, field, hops=None, table=eps, among=done):
         out = []
-        for s in done:
-            e = eps[(s, ctrl)]
+        for s in among:
+            e = table[(s, ctrl)]
             v = np.asarray(e[field], np.float64)
             if hops is not None:
                 v = v[np.asarray(e["hops"]) == hops]
@@ -332,14 +398,14 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     stats.plot_bars(run_dir.plots / "beam_seconds.png", beam, ylabel="beam seconds to goal")
 
     # Rate maps: errors over seeds, heatmaps of the first seed, loss curves.
-    learns = {e["seed"]: e for e in run_dir.events("learn")}
+    learns = {e["seed"]: e for e in _in_world(run_dir, "learn", cfg.truth, cfg.truth)}
     lseeds = [s for s in done if s in learns]
     err_names = list(learns[lseeds[0]]["map_error"]) if lseeds else []
     map_err = {k: stats.bootstrap_ci([learns[s]["map_error"][k] for s in lseeds])
                for k in err_names}
     peak = {k: stats.bootstrap_ci([learns[s]["peak_offset"][k] for s in lseeds])
             for k in err_names}
-    maps = {e["seed"]: e for e in run_dir.events("rate_maps")}
+    maps = {e["seed"]: e for e in _in_world(run_dir, "rate_maps", cfg.truth, cfg.truth)}
     if lseeds and lseeds[0] in maps:
         m = maps[lseeds[0]]
         truth_map, learned_map = np.asarray(m["truth"]), np.asarray(m["learned"])
@@ -358,7 +424,8 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
                           xlabel="step", ylabel="KMC negative log-likelihood")
 
     # Data efficiency: learned-controller beam seconds vs number of exposures learned from.
-    budget_ev = {(e["seed"], e["records"]): e for e in run_dir.events("budget")}
+    budget_ev = {(e["seed"], e["records"]): e
+                 for e in _in_world(run_dir, "budget", cfg.truth, cfg.truth)}
     full = cfg.sessions * cfg.steps_per_session
     budgets = [b for b in sorted(cfg.data_budgets) if all((s, b) in budget_ev for s in done)]
     budget_rows = []
@@ -392,12 +459,17 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
         "greedy control with the learned rate model reaches goals with fewer beam seconds "
         "than with the human prior (prior − learned, s per goal, paired over seeds)", diff,
         unit="training seeds")]
+    map_tolerance = metrics.missing_lobe_error(rates.ground_truth(cfg.truth))
     if "learned" in map_err:
-        e = map_err["learned"]
         claims.append(stats.claim_less(
             "rate_map_recovered",
-            f"the learned rate map's normalised error Σ|λ̂−λ|/Σλ is below {cfg.map_tolerance}",
-            e, cfg.map_tolerance, unit="training seeds"))
+            "the learned rate map's normalised error Σ|λ̂−λ|/Σλ is below "
+            f"{map_tolerance:.3g}, the error of the true map with its weakest lobe removed "
+            "(so no lobe of the truth was missed)", map_err["learned"], map_tolerance,
+            unit="training seeds"))
+    control_lines, control_claim = _control_world(cfg, run_dir, seeds, per_seed, fmt)
+    if control_claim is not None:
+        claims.append(control_claim)
 
     lines = [
         "## Control", "",
@@ -429,11 +501,52 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
                   "With few exposures the maximum-likelihood rates can spike where isolated "
                   "jumps were seen (a jump's likelihood grows as λ → ∞), so the map error can "
                   "be large even where the best beam position is roughly right."]
+    lines += control_lines
     lines += ["", "## Verdict", "", _verdict(claims[0], beam), "",
               "Plots: rate_maps.png, beam_seconds.png, beam_seconds_by_distance.png, "
               "success_by_distance.png, training_loss.png"
               + (", beam_seconds_vs_data.png." if budget_rows else ".")]
     return Report(claims, "\n".join(lines))
+
+
+def _control_world(cfg, run_dir, seeds, per_seed, fmt):
+    """The control world's table lines and its non-inferiority claim (None without it)."""
+    if len(worlds(cfg)) < 2:
+        return [], None
+    world = cfg.control_truth
+    eps = {(e["seed"], e["controller"]): e
+           for e in _in_world(run_dir, "episodes", world, cfg.truth)}
+    among = [s for s in seeds if all((s, c) in eps for c in CONTROLLERS)]
+    if not among:
+        return [], None
+    get = lambda c, f: per_seed(c, f, table=eps, among=among)
+    prior, learned = get("human-prior", "beam_time"), get("learned", "beam_time")
+    # per seed: how much longer (%) the learned controller takes than the prior
+    rel = stats.paired_difference_ci(100 * (learned - prior) / prior, np.zeros(len(among)),
+                                     unit="training seeds")
+    margin = 100 * cfg.prior_world_margin
+    claim = stats.claim_less(
+        "learned_not_worse_where_prior_is_right",
+        f"in the {world} world (the human prior is right), greedy control with the learned "
+        f"model needs less than {margin:g}% more beam seconds per goal than with the human "
+        "prior (learned − prior, % of the prior's, paired over seeds; non-inferiority)",
+        rel, margin, unit="training seeds")
+    learns = [e for e in _in_world(run_dir, "learn", world, cfg.truth) if e["seed"] in among]
+    lines = ["", f"## Control world: {world}", "",
+             f"The same seeds, exploration, learning and goals in the `{world}` ground truth, "
+             "where the human prior's shape is right. Mean per goal with 95% bootstrap CI "
+             "over seeds.", "",
+             "| controller | success rate | beam seconds |", "|---|---|---|"]
+    lines += [f"| {c} | {fmt(stats.bootstrap_ci(get(c, 'success')))} | "
+              f"{fmt(stats.bootstrap_ci(get(c, 'beam_time')))} |" for c in CONTROLLERS]
+    lines += ["", f"Learned − human prior: {fmt(rel)} % of the prior's beam seconds "
+              f"(non-inferiority margin {margin:g}%)."]
+    if learns:
+        lines += ["", "Rate-map error there:", ""]
+        for name in ("learned", "human-prior (best scale)"):
+            err = stats.bootstrap_ci([e["map_error"][name] for e in learns])
+            lines.append(f"- {name}: {fmt(err)}")
+    return lines, claim
 
 
 def _verdict(claim: Claim, beam: dict) -> str:

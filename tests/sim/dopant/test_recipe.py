@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from selftaught import cli
@@ -34,14 +35,30 @@ def test_smoke_end_to_end(smoke_run):
     assert summary["recipe"] == "dopant-control" and summary["seeds"] == 2
     assert run.done_phases() == set(dc.phases(dc.SMOKE, [0, 1])) and "complete" not in summary
     claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"learned_fewer_beam_seconds", "rate_map_recovered"}
+    assert set(claims) == {"learned_fewer_beam_seconds", "rate_map_recovered",
+                           "learned_not_worse_where_prior_is_right"}
     for c in claims.values():
         assert c["ci_low"] <= c["value"] <= c["ci_high"]
+        assert c["unit"] == "training seeds" and c["n"] == 2 and c.get("undetermined")
     # robust at smoke size: the learned model beats the human prior on beam seconds
     assert claims["learned_fewer_beam_seconds"]["value"] > 0
     episodes = run.events("episodes")
-    assert {e["controller"] for e in episodes} == set(dc.CONTROLLERS)
+    assert {(e["world"], e["controller"]) for e in episodes} == {
+        (w, c) for w in ("offaxis", "prior-like") for c in dc.CONTROLLERS}
     assert all(len(e["beam_time"]) == 12 for e in episodes)
+    # the control-world claim: learned vs prior beam seconds in the prior-like world, in %
+    # of the prior's, paired by seed
+    ctrl = {(e["seed"], e["controller"]): np.mean(e["beam_time"]) for e in episodes
+            if e["world"] == "prior-like"}
+    rel = [100 * (ctrl[(s, "learned")] - ctrl[(s, "human-prior")]) / ctrl[(s, "human-prior")]
+           for s in (0, 1)]
+    c = claims["learned_not_worse_where_prior_is_right"]
+    assert c["value"] == pytest.approx(np.mean(rel))
+    assert f"{100 * dc.SMOKE.prior_world_margin:g}%" in c["statement"]
+    # the map tolerance comes from the truth (its weakest lobe), not from a config number
+    tol = dc.metrics.missing_lobe_error(dc.rates.ground_truth("offaxis"))
+    assert f"{tol:.3g}" in claims["rate_map_recovered"]["statement"]
+    assert "## Control world: prior-like" in (run.path / "report.md").read_text()
     oracle = [e for e in episodes if e["controller"] == "oracle"]
     assert all(all(e["success"]) for e in oracle)
     budget = run.events("budget")
@@ -51,6 +68,7 @@ def test_smoke_end_to_end(smoke_run):
                  "success_by_distance", "training_loss", "beam_seconds_vs_data"):
         assert (run.plots / f"{name}.png").stat().st_size > 0
     assert (run.path / "data" / "seed0.jsonl").exists()
+    assert (run.path / "data" / "prior-like" / "seed0.jsonl").exists()
     report = (run.path / "report.md").read_text()
     assert "| learned |" in report and "## Verdict" in report and "## Data efficiency" in report
 
@@ -63,7 +81,7 @@ def test_resume_after_a_kill_gives_the_same_metrics(smoke_run, tmp_path, monkeyp
 
     def dying(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # inside seed 1's control phase
+        if calls["n"] == 2:  # inside seed 0's budget phase
             raise KeyboardInterrupt("killed")
         return original(*args, **kwargs)
 
@@ -104,6 +122,8 @@ def test_corrupt_data_file_on_resume_names_the_line(smoke_run, tmp_path):
     ("flags", "error", "message"),
     [
         (["--truth", "nope"], UnknownNameError, "offaxis"),
+        (["--control-truth", "offaxis"], ConfigError, "--control-truth must be prior-like"),
+        (["--prior-world-margin", "1.5"], ConfigError, "--prior-world-margin must be"),
         (["--learned-model", "best"], UnknownNameError, "distilled"),
         (["--learn.members", "0"], ConfigError, "learn.members must be >= 1"),
         (["--dwell-range", "2", "1"], ConfigError, "--dwell-range needs 0 < low <= high"),
@@ -135,7 +155,7 @@ def test_checkpoint_rebuilds_the_logged_models(smoke_run):
     logged map errors (distilled network and symmetrised ensemble)."""
     run, _ = smoke_run
     ckpt = run.load_checkpoint("seed0/model")
-    logged = run.events("learn", seed=0)[0]["map_error"]
+    logged = run.events("learn", seed=0, world="offaxis")[0]["map_error"]
     truth = dc.rates.ground_truth("offaxis")
     distilled = dc._learned_model(
         cfglib.replace(dc.SMOKE, learned_model="distilled", symmetrize=False), ckpt)
@@ -144,11 +164,44 @@ def test_checkpoint_rebuilds_the_logged_models(smoke_run):
     assert dc.metrics.rate_map_error(learned, truth) == pytest.approx(logged["learned"])
 
 
+def test_control_world_can_be_skipped_or_coincide_with_the_truth():
+    with_control = dc.phases(dc.SMOKE, [0])
+    assert "seed0/prior-like/learn" in with_control
+    assert "seed0/prior-like/budget" not in with_control
+    for cfg in (cfglib.replace(dc.SMOKE, control_truth=""),
+                cfglib.replace(dc.SMOKE, truth="prior-like")):
+        assert dc.worlds(cfg) == [(cfg.truth, "")]
+        assert dc.phases(cfg, [0]) == ["seed0/collect", "seed0/learn", "seed0/control",
+                                       "seed0/budget"]
+
+
+def test_missing_lobe_tolerance_follows_the_weakest_lobe():
+    """The rate-map tolerance is the error of the truth without its weakest lobe: it shrinks
+    with that lobe's weight and equals dropping that lobe by hand."""
+    rates, metrics = dc.rates, dc.metrics
+    truth = rates.ground_truth("offaxis")
+    means, sigmas = np.asarray(truth.means_Mx2), np.asarray(truth.sigmas_M)
+    weights = np.asarray(truth.weights_M)
+    weakest = int(np.argmin(weights * sigmas**2))
+    keep = np.arange(len(weights)) != weakest
+    by_hand = rates.mixture(means[keep], sigmas[keep], weights[keep], float(truth.background))
+    tol = metrics.missing_lobe_error(truth)
+    assert tol == pytest.approx(metrics.rate_map_error(by_hand, truth))
+    fainter = weights.copy()
+    fainter[weakest] /= 4
+    weaker = rates.mixture(means, sigmas, fainter, float(truth.background))
+    assert metrics.missing_lobe_error(weaker) < tol
+    # the human prior (right family, wrong place) is far outside it on this truth
+    prior = rates.human_prior(metrics.fitted_scale(rates.human_prior(), truth))
+    assert metrics.rate_map_error(prior, truth) > 2 * tol
+
+
 @pytest.mark.slow
 def test_smoke_with_varying_voltage_and_current(tmp_path):
     cfg = cfglib.replace(dc.SMOKE, vary_settings=True)
     run, summary = runner.execute(dc.RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path)
     records = dc.data.read_experiments(tmp_path / "data" / "seed0.jsonl")
     assert records.context[:, 2].std() > 1 and records.context[:, 3].std() > 1
-    assert {c["name"] for c in summary["claims"]} == {"learned_fewer_beam_seconds",
-                                                      "rate_map_recovered"}
+    assert {c["name"] for c in summary["claims"]} == {
+        "learned_fewer_beam_seconds", "rate_map_recovered",
+        "learned_not_worse_where_prior_is_right"}
