@@ -2,19 +2,9 @@
 same line in the run directory's run.log for every run (issue 29, item 5)."""
 
 import numpy as np
-import pytest
-import toy_recipe
 
-from selftaught import cli, recipes
+from selftaught import cli
 from selftaught.core import RunDir, progress
-
-
-@pytest.fixture
-def toy(monkeypatch):
-    real_get = recipes.get
-    monkeypatch.setattr(recipes, "get", lambda n: toy_recipe.RECIPE if n == "toy" else real_get(n))
-    toy_recipe.CALLS.clear()
-    return toy_recipe.RECIPE
 
 
 def phase_lines(text):

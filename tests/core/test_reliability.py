@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 import toy_recipe
 
-from selftaught import cli, recipes
+from selftaught import cli
 from selftaught.core import DataError, RunDir, RunDirError, runner
 from selftaught.core.rundir import locked
-
-
-@pytest.fixture
-def toy(monkeypatch):
-    real_get = recipes.get
-    monkeypatch.setattr(recipes, "get", lambda n: toy_recipe.RECIPE if n == "toy" else real_get(n))
-    toy_recipe.CALLS.clear()
-    return toy_recipe.RECIPE
 
 
 def one_line_error(capsys, *fragments):

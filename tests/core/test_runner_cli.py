@@ -8,18 +8,6 @@ from selftaught.core import DivergedError, runner
 from selftaught.core.errors import UnknownNameError
 
 
-@pytest.fixture
-def toy(monkeypatch):
-    real_get = recipes.get
-
-    def get(name):
-        return toy_recipe.RECIPE if name == "toy" else real_get(name)
-
-    monkeypatch.setattr(recipes, "get", get)
-    toy_recipe.CALLS.clear()
-    return toy_recipe.RECIPE
-
-
 def test_execute_writes_the_run_directory(tmp_path, toy):
     run, summary = runner.execute(toy, toy.preset("smoke"), preset="smoke", seeds=2,
                                   run_dir=tmp_path / "r")
