@@ -25,9 +25,11 @@ Derivation (u = 2**-24, the float32 unit roundoff; first order in u):
 
 This is a first-order estimate of the worst case of the dominant terms (how a later layer
 re-amplifies an earlier layer's error through its own sharp softmax is not bounded here; near
-one-hot attention damps it, since dp_j ~ p_j (1 - p_j) ds). A wrong cache slot, position or
-mask changes logits by O(their spread), orders of magnitude above this tolerance; each test
-that uses it also asserts that spread.
+one-hot attention damps it, since dp_j ~ p_j (1 - p_j) ds). Measured against it: the
+prefix-cache test's largest difference was 1.3e-4 on an AVX-512 CPU and 2.6e-4 on another
+x86-64 CPU, a tenth of the tolerance there (2.6e-3). A wrong cache slot, position
+or mask changes logits by O(their spread); each test that uses the tolerance asserts that
+the spread is at least 100 times it, so such a bug cannot hide inside it.
 """
 
 import dataclasses
