@@ -20,7 +20,7 @@ TINY = dataclasses.replace(
     num_seeds=1, task_args="digits=(1, 2)", human_problems=40, train_problems=60, eval_problems=8,
     model=rest_em.ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
-    mstep_steps=20, iterations=2, num_samples=8, max_per_problem=1, eval_samples=2,
+    mstep_steps=60, iterations=2, num_samples=8, max_per_problem=1, eval_samples=2,
     eval_k=2, sample_batch=64, chunk_steps=10,
 )
 
