@@ -32,17 +32,22 @@ $(STAMP): pyproject.toml $(LOCK)
 demo: $(STAMP)
 	$(BIN)/selftaught run rest-em --preset default --seeds 3
 
+# --dist loadfile: a test file runs on one worker, so its module fixtures are built once;
+# --durations=25: the slowest tests, printed by every run. The tests keep a JAX persistent
+# compilation cache outside the clone (tests/conftest.py; JAX_COMPILATION_CACHE_DIR= off).
+PYTEST_ARGS ?= -n 2 --dist loadfile -q --durations=25
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-gpu: $(STAMP)
 	$(BIN)/pip install -q "jax[$(JAX_CUDA)]==$$($(BIN)/python -c 'import jax; print(jax.__version__)')"
 	$(BIN)/python -c "import jax; b = jax.default_backend(); assert b == 'gpu', 'JAX sees no GPU (backend: ' + b + ')'; print(jax.devices())"
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow --durations=25
 
 # uv in its own venv (not in the project's); pip, setuptools and wheel are locked too, since
 # the install step uses them (--no-build-isolation).

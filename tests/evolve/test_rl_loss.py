@@ -109,11 +109,16 @@ def test_chain_hurdle_needs_bootstrapping():
     assert avoid < 0.5 and const < 0.5
 
 
+# The smoke preset's searches with shorter DQN trainings (CartPole and held-out): the
+# recipe's real code path, not its claims' values.
+TINY = cfglib.replace(erl.RECIPE.preset("smoke"), total_steps=400, learning_starts=128,
+                      heldout_total_steps=400, eval_episodes=1)
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     path = tmp_path_factory.mktemp("erl") / "run"
-    return execute(erl.RECIPE, erl.RECIPE.preset("smoke"), preset="smoke", seeds=2,
-                   run_dir=path)
+    return execute(erl.RECIPE, TINY, preset="smoke", seeds=2, run_dir=path)
 
 
 def test_smoke_end_to_end(smoke):
@@ -148,7 +153,7 @@ def test_resume_after_interruption(smoke, tmp_path, monkeypatch):
     monkeypatch.setattr(erl, "td_likeness", flaky)
     path = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        execute(erl.RECIPE, erl.RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
+        execute(erl.RECIPE, TINY, preset="smoke", seeds=2, run_dir=path)
     monkeypatch.setattr(erl, "td_likeness", real)
     _, resumed = execute(erl.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])

@@ -13,6 +13,16 @@ from selftaught.core.rundir import RunDir
 from selftaught.recipes import value_classification as vc
 
 SEEDS = 3
+# Tiny: the recipe's real code path (a main grid, a width sweep, all three claims, report,
+# plots, resume) at a size that checks mechanics, not the claims (those: the slow smoke test).
+TINY_SEEDS = 2
+TINY = dataclasses.replace(
+    vc.RECIPE.preset("smoke"), envs=("CartPole-v1",), sweep_envs=("CartPole-v1",),
+    sweep_widths=(1.0, 2.0), final_points=1,
+    dqn=dataclasses.replace(vc.RECIPE.preset("smoke").dqn, total_steps=256, learning_starts=64,
+                            batch_size=16, buffer_size=256, num_evals=2, eval_episodes=1,
+                            max_episode_steps=50),
+)
 
 
 def _curves(run_dir):
@@ -23,17 +33,14 @@ def _curves(run_dir):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vc") / "smoke"
-    cfg = vc.RECIPE.preset("smoke")
-    _, summary = runner.execute(vc.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+def tiny_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vc") / "tiny"
+    _, summary = runner.execute(vc.RECIPE, TINY, preset="smoke", seeds=TINY_SEEDS, run_dir=path)
     return path, summary
 
 
-def test_smoke_end_to_end(smoke_run):
-    path, summary = smoke_run
-    cfg = vc.RECIPE.preset("smoke")
-    assert summary["recipe"] == "value-classification" and summary["seeds"] == SEEDS
+def _check_run(path, summary, cfg, seeds):
+    assert summary["recipe"] == "value-classification" and summary["seeds"] == seeds
     names = [c["name"] for c in summary["claims"]]
     assert names == ["hl_gauss_iqm_gt_mse", "p_hl_gauss_gt_mse", "hl_gauss_gains_more_from_width"]
     for c in summary["claims"]:
@@ -42,12 +49,13 @@ def test_smoke_end_to_end(smoke_run):
     p = summary["claims"][1]
     assert 0.0 <= p["value"] <= 1.0
     ev = RunDir.open(path).events("curve")
-    assert len(ev) == len(vc.cells(cfg)) * SEEDS
+    assert len(ev) == len(vc.cells(cfg)) * seeds
     for e in ev:
         assert len(e["eval_return"]) == cfg.dqn.num_evals
         assert np.isfinite(e["td_loss"]).all()
     cart = [e["eval_return"][-1] for e in ev if e["env"] == "CartPole-v1"]
-    assert min(cart) >= 1 and max(cart) <= 500
+    max_steps = cfg.dqn.max_episode_steps or 500
+    assert min(cart) >= 1 and max(cart) <= max_steps  # CartPole: +1 per step
     report = (path / "report.md").read_text()
     for section in ("## Final normalised return", "## Probability of improvement",
                     "## Width sweep", "plots/profiles.png"):
@@ -59,18 +67,29 @@ def test_smoke_end_to_end(smoke_run):
     assert again["claims"] == summary["claims"]
 
 
-def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
-    path_ref, summary_ref = smoke_run
+def test_tiny_end_to_end(tiny_run):
+    _check_run(*tiny_run, TINY, TINY_SEEDS)
+
+
+@pytest.mark.slow  # the smoke preset: 6 cells x 3 seeds, ~55 s
+def test_smoke_end_to_end(tmp_path):
+    path = tmp_path / "smoke"
     cfg = vc.RECIPE.preset("smoke")
+    _, summary = runner.execute(vc.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    _check_run(path, summary, cfg, SEEDS)
+
+
+def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed_at):
+    path_ref, summary_ref = tiny_run
     path = tmp_path / "run"
     with killed_at(RunDir, "mark_phase_done", 3):
-        runner.execute(vc.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+        runner.execute(vc.RECIPE, TINY, preset="smoke", seeds=TINY_SEEDS, run_dir=path)
     assert len(RunDir.open(path).done_phases()) == 2
     _, summary = runner.execute(vc.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert _curves(path) == _curves(path_ref)
     assert summary["claims"] == summary_ref["claims"]
     done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cells(cfg))
+    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cells(TINY))
 
 
 def test_config_errors():

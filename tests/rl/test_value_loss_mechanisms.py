@@ -63,17 +63,21 @@ def test_chosen_lr_picks_lowest_mean_and_never_a_diverged_one():
     assert vlm.chosen_lr(cfg, final[..., None]) == 1e-2
 
 
+# Tiny: the smoke preset's grid (losses x widths x conditions, lr tuning, sigma sweep) with
+# fewer steps and points: the recipe's real code path and resume, not its claims.
+TINY = dataclasses.replace(vlm.PRESETS["smoke"], train_points=64, eval_points=64, steps=40,
+                           target_period=10, curve_points=2)
+TINY_SEEDS = SEEDS  # so that the padding test below reuses the run's compiled shapes
+
+
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vlm") / "smoke"
-    cfg = vlm.RECIPE.preset("smoke")
-    _, summary = runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+def tiny_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vlm") / "tiny"
+    _, summary = runner.execute(vlm.RECIPE, TINY, preset="smoke", seeds=TINY_SEEDS, run_dir=path)
     return path, summary
 
 
-def test_smoke_end_to_end(smoke_run):
-    path, summary = smoke_run
-    cfg = vlm.RECIPE.preset("smoke")
+def _check_run(path, summary, cfg, seeds):
     names = [c["name"] for c in summary["claims"]]
     assert names == ["hl_gauss_advantage_grows_with_noise",
                      "hl_gauss_advantage_grows_with_nonstationarity",
@@ -83,17 +87,13 @@ def test_smoke_end_to_end(smoke_run):
         assert c["holds"] == (c["ci_low"] > 0)
     run = RunDir.open(path)
     ev = run.events("eval")
-    assert len(ev) == len(cfg.losses) * len(cfg.widths) * SEEDS
+    assert len(ev) == len(cfg.losses) * len(cfg.widths) * seeds
     for e in ev:
         final = np.array([c[-1] for c in e["curves"]])
         assert np.isfinite(final).all() and (final > 0).all()
         assert e["lr"] in cfg.lrs
-    # the noisiest condition is learned worse than the noiseless one, for every run
-    conds = cfg.conditions()
-    hi, lo = conds.index((max(cfg.noise_levels), 0.0)), conds.index((0.0, 0.0))
-    worse = [e["curves"][hi][-1] > e["curves"][lo][-1] for e in ev]
-    assert np.mean(worse) >= 0.75
-    assert len(run.events("sigma")) == len(cfg.sigma_ratios) * SEEDS
+        assert all(len(c) == cfg.curve_points for c in e["curves"])
+    assert len(run.events("sigma")) == len(cfg.sigma_ratios) * seeds
     report = (path / "report.md").read_text()
     for section in ("## Learning rates chosen", "## Advantage over MSE", "sigma / bin-width",
                     "plots/advantage_vs_noise.png"):
@@ -101,23 +101,40 @@ def test_smoke_end_to_end(smoke_run):
     for png in ("advantage_vs_noise.png", "advantage_vs_gamma.png", "sigma_sweep.png"):
         assert (path / "plots" / png).stat().st_size > 0
     assert runner.finalize(vlm.RECIPE, RunDir.open(path))["claims"] == summary["claims"]
+    return ev
 
 
-def test_padding_does_not_change_a_run(smoke_run):
+def test_tiny_end_to_end(tiny_run):
+    _check_run(*tiny_run, TINY, TINY_SEEDS)
+
+
+@pytest.mark.slow  # the smoke preset, ~45 s
+def test_smoke_end_to_end(tmp_path):
+    path = tmp_path / "smoke"
     cfg = vlm.RECIPE.preset("smoke")
+    _, summary = runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+    ev = _check_run(path, summary, cfg, SEEDS)
+    # the noisiest condition is learned worse than the noiseless one, for most runs
     conds = cfg.conditions()
-    pad = len(conds) * max(cfg.tune_seeds * len(cfg.lrs), SEEDS)  # the recipe's own padding
+    hi, lo = conds.index((max(cfg.noise_levels), 0.0)), conds.index((0.0, 0.0))
+    worse = [e["curves"][hi][-1] > e["curves"][lo][-1] for e in ev]
+    assert np.mean(worse) >= 0.75
+
+
+def test_padding_does_not_change_a_run():
+    cfg = TINY
+    conds = cfg.conditions()
+    pad = len(conds) * max(cfg.tune_seeds * len(cfg.lrs), TINY_SEEDS)  # the recipe's own padding
     a = vlm.run_grid(cfg, "mse", 0.25, 0.75, [0, 1], [1e-3], conds, pad)
     b = vlm.run_grid(cfg, "mse", 0.25, 0.75, [0, 1, 2], [1e-3], conds, pad)
     np.testing.assert_array_equal(a, b[:2])
 
 
-def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
-    path_ref, summary_ref = smoke_run
-    cfg = vlm.RECIPE.preset("smoke")
+def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed_at):
+    path_ref, summary_ref = tiny_run
     path = tmp_path / "run"
     with killed_at(RunDir, "mark_phase_done", 3):
-        runner.execute(vlm.RECIPE, cfg, preset="smoke", seeds=SEEDS, run_dir=path)
+        runner.execute(vlm.RECIPE, TINY, preset="smoke", seeds=TINY_SEEDS, run_dir=path)
     _, summary = runner.execute(vlm.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert summary["claims"] == summary_ref["claims"]
 

@@ -50,6 +50,19 @@ def _check_run(run, summary, cfg, claim_names):
     return rows
 
 
+def test_tiny_end_to_end(tmp_path):
+    """The smoke preset's agents and claims through the real code path, every size shrunk
+    (mechanics, not the claims' values: those are the slow smoke test's)."""
+    cfg = dataclasses.replace(
+        RECIPE.preset("smoke"), num_train_scenarios=6, num_eval_scenarios=3, num_objects=6,
+        eval_batch=3, bc_steps=10, bc_batch=16, bc_hidden=16, rl_iterations=1,
+        rl_population=2, rl_elite=1, rl_scenarios=2)
+    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "r")
+    _check_run(run, summary, cfg,
+               {"expert_ade_zero", "routes_help_planning", "rl_overfits_to_log_agents"})
+
+
+@pytest.mark.slow  # ~30 s
 def test_smoke_preset_end_to_end(tmp_path):
     cfg = RECIPE.preset("smoke")
     run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path / "r")
