@@ -139,3 +139,17 @@ def test_cli_bad_task_and_diverged_lr_exit_2(tmp_path, capsys):
 def test_gain_share():
     share = rest_em.gain_share(np.array([10.0, 5, -1, 3, 30]), np.array([20.0, 5, 4, 0, 20]))
     np.testing.assert_allclose(share, [0.5, 1.0, 0.0, 0.0, 1.0])
+
+
+def test_a_sample_that_never_wrote_eos_still_fits_a_training_row():
+    """The sampler may use its whole budget (max_new tokens) without an EOS; the M-step's
+    row (BOS prompt SEP text EOS) must still fit max_len (it crashed the M-step before)."""
+    s = rest_em.make_setting(TINY, 0)
+    problems = s.train[:2]
+    full = ["1" * s.max_new, s.human[0]]  # one sample as long as the sampling budget
+    data = rest_em.sft_data(s, problems, full, capacity=4)
+    assert data["tokens"].shape == (4, s.model_cfg.max_len)
+    np.testing.assert_array_equal(data["weight"], [1, 1, 0, 0])
+    # the normal-length solution is packed unchanged
+    ref = rest_em.sft_data(s, problems[1:], full[1:], capacity=1)
+    np.testing.assert_array_equal(data["tokens"][1], ref["tokens"][0])

@@ -52,7 +52,7 @@ from selftaught.lm import (
     make_sft,
     pass_at_k,
 )
-from selftaught.lm.data import TaskSetting, pack_sft, task_setting
+from selftaught.lm.data import TaskSetting, task_setting
 from selftaught.lm.generate import Samples
 from selftaught.lm.generate import generate as lm_generate
 from selftaught.lm.model import ModelSize
@@ -141,9 +141,9 @@ def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: 
 
 
 def sft_data(s: Setting, problems: list, solutions: list[str], capacity: int) -> dict:
-    """SFT rows padded to `capacity` rows (weight 0), so shapes never change."""
-    return pack_sft(s.tok, [s.task.prompt(p) for p in problems], solutions, s.model_cfg.max_len,
-                    capacity)
+    """SFT rows padded to `capacity` rows (weight 0), so shapes never change; a sample that
+    used the whole sampling budget without writing EOS is clipped to fit (`TaskSetting.pack`)."""
+    return s.pack(problems, solutions, capacity)
 
 
 _make_sft = functools.lru_cache(maxsize=8)(make_sft)  # one compilation per model/optimiser
