@@ -52,7 +52,7 @@ import jax
 import numpy as np
 
 from selftaught import stats, tasks
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm.data import (
     TaskSetting,
@@ -246,11 +246,15 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
 
 
 # ---------------------------------------------------------------------------- the run
+def phases(config: VStarConfig, seeds: list[int]) -> list[str]:
+    """The phases of a complete run, in order."""
+    return [f"seed{sd}/{name}" for sd in seeds
+            for name in ["sft", *(f"iter{t}" for t in range(1, config.iterations + 1))]]
+
+
 def run(config: VStarConfig, run_dir, seeds: list[int]) -> None:
-    total = len(seeds) * (1 + config.iterations)
-    with progress.bar("V-STaR phases", total=total) as outer:
-        for seed in seeds:
-            run_seed(config, run_dir, seed, outer)
+    for seed in seeds:
+        run_seed(config, run_dir, seed)
 
 
 def _unpack_samples(s: TaskSetting, saved: dict) -> tuple[list[list[str]], np.ndarray]:
@@ -260,89 +264,86 @@ def _unpack_samples(s: TaskSetting, saved: dict) -> tuple[list[list[str]], np.nd
     return [texts[i * k:(i + 1) * k] for i in range(P)], np.asarray(saved["correct"], bool)
 
 
-def run_seed(config: VStarConfig, run_dir, seed: int, outer) -> None:
+def run_seed(config: VStarConfig, run_dir, seed: int) -> None:
     s = make_setting(config, seed)
     root = jax.random.PRNGKey(seed)
     base = init_params(s.model_cfg, jax.random.fold_in(root, 0))
-
-    phase = f"seed{seed}/sft"
-    if run_dir.phase_done(phase):
-        g_sft = run_dir.load_checkpoint(phase, base)
-    else:
-        timer = Timer()
-        rows = s.pack(s.train[: len(s.human)], s.human)
-        g_sft, loss = train_sft(config, s, rows, jax.random.fold_in(root, 1), base,
-                                f"seed {seed}: G_sft on human data")
-        greedy = sample(config, s, g_sft, s.test, 1, jax.random.fold_in(root, 2), greedy=True,
-                        label="greedy pass@1")
-        run_dir.log("train", phase=phase, seed=seed, iteration=0, final_loss=loss,
-                    rows=len(s.human))
-        run_dir.log("eval", phase=phase, seed=seed, iteration=0,
-                    pass1=float(greedy.correct.mean()))
-        run_dir.save_checkpoint(phase, g_sft)
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
-
+    g_sft = run_dir.phase(f"seed{seed}/sft", sft_on_human_data, config, s, seed, root, base,
+                          restore=base)
     gen = g_sft
-    texts_by_iter, correct_by_iter = [], []  # D_ver, one [P][k] block per iteration
+    d_ver: list[tuple[list[list[str]], np.ndarray]] = []  # one [P][k] block per iteration
     for t in range(1, config.iterations + 1):
         phase = f"seed{seed}/iter{t}"
-        if run_dir.phase_done(phase):
-            gen = run_dir.load_checkpoint(phase, base)
-            texts, correct = _unpack_samples(s, run_dir.load_checkpoint(f"{phase}/samples"))
-            texts_by_iter.append(texts)
-            correct_by_iter.append(correct)
-            outer.advance()
-            continue
-        timer = Timer()
-        key = jax.random.fold_in(root, 100 + t)
-        smp = sample(config, s, gen, s.train, config.samples_per_problem,
-                     jax.random.fold_in(key, 0), label=f"seed {seed}: sampling, iteration {t}")
-        texts_by_iter.append(smp.texts)
-        correct_by_iter.append(smp.correct)
-        # D_gen: every correct sample so far; D_ver: every labelled sample so far
-        all_texts = [sum((it[i] for it in texts_by_iter), []) for i in range(len(s.train))]
-        all_correct = np.concatenate(correct_by_iter, axis=1)
-        good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(all_texts, all_correct)]
-        bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(all_texts, all_correct)]
-        pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
-                                 np.random.default_rng([seed, t, 3]))
-        if not pairs:
-            what = "correct" if not any(good) else "incorrect"
-            raise ConfigError(
-                f"seed {seed}, iteration {t}: no training problem has both a correct and an "
-                f"incorrect sample (no {what} sample at all), so D_ver gives the DPO verifier "
-                "no pairs; train G_sft longer (--sft.total-steps), sample more "
-                "(--samples-per-problem) or pick a task of fitting difficulty")
-        gen_p = [p for p, g in zip(s.train, good) for _ in g]
-        gen_t = [x for g in good for x in g]
-        capacity = len(s.train) * config.samples_per_problem * config.iterations
-        gen, g_loss = train_sft(config, s, s.pack(gen_p, gen_t, capacity),
-                                jax.random.fold_in(key, 1), base,
-                                f"seed {seed}: G_{t} = SFT(base, D_gen)")
-        verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),
-                                     f"seed {seed}: V_{t} = DPO(G_sft)")
-        orm = None
-        if t == config.iterations:
-            labels = all_correct.reshape(-1)
-            orm, ostats = train_orm(config, s, [p for p in s.train
-                                                for _ in range(all_correct.shape[1])],
-                                    [x for ts in all_texts for x in ts], labels, g_sft,
-                                    jax.random.fold_in(key, 3), f"seed {seed}: ORM (BCE)")
-            vstats.update(ostats)
-        metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed,
-                           orm)
-        run_dir.log("sample", phase=phase, seed=seed, iteration=t,
-                    sample_accuracy=float(smp.correct.mean()),
-                    solved_fraction=float(smp.correct.any(axis=1).mean()),
-                    d_gen=len(gen_t), d_ver=int(all_correct.size), pairs=len(pairs))
-        run_dir.log("train", phase=phase, seed=seed, iteration=t, final_loss=g_loss, **vstats)
-        run_dir.log("eval", phase=phase, seed=seed, iteration=t, **metrics)
-        run_dir.save_checkpoint(f"{phase}/samples", {"tokens": smp.tokens,
-                                                     "correct": smp.correct.astype(np.uint8)})
-        run_dir.save_checkpoint(phase, gen)
-        run_dir.mark_phase_done(phase, timer())
-        outer.advance()
+        gen = run_dir.phase(phase, vstar_iteration, config, s, seed, t,
+                            jax.random.fold_in(root, 100 + t), gen, g_sft, base, d_ver,
+                            restore=base)
+        if len(d_ver) < t:  # finished before (a resumed run): its samples are a checkpoint
+            d_ver.append(_unpack_samples(s, run_dir.load_checkpoint(f"{phase}/samples")))
+
+
+def sft_on_human_data(log, config: VStarConfig, s: TaskSetting, seed: int, root, base):
+    """G_sft = SFT(base, human solutions), with its greedy pass@1 (iteration 0)."""
+    rows = s.pack(s.train[: len(s.human)], s.human)
+    g_sft, loss = train_sft(config, s, rows, jax.random.fold_in(root, 1), base,
+                            f"seed {seed}: G_sft on human data")
+    greedy = sample(config, s, g_sft, s.test, 1, jax.random.fold_in(root, 2), greedy=True,
+                    label="greedy pass@1")
+    pass1 = float(greedy.correct.mean())
+    log("train", seed=seed, iteration=0, final_loss=loss, rows=len(s.human))
+    log("eval", seed=seed, iteration=0, pass1=pass1)
+    log.headline(pass1=pass1)
+    return g_sft
+
+
+def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int, key, gen,
+                    g_sft, base, d_ver: list):
+    """Iteration t: sample from G_{t-1} and append the labelled block to `d_ver`; G_t =
+    SFT(base, D_gen); V_t = DPO(G_sft) on D_ver's pairs (and the ORM at t = T); evaluate.
+    Saves the block as checkpoint PHASE/samples (a resumed run reads D_ver back from it)."""
+    smp = sample(config, s, gen, s.train, config.samples_per_problem,
+                 jax.random.fold_in(key, 0), label=f"seed {seed}: sampling, iteration {t}")
+    d_ver.append((smp.texts, smp.correct))
+    # D_gen: every correct sample so far; D_ver: every labelled sample so far
+    all_texts = [sum((texts[i] for texts, _ in d_ver), []) for i in range(len(s.train))]
+    all_correct = np.concatenate([correct for _, correct in d_ver], axis=1)
+    good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(all_texts, all_correct)]
+    bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(all_texts, all_correct)]
+    pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
+                             np.random.default_rng([seed, t, 3]))
+    if not pairs:
+        what = "correct" if not any(good) else "incorrect"
+        raise ConfigError(
+            f"seed {seed}, iteration {t}: no training problem has both a correct and an "
+            f"incorrect sample (no {what} sample at all), so D_ver gives the DPO verifier "
+            "no pairs; train G_sft longer (--sft.total-steps), sample more "
+            "(--samples-per-problem) or pick a task of fitting difficulty")
+    gen_p = [p for p, g in zip(s.train, good) for _ in g]
+    gen_t = [x for g in good for x in g]
+    capacity = len(s.train) * config.samples_per_problem * config.iterations
+    gen, g_loss = train_sft(config, s, s.pack(gen_p, gen_t, capacity),
+                            jax.random.fold_in(key, 1), base,
+                            f"seed {seed}: G_{t} = SFT(base, D_gen)")
+    verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),
+                                 f"seed {seed}: V_{t} = DPO(G_sft)")
+    orm = None
+    if t == config.iterations:
+        labels = all_correct.reshape(-1)
+        orm, ostats = train_orm(config, s, [p for p in s.train
+                                            for _ in range(all_correct.shape[1])],
+                                [x for ts in all_texts for x in ts], labels, g_sft,
+                                jax.random.fold_in(key, 3), f"seed {seed}: ORM (BCE)")
+        vstats.update(ostats)
+    metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed, orm)
+    log("sample", seed=seed, iteration=t, sample_accuracy=float(smp.correct.mean()),
+        solved_fraction=float(smp.correct.any(axis=1).mean()),
+        d_gen=len(gen_t), d_ver=int(all_correct.size), pairs=len(pairs))
+    log("train", seed=seed, iteration=t, final_loss=g_loss, **vstats)
+    log("eval", seed=seed, iteration=t, **metrics)
+    log.run_dir.save_checkpoint(f"{log.phase}/samples",
+                                {"tokens": smp.tokens, "correct": smp.correct.astype(np.uint8)})
+    kc = config.claim_k
+    log.headline(pass1=metrics["pass1"], **{f"bok_dpo_{kc}": metrics[f"bok_dpo_{kc}"]})
+    return gen
 
 
 # ---------------------------------------------------------------------------- the report
@@ -465,4 +466,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
