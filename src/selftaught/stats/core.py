@@ -164,11 +164,7 @@ def claim(
     scenarios of one trained model, training seeds of one searched program), name the
     honest unit and n (e.g. unit="search seeds", n=1) and the claim records what the CI
     was over. Fewer than MIN_UNITS_FOR_CI units make the claim undetermined."""
-    if not isinstance(estimate, Estimate):
-        raise TypeError(f"claim {name!r}: the estimate must be a stats.Estimate (which "
-                        f"carries n), not {type(estimate).__name__}; build it with "
-                        "bootstrap_ci, paired_difference_ci, probability_of_improvement, "
-                        "... or Estimate(point, low, high, n)")
+    _check_estimate(name, estimate)
     unit = unit if unit is not None else estimate.unit
     if unit is None:
         raise ValueError(f"claim {name!r}: name its unit of replication "
@@ -197,7 +193,8 @@ def claim_greater(
 ) -> Claim:
     """A claim that holds when the CI's lower end lies above `threshold` (see `claim` for
     `unit` and `n`)."""
-    return claim(name, statement, estimate, _low(estimate) > threshold, unit=unit, n=n)
+    _check_estimate(name, estimate)
+    return claim(name, statement, estimate, estimate[1] > threshold, unit=unit, n=n)
 
 
 def claim_less(
@@ -210,9 +207,14 @@ def claim_less(
     n: int | None = None,
 ) -> Claim:
     """A claim that holds when the CI's upper end lies below `threshold`."""
-    hi = estimate[2] if isinstance(estimate, tuple) and len(estimate) == 3 else float("nan")
-    return claim(name, statement, estimate, hi < threshold, unit=unit, n=n)
+    _check_estimate(name, estimate)
+    return claim(name, statement, estimate, estimate[2] < threshold, unit=unit, n=n)
 
 
-def _low(estimate) -> float:
-    return estimate[1] if isinstance(estimate, tuple) and len(estimate) == 3 else float("nan")
+def _check_estimate(name: str, estimate) -> None:
+    """TypeError unless `estimate` is an Estimate (a plain tuple carries no n)."""
+    if not isinstance(estimate, Estimate):
+        raise TypeError(f"claim {name!r}: the estimate must be a stats.Estimate (which "
+                        f"carries n), not {type(estimate).__name__}; build it with "
+                        "bootstrap_ci, paired_difference_ci, probability_of_improvement, "
+                        "... or Estimate(point, low, high, n)")
