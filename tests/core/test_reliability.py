@@ -129,18 +129,7 @@ def test_flipped_bit_in_a_checkpoint_is_named_and_recomputed(tmp_path, toy, caps
                          "phase 'seed0/step1'", f"selftaught run toy --resume {rd}")
     assert "SHA-256" in err
     ckpt.unlink()
-    toy_recipe.CALLS.clear()
-    assert cli.main(["run", "toy", "--resume", str(rd)]) == 0
-    # that phase and every phase finished after it were recomputed, nothing before
-    assert toy_recipe.CALLS == ["seed0/step1", "seed0/step2", "seed0/step3",
-                                "seed1/step0", "seed1/step1", "seed1/step2", "seed1/step3"]
-
-    def train(path):
-        return [ln for ln in (path / "metrics.jsonl").read_text().splitlines() if '"train"' in ln]
-
-    assert train(rd) == train(ref)
-    assert (rd / "checkpoints" / "seed0__step1.msgpack").read_bytes() == (
-        ref / "checkpoints" / "seed0__step1.msgpack").read_bytes()
+    resume_recomputes_from_seed0_step1(rd, ref)
 
 
 @pytest.mark.parametrize("content", [b"", b"\x85\xa1w", b"not msgpack at all \xff\x00"])
@@ -176,15 +165,8 @@ def test_checkpoint_without_its_checksum_is_refused_then_recomputed(tmp_path, to
     assert cli.main(["run", "toy", "--resume", str(rd)]) == 2  # refused until fixed
     capsys.readouterr()
     ckpt.unlink()  # as the message says: delete it and resume
-    assert cli.main(["run", "toy", "--resume", str(rd)]) == 0
-    assert toy_recipe.CALLS == ["seed0/step1", "seed0/step2", "seed0/step3",
-                                "seed1/step0", "seed1/step1", "seed1/step2", "seed1/step3"]
-
-    def train(path):
-        return [ln for ln in (path / "metrics.jsonl").read_text().splitlines() if '"train"' in ln]
-
-    assert train(rd) == train(ref)
-    assert ckpt.read_bytes() == (ref / "checkpoints" / ckpt.name).read_bytes() and side.exists()
+    resume_recomputes_from_seed0_step1(rd, ref)
+    assert side.exists()
     assert json.loads((rd / "summary.json").read_text())["claims"] == json.loads(
         (ref / "summary.json").read_text())["claims"]
 
@@ -351,3 +333,19 @@ def test_recipe_phase_list_names_phases_no_seed_reached(tmp_path, toy, monkeypat
     runner.execute(rec, rec.preset("smoke"), preset="smoke", seeds=1, run_dir=rd)
     summary = runner.finalize(rec, RunDir.open(rd))
     assert summary["complete"] is False and summary["missing_phases"] == ["final"]
+
+
+def resume_recomputes_from_seed0_step1(rd, ref):
+    """`--resume rd` recomputes phase seed0/step1 and every phase finished after it, nothing
+    before, and ends with the train events and seed0/step1 checkpoint of the run `ref`."""
+    toy_recipe.CALLS.clear()
+    assert cli.main(["run", "toy", "--resume", str(rd)]) == 0
+    assert toy_recipe.CALLS == ["seed0/step1", "seed0/step2", "seed0/step3",
+                                "seed1/step0", "seed1/step1", "seed1/step2", "seed1/step3"]
+
+    def train(path):
+        return [ln for ln in (path / "metrics.jsonl").read_text().splitlines() if '"train"' in ln]
+
+    assert train(rd) == train(ref)
+    ckpt = "checkpoints/seed0__step1.msgpack"
+    assert (rd / ckpt).read_bytes() == (ref / ckpt).read_bytes()
