@@ -68,7 +68,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import np_rng
 from selftaught.sim.dopant import control, data, lattice, learn, metrics, rates, sim
 from selftaught.sim.dopant.learn import LearnConfig
@@ -214,86 +214,92 @@ def phases(cfg: DopantControlConfig, seeds: list[int]) -> list[str]:
 
 
 def run(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    volts, amps = _settings(cfg)
     for seed, (world, prefix) in [(s, w) for s in seeds for w in worlds(cfg)]:
-        truth = rates.ground_truth(world)
-        explore, episodes = _compiled(cfg, world)
         key = jax.random.PRNGKey(seed)  # the same keys in both worlds
         data_path = run_dir.path / "data" / f"{prefix}seed{seed}.jsonl"
+        at = f"seed{seed}/{prefix}"
+        run_dir.phase(f"{at}collect", collect, cfg, run_dir, seed, world, key, data_path)
+        ckpt = run_dir.phase(f"{at}learn", learn_rates, cfg, run_dir, seed, world, key,
+                             data_path)
+        run_dir.phase(f"{at}control", control_episodes, cfg, seed, world, key, ckpt)
+        if cfg.data_budgets and not prefix:  # data efficiency: main world only
+            run_dir.phase(f"seed{seed}/budget", data_budgets, cfg, run_dir, seed, world, key,
+                          data_path)
 
-        # 1. collect: exploratory exposures, recorded to a JSONL file.
-        phase = f"seed{seed}/{prefix}collect"
-        if not run_dir.phase_done(phase):
-            t = Timer()
-            obs = explore(jax.random.fold_in(key, 1))
-            data.write_experiments(data_path, obs)
-            run_dir.seal(data_path)  # its checksum: verified before each read
-            run_dir.log("collect", phase=phase, seed=seed, world=world,
-                        records=int(obs.moved.size),
-                        moved_fraction=float(np.mean(obs.moved)))
-            run_dir.mark_phase_done(phase, t())
 
-        # 2. learn: bootstrap ensemble with the KMC likelihood (+ distillation), scored.
-        phase = f"seed{seed}/{prefix}learn"
-        if not run_dir.phase_done(phase):
-            t = Timer()
-            run_dir.verify(data_path)
-            obs = data.read_experiments(data_path)
-            with progress.bar(f"seed {seed}: ensemble", total=cfg.learn.steps) as bar:
-                ensemble, losses = learn.train_ensemble(
-                    jax.random.fold_in(key, 2), obs, cfg.learn,
-                    use_settings=cfg.vary_settings, on_chunk=bar.advance)
-            ckpt = {"ensemble": ensemble.params_M}
-            if cfg.learn.distill_steps:
-                student, _ = learn.distill(
-                    jax.random.fold_in(key, 3), ensemble, cfg.learn, radius=cfg.explore_radius,
-                    voltage_range=volts, current_range=amps, use_settings=cfg.vary_settings)
-                ckpt["distilled"] = student.params
-            run_dir.save_checkpoint(f"seed{seed}/{prefix}model", ckpt)
-            _log_rate_maps(cfg, run_dir, phase, seed, world, ckpt, losses)
-            run_dir.mark_phase_done(phase, t())
+def collect(log, cfg: DopantControlConfig, run_dir: RunDir, seed: int, world: str, key,
+            data_path) -> None:
+    """Exploratory exposures, recorded to a JSONL file (sealed: its checksum is verified
+    before each read)."""
+    explore, _ = _compiled(cfg, world)
+    obs = explore(jax.random.fold_in(key, 1))
+    data.write_experiments(data_path, obs)
+    run_dir.seal(data_path)
+    log("collect", seed=seed, world=world, records=int(obs.moved.size),
+        moved_fraction=float(np.mean(obs.moved)))
 
-        # 3. control: greedy control with each rate model, and the random baseline.
-        phase = f"seed{seed}/{prefix}control"
-        if not run_dir.phase_done(phase):
-            t = Timer()
-            learned = _learned_model(cfg, run_dir.load_checkpoint(f"seed{seed}/{prefix}model"))
-            goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
-            models = {"learned": learned, "human-prior": rates.human_prior(),
-                      "oracle": truth, "random": truth}
-            for name in CONTROLLERS:
-                table = control.beam_table(models[name], n=cfg.grid_n)
-                radius = cfg.random_radius if name == "random" else 0.0
-                # the same key for every controller: common random numbers
-                res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), radius)
-                run_dir.log("episodes", phase=phase, seed=seed, world=world, controller=name,
-                            beam=table[0], hops=goals[:, 3], success=res.success,
-                            steps=res.steps, beam_time=res.beam_time, jumps=res.jumps)
-            run_dir.mark_phase_done(phase, t())
 
-        # 4. data efficiency: the learned controller when only the first N exposures exist
-        #    (main world only).
-        phase = f"seed{seed}/budget"
-        if cfg.data_budgets and not prefix and not run_dir.phase_done(phase):
-            t = Timer()
-            run_dir.verify(data_path)
-            obs = data.read_experiments(data_path)
-            goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
-            # one vmapped run: budget_members members per budget
-            sweep = dataclasses.replace(
-                cfg.learn, members=cfg.budget_members * len(cfg.data_budgets))
-            ensemble, _ = learn.train_ensemble(
-                jax.random.fold_in(key, 6), obs, sweep, use_settings=cfg.vary_settings,
-                num_records=np.repeat(cfg.data_budgets, cfg.budget_members))
-            parts = learn.split_members(ensemble, [cfg.budget_members] * len(cfg.data_budgets))
-            for budget, part in zip(cfg.data_budgets, parts):
-                model = rates.symmetrize(part) if cfg.symmetrize else part
-                table = control.beam_table(model, n=cfg.grid_n)
-                res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), 0.0)
-                run_dir.log("budget", phase=phase, seed=seed, world=world, records=budget,
-                            map_error=metrics.rate_map_error(model, truth),
-                            success=res.success, beam_time=res.beam_time)
-            run_dir.mark_phase_done(phase, t())
+def learn_rates(log, cfg: DopantControlConfig, run_dir: RunDir, seed: int, world: str, key,
+                data_path) -> dict:
+    """A bootstrap ensemble fitted with the KMC likelihood (+ its distilled network),
+    scored against the ground truth; the checkpoint is {"ensemble", "distilled"?}."""
+    volts, amps = _settings(cfg)
+    run_dir.verify(data_path)
+    obs = data.read_experiments(data_path)
+    with progress.bar(f"seed {seed}: ensemble", total=cfg.learn.steps) as bar:
+        ensemble, losses = learn.train_ensemble(
+            jax.random.fold_in(key, 2), obs, cfg.learn,
+            use_settings=cfg.vary_settings, on_chunk=bar.advance)
+    ckpt = {"ensemble": ensemble.params_M}
+    if cfg.learn.distill_steps:
+        student, _ = learn.distill(
+            jax.random.fold_in(key, 3), ensemble, cfg.learn, radius=cfg.explore_radius,
+            voltage_range=volts, current_range=amps, use_settings=cfg.vary_settings)
+        ckpt["distilled"] = student.params
+    _log_rate_maps(cfg, log, seed, world, ckpt, losses)
+    return ckpt
+
+
+def control_episodes(log, cfg: DopantControlConfig, seed: int, world: str, key,
+                     ckpt: dict) -> None:
+    """Greedy control with each rate model, and the random baseline."""
+    truth = rates.ground_truth(world)
+    _, episodes = _compiled(cfg, world)
+    learned = _learned_model(cfg, ckpt)
+    goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
+    models = {"learned": learned, "human-prior": rates.human_prior(),
+              "oracle": truth, "random": truth}
+    for name in CONTROLLERS:
+        table = control.beam_table(models[name], n=cfg.grid_n)
+        radius = cfg.random_radius if name == "random" else 0.0
+        # the same key for every controller: common random numbers
+        res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), radius)
+        log("episodes", seed=seed, world=world, controller=name, beam=table[0],
+            hops=goals[:, 3], success=res.success, steps=res.steps,
+            beam_time=res.beam_time, jumps=res.jumps)
+
+
+def data_budgets(log, cfg: DopantControlConfig, run_dir: RunDir, seed: int, world: str, key,
+                 data_path) -> None:
+    """The learned controller when only the first N exposures exist: `budget_members`
+    members per budget, all budgets in one vmapped ensemble."""
+    truth = rates.ground_truth(world)
+    _, episodes = _compiled(cfg, world)
+    run_dir.verify(data_path)
+    obs = data.read_experiments(data_path)
+    goals = control.sample_goals(np_rng(seed, 4), cfg.distances, cfg.goals_per_distance)
+    sweep = dataclasses.replace(cfg.learn, members=cfg.budget_members * len(cfg.data_budgets))
+    ensemble, _ = learn.train_ensemble(
+        jax.random.fold_in(key, 6), obs, sweep, use_settings=cfg.vary_settings,
+        num_records=np.repeat(cfg.data_budgets, cfg.budget_members))
+    parts = learn.split_members(ensemble, [cfg.budget_members] * len(cfg.data_budgets))
+    for budget, part in zip(cfg.data_budgets, parts):
+        model = rates.symmetrize(part) if cfg.symmetrize else part
+        table = control.beam_table(model, n=cfg.grid_n)
+        res = episodes(table, goals[:, :3], jax.random.fold_in(key, 5), 0.0)
+        log("budget", seed=seed, world=world, records=budget,
+            map_error=metrics.rate_map_error(model, truth),
+            success=res.success, beam_time=res.beam_time)
 
 
 @functools.lru_cache(maxsize=4)
@@ -327,7 +333,7 @@ def _learned_model(cfg: DopantControlConfig, ckpt: dict):
     return rates.symmetrize(model) if cfg.symmetrize else model
 
 
-def _log_rate_maps(cfg, run_dir, phase, seed, world, ckpt, losses) -> None:
+def _log_rate_maps(cfg, log, seed, world, ckpt, losses) -> None:
     """Rate-map errors of every model and the maps themselves (Σₖ λₖ on a grid)."""
     truth = rates.ground_truth(world)
     models = _models(cfg, ckpt)
@@ -347,13 +353,13 @@ def _log_rate_maps(cfg, run_dir, phase, seed, world, ckpt, losses) -> None:
     n = metrics.GRID_N
     grid = lambda a: np.round(np.asarray(a).reshape(n, n)[::2, ::2], 4)
     stride = max(1, len(losses) // 100)
-    run_dir.log("learn", phase=phase, seed=seed, world=world, map_error=errors,
-                peak_offset=peaks,
-                loss_steps=np.arange(0, len(losses), stride), loss=losses[::stride])
-    run_dir.log("rate_maps", phase=phase, seed=seed, world=world, extent=metrics.GRID_EXTENT,
-                truth=grid(metrics.grid_rates(truth)[1].sum(-1)),
-                learned=grid(metrics.grid_rates(candidates["learned"])[1].sum(-1)),
-                ensemble_std=grid(members.sum(-1).std(axis=0)))
+    log.headline(map_error=errors["learned"])
+    log("learn", seed=seed, world=world, map_error=errors, peak_offset=peaks,
+        loss_steps=np.arange(0, len(losses), stride), loss=losses[::stride])
+    log("rate_maps", seed=seed, world=world, extent=metrics.GRID_EXTENT,
+        truth=grid(metrics.grid_rates(truth)[1].sum(-1)),
+        learned=grid(metrics.grid_rates(candidates["learned"])[1].sum(-1)),
+        ensemble_std=grid(members.sum(-1).std(axis=0)))
 
 
 # ---------------------------------------------------------------------------- report

@@ -154,7 +154,7 @@ def test_checkpoint_rebuilds_the_logged_models(smoke_run):
     """The controller's models come from the checkpoint; re-scoring them reproduces the
     logged map errors (distilled network and symmetrised ensemble)."""
     run, _ = smoke_run
-    ckpt = run.load_checkpoint("seed0/model")
+    ckpt = run.load_checkpoint("seed0/learn")
     logged = run.events("learn", seed=0, world="offaxis")[0]["map_error"]
     truth = dc.rates.ground_truth("offaxis")
     distilled = dc._learned_model(
