@@ -76,7 +76,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl import gridworld as gw
 from selftaught.rl import rssm as rs
@@ -407,29 +407,34 @@ def _write_gif(cfg: IC2Config, states, run_dir: RunDir, seed: int) -> None:
 
 
 def run(cfg: IC2Config, run_dir: RunDir, seeds: list[int]) -> None:
-    todo = [a for a in cfg.agents if not run_dir.phase_done(a)]
+    for agent in cfg.agents:
+        run_dir.phase(agent, train_agent, cfg, run_dir, agent, seeds)
+
+
+def train_agent(log, cfg: IC2Config, run_dir: RunDir, agent: str, seeds: list[int]) -> None:
+    """One agent (reward weights `_WEIGHTS[agent]`), every seed in one vmapped program:
+    `num_evals` compiled chunks of `iterations / num_evals` iterations, each logging its
+    learning-curve point; the IC2 agent's first seed is also rendered as a GIF."""
     init, chunk = _compiled(cfg)
     per_chunk = cfg.iterations // cfg.num_evals
     steps = [(i + 1) * per_chunk for i in range(cfg.num_evals)]
-    with progress.bar("ic2 agents", total=len(todo) * cfg.num_evals) as bar:
-        for agent in todo:
-            timer = Timer()
-            w = jnp.asarray(_WEIGHTS[agent], jnp.float32)
-            st = init(keys(seeds))
-            rows = []
-            for _ in range(cfg.num_evals):
-                st, m = chunk(st, w)
-                rows.append(jax.device_get(m))
-                bar.advance(1)
-            curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
-            check_finite(float(np.mean(curves["elbo_loss"][:, -1])), where=agent,
-                         step=cfg.iterations, lr=cfg.filter_lr)
-            if agent == "ic2":
-                _write_gif(cfg, st, run_dir, seeds[0])
-            for i, s in enumerate(seeds):
-                run_dir.log("curve", phase=agent, agent=agent, seed=s, iterations=steps,
-                            **{k: v[i] for k, v in curves.items()})
-            run_dir.mark_phase_done(agent, timer())
+    w = jnp.asarray(_WEIGHTS[agent], jnp.float32)
+    st = init(keys(seeds))
+    rows = []
+    with progress.bar(f"ic2 {agent}", total=cfg.num_evals) as bar:
+        for _ in range(cfg.num_evals):
+            st, m = chunk(st, w)
+            rows.append(jax.device_get(m))
+            bar.advance(1)
+    curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
+    check_finite(float(np.mean(curves["elbo_loss"][:, -1])), where=agent,
+                 step=cfg.iterations, lr=cfg.filter_lr)
+    if agent == "ic2":
+        _write_gif(cfg, st, run_dir, seeds[0])
+    for i, s in enumerate(seeds):
+        log("curve", agent=agent, seed=s, iterations=steps,
+            **{k: v[i] for k, v in curves.items()})
+    log.headline(captures=float(np.mean(curves["captures"][:, -1])))
 
 
 # ----------------------------------------------------------------------------- report
