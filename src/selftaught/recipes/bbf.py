@@ -32,7 +32,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import ConfigError, UnknownNameError, check, check_finite
 from selftaught.core.recipe import Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl.atari import ATARI_100K
 from selftaught.rl.bbf import BBFConfig, curve_steps, knobs_of, make_agent, program_config
@@ -119,55 +119,58 @@ def _compiled(c: BBFConfig):
     return jax.jit(jax.vmap(agent.init)), jax.jit(jax.vmap(agent.chunk, in_axes=(0, None)))
 
 
-def _run_minatar(run_dir: RunDir, cfg: BBFRecipeConfig, env: str, phase: str, prog: BBFConfig,
-                 variants: list[str], seeds: list[int], bar) -> None:
+def phases(cfg: BBFRecipeConfig, seeds: list[int]) -> list[str]:
+    """One phase per compiled program of each environment (all its variants and seeds)."""
+    return [phase for env in cfg.envs for phase in programs(cfg, env)]
+
+
+def run(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    for env in cfg.envs:
+        for phase, (prog, variants) in programs(cfg, env).items():
+            work = train_atari if prog.is_atari else train_minatar
+            run_dir.phase(phase, work, cfg, env, prog, variants, seeds)
+
+
+def train_minatar(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants: list[str],
+                  seeds: list[int]) -> None:
     """All (variant, seed) runs of one program under one jit(vmap); same seeds per variant."""
     init, chunk = _compiled(prog)
     kn = [knobs_of(variant_config(cfg, env, v)) for v in variants for _ in seeds]
     carry = init(jax.numpy.concatenate([keys(seeds)] * len(variants)),
                  jax.tree.map(lambda *x: jax.numpy.stack(x), *kn))
     rows = []
-    for i in range(prog.num_evals):
-        carry, m = chunk(carry, i)
-        rows.append(jax.device_get(m))
-        bar.advance(1)
+    with progress.bar(f"bbf {env} {'/'.join(variants)}", total=prog.num_evals) as bar:
+        for i in range(prog.num_evals):
+            carry, m = chunk(carry, i)
+            rows.append(jax.device_get(m))
+            bar.advance(1)
     cur = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # [runs, evals]
-    check_finite(float(np.mean(cur["loss"][:, -1])), where=phase,
+    check_finite(float(np.mean(cur["loss"][:, -1])), where=log.phase,
                  step=int(cur["env_steps"][0, -1]), lr=prog.lr)
     for r, (v, s) in enumerate((v, s) for v in variants for s in seeds):
-        run_dir.log("curve", phase=phase, env=env, variant=v, seed=s, steps=curve_steps(prog),
-                    eval_return=cur["eval_return"][r], train_return=cur["train_return"][r],
-                    td_loss=cur["loss"][r], spr_loss=cur["spr_loss"][r])
+        log("curve", env=env, variant=v, seed=s, steps=curve_steps(prog),
+            eval_return=cur["eval_return"][r], train_return=cur["train_return"][r],
+            td_loss=cur["loss"][r], spr_loss=cur["spr_loss"][r])
+    log.headline(env=env, variants=variants,
+                 eval_return=float(np.mean(cur["eval_return"][:, -1])))
 
 
-def _run_atari(run_dir: RunDir, cfg: BBFRecipeConfig, env: str, phase: str, variant: str,
-               seeds: list[int], bar) -> None:
+def train_atari(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants: list[str],
+                seeds: list[int]) -> None:
     """The Atari-100k protocol, one host-loop run per seed, scored by its final evaluation."""
     from selftaught.rl.atari import train_bbf_atari
 
-    c = variant_config(cfg, env, variant)
-    for s in seeds:
-        out = train_bbf_atari(c, seed=s)
-        loss = out.losses[-1] if out.losses else float("nan")
-        run_dir.log("curve", phase=phase, env=env, variant=variant, seed=s,
-                    steps=[out.env_steps], eval_return=[float(np.mean(out.eval_returns))],
-                    train_return=[float(np.mean(out.train_returns or [np.nan]))],
-                    td_loss=[loss], spr_loss=[0.0], seconds=out.seconds)
-        bar.advance(1)
-
-
-def run(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    todo = [(env, phase, prog, vs) for env in cfg.envs
-            for phase, (prog, vs) in programs(cfg, env).items() if not run_dir.phase_done(phase)]
-    total = sum(len(seeds) if p.is_atari else p.num_evals for _, _, p, _ in todo)
-    with progress.bar("bbf (chunks; Atari: runs)", total=total) as bar:
-        for env, phase, prog, variants in todo:
-            timer = Timer()
-            if prog.is_atari:
-                _run_atari(run_dir, cfg, env, phase, variants[0], seeds, bar)
-            else:
-                _run_minatar(run_dir, cfg, env, phase, prog, variants, seeds, bar)
-            run_dir.mark_phase_done(phase, timer(), env=env, variants=variants)
+    c = variant_config(cfg, env, variants[0])
+    with progress.bar(f"bbf {env} (runs)", total=len(seeds)) as bar:
+        for s in seeds:
+            out = train_bbf_atari(c, seed=s)
+            loss = out.losses[-1] if out.losses else float("nan")
+            log("curve", env=env, variant=variants[0], seed=s,
+                steps=[out.env_steps], eval_return=[float(np.mean(out.eval_returns))],
+                train_return=[float(np.mean(out.train_returns or [np.nan]))],
+                td_loss=[loss], spr_loss=[0.0], seconds=out.seconds)
+            bar.advance(1)
+    log.headline(env=env, variants=variants)
 
 
 def _normalize(env: str, returns: np.ndarray) -> np.ndarray:
@@ -298,5 +301,6 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
     not_flags={"bbf.env": "each game comes from --envs"},
 )

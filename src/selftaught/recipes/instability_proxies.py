@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, progress
+from selftaught.core import Recipe, Report
 from selftaught.core.errors import ConfigError, check, check_at_least_one
 from selftaught.core.recipe import Claim
 from selftaught.lm import sweep as sw
@@ -287,38 +287,43 @@ def _decimate(x: np.ndarray, points: int = 30) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- run
+def phases(cfg: InstabilityConfig, seeds: list[int]) -> list[str]:
+    """One phase per structural program (all its cells, every seed, in one vmapped grid)."""
+    return list(plan(cfg))
+
+
 def run(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> None:
     data = make_data(cfg)
-    progs = plan(cfg)
-    todo = [p for p in progs if not run_dir.phase_done(p)]
-    with progress.bar("instability-proxies programs", total=len(todo)) as bar:
-        for name in todo:
-            timer = Timer()
-            prog, variants = progs[name]
-            sweep = _sweep(cfg, prog)
-            cells, labels = cells_of(cfg, variants, seeds)
-            hp = sw.table(cells)
-            init_loss = _init_loss(sweep, hp, data)
-            res = sw.run_grid(sweep, hp, data, run_dir=run_dir, name=name,
-                              description=f"{name} ({len(cells)} cells)")
-            tail = max(1, cfg.steps // 10)
-            for i, (iv, lr, s) in enumerate(labels):
-                c = res.curves
-                run_dir.log(
-                    "cell", phase=name, program=name, intervention=iv, width=prog.width,
-                    lr=lr, seed=s, init_loss=float(init_loss[i]),
-                    val_loss=float(res.evals["val_loss"][i]),
-                    val_log_z=float(res.evals["val_log_z"][i]),
-                    diverged_at=int(res.diverged_at[i]),
-                    attn_logit_max=float(np.mean(c["attn_logit_max"][i, -tail:])),
-                    attn_entropy=float(np.mean(c["attn_entropy"][i, -tail:])),
-                    log_z=float(np.mean(c["log_z"][i, -tail:])),
-                    curve_attn_logit_max=_decimate(c["attn_logit_max"][i]),
-                    curve_log_z=_decimate(c["log_z"][i]),
-                    curve_loss=_decimate(c["loss"][i]),
-                )
-            run_dir.mark_phase_done(name, timer(), cells=len(cells))
-            bar.advance(1)
+    for name, (prog, variants) in plan(cfg).items():
+        run_dir.phase(name, train_program, cfg, run_dir, name, prog, variants, seeds, data)
+
+
+def train_program(log, cfg: InstabilityConfig, run_dir, name: str, prog: Program, variants,
+                  seeds: list[int], data) -> None:
+    """Every (intervention, lr, seed) cell of one structural program trained together (one
+    `lm.sweep` grid), one `cell` event each: final validation loss and log Z, divergence
+    step, attention-logit / entropy / log Z over the last 10% of steps and their curves."""
+    sweep = _sweep(cfg, prog)
+    cells, labels = cells_of(cfg, variants, seeds)
+    hp = sw.table(cells)
+    init_loss = _init_loss(sweep, hp, data)
+    res = sw.run_grid(sweep, hp, data, run_dir=run_dir, name=name,
+                      description=f"{name} ({len(cells)} cells)")
+    tail = max(1, cfg.steps // 10)
+    c = res.curves
+    for i, (iv, lr, s) in enumerate(labels):
+        log("cell", program=name, intervention=iv, width=prog.width, lr=lr, seed=s,
+            init_loss=float(init_loss[i]),
+            val_loss=float(res.evals["val_loss"][i]),
+            val_log_z=float(res.evals["val_log_z"][i]),
+            diverged_at=int(res.diverged_at[i]),
+            attn_logit_max=float(np.mean(c["attn_logit_max"][i, -tail:])),
+            attn_entropy=float(np.mean(c["attn_entropy"][i, -tail:])),
+            log_z=float(np.mean(c["log_z"][i, -tail:])),
+            curve_attn_logit_max=_decimate(c["attn_logit_max"][i]),
+            curve_log_z=_decimate(c["log_z"][i]),
+            curve_loss=_decimate(c["loss"][i]))
+    log.headline(cells=len(cells))
 
 
 def _init_loss(sweep: sw.Sweep, hp, data) -> np.ndarray:
@@ -567,4 +572,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
