@@ -65,7 +65,7 @@ import jax
 import numpy as np
 
 from selftaught import stats, tasks
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import ConfigError, check_at_least_one
 from selftaught.lm.data import TaskSetting, preference_pairs, stack_rows, task_setting
 from selftaught.lm.generate import Samples, generate
@@ -283,9 +283,8 @@ def phases(config: MathRerankConfig, seeds: list[int]) -> list[str]:
 
 
 def run(config: MathRerankConfig, run_dir, seeds: list[int]) -> None:
-    with progress.bar("math-rerank phases", total=len(phases(config, seeds))) as outer:
-        for seed in seeds:
-            run_seed(config, run_dir, seed, outer)
+    for seed in seeds:
+        run_seed(config, run_dir, seed)
 
 
 def _texts(s: TaskSetting, tokens: np.ndarray) -> list[list[str]]:
@@ -294,119 +293,111 @@ def _texts(s: TaskSetting, tokens: np.ndarray) -> list[list[str]]:
     return [flat[i * n:(i + 1) * n] for i in range(P)]
 
 
-def run_seed(config: MathRerankConfig, run_dir, seed: int, outer) -> None:
+def run_seed(config: MathRerankConfig, run_dir, seed: int) -> None:
     s = make_setting(config, seed)
     root = jax.random.PRNGKey(seed)
     base = init_params(s.model_cfg, jax.random.fold_in(root, 0))
     sft_set = s.train[:config.sft_problems]
-    pool = s.train[config.sft_problems:]
     detailed_rows = s.pack(sft_set, [s.task.reference_solution(p) for p in sft_set])
-
-    # -- 1. solution fine-tuning, two styles ------------------------------------------------
-    phase = f"seed{seed}/sft"
-    if run_dir.phase_done(phase):
-        gens = run_dir.load_checkpoint(phase, {st: base for st in STYLES})
-    else:
-        timer = Timer()
-        terse_rows = s.pack(sft_set, [terse(s.task.reference_solution(p)) for p in sft_set])
-        params, losses = train_pair(config.sft, s, [base, base], [detailed_rows, terse_rows],
-                                    jax.random.fold_in(root, 1), config.chunk_steps,
-                                    f"seed {seed}: solution FT (detailed | terse)")
-        gens = dict(zip(STYLES, params))
-        run_dir.log("sft_eval", phase=phase, seed=seed,
-                    **{f"pass1_{st}": greedy_pass1(config, s, gens[st],
-                                                   jax.random.fold_in(root, 2),
-                                                   f"greedy pass@1 ({st})") for st in STYLES},
-                    **{f"loss_{st}": float(x) for st, x in zip(STYLES, losses)})
-        run_dir.save_checkpoint(phase, gens)
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
+    gens = run_dir.phase(f"seed{seed}/sft", solution_ft, config, s, seed, root, base,
+                         detailed_rows, restore={st: base for st in STYLES})
     gen = gens["detailed"]
+    saved = run_dir.phase(f"seed{seed}/samples", samples, config, s, seed, root, gen)
+    evals = run_dir.phase(f"seed{seed}/evaluators", evaluators, config, s, seed, root, gen,
+                          saved, restore={e: base for e in EVALUATORS})
+    run_dir.phase(f"seed{seed}/sequential", sequential_ft, config, s, seed, root, gen,
+                  evals["ce"], detailed_rows)
 
-    # -- 2. samples: the evaluator's data (pool) and the test candidates --------------------
-    phase = f"seed{seed}/samples"
-    if run_dir.phase_done(phase):
-        saved = run_dir.load_checkpoint(phase)
-        pool_tokens, pool_correct = (np.asarray(saved["pool_tokens"]),
-                                     np.asarray(saved["pool_correct"], bool))
-        cand_tokens, cand_correct = (np.asarray(saved["cand_tokens"]),
-                                     np.asarray(saved["cand_correct"], bool))
-    else:
-        timer = Timer()
-        key = jax.random.fold_in(root, 3)
-        smp = sample(config, s, gen, pool, config.pool_samples, jax.random.fold_in(key, 0),
-                     label=f"seed {seed}: pool samples")
-        cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
-                      label=f"seed {seed}: test candidates")
-        pool_tokens, pool_correct = smp.tokens, smp.correct
-        cand_tokens, cand_correct = cand.tokens, cand.correct
-        run_dir.log("samples", phase=phase, seed=seed,
-                    pool_accuracy=float(pool_correct.mean()),
-                    pool_mixed=float((pool_correct.any(1) & ~pool_correct.all(1)).mean()),
-                    test_accuracy=float(cand_correct.mean()),
-                    test_solved=float(cand_correct.any(1).mean()))
-        run_dir.save_checkpoint(phase, {"pool_tokens": pool_tokens,
-                                        "pool_correct": pool_correct.astype(np.uint8),
-                                        "cand_tokens": cand_tokens,
-                                        "cand_correct": cand_correct.astype(np.uint8)})
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
 
-    # -- 3. evaluators (cross-entropy, margin) and re-ranking the test candidates -----------
-    phase = f"seed{seed}/evaluators"
-    if run_dir.phase_done(phase):
-        evals = run_dir.load_checkpoint(phase, {e: base for e in EVALUATORS})
-    else:
-        timer = Timer()
-        key = jax.random.fold_in(root, 4)
-        texts = _texts(s, pool_tokens)
-        good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(texts, pool_correct)]
-        bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(texts, pool_correct)]
-        pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
-                                 np.random.default_rng([seed, 5]))
-        if not pairs:
-            what = "correct" if not any(good) else "incorrect"
-            raise ConfigError(
-                f"seed {seed}: no pool problem has both a correct and an incorrect sample (no "
-                f"{what} sample at all), so the evaluator has no pairs to learn from; train "
-                "longer (--sft.total-steps), sample more (--pool-samples) or pick a task of "
-                "fitting difficulty")
-        evals, estats = {}, {"pairs": len(pairs)}
-        for j, kind in enumerate(EVALUATORS):
-            evals[kind], st = train_evaluator(config, s, pairs, gen, kind,
-                                              jax.random.fold_in(key, j),
-                                              f"seed {seed}: evaluator ({kind})")
-            estats.update(st)
-        cand_texts = _texts(s, cand_tokens)
-        P, N = cand_correct.shape
-        rows = s.pack([p for p in s.test for _ in range(N)], [t for ts in cand_texts for t in ts])
-        yes, no = verdict_ids(config, s)
-        scores = {kind: evaluator_scores(evals[kind], s.model_cfg, rows["tokens"], yes, no)
-                  .reshape(P, N) for kind in EVALUATORS}
-        answers = [[s.task.extract_answer(t) for t in ts] for ts in cand_texts]
-        metrics = selector_metrics(config, answers, cand_correct, [p.answer for p in s.test],
-                                   scores, seed)
-        run_dir.log("evaluator_train", phase=phase, seed=seed, **estats)
-        run_dir.log("rerank_eval", phase=phase, seed=seed, **metrics)
-        run_dir.save_checkpoint(phase, evals)
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
+def solution_ft(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, base,
+                detailed_rows) -> dict:
+    """1. Solution fine-tuning in two styles (detailed | terse), one vmapped program."""
+    sft_set = s.train[:config.sft_problems]
+    terse_rows = s.pack(sft_set, [terse(s.task.reference_solution(p)) for p in sft_set])
+    params, losses = train_pair(config.sft, s, [base, base], [detailed_rows, terse_rows],
+                                jax.random.fold_in(root, 1), config.chunk_steps,
+                                f"seed {seed}: solution FT (detailed | terse)")
+    gens = dict(zip(STYLES, params))
+    pass1 = {f"pass1_{st}": greedy_pass1(config, s, gens[st], jax.random.fold_in(root, 2),
+                                         f"greedy pass@1 ({st})") for st in STYLES}
+    log("sft_eval", seed=seed, **pass1,
+        **{f"loss_{st}": float(x) for st, x in zip(STYLES, losses)})
+    log.headline(**pass1)
+    return gens
 
-    # -- 4. multi-task sequential FT: generator -> evaluator -> generator --------------------
-    phase = f"seed{seed}/sequential"
-    if not run_dir.phase_done(phase):
-        timer = Timer()
-        (g_seq, g_cont), losses = train_pair(
-            config.seq_ft, s, [evals["ce"], gen], [detailed_rows, detailed_rows],
-            jax.random.fold_in(root, 6), config.chunk_steps,
-            f"seed {seed}: generator FT (from E_ce | from G_detailed)")
-        key = jax.random.fold_in(root, 7)
-        run_dir.log("sequential_eval", phase=phase, seed=seed,
-                    pass1_sequential=greedy_pass1(config, s, g_seq, key, "greedy pass@1 (seq)"),
-                    pass1_continued=greedy_pass1(config, s, g_cont, key, "greedy pass@1 (FT)"),
-                    loss_sequential=float(losses[0]), loss_continued=float(losses[1]))
-        run_dir.mark_phase_done(phase, timer())
-    outer.advance()
+
+def samples(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, gen) -> dict:
+    """2. Samples of G_detailed: the evaluator's data (the pool problems) and the test
+    candidates; the checkpoint holds their tokens and correctness (uint8)."""
+    pool = s.train[config.sft_problems:]
+    key = jax.random.fold_in(root, 3)
+    smp = sample(config, s, gen, pool, config.pool_samples, jax.random.fold_in(key, 0),
+                 label=f"seed {seed}: pool samples")
+    cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
+                  label=f"seed {seed}: test candidates")
+    log("samples", seed=seed,
+        pool_accuracy=float(smp.correct.mean()),
+        pool_mixed=float((smp.correct.any(1) & ~smp.correct.all(1)).mean()),
+        test_accuracy=float(cand.correct.mean()),
+        test_solved=float(cand.correct.any(1).mean()))
+    return {"pool_tokens": smp.tokens, "pool_correct": smp.correct.astype(np.uint8),
+            "cand_tokens": cand.tokens, "cand_correct": cand.correct.astype(np.uint8)}
+
+
+def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, gen,
+               saved: dict) -> dict:
+    """3. Evaluators (cross-entropy, margin) trained on (correct, incorrect) pairs of the
+    pool samples, then re-ranking the test candidates with every selector."""
+    pool_tokens, pool_correct = (np.asarray(saved["pool_tokens"]),
+                                 np.asarray(saved["pool_correct"], bool))
+    cand_tokens, cand_correct = (np.asarray(saved["cand_tokens"]),
+                                 np.asarray(saved["cand_correct"], bool))
+    key = jax.random.fold_in(root, 4)
+    texts = _texts(s, pool_tokens)
+    good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(texts, pool_correct)]
+    bad = [[x for x, c in zip(ts, cs) if not c] for ts, cs in zip(texts, pool_correct)]
+    pairs = preference_pairs(good, bad, config.max_pairs_per_problem,
+                             np.random.default_rng([seed, 5]))
+    if not pairs:
+        what = "correct" if not any(good) else "incorrect"
+        raise ConfigError(
+            f"seed {seed}: no pool problem has both a correct and an incorrect sample (no "
+            f"{what} sample at all), so the evaluator has no pairs to learn from; train "
+            "longer (--sft.total-steps), sample more (--pool-samples) or pick a task of "
+            "fitting difficulty")
+    evals, estats = {}, {"pairs": len(pairs)}
+    for j, kind in enumerate(EVALUATORS):
+        evals[kind], st = train_evaluator(config, s, pairs, gen, kind,
+                                          jax.random.fold_in(key, j),
+                                          f"seed {seed}: evaluator ({kind})")
+        estats.update(st)
+    cand_texts = _texts(s, cand_tokens)
+    P, N = cand_correct.shape
+    rows = s.pack([p for p in s.test for _ in range(N)], [t for ts in cand_texts for t in ts])
+    yes, no = verdict_ids(config, s)
+    scores = {kind: evaluator_scores(evals[kind], s.model_cfg, rows["tokens"], yes, no)
+              .reshape(P, N) for kind in EVALUATORS}
+    answers = [[s.task.extract_answer(t) for t in ts] for ts in cand_texts]
+    metrics = selector_metrics(config, answers, cand_correct, [p.answer for p in s.test],
+                               scores, seed)
+    log("evaluator_train", seed=seed, **estats)
+    log("rerank_eval", seed=seed, **metrics)
+    return evals
+
+
+def sequential_ft(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, gen,
+                  evaluator_ce, detailed_rows) -> None:
+    """4. Multi-task sequential FT (generator -> evaluator -> generator) vs solution FT
+    continued for as many steps."""
+    (g_seq, g_cont), losses = train_pair(
+        config.seq_ft, s, [evaluator_ce, gen], [detailed_rows, detailed_rows],
+        jax.random.fold_in(root, 6), config.chunk_steps,
+        f"seed {seed}: generator FT (from E_ce | from G_detailed)")
+    key = jax.random.fold_in(root, 7)
+    log("sequential_eval", seed=seed,
+        pass1_sequential=greedy_pass1(config, s, g_seq, key, "greedy pass@1 (seq)"),
+        pass1_continued=greedy_pass1(config, s, g_cont, key, "greedy pass@1 (FT)"),
+        loss_sequential=float(losses[0]), loss_continued=float(losses[1]))
 
 
 # ---------------------------------------------------------------------------- the report
