@@ -29,34 +29,46 @@ def smoke_run(tmp_path_factory):
     return path, summary
 
 
-@pytest.mark.slow
 def test_smoke_end_to_end(smoke_run):
     path, summary = smoke_run
     cfg = ne.SMOKE
     names = [c["name"] for c in summary["claims"]]
-    assert names == ["episodic_gt_non_episodic", "dynamic_p0.1_gt_static",
+    assert names == ["episodic_gt_non_episodic", "dynamic_p0.1_gt_regrowth_only",
                      "env_shaping_matches_reward_shaping"]
     for c in summary["claims"]:
         assert c["ci_low"] <= c["value"] + 1e-9 <= c["ci_high"] + 2e-9
-    ev = RunDir.open(path).events("curve")
+        assert c["unit"] == "training seeds" and c["n"] == SEEDS and c["undetermined"]
+        assert not c["holds"]
+    rd = RunDir.open(path)
+    ev = rd.events("curve")
     assert len(ev) == len(ne.conditions(cfg)) * SEEDS
     for e in ev:
-        assert len(e["success"]) == cfg.num_evals
-        assert all(0.0 <= s <= 1.0 for s in e["success"])
-        assert all(1 <= h <= cfg.world.episode_steps for h in e["hitting_time"])
+        for key in ("success", "test_success"):
+            assert len(e[key]) == cfg.num_evals
+            assert all(0.0 <= s <= 1.0 for s in e[key])
+        for key in ("hitting_time", "test_hitting_time"):
+            assert all(1 <= h <= cfg.world.episode_steps for h in e[key])
         assert 0.0 < e["visitation_entropy"][-1] <= np.log(cfg.world.size ** 2) + 1e-6
         assert np.isfinite(e["td_loss"]).all()
         # lifetime successes never decrease
         assert np.all(np.diff(e["lifetime_successes"]) >= 0)
+    # every condition's dynamism is measured: drift entropy 0 exactly where p = 0, all
+    # worlds regrow (a random life consumes resources and sees them come back)
+    dyn = {e["condition"]: e for e in rd.events("dynamism")}
+    for c in ne.conditions(cfg):
+        d = dyn[c.name]
+        assert d["drift_entropy_analytic"] == pytest.approx(
+            gw.transition_entropy(cfg.world, c.p, 0.5))
+        assert (d["drift_entropy"] > 0) == (c.p > 0)
+        assert d["regrowths_per_1k"] > 0
     report = (path / "report.md").read_text()
-    assert "## Validation success, hitting time, visitation entropy" in report
+    assert "## Test success, hitting time, transition and visitation entropy" in report
     for png in ("success.png", "curves_static_vs_dynamic.png", "curves_shaping.png"):
         assert (path / "plots" / png).stat().st_size > 0
     again = runner.finalize(ne.RECIPE, RunDir.open(path))
     assert again["claims"] == summary["claims"]
 
 
-@pytest.mark.slow
 def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, killed_at):
     path_ref, summary_ref = smoke_run
     path = tmp_path / "run"
@@ -73,18 +85,75 @@ def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, kille
 def test_conditions_and_their_world_knobs():
     cfg = ne.SMOKE
     conds = ne.conditions(cfg)
-    assert [c.name for c in conds] == ["episodic", "non-episodic", "dynamic p=0.1",
-                                       "replaced (unshaped)", "env-shaped S=500",
-                                       "reward-shaped b=0.1", "reward-shaped b=0.5"]
+    assert [c.name for c in conds] == ["episodic", ne.STATIC, "dynamic p=0.1",
+                                       "env-shaped S=500", "reward-shaped b=0.1",
+                                       "reward-shaped b=0.5"]
     prm = {c.name: c.params() for c in conds}
-    assert bool(prm["episodic"].episodic) and not bool(prm["non-episodic"].episodic)
+    # every world regrows at the same rate: a reset-free life cannot run out of resources
+    assert all(float(prm[n].p_regrow) == pytest.approx(cfg.regrowth) for n in prm)
+    # each family differs from the static regrowing world in one knob only
+    base = prm[ne.STATIC]
+    changed = {n: {f.name for f in dataclasses.fields(gw.WorldParams)
+                   if f.name != "p_prey" and float(getattr(prm[n], f.name))
+                   != float(getattr(base, f.name))} for n in prm}
+    assert changed == {"episodic": {"episodic"}, ne.STATIC: set(), "dynamic p=0.1": {"p"},
+                       "env-shaped S=500": {"shaping_steps"},
+                       "reward-shaped b=0.1": {"reward_bonus"},
+                       "reward-shaped b=0.5": {"reward_bonus"}}
     assert float(prm["dynamic p=0.1"].p) == pytest.approx(0.1)
     assert float(prm["env-shaped S=500"].shaping_steps) == 500.0
     assert float(prm["reward-shaped b=0.5"].reward_bonus) == 0.5
-    assert all(float(prm[n].p) == 0.0 for n in prm if not n.startswith("dynamic"))
-    regrow = {n: float(prm[n].p_regrow) for n in prm}
-    assert regrow["non-episodic"] == 0.0 and regrow["dynamic p=0.1"] == pytest.approx(0.1)
-    assert all(regrow[c.name] == 1.0 for c in conds if "shaped" in c.name)
+
+
+def _fake_run(path, cfg, seeds, test, val):
+    """A run directory whose curve events carry the given final success per condition
+    (constant curves; {name: [per-seed values]}) and no training."""
+    rd = RunDir.create(path, recipe="non-episodic", preset="smoke", seeds=len(seeds),
+                       config=dataclasses.asdict(cfg), resume=False)
+    for c in ne.conditions(cfg):
+        for i, s in enumerate(seeds):
+            e = cfg.num_evals
+            rd.log("curve", phase=c.name, condition=c.name, group=c.group, knob=c.knob,
+                   seed=s, steps=list(range(e)), success=[val[c.name][i]] * e,
+                   test_success=[test[c.name][i]] * e, hitting_time=[5.0] * e,
+                   test_hitting_time=[5.0] * e, lifetime_successes=[1] * e,
+                   visitation_entropy=[1.0] * e)
+        rd.mark_phase_done(c.name, 0.0)
+    return rd
+
+
+@pytest.mark.parametrize("unshaped_val,saturated", [(0.85, True), (0.5, False)])
+def test_shaping_claims_are_not_tested_where_the_unshaped_world_saturates(
+        tmp_path, unshaped_val, saturated):
+    cfg = dataclasses.replace(ne.SMOKE, env_shaping=(500.0, 900.0))
+    seeds = [0, 1, 2, 3]
+    names = [c.name for c in ne.conditions(cfg)]
+    jitter = np.array([-0.01, 0.02, -0.02, 0.01])  # mean 0
+    test = {n: list(0.6 + jitter) for n in names}
+    test["episodic"] = list(0.9 + jitter)
+    val = {n: list(0.9 + jitter) for n in names}
+    val[ne.STATIC] = list(unshaped_val + jitter)
+    rd = _fake_run(tmp_path / "r", cfg, seeds, test, val)
+    claims = {c.name: c for c in ne.report(cfg, rd, seeds).claims}
+    assert claims["episodic_gt_non_episodic"].holds  # 0.9 vs 0.6 on the test worlds
+    assert claims["episodic_gt_non_episodic"].value == pytest.approx(0.3)
+    assert not claims["dynamic_p0.1_gt_regrowth_only"].holds  # equal
+    shaping = claims["env_shaping_matches_reward_shaping"]
+    assert shaping.value == pytest.approx(0.0) and shaping.ci_low > -cfg.shaping_margin
+    assert shaping.holds is (not saturated)
+    assert ("saturated, not tested" in shaping.statement) is saturated
+    if saturated:
+        assert f"validation success {unshaped_val:.3f}" in shaping.statement
+    assert "saturated" in claims["env_shaping_more_robust"].statement or not saturated
+
+
+def test_saturation_is_decided_on_validation_success():
+    cfg = ne.SMOKE
+    f = lambda v: np.full(3, v)  # noqa: E731
+    assert ne.saturation(cfg, {"episodic": f(0.8), ne.STATIC: f(0.65)}) == ""
+    msg = ne.saturation(cfg, {"episodic": f(0.8), ne.STATIC: f(0.75)})
+    assert msg.startswith("saturated, not tested") and "0.750" in msg and "0.800" in msg
+    assert ne.saturation(cfg, {ne.STATIC: f(0.75)}) == ""  # nothing to compare with
 
 
 def test_bootstrap_helpers():
@@ -100,6 +169,11 @@ def test_bootstrap_helpers():
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"p is a probability and must be in \[0, 1\]"):
         dataclasses.replace(ne.SMOKE, dynamism=(0.1, 1.5)).validate()
+    with pytest.raises(ConfigError, match=r"regrowth is a probability per step and must be in "
+                                          r"\(0, 1\]"):
+        dataclasses.replace(ne.SMOKE, regrowth=0.0).validate()
+    with pytest.raises(ConfigError, match="p = 0 always runs as the regrowth-only world"):
+        dataclasses.replace(ne.SMOKE, dynamism=(0.0, 0.1)).validate()
     with pytest.raises(ConfigError, match="final_points"):
         dataclasses.replace(ne.SMOKE, final_points=9).validate()
     with pytest.raises(ConfigError, match="gamma must be in"):

@@ -220,6 +220,19 @@ def test_validation_of_a_random_policy():
     assert (h[s] < 40).all() and (h[s] >= 3).all() and (h[~s] == 40).all()
 
 
+def test_test_worlds_are_other_worlds_than_the_validation_worlds():
+    policy = lambda k, o: jax.random.randint(k, (o.shape[0],), 0, gw.NUM_ACTIONS)  # noqa
+    spec = gw.WorldSpec(task="tool", size=4, num_resources=1, episode_steps=40)
+    run = jax.jit(lambda k, seed: gw.validate(spec, policy, k, 32, seed=seed)["hitting_time"],
+                  static_argnums=1)
+    key = jax.random.PRNGKey(7)
+    val = np.asarray(jax.jit(lambda k: gw.validate(spec, policy, k, 32)["hitting_time"])(key))
+    np.testing.assert_array_equal(np.asarray(run(key, gw.VALIDATION_SEED)), val)
+    # same policy key, other worlds: the episodes differ
+    assert not np.array_equal(np.asarray(run(key, gw.TEST_SEED)), val)
+    assert gw.TEST_SEED != gw.VALIDATION_SEED
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(size=2, num_resources=2), "need 5 cells"),
     (dict(task="maze"), "unknown gridworld task"),

@@ -1,32 +1,49 @@
-"""Non-episodic RL: environment shaping and dynamism (Co-Reyes et al., 2020; rl.md §7).
+"""Non-episodic RL: dynamism and environment shaping (Co-Reyes et al., 2020; rl.md §7).
 
     selftaught run non-episodic --preset default
-    # -> report.md: validation success rate, hitting time and state-visitation entropy
-    #    per condition with 95% CIs over seeds; success curves; the claims table
+    # -> report.md: test success rate, hitting time, transition entropy (analytic and
+    #    measured), visitation entropy per condition with 95% CIs over seeds; success
+    #    curves; the claims table
 
 Algorithm box:
     world: `rl.gridworld` tool task (gather wood and stone, `use` to combine: reward 1),
-           egocentric 5x5 view, resources regrow / drift with probability p
+           egocentric 5x5 view. EVERY world regrows a consumed resource with probability
+           `regrowth` per step at a random free cell, so a reset-free life never runs out
     for each condition (one compiled program; the world's knobs are traced values):
-        episodic            static world (p = 0), reset on success or after T steps
-        non-episodic        static world, one life, never reset
-        dynamic p           non-episodic, resources regrow and drift with probability p
-        replaced (unshaped) non-episodic, no drift, a consumed resource is replaced at once
-                            at a random cell (shaping needs resources to come back)
-        env-shaped S        as `replaced`, but resources appear near the agent and the
-                            spawn radius grows to the whole room over S lifetime steps
-        reward-shaped b     as `replaced`, plus +b reward per needed pick-up
+        episodic            static world (drift p = 0), reset on success or after T steps
+        non-episodic p=0    static world, one life, never reset: the baseline non-episodic
+                            world, the regrowth-only member of the dynamism family and the
+                            unshaped member of the shaping family
+        dynamic p           as p=0, plus each resource drifts one cell with probability p:
+                            the only difference is the transition entropy
+        env-shaped S        as p=0, but resources appear near the agent and the spawn
+                            radius grows to the whole room over S lifetime steps
+        reward-shaped b     as p=0, plus +b reward per needed pick-up
       train Double DQN (`rl.dqn`, a single life per seed, all seeds under one vmap)
-      every chunk: greedy (eps 0.05) validation on held-out static episodic worlds:
-        success rate and hitting time; lifetime state-visitation entropy
-    score = mean validation success over the last `final_points` evaluations
-Claims (95% bootstrap CIs over seeds):
-    non-episodic sparse reward is much harder: success(episodic) - success(non-ep) > 0
-    dynamism alone helps non-episodic learning: success(dynamic p) - success(static) > 0
+      every chunk: greedy (eps 0.05) evaluation on two disjoint sets of held-out static
+        episodic worlds: validation worlds (`gridworld.VALIDATION_SEED`: choices and the
+        saturation check) and test worlds (`gridworld.TEST_SEED`: every claim)
+      transition entropy of each world: analytic drift entropy and the drift entropy
+        measured over a random-policy life; regrowths per 1000 steps beside it
+    score = mean test success over the last `final_points` evaluations
+Claims (unit = training seeds, n = num_seeds; 95% bootstrap CIs over seeds):
+    non-episodic sparse reward is harder even when resources regrow:
+        success(episodic) - success(non-episodic p=0) > 0
+    dynamism alone helps at fixed regrowth: success(dynamic p) - success(p=0) > 0, per p
     environment shaping matches or beats reward shaping: mean over their parameters of
-        success(env-shaped) - success(reward-shaped) > -0.1 (a non-inferiority margin)
+        success(env-shaped) - success(reward-shaped) > -shaping_margin (non-inferiority)
     environment shaping is more robust to its parameter: spread (max - min over the
         parameter values of mean success) of reward shaping minus that of env shaping > 0
+    The two shaping claims are tested only where the unshaped (p=0) world does not
+    saturate: if its mean validation success is within `shaping_margin` of the episodic
+    agent's there is no gap for shaping to close; the claim then says "saturated, not
+    tested" with both numbers and does not hold.
+Selection: nothing is tuned on the test worlds. `regrowth` = 0.01 was fixed before the
+first run of this design, from the previous design's results on the validation worlds
+(there p = regrowth = 0.01 gave success 0.58 against episodic 0.83, so the unshaped world
+is not saturated and shaping has room to act); the previous design reported those
+validation worlds, this one reports the disjoint test worlds. The other hyper-parameters
+are the previous design's, unchanged.
 
 Measured (default preset: tool task, 6x6 room, 2 wood + 2 stone, 40k lifetime steps,
 5 seeds, 10 conditions; 507 CPU-seconds, peak RSS 0.99 GiB; 23 min 38 s wall on the shared
@@ -56,7 +73,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import check, check_at_least_one, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl import gridworld as gw
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
@@ -73,16 +90,27 @@ class NonEpisodicConfig:
     world: gw.WorldSpec = gw.WorldSpec(task="tool", size=6, view=2, num_resources=2,
                                        episode_steps=50)
     """the gridworld (task, room size, view radius, resources, episode / validation length)"""
+    regrowth: float = 0.01
+    """probability per step that a consumed resource regrows (at a random free cell), the
+    same in every condition, so a reset-free life never runs out of resources"""
     dynamism: tuple[float, ...] = (0.01, 0.05)
-    """p of the dynamic conditions (regrowth and drift probability per step)"""
+    """drift probabilities p of the dynamic conditions (each resource moves one cell with
+    probability p per step); p = 0, the regrowth-only world, is always run"""
     env_shaping: tuple[float, ...] = (5_000.0, 20_000.0)
     """shaping_steps of the environment-shaped conditions (spawn-radius growth horizon)"""
     reward_shaping: tuple[float, ...] = (0.1, 0.5)
     """reward bonus per needed pick-up of the reward-shaped conditions"""
     validation_tasks: int = 64
-    """held-out validation worlds per evaluation"""
+    """held-out validation worlds per evaluation (curves, the saturation check)"""
+    test_tasks: int = 64
+    """held-out test worlds per evaluation, disjoint from the validation worlds (claims)"""
+    shaping_margin: float = 0.1
+    """non-inferiority margin of env vs reward shaping; the comparison is saturated (not
+    tested) when the unshaped world's validation success is within it of episodic's"""
+    entropy_steps: int = 4_000
+    """random-policy steps per condition over which transition entropy is measured"""
     final_points: int = 3
-    """a run's score is its mean validation success over the last this many evaluations"""
+    """a run's score is its mean success over the last this many evaluations"""
     total_steps: int = 40_000
     """lifetime steps per seed (one life; the episodic agent spends them in episodes)"""
     num_evals: int = 8
@@ -109,15 +137,22 @@ class NonEpisodicConfig:
     """MLP torso width multiplier (64 x width units, two layers)"""
 
     def validate(self) -> None:
-        check_at_least_one(self, "num_seeds", "validation_tasks", "total_steps", "num_evals",
-                           "batch_size", "buffer_size", "train_every", "target_update_every")
+        check_at_least_one(self, "num_seeds", "validation_tasks", "test_tasks", "total_steps",
+                           "num_evals", "batch_size", "buffer_size", "train_every",
+                           "target_update_every", "entropy_steps")
         self.world.validate()
+        check(0 < self.regrowth <= 1, "regrowth is a probability per step and must be in "
+              f"(0, 1] (a reset-free life must not run out of resources), got {self.regrowth}")
         for p in self.dynamism:
             gw.check_params(p=p)
+            check(p > 0, "dynamism lists the drift probabilities of the dynamic conditions "
+                  "(> 0; p = 0 always runs as the regrowth-only world), got 0")
         for s in self.env_shaping:
             check(s > 0, f"env_shaping horizons must be positive, got {s}")
         for b in self.reward_shaping:
             check(b > 0, f"reward_shaping bonuses must be positive, got {b}")
+        check(0 < self.shaping_margin < 1, f"shaping_margin must be in (0, 1), got "
+              f"{self.shaping_margin}")
         check(1 <= self.final_points <= self.num_evals,
               f"final_points must be in [1, num_evals={self.num_evals}], got {self.final_points}")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
@@ -146,30 +181,36 @@ def _dqn(cfg: NonEpisodicConfig) -> DQNConfig:
 class Condition:
     name: str
     group: str  # episodic | static | dynamic | env-shaped | reward-shaped
-    knob: float  # p, shaping horizon or bonus (0 for the first two)
+    knob: float  # drift p, shaping horizon or bonus (0 for episodic and static)
+    regrowth: float
     p: float = 0.0
     episodic: bool = False
     shaping_steps: float = 0.0
     reward_bonus: float = 0.0
-    p_regrow: float = 0.0
 
     def params(self) -> gw.WorldParams:
         return gw.world_params(p=self.p, p_prey=0.5, episodic=self.episodic,
                                shaping_steps=self.shaping_steps, reward_bonus=self.reward_bonus,
-                               p_regrow=self.p_regrow)
+                               p_regrow=self.regrowth)
+
+
+STATIC = "non-episodic p=0 (regrowth only)"
+"""The baseline reset-free world: static (no drift), consumed resources regrow. It is the
+p = 0 member of the dynamism family and the unshaped member of the shaping family."""
 
 
 def conditions(cfg: NonEpisodicConfig) -> list[Condition]:
-    out = [Condition("episodic", "episodic", 0.0, episodic=True),
-           Condition("non-episodic", "static", 0.0)]
-    out += [Condition(f"dynamic p={p:g}", "dynamic", p, p=p, p_regrow=p) for p in cfg.dynamism]
-    # shaping needs resources to come back: these worlds replace a consumed resource at
-    # once (p_regrow = 1, no drift); the shaping is where (env) or what it pays (reward)
-    out += [Condition("replaced (unshaped)", "unshaped", 0.0, p_regrow=1.0)]
-    out += [Condition(f"env-shaped S={s:g}", "env-shaped", s, shaping_steps=s, p_regrow=1.0)
+    """Every condition regrows consumed resources with probability `cfg.regrowth` per step:
+    the families differ from the static regrowing world in one thing each (resets, drift p,
+    where resources appear, what a pick-up pays)."""
+    r = cfg.regrowth
+    out = [Condition("episodic", "episodic", 0.0, r, episodic=True),
+           Condition(STATIC, "static", 0.0, r)]
+    out += [Condition(f"dynamic p={p:g}", "dynamic", p, r, p=p) for p in cfg.dynamism]
+    out += [Condition(f"env-shaped S={s:g}", "env-shaped", s, r, shaping_steps=s)
             for s in cfg.env_shaping]
-    out += [Condition(f"reward-shaped b={b:g}", "reward-shaped", b, reward_bonus=b,
-                      p_regrow=1.0) for b in cfg.reward_shaping]
+    out += [Condition(f"reward-shaped b={b:g}", "reward-shaped", b, r, reward_bonus=b)
+            for b in cfg.reward_shaping]
     return out
 
 
@@ -177,10 +218,14 @@ def _agent(cfg: NonEpisodicConfig, params: gw.WorldParams):
     world = cfg.world
 
     def eval_fn(policy, key):
-        out = gw.validate(world, policy, key, cfg.validation_tasks)
-        success = out["success"].astype(jnp.float32).mean()
+        k_val, k_test = jax.random.split(key)
+        val = gw.validate(world, policy, k_val, cfg.validation_tasks)
+        test = gw.validate(world, policy, k_test, cfg.test_tasks, seed=gw.TEST_SEED)
+        success = val["success"].astype(jnp.float32).mean()
         return {"eval_return": success, "success": success,
-                "hitting_time": out["hitting_time"].astype(jnp.float32).mean()}
+                "hitting_time": val["hitting_time"].astype(jnp.float32).mean(),
+                "test_success": test["success"].astype(jnp.float32).mean(),
+                "test_hitting_time": test["hitting_time"].astype(jnp.float32).mean()}
 
     return make_agent(_dqn(cfg), env=gw.make_env(world, params), eval_fn=eval_fn)
 
@@ -200,58 +245,95 @@ def _compiled(cfg: NonEpisodicConfig):
     return jax.jit(jax.vmap(init, in_axes=(0, None))), jax.jit(jax.vmap(chunk))
 
 
+@functools.lru_cache(maxsize=8)
+def _entropy_rollout(world: gw.WorldSpec, steps: int):
+    """jit(key, params) -> the random-policy trajectory's object positions and alive flags."""
+
+    def go(key, params):
+        _, tr = gw.random_rollout(world, key, params, steps)
+        return tr["obj_pos"], tr["alive"]
+
+    return jax.jit(go)
+
+
+def measure_transition_entropy(cfg: NonEpisodicConfig, cond: Condition, seed: int) -> dict:
+    """The condition's dynamism, measured from a random-policy life of `entropy_steps` steps
+    (reset-free, so episodic resets do not count as motion): drift entropy (nats per step,
+    summed over objects: `gridworld.empirical_transition_entropy`) next to its analytic
+    value, and regrowths per 1000 steps (the same regrowth probability in every condition)."""
+    params = dataclasses.replace(cond, episodic=False).params()
+    pos, alive = jax.device_get(_entropy_rollout(cfg.world, cfg.entropy_steps)(
+        jax.random.PRNGKey(seed), params))
+    regrown = int(np.sum(alive[1:] & ~alive[:-1]))
+    return {"drift_entropy": gw.empirical_transition_entropy(pos, alive),
+            "drift_entropy_analytic": gw.transition_entropy(cfg.world, cond.p, 0.5),
+            "regrowths_per_1k": 1000.0 * regrown / cfg.entropy_steps}
+
+
 def phases(cfg: NonEpisodicConfig, seeds: list[int]) -> list[str]:
     """The phases of a complete run, in order (one per condition, all seeds at once)."""
     return [c.name for c in conditions(cfg)]
 
 
 # ----------------------------------------------------------------------------- run
-def run(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    todo = [c for c in conditions(cfg) if not run_dir.phase_done(c.name)]
+def train_condition(log, cfg: NonEpisodicConfig, cond: Condition, seeds: list[int], bar):
+    """One condition, all seeds under one vmap: learning curves (validation and test
+    success) and lifetime measures per seed, and the world's measured transition entropy."""
     init, chunk = _compiled(cfg)
     steps = curve_steps(_dqn(cfg))
+    carry = init(keys(seeds), cond.params())
+    rows = []
+    for _ in range(cfg.num_evals):
+        carry, m = chunk(carry)
+        st = carry.env_state  # [S, 1, ...]: one life per seed
+        m = dict(jax.device_get(m))
+        m["lifetime_successes"] = np.asarray(st.successes[:, 0])
+        m["visitation_entropy"] = np.asarray(gw.visitation_entropy(st.visits[:, 0]))
+        rows.append(m)
+        bar.advance(1)
+    curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
+    check_finite(float(np.mean(curves["loss"][:, -1])), where=cond.name,
+                 step=int(curves["env_steps"][0, -1]), lr=cfg.lr)
+    for i, s in enumerate(seeds):
+        log("curve", condition=cond.name, group=cond.group, knob=cond.knob, seed=s,
+            steps=steps, success=curves["success"][i], hitting_time=curves["hitting_time"][i],
+            test_success=curves["test_success"][i],
+            test_hitting_time=curves["test_hitting_time"][i],
+            lifetime_successes=curves["lifetime_successes"][i],
+            visitation_entropy=curves["visitation_entropy"][i],
+            td_loss=curves["loss"][i], q=curves["q"][i])
+    entropy = measure_transition_entropy(cfg, cond, seeds[0])
+    log("dynamism", condition=cond.name, **entropy)
+    k = cfg.final_points
+    log.headline(test_success=float(curves["test_success"][:, -k:].mean()),
+                 drift_entropy=round(entropy["drift_entropy"], 3))
+
+
+def run(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    todo = [c for c in conditions(cfg) if not run_dir.phase_done(c.name)]
     with progress.bar("non-episodic conditions", total=len(todo) * cfg.num_evals) as bar:
-        for cond in todo:
-            timer = Timer()
-            carry = init(keys(seeds), cond.params())
-            rows = []
-            for _ in range(cfg.num_evals):
-                carry, m = chunk(carry)
-                st = carry.env_state  # [S, 1, ...]: one life per seed
-                m = dict(jax.device_get(m))
-                m["lifetime_successes"] = np.asarray(st.successes[:, 0])
-                m["visitation_entropy"] = np.asarray(gw.visitation_entropy(st.visits[:, 0]))
-                rows.append(m)
-                bar.advance(1)
-            curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
-            check_finite(float(np.mean(curves["loss"][:, -1])), where=cond.name,
-                         step=int(curves["env_steps"][0, -1]), lr=cfg.lr)
-            for i, s in enumerate(seeds):
-                run_dir.log(
-                    "curve", phase=cond.name, condition=cond.name, group=cond.group,
-                    knob=cond.knob, seed=s, steps=steps, success=curves["success"][i],
-                    hitting_time=curves["hitting_time"][i],
-                    lifetime_successes=curves["lifetime_successes"][i],
-                    visitation_entropy=curves["visitation_entropy"][i],
-                    td_loss=curves["loss"][i], q=curves["q"][i],
-                )
-            run_dir.mark_phase_done(cond.name, timer(), group=cond.group)
+        for cond in conditions(cfg):
+            run_dir.phase(cond.name, train_condition, cfg, cond, seeds, bar)
 
 
 # ----------------------------------------------------------------------------- report
+CURVES = ("success", "hitting_time", "test_success", "test_hitting_time", "lifetime_successes",
+          "visitation_entropy")
+
+
 def _load(run_dir: RunDir, seeds: list[int]) -> dict[str, dict]:
     by: dict[str, dict[int, dict]] = {}
     for e in run_dir.events("curve"):
         by.setdefault(e["condition"], {})[e["seed"]] = e
+    dyn = {e["condition"]: e for e in run_dir.events("dynamism")}
     out = {}
     for name, d in by.items():
         runs = [d[s] for s in seeds if s in d]
-        out[name] = {k: np.array([r[k] for r in runs], np.float64)
-                     for k in ("success", "hitting_time", "lifetime_successes",
-                               "visitation_entropy")}
+        out[name] = {k: np.array([r[k] for r in runs], np.float64) for k in CURVES}
         out[name]["steps"] = np.array(runs[0]["steps"])
         out[name]["group"] = runs[0]["group"]
         out[name]["knob"] = runs[0]["knob"]
+        out[name]["dynamism"] = dyn.get(name, {})
     return out
 
 
@@ -290,25 +372,45 @@ def _spread_diff_ci(groups_a: list[np.ndarray], groups_b: list[np.ndarray], reps
     return stats.Estimate(point, float(lo), float(hi), n)
 
 
+def saturation(cfg: NonEpisodicConfig, val_final: dict[str, np.ndarray]) -> str:
+    """Why the shaping comparison is not tested ("" when it is): the unshaped (static
+    regrowing) world's mean validation success is already within `shaping_margin` of the
+    episodic agent's, so there is no gap for shaping to close. Decided on the validation
+    worlds; the claims are measured on the test worlds."""
+    if STATIC not in val_final or "episodic" not in val_final:
+        return ""
+    unshaped, episodic = float(val_final[STATIC].mean()), float(val_final["episodic"].mean())
+    if unshaped < episodic - cfg.shaping_margin:
+        return ""
+    return (f"saturated, not tested: the unshaped world's validation success {unshaped:.3f} "
+            f"is within {cfg.shaping_margin:g} of episodic {episodic:.3f}")
+
+
 def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     data = _load(run_dir, seeds)
     conds = [c for c in conditions(cfg) if c.name in data]
     k = cfg.final_points
-    final = {c.name: data[c.name]["success"][:, -k:].mean(1) for c in conds}
-    md = ["## Validation success, hitting time, visitation entropy", "",
+    final = {c.name: data[c.name]["test_success"][:, -k:].mean(1) for c in conds}
+    val_final = {c.name: data[c.name]["success"][:, -k:].mean(1) for c in conds}
+    md = ["## Test success, hitting time, transition and visitation entropy", "",
           f"{cfg.world.task} task, {cfg.world.size}x{cfg.world.size} room, view "
           f"{2 * cfg.world.view + 1}x{2 * cfg.world.view + 1}, {cfg.total_steps} lifetime steps "
-          f"per seed, {len(seeds)} seeds. Validation: {cfg.validation_tasks} held-out static "
-          f"worlds, success within {cfg.world.episode_steps} steps (eps 0.05 greedy); "
-          f"score = mean over the last {k} evaluations. Hitting time = steps to the first "
-          f"success ({cfg.world.episode_steps} when none). Visitation entropy = entropy "
+          f"per seed, {len(seeds)} seeds. Every world regrows a consumed resource with "
+          f"probability {cfg.regrowth:g} per step. Evaluation: {cfg.test_tasks} held-out static "
+          f"test worlds (claims) and {cfg.validation_tasks} disjoint validation worlds (the "
+          f"saturation check), success within {cfg.world.episode_steps} steps (eps 0.05 "
+          f"greedy); score = mean over the last {k} evaluations. Hitting time = steps to the "
+          f"first success ({cfg.world.episode_steps} when none). Transition entropy = "
+          "entropy (nats per step, summed over resources) of the resources' autonomous "
+          "drift: analytic (`gridworld.transition_entropy`) and measured over "
+          f"{cfg.entropy_steps} random-policy steps of a reset-free life in that world "
+          "(`gridworld.empirical_transition_entropy`); regrowth, the same in every world, "
+          "is counted separately (regrowths per 1000 steps). Visitation entropy = entropy "
           "(nats) of the agent's lifetime cell-visit distribution (max "
-          f"{np.log(cfg.world.size ** 2):.2f}). Transition entropy = the entropy of the "
-          "resources' autonomous drift per step (`gridworld.transition_entropy`; regrowth "
-          "of consumed resources is not counted). "
-          "Mean [95% bootstrap CI] over seeds.", "",
-          "| condition | transition entropy | validation success | hitting time | "
-          "visitation entropy | lifetime successes |", "|---|---|---|---|---|---|"]
+          f"{np.log(cfg.world.size ** 2):.2f}). Mean [95% bootstrap CI] over seeds.", "",
+          "| condition | drift p | drift entropy (analytic / measured) | regrowths / 1k | "
+          "test success | validation success | test hitting time | visitation entropy | "
+          "lifetime successes |", "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(x):
         m, lo, hi = stats.bootstrap_ci(x, "mean")
@@ -316,66 +418,81 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
 
     for c in conds:
         d = data[c.name]
-        h = gw.transition_entropy(cfg.world, c.p, 0.5)
-        md.append(f"| {c.name} | {h:.3f} | {cell(final[c.name])} | "
-                  f"{cell(d['hitting_time'][:, -k:].mean(1))} | "
+        dyn = d["dynamism"]
+        ent = (f"{dyn['drift_entropy_analytic']:.3f} / {dyn['drift_entropy']:.3f}" if dyn
+               else "-")
+        regrow = f"{dyn['regrowths_per_1k']:.1f}" if dyn else "-"
+        md.append(f"| {c.name} | {c.p:g} | {ent} | {regrow} | {cell(final[c.name])} | "
+                  f"{cell(val_final[c.name])} | "
+                  f"{cell(d['test_hitting_time'][:, -k:].mean(1))} | "
                   f"{cell(d['visitation_entropy'][:, -1])} | "
                   f"{cell(d['lifetime_successes'][:, -1])} |")
     if conds:
         stats.plot_bars(run_dir.plots / "success.png",
                         {c.name: stats.bootstrap_ci(final[c.name], "mean") for c in conds},
-                        ylabel="validation success", title="final validation success")
-        md += ["", "![final validation success](plots/success.png)"]
+                        ylabel="test success", title="final test success")
+        md += ["", "![final test success](plots/success.png)"]
         groups = [("episodic vs non-episodic", ("episodic", "static")),
                   ("static vs dynamic", ("static", "dynamic")),
-                  ("shaping", ("unshaped", "env-shaped", "reward-shaped"))]
+                  ("shaping", ("static", "env-shaped", "reward-shaped"))]
         for title, gs in groups:
             cs = [c for c in conds if c.group in gs]
             if not cs:
                 continue
             slug = title.replace(" ", "_")
             stats.plot_curves(run_dir.plots / f"curves_{slug}.png", data[cs[0].name]["steps"],
-                              {c.name: data[c.name]["success"] for c in cs},
-                              xlabel="lifetime steps", ylabel="validation success", title=title)
+                              {c.name: data[c.name]["test_success"] for c in cs},
+                              xlabel="lifetime steps", ylabel="test success", title=title)
             md += ["", f"![{title}](plots/curves_{slug}.png)"]
 
+    unit = "training seeds"
     claims: list[Claim] = []
     by_group: dict[str, list[Condition]] = {}
     for c in conds:
         by_group.setdefault(c.group, []).append(c)
-    static = final.get("non-episodic")
+    static = final.get(STATIC)
     if static is not None and "episodic" in final:
         claims.append(stats.claim_greater(
             "episodic_gt_non_episodic",
-            "success(episodic) - success(non-episodic, static) > 0",
-            _diff_ci(final["episodic"], static), unit="training seeds"))
+            "success(episodic) - success(non-episodic, static world that regrows) > 0",
+            _diff_ci(final["episodic"], static), unit=unit))
     if static is not None:
         for c in by_group.get("dynamic", []):
             claims.append(stats.claim_greater(
-                f"dynamic_p{c.knob:g}_gt_static",
-                f"success(non-episodic, p={c.knob:g}) - success(non-episodic, static) > 0",
-                _diff_ci(final[c.name], static), unit="training seeds"))
+                f"dynamic_p{c.knob:g}_gt_regrowth_only",
+                f"success(non-episodic, drift p={c.knob:g}) - success(non-episodic, p=0) > 0 "
+                "at the same regrowth (dynamism alone)", _diff_ci(final[c.name], static),
+                unit=unit))
+    saturated = saturation(cfg, val_final)
     env_s, rew_s = by_group.get("env-shaped", []), by_group.get("reward-shaped", [])
     if env_s and rew_s:
         a = np.mean([final[c.name] for c in env_s], axis=0)
         b = np.mean([final[c.name] for c in rew_s], axis=0)
-        claims.append(stats.claim_greater(
+        statement = (f"success(env-shaped) - success(reward-shaped) > -{cfg.shaping_margin:g}"
+                     ", averaged over their parameter values (non-inferiority)")
+        est = _diff_ci(a, b)
+        claims.append(stats.claim(
             "env_shaping_matches_reward_shaping",
-            "success(env-shaped) - success(reward-shaped) > -0.1, averaged over their "
-            "parameter values (non-inferiority margin 0.1)", _diff_ci(a, b), -0.1,
-            unit="training seeds"))
+            f"{statement} [{saturated}]" if saturated else statement, est,
+            est[1] > -cfg.shaping_margin and not saturated, unit=unit))
         if len(env_s) > 1 and len(rew_s) > 1:
-            claims.append(stats.claim_greater(
+            statement = ("spread over parameter values of mean success: reward shaping minus "
+                         "env shaping > 0")
+            est = _spread_diff_ci([final[c.name] for c in rew_s],
+                                  [final[c.name] for c in env_s])
+            claims.append(stats.claim(
                 "env_shaping_more_robust",
-                "spread over parameter values of mean success: reward shaping minus env "
-                "shaping > 0", _spread_diff_ci([final[c.name] for c in rew_s],
-                                               [final[c.name] for c in env_s]),
-                unit="training seeds"))
+                f"{statement} [{saturated}]" if saturated else statement, est,
+                est[1] > 0 and not saturated, unit=unit))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above its threshold. All agents are "
-           "validated on the same held-out static worlds, so conditions differ only in the "
-           "life they trained in. Lifetime successes count task completions during "
-           "training (reward-shaped and dynamic worlds make them easier to reach)."]
+           "evaluated on the same held-out static worlds, so conditions differ only in the "
+           "life they trained in. The non-episodic baseline regrows its resources, so a "
+           "reset-free life cannot run out of them; the dynamic worlds add drift (transition "
+           "entropy) at the same regrowth; the shaped worlds are that baseline plus shaping. "
+           "The shaping claims are not tested when the baseline already nearly matches the "
+           "episodic agent on the validation worlds (saturation; the claim then says so and "
+           "does not hold). Lifetime successes count task completions during training."]
     return Report(claims, "\n".join(md))
 
 
@@ -383,9 +500,10 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
 SMOKE = NonEpisodicConfig(
     num_seeds=2, world=gw.WorldSpec(task="tool", size=4, view=1, num_resources=1,
                                     episode_steps=20),
-    dynamism=(0.1,), env_shaping=(500.0,), reward_shaping=(0.1, 0.5), validation_tasks=8,
-    final_points=1, total_steps=1_200, num_evals=2, batch_size=16, buffer_size=1_000,
-    learning_starts=100, train_every=4, target_update_every=50, hidden_width=0.5,
+    regrowth=0.05, dynamism=(0.1,), env_shaping=(500.0,), reward_shaping=(0.1, 0.5),
+    validation_tasks=8, test_tasks=8, entropy_steps=500, final_points=1, total_steps=1_200,
+    num_evals=2, batch_size=16, buffer_size=1_000, learning_starts=100, train_every=4,
+    target_update_every=50, hidden_width=0.5,
 )
 DEFAULT = NonEpisodicConfig()
 """`selftaught run non-episodic --preset default`: 507 CPU-s, 4 of 5 claims hold (see the

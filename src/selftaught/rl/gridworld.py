@@ -39,6 +39,8 @@ episodic mode ends an episode on success or after `episode_steps` steps and rese
 world (lifetime counters - steps, successes, visit counts - survive the reset).
 Validation (`validate`): held-out worlds (fixed keys disjoint from training), static and
 unshaped, episodic with horizon `episode_steps`: success rate and hitting time.
+`validate(..., seed=TEST_SEED)` runs a second, disjoint set of held-out worlds (test worlds:
+choices are made on the validation worlds, results reported on the test worlds).
 
 Why our own and not navix / XLand-MiniGrid: both are MiniGrid ports built around episodes
 (a fixed entity layout per reset, auto-reset on a time limit); XLand-MiniGrid's rules are
@@ -71,6 +73,7 @@ NUM_CHANNELS = 6
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], np.int32)  # up down left right use
 PREY = 2  # object kind of prey (kinds 0 and 1 are resources)
 VALIDATION_SEED = 1_000_003  # keys of held-out validation worlds (training never uses it)
+TEST_SEED = 2_000_003  # keys of held-out test worlds, disjoint from the validation worlds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,13 +424,15 @@ def validation_params() -> WorldParams:
     return world_params(p=0.0, p_prey=0.5, episodic=True)
 
 
-def validate(spec: WorldSpec, policy, key, num_tasks: int, params: WorldParams | None = None):
+def validate(spec: WorldSpec, policy, key, num_tasks: int, params: WorldParams | None = None,
+             seed: int = VALIDATION_SEED):
     """Run `policy(key, obs_NxObs) -> actions_N` on `num_tasks` held-out worlds (reset
-    keys derived from VALIDATION_SEED, independent of `key`, which only drives the policy
-    and the dynamics) for `spec.episode_steps` steps. Returns {success: [N] bool,
-    hitting_time: [N] first-success step (episode_steps when never)}."""
+    keys derived from `seed` - VALIDATION_SEED, or TEST_SEED for the test worlds -
+    independent of `key`, which only drives the policy and the dynamics) for
+    `spec.episode_steps` steps. Returns {success: [N] bool, hitting_time: [N] first-success
+    step (episode_steps when never)}."""
     params = validation_params() if params is None else params
-    world_keys = jax.random.split(jax.random.PRNGKey(VALIDATION_SEED), num_tasks)
+    world_keys = jax.random.split(jax.random.PRNGKey(seed), num_tasks)
     _, state = jax.vmap(lambda k: reset(spec, k, params))(world_keys)
     obs = jax.vmap(lambda s: observe(spec, s))(state)
     T = spec.episode_steps
