@@ -189,6 +189,7 @@ def test_config_errors():
         (["--world.size", "2", "--world.num-resources", "3"], "need 7 cells but a 2x2 room"),
         (["--dynamism", "0.1", "-0.2"], "p is a probability and must be in [0, 1], got -0.2"),
         (["--world.task", "maze"], "unknown gridworld task 'maze'"),
+        (["--regrowth", "0"], "regrowth is a probability per step and must be in (0, 1]"),
     ],
 )
 def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
