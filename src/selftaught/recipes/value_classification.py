@@ -47,7 +47,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import UnknownNameError, check, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
 from selftaught.rl.envs import ENVS, normalized_return
@@ -135,32 +135,38 @@ def cell_config(cfg: ValueClassificationConfig, env: str, loss: str, width: floa
 
 
 # ----------------------------------------------------------------------------- run
+def phases(cfg: ValueClassificationConfig, seeds: list[int]) -> list[str]:
+    """The plan: one phase per (env, loss, width) cell, all seeds at once."""
+    return [phase_name(*c) for c in cells(cfg)]
+
+
 def run(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    todo = [c for c in cells(cfg) if not run_dir.phase_done(phase_name(*c))]
-    total = len(todo) * cfg.dqn.num_evals
-    with progress.bar("value-classification cells", total=total) as bar:
-        for env, loss, width in todo:
-            phase = phase_name(env, loss, width)
-            timer = Timer()
-            dqn = cell_config(cfg, env, loss, width)
-            init, chunk = _compiled(dqn)
-            carry = init(keys(seeds))
-            rows = []
-            for _ in range(dqn.num_evals):
-                carry, m = chunk(carry)
-                rows.append(jax.device_get(m))
-                bar.advance(1)
-            curves = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # S x T
-            check_finite(float(np.mean(curves["loss"][:, -1])), where=phase,
-                         step=int(curves["env_steps"][0, -1]), lr=dqn.lr)
-            for i, s in enumerate(seeds):
-                run_dir.log(
-                    "curve", phase=phase, env=env, loss=loss, width=width, seed=s,
-                    steps=curve_steps(dqn), eval_return=curves["eval_return"][i],
-                    train_return=curves["train_return"][i], td_loss=curves["loss"][i],
-                    q=curves["q"][i],
-                )
-            run_dir.mark_phase_done(phase, timer(), env=env, loss=loss, width=width)
+    for env, loss, width in cells(cfg):
+        run_dir.phase(phase_name(env, loss, width), train_cell, cfg, env, loss, width, seeds)
+
+
+def train_cell(log, cfg: ValueClassificationConfig, env: str, loss: str, width: float,
+               seeds: list[int]) -> None:
+    """DQN with one value loss at one width, every seed in one vmapped program, trained in
+    `num_evals` compiled chunks (one learning-curve point each)."""
+    dqn = cell_config(cfg, env, loss, width)
+    init, chunk = _compiled(dqn)
+    carry = init(keys(seeds))
+    rows = []
+    with progress.bar(f"{env} {loss} w{width:g}", total=dqn.num_evals) as bar:
+        for _ in range(dqn.num_evals):
+            carry, m = chunk(carry)
+            rows.append(jax.device_get(m))
+            bar.advance(1)
+    curves = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # S x T
+    check_finite(float(np.mean(curves["loss"][:, -1])), where=log.phase,
+                 step=int(curves["env_steps"][0, -1]), lr=dqn.lr)
+    for i, s in enumerate(seeds):
+        log("curve", env=env, loss=loss, width=width, seed=s, steps=curve_steps(dqn),
+            eval_return=curves["eval_return"][i], train_return=curves["train_return"][i],
+            td_loss=curves["loss"][i], q=curves["q"][i])
+    log.headline(env=env, loss=loss, width=width,
+                 eval_return=float(np.mean(curves["eval_return"][:, -1])))
 
 
 # ----------------------------------------------------------------------------- report
@@ -361,6 +367,7 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
     not_flags={
         "dqn.env": "each cell's environment comes from --envs and --sweep-envs",
         "dqn.loss": "each cell's loss comes from --losses and --sweep-losses",

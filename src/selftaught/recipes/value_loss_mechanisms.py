@@ -59,10 +59,9 @@ import numpy as np
 import optax
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl.networks import QNetwork
 from selftaught.rl.value_losses import LOSSES, make_value_head
@@ -309,7 +308,7 @@ def chosen_lr(cfg, tune_curves: np.ndarray) -> float:
     return float(cfg.lrs[int(np.argmin(score))])
 
 
-def phases(cfg: ValueLossMechanismsConfig) -> list[tuple[str, str, float]]:
+def stages(cfg: ValueLossMechanismsConfig) -> list[tuple[str, str, float]]:
     """(stage, loss, width) in run order; stage 'sigma' uses its sigma ratio as width slot."""
     out = [(st, loss, float(w)) for loss in cfg.losses for w in cfg.widths
            for st in ("tune", "eval")]
@@ -326,36 +325,46 @@ def _tuned(run_dir: RunDir, loss: str, width: float) -> float | None:
     return ev[-1]["lr"] if ev else None
 
 
+def phases(cfg: ValueLossMechanismsConfig, seeds: list[int]) -> list[str]:
+    """The plan: one phase per stage, in run order."""
+    return [phase_name(*st) for st in stages(cfg)]
+
+
 def run(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) -> None:
     conds = cfg.conditions()
     pad = len(conds) * max(len(tune_seeds(cfg)) * len(cfg.lrs), len(seeds))
-    todo = [p for p in phases(cfg) if not run_dir.phase_done(phase_name(*p))]
-    with progress.bar("value-loss-mechanisms", total=len(todo)) as bar:
-        for stage, loss, w in todo:
-            phase = phase_name(stage, loss, w)
-            timer = Timer()
-            if stage == "tune":
-                curves = run_grid(cfg, loss, w, cfg.sigma_ratio, tune_seeds(cfg), cfg.lrs, conds,
-                                  pad)
-                lr = chosen_lr(cfg, curves)
-                run_dir.log("tune", phase=phase, loss=loss, width=w, lrs=list(cfg.lrs),
-                            conditions=conds, final=curves[..., -1])
-                run_dir.log("lr_choice", phase=phase, loss=loss, width=w, lr=lr)
-            elif stage == "eval":
-                lr = _tuned(run_dir, loss, w)
-                curves = run_grid(cfg, loss, w, cfg.sigma_ratio, seeds, [lr], conds, pad)[:, 0]
-                for i, s in enumerate(seeds):
-                    run_dir.log("eval", phase=phase, loss=loss, width=w, lr=lr, seed=s,
-                                conditions=conds, curves=curves[i])
-            else:
-                lr = _tuned(run_dir, "hl_gauss", cfg.sigma_width)
-                curves = run_grid(cfg, "hl_gauss", cfg.sigma_width, w, seeds, [lr], conds,
-                                  pad)[:, 0]
-                for i, s in enumerate(seeds):
-                    run_dir.log("sigma", phase=phase, sigma_ratio=w, lr=lr, seed=s,
-                                conditions=conds, curves=curves[i])
-            run_dir.mark_phase_done(phase, timer(), stage=stage, loss=loss, width=w)
-            bar.advance(1)
+    work = {"tune": tune_lr, "eval": evaluate_loss, "sigma": sigma_sweep}
+    for stage, loss, w in stages(cfg):
+        run_dir.phase(phase_name(stage, loss, w), work[stage], cfg, run_dir, loss, w, seeds,
+                      conds, pad)
+
+
+def tune_lr(log, cfg: ValueLossMechanismsConfig, run_dir: RunDir, loss: str, w: float, seeds,
+            conds, pad) -> None:
+    """Every lr of `cfg.lrs` on the held-out tuning seeds; logs the choice (`lr_choice`)."""
+    curves = run_grid(cfg, loss, w, cfg.sigma_ratio, tune_seeds(cfg), cfg.lrs, conds, pad)
+    lr = chosen_lr(cfg, curves)
+    log("tune", loss=loss, width=w, lrs=list(cfg.lrs), conditions=conds, final=curves[..., -1])
+    log("lr_choice", loss=loss, width=w, lr=lr)
+    log.headline(lr=lr)
+
+
+def evaluate_loss(log, cfg: ValueLossMechanismsConfig, run_dir: RunDir, loss: str, w: float,
+                  seeds, conds, pad) -> None:
+    """The reported seeds at the tuned lr, every condition."""
+    lr = _tuned(run_dir, loss, w)
+    curves = run_grid(cfg, loss, w, cfg.sigma_ratio, seeds, [lr], conds, pad)[:, 0]
+    for i, s in enumerate(seeds):
+        log("eval", loss=loss, width=w, lr=lr, seed=s, conditions=conds, curves=curves[i])
+
+
+def sigma_sweep(log, cfg: ValueLossMechanismsConfig, run_dir: RunDir, loss: str,
+                ratio: float, seeds, conds, pad) -> None:
+    """HL-Gauss at σ / bin width = `ratio`, at the lr tuned for the σ-sweep's width."""
+    lr = _tuned(run_dir, "hl_gauss", cfg.sigma_width)
+    curves = run_grid(cfg, "hl_gauss", cfg.sigma_width, ratio, seeds, [lr], conds, pad)[:, 0]
+    for i, s in enumerate(seeds):
+        log("sigma", sigma_ratio=ratio, lr=lr, seed=s, conditions=conds, curves=curves[i])
 
 
 # ----------------------------------------------------------------------------- report
@@ -536,6 +545,7 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
 
 __all__ = ["RECIPE", "ValueLossMechanismsConfig", "chosen_lr", "frequency_table", "task_arrays",
