@@ -23,7 +23,7 @@ TINY = dataclasses.replace(
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
     pool_samples=4,
     evaluator=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=20, batch_size=8),
-    candidates=4, claim_k=4, top_clusters=2, vote_repeats=3, sample_batch=64,
+    candidates=4, claim_k=4, top_clusters=2, vote_repeats=4, sample_batch=64,  # k=1: all 4 subsets
     seq_ft=TrainConfig(lr=1e-3, warmup_steps=2, total_steps=10, batch_size=16),
     chunk_steps=10,
 )
