@@ -54,7 +54,7 @@ from selftaught import stats
 from selftaught.core import progress
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.recipe import Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.sim.driving import agents as ag
 from selftaught.sim.driving import dynamics as dyn
 from selftaught.sim.driving import env as envlib
@@ -244,7 +244,7 @@ def evaluate(cfg, agent: str, sim_agents: str, params, scenarios, *, keep_first=
 
 
 # --------------------------------------------------------------------------- training
-def train_bc(cfg, agent: str, scenarios, seed: int, run: RunDir, phase: str):
+def train_bc(cfg, agent: str, scenarios, seed: int, log):
     spec = bc_spec(cfg, agent)
     obs, tgt, valid = pol.bc_dataset(spec, scenarios)
     model, init, train_chunk, chunk = pol.make_bc_train(
@@ -263,13 +263,12 @@ def train_bc(cfg, agent: str, scenarios, seed: int, run: RunDir, phase: str):
 
             check_finite(float(losses[-1]), where=f"{agent} behaviour cloning", step=done,
                          lr=cfg.bc_lr)  # fmt: skip
-            run.log("bc_loss", phase=phase, agent=agent, seed=seed, step=done,
-                    loss=float(losses.mean()))  # fmt: skip
+            log("bc_loss", agent=agent, seed=seed, step=done, loss=float(losses.mean()))
             bar.advance(chunk)
     return params
 
 
-def train_rl(cfg, sim_agents: str, scenarios, seed: int, run: RunDir, phase: str):
+def train_rl(cfg, sim_agents: str, scenarios, seed: int, log):
     env = envlib.PlanningAgentEnv(dyn.InvertibleBicycleModel(), sim_agents)
     sub = jax.tree.map(lambda a: a[: cfg.rl_scenarios], scenarios)
     one_iteration = pol.make_cem_train(
@@ -281,9 +280,8 @@ def train_rl(cfg, sim_agents: str, scenarios, seed: int, run: RunDir, phase: str
         for it in range(cfg.rl_iterations):
             rng, k = jax.random.split(rng)
             mean, std, sc = one_iteration(mean, std, k)
-            run.log("rl_iteration", phase=phase, sim_agents=sim_agents, seed=seed,
-                    iteration=it, best=float(sc.max()), mean=float(sc.mean()),
-                    theta=np.asarray(mean))  # fmt: skip
+            log("rl_iteration", sim_agents=sim_agents, seed=seed, iteration=it,
+                best=float(sc.max()), mean=float(sc.mean()), theta=np.asarray(mean))
             bar.advance(1)
     return mean
 
@@ -295,49 +293,55 @@ EVAL_PAIRS = {  # agent -> sim agents it is evaluated against
 }
 
 
-def _phase_eval(run, cfg, agent, sim_agents, params, scen, seed, phase):
-    timer = Timer()
-    res = evaluate(cfg, agent, sim_agents, params, scen)
-    run.log("eval", phase=phase, agent=agent, sim_agents=sim_agents, seed=seed,
-            **{k: res[k] for k in SUMMARY_KEYS})  # fmt: skip
-    run.mark_phase_done(phase, timer())
+def phases(cfg: DrivingBaselinesConfig, seeds: list[int]) -> list[str]:
+    """The plan: the fixed baselines' evaluations, then per seed each learned agent's
+    training and its evaluations, then the rendering."""
+    out = [f"eval/{a}" for a in ("expert", "constant_velocity", "idm") if a in cfg.agents]
+    learned = [a for a in cfg.agents if a.startswith(("bc_", "rl_"))]
+    for seed in seeds:
+        for agent in learned:
+            out.append(f"seed{seed}/train/{agent}")
+            out += [f"seed{seed}/eval/{agent}@{sim}" for sim in EVAL_PAIRS.get(agent, ("log",))]
+    return out + ["render"]
 
 
 def run(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> None:
     scen = eval_scenarios(cfg)
     for agent in ("expert", "constant_velocity", "idm"):
-        phase = f"eval/{agent}"
-        if agent in cfg.agents and not run_dir.phase_done(phase):
-            _phase_eval(run_dir, cfg, agent, "log", None, scen, -1, phase)
+        if agent in cfg.agents:
+            run_dir.phase(f"eval/{agent}", evaluate_agent, cfg, agent, "log", None, scen, -1)
     learned = [a for a in cfg.agents if a.startswith(("bc_", "rl_"))]
     for seed in seeds:
-        if not learned:
-            break
-        train = None
+        train_set = functools.cache(lambda seed=seed: train_scenarios(cfg, seed))
         for agent in learned:
-            ckpt = f"seed{seed}/{agent}"
-            tphase = f"seed{seed}/train/{agent}"
-            if not run_dir.phase_done(tphase):
-                timer = Timer()
-                train = train if train is not None else train_scenarios(cfg, seed)
-                if agent.startswith("bc_"):
-                    params = train_bc(cfg, agent, train, seed, run_dir, tphase)
-                else:
-                    sim = EVAL_PAIRS[agent][0]
-                    params = {"theta": train_rl(cfg, sim, train, seed, run_dir, tphase)}
-                run_dir.save_checkpoint(ckpt, params)
-                run_dir.mark_phase_done(tphase, timer())
-            params = run_dir.load_checkpoint(ckpt)
-            if agent.startswith("rl_"):
-                params = jnp.asarray(params["theta"])
+            params = run_dir.phase(f"seed{seed}/train/{agent}", train_agent, cfg, agent,
+                                   train_set, seed)
             for sim_agents in EVAL_PAIRS.get(agent, ("log",)):
-                ephase = f"seed{seed}/eval/{agent}@{sim_agents}"
-                if not run_dir.phase_done(ephase):
-                    _phase_eval(run_dir, cfg, agent, sim_agents, params, scen, seed, ephase)
-    if not run_dir.phase_done("render"):
-        timer = Timer()
-        render(cfg, run_dir, seeds, scen)
-        run_dir.mark_phase_done("render", timer())
+                run_dir.phase(f"seed{seed}/eval/{agent}@{sim_agents}", evaluate_agent, cfg,
+                              agent, sim_agents, _policy(agent, params), scen, seed)
+    run_dir.phase("render", render, cfg, run_dir, seeds, scen)
+
+
+def train_agent(log, cfg: DrivingBaselinesConfig, agent: str, train_set, seed: int) -> dict:
+    """A learned agent on the seed's training scenarios (`train_set()`, built once per seed
+    when first needed): behaviour cloning (`bc_*`) or the CEM-tuned planner against its
+    training sim agents (`rl_*`: checkpoint {"theta"})."""
+    if agent.startswith("bc_"):
+        return train_bc(cfg, agent, train_set(), seed, log)
+    return {"theta": train_rl(cfg, EVAL_PAIRS[agent][0], train_set(), seed, log)}
+
+
+def _policy(agent: str, params):
+    """A learned agent's checkpoint as `evaluate` takes it (the RL planner's theta array)."""
+    return jnp.asarray(params["theta"]) if agent.startswith("rl_") else params
+
+
+def evaluate_agent(log, cfg: DrivingBaselinesConfig, agent: str, sim_agents: str, params,
+                   scen, seed: int) -> None:
+    """One agent against `sim_agents` on the held-out scenarios (seed -1: not learned)."""
+    res = evaluate(cfg, agent, sim_agents, params, scen)
+    log("eval", agent=agent, sim_agents=sim_agents, seed=seed,
+        **{k: res[k] for k in SUMMARY_KEYS})  # fmt: skip
 
 
 def _render_agent(cfg, seeds):
@@ -347,14 +351,12 @@ def _render_agent(cfg, seeds):
     return cfg.agents[0]
 
 
-def render(cfg, run_dir: RunDir, seeds, scen) -> None:
+def render(log, cfg, run_dir: RunDir, seeds, scen) -> None:
     """A PNG of a held-out scenario and a GIF of the chosen agent's rollout on it."""
     agent = _render_agent(cfg, seeds)
     params = None
     if agent.startswith(("bc_", "rl_")):
-        params = run_dir.load_checkpoint(f"seed{seeds[0]}/{agent}")
-        if agent.startswith("rl_"):
-            params = jnp.asarray(params["theta"])
+        params = _policy(agent, run_dir.load_checkpoint(f"seed{seeds[0]}/train/{agent}"))
     one = jax.tree.map(lambda a: a[:1], scen)
     _, final = evaluate(cfg, agent, "log", params, one, keep_first=True)
     run_dir.save_checkpoint("render_state", final)
@@ -541,4 +543,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
