@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import ConfigError, DataError, check
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.evolve.backends import BACKENDS, make_backend
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.program import from_json, mutate, to_formula, to_json, validate
@@ -179,6 +178,13 @@ def _load_bootstrap(config: EvolveRLLossConfig, space):
     return program
 
 
+def phases(config: EvolveRLLossConfig, seeds: list[int]) -> list[str]:
+    """The plan: references, the from-scratch search and its CartPole test, the search
+    bootstrapped from DQN, then one held-out test per environment."""
+    return ["references", "scratch/search", "scratch/cartpole", "bootstrap",
+            *[f"heldout/{e}" for e in config.heldout_envs]]
+
+
 def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
     n = len(seeds)
     space = make_space(config.op_set, config.num_nodes)
@@ -187,129 +193,120 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
     backend = None
 
     def cartpole():
+        """The CartPole evaluator (a backend: local or Ray), started when first needed."""
         nonlocal backend
         if backend is None:
             backend = make_backend(config.backend, task, workers=config.workers,
                                    address=config.ray_address or None)
         return backend
 
-    phases = ["references", "scratch/search", "scratch/cartpole", "bootstrap",
-              *[f"heldout/{e}" for e in config.heldout_envs]]
     try:
-        with progress.bar("evolve-rl-loss phases", total=len(phases)) as bar:
-            # ---------------------------------------------------------- references
-            if not run_dir.phase_done("references"):
-                t = Timer()
-                for name, prog in (("dqn", dqn_program(space.input_names)),
-                                   ("dqnreg", dqnreg_program(space.input_names))):
-                    run_dir.log("reference", phase="references", env=SEARCH_ENV, loss=name,
-                                formula=to_formula(prog),
-                                scores=_seeds_scores(cartpole(), prog, n))
-                run_dir.mark_phase_done("references", t())
-            bar.advance()
-
-            # ---------------------------------------------------------- from scratch
-            s_space = make_space(config.op_set, config.scratch_num_nodes, paper_inputs=True)
-            if not run_dir.phase_done("scratch/search"):
-                t = Timer()
-                chain = ChainTask(length=config.chain_length, instances=config.chain_instances,
-                                  steps=config.chain_steps, seed=config.seed).build_space(s_space)
-                cache = FitnessCache(FunctionalHasher(s_space))
-                res = regularized_evolution(
-                    s_space, chain, cache, rng=np.random.default_rng([config.seed, 5]),
-                    population_size=config.scratch_population,
-                    tournament_size=config.scratch_tournament,
-                    max_evaluations=config.scratch_evaluations,
-                    batch_size=config.scratch_batch, stop_fitness=config.scratch_stop,
-                    mutate_batch=novel_mutation(s_space, cache, p_edge=config.scratch_p_edge))
-                grid = np.linspace(1, cache.real_evaluations, 30).astype(int)
-                curve = res.best_curve(cache.real_evaluations)[grid - 1]
-                # distinct functions over the hurdle, best chain score first (then simplest)
-                seen, top = set(), []
-                hashes = cache.hasher.hash_many([i.program for i in res.history])
-                order = sorted(range(len(res.history)), key=lambda k: (
-                    -res.history[k].fitness, len(res.history[k].program.used_nodes())))
-                for k in order:
-                    ind = res.history[k]
-                    if ind.fitness < config.hurdle or hashes[k] in seen:
-                        continue
-                    seen.add(hashes[k])
-                    top.append(ind)
-                    if len(top) == config.top_k:
-                        break
-                run_dir.log("scratch_search", phase="scratch/search",
-                            real_evaluations=cache.real_evaluations,
-                            candidates=len(res.history), cache_hits=cache.hits,
-                            best_chain=res.best.fitness, curve_x=grid.tolist(),
-                            curve=curve.tolist(),
-                            passed_hurdle=int(sum(i.fitness >= config.hurdle
-                                                  for i in res.history)),
-                            top=[to_json(i.program) for i in top],
-                            top_chain=[i.fitness for i in top])
-                run_dir.mark_phase_done("scratch/search", t())
-            bar.advance()
-
-            if not run_dir.phase_done("scratch/cartpole"):
-                t = Timer()
-                ev = run_dir.events("scratch_search")[0]
-                top = [from_json(j, s_space) for j in ev["top"]]
-                if top:
-                    # the same programs over the DQN's input list (q_next_online added)
-                    top_dqn = [remap_inputs(p, space.input_names) for p in top]
-                    first = np.asarray(cartpole()(top_dqn)).tolist()
-                    k = int(np.argmax(first))
-                    best = top_dqn[k]
-                    scores = _seeds_scores(cartpole(), best, n)
-                    run_dir.log("scratch_result", phase="scratch/cartpole", found=True,
-                                formula=to_formula(best), program=to_json(best),
-                                td_likeness=float(td_likeness(s_space, [top[k]])[0]),
-                                top_formulas=[to_formula(p) for p in top],
-                                top_cartpole=first, scores=scores)
-                else:
-                    run_dir.log("scratch_result", phase="scratch/cartpole", found=False)
-                run_dir.mark_phase_done("scratch/cartpole", t())
-            bar.advance()
-
-            # ---------------------------------------------------------- bootstrapped
-            if not run_dir.phase_done("bootstrap"):
-                t = Timer()
-                rng = np.random.default_rng([config.seed, 6])
-                initial = [boot_seed] + [mutate(space, boot_seed, rng, 0.0)
-                                         for _ in range(config.bootstrap_population - 1)]
-                cache = FitnessCache(FunctionalHasher(space))
-                res = regularized_evolution(
-                    space, cartpole(), cache, rng=rng,
-                    population_size=config.bootstrap_population,
-                    tournament_size=config.bootstrap_tournament,
-                    max_evaluations=config.bootstrap_evaluations,
-                    batch_size=config.eval_batch, initial=initial,
-                    mutate_batch=novel_mutation(space, cache))
-                top = sorted(res.history, key=lambda i: -i.fitness)[:5]
-                best = top[0].program
-                run_dir.log("bootstrap_result", phase="bootstrap", formula=to_formula(best),
-                            program=to_json(best), search_fitness=top[0].fitness,
-                            td_likeness=float(td_likeness(space, [best])[0]),
-                            top_formulas=[to_formula(i.program) for i in top],
-                            top_fitness=[i.fitness for i in top],
-                            real_evaluations=cache.real_evaluations,
-                            scores=_seeds_scores(cartpole(), best, n))
-                run_dir.mark_phase_done("bootstrap", t())
-            bar.advance()
-        # ---------------------------------------------------------- held out
-            for env in config.heldout_envs:
-                phase = f"heldout/{env}"
-                if not run_dir.phase_done(phase):
-                    t = Timer()
-                    ev = config.task(env, config.heldout_total_steps).build()
-                    for name, prog in (("dqn", dqn_program(space.input_names)),
-                                       ("dqnreg", dqnreg_program(space.input_names))):
-                        run_dir.log("heldout", phase=phase, env=env, loss=name,
-                                    scores=_seeds_scores(ev, prog, n))
-                    run_dir.mark_phase_done(phase, t())
-                bar.advance()
+        run_dir.phase("references", references, space, cartpole, n)
+        run_dir.phase("scratch/search", scratch_search, config)
+        run_dir.phase("scratch/cartpole", scratch_cartpole, config, run_dir, space, cartpole, n)
+        run_dir.phase("bootstrap", bootstrapped_search, config, space, boot_seed, cartpole, n)
+        for env in config.heldout_envs:
+            run_dir.phase(f"heldout/{env}", heldout, config, space, env, n)
     finally:
         if backend is not None:
             backend.close()
+
+
+def references(log, space, cartpole, n: int) -> None:
+    """DQN's and DQNReg's losses on the search environment, n training seeds each."""
+    for name, prog in (("dqn", dqn_program(space.input_names)),
+                       ("dqnreg", dqnreg_program(space.input_names))):
+        log("reference", env=SEARCH_ENV, loss=name, formula=to_formula(prog),
+            scores=_seeds_scores(cartpole(), prog, n))
+
+
+def scratch_search(log, config: EvolveRLLossConfig) -> None:
+    """Regularized evolution from random programs on the chain-MDP hurdle; logs the best
+    curve and the `top_k` distinct functions over the hurdle (best chain score first, then
+    simplest)."""
+    s_space = make_space(config.op_set, config.scratch_num_nodes, paper_inputs=True)
+    chain = ChainTask(length=config.chain_length, instances=config.chain_instances,
+                      steps=config.chain_steps, seed=config.seed).build_space(s_space)
+    cache = FitnessCache(FunctionalHasher(s_space))
+    res = regularized_evolution(
+        s_space, chain, cache, rng=np.random.default_rng([config.seed, 5]),
+        population_size=config.scratch_population,
+        tournament_size=config.scratch_tournament,
+        max_evaluations=config.scratch_evaluations,
+        batch_size=config.scratch_batch, stop_fitness=config.scratch_stop,
+        mutate_batch=novel_mutation(s_space, cache, p_edge=config.scratch_p_edge))
+    grid = np.linspace(1, cache.real_evaluations, 30).astype(int)
+    curve = res.best_curve(cache.real_evaluations)[grid - 1]
+    seen, top = set(), []
+    hashes = cache.hasher.hash_many([i.program for i in res.history])
+    order = sorted(range(len(res.history)), key=lambda k: (
+        -res.history[k].fitness, len(res.history[k].program.used_nodes())))
+    for k in order:
+        ind = res.history[k]
+        if ind.fitness < config.hurdle or hashes[k] in seen:
+            continue
+        seen.add(hashes[k])
+        top.append(ind)
+        if len(top) == config.top_k:
+            break
+    log("scratch_search", real_evaluations=cache.real_evaluations,
+        candidates=len(res.history), cache_hits=cache.hits,
+        best_chain=res.best.fitness, curve_x=grid.tolist(), curve=curve.tolist(),
+        passed_hurdle=int(sum(i.fitness >= config.hurdle for i in res.history)),
+        top=[to_json(i.program) for i in top], top_chain=[i.fitness for i in top])
+    log.headline(best_chain=res.best.fitness, real_evaluations=cache.real_evaluations)
+
+
+def scratch_cartpole(log, config: EvolveRLLossConfig, run_dir: RunDir, space, cartpole,
+                     n: int) -> None:
+    """The from-scratch search's top programs (over the DQN's input list) on CartPole; the
+    best of them re-scored on n training seeds."""
+    s_space = make_space(config.op_set, config.scratch_num_nodes, paper_inputs=True)
+    ev = run_dir.events("scratch_search")[0]
+    top = [from_json(j, s_space) for j in ev["top"]]
+    if not top:
+        log("scratch_result", found=False)
+        return
+    top_dqn = [remap_inputs(p, space.input_names) for p in top]  # q_next_online added
+    first = np.asarray(cartpole()(top_dqn)).tolist()
+    k = int(np.argmax(first))
+    best = top_dqn[k]
+    log("scratch_result", found=True, formula=to_formula(best), program=to_json(best),
+        td_likeness=float(td_likeness(s_space, [top[k]])[0]),
+        top_formulas=[to_formula(p) for p in top], top_cartpole=first,
+        scores=_seeds_scores(cartpole(), best, n))
+
+
+def bootstrapped_search(log, config: EvolveRLLossConfig, space, boot_seed, cartpole,
+                        n: int) -> None:
+    """Regularized evolution started from the bootstrap program (DQN's loss) and its
+    mutants, scored on CartPole; the best program re-scored on n training seeds."""
+    rng = np.random.default_rng([config.seed, 6])
+    initial = [boot_seed] + [mutate(space, boot_seed, rng, 0.0)
+                             for _ in range(config.bootstrap_population - 1)]
+    cache = FitnessCache(FunctionalHasher(space))
+    res = regularized_evolution(
+        space, cartpole(), cache, rng=rng,
+        population_size=config.bootstrap_population,
+        tournament_size=config.bootstrap_tournament,
+        max_evaluations=config.bootstrap_evaluations,
+        batch_size=config.eval_batch, initial=initial,
+        mutate_batch=novel_mutation(space, cache))
+    top = sorted(res.history, key=lambda i: -i.fitness)[:5]
+    best = top[0].program
+    log("bootstrap_result", formula=to_formula(best), program=to_json(best),
+        search_fitness=top[0].fitness, td_likeness=float(td_likeness(space, [best])[0]),
+        top_formulas=[to_formula(i.program) for i in top],
+        top_fitness=[i.fitness for i in top], real_evaluations=cache.real_evaluations,
+        scores=_seeds_scores(cartpole(), best, n))
+
+
+def heldout(log, config: EvolveRLLossConfig, space, env: str, n: int) -> None:
+    """DQN's and DQNReg's losses on a held-out environment, n training seeds each."""
+    ev = config.task(env, config.heldout_total_steps).build()
+    for name, prog in (("dqn", dqn_program(space.input_names)),
+                       ("dqnreg", dqnreg_program(space.input_names))):
+        log("heldout", env=env, loss=name, scores=_seeds_scores(ev, prog, n))
 
 
 SEARCH = "search seeds"
@@ -424,4 +421,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
