@@ -47,10 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import ConfigError, DataError, UnknownNameError, check
 from selftaught.core.recipe import Claim, Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
 from selftaught.evolve.backends import BACKENDS, make_backend
 from selftaught.evolve.hashing import FitnessCache
@@ -291,11 +290,11 @@ def _search_state(run_dir: RunDir, spaces):
 
 def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
     task = config.task()
-    spaces = task.spaces
-    hasher = ac.PairHasher(*spaces)
+    hasher = ac.PairHasher(*task.spaces)
     backend = None
 
     def evaluator():
+        """The SAC evaluator (a backend: local or Ray), started when first needed."""
         nonlocal backend
         if backend is None:
             backend = make_backend(config.backend, task, workers=config.workers,
@@ -303,80 +302,79 @@ def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
         return backend
 
     try:
-        with progress.bar("metapg phases", total=config.generations + 2) as bar:
-            for g in range(config.generations + 1):
-                phase = f"search/gen{g}"
-                if run_dir.phase_done(phase):
-                    bar.advance()
-                    continue
-                t = Timer()
-                cache = FitnessCache(hasher)
-                new: dict[str, np.ndarray] = {}
-
-                def evaluate(pairs, cache=cache, new=new):
-                    raw = np.asarray(evaluator()(pairs))
-                    new.update(zip(hasher.hash_many(pairs), raw))
-                    return objectives(raw, config.stability_hurdle)
-
-                if g == 0:
-                    rng = np.random.default_rng([config.seed, 14])
-                    base = ac.sac_pair()
-                    initial = [base] + _mutator(config, spaces)(
-                        [base] * (config.population - 1), rng)
-                    prev = {"real_evaluations": 0, "candidates": 0, "cache_hits": 0}
-                    gens = 0
-                else:
-                    initial, table, rng_state, prev = _search_state(run_dir, spaces)
-                    rng = np.random.default_rng()
-                    rng.bit_generator.state = rng_state
-                    cache.table = {h: objectives(v[None], config.stability_hurdle)[0]
-                                   for h, v in table.items()}
-                    gens = 1
-                res = nsga2(spaces[0], evaluate, cache, rng=rng,
-                            population_size=config.population, generations=gens,
-                            initial=initial, mutate_batch=_mutator(config, spaces))
-                raw_of = {**({} if g == 0 else table), **new}
-                hashes = hasher.hash_many(res.population)
-                evaluated = res.history if g == 0 else res.history[len(initial):]
-                run_dir.log(
-                    "generation", phase=phase, generation=g,
-                    population=[ac.pair_to_dict(p) for p in res.population],
-                    hashes=hashes, objectives=_nan_list(objectives(
-                        np.stack([raw_of[h] for h in hashes]), config.stability_hurdle)),
-                    front=res.front,
-                    formulas=[p.formulas() for p in res.population],
-                    new={h: _nan_list(v) for h, v in new.items()},
-                    candidates=prev["candidates"] + len(evaluated),
-                    real_evaluations=prev["real_evaluations"] + len(new),
-                    cache_hits=prev["cache_hits"] + len(evaluated) - len(new),
-                    failures=prev.get("failures", 0) + int(sum(
-                        not np.isfinite(v).all() for v in new.values())),
-                    rng_state=rng.bit_generator.state)
-                run_dir.mark_phase_done(phase, t())
-                bar.advance()
-
-            if not run_dir.phase_done("reeval"):
-                t = Timer()
-                pop, table, _, last = _search_state(run_dir, spaces)
-                members = _front_members(config, last, hasher.hash_many([ac.sac_pair()])[0])
-                pairs = [ac.sac_pair()] + [pop[i] for i in members]
-                n = len(seeds)
-                blocks = list(range(1, 1 + math.ceil(n / config.train_seeds)))
-                raw = np.asarray(evaluator()([(p, b) for p in pairs for b in blocks]))
-                raw = raw.reshape(len(pairs), len(blocks), 2, config.train_seeds)
-                per_seed = raw.transpose(0, 2, 1, 3).reshape(len(pairs), 2, -1)[..., :n]
-                run_dir.log("reeval", phase="reeval", members=members,
-                            formulas=[p.formulas() for p in pairs],
-                            search_objectives=[_nan_list(objectives(table[h][None],
-                                                                    config.stability_hurdle)[0])
-                                               for h in hasher.hash_many(pairs)],
-                            performance=_nan_list(per_seed[:, 0]),
-                            generalizability=_nan_list(per_seed[:, 1]))
-                run_dir.mark_phase_done("reeval", t())
-            bar.advance()
+        for g in range(config.generations + 1):
+            run_dir.phase(f"search/gen{g}", search_generation, config, run_dir, g,
+                          task.spaces, hasher, evaluator)
+        run_dir.phase("reeval", reevaluate_front, config, run_dir, task.spaces, hasher,
+                      evaluator, seeds)
     finally:
         if backend is not None:
             backend.close()
+
+
+def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces, hasher,
+                      evaluator) -> None:
+    """NSGA-II generation g: generation 0 evaluates SAC's pair and its mutants; a later one
+    continues from the population, fitness table and random state of the last `generation`
+    event (so a resumed search draws what an uninterrupted one draws)."""
+    cache = FitnessCache(hasher)
+    new: dict[str, np.ndarray] = {}
+
+    def evaluate(pairs):
+        raw = np.asarray(evaluator()(pairs))
+        new.update(zip(hasher.hash_many(pairs), raw))
+        return objectives(raw, config.stability_hurdle)
+
+    if g == 0:
+        rng = np.random.default_rng([config.seed, 14])
+        base = ac.sac_pair()
+        initial = [base] + _mutator(config, spaces)([base] * (config.population - 1), rng)
+        prev = {"real_evaluations": 0, "candidates": 0, "cache_hits": 0}
+        table, gens = {}, 0
+    else:
+        initial, table, rng_state, prev = _search_state(run_dir, spaces)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = rng_state
+        cache.table = {h: objectives(v[None], config.stability_hurdle)[0]
+                       for h, v in table.items()}
+        gens = 1
+    res = nsga2(spaces[0], evaluate, cache, rng=rng, population_size=config.population,
+                generations=gens, initial=initial, mutate_batch=_mutator(config, spaces))
+    raw_of = {**table, **new}
+    hashes = hasher.hash_many(res.population)
+    evaluated = res.history if g == 0 else res.history[len(initial):]
+    log("generation", generation=g,
+        population=[ac.pair_to_dict(p) for p in res.population],
+        hashes=hashes, objectives=_nan_list(objectives(
+            np.stack([raw_of[h] for h in hashes]), config.stability_hurdle)),
+        front=res.front,
+        formulas=[p.formulas() for p in res.population],
+        new={h: _nan_list(v) for h, v in new.items()},
+        candidates=prev["candidates"] + len(evaluated),
+        real_evaluations=prev["real_evaluations"] + len(new),
+        cache_hits=prev["cache_hits"] + len(evaluated) - len(new),
+        failures=prev.get("failures", 0) + int(sum(
+            not np.isfinite(v).all() for v in new.values())),
+        rng_state=rng.bit_generator.state)
+
+
+def reevaluate_front(log, config: MetaPGConfig, run_dir: RunDir, spaces, hasher, evaluator,
+                     seeds: list[int]) -> None:
+    """SAC's pair and the final front's chosen members (`_front_members`) re-trained on the
+    run's fresh training seeds (blocks of `train_seeds`, beyond the search's own)."""
+    pop, table, _, last = _search_state(run_dir, spaces)
+    members = _front_members(config, last, hasher.hash_many([ac.sac_pair()])[0])
+    pairs = [ac.sac_pair()] + [pop[i] for i in members]
+    n = len(seeds)
+    blocks = list(range(1, 1 + math.ceil(n / config.train_seeds)))
+    raw = np.asarray(evaluator()([(p, b) for p in pairs for b in blocks]))
+    raw = raw.reshape(len(pairs), len(blocks), 2, config.train_seeds)
+    per_seed = raw.transpose(0, 2, 1, 3).reshape(len(pairs), 2, -1)[..., :n]
+    log("reeval", members=members, formulas=[p.formulas() for p in pairs],
+        search_objectives=[_nan_list(objectives(table[h][None], config.stability_hurdle)[0])
+                           for h in hasher.hash_many(pairs)],
+        performance=_nan_list(per_seed[:, 0]),
+        generalizability=_nan_list(per_seed[:, 1]))
 
 
 def _front_members(config: MetaPGConfig, last: dict, sac_hash: str) -> list[int]:
