@@ -28,8 +28,9 @@ def test_smoke_summary_and_metrics(smoke):
     ratio = summary["claims"][0]
     assert ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"] and ratio["value"] > 0
     runs = run.events("run")
-    assert len(runs) == 2 * 2  # seeds x arms
     cfg = RECIPE.preset("smoke")
+    assert len(runs) == 2 * (2 + len(cfg.oracle_grid))  # seeds x (unguided, guided, cells)
+    assert {r["arm"] for r in runs} == {"unguided", "guided", *ge.oracle_cells(cfg)}
     for r in runs:
         # the ratio's inputs: evaluations to target never exceed the budget; success <=> less
         assert 1 <= r["evals_to_target"] <= cfg.max_evaluations
@@ -42,6 +43,26 @@ def test_smoke_summary_and_metrics(smoke):
     np.testing.assert_allclose(ratio["value"], u / g)
     assert (run.path / "plots" / "nguyen1_best_fitness.png").exists()
     assert "evaluations to target" in (run.path / "report.md").read_text().lower()
+
+
+def test_smoke_diagnostics_count_every_evaluated_child_once(smoke):
+    run, summary = smoke
+    cfg = RECIPE.preset("smoke")
+    for r in run.events("run"):
+        ev, ho = np.array(r["confusion_evaluated"]), np.array(r["confusion_holdout"])
+        assert ev.shape == ho.shape == (cfg.diag_windows, 4)
+        # each new (cache-miss) child after the initial population is one pair
+        assert r["real_evaluations"] - cfg.population_size <= ev.sum() <= r["real_evaluations"]
+        assert 0 < ho.sum() <= cfg.diag_holdout * ev.sum()  # at most diag_holdout per batch
+        if r["arm"] == "unguided":  # no discriminator: it never says "better"
+            assert ev[:, [0, 1]].sum() == 0 and ho[:, [0, 1]].sum() == 0
+        tp, fp, fn, tn = ev.sum(0)
+        np.testing.assert_allclose(r["p_evaluated"], (tp + fn) / ev.sum())
+    names = [c["name"] for c in summary["claims"]]
+    assert "oracle_speedup_tracks_precision_over_p" in names
+    assert "guided_2x_where_precision_over_p_ge_3" in names
+    assert (run.path / "plots" / "precision_over_p.png").exists()
+    assert "precision / p" in (run.path / "report.md").read_text()
 
 
 def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypatch):
@@ -61,7 +82,7 @@ def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypat
         execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
     monkeypatch.setattr(ge, "_run_one", real)
     run, resumed = execute(RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
-    assert len(run.events("run")) == 4
+    assert len(run.events("run")) == 2 * (2 + len(RECIPE.preset("smoke").oracle_grid))
     assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])
 
 
@@ -75,6 +96,10 @@ def test_user_errors():
         cfglib.validate(cfglib.replace(base, tournament_size=0))
     with pytest.raises(ConfigError, match="max_evaluations"):
         cfglib.validate(cfglib.replace(base, max_evaluations=4))
+    with pytest.raises(ConfigError, match="oracle arm needs --oracle-grid"):
+        cfglib.validate(cfglib.replace(base, oracle_grid=()))
+    with pytest.raises(ConfigError, match=r"\(TPR, FPR\) in \[0, 1\]"):
+        cfglib.validate(cfglib.replace(base, oracle_grid=((1.5, 0.1),)))
 
 
 def test_cli_exit_code_2_on_bad_flag(tmp_path, capsys):
@@ -101,7 +126,7 @@ def test_optimizer_domain_end_to_end(optimizer_smoke):
                          "evals_ratio_unguided_over_regression",
                          "evals_ratio_regression_over_pairwise"]
     runs = run.events("run")
-    assert len(runs) == 3 * len(ge.ARMS)
+    assert len(runs) == 3 * len(cfg.arms) == 3 * len(ge.LEARNED_ARMS)
     best = max(OptimizerTask(cfg.num_nodes, seed=0, steps=cfg.opt_steps).build()(
         list(REFERENCE.values())))
     for r in runs:  # the target: the best reference program's fitness plus target_gain

@@ -26,6 +26,7 @@ class Individual:
     program: Program
     fitness: float
     born: int  # index in the history
+    parent: int = -1  # history index of the parent it was mutated from (-1: initial)
 
 
 @dataclasses.dataclass
@@ -88,23 +89,24 @@ def regularized_evolution(
 
     `initial` seeds the population (e.g. the DQN loss graph), topped up with random
     programs. `on_batch(individuals, is_new)` sees every evaluated batch (the
-    discriminator's training data)."""
+    discriminator's training data); a child's `parent` is its parent's history index."""
     mutate_batch = mutate_batch or plain_mutation(space)
     max_candidates = max_candidates or 20 * max_evaluations
     history: list[Individual] = []
     real: list[int] = []
     population: collections.deque[Individual] = collections.deque()
 
-    def run_batch(programs: list[Program]) -> list[Individual]:
+    def run_batch(programs: list[Program], parents: list[int] | None = None
+                  ) -> list[Individual]:
         fit, is_new = cache.evaluate(programs, evaluate)
         fit = np.asarray(fit, np.float64).reshape(len(programs), -1)[:, 0]
         inds = []
         before = cache.real_evaluations - sum(is_new)
         count = before
-        for p, f, new in zip(programs, fit, is_new):
+        for k, (p, f, new) in enumerate(zip(programs, fit, is_new)):
             count += int(new)
             f = float(f) if np.isfinite(f) else -np.inf
-            ind = Individual(p, f, len(history))
+            ind = Individual(p, f, len(history), -1 if parents is None else parents[k])
             history.append(ind)
             real.append(count)
             inds.append(ind)
@@ -127,9 +129,9 @@ def regularized_evolution(
         pop = list(population)
         for _ in range(batch_size):
             idx = rng.choice(len(pop), size=min(tournament_size, len(pop)), replace=False)
-            parents.append(max((pop[i] for i in idx), key=lambda ind: ind.fitness).program)
-        children = mutate_batch(parents, rng)
-        for ind in run_batch(children):
+            parents.append(max((pop[i] for i in idx), key=lambda ind: ind.fitness))
+        children = mutate_batch([p.program for p in parents], rng)
+        for ind in run_batch(children, [p.born for p in parents]):
             population.append(ind)
             population.popleft()
     best = max(history, key=lambda ind: ind.fitness)

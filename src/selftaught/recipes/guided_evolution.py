@@ -68,10 +68,19 @@ from selftaught.core.errors import ConfigError, check
 from selftaught.core.recipe import Recipe, Report
 from selftaught.core.rundir import RunDir, Timer
 from selftaught.evolve.backends import BACKENDS, make_backend
-from selftaught.evolve.discriminator import GUIDE_MODES, Discriminator, guided_mutation
+from selftaught.evolve.discriminator import (
+    GUIDE_MODES,
+    Discriminator,
+    OracleDiscriminator,
+    confusion,
+    guided_mutation,
+    precision_of,
+    rates,
+    screened_improvement_rate,
+)
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.optimizer import REFERENCE, OptimizerTask
-from selftaught.evolve.program import to_formula, to_json
+from selftaught.evolve.program import mutate, to_formula, to_json
 from selftaught.evolve.rl_loss import REFERENCE_LOSSES, ChainLossTask
 from selftaught.evolve.search import (
     evaluations_to_reach,
@@ -80,7 +89,9 @@ from selftaught.evolve.search import (
 )
 from selftaught.evolve.symreg import NGUYEN, SymRegTask, equation
 
-ARMS = ("unguided", "guided", "regression")
+ARMS = ("unguided", "guided", "regression", "oracle")
+LEARNED_ARMS = ARMS[:3]
+"""the arms without the oracle: no search for a (TPR, FPR) grid"""
 DOMAINS = ("symreg", "optimizer", "rl_loss")
 
 
@@ -96,7 +107,18 @@ class GuidedEvolutionConfig:
     """symreg (Nguyen equations) | optimizer (update rules, scored by training an MLP) |
     rl_loss (RL loss functions, scored on the chain-MDP hurdle of evolve-rl-loss)"""
     arms: tuple[str, ...] = ("unguided", "guided")
-    """arms to run: unguided | guided (pairwise discriminator) | regression (regressor)"""
+    """arms to run: unguided | guided (pairwise discriminator) | regression (regressor) |
+    oracle (one arm per (TPR, FPR) cell of `oracle_grid`: a discriminator that knows the
+    true fitness and answers with that TPR and FPR)"""
+    oracle_grid: tuple[tuple[float, float], ...] = ()
+    """the oracle arm's (TPR, FPR) cells, e.g. ((0.9, 0.02), (0.5, 0.1))"""
+    diag_holdout: int = 16
+    """diagnostics: unscreened (novel) mutations of the batch's parents scored per batch
+    outside the search's budget (not real evaluations), to measure the improving-mutation
+    rate p and the discriminator's TPR / FPR without the selection bias of the evaluated
+    children (0: off; cheap on symreg, costly on the optimizer and rl_loss domains)"""
+    diag_windows: int = 10
+    """diagnostics: windows of real evaluations over which p, TPR, FPR are counted"""
     equations: tuple[str, ...] = ("nguyen1", "nguyen2", "nguyen3")
     """symreg domain: Nguyen benchmark equations (nguyen1 .. nguyen8)"""
     problems: tuple[int, ...] = (0, 1, 2)
@@ -159,6 +181,14 @@ class GuidedEvolutionConfig:
         for a in self.arms:
             if a not in ARMS:
                 raise UnknownNameError("arm", a, ARMS)
+        check(("oracle" in self.arms) == bool(self.oracle_grid),
+              "the oracle arm needs --oracle-grid (TPR, FPR) cells, and --oracle-grid needs "
+              "'oracle' in --arms")
+        for cell in self.oracle_grid:
+            check(len(cell) == 2 and all(0.0 <= x <= 1.0 for x in cell),
+                  f"each --oracle-grid cell is (TPR, FPR) in [0, 1], got {cell}")
+        check(self.diag_holdout >= 0 and self.diag_windows >= 1,
+              "diag_holdout must be >= 0 and diag_windows >= 1")
         if self.domain == "symreg":
             check(len(self.equations) >= 1, "give at least one equation (--equations nguyen1)")
             for e in self.equations:
@@ -222,6 +252,23 @@ def target_of(config: GuidedEvolutionConfig, evaluate) -> float:
     return float(np.max(evaluate(reference_programs(config)))) + config.target_gain
 
 
+def arm_names(config: GuidedEvolutionConfig) -> list[str]:
+    """The arms run, with `oracle` expanded into one arm per `oracle_grid` cell."""
+    out = []
+    for a in config.arms:
+        out += list(oracle_cells(config)) if a == "oracle" else [a]
+    return out
+
+
+def oracle_cells(config: GuidedEvolutionConfig) -> dict[str, tuple[float, float]]:
+    """{arm name: (TPR, FPR)} of the oracle arm's grid cells."""
+    return {f"oracle-t{t:g}-f{f:g}": (float(t), float(f)) for t, f in config.oracle_grid}
+
+
+TIE = 1e-6
+"""a child is better than its parent when its fitness exceeds the parent's by more than this"""
+
+
 def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
              target: float):
     space = task.space
@@ -230,13 +277,53 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
     kw: dict = {}
     online_acc: list[float] = []
     accepted = {"proposed": 0, "accepted": 0}
-    if arm != "unguided":
+    disc = None
+    if arm in oracle_cells(config):
+        tpr, fpr = oracle_cells(config)[arm]
+        disc = OracleDiscriminator(evaluate, tpr=tpr, fpr=fpr, seed=seed, tie_tol=TIE)
+    elif arm != "unguided":
         disc = Discriminator(space, seed=seed, dim=config.disc_dim, layers=config.disc_layers,
                              lr=config.disc_lr, min_programs=config.disc_min_programs,
                              capacity=max(1024, config.max_evaluations + 64),
                              kind="pairwise" if arm == "guided" else "regression")
+    # diagnostics per window of real evaluations: [TP, FP, FN, TN] of the discriminator's
+    # "child better than parent" (P > 0.5, before training on them) on the evaluated
+    # children (selected: biased) and on unscreened novel mutations (held out: unbiased)
+    W = config.diag_windows
+    conf_eval, conf_hold = np.zeros((W, 4), int), np.zeros((W, 4), int)
+    seen: list = []
+    hold_rng = np.random.default_rng([seed, 99])
 
+    def said_better(children, parents):
+        if disc is None or not disc.ready:
+            return np.zeros(len(children), bool)
+        return disc.prob_better(children, parents) > 0.5
+
+    def diagnose(inds, is_new):
+        seen.extend(inds)
+        kids = [i for i, new in zip(inds, is_new) if new and i.parent >= 0]
+        if not kids:
+            return
+        w = min(W - 1, (cache.real_evaluations - 1) * W // config.max_evaluations)
+        par = [seen[i.parent] for i in kids]
+        truth = np.array([c.fitness > q.fitness + TIE for c, q in zip(kids, par)])
+        conf_eval[w] += confusion(said_better([c.program for c in kids],
+                                              [q.program for q in par]), truth)
+        if config.diag_holdout:
+            pick = hold_rng.integers(0, len(par), config.diag_holdout)
+            hp = [par[k] for k in pick]
+            muts = [mutate(space, q.program, hold_rng, config.p_fresh) for q in hp]
+            novel = ~cache.known(muts)
+            hp = [q for q, n in zip(hp, novel) if n]
+            muts = [m for m, n in zip(muts, novel) if n]
+            if muts:
+                f = np.asarray(evaluate(muts), np.float64).reshape(len(muts), -1)[:, 0]
+                truth = np.nan_to_num(f, nan=-np.inf) > np.array([q.fitness for q in hp]) + TIE
+                conf_hold[w] += confusion(said_better(muts, [q.program for q in hp]), truth)
+
+    if disc is not None:
         def on_batch(inds, is_new):
+            diagnose(inds, is_new)
             progs = [i.program for i in inds]
             fit = [i.fitness for i in inds]
             if disc.ready and len(inds) >= 2:  # accuracy on unseen programs, before training
@@ -249,7 +336,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
                                               known=cache.known, counts=accepted),
               "on_batch": on_batch}
     else:  # same number of proposals, screened for novelty only
-        kw = {"mutate_batch": novel_mutation(space, cache, config.proposals, config.p_fresh)}
+        kw = {"mutate_batch": novel_mutation(space, cache, config.proposals, config.p_fresh),
+              "on_batch": diagnose}
     res = regularized_evolution(
         space, evaluate, cache, rng=rng, population_size=config.population_size,
         tournament_size=config.tournament_size, max_evaluations=config.max_evaluations,
@@ -277,18 +365,22 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         "stopped_by": ("target" if reached is not None else
                        "budget" if cache.real_evaluations >= config.max_evaluations
                        else "candidate cap"),
+        "confusion_evaluated": conf_eval.tolist(),
+        "confusion_holdout": conf_hold.tolist(),
+        **{f"{k}_evaluated": v for k, v in rates(conf_eval.sum(0)).items()},
+        **{f"{k}_holdout": v for k, v in rates(conf_hold.sum(0)).items()},
     }
 
 
 def run(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> None:
     todo = tasks(config)
-    total = len(todo) * len(seeds) * len(config.arms)
+    total = len(todo) * len(seeds) * len(arm_names(config))
     with progress.bar("guided-evolution runs", total=total) as bar:
         for eq, task in todo:
             backend, target = None, None
             try:
                 for seed in seeds:
-                    for arm in config.arms:
+                    for arm in arm_names(config):
                         phase = f"{eq}/seed{seed}/{arm}"
                         if run_dir.phase_done(phase):
                             bar.advance()
@@ -330,10 +422,11 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
     runs = run_dir.events("run")
     if not runs:
         raise ConfigError(f"{run_dir.path} has no finished runs to report; run it (--resume)")
-    arms = list(config.arms)
+    all_arms = arm_names(config)
+    arms = [a for a in all_arms if a not in oracle_cells(config)]
     by = {(r["equation"], r["seed"], r["arm"]): r for r in runs}
     eqs = [e for e, _ in tasks(config) if any(k[0] == e for k in by)]
-    done_seeds = [s for s in seeds if all((e, s, a) in by for e in eqs for a in arms)]
+    done_seeds = [s for s in seeds if all((e, s, a) in by for e in eqs for a in all_arms)]
     # per seed: evaluations to target averaged over tasks, per arm
     evals = np.array([[np.mean([by[(e, s, a)]["evals_to_target"] for e in eqs]) for a in arms]
                       for s in done_seeds])
@@ -423,7 +516,201 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
                     {a: stats.bootstrap_ci(evals[:, i]) for i, a in enumerate(arms)},
                     ylabel="real evaluations to target")
     md += ["", "![evaluations to target](plots/evals_to_target.png)"]
-    return Report(claims, "\n".join(md))
+    d_claims, d_md = _diagnosis(config, run_dir, by, eqs, done_seeds)
+    return Report(claims + d_claims, "\n".join(md + d_md))
+
+
+def _seed_bootstrap(rows: np.ndarray, statistic, *, reps: int = 2000, seed: int = 0,
+                    unit: str = SEARCH) -> stats.Estimate:
+    """statistic(rows) with a percentile bootstrap over the leading axis (search seeds,
+    resampled whole so every arm and cell of a seed stays paired)."""
+    rows = np.asarray(rows, np.float64)
+    n = len(rows)
+    point = float(statistic(rows)) if n else float("nan")
+    if n < 2:
+        return stats.Estimate(point, point, point, n, unit)
+    rng = np.random.default_rng(seed)
+    boot = np.array([statistic(rows[rng.integers(0, n, n)]) for _ in range(reps)])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan)
+    return stats.Estimate(point, float(lo), float(hi), n, unit)
+
+
+def _spearman(x, y) -> float:
+    from scipy.stats import rankdata
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(rankdata(x[ok]), rankdata(y[ok]))[0, 1])
+
+
+def _fmt(x: float, f: str = ".3f") -> str:
+    return "-" if not np.isfinite(x) else format(x, f)
+
+
+def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: list,
+               seeds: list) -> tuple[list, list[str]]:
+    """Improving-mutation rate p and the discriminator's TPR / FPR / precision on
+    child-vs-parent pairs; the speed-up predicted by precision / p (capped by the retry
+    budget: `screened_improvement_rate`) against the measured one, over the oracle grid
+    and over the learned discriminator's seeds. The prediction assumes the filter rule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms, cells, R = arm_names(config), oracle_cells(config), config.proposals
+    S, A = len(seeds), len(arms)
+    if "unguided" not in arms or S == 0:
+        return [], []
+    ev = np.array([[np.mean([by[(e, s, a)]["evals_to_target"] for e in eqs]) for a in arms]
+                   for s in seeds])                                              # [S, A]
+    hold = np.array([[np.sum([by[(e, s, a)].get("confusion_holdout", [[0] * 4])
+                              for e in eqs], axis=(0, 1)) for a in arms] for s in seeds])
+    evald = np.array([[np.sum([by[(e, s, a)].get("confusion_evaluated", [[0] * 4])
+                               for e in eqs], axis=(0, 1)) for a in arms] for s in seeds])
+    u = arms.index("unguided")
+
+    def arm_stats(a: int, sel=slice(None)) -> dict:
+        h, v = rates(hold[sel, a].sum(0)), rates(evald[sel, a].sum(0))
+        pu = rates(evald[sel, u].sum(0))["p"]
+        if a == u:  # no discriminator: every mutation is "accepted"
+            h = {**h, "tpr": 1.0, "fpr": 1.0, "precision": h["p"]}
+            v = {**v, "tpr": 1.0, "precision": v["p"]}
+        tpr, fpr = cells.get(arms[a], (h["tpr"], h["fpr"]))  # oracle: its nominal rates
+        pred = float(screened_improvement_rate(h["p"], tpr, fpr, R)) / h["p"] if h["p"] else \
+            float("nan")
+        return {"p": h["p"], "tpr": tpr, "fpr": fpr,
+                "precision": float(precision_of(h["p"], tpr, fpr)),
+                "tpr_meas": h["tpr"], "fpr_meas": h["fpr"], "prec_meas": h["precision"],
+                "p_eval": v["p"], "tpr_eval": v["tpr"], "prec_eval": v["precision"],
+                "realized": v["p"] / pu if pu else float("nan"), "predicted": pred,
+                "speedup": float(np.mean(ev[sel, u]) / max(np.mean(ev[sel, a]), 1e-9))}
+
+    st = [arm_stats(a) for a in range(A)]
+    md = ["", "## Diagnosis: precision / p (small-scale.md §6)", "",
+          f"p = rate of improving mutations (child fitness > parent's + {TIE:g}) among "
+          f"{config.diag_holdout} unscreened novel mutations of each batch's parents, scored "
+          "outside the budget (held out: no selection bias); TPR / FPR / precision of the "
+          "discriminator's \"child better\" (P > 0.5, before training on them) on those held-out "
+          "pairs, and (biased: only children the arm chose) on the evaluated pairs. "
+          f"Predicted gain = P(evaluated child improves) / p under the filter rule with "
+          f"{R} proposals = precision / p capped by 1 - (1 - q)^{R}, q = p TPR + (1 - p) "
+          "FPR (oracle cells: their nominal TPR / FPR). Realized gain = improving rate of the "
+          "evaluated children / unguided's. Speed-up = unguided / arm mean evaluations to "
+          f"target. Pooled over {len(eqs)} task(s) x {S} seeds.", "",
+          "| arm | p | TPR | FPR | precision | precision/p | TPR eval. | precision eval. | "
+          "predicted gain | realized gain | speed-up |", "|---" * 11 + "|"]
+    for a, x in zip(arms, st):
+        md.append(f"| {a} | {_fmt(x['p'])} | {_fmt(x['tpr_meas'])} | {_fmt(x['fpr_meas'])} | "
+                  f"{_fmt(x['prec_meas'])} | {_fmt(x['precision'] / x['p'], '.2f')} | "
+                  f"{_fmt(x['tpr_eval'])} | {_fmt(x['prec_eval'])} | "
+                  f"{_fmt(x['predicted'], '.2f')} | {_fmt(x['realized'], '.2f')} | "
+                  f"{_fmt(x['speedup'], '.2f')} |")
+    # p and the learned discriminator's rates over the search (pooled over runs)
+    W = config.diag_windows
+    x = ((np.arange(W) + 1) * config.max_evaluations // W).astype(int)
+    win = {a: np.sum([by[(e, s, a)].get("confusion_holdout", np.zeros((W, 4)))
+                      for e in eqs for s in seeds], axis=0) for a in arms}
+    curves = {a: np.array([[rates(win[a][w])["p"] for w in range(W)]]) for a in arms
+              if a not in cells or a == max(cells, key=lambda c: cells[c][0] - cells[c][1])}
+    stats.plot_curves(run_dir.plots / "p_over_search.png", x, curves,
+                      xlabel="real evaluations (window end)",
+                      ylabel="p (improving novel mutations)")
+    md += ["", "![p over the search](plots/p_over_search.png)"]
+    for a in ("guided", "regression"):
+        if a in arms:
+            r = [rates(win[a][w]) for w in range(W)]
+            stats.plot_curves(run_dir.plots / f"{a}_rates_over_search.png", x,
+                              {k: np.array([[q[k] for q in r]]) for k in
+                               ("p", "tpr", "fpr", "precision")},
+                              xlabel="real evaluations (window end)", ylabel="rate")
+            md += ["", f"{a}: held-out p, TPR, FPR, precision per window of "
+                   f"{config.max_evaluations // W} evaluations: " + "; ".join(
+                       f"{x[w]}: p {_fmt(q['p'], '.2f')} TPR {_fmt(q['tpr'], '.2f')} "
+                       f"prec {_fmt(q['precision'], '.2f')}" for w, q in enumerate(r)),
+                   "", f"![{a} rates](plots/{a}_rates_over_search.png)"]
+    claims = []
+    names = [a for a in arms if a in cells]
+    if len(names) >= 3:
+        idx = [arms.index(a) for a in names]
+
+        def grid_pred_speed(rows_idx):
+            pred = np.array([arm_stats(i, rows_idx)["predicted"] for i in idx])
+            speed = np.array([arm_stats(i, rows_idx)["speedup"] for i in idx])
+            return pred, speed
+
+        def rho(rows):
+            return _spearman(*grid_pred_speed(rows[:, 0].astype(int)))
+
+        def slope(rows):
+            pr, sp = grid_pred_speed(rows[:, 0].astype(int))
+            ok = (pr > 0) & (sp > 0) & np.isfinite(pr) & np.isfinite(sp)
+            return (np.polyfit(np.log(pr[ok]), np.log(sp[ok]), 1)[0] if ok.sum() >= 3
+                    and np.ptp(np.log(pr[ok])) > 0 else np.nan)
+
+        rows = np.arange(S)[:, None]
+        est = _seed_bootstrap(rows, rho)
+        sl = _seed_bootstrap(rows, slope, reps=1000)
+        claims.append(stats.claim_greater(
+            "oracle_speedup_tracks_precision_over_p",
+            f"Spearman rank correlation over the {len(names)} oracle (TPR, FPR) cells between "
+            "the predicted gain (precision / p, capped by the retry budget) and the measured "
+            "speed-up (unguided / oracle evaluations to target); CI by resampling search "
+            "seeds (paired across cells); holds if CI > 0", est, 0.0, unit=SEARCH))
+        md += ["", f"Oracle grid: slope of log(speed-up) on log(predicted gain) over "
+               f"{len(names)} cells = {sl[0]:.2f} [{sl[1]:.2f}, {sl[2]:.2f}] (1 = speed-up "
+               f"proportional to the prediction; {S} search seeds resampled)."]
+        meet = [a for a in names if st[arms.index(a)]["p"] < 0.1
+                and st[arms.index(a)]["precision"] >= 3 * st[arms.index(a)]["p"]]
+        md += ["", "Oracle cells with p < 0.1 and precision >= 3p: " + (", ".join(
+            f"{a} speed-up {st[arms.index(a)]['speedup']:.2f} (predicted "
+            f"{st[arms.index(a)]['predicted']:.2f})" for a in meet) or "none") + "."]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for a, x_ in zip(arms, st):
+        if a in cells:
+            ax.scatter(x_["predicted"], x_["speedup"], c="tab:blue", s=25)
+            ax.annotate(f"{x_['tpr']:g}/{x_['fpr']:g}", (x_["predicted"], x_["speedup"]),
+                        fontsize=6)
+    for a in ("guided", "regression"):
+        if a in arms:
+            i = arms.index(a)
+            per = [arm_stats(i, [k]) for k in range(S)]
+            ax.scatter([q["predicted"] for q in per], [q["speedup"] for q in per], marker="x",
+                       label=f"{a} (per seed)")
+    ax.scatter([], [], c="tab:blue", s=25, label="oracle cell (TPR/FPR)")
+    lim = [0.2, 20]
+    ax.plot(lim, lim, "k--", lw=0.8, label="speed-up = prediction")
+    ax.set(xscale="log", yscale="log", xlabel="predicted gain (precision / p, retry-capped)",
+           ylabel="speed-up (unguided / arm evals to target)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    run_dir.plots.mkdir(parents=True, exist_ok=True)
+    fig.savefig(run_dir.plots / "precision_over_p.png", dpi=120)
+    plt.close(fig)
+    md += ["", "![speed-up vs precision/p](plots/precision_over_p.png)"]
+    if "guided" in arms:  # the learned discriminator where the theory says it should win
+        g = arms.index("guided")
+        runs = [(s_i, e) for s_i, s in enumerate(seeds) for e in eqs
+                if (lambda r: r["p"] < 0.1 and r["precision"] >= 3 * r["p"])(
+                    rates(np.sum(by[(e, s, "guided")].get("confusion_holdout", [[0] * 4]), 0)))]
+        qual = sorted({s_i for s_i, _ in runs})
+        rows = np.array([[np.mean([by[(e, seeds[k], a)]["evals_to_target"] for kk, e in runs
+                                   if kk == k]) for a in ("unguided", "guided")]
+                         for k in qual]).reshape(-1, 2)
+        est = _seed_bootstrap(rows, lambda r: np.mean(r[:, 0]) / max(np.mean(r[:, 1]), 1e-9))
+        claims.append(stats.claim_greater(
+            "guided_2x_where_precision_over_p_ge_3",
+            "learned discriminator: speed-up (unguided / guided evaluations to target) over "
+            "the (task, seed) runs whose held-out p < 0.1 and precision >= 3p; holds if CI > 2",
+            est, 2.0, unit=SEARCH))
+        x_ = st[g]
+        md += ["", f"Learned discriminator at its operating point (P > 0.5), pooled: p "
+               f"{_fmt(x_['p'])}, TPR {_fmt(x_['tpr_meas'])}, FPR {_fmt(x_['fpr_meas'])}, "
+               f"precision {_fmt(x_['prec_meas'])} = {_fmt(x_['precision'] / x_['p'], '.2f')} "
+               f"x p; {len(runs)} of {len(eqs) * S} runs meet p < 0.1 and precision >= 3p."]
+    return claims, md
 
 
 PRESETS = {
@@ -431,29 +718,38 @@ PRESETS = {
                                    population_size=16, tournament_size=4, batch_size=8,
                                    max_evaluations=120, proposals=2, disc_dim=16,
                                    disc_layers=1, disc_train_steps=4, disc_min_programs=16,
-                                   curve_points=10),
+                                   curve_points=10, arms=("unguided", "guided", "oracle"),
+                                   oracle_grid=((0.9, 0.05), (0.5, 0.2), (0.2, 0.5)),
+                                   diag_holdout=8, diag_windows=4),
+    # the oracle-with-noise sweep: speed-up vs precision / p over a (TPR, FPR) grid, and the
+    # learned discriminator's p / TPR / FPR / precision over the search (see the docstring)
+    "diagnose": GuidedEvolutionConfig(
+        num_seeds=12, equations=("nguyen1", "nguyen2"), arms=("unguided", "guided", "oracle"),
+        oracle_grid=tuple((t, f) for t in (0.2, 0.5, 0.9) for f in (0.02, 0.1, 0.4)),
+        target_fitness=-0.1, population_size=32, tournament_size=4, max_evaluations=800,
+        proposals=8, disc_min_programs=32, diag_holdout=16, diag_windows=8),
     "default": GuidedEvolutionConfig(),
     "optimizer-smoke": GuidedEvolutionConfig(
-        num_seeds=3, domain="optimizer", arms=ARMS, problems=(0,), opt_steps=40,
+        num_seeds=3, domain="optimizer", arms=LEARNED_ARMS, problems=(0,), opt_steps=40,
         num_nodes=5, population_size=16, tournament_size=4, batch_size=8,
         max_evaluations=64, proposals=3, guide_mode="adaptive", disc_dim=16, disc_layers=1,
-        disc_train_steps=4, disc_min_programs=16, curve_points=8),
+        disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss-smoke": GuidedEvolutionConfig(
-        num_seeds=3, domain="rl_loss", arms=ARMS, problems=(0,), num_nodes=6,
+        num_seeds=3, domain="rl_loss", arms=LEARNED_ARMS, problems=(0,), num_nodes=6,
         population_size=16, tournament_size=4, batch_size=8, max_evaluations=64, proposals=3,
         guide_mode="adaptive", target_gain=-0.05, disc_dim=16, disc_layers=1,
-        disc_train_steps=4, disc_min_programs=16, curve_points=8),
+        disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss": GuidedEvolutionConfig(
         num_seeds=10, domain="rl_loss", arms=("unguided", "guided"), problems=(0,),
         num_nodes=6, population_size=64, tournament_size=8, batch_size=32,
         max_evaluations=800, proposals=8, guide_mode="adaptive", rl_target="myopic",
-        target_gain=-0.01, disc_min_programs=64),
+        target_gain=-0.01, disc_min_programs=64, diag_holdout=0),
     # measured: see the README row (`--preset optimizer`)
     "optimizer": GuidedEvolutionConfig(
-        num_seeds=10, domain="optimizer", arms=ARMS, problems=(0,), opt_steps=100,
+        num_seeds=10, domain="optimizer", arms=LEARNED_ARMS, problems=(0,), opt_steps=100,
         num_nodes=6, population_size=48, tournament_size=6, batch_size=32,
         max_evaluations=600, proposals=8, guide_mode="adaptive", disc_min_programs=64,
-        target_gain=0.03),
+        target_gain=0.03, diag_holdout=0),
     "paper": GuidedEvolutionConfig(num_seeds=20, equations=tuple(NGUYEN), num_nodes=10,
                                    population_size=300, tournament_size=25,
                                    max_evaluations=20_000, batch_size=64, disc_dim=64,
