@@ -29,8 +29,8 @@ def test_smoke_summary_and_metrics(smoke):
     assert ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"] and ratio["value"] > 0
     runs = run.events("run")
     cfg = RECIPE.preset("smoke")
-    assert len(runs) == 2 * (2 + len(cfg.oracle_grid))  # seeds x (unguided, guided, cells)
-    assert {r["arm"] for r in runs} == {"unguided", "guided", *ge.oracle_cells(cfg)}
+    assert len(runs) == 2 * (3 + len(cfg.oracle_grid))  # seeds x (3 arms + oracle cells)
+    assert {r["arm"] for r in runs} == {"unguided", "guided", "tuned", *ge.oracle_cells(cfg)}
     for r in runs:
         # the ratio's inputs: evaluations to target never exceed the budget; success <=> less
         assert 1 <= r["evals_to_target"] <= cfg.max_evaluations
@@ -61,6 +61,13 @@ def test_smoke_diagnostics_count_every_evaluated_child_once(smoke):
     names = [c["name"] for c in summary["claims"]]
     assert "oracle_speedup_tracks_precision_over_p" in names
     assert "guided_2x_where_precision_over_p_ge_3" in names
+    assert "evals_ratio_unguided_over_tuned" in names
+    for r in run.events("run"):  # the held-out P histogram: learned discriminators only
+        h = np.array(r["holdout_prob_hist"])
+        learned = r["arm"] in ("guided", "tuned")
+        assert (h.sum() > 0) == learned
+        if learned:  # one P per held-out pair scored once the discriminator was ready
+            assert h.sum() <= np.array(r["confusion_holdout"]).sum()
     assert (run.path / "plots" / "precision_over_p.png").exists()
     assert "precision / p" in (run.path / "report.md").read_text()
 
@@ -82,7 +89,7 @@ def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypat
         execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
     monkeypatch.setattr(ge, "_run_one", real)
     run, resumed = execute(RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
-    assert len(run.events("run")) == 2 * (2 + len(RECIPE.preset("smoke").oracle_grid))
+    assert len(run.events("run")) == 2 * (3 + len(RECIPE.preset("smoke").oracle_grid))
     assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])
 
 
@@ -100,6 +107,8 @@ def test_user_errors():
         cfglib.validate(cfglib.replace(base, oracle_grid=()))
     with pytest.raises(ConfigError, match=r"\(TPR, FPR\) in \[0, 1\]"):
         cfglib.validate(cfglib.replace(base, oracle_grid=((1.5, 0.1),)))
+    with pytest.raises(ConfigError, match="tuned arm needs 1 <= tune_pairs < batch_size"):
+        cfglib.validate(cfglib.replace(base, tune_pairs=8))
 
 
 def test_cli_exit_code_2_on_bad_flag(tmp_path, capsys):

@@ -67,15 +67,18 @@ def test_screened_improvement_rate_limits_and_monte_carlo():
     # many proposals: the rate tends to the precision (speed-up -> precision / p)
     np.testing.assert_allclose(disc.screened_improvement_rate(p, tpr, fpr, 500),
                                disc.precision_of(p, tpr, fpr), rtol=1e-6)
-    # against a simulation of the filter rule: first accepted of R proposals, else the first
+    # against a simulation of the filter rule: the first accepted novel proposal of R, else
+    # the first novel one; no novel proposal: no evaluation (left out)
     rng = np.random.default_rng(0)
     n, R = 200_000, 8
-    better = rng.random((n, R)) < p
-    said = np.where(better, rng.random((n, R)) < tpr, rng.random((n, R)) < fpr)
-    first = np.where(said.any(1), said.argmax(1), 0)
-    sim = better[np.arange(n), first].mean()
-    ref = float(disc.screened_improvement_rate(p, tpr, fpr, R))
-    assert abs(sim - ref) < 4.5 * np.sqrt(ref * (1 - ref) / n)
+    for novel in (1.0, 0.4):
+        new = rng.random((n, R)) < novel
+        better = (rng.random((n, R)) < p) & new
+        said = np.where(better, rng.random((n, R)) < tpr, rng.random((n, R)) < fpr) & new
+        first = np.where(said.any(1), said.argmax(1), new.argmax(1))
+        sim = better[np.arange(n), first][new.any(1)].mean()
+        ref = float(disc.screened_improvement_rate(p, tpr, fpr, R, novel))
+        assert abs(sim - ref) < 4.5 * np.sqrt(ref * (1 - ref) / new.any(1).sum())
 
 
 def test_guided_mutation_with_an_oracle_improves_at_the_predicted_rate():

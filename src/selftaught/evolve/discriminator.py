@@ -327,18 +327,24 @@ def precision_of(p, tpr, fpr):
     return np.where(q > 0, p * tpr / np.where(q > 0, q, 1.0), np.nan)
 
 
-def screened_improvement_rate(p, tpr, fpr, proposals: int):
+def screened_improvement_rate(p, tpr, fpr, proposals: int, novel=1.0):
     """P(the evaluated child is better than its parent) under `guided_mutation`'s filter
-    rule with a 0/1 discriminator: up to `proposals` independent mutations, each better
-    with probability p; the first one the discriminator accepts is evaluated, and when
-    it accepts none, the first (rejected) one is. The speed-up per real evaluation over
-    unscreened mutation is this / p: precision / p when `proposals` is large, capped by
-    1 - (1 - q)^proposals, the chance that any is accepted (q = p TPR + (1 - p) FPR)."""
-    p, tpr, fpr = (np.asarray(x, np.float64) for x in (p, tpr, fpr))
+    rule with a 0/1 discriminator and `known` screening: up to `proposals` independent
+    mutations, each novel (not a known function) with probability `novel` and, if novel,
+    better with probability p; the first novel one the discriminator accepts is evaluated,
+    and when it accepts none, the first novel (rejected) one is; with no novel proposal
+    there is no evaluation (a cache hit), so the rate is conditioned on one happening.
+    The speed-up per real evaluation over unscreened mutation is this / p: precision / p
+    when novel * proposals is large, capped by 1 - (1 - novel q)^proposals, the chance
+    that one is accepted (q = p TPR + (1 - p) FPR)."""
+    p, tpr, fpr, f = (np.asarray(x, np.float64) for x in (p, tpr, fpr, novel))
     q = p * tpr + (1 - p) * fpr
-    none = (1 - q) ** proposals
+    none_accepted, none_novel = (1 - f * q) ** proposals, (1 - f) ** proposals
     rejected_better = np.where(q < 1, p * (1 - tpr) / np.where(q < 1, 1 - q, 1.0), 0.0)
-    return (1 - none) * np.nan_to_num(precision_of(p, tpr, fpr)) + none * rejected_better
+    hit = ((1 - none_accepted) * np.nan_to_num(precision_of(p, tpr, fpr))
+           + (none_accepted - none_novel) * rejected_better)
+    return np.where(none_novel < 1, hit / np.where(none_novel < 1, 1 - none_novel, 1.0),
+                    np.nan)
 
 
 GUIDE_MODES = ("filter", "chain", "adaptive")
@@ -346,7 +352,7 @@ GUIDE_MODES = ("filter", "chain", "adaptive")
 
 def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
                     p_fresh: float = 0.05, mode: str = "filter",
-                    known=None, counts: dict | None = None) -> MutateBatch:
+                    known=None, counts: dict | None = None, threshold=None) -> MutateBatch:
     """Predictor-guided adaptive mutation; plain mutation until the discriminator has data.
 
     filter: draw `proposals` single mutations of each parent and keep the one the
@@ -361,6 +367,9 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
     known(programs) -> bool array (e.g. FitnessCache.known): proposals whose function is
     already evaluated rank below every new one (they would cost nothing and teach nothing).
     counts: if given, {"proposed", "accepted"} are incremented per screened proposal.
+    threshold: None, or a function () -> t: the discriminator then answers 0/1 ("better"
+    when P >= t), so filter mode evaluates the first accepted proposal (else the first
+    one), the rule `screened_improvement_rate` models (t tuned for precision / p).
     """
     if mode not in GUIDE_MODES:
         from selftaught.core.errors import UnknownNameError
@@ -370,6 +379,8 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
     def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
         def rate(cands):
             s = disc.prob_better(cands, parents) if disc.ready else np.zeros(len(cands))
+            if threshold is not None and disc.ready:
+                s = (s >= threshold()).astype(np.float64)
             if known is not None:
                 s = s - 2.0 * known(cands)
             return s

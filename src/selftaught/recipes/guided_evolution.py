@@ -89,7 +89,7 @@ from selftaught.evolve.search import (
 )
 from selftaught.evolve.symreg import NGUYEN, SymRegTask, equation
 
-ARMS = ("unguided", "guided", "regression", "oracle")
+ARMS = ("unguided", "guided", "regression", "tuned", "oracle")
 LEARNED_ARMS = ARMS[:3]
 """the arms without the oracle: no search for a (TPR, FPR) grid"""
 DOMAINS = ("symreg", "optimizer", "rl_loss")
@@ -108,8 +108,14 @@ class GuidedEvolutionConfig:
     rl_loss (RL loss functions, scored on the chain-MDP hurdle of evolve-rl-loss)"""
     arms: tuple[str, ...] = ("unguided", "guided")
     """arms to run: unguided | guided (pairwise discriminator) | regression (regressor) |
-    oracle (one arm per (TPR, FPR) cell of `oracle_grid`: a discriminator that knows the
-    true fitness and answers with that TPR and FPR)"""
+    tuned (pairwise discriminator answering "better" when P >= a threshold tuned online
+    for the predicted gain precision / p on validation pairs, see `tune_pairs`) | oracle
+    (one arm per (TPR, FPR) cell of `oracle_grid`: a discriminator that knows the true
+    fitness and answers with that TPR and FPR)"""
+    tune_pairs: int = 4
+    """tuned arm: children per batch mutated without screening (real evaluations, counted
+    in the budget); their discriminator verdicts, taken before the evaluation, are the
+    validation pairs on which the threshold is chosen"""
     oracle_grid: tuple[tuple[float, float], ...] = ()
     """the oracle arm's (TPR, FPR) cells, e.g. ((0.9, 0.02), (0.5, 0.1))"""
     diag_holdout: int = 16
@@ -189,6 +195,9 @@ class GuidedEvolutionConfig:
                   f"each --oracle-grid cell is (TPR, FPR) in [0, 1], got {cell}")
         check(self.diag_holdout >= 0 and self.diag_windows >= 1,
               "diag_holdout must be >= 0 and diag_windows >= 1")
+        check("tuned" not in self.arms or 1 <= self.tune_pairs < self.batch_size,
+              f"the tuned arm needs 1 <= tune_pairs < batch_size ({self.batch_size}), got "
+              f"{self.tune_pairs}")
         if self.domain == "symreg":
             check(len(self.equations) >= 1, "give at least one equation (--equations nguyen1)")
             for e in self.equations:
@@ -285,19 +294,27 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         disc = Discriminator(space, seed=seed, dim=config.disc_dim, layers=config.disc_layers,
                              lr=config.disc_lr, min_programs=config.disc_min_programs,
                              capacity=max(1024, config.max_evaluations + 64),
-                             kind="pairwise" if arm == "guided" else "regression")
+                             kind="regression" if arm == "regression" else "pairwise")
+    th = {"t": 0.5, "history": []}  # the tuned arm's threshold (0.5: the others' verdict)
+    val: dict = {"P": [], "y": [], "drawn": 0, "novel": 0, "pending": None}
     # diagnostics per window of real evaluations: [TP, FP, FN, TN] of the discriminator's
     # "child better than parent" (P > 0.5, before training on them) on the evaluated
     # children (selected: biased) and on unscreened novel mutations (held out: unbiased)
     W = config.diag_windows
     conf_eval, conf_hold = np.zeros((W, 4), int), np.zeros((W, 4), int)
+    novelty = np.zeros((W, 2), int)  # held-out mutations [drawn, novel] per window
     seen: list = []
     hold_rng = np.random.default_rng([seed, 99])
 
-    def said_better(children, parents):
+    prob_hist = np.zeros((2, 20), int)  # held-out P(child better): [truly better, not]
+
+    def said_better(children, parents, hist: bool = False):
         if disc is None or not disc.ready:
             return np.zeros(len(children), bool)
-        return disc.prob_better(children, parents) > 0.5
+        P = disc.prob_better(children, parents)
+        if hist and not isinstance(disc, OracleDiscriminator):
+            return P
+        return P >= th["t"] if arm == "tuned" else P > 0.5
 
     def diagnose(inds, is_new):
         seen.extend(inds)
@@ -314,16 +331,49 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
             hp = [par[k] for k in pick]
             muts = [mutate(space, q.program, hold_rng, config.p_fresh) for q in hp]
             novel = ~cache.known(muts)
+            novelty[w] += [len(muts), novel.sum()]
             hp = [q for q, n in zip(hp, novel) if n]
             muts = [m for m, n in zip(muts, novel) if n]
             if muts:
                 f = np.asarray(evaluate(muts), np.float64).reshape(len(muts), -1)[:, 0]
                 truth = np.nan_to_num(f, nan=-np.inf) > np.array([q.fitness for q in hp]) + TIE
-                conf_hold[w] += confusion(said_better(muts, [q.program for q in hp]), truth)
+                P = said_better(muts, [q.program for q in hp], hist=True)
+                if P.dtype != bool:
+                    for row, sel in enumerate((truth, ~truth)):
+                        prob_hist[row] += np.histogram(P[sel], 20, (0.0, 1.0))[0]
+                    P = P >= th["t"] if arm == "tuned" else P > 0.5
+                conf_hold[w] += confusion(P, truth)
+
+    def tune(inds, is_new):
+        """Tuned arm: the batch's first `tune_pairs` children are unscreened; their verdicts
+        (taken before evaluation) join the validation pairs; the threshold maximising the
+        predicted gain (`screened_improvement_rate` / p) on the last 512 of them is kept."""
+        k, P = config.tune_pairs, val["pending"]
+        val["pending"] = None
+        if P is None or inds[0].parent < 0:
+            return
+        val["drawn"] += k
+        for ind, new, prob in zip(inds[:k], is_new[:k], P):
+            if new:
+                val["novel"] += 1
+                val["P"].append(float(prob))
+                val["y"].append(ind.fitness > seen[ind.parent].fitness + TIE)
+        P, y = np.array(val["P"][-512:]), np.array(val["y"][-512:], bool)
+        if len(y) < 32 or y.sum() < 2 or (~y).sum() < 2:
+            return
+        cands = np.unique(np.quantile(P, np.linspace(0.0, 1.0, 41)))
+        tpr = np.array([(P[y] >= t).mean() for t in cands])
+        fpr = np.array([(P[~y] >= t).mean() for t in cands])
+        gain = screened_improvement_rate(y.mean(), tpr, fpr, config.proposals,
+                                         val["novel"] / max(val["drawn"], 1))
+        th["t"] = float(cands[np.nanargmax(gain)])
+        th["history"].append(th["t"])
 
     if disc is not None:
         def on_batch(inds, is_new):
             diagnose(inds, is_new)
+            if arm == "tuned":
+                tune(inds, is_new)
             progs = [i.program for i in inds]
             fit = [i.fitness for i in inds]
             if disc.ready and len(inds) >= 2:  # accuracy on unseen programs, before training
@@ -331,10 +381,21 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
             disc.add(progs, fit)
             disc.train(config.disc_train_steps)
 
-        kw = {"mutate_batch": guided_mutation(space, disc, proposals=config.proposals,
-                                              p_fresh=config.p_fresh, mode=config.guide_mode,
-                                              known=cache.known, counts=accepted),
+        kw = {"mutate_batch": guided_mutation(
+                  space, disc, proposals=config.proposals, p_fresh=config.p_fresh,
+                  mode=config.guide_mode, known=cache.known, counts=accepted,
+                  threshold=(lambda: th["t"]) if arm == "tuned" else None),
               "on_batch": on_batch}
+        if arm == "tuned":
+            screened = kw["mutate_batch"]
+
+            def mutate_batch(parents, rng):
+                k = config.tune_pairs
+                plain = [mutate(space, q, rng, config.p_fresh) for q in parents[:k]]
+                val["pending"] = disc.prob_better(plain, parents[:k]) if disc.ready else None
+                return plain + screened(parents[k:], rng)
+
+            kw["mutate_batch"] = mutate_batch
     else:  # same number of proposals, screened for novelty only
         kw = {"mutate_batch": novel_mutation(space, cache, config.proposals, config.p_fresh),
               "on_batch": diagnose}
@@ -367,6 +428,10 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
                        else "candidate cap"),
         "confusion_evaluated": conf_eval.tolist(),
         "confusion_holdout": conf_hold.tolist(),
+        "holdout_novelty": novelty.tolist(),
+        "novel_fraction": float(novelty[:, 1].sum() / max(novelty[:, 0].sum(), 1)),
+        "holdout_prob_hist": prob_hist.tolist(),
+        "threshold_mean": float(np.mean(th["history"])) if th["history"] else float("nan"),
         **{f"{k}_evaluated": v for k, v in rates(conf_eval.sum(0)).items()},
         **{f"{k}_holdout": v for k, v in rates(conf_hold.sum(0)).items()},
     }
@@ -570,6 +635,8 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
                               for e in eqs], axis=(0, 1)) for a in arms] for s in seeds])
     evald = np.array([[np.sum([by[(e, s, a)].get("confusion_evaluated", [[0] * 4])
                                for e in eqs], axis=(0, 1)) for a in arms] for s in seeds])
+    nov = np.array([[np.sum([by[(e, s, a)].get("holdout_novelty", [[1, 1]]) for e in eqs],
+                            axis=(0, 1)) for a in arms] for s in seeds])          # [S, A, 2]
     u = arms.index("unguided")
 
     def arm_stats(a: int, sel=slice(None)) -> dict:
@@ -579,9 +646,10 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
             h = {**h, "tpr": 1.0, "fpr": 1.0, "precision": h["p"]}
             v = {**v, "tpr": 1.0, "precision": v["p"]}
         tpr, fpr = cells.get(arms[a], (h["tpr"], h["fpr"]))  # oracle: its nominal rates
-        pred = float(screened_improvement_rate(h["p"], tpr, fpr, R)) / h["p"] if h["p"] else \
-            float("nan")
-        return {"p": h["p"], "tpr": tpr, "fpr": fpr,
+        f = nov[sel, a, 1].sum() / max(nov[sel, a, 0].sum(), 1)
+        pred = (float(screened_improvement_rate(h["p"], tpr, fpr, R, f)) / h["p"] if h["p"]
+                else float("nan"))
+        return {"p": h["p"], "tpr": tpr, "fpr": fpr, "novel": f,
                 "precision": float(precision_of(h["p"], tpr, fpr)),
                 "tpr_meas": h["tpr"], "fpr_meas": h["fpr"], "prec_meas": h["precision"],
                 "p_eval": v["p"], "tpr_eval": v["tpr"], "prec_eval": v["precision"],
@@ -596,14 +664,17 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
           "discriminator's \"child better\" (P > 0.5, before training on them) on those held-out "
           "pairs, and (biased: only children the arm chose) on the evaluated pairs. "
           f"Predicted gain = P(evaluated child improves) / p under the filter rule with "
-          f"{R} proposals = precision / p capped by 1 - (1 - q)^{R}, q = p TPR + (1 - p) "
-          "FPR (oracle cells: their nominal TPR / FPR). Realized gain = improving rate of the "
+          f"{R} proposals (`screened_improvement_rate`) = precision / p capped by 1 - (1 - "
+          f"novel q)^{R}, q = p TPR + (1 - p) FPR, novel = the fraction of mutations that are "
+          "not known functions (only those are screened; oracle cells: their nominal TPR / "
+          "FPR). Realized gain = improving rate of the "
           "evaluated children / unguided's. Speed-up = unguided / arm mean evaluations to "
           f"target. Pooled over {len(eqs)} task(s) x {S} seeds.", "",
-          "| arm | p | TPR | FPR | precision | precision/p | TPR eval. | precision eval. | "
-          "predicted gain | realized gain | speed-up |", "|---" * 11 + "|"]
+          "| arm | p | novel | TPR | FPR | precision | precision/p | TPR eval. | "
+          "precision eval. | predicted gain | realized gain | speed-up |", "|---" * 12 + "|"]
     for a, x in zip(arms, st):
-        md.append(f"| {a} | {_fmt(x['p'])} | {_fmt(x['tpr_meas'])} | {_fmt(x['fpr_meas'])} | "
+        md.append(f"| {a} | {_fmt(x['p'])} | {_fmt(x['novel'], '.2f')} | "
+                  f"{_fmt(x['tpr_meas'])} | {_fmt(x['fpr_meas'])} | "
                   f"{_fmt(x['prec_meas'])} | {_fmt(x['precision'] / x['p'], '.2f')} | "
                   f"{_fmt(x['tpr_eval'])} | {_fmt(x['prec_eval'])} | "
                   f"{_fmt(x['predicted'], '.2f')} | {_fmt(x['realized'], '.2f')} | "
@@ -619,7 +690,7 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
                       xlabel="real evaluations (window end)",
                       ylabel="p (improving novel mutations)")
     md += ["", "![p over the search](plots/p_over_search.png)"]
-    for a in ("guided", "regression"):
+    for a in ("guided", "regression", "tuned"):
         if a in arms:
             r = [rates(win[a][w]) for w in range(W)]
             stats.plot_curves(run_dir.plots / f"{a}_rates_over_search.png", x,
@@ -667,49 +738,76 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
         md += ["", "Oracle cells with p < 0.1 and precision >= 3p: " + (", ".join(
             f"{a} speed-up {st[arms.index(a)]['speedup']:.2f} (predicted "
             f"{st[arms.index(a)]['predicted']:.2f})" for a in meet) or "none") + "."]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for a, x_ in zip(arms, st):
-        if a in cells:
-            ax.scatter(x_["predicted"], x_["speedup"], c="tab:blue", s=25)
-            ax.annotate(f"{x_['tpr']:g}/{x_['fpr']:g}", (x_["predicted"], x_["speedup"]),
-                        fontsize=6)
-    for a in ("guided", "regression"):
-        if a in arms:
-            i = arms.index(a)
-            per = [arm_stats(i, [k]) for k in range(S)]
-            ax.scatter([q["predicted"] for q in per], [q["speedup"] for q in per], marker="x",
-                       label=f"{a} (per seed)")
-    ax.scatter([], [], c="tab:blue", s=25, label="oracle cell (TPR/FPR)")
-    lim = [0.2, 20]
-    ax.plot(lim, lim, "k--", lw=0.8, label="speed-up = prediction")
-    ax.set(xscale="log", yscale="log", xlabel="predicted gain (precision / p, retry-capped)",
-           ylabel="speed-up (unguided / arm evals to target)")
-    ax.legend(fontsize=7)
+    # left: the whole chain (prediction -> evaluations to target); right: its first link,
+    # the improving rate of the evaluated children (realized gain per evaluation)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, key, label in zip(axes, ("speedup", "realized"), (
+            "speed-up (unguided / arm evals to target)",
+            "realized gain (improving evaluated children / unguided's)")):
+        for a, x_ in zip(arms, st):
+            if a in cells:
+                ax.scatter(x_["predicted"], x_[key], c="tab:blue", s=25)
+                ax.annotate(f"{x_['tpr']:g}/{x_['fpr']:g}", (x_["predicted"], x_[key]),
+                            fontsize=6)
+        for a in ("guided", "regression", "tuned"):
+            if a in arms:
+                i = arms.index(a)
+                per = [arm_stats(i, [k]) for k in range(S)]
+                ax.scatter([q["predicted"] for q in per], [q[key] for q in per], marker="x",
+                           label=f"{a} (per seed)")
+        ax.scatter([], [], c="tab:blue", s=25, label="oracle cell (TPR/FPR)")
+        ax.plot([0.2, 20], [0.2, 20], "k--", lw=0.8, label="y = prediction")
+        ax.set(xscale="log", yscale="log", ylabel=label,
+               xlabel="predicted gain (precision / p, retry-capped)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     run_dir.plots.mkdir(parents=True, exist_ok=True)
     fig.savefig(run_dir.plots / "precision_over_p.png", dpi=120)
     plt.close(fig)
     md += ["", "![speed-up vs precision/p](plots/precision_over_p.png)"]
-    if "guided" in arms:  # the learned discriminator where the theory says it should win
-        g = arms.index("guided")
+    for name in ("guided", "tuned"):  # the learned discriminator where theory says it wins
+        if name not in arms:
+            continue
+        g = arms.index(name)
         runs = [(s_i, e) for s_i, s in enumerate(seeds) for e in eqs
                 if (lambda r: r["p"] < 0.1 and r["precision"] >= 3 * r["p"])(
-                    rates(np.sum(by[(e, s, "guided")].get("confusion_holdout", [[0] * 4]), 0)))]
+                    rates(np.sum(by[(e, s, name)].get("confusion_holdout", [[0] * 4]), 0)))]
         qual = sorted({s_i for s_i, _ in runs})
         rows = np.array([[np.mean([by[(e, seeds[k], a)]["evals_to_target"] for kk, e in runs
-                                   if kk == k]) for a in ("unguided", "guided")]
+                                   if kk == k]) for a in ("unguided", name)]
                          for k in qual]).reshape(-1, 2)
         est = _seed_bootstrap(rows, lambda r: np.mean(r[:, 0]) / max(np.mean(r[:, 1]), 1e-9))
         claims.append(stats.claim_greater(
-            "guided_2x_where_precision_over_p_ge_3",
-            "learned discriminator: speed-up (unguided / guided evaluations to target) over "
-            "the (task, seed) runs whose held-out p < 0.1 and precision >= 3p; holds if CI > 2",
-            est, 2.0, unit=SEARCH))
+            f"{name}_2x_where_precision_over_p_ge_3",
+            f"learned discriminator ({name}): speed-up (unguided / {name} evaluations to "
+            "target) over the (task, seed) runs whose held-out p < 0.1 and precision >= 3p; "
+            "holds if CI > 2", est, 2.0, unit=SEARCH))
         x_ = st[g]
-        md += ["", f"Learned discriminator at its operating point (P > 0.5), pooled: p "
-               f"{_fmt(x_['p'])}, TPR {_fmt(x_['tpr_meas'])}, FPR {_fmt(x_['fpr_meas'])}, "
-               f"precision {_fmt(x_['prec_meas'])} = {_fmt(x_['precision'] / x_['p'], '.2f')} "
-               f"x p; {len(runs)} of {len(eqs) * S} runs meet p < 0.1 and precision >= 3p."]
+        op = "P > 0.5" if name == "guided" else "its tuned threshold"
+        md += ["", f"{name}: discriminator at its operating point ({op}), pooled held-out "
+               f"pairs: p {_fmt(x_['p'])}, TPR {_fmt(x_['tpr_meas'])}, FPR "
+               f"{_fmt(x_['fpr_meas'])}, precision {_fmt(x_['prec_meas'])} = "
+               f"{_fmt(x_['precision'] / x_['p'], '.2f')} x p; {len(runs)} of {len(eqs) * S} "
+               "runs meet p < 0.1 and precision >= 3p."]
+        hist = np.sum([by[(e, s, name)].get("holdout_prob_hist", np.zeros((2, 20)))
+                       for e in eqs for s in seeds], axis=0).astype(float)
+        if hist[0].sum() and hist[1].sum():
+            tpr_t = hist[0][::-1].cumsum()[::-1] / hist[0].sum()  # P >= bin's lower edge
+            fpr_t = hist[1][::-1].cumsum()[::-1] / hist[1].sum()
+            below = 1.0 - fpr_t  # negatives in lower bins (ties in a bin count half)
+            auc = float(np.sum(hist[0] * (below + 0.5 * hist[1] / hist[1].sum()))
+                        / hist[0].sum())
+            gain = screened_improvement_rate(x_["p"], tpr_t, fpr_t, R, x_["novel"]) / x_["p"]
+            b_ = int(np.nanargmax(gain))
+            md += ["", f"{name}: held-out ROC AUC {auc:.3f} (child-vs-parent pairs, 20-bin "
+                   f"histogram); the best threshold on these same pairs (an upper bound, not "
+                   f"a tuned result) would be P >= {b_ / 20:.2f}: TPR {tpr_t[b_]:.2f}, FPR "
+                   f"{fpr_t[b_]:.3f}, predicted gain {gain[b_]:.2f} (at P > 0.5: "
+                   f"{x_['predicted']:.2f})."]
+    if "tuned" in arms:
+        th = [by[(e, s, "tuned")].get("threshold_mean", np.nan) for e in eqs for s in seeds]
+        md += ["", f"tuned: mean threshold over runs {_finite_mean(th):.2f} (chosen online on "
+               f"{config.tune_pairs} unscreened, budget-counted children per batch)."]
     return claims, md
 
 
@@ -718,16 +816,18 @@ PRESETS = {
                                    population_size=16, tournament_size=4, batch_size=8,
                                    max_evaluations=120, proposals=2, disc_dim=16,
                                    disc_layers=1, disc_train_steps=4, disc_min_programs=16,
-                                   curve_points=10, arms=("unguided", "guided", "oracle"),
+                                   curve_points=10, tune_pairs=2,
+                                   arms=("unguided", "guided", "tuned", "oracle"),
                                    oracle_grid=((0.9, 0.05), (0.5, 0.2), (0.2, 0.5)),
                                    diag_holdout=8, diag_windows=4),
     # the oracle-with-noise sweep: speed-up vs precision / p over a (TPR, FPR) grid, and the
     # learned discriminator's p / TPR / FPR / precision over the search (see the docstring)
     "diagnose": GuidedEvolutionConfig(
-        num_seeds=12, equations=("nguyen1", "nguyen2"), arms=("unguided", "guided", "oracle"),
+        num_seeds=12, equations=("nguyen1", "nguyen2"),
+        arms=("unguided", "guided", "tuned", "oracle"),
         oracle_grid=tuple((t, f) for t in (0.2, 0.5, 0.9) for f in (0.02, 0.1, 0.4)),
         target_fitness=-0.1, population_size=32, tournament_size=4, max_evaluations=800,
-        proposals=8, disc_min_programs=32, diag_holdout=16, diag_windows=8),
+        proposals=16, disc_min_programs=32, diag_holdout=16, diag_windows=8),
     "default": GuidedEvolutionConfig(),
     "optimizer-smoke": GuidedEvolutionConfig(
         num_seeds=3, domain="optimizer", arms=LEARNED_ARMS, problems=(0,), opt_steps=40,
