@@ -4,9 +4,10 @@ paper's two headline domains, ML optimizers and RL losses.
     selftaught run guided-evolution --preset default             # Nguyen symbolic regression
     selftaught run guided-evolution --preset optimizer           # update rules (ML optimizers)
     selftaught run guided-evolution --preset rl-loss             # RL loss functions
+    selftaught run guided-evolution --preset diagnose            # precision / p (§6)
 
 Algorithm box, per task (Nguyen equation, or MLP-regression problem), seed and arm in
-`arms` (unguided | guided | regression):
+`arms` (unguided | guided | regression | tuned | oracle):
     population <- random programs (typed DAGs), evaluated
     repeat until `max_evaluations` real evaluations or a program reaches the target:
         parents <- tournament selection (size `tournament_size`) from the population
@@ -19,6 +20,13 @@ Algorithm box, per task (Nguyen equation, or MLP-regression problem), seed and a
                     `proposals`), then one real evaluation
         regression: the same, with a GNN fitness regressor in place of the pairwise
                     discriminator (the paper's comparison: pairwise beats regression)
+        tuned:      guided, but the discriminator answers 0/1 (P >= t) and filter mode
+                    evaluates the first accepted proposal (else the first); t maximises
+                    the predicted gain on validation pairs: `tune_pairs` children per
+                    batch are unscreened (counted in the budget) and scored before
+                    evaluation
+        oracle:     one arm per (TPR, FPR) of `oracle_grid`: OracleDiscriminator knows the
+                    true fitness and says "better" with that TPR / FPR (same 0/1 rule)
         population: children in, oldest out (regularized evolution)
         predictor arms: the predictor trains on all evaluated programs
 Domains:
@@ -35,6 +43,12 @@ optimizer search, 4x for RL losses). Runs that never reach the target count as
 `max_evaluations` (censored: the ratio is then a lower bound when guided wins). The report
 also gives the predictor's online accuracy and the fraction of proposals it accepted, and
 relates each run's speed-up to its predictor's accuracy.
+Diagnosis (small-scale.md §6), per run and per window of evaluations: p, the rate of
+improving mutations (child > parent), measured on `diag_holdout` unscreened novel
+mutations per batch scored outside the budget (no selection bias), and the
+discriminator's TPR / FPR / precision on those pairs and on the evaluated pairs (biased:
+only chosen children); predicted gain = `screened_improvement_rate` / p (precision / p,
+capped by the novel proposals the retry budget affords); plots/precision_over_p.png.
 
 Measured (10 seeds each; claims hold when the 95% CI lies above 1):
     --preset default (Nguyen 1-3, 1500 evaluations): unguided / guided = 1.03 [0.89, 1.24];
@@ -766,7 +780,7 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
     plt.close(fig)
     md += ["", "![speed-up vs precision/p](plots/precision_over_p.png)"]
     for name in ("guided", "tuned"):  # the learned discriminator where theory says it wins
-        if name not in arms:
+        if name not in arms or not config.diag_holdout:  # p needs the held-out mutations
             continue
         g = arms.index(name)
         runs = [(s_i, e) for s_i, s in enumerate(seeds) for e in eqs
