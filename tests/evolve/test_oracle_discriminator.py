@@ -113,3 +113,28 @@ def test_regularized_evolution_records_each_childs_parent():
         # the parent was alive when the child's batch was bred: one of the population's
         # newest 16 members (aging), so at most population + batch places back in history
         assert 0 <= ind.parent < ind.born and ind.born - ind.parent <= 16 + 8
+
+
+def test_threshold_turns_a_probability_into_the_first_accepted_rule():
+    """A discriminator whose P(child better) is 0.9 for truly better children and 0.6
+    otherwise: threshold 0.75 makes it a perfect 0/1 screen (improving rate 1 - (1 - p)^R),
+    threshold 0.95 accepts nothing (the first proposal is evaluated: rate p)."""
+
+    class Graded(disc.OracleDiscriminator):
+        def prob_better(self, a, b):
+            return np.where(self.truly_better(a, b), 0.9, 0.6)
+
+    rng = np.random.default_rng(3)
+    parent = max((random_program(SPACE, rng) for _ in range(50)),
+                 key=lambda q: float(EVALUATE([q])[0]))
+    f0 = float(EVALUATE([parent])[0])
+    p = float(np.mean(EVALUATE([mutate(SPACE, parent, rng, 0.05) for _ in range(4000)])
+                      > f0 + 1e-6))
+    n, grader = 1500, Graded(EVALUATE, tpr=1.0, fpr=0.0)
+    for t, ref in [(0.75, 1 - (1 - p) ** 4), (0.95, p)]:
+        children = disc.guided_mutation(SPACE, grader, proposals=4, mode="filter",
+                                        threshold=lambda t=t: t)(
+            [parent] * n, np.random.default_rng(1))
+        rate = float(np.mean(EVALUATE(children) > f0 + 1e-6))
+        se = np.sqrt(ref * (1 - ref) / n) + 4 * np.sqrt(p * (1 - p) / 4000)
+        assert abs(rate - ref) < 4.5 * se

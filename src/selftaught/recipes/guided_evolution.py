@@ -55,7 +55,7 @@ Measured (10 seeds each; claims hold when the 95% CI lies above 1):
         discriminator accuracy 0.75 [0.72, 0.78]; 200 CPU-s. Not reproduced.
         Re-measured with the diagnostics (they leave the searches unchanged): 1.03 [0.92,
         1.16]; 9 min 21 s wall measured under load ~10, 250 CPU-s, peak
-        RSS 0.60 GB): this is the regime of the hypothesis, held-out p 0.052 and the GNN's
+        RSS 0.60 GB. This is the regime of the hypothesis, held-out p 0.052 and the GNN's
         precision 0.19 = 3.7 p (TPR 0.28, FPR 0.064, AUC 0.79; 21 of 30 runs have p < 0.1
         and precision >= 3p), yet the >= 2x claim there fails, 1.06 [1.00, 1.14] (10
         seeds). Measured reason: only 29% of mutations are novel, so 8 proposals give ~2.3
