@@ -58,6 +58,9 @@ class TransformerConfig:
     """'plain' (materialised S x M scores) or 'blocked' (flash-style, memory linear in length)"""
     attn_block: int = 128
     """query/key block size of attention='blocked'"""
+    input_dim: int = 0
+    """width of continuous inputs (`vectors_BxTxI`) added to the token embeddings through a
+    linear projection; 0 = tokens only"""
 
     @property
     def head_dim(self) -> int:
@@ -65,9 +68,11 @@ class TransformerConfig:
 
     def validate(self) -> TransformerConfig:
         check(self.vocab_size >= 5, f"vocab_size={self.vocab_size} must be >= 5 (4 specials)")
-        for name in ("max_len", "d_model", "n_layers", "n_heads", "mlp_ratio"):
+        for name in ("max_len", "d_model", "n_layers", "n_heads"):
             v = getattr(self, name)
             check(v >= 1, f"{name}={v} must be a positive integer")
+        check(self.mlp_ratio >= 0, f"mlp_ratio={self.mlp_ratio} must be >= 0 (0 = no MLP)")
+        check(self.input_dim >= 0, f"input_dim={self.input_dim} must be >= 0 (0 = tokens only)")
         check(
             self.d_model % self.n_heads == 0,
             f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}",
@@ -102,7 +107,7 @@ class ModelSize:
     n_heads: int = 4
     """attention heads (d_model must be divisible by it)"""
     mlp_ratio: int = 4
-    """MLP hidden width as a multiple of d_model"""
+    """MLP hidden width as a multiple of d_model (0 = attention-only blocks)"""
     pos_encoding: str = "learned"
     """position encoding: learned | rope | nope | fire (see lm.model)"""
     attention: str = "plain"
@@ -303,6 +308,9 @@ class Attention(nn.Module):
         if self.is_mutable_collection("intermediates"):  # only when asked: see attention_stats
             self._sow_stats(qk_BxHxSxM, s_BxHxSxM, allowed_BxSxM)
         p_BxHxSxM = jax.nn.softmax(s_BxHxSxM, axis=-1).astype(v_BxHxMxK.dtype)
+        if self.is_mutable_collection("attention") and not self.is_initializing():  # asked:
+            # see attention_maps (init makes every collection mutable: keep params clean)
+            self.sow("attention", "probs", p_BxHxSxM)
         o_BxHxSxK = jnp.einsum("bhsm,bhmk->bhsk", p_BxHxSxM, v_BxHxMxK)
         return self.out(to_bhsk(o_BxHxSxK))
 
@@ -314,11 +322,14 @@ class Block(nn.Module):
         c, dt = self.cfg, jnp.dtype(self.cfg.dtype)
         self.ln1, self.ln2 = nn.LayerNorm(dtype=dt), nn.LayerNorm(dtype=dt)
         self.attn = Attention(c)
-        self.fc1 = nn.Dense(c.d_model * c.mlp_ratio, dtype=dt)
-        self.fc2 = nn.Dense(c.d_model, dtype=dt)
+        if c.mlp_ratio:  # mlp_ratio=0: an attention-only block
+            self.fc1 = nn.Dense(c.d_model * c.mlp_ratio, dtype=dt)
+            self.fc2 = nn.Dense(c.d_model, dtype=dt)
 
     def __call__(self, x_BxSxD, pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM):
         x_BxSxD = x_BxSxD + self.attn(self.ln1(x_BxSxD), pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM)
+        if not self.cfg.mlp_ratio:
+            return x_BxSxD
         return x_BxSxD + self.fc2(nn.gelu(self.fc1(self.ln2(x_BxSxD))))
 
 
@@ -335,9 +346,17 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(dtype=dt)
         if not c.tied_embeddings:
             self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=dt)
+        if c.input_dim:
+            self.in_proj = nn.Dense(c.d_model, use_bias=False, kernel_init=init, dtype=dt)
 
-    def _embed(self, tokens_BxS, pos_BxS):
+    def _embed(self, tokens_BxS, pos_BxS, vectors_BxSxI=None):
         x_BxSxD = self.embed(tokens_BxS)
+        if self.cfg.input_dim:
+            if vectors_BxSxI is None:
+                vectors_BxSxI = jnp.zeros((*tokens_BxS.shape, self.cfg.input_dim), x_BxSxD.dtype)
+            x_BxSxD = x_BxSxD + self.in_proj(vectors_BxSxI)
+        elif vectors_BxSxI is not None:
+            raise ValueError("vectors_BxTxI given to a model with input_dim=0")
         if self.cfg.pos_encoding == "learned":
             pos_BxS = jnp.clip(pos_BxS, 0, self.cfg.max_len - 1)
             x_BxSxD = x_BxSxD + self.pos_embed[pos_BxS].astype(x_BxSxD.dtype)
@@ -349,9 +368,12 @@ class Transformer(nn.Module):
             return self.embed.attend(h_BxSxD).astype(jnp.float32)
         return self.head(h_BxSxD).astype(jnp.float32)
 
-    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None, return_hidden=False):
+    def __call__(self, tokens_BxT, positions_BxT=None, mask_BxT=None, return_hidden=False,
+                 vectors_BxTxI=None):
         """Full causal forward -> logits_BxTxV (float32).
 
+        With `cfg.input_dim > 0`, `vectors_BxTxI` (default zeros) are projected linearly to
+        d_model and added to the token (and position) embeddings: continuous items.
         mask_BxT (bool, default all True) marks real tokens; padding keys are never attended.
         positions default to `default_positions(mask)` (= arange when there is no padding).
         With `return_hidden=True` -> (logits_BxTxV, h_BxTxD), h the final-layer-norm output
@@ -368,7 +390,7 @@ class Transformer(nn.Module):
         else:
             causal_TxT = jnp.tril(jnp.ones((T, T), bool))
             allowed_BxTxT = (causal_TxT[None] & mask_BxT[:, None, :]) | jnp.eye(T, dtype=bool)
-        x_BxTxD = self._embed(tokens_BxT, positions_BxT)
+        x_BxTxD = self._embed(tokens_BxT, positions_BxT, vectors_BxTxI)
         for block in self.blocks:
             x_BxTxD = block(x_BxTxD, positions_BxT, lambda k, v: (k, v), positions_BxT,
                             allowed_BxTxT)
@@ -432,6 +454,22 @@ def attention_stats(intermediates) -> tuple[jax.Array, jax.Array]:
     mx = [v for k, vs in flat.items() if k[-1] == "attn_logit_max" for v in vs]
     ent = [v for k, vs in flat.items() if k[-1] == "attn_entropy" for v in vs]
     return jnp.max(jnp.stack(mx)), jnp.mean(jnp.stack(ent))
+
+
+def attention_maps(intermediates_or_vars) -> jax.Array:
+    """Attention probabilities [layers, B, H, S, M] from the `attention` collection of
+    `Transformer(cfg).apply(..., mutable=["attention"])` (plain attention only)."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(intermediates_or_vars))
+    probs = [vs for k, vs in sorted(flat.items(), key=lambda kv: _layer_index(kv[0]))
+             if k[-1] == "probs"]
+    return jnp.stack([v for vs in probs for v in vs])
+
+
+def _layer_index(path) -> int:
+    for part in path:
+        if part.startswith("blocks_"):
+            return int(part.split("_")[1])
+    return -1
 
 
 def init_params(cfg: TransformerConfig, rng: jax.Array, seq_len: int = 8):
