@@ -11,7 +11,8 @@
     97.7%, with 1 the context's flipped label 96.7% [96.4, 97.1], with 4 100.0% (rise +3.2
     [2.9, 3.5]). 19 min 37 s wall measured under load (load average 10-13, the job got 36% of
     the CPU): 425 CPU-s, peak RSS 0.78 GiB; idle it should take well under 10 min.
-    Smoke (2 seeds, 1,500 steps): 56 CPU-s (165 s wall under the same load).
+    Smoke (2 seeds, 1,500 steps): 49 CPU-s, 98 s wall under load 7-8 (49% of the CPU), 0.77
+    GiB; not timed idle (its CPU-s suggest ~30-50 s on an idle 2-core machine).
 
 The algorithm box, per training seed (all seeds in one vmapped, jitted lax.scan):
 
