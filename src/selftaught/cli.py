@@ -164,8 +164,11 @@ def _print_summary(path: Path, summary: dict) -> None:
                 f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}] (n={c['n']} {c['unit']})")
              for c in summary["claims"]]
     undetermined = sum(bool(c.get("undetermined")) for c in summary["claims"])
+    untested = sum(bool(c.get("untested")) and not c.get("undetermined")
+                   for c in summary["claims"])
     counts = f"{held}/{len(summary['claims'])} claims hold" + (
-        f", {undetermined} undetermined" if undetermined else "")
+        f", {undetermined} undetermined" if undetermined else "") + (
+        f", {untested} not tested (precondition not met)" if untested else "")
     if summary.get("complete") is False:
         missing = summary["missing_phases"]
         what = (f"missing phases: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")

@@ -120,3 +120,34 @@ def test_report_shows_n_and_unit_beside_each_ci():
                                    unit="search seeds", n=1)
     assert runner_mod._ci_text(restated) == (
         "too few search seeds for a CI (1 < 3); CI over 9 fresh seeds")
+
+
+def test_a_failed_precondition_marks_the_claim_not_tested_whatever_its_value():
+    c = stats.claim_greater("full_beats_x", "s", stats.Estimate(0.3, 0.2, 0.4, 5, U))
+    assert c.holds and c.gated(True, "unused") is c
+    gated = c.gated(False, "  the full agent is at random level: IQM 0.01 [-0.01, 0.02] ")
+    assert not gated.holds and gated.value == c.value and gated.n == 5
+    assert gated.untested == "the full agent is at random level: IQM 0.01 [-0.01, 0.02]"
+    d = gated.as_dict()
+    assert d["untested"] == gated.untested and not d["holds"] and "undetermined" not in d
+    assert d["note"] == f"not tested: {gated.untested}"
+    assert runner_mod._holds_text(gated) == f"not tested: {gated.untested}"
+    assert "untested" not in c.as_dict() and runner_mod._holds_text(c) == "yes"
+    with pytest.raises(ValueError, match="which precondition failed"):
+        c.gated(False, " ")
+    with pytest.raises(ValueError, match="untested must be"):
+        Claim("c", "s", 0.0, 0.0, 0.0, True, unit=U, n=3, untested=None)
+    # fewer than three units stay undetermined first: that is what the report says
+    few = stats.claim_greater("c", "s", stats.Estimate(0.3, 0.2, 0.4, 2, U))
+    assert runner_mod._holds_text(few.gated(False, "why")) == "undetermined"
+
+
+def test_cli_summary_counts_claims_not_tested(capsys, tmp_path):
+    from selftaught import cli
+
+    ok = stats.claim_greater("a", "s", stats.Estimate(0.3, 0.2, 0.4, 5, U))
+    summary = {"claims": [ok.as_dict(), ok.gated(False, "gate failed").as_dict()],
+               "wall_seconds": 1.0}
+    cli._print_summary(tmp_path, summary)
+    out = capsys.readouterr().out
+    assert "1/2 claims hold, 1 not tested (precondition not met)" in out

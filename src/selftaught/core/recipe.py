@@ -46,7 +46,10 @@ class Claim:
     report says "too few <unit> for a CI" (ci_low and ci_high keep the bootstrap interval,
     which is then no 95% CI). `ci_over` names what the interval resamples when that is not
     the unit (e.g. "200 test scenarios" of one trained model). `partial` marks a claim
-    computed from an unfinished run."""
+    computed from an unfinished run. `untested` names a precondition of the claim that the
+    run did not meet (e.g. "the full agent is at random level: IQM 0.01 [-0.01, 0.02]"):
+    the claim is then not tested, whatever its value (`holds` is False, the report says
+    "not tested" and why); use `Claim.gated` to apply a precondition."""
 
     name: str
     statement: str
@@ -58,6 +61,7 @@ class Claim:
     n: int
     partial: bool = False
     ci_over: str = ""
+    untested: str = ""
 
     def __post_init__(self):
         if not isinstance(self.unit, str) or not self.unit.strip():
@@ -68,8 +72,20 @@ class Claim:
             raise ValueError(f"claim {self.name!r}: n must be the number of {self.unit} "
                              f"(an int >= 0), got {self.n!r}")
         object.__setattr__(self, "n", int(self.n))
-        if self.undetermined:
+        if not isinstance(self.untested, str):
+            raise ValueError(f"claim {self.name!r}: untested must be the failed precondition "
+                             f"(a str, '' when met), got {self.untested!r}")
+        if self.undetermined or self.untested:
             object.__setattr__(self, "holds", False)
+
+    def gated(self, met: bool, why: str) -> Claim:
+        """This claim if its precondition is met, else the same claim marked not tested
+        because of `why` (what was required and what was measured)."""
+        if met:
+            return self
+        if not why.strip():
+            raise ValueError(f"claim {self.name!r}: say which precondition failed")
+        return dataclasses.replace(self, untested=why.strip())
 
     @property
     def undetermined(self) -> bool:
@@ -81,6 +97,8 @@ class Claim:
         notes = []
         if self.undetermined:
             notes.append(f"too few {self.unit} for a CI ({self.n} < {MIN_UNITS_FOR_CI})")
+        if self.untested:
+            notes.append(f"not tested: {self.untested}")
         if self.partial:
             notes.append("partial data: the run is incomplete")
         return "; ".join(notes)
@@ -106,6 +124,8 @@ class Claim:
             d["ci_over"] = self.ci_over
         if self.undetermined:
             d["undetermined"] = True
+        if self.untested:
+            d["untested"] = self.untested
         if self.partial:
             d["partial"] = True
         if self.note:

@@ -292,5 +292,6 @@ def _ci_text(c) -> str:
 
 
 def _holds_text(c) -> str:
-    text = "undetermined" if c.undetermined else ("yes" if c.holds else "no")
+    text = ("undetermined" if c.undetermined else f"not tested: {c.untested}" if c.untested
+            else "yes" if c.holds else "no")
     return f"{text} (partial data)" if c.partial else text
