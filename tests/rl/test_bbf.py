@@ -315,3 +315,39 @@ def test_learner_observe_grad_step_loss_fn_and_reset():
         np.testing.assert_allclose(np.asarray(a), 0.5 * np.asarray(o) + 0.5 * np.asarray(f),
                                    atol=1e-6)
     assert int(after.grad_steps) == 0
+
+
+@pytest.mark.parametrize("full_above_random", [True, False])
+def test_ablation_claims_are_not_tested_while_the_full_agent_is_at_random_level(
+        tmp_path, full_above_random):
+    """A report from curve events alone: with the full agent's IQM CI at the random level
+    (normalised 0) every ablation claim is 'not tested' and names that IQM; above random
+    the same differences are tested."""
+    from selftaught.core.rundir import RunDir
+    from selftaught.recipes import bbf as recipe
+    from selftaught.rl.envs import ENVS
+
+    env = "Breakout-MinAtar"
+    _, lo, hi = ENVS[env]
+    cfg = dataclasses.replace(recipe.RECIPE.preset("smoke"), envs=(env,),
+                              variants=("full", "no_spr"))
+    seeds = [0, 1, 2, 3, 4]
+    rd = RunDir.create(tmp_path / "r", recipe="bbf", preset="smoke", seeds=len(seeds),
+                       config=dataclasses.asdict(cfg), resume=False)
+    # below the gate (min_full_iqm 0.1) though its CI lies above 0: "near random"
+    full = [0.5, 0.6, 0.55, 0.65, 0.6] if full_above_random else [0.03, 0.05, 0.04, 0.06, 0.05]
+    ablated = [x - 0.2 for x in full]
+    for v, scores in (("full", full), ("no_spr", ablated)):
+        for s, x in zip(seeds, scores):
+            ret = lo + x * (hi - lo)  # a normalised score x
+            rd.log("curve", phase="p", env=env, variant=v, seed=s, steps=[1, 2],
+                   eval_return=[ret, ret], train_return=[ret, ret], td_loss=[0.0, 0.0],
+                   spr_loss=[0.0, 0.0])
+    rd.mark_phase_done("p", 0.0)
+    (c,) = recipe.report(cfg, rd, seeds).claims
+    assert (c.value > 0.19) and c.name == "full_beats_no_spr" and c.value == pytest.approx(0.2)
+    if full_above_random:
+        assert c.holds and not c.untested
+    else:
+        assert not c.holds and "full agent does not learn" in c.untested
+        assert "IQM of the normalised score" in c.untested

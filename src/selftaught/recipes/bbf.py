@@ -64,6 +64,9 @@ class BBFRecipeConfig:
     """which agents to train: full, no_resets, no_spr, no_weight_decay, no_annealing, width1"""
     final_points: int = 2
     """a run's score: its mean normalised greedy return over the last this many evaluations"""
+    min_full_iqm: float = 0.1
+    """the ablation claims are tested only when the full agent learns: the lower end of its
+    IQM's 95% CI must exceed this normalised score (0 = random policy, 1 = reference)"""
     bbf: BBFConfig = BBFConfig()
     """the full agent's hyper-parameters (env is set per task)"""
 
@@ -211,6 +214,15 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           "|---|---|---|---|---|---|"]
     claims = []
     bars = {}
+    # An ablation can only show what a component adds once the full agent learns: the
+    # ablation claims need the full agent's IQM clearly above random (normalised score 0).
+    full_iqm = stats.bootstrap_ci(full, "iqm") if full is not None else None
+    learns = full_iqm is not None and full_iqm[1] > cfg.min_full_iqm
+    at_random = ("" if full_iqm is None else
+                 f"the full agent does not learn: IQM of the normalised score "
+                 f"{full_iqm[0]:.3f} [{full_iqm[1]:.3f}, {full_iqm[2]:.3f}], needed above "
+                 f"{cfg.min_full_iqm:g} (random = 0), so no ablation can show an effect; "
+                 "train longer (--bbf.total-steps)")
     for v in cfg.variants:
         m = mats[v]
         if m is None:
@@ -226,7 +238,8 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         md.append(f"| {label} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | {d[0]:.3f} | "
                   f"[{d[1]:.3f}, {d[2]:.3f}] | {p[0]:.2f} |")
         claims.append(stats.claim_greater(
-            f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0, unit="training seeds"))
+            f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0,
+            unit="training seeds").gated(learns, at_random))
     if bars:
         stats.plot_bars(run_dir.plots / "ablation.png", bars, ylabel="IQM normalised return",
                         title="BBF ablations")
