@@ -29,7 +29,7 @@ def test_smoke_summary_and_metrics(smoke):
     assert ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"] and ratio["value"] > 0
     runs = run.events("run")
     cfg = RECIPE.preset("smoke")
-    assert len(runs) == 2 * (3 + len(cfg.oracle_grid))  # seeds x (3 arms + oracle cells)
+    assert len(runs) == 2 * (3 + len(cfg.oracle_tpr))  # seeds x (3 arms + oracle cells)
     assert {r["arm"] for r in runs} == {"unguided", "guided", "tuned", *ge.oracle_cells(cfg)}
     for r in runs:
         # the ratio's inputs: evaluations to target never exceed the budget; success <=> less
@@ -89,7 +89,7 @@ def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypat
         execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
     monkeypatch.setattr(ge, "_run_one", real)
     run, resumed = execute(RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
-    assert len(run.events("run")) == 2 * (3 + len(RECIPE.preset("smoke").oracle_grid))
+    assert len(run.events("run")) == 2 * (3 + len(RECIPE.preset("smoke").oracle_tpr))
     assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])
 
 
@@ -103,10 +103,12 @@ def test_user_errors():
         cfglib.validate(cfglib.replace(base, tournament_size=0))
     with pytest.raises(ConfigError, match="max_evaluations"):
         cfglib.validate(cfglib.replace(base, max_evaluations=4))
-    with pytest.raises(ConfigError, match="oracle arm needs --oracle-grid"):
-        cfglib.validate(cfglib.replace(base, oracle_grid=()))
+    with pytest.raises(ConfigError, match="oracle arm needs"):
+        cfglib.validate(cfglib.replace(base, oracle_tpr=(), oracle_fpr=()))
+    with pytest.raises(ConfigError, match="give one FPR per TPR"):
+        cfglib.validate(cfglib.replace(base, oracle_tpr=(0.9, 0.5), oracle_fpr=(0.1,)))
     with pytest.raises(ConfigError, match=r"\(TPR, FPR\) in \[0, 1\]"):
-        cfglib.validate(cfglib.replace(base, oracle_grid=((1.5, 0.1),)))
+        cfglib.validate(cfglib.replace(base, oracle_tpr=(1.5,), oracle_fpr=(0.1,)))
     with pytest.raises(ConfigError, match="tuned arm needs 1 <= tune_pairs < batch_size"):
         cfglib.validate(cfglib.replace(base, tune_pairs=8))
 

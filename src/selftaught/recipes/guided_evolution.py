@@ -25,8 +25,9 @@ Algorithm box, per task (Nguyen equation, or MLP-regression problem), seed and a
                     the predicted gain on validation pairs: `tune_pairs` children per
                     batch are unscreened (counted in the budget) and scored before
                     evaluation
-        oracle:     one arm per (TPR, FPR) of `oracle_grid`: OracleDiscriminator knows the
-                    true fitness and says "better" with that TPR / FPR (same 0/1 rule)
+        oracle:     one arm per (TPR, FPR) cell (`oracle_tpr`, `oracle_fpr`):
+                    OracleDiscriminator knows the true fitness and says "better" with
+                    that TPR / FPR (same 0/1 rule)
         population: children in, oldest out (regularized evolution)
         predictor arms: the predictor trains on all evaluated programs
 Domains:
@@ -165,14 +166,17 @@ class GuidedEvolutionConfig:
     """arms to run: unguided | guided (pairwise discriminator) | regression (regressor) |
     tuned (pairwise discriminator answering "better" when P >= a threshold tuned online
     for the predicted gain precision / p on validation pairs, see `tune_pairs`) | oracle
-    (one arm per (TPR, FPR) cell of `oracle_grid`: a discriminator that knows the true
-    fitness and answers with that TPR and FPR)"""
+    (one arm per (TPR, FPR) cell of `oracle_tpr` x `oracle_fpr`, paired by position: a
+    discriminator that knows the true fitness and answers with that TPR and FPR)"""
     tune_pairs: int = 4
     """tuned arm: children per batch mutated without screening (real evaluations, counted
     in the budget); their discriminator verdicts, taken before the evaluation, are the
     validation pairs on which the threshold is chosen"""
-    oracle_grid: tuple[tuple[float, float], ...] = ()
-    """the oracle arm's (TPR, FPR) cells, e.g. ((0.9, 0.02), (0.5, 0.1))"""
+    oracle_tpr: tuple[float, ...] = ()
+    """the oracle arm's cells, their true-positive rates (cell i = (oracle_tpr[i],
+    oracle_fpr[i]); e.g. --oracle-tpr 0.9 0.5 --oracle-fpr 0.02 0.1)"""
+    oracle_fpr: tuple[float, ...] = ()
+    """the oracle arm's cells, their false-positive rates (one per `oracle_tpr`)"""
     diag_holdout: int = 16
     """diagnostics: unscreened (novel) mutations of the batch's parents scored per batch
     outside the search's budget (not real evaluations), to measure the improving-mutation
@@ -242,12 +246,15 @@ class GuidedEvolutionConfig:
         for a in self.arms:
             if a not in ARMS:
                 raise UnknownNameError("arm", a, ARMS)
-        check(("oracle" in self.arms) == bool(self.oracle_grid),
-              "the oracle arm needs --oracle-grid (TPR, FPR) cells, and --oracle-grid needs "
-              "'oracle' in --arms")
-        for cell in self.oracle_grid:
-            check(len(cell) == 2 and all(0.0 <= x <= 1.0 for x in cell),
-                  f"each --oracle-grid cell is (TPR, FPR) in [0, 1], got {cell}")
+        check(("oracle" in self.arms) == bool(self.oracle_tpr),
+              "the oracle arm needs (TPR, FPR) cells (--oracle-tpr ... --oracle-fpr ...), and "
+              "those need 'oracle' in --arms")
+        check(len(self.oracle_tpr) == len(self.oracle_fpr),
+              f"--oracle-tpr ({len(self.oracle_tpr)} values) and --oracle-fpr "
+              f"({len(self.oracle_fpr)}) pair up: give one FPR per TPR")
+        for cell in zip(self.oracle_tpr, self.oracle_fpr):
+            check(all(0.0 <= x <= 1.0 for x in cell),
+                  f"each oracle cell is (TPR, FPR) in [0, 1], got {cell}")
         check(self.diag_holdout >= 0 and self.diag_windows >= 1,
               "diag_holdout must be >= 0 and diag_windows >= 1")
         check("tuned" not in self.arms or 1 <= self.tune_pairs < self.batch_size,
@@ -317,7 +324,7 @@ def target_of(config: GuidedEvolutionConfig, evaluate) -> float:
 
 
 def arm_names(config: GuidedEvolutionConfig) -> list[str]:
-    """The arms run, with `oracle` expanded into one arm per `oracle_grid` cell."""
+    """The arms run, with `oracle` expanded into one arm per oracle cell."""
     out = []
     for a in config.arms:
         out += list(oracle_cells(config)) if a == "oracle" else [a]
@@ -326,7 +333,8 @@ def arm_names(config: GuidedEvolutionConfig) -> list[str]:
 
 def oracle_cells(config: GuidedEvolutionConfig) -> dict[str, tuple[float, float]]:
     """{arm name: (TPR, FPR)} of the oracle arm's grid cells."""
-    return {f"oracle-t{t:g}-f{f:g}": (float(t), float(f)) for t, f in config.oracle_grid}
+    return {f"oracle-t{t:g}-f{f:g}": (float(t), float(f))
+            for t, f in zip(config.oracle_tpr, config.oracle_fpr)}
 
 
 TIE = 1e-6
@@ -888,14 +896,15 @@ PRESETS = {
                                    disc_layers=1, disc_train_steps=4, disc_min_programs=16,
                                    curve_points=10, tune_pairs=2,
                                    arms=("unguided", "guided", "tuned", "oracle"),
-                                   oracle_grid=((0.9, 0.05), (0.5, 0.2), (0.2, 0.5)),
+                                   oracle_tpr=(0.9, 0.5, 0.2), oracle_fpr=(0.05, 0.2, 0.5),
                                    diag_holdout=8, diag_windows=4),
     # the oracle-with-noise sweep: speed-up vs precision / p over a (TPR, FPR) grid, and the
     # learned discriminator's p / TPR / FPR / precision over the search (see the docstring)
     "diagnose": GuidedEvolutionConfig(
         num_seeds=12, equations=("nguyen1", "nguyen2"),
         arms=("unguided", "guided", "tuned", "oracle"),
-        oracle_grid=tuple((t, f) for t in (0.2, 0.5, 0.9) for f in (0.02, 0.1, 0.4)),
+        oracle_tpr=tuple(t for t in (0.2, 0.5, 0.9) for _ in range(3)),
+        oracle_fpr=(0.02, 0.1, 0.4) * 3,
         target_fitness=-0.1, population_size=32, tournament_size=4, max_evaluations=800,
         proposals=16, disc_min_programs=32, diag_holdout=16, diag_windows=8),
     "default": GuidedEvolutionConfig(),
