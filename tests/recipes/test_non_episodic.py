@@ -141,10 +141,11 @@ def test_shaping_claims_are_not_tested_where_the_unshaped_world_saturates(
     shaping = claims["env_shaping_matches_reward_shaping"]
     assert shaping.value == pytest.approx(0.0) and shaping.ci_low > -cfg.shaping_margin
     assert shaping.holds is (not saturated)
-    assert ("saturated, not tested" in shaping.statement) is saturated
+    assert shaping.untested.startswith("saturated: ") is saturated
     if saturated:
-        assert f"validation success {unshaped_val:.3f}" in shaping.statement
-    assert "saturated" in claims["env_shaping_more_robust"].statement or not saturated
+        assert f"validation success {unshaped_val:.3f}" in shaping.untested
+        assert shaping.as_dict()["note"].startswith("not tested: saturated: ")
+    assert bool(claims["env_shaping_more_robust"].untested) is saturated
 
 
 def test_saturation_is_decided_on_validation_success():
@@ -152,7 +153,7 @@ def test_saturation_is_decided_on_validation_success():
     f = lambda v: np.full(3, v)  # noqa: E731
     assert ne.saturation(cfg, {"episodic": f(0.8), ne.STATIC: f(0.65)}) == ""
     msg = ne.saturation(cfg, {"episodic": f(0.8), ne.STATIC: f(0.75)})
-    assert msg.startswith("saturated, not tested") and "0.750" in msg and "0.800" in msg
+    assert msg.startswith("saturated: ") and "0.750" in msg and "0.800" in msg
     assert ne.saturation(cfg, {ne.STATIC: f(0.75)}) == ""  # nothing to compare with
 
 

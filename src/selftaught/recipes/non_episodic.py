@@ -36,8 +36,8 @@ Claims (unit = training seeds, n = num_seeds; 95% bootstrap CIs over seeds):
         parameter values of mean success) of reward shaping minus that of env shaping > 0
     The two shaping claims are tested only where the unshaped (p=0) world does not
     saturate: if its mean validation success is within `shaping_margin` of the episodic
-    agent's there is no gap for shaping to close; the claim then says "saturated, not
-    tested" with both numbers and does not hold.
+    agent's there is no gap for shaping to close; the claim is then "not tested:
+    saturated" with both numbers (`Claim.gated`) and does not hold.
 Selection: nothing is tuned on the test worlds. `regrowth` = 0.01 was fixed before the
 first run of this design, from the previous design's results on the validation worlds
 (there p = regrowth = 0.01 gave success 0.58 against episodic 0.83, so the unshaped world
@@ -80,7 +80,7 @@ with 95% CIs over 5 seeds:
   episodic - non-episodic holds at every R (+0.473 [0.425, 0.521] at 0.002, +0.096 [0.056,
   0.135] at 0.05) and shrinks as regrowth grows; drift at fixed regrowth helps at no R. At
   R = 0.05 the shaping gate fires: the unshaped validation success 0.765 is within 0.1 of
-  episodic 0.855, so both shaping claims read "saturated, not tested" and do not hold
+  episodic 0.855, so both shaping claims are "not tested: saturated" and do not hold
   (1 of 5 hold there); at R = 0.002 env vs reward shaping is non-inferior only just (CI
   low -0.094 against the margin -0.1), 2 of 5 hold.
 """
@@ -407,7 +407,7 @@ def saturation(cfg: NonEpisodicConfig, val_final: dict[str, np.ndarray]) -> str:
     unshaped, episodic = float(val_final[STATIC].mean()), float(val_final["episodic"].mean())
     if unshaped < episodic - cfg.shaping_margin:
         return ""
-    return (f"saturated, not tested: the unshaped world's validation success {unshaped:.3f} "
+    return (f"saturated: the unshaped world's validation success {unshaped:.3f} "
             f"is within {cfg.shaping_margin:g} of episodic {episodic:.3f}")
 
 
@@ -497,18 +497,16 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                      ", averaged over their parameter values (non-inferiority)")
         est = _diff_ci(a, b)
         claims.append(stats.claim(
-            "env_shaping_matches_reward_shaping",
-            f"{statement} [{saturated}]" if saturated else statement, est,
-            est[1] > -cfg.shaping_margin and not saturated, unit=unit))
+            "env_shaping_matches_reward_shaping", statement, est,
+            est[1] > -cfg.shaping_margin, unit=unit).gated(not saturated, saturated))
         if len(env_s) > 1 and len(rew_s) > 1:
             statement = ("spread over parameter values of mean success: reward shaping minus "
                          "env shaping > 0")
             est = _spread_diff_ci([final[c.name] for c in rew_s],
                                   [final[c.name] for c in env_s])
             claims.append(stats.claim(
-                "env_shaping_more_robust",
-                f"{statement} [{saturated}]" if saturated else statement, est,
-                est[1] > 0 and not saturated, unit=unit))
+                "env_shaping_more_robust", statement, est, est[1] > 0,
+                unit=unit).gated(not saturated, saturated))
     md += ["", "## Notes", "",
            "A claim holds when its 95% CI lies entirely above its threshold. All agents are "
            "evaluated on the same held-out static worlds, so conditions differ only in the "
