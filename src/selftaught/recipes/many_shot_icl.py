@@ -79,7 +79,7 @@ import numpy as np
 import optax
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, check, progress
+from selftaught.core import Recipe, Report, check
 from selftaught.core.errors import check_at_least_one
 from selftaught.lm import BOS, TrainConfig, Transformer, TransformerConfig, init_params
 from selftaught.lm.model import ModelSize, decode, default_positions, expand_cache, init_cache
@@ -577,53 +577,57 @@ def evaluate_reasoning(config: ManyShotConfig, params, cfg, tok, seed: int, mode
     return out
 
 
-def run_reasoning(config: ManyShotConfig, run_dir, seeds: list[int], bar) -> None:
+def run_reasoning(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
+    """Experiment 2: meta-train the reasoning decoder, find its reinforced shots (own
+    verified rationales), then evaluate every mode."""
     tok, cfg, trainer = reason_trainer(config)
     state = jax.vmap(trainer.init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
-    phase = "reason/train"
-    if run_dir.phase_done(phase):
-        state = run_dir.load_checkpoint(phase, state)
-    else:
-        timer = Timer()
-        pools = {b: reason_pool(config, tok, b) for b in sorted(set(config.reason_bases))}
-        n = config.reason_train.total_steps * config.reason_train.batch_size
-        data = [reason_sequences(config, pools, np.random.default_rng([s, 2]), n)
-                for s in seeds]
-        data = {"tokens": np.stack([d[0] for d in data]),
-                "loss_mask": np.stack([d[1] for d in data]),
-                "weight": np.ones((len(seeds), n), np.float32)}
-        state, losses = fit(trainer, state, data, config.reason_train.total_steps, seeds=True,
-                            description="experiment 2 meta-training")
-        for i, s in enumerate(seeds):
-            run_dir.log("reason_train", phase=phase, seed=s,
-                        loss=float(losses[i, -20:].mean()), first_loss=float(losses[i, 0]))
-        run_dir.save_checkpoint(phase, state)
-        run_dir.mark_phase_done(phase, timer())
-    bar.advance()
-    params_of_seed = lambda i: jax.tree_util.tree_map(lambda x: x[i], state.params)
-    phase = "reason/reinforced_shots"
-    if not run_dir.phase_done(phase):
-        timer = Timer()
-        for i, s in enumerate(seeds):
-            shots = reinforced_shots(config, params_of_seed(i), cfg, tok, s)
-            n_cand = 2 * max(config.reason_shots)
-            run_dir.log("reason_shots", phase=phase, seed=s, shots=shots,
-                        verified=float(np.mean([len(x) / n_cand for x in shots])))
-        run_dir.mark_phase_done(phase, timer())
-    bar.advance()
+    state = run_dir.phase("reason/train", reason_meta_train, config, tok, trainer, state,
+                          seeds, restore=state)
+    params_of_seed = lambda i: jax.tree_util.tree_map(lambda x: x[i], state.params)  # noqa: E731
+    run_dir.phase("reason/reinforced_shots", find_reinforced_shots, config, cfg, tok,
+                  params_of_seed, seeds)
     ricl = {e["seed"]: [[tuple(x) for x in t] for t in e["shots"]]
             for e in run_dir.events("reason_shots")}
     for mode in MODES:
-        phase = f"reason/eval/{mode}"
-        if not run_dir.phase_done(phase):
-            timer = Timer()
-            for i, s in enumerate(seeds):
-                res = evaluate_reasoning(config, params_of_seed(i), cfg, tok, s, mode, ricl[s])
-                for k, (acc, used) in res.items():
-                    run_dir.log("reason_eval", phase=phase, seed=s, mode=mode, shots=k,
-                                acc=acc, shots_used=used)
-            run_dir.mark_phase_done(phase, timer())
-        bar.advance()
+        run_dir.phase(f"reason/eval/{mode}", reason_eval, config, cfg, tok, params_of_seed,
+                      seeds, mode, ricl)
+
+
+def reason_meta_train(log, config: ManyShotConfig, tok, trainer, state, seeds: list[int]):
+    """Meta-training on base-addition scratchpad sequences of the training bases."""
+    pools = {b: reason_pool(config, tok, b) for b in sorted(set(config.reason_bases))}
+    n = config.reason_train.total_steps * config.reason_train.batch_size
+    data = [reason_sequences(config, pools, np.random.default_rng([s, 2]), n) for s in seeds]
+    data = {"tokens": np.stack([d[0] for d in data]),
+            "loss_mask": np.stack([d[1] for d in data]),
+            "weight": np.ones((len(seeds), n), np.float32)}
+    state, losses = fit(trainer, state, data, config.reason_train.total_steps, seeds=True,
+                        description="experiment 2 meta-training")
+    for i, s in enumerate(seeds):
+        log("reason_train", seed=s, loss=float(losses[i, -20:].mean()),
+            first_loss=float(losses[i, 0]))
+    return state
+
+
+def find_reinforced_shots(log, config: ManyShotConfig, cfg, tok, params_of_seed,
+                          seeds: list[int]) -> None:
+    """Per seed, the candidate problems whose own sampled rationale verifies."""
+    n_cand = 2 * max(config.reason_shots)
+    for i, s in enumerate(seeds):
+        shots = reinforced_shots(config, params_of_seed(i), cfg, tok, s)
+        log("reason_shots", seed=s, shots=shots,
+            verified=float(np.mean([len(x) / n_cand for x in shots])))
+
+
+def reason_eval(log, config: ManyShotConfig, cfg, tok, params_of_seed, seeds: list[int],
+                mode: str, ricl: dict) -> None:
+    """Test accuracy of one shot mode (ground truth / reinforced / unsupervised) per shot
+    count."""
+    for i, s in enumerate(seeds):
+        res = evaluate_reasoning(config, params_of_seed(i), cfg, tok, s, mode, ricl[s])
+        for k, (acc, used) in res.items():
+            log("reason_eval", seed=s, mode=mode, shots=k, acc=acc, shots_used=used)
 
 
 # ---------------------------------------------------------------------------- experiment 4
@@ -715,81 +719,90 @@ def evaluate_linear(config: ManyShotConfig, d: int, params_S, seeds: list[int]) 
     return out
 
 
-def run_linear(config: ManyShotConfig, run_dir, seeds: list[int], bar) -> None:
+def run_linear(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
+    """Experiment 4: per dimension, meta-train on linear classification, then evaluate
+    against kNN and logistic regression on the same shots."""
     for d in config.linear_dims:
-        _, _, init, train = make_linear_train(config, d)
+        _, _, init, _ = make_linear_train(config, d)
         state = jax.vmap(init)(jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), d)
                                           for s in seeds]))
-        phase = f"linear/d{d}/train"
-        if run_dir.phase_done(phase):
-            state = run_dir.load_checkpoint(phase, state)
-        else:
-            timer = Timer()
-            state, losses = train(state, config.linear_train.total_steps)
-            losses = np.asarray(losses)
-            check_losses(losses, start_step=0, lr=config.linear_train.lr,
-                         where=f"linear meta-training (d={d})")
-            for i, s in enumerate(seeds):
-                run_dir.log("linear_train", phase=phase, seed=s, d=d,
-                            loss=float(losses[i, -20:].mean()), first_loss=float(losses[i, 0]))
-            run_dir.save_checkpoint(phase, state)
-            run_dir.mark_phase_done(phase, timer())
-        bar.advance()
-        phase = f"linear/d{d}/eval"
-        if not run_dir.phase_done(phase):
-            timer = Timer()
-            for k, r in evaluate_linear(config, d, state["params"], seeds).items():
-                for i, s in enumerate(seeds):
-                    run_dir.log("linear_eval", phase=phase, seed=s, d=d, shots=k,
-                                **{m: float(v[i]) for m, v in r.items()})
-            run_dir.mark_phase_done(phase, timer())
-        bar.advance()
+        state = run_dir.phase(f"linear/d{d}/train", linear_meta_train, config, d, state, seeds,
+                              restore=state)
+        run_dir.phase(f"linear/d{d}/eval", linear_eval, config, d, state["params"], seeds)
+
+
+def linear_meta_train(log, config: ManyShotConfig, d: int, state, seeds: list[int]):
+    _, _, _, train = make_linear_train(config, d)
+    state, losses = train(state, config.linear_train.total_steps)
+    losses = np.asarray(losses)
+    check_losses(losses, start_step=0, lr=config.linear_train.lr,
+                 where=f"linear meta-training (d={d})")
+    for i, s in enumerate(seeds):
+        log("linear_train", seed=s, d=d, loss=float(losses[i, -20:].mean()),
+            first_loss=float(losses[i, 0]))
+    return state
+
+
+def linear_eval(log, config: ManyShotConfig, d: int, params_S, seeds: list[int]) -> None:
+    for k, r in evaluate_linear(config, d, params_S, seeds).items():
+        for i, s in enumerate(seeds):
+            log("linear_eval", seed=s, d=d, shots=k, **{m: float(v[i]) for m, v in r.items()})
 
 
 # ---------------------------------------------------------------------------- the run
+def _train_parts(config: ManyShotConfig) -> list[tuple[str, int, bool]]:
+    """Experiment 1's meta-training in phases: (name, steps, short context?)."""
+    steps = np.diff(np.linspace(0, config.train.total_steps, config.train_phases + 1)
+                    .astype(int))
+    return ([("train/short", config.short_steps, True)] if config.short_steps else []) + [
+        (f"train/part{j}", int(n), False) for j, n in enumerate(steps)]
+
+
+def phases(config: ManyShotConfig, seeds: list[int]) -> list[str]:
+    """The plan: experiment 1's training parts and evaluations, experiment 2's training,
+    reinforced shots and evaluations, experiment 4's training and evaluation per d."""
+    return ([p for p, _, _ in _train_parts(config)] + [f"eval/{k}" for k in KINDS]
+            + ["reason/train", "reason/reinforced_shots"]
+            + [f"reason/eval/{m}" for m in MODES]
+            + [f"linear/d{d}/{x}" for d in config.linear_dims for x in ("train", "eval")])
+
+
 def run(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
     family = SymbolRuleFamily(config.n_symbols, config.prior)
     cfg = model_config(config, family)
     init, train_long, train_short = make_meta_train(config)
     state = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
-    steps = np.diff(np.linspace(0, config.train.total_steps, config.train_phases + 1)
-                    .astype(int))
-    parts = ([("train/short", config.short_steps, train_short)] if config.short_steps else []
-             ) + [(f"train/part{j}", int(n), train_long) for j, n in enumerate(steps)]
-    phases = [p for p, _, _ in parts] + [f"eval/{k}" for k in KINDS]
-    n_more = 2 + len(MODES) + 2 * len(config.linear_dims)  # experiments 2 and 4
-    with progress.bar("many-shot ICL phases", total=len(phases) + n_more) as bar:
-        done_steps = 0
-        for phase, n, train in parts:
-            if run_dir.phase_done(phase):
-                state = run_dir.load_checkpoint(phase, state)
-            else:
-                timer = Timer()
-                state, losses = train(state, int(n))
-                losses = np.asarray(losses)
-                check_losses(losses, start_step=done_steps, lr=config.train.lr,
-                             where="meta-training")
-                for i, s in enumerate(seeds):
-                    run_dir.log("train", phase=phase, seed=s, step=done_steps + int(n),
-                                loss=float(losses[i, -min(20, int(n)):].mean()),
-                                first_loss=float(losses[i, 0]))
-                run_dir.save_checkpoint(phase, state)
-                run_dir.mark_phase_done(phase, timer())
-            done_steps += int(n)
-            bar.advance()
-        for kind in KINDS:
-            phase = f"eval/{kind}"
-            if not run_dir.phase_done(phase):
-                timer = Timer()
-                res = evaluate_kind(config, family, cfg, state["params"], kind, seeds)
-                for k, r in res.items():
-                    for i, s in enumerate(seeds):
-                        run_dir.log("eval", phase=phase, seed=s, kind=kind, shots=k,
-                                    **{m: float(v[i]) for m, v in r.items()})
-                run_dir.mark_phase_done(phase, timer())
-            bar.advance()
-        run_reasoning(config, run_dir, seeds, bar)
-        run_linear(config, run_dir, seeds, bar)
+    done_steps = 0
+    for phase, n, short in _train_parts(config):
+        state = run_dir.phase(phase, meta_train, config, train_short if short else train_long,
+                              state, n, done_steps, seeds, restore=state)
+        done_steps += n
+    for kind in KINDS:
+        run_dir.phase(f"eval/{kind}", evaluate_rules, config, family, cfg, state["params"],
+                      kind, seeds)
+    run_reasoning(config, run_dir, seeds)
+    run_linear(config, run_dir, seeds)
+
+
+def meta_train(log, config: ManyShotConfig, train, state, n: int, done_steps: int,
+               seeds: list[int]):
+    """n meta-training steps of experiment 1 (every seed under one vmap)."""
+    state, losses = train(state, int(n))
+    losses = np.asarray(losses)
+    check_losses(losses, start_step=done_steps, lr=config.train.lr, where="meta-training")
+    for i, s in enumerate(seeds):
+        log("train", seed=s, step=done_steps + int(n),
+            loss=float(losses[i, -min(20, int(n)):].mean()), first_loss=float(losses[i, 0]))
+    return state
+
+
+def evaluate_rules(log, config: ManyShotConfig, family, cfg, params_S, kind: str,
+                   seeds: list[int]) -> None:
+    """Experiment 1's evaluation of one kind of rule (held-out, flipped, abstract...)."""
+    res = evaluate_kind(config, family, cfg, params_S, kind, seeds)
+    for k, r in res.items():
+        for i, s in enumerate(seeds):
+            log("eval", seed=s, kind=kind, shots=k, **{m: float(v[i]) for m, v in r.items()})
 
 
 # ---------------------------------------------------------------------------- the report
@@ -1015,4 +1028,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
