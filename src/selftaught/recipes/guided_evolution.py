@@ -119,10 +119,9 @@ import dataclasses
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import ConfigError, check
 from selftaught.core.recipe import Recipe, Report
-from selftaught.core.rundir import RunDir, Timer
+from selftaught.core.rundir import RunDir
 from selftaught.evolve.backends import BACKENDS, make_backend
 from selftaught.evolve.discriminator import (
     GUIDE_MODES,
@@ -500,31 +499,50 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
     }
 
 
+def phases(config: GuidedEvolutionConfig, seeds: list[int]) -> list[str]:
+    """The plan: one phase per (task, seed, arm) search."""
+    return [f"{eq}/seed{seed}/{arm}" for eq, _ in tasks(config) for seed in seeds
+            for arm in arm_names(config)]
+
+
 def run(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> None:
-    todo = tasks(config)
-    total = len(todo) * len(seeds) * len(arm_names(config))
-    with progress.bar("guided-evolution runs", total=total) as bar:
-        for eq, task in todo:
-            backend, target = None, None
-            try:
-                for seed in seeds:
-                    for arm in arm_names(config):
-                        phase = f"{eq}/seed{seed}/{arm}"
-                        if run_dir.phase_done(phase):
-                            bar.advance()
-                            continue
-                        if backend is None:
-                            backend = make_backend(config.backend, task, workers=config.workers,
-                                                   address=config.ray_address or None)
-                            target = target_of(config, backend)
-                        timer = Timer()
-                        out = _run_one(config, task, backend, seed, arm, target)
-                        run_dir.log("run", phase=phase, equation=eq, seed=seed, arm=arm, **out)
-                        run_dir.mark_phase_done(phase, timer())
-                        bar.advance()
-            finally:
-                if backend is not None:
-                    backend.close()
+    for eq, task in tasks(config):
+        evaluator = _LazyBackend(config, task)
+        try:
+            for seed in seeds:
+                for arm in arm_names(config):
+                    run_dir.phase(f"{eq}/seed{seed}/{arm}", search, config, eq, task,
+                                  evaluator, seed, arm)
+        finally:
+            evaluator.close()
+
+
+class _LazyBackend:
+    """A task's evaluation backend (local or Ray) and target fitness, started when the
+    first search needs them (a resumed run whose searches are all done starts none)."""
+
+    def __init__(self, config: GuidedEvolutionConfig, task):
+        self.config, self.task, self.backend, self.target = config, task, None, None
+
+    def __call__(self):
+        if self.backend is None:
+            c = self.config
+            self.backend = make_backend(c.backend, self.task, workers=c.workers,
+                                        address=c.ray_address or None)
+            self.target = target_of(c, self.backend)
+        return self.backend, self.target
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+def search(log, config: GuidedEvolutionConfig, eq: str, task, evaluator: _LazyBackend,
+           seed: int, arm: str) -> None:
+    """One search of one arm on one task: evaluations to the target and the diagnostics."""
+    backend, target = evaluator()
+    out = _run_one(config, task, backend, seed, arm, target)
+    log("run", equation=eq, seed=seed, arm=arm, **out)
 
 
 def _ratio(s: np.ndarray) -> float:
@@ -944,4 +962,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
