@@ -1,6 +1,7 @@
 """length-generalization: formats, solved-length metric, smoke end to end, resume, errors."""
 
 import dataclasses
+import json
 
 import jax
 import numpy as np
@@ -32,6 +33,93 @@ def test_formats():
     assert tgt.tolist() == [D0 + 1, D0 + 0, D0 + 2, lg.EOS]
 
 
+def test_hint_offsets_shift_every_hint_and_stay_in_vocab():
+    full = lg.VARIANTS["fire+randpos"]
+    base, start = lg.encode(95, 7, full)
+    shifted, start2 = lg.encode(95, 7, full, hint_offset=3)
+    assert start2 == start
+    is_hint = np.array(base) >= H0
+    assert (np.array(shifted)[is_hint] == np.array(base)[is_hint] + 3).all()
+    assert (np.array(shifted)[~is_hint] == np.array(base)[~is_hint]).all()
+    cfg = dataclasses.replace(lg.RECIPE.preset("smoke"), hint_offsets=True, train_examples=400)
+    data = lg.make_data(cfg, full, 0)
+    vocab = lg.model_config(cfg, full).vocab_size
+    train, test = np.asarray(data["train"]["tokens"]), np.asarray(data["test"]["tokens"])
+    # training hints reach the largest place a test answer uses (test_digits), never beyond
+    assert train.max() == H0 + cfg.test_digits < vocab
+    assert test.max() == H0 + cfg.test_digits
+    # test examples start at place 0: the first operand's first hint names its top place
+    assert test[0, 0, 1] == H0  # 1-digit operands
+    plain = lg.make_data(dataclasses.replace(cfg, hint_offsets=False), full, 0)
+    assert np.asarray(plain["train"]["tokens"]).max() == H0 + cfg.train_digits
+    assert (np.asarray(plain["test"]["tokens"]) == test).all()
+
+
+def test_validation_split_is_independent_of_test_split():
+    cfg = lg.RECIPE.preset("smoke")
+    val, test = lg.test_pairs(cfg, 0, "val"), lg.test_pairs(cfg, 0, "test")
+    assert val == lg.test_pairs(cfg, 0, "val")  # deterministic
+    assert len(val) == len(test) == cfg.test_digits
+    longest = cfg.test_digits - 1  # long numbers: a collision would be a shared stream
+    assert not set(val[longest]) & set(test[longest])
+    assert all(len(str(a)) == len(str(b)) == n + 1 for n, ps in enumerate(val) for a, b in ps)
+    with pytest.raises(ConfigError, match="split must be 'test' or 'val'"):
+        lg.test_pairs(cfg, 0, "train")
+
+
+def test_seed_grid_baselines_can_use_fewer_data_seeds():
+    cfg = dataclasses.replace(lg.RECIPE.preset("smoke"), init_seeds=3, data_seeds=3,
+                              baseline_data_seeds=1, seed=5)
+    assert len(lg.seed_grid(cfg, "fire+randpos")) == 9
+    assert lg.seed_grid(cfg, "learned") == [(5, 5), (6, 5), (7, 5)]
+    assert len(lg.seed_grid(dataclasses.replace(cfg, baseline_data_seeds=0), "rope")) == 9
+
+
+def _fake_run(tmp_path, cfg, cells):
+    """A run directory holding `cells`: {variant: [exact match per length, one per cell]}."""
+    run = RunDir.create(tmp_path / "fake", recipe="length-generalization", preset="x",
+                        seeds=1, config={}, resume=False)
+    run.plots.mkdir(parents=True, exist_ok=True)
+    for name, accs in cells.items():
+        for k, acc in enumerate(accs):
+            run.log("cell", phase=name, variant=name, init_seed=cfg.seed + k,
+                    data_seed=cfg.seed, exact_match=list(acc), val_exact_match=list(acc),
+                    diverged_at=-1, final_loss=0.0)
+        run.mark_phase_done(name, 0.0)
+    return run
+
+
+def test_claims_gate_extrapolation_and_undetermined_baselines(tmp_path):
+    cfg = dataclasses.replace(lg.RECIPE.preset("smoke"), train_digits=2, test_factor=2.0,
+                              init_seeds=9, data_seeds=1)  # 4 test lengths, target = 3
+    learned2 = [1.0, 1.0, 0.0, 0.0]
+    fire = [learned2] * 6 + [[1.0, 1.0, 1.0, 0.0]] * 3  # the best third extrapolates to 3
+    run = _fake_run(tmp_path, cfg, {
+        "fire+randpos": fire,
+        "learned": [learned2] * 3,  # learned 1..L, 0 beyond: fails beyond L (n = 3)
+        "rope": [learned2] * 2 + [[0.5, 0.0, 0.0, 0.0]],  # only 2 learned: undetermined
+        "nope": [[0.0] * 4] * 3,  # none learned: undetermined, n = 0
+    })
+    rep = lg.report(cfg, run, [0])
+    c = {x.name: x for x in rep.claims}
+    assert c["best_config_learns_1_to_L"].value == 1.0 and c["best_config_learns_1_to_L"].holds
+    ext = c["best_config_extrapolates_beyond_L"]
+    assert ext.value == 3.0 and ext.n == 3 and ext.holds
+    assert c["learned_fails_beyond_L"].holds and c["learned_fails_beyond_L"].n == 3
+    assert c["rope_fails_beyond_L"].undetermined and c["rope_fails_beyond_L"].n == 2
+    assert c["nope_fails_beyond_L"].undetermined and c["nope_fails_beyond_L"].n == 0
+    assert "| rope |" in rep.markdown and "3 / 3" in rep.markdown  # learned-cells column
+    # a best configuration that did not learn 1..L: the gate fails, nothing extrapolates
+    run2 = _fake_run(tmp_path / "b", cfg, {"fire+randpos": [[1.0, 0.5, 0.0, 0.0]] * 9})
+    c2 = {x.name: x for x in lg.report(cfg, run2, [0]).claims}
+    assert not c2["best_config_learns_1_to_L"].holds and c2["best_config_learns_1_to_L"].n == 9
+    assert not c2["best_config_extrapolates_beyond_L"].holds
+    # the paper's target: 2.5 L
+    cfg3 = dataclasses.replace(cfg, target_factor=2.0)
+    c3 = {x.name: x for x in lg.report(cfg3, run, [0]).claims}
+    assert not c3["best_config_reaches_target"].holds  # solves 3 < 2 L = 4
+
+
 def test_numbers_have_exact_digit_counts():
     rng = np.random.default_rng(0)
     xs = lg.random_numbers(rng, np.array([1, 5, 40, 40]))
@@ -61,6 +149,8 @@ def test_config_errors():
         dataclasses.replace(cfg, max_positions=30).validate()
     with pytest.raises(UnknownNameError, match="unknown length-generalization variant 'alibi'"):
         dataclasses.replace(cfg, variants=("alibi",)).validate()
+    with pytest.raises(ConfigError, match="extrapolation target .* lies beyond the tested"):
+        dataclasses.replace(cfg, target_factor=4.0).validate()
 
 
 def test_cli_test_lengths_beyond_positions_exit_2(tmp_path, capsys):
@@ -124,3 +214,41 @@ def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, monke
     _, summary = runner.execute(lg.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert _cells(path) == _cells(path_ref)
     assert summary["claims"] == summary_ref["claims"]
+
+
+TINY = dataclasses.replace(
+    lg.PRESETS["smoke"], init_seeds=1, data_seeds=2, variants=("fire+randpos",),
+    train_digits=2, max_positions=40, d_model=16, n_layers=1, n_heads=2, steps=6,
+    warmup_steps=2, chunk=3, train_examples=64, test_examples=4, hint_offsets=True)
+
+
+def test_tiny_run_end_to_end_and_resume_after_kill(tmp_path, monkeypatch):
+    """Default tier: a seconds-sized run writes every cell, the report and its plots, and a
+    run killed after its first checkpoint resumes to the uninterrupted run's metrics."""
+    ref_path = tmp_path / "ref"
+    _, ref = runner.execute(lg.RECIPE, TINY, preset="tiny", seeds=1, run_dir=ref_path)
+    cells = RunDir.open(ref_path).events("cell")
+    assert sorted((e["variant"], e["init_seed"], e["data_seed"]) for e in cells) == [
+        ("fire+randpos", 0, 0), ("fire+randpos", 0, 1)]
+    assert all(len(e["val_exact_match"]) == len(e["exact_match"]) == TINY.test_digits
+               for e in cells)
+    assert [c["name"] for c in ref["claims"]] == [
+        "best_config_learns_1_to_L", "best_config_extrapolates_beyond_L",
+        "seed_spread_is_large"]
+    assert (ref_path / "plots" / "heatmap.png").stat().st_size > 0
+    real, calls = RunDir.save_checkpoint, {"n": 0}
+
+    def kill_after_first_checkpoint(self, name, tree):
+        real(self, name, tree)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", kill_after_first_checkpoint)
+    path = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        runner.execute(lg.RECIPE, TINY, preset="tiny", seeds=1, run_dir=path)
+    assert not RunDir.open(path).done_phases()
+    _, summary = runner.execute(lg.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert _cells(path) == _cells(ref_path)
+    assert json.dumps(summary["claims"]) == json.dumps(ref["claims"])  # NaN-safe equality

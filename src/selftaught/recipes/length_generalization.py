@@ -93,12 +93,18 @@ class LengthGenConfig:
     """weight-initialisation seeds"""
     data_seeds: int = 3
     """data-order seeds (the training set is fixed; the batch order changes)"""
+    baseline_data_seeds: int = 0
+    """data-order seeds of the baselines (learned / RoPE / NoPE); 0 = data_seeds"""
     variants: tuple[str, ...] = ("fire+randpos", "learned", "rope", "nope")
     """configurations to train (see VARIANTS)"""
     train_digits: int = 8
     """L: training operands have 1..L digits"""
     test_factor: float = 2.5
     """test lengths 1..ceil(test_factor * L) digits"""
+    hint_offsets: bool = False
+    """index hints of a training example start at a random place offset (uniform in
+    0..test_digits - L, fixed per example; test examples start at 0), so every hint token a
+    test length uses is trained; off = the hints of places > L never occur in an operand"""
     max_positions: int = 128
     """positions the model can represent (learned table size; randomized-position range)"""
     d_model: int = 64
@@ -123,6 +129,9 @@ class LengthGenConfig:
     """test examples per length"""
     threshold: float = 0.9
     """exact-match accuracy that counts as 'solves this length'"""
+    target_factor: float = 0.0
+    """extrapolation claim: the best seeds solve up to ceil(target_factor * L) digits
+    (the paper: 2.5); 0 = beyond L, i.e. L + 1 digits"""
     chunk: int = 200
     """steps per compiled chunk (a checkpoint per chunk)"""
 
@@ -135,6 +144,9 @@ class LengthGenConfig:
                            "d_model", "n_layers", "n_heads", "steps", "batch_size",
                            "train_examples", "test_examples", "chunk")
         check(self.test_factor >= 1, f"test_factor must be >= 1, got {self.test_factor}")
+        check(self.target_digits <= self.test_digits,
+              f"the extrapolation target ({self.target_digits} digits) lies beyond the tested "
+              f"lengths (1..{self.test_digits}); raise --test-factor or lower --target-factor")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.warmup_steps <= self.steps, "warmup_steps must be in [0, steps]")
         check(self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads")
@@ -143,6 +155,11 @@ class LengthGenConfig:
               f"test length {self.test_digits} digits needs {need} positions but the model "
               f"represents only max_positions={self.max_positions}; raise --max-positions to "
               f"at least {need} or lower --test-factor / --train-digits")
+
+    @property
+    def target_digits(self) -> int:
+        return (self.train_digits + 1 if self.target_factor <= 0
+                else math.ceil(self.target_factor * self.train_digits))
 
     @property
     def test_digits(self) -> int:
@@ -156,12 +173,13 @@ def seq_len(digits: int, v: Variant) -> int:
     return 1 + per * digits + 1 + per * digits + 1 + per * (digits + 1) + 1
 
 
-def encode(a: int, b: int, v: Variant) -> tuple[list[int], int]:
-    """Token ids of `a+b=c` in the variant's format, and the index where the answer starts."""
+def encode(a: int, b: int, v: Variant, hint_offset: int = 0) -> tuple[list[int], int]:
+    """Token ids of `a+b=c` in the variant's format, and the index where the answer starts.
+    The hint of place i is HINT0 + hint_offset + i."""
 
     def number(x: int, reverse: bool) -> list[int]:
         ds = [int(c) for c in str(x)][::-1]  # least significant first, place i = index i
-        items = [[HINT0 + i, DIGIT0 + d] if v.index_hints else [DIGIT0 + d]
+        items = [[HINT0 + hint_offset + i, DIGIT0 + d] if v.index_hints else [DIGIT0 + d]
                  for i, d in enumerate(ds)]
         if not reverse:
             items = items[::-1]
@@ -172,13 +190,15 @@ def encode(a: int, b: int, v: Variant) -> tuple[list[int], int]:
     return toks + number(a + b, v.reversed_output) + [EOS], start
 
 
-def encode_batch(pairs, v: Variant, T: int) -> dict[str, np.ndarray]:
-    """Right-padded tokens, next-token targets and the answer loss mask (answer + EOS)."""
+def encode_batch(pairs, v: Variant, T: int, hint_offsets=None) -> dict[str, np.ndarray]:
+    """Right-padded tokens, next-token targets and the answer loss mask (answer + EOS);
+    hint_offsets: one hint offset per pair (default 0)."""
     n = len(pairs)
     tokens = np.zeros((n, T), np.int32)
     mask = np.zeros((n, T), np.float32)
+    offsets = np.zeros(n, np.int64) if hint_offsets is None else np.asarray(hint_offsets)
     for i, (a, b) in enumerate(pairs):
-        toks, start = encode(int(a), int(b), v)
+        toks, start = encode(int(a), int(b), v, int(offsets[i]))
         tokens[i, :len(toks)] = toks
         mask[i, start - 1:len(toks) - 1] = 1.0  # position t predicts token t+1
     targets = np.concatenate([tokens[:, 1:], np.zeros((n, 1), np.int32)], axis=1)
@@ -203,9 +223,13 @@ def train_pairs(cfg: LengthGenConfig, seed: int) -> list[tuple[int, int]]:
     return list(zip(random_numbers(rng, na), random_numbers(rng, nb), strict=True))
 
 
-def test_pairs(cfg: LengthGenConfig, seed: int) -> list[list[tuple[int, int]]]:
-    """Per length n = 1..test_digits: test_examples pairs with both operands of n digits."""
-    rng = np_rng(seed, 2)
+def test_pairs(cfg: LengthGenConfig, seed: int, split: str = "test"
+               ) -> list[list[tuple[int, int]]]:
+    """Per length n = 1..test_digits: test_examples pairs with both operands of n digits.
+    split "val" draws an independent set from another stream: the validation pairs on which
+    choices (lr, steps, model) are made; "test" pairs are only reported."""
+    check(split in ("test", "val"), f"split must be 'test' or 'val', got {split!r}")
+    rng = np_rng(seed, 2 if split == "test" else 3)
     out = []
     for n in range(1, cfg.test_digits + 1):
         d = np.full(cfg.test_examples, n)
@@ -216,11 +240,16 @@ def test_pairs(cfg: LengthGenConfig, seed: int) -> list[list[tuple[int, int]]]:
 def make_data(cfg: LengthGenConfig, v: Variant, seed: int) -> dict:
     T_train = seq_len(cfg.train_digits, v)
     T_test = seq_len(cfg.test_digits, v)
-    train = encode_batch(train_pairs(cfg, seed), v, T_train)
-    tests = [encode_batch(p, v, T_test) for p in test_pairs(cfg, seed)]
-    test = {k: np.stack([t[k] for t in tests]) for k in tests[0]}  # lengths x N x T
-    return {"train": {k: jnp.asarray(x) for k, x in train.items()},
-            "test": {k: jnp.asarray(x) for k, x in test.items()}}
+    offsets = None
+    if cfg.hint_offsets and v.index_hints:  # answer places 0..L shifted into 0..test_digits
+        offsets = np_rng(seed, 4).integers(0, cfg.test_digits - cfg.train_digits + 1,
+                                           cfg.train_examples)
+    train = encode_batch(train_pairs(cfg, seed), v, T_train, offsets)
+    out = {"train": {k: jnp.asarray(x) for k, x in train.items()}}
+    for split in ("test", "val"):
+        per = [encode_batch(p, v, T_test) for p in test_pairs(cfg, seed, split)]
+        out[split] = {k: jnp.asarray(np.stack([t[k] for t in per])) for k in per[0]}  # L x N x T
+    return out
 
 
 def make_batch_fn(cfg: LengthGenConfig, v: Variant):
@@ -253,8 +282,8 @@ def make_eval_fn(mcfg: TransformerConfig):
         return jnp.mean(jnp.all(right, axis=-1))
 
     def eval_fn(params, data):
-        acc = jax.lax.map(lambda t: per_length(params, t), data["test"])
-        return {"exact_match": acc}
+        return {"exact_match": jax.lax.map(lambda t: per_length(params, t), data["test"]),
+                "val_exact_match": jax.lax.map(lambda t: per_length(params, t), data["val"])}
 
     return eval_fn
 
@@ -278,19 +307,22 @@ UNIT = "training seeds (init x data-order grid cells)"
 grid is one training run; `--seeds` is unused (set --init-seeds / --data-seeds)."""
 
 
-def seed_grid(cfg: LengthGenConfig) -> list[tuple[int, int]]:
-    return [(cfg.seed + i, cfg.seed + j) for i in range(cfg.init_seeds)
-            for j in range(cfg.data_seeds)]
+def seed_grid(cfg: LengthGenConfig, variant: str = "") -> list[tuple[int, int]]:
+    """(init seed, data-order seed) cells of a variant: init_seeds x data_seeds, or
+    init_seeds x baseline_data_seeds for a baseline when that is set."""
+    nd = (cfg.baseline_data_seeds if variant in BASELINES and cfg.baseline_data_seeds
+          else cfg.data_seeds)
+    return [(cfg.seed + i, cfg.seed + j) for i in range(cfg.init_seeds) for j in range(nd)]
 
 
 # ----------------------------------------------------------------------------- run
 def run(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> None:
     todo = [n for n in cfg.variants if not run_dir.phase_done(n)]
-    grid = seed_grid(cfg)
     with progress.bar("length-generalization variants", total=len(todo)) as bar:
         for name in todo:
             timer = Timer()
             v = VARIANTS[name]
+            grid = seed_grid(cfg, name)
             data = make_data(cfg, v, cfg.seed)
             hp = sw.table([dict(lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                                 weight_decay=cfg.weight_decay, init_seed=i, data_seed=d)
@@ -300,6 +332,7 @@ def run(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> None:
             for k, (i, d) in enumerate(grid):
                 run_dir.log("cell", phase=name, variant=name, init_seed=i, data_seed=d,
                             exact_match=res.evals["exact_match"][k],
+                            val_exact_match=res.evals["val_exact_match"][k],
                             diverged_at=int(res.diverged_at[k]),
                             final_loss=float(np.nanmean(res.curves["loss"][k, -20:])))
             run_dir.mark_phase_done(name, timer(), cells=len(grid))
@@ -327,27 +360,35 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
     if not tab:
         return Report([], "No finished variants yet.")
     L, N = cfg.train_digits, cfg.test_digits
+    grids = ", ".join(f"{n}: {len(evs)}" for n, evs in tab.items())
     md = [f"## Exact match by test length (trained on 1..{L} digits)", "",
-          f"Mean over the {cfg.init_seeds} x {cfg.data_seeds} seed grid (weight init x data "
-          f"order); {cfg.test_examples} problems per length; `max ok` = the largest n with "
-          f">= {cfg.threshold:.0%} exact match at every length 1..n (best seed / median).", "",
-          "| variant | " + " | ".join(str(n) for n in range(1, N + 1)) + " | max ok best / med |",
-          "|---|" + "---|" * (N + 1)]
+          f"Test pairs; mean over each variant's seed cells (weight init x data order; cells "
+          f"per variant: {grids}); {cfg.test_examples} problems per length; `max ok` = the "
+          f"largest n with >= {cfg.threshold:.0%} exact match at every length 1..n (best "
+          f"cell / median); `learned` = cells with max ok >= L. `val 1..L` = mean validation "
+          "exact match over lengths 1..L (the split on which lr / steps were chosen).", "",
+          "| variant | " + " | ".join(str(n) for n in range(1, N + 1))
+          + " | max ok best / med | learned | val 1..L |",
+          "|---|" + "---|" * (N + 3)]
     solved = {}
     for name, evs in tab.items():
         acc = np.array([e["exact_match"] for e in evs], np.float64)  # seeds x lengths
+        val = np.array([e.get("val_exact_match", [np.nan] * N) for e in evs], np.float64)
         solved[name] = np.array([max_solved_length(a, cfg.threshold) for a in acc], np.float64)
         md.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in np.nanmean(acc, 0))
-                  + f" | {solved[name].max():.0f} / {np.median(solved[name]):.0f} |")
-    md += ["", "## Per seed: largest solved length", "",
-           "| variant | " + " | ".join(f"i{e['init_seed']}d{e['data_seed']}"
-                                      for e in next(iter(tab.values()))) + " |",
-           "|---|" + "---|" * len(next(iter(tab.values())))]
+                  + f" | {solved[name].max():.0f} / {np.median(solved[name]):.0f} | "
+                  f"{int((solved[name] >= L).sum())} / {len(evs)} | "
+                  f"{np.nanmean(val[:, :L]):.2f} |")
+    cols = sorted({(e["init_seed"], e["data_seed"]) for evs in tab.values() for e in evs})
+    md += ["", "## Per seed cell: largest solved length", "",
+           "| variant | " + " | ".join(f"i{i}d{d}" for i, d in cols) + " |",
+           "|---|" + "---|" * len(cols)]
     for name, evs in tab.items():
+        by = {(e["init_seed"], e["data_seed"]): e for e in evs}
         md.append(f"| {name} | " + " | ".join(
-            "div" if e["diverged_at"] >= 0 else str(max_solved_length(e["exact_match"],
-                                                                      cfg.threshold))
-            for e in evs) + " |")
+            "–" if c not in by else "div" if by[c]["diverged_at"] >= 0
+            else str(max_solved_length(by[c]["exact_match"], cfg.threshold))
+            for c in cols) + " |")
     _heatmaps(run_dir.plots / "heatmap.png", tab, cfg)
     _curves(run_dir.plots / "exact_match_by_length.png", tab, cfg)
     md += ["", "![per-seed heat map](plots/heatmap.png)", "",
@@ -355,17 +396,28 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
 
     claims: list[Claim] = []
     main = [n for n in tab if n not in BASELINES]
+    target = cfg.target_digits
     if main:
         best = max(main, key=lambda n: (solved[n].max(), np.median(solved[n])))
         s = solved[best]
+        learned = (s >= L).astype(np.float64)
+        est = stats.bootstrap_ci(learned, "mean")
+        claims.append(stats.claim(
+            "best_config_learns_1_to_L",
+            f"{best} (gate): most seed cells learn the training lengths, i.e. reach >= "
+            f"{cfg.threshold:.0%} exact match at every length 1..{L} (value: fraction of "
+            "cells; holds when the lower CI end > 0.5)",
+            est, holds=est[1] > 0.5, unit=UNIT))
         top = np.sort(s)[-max(1, len(s) // 3):]  # the best third of seeds
         est = stats.bootstrap_ci(top, "mean")
+        what = (f"beyond L, i.e. >= {target}" if target == L + 1
+                else f">= {cfg.target_factor:g} L = {target}")
         claims.append(stats.claim(
-            "best_config_reaches_2L",
-            f"{best}: best third of seeds solve (>= {cfg.threshold:.0%} exact match) up to "
-            f">= 2L = {2 * L} digits (value: mean solved length of those seeds; n = the "
-            "seeds of that best third)",
-            est, holds=est[0] >= 2 * L, unit=UNIT))
+            f"best_config_{'extrapolates_beyond_L' if target == L + 1 else 'reaches_target'}",
+            f"{best}: the best third of seed cells solve (>= {cfg.threshold:.0%} exact match "
+            f"at every length up to it) {what} digits (value: their mean solved length; "
+            "n = the cells of that best third; holds when the lower CI end >= the target)",
+            est, holds=est[1] >= target, unit=UNIT))
         spread = stats.bootstrap_ci(s, lambda a: float(np.max(a) - np.min(a)))
         claims.append(stats.claim(
             "seed_spread_is_large",
@@ -375,17 +427,16 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
     for b in BASELINES:
         if b in tab:
             acc = np.array([e["exact_match"] for e in tab[b]], np.float64)
-            beyond = np.nanmean(acc[:, L:], axis=1)  # lengths L+1..N
-            within = stats.bootstrap_ci(np.nanmean(acc[:, :L], axis=1), "mean")
-            est = stats.bootstrap_ci(beyond, "mean")
-            # "fails beyond L" says something only about a model that learned lengths <= L
+            ok = solved[b] >= L  # "fails beyond L" says something only about learned cells
+            beyond = np.nanmean(acc[ok][:, L:], axis=1)  # lengths L+1..N
+            est = (stats.bootstrap_ci(beyond, "mean") if ok.any()
+                   else stats.Estimate(float("nan"), float("nan"), float("nan"), 0))
             claims.append(stats.claim(
                 f"{b}_fails_beyond_L",
-                f"{b}: mean exact match over lengths {L + 1}..{N} < 0.5 (upper CI end below "
-                f"0.5) although lengths 1..{L} are learned (their mean exact match, "
-                f"{within[0]:.2f} [{within[1]:.2f}, {within[2]:.2f}], has its lower CI end "
-                ">= 0.5)",
-                est, holds=est[2] < 0.5 and within[1] >= 0.5, unit=UNIT))
+                f"{b}: over the seed cells that learned lengths 1..{L} ({int(ok.sum())} of "
+                f"{len(ok)}; n counts only those, so fewer than 3 make it undetermined), mean "
+                f"exact match over lengths {L + 1}..{N} < 0.5 (upper CI end below 0.5)",
+                est, holds=bool(ok.sum() >= 3) and est[2] < 0.5, unit=UNIT))
     md += ["", "## Notes", "",
            "Each variant is one compiled `lm.sweep` program training all seed cells under one "
            "vmap. Exact match is teacher-forced argmax over the whole answer, which equals "
@@ -400,7 +451,7 @@ def _heatmaps(path, tab, cfg):
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), dpi=110,
                              squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        m = np.zeros((cfg.init_seeds, cfg.data_seeds))
+        m = np.zeros((cfg.init_seeds, max(e["data_seed"] for e in tab[name]) - cfg.seed + 1))
         for e in tab[name]:
             m[e["init_seed"] - cfg.seed, e["data_seed"] - cfg.seed] = max_solved_length(
                 e["exact_match"], cfg.threshold)
@@ -441,12 +492,15 @@ PRESETS = {
         max_positions=64, d_model=32, n_layers=1, n_heads=2, steps=30, batch_size=8,
         warmup_steps=5, train_examples=500, test_examples=8, chunk=15,
     ),
-    "default": LengthGenConfig(),
+    "default": LengthGenConfig(
+        baseline_data_seeds=1, train_digits=3, max_positions=64, steps=2000, batch_size=32,
+        lr=2e-3, warmup_steps=200, chunk=250,
+    ),
     "paper": LengthGenConfig(
         init_seeds=5, data_seeds=5,
         variants=("fire+randpos", "fire", "fire+randpos-hints", "fire+randpos-reverse",
                   "learned", "rope", "nope"),
-        train_digits=40, max_positions=512, d_model=512, n_layers=6, n_heads=8,
+        train_digits=40, target_factor=2.5, max_positions=512, d_model=512, n_layers=6, n_heads=8,
         steps=20_000, batch_size=128, lr=3e-4, warmup_steps=1000, weight_decay=0.1,
         train_examples=1_000_000, test_examples=100, chunk=1000,
     ),
