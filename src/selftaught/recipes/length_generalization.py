@@ -16,24 +16,54 @@ the weight-init x data-order seed grid, trained together under vmap):
     significant digit first), index hints (a hint token before each digit names its place,
     the same for a's, b's and the answer's digit of that significance);
     baselines learned / RoPE / NoPE absolute-or-none encodings with the same format.
-Claims: the best configuration's best seeds reach >= 2 L at >= 90% exact match; the
-baselines fail beyond L; the spread over seeds is large.
+Validation and test pairs are independent draws (streams 3 and 2 of the seed) of the same
+per-length sets; lr / steps / L were chosen on validation pairs only (the probe below); the
+claims use the test pairs. Both are logged per cell.
 
-Default preset (L = 8, tested to 20 digits, d_model 64 x 2 layers, 600 steps of 16 examples,
-variants fire+randpos / learned / rope / nope, each a 3 x 3 seed grid), measured with
-`selftaught run length-generalization --preset default`: 836 CPU-s (788 user + 49 sys),
-peak RSS 3.0 GiB, 46 min 39 s wall on the 2-core machine at load 14-16 (about 8-10 min idle,
-estimated from the CPU seconds). **It learns nothing**: every cell of every variant ends at
-training loss 1.06-1.07 nats/token with exact match <= 0.10 at 1 digit and 0 beyond, so
-`best_config_reaches_2L` and `seed_spread_is_large` fail for lack of budget, and the
-baselines' "fails beyond L" claims are not determined (they require lengths <= L learned).
-A probe with 13x the compute per cell (`--variants fire+randpos --init-seeds 1
---data-seeds 1 --train-digits 5 --steps 2000 --batch-size 32 --lr 3e-3`, 126 CPU-s) learns
-lengths 1..5 (exact match 0.96 / 0.72 / 0.84 / 0.70 / 0.68) and still scores 0.00 at every
-length 6..13: at this scale FIRE + randomized positions + reversed output + index hints do
-not extrapolate even one digit. A 4-variant 3 x 3 default at that per-cell budget would cost
-~2,000 CPU-s, past the 15-minute budget; it is not the default. The `paper` preset (L = 40,
-5 x 5 seeds, 7 variants) is sized for a GPU.
+Claims (unit: one cell of the weight-init x data-order seed grid, i.e. one training run;
+fewer than 3 cells make a claim undetermined):
+- `best_config_learns_1_to_L` (gate): the fraction of the best configuration's cells that
+  reach >= 90% exact match at every length 1..L; holds when its lower CI end > 0.5.
+- `best_config_extrapolates_beyond_L`: the best third of those cells solve (>= 90% at every
+  length up to it) at least L + 1 digits (value: their mean solved length; lower CI end >=
+  L + 1). With `target_factor` set (the `paper` preset: 2.5) it is
+  `best_config_reaches_target`, >= ceil(2.5 L) digits, the paper's claim.
+- `seed_spread_is_large`: max - min solved length over the grid >= L/4 (lower CI end).
+- `<baseline>_fails_beyond_L` (learned / RoPE / NoPE): over the baseline's cells that learned
+  1..L, mean exact match beyond L < 0.5 (upper CI end); n counts only the cells that learned,
+  so a baseline that did not learn is undetermined.
+
+Probe (`bench/length_generalization_probe.py`: fire+randpos, d64 x 2 layers, 4 heads, 20k
+training pairs, max_positions 64; validation exact match per length after the given steps of
+a warmup-then-cosine schedule that ends at --steps; cell s = init and data-order seed s;
+CPU-s of the whole probe; measured under load 7-11 on the shared 2-core machine):
+
+| command (L, batch, lr, warmup, steps) | cells | steps | CPU-s | val exact match 1..L (per cell) | L+1 |
+|---|---|---|---|---|---|
+| L 4, B 32, 3e-3, 100, 1500 (max_positions 80) | 2 | 1000 | 77 | 0.08 0.06 0.02 0.02 / 1.00 0.70 0.58 0.30 | 0.00 |
+| | | 1500 | 112 | 0.24 0.06 0.08 0.04 / 0.98 0.90 0.84 0.38 | 0.00 |
+| L 3, B 32, 3e-3, 100, 1500 | 2 (of 4) | 1000 | 99 | 0.96 0.66 0.34 / 1.00 0.96 0.76 | 0.00 |
+| | | 1500 | 145 | 1.00 0.90 0.64 / 1.00 1.00 0.98 | 0.00 |
+| L 3, B 32, 1e-2, 100, 1500 | 2 (of 4) | 1500 | (same run) | 0.32 0.04 0.00 / 0.54 0.08 0.02 | 0.00 |
+| L 3, B 32, 2e-3, 200, 2500 | 2 (of 4) | 1000 | 102 | 0.84 0.66 0.48 / 1.00 0.88 0.68 | 0.00 |
+| | | 1500 | 147 | 1.00 0.92 0.90 / 1.00 1.00 0.90 | 0.00 |
+| | | 2000 | 189 | 1.00 1.00 1.00 / 1.00 1.00 1.00 | 0.00 |
+| | | 2500 | 229 | 1.00 1.00 1.00 / 1.00 1.00 1.00 | 0.00 |
+| L 3, B 32, 4e-3, 200, 2500 | 2 (of 4) | 2000 | (same run) | 1.00 0.82 0.80 / 1.00 1.00 1.00 | 0.00 |
+| | | 2500 | (same run) | 1.00 0.94 0.82 / 1.00 1.00 1.00 | 0.00 |
+| L 3, B 32, 2e-3, 200, 2000, `--offsets 1` | 2 | 1000 | 50 | 0.52 0.30 0.16 / 0.92 0.54 0.32 | 0.02 / 0.04 |
+| | | 2000 | 90 | 1.00 0.70 0.50 / 1.00 0.72 0.46 | 0.24 / 0.04 |
+| L 5, B 32, 3e-3, 100, 2000 (earlier CLI probe, max_positions 128; test pairs) | 1 | 2000 | 126 | 0.96 0.72 0.84 0.70 0.68 | 0.00 |
+
+So steps-to-learn grows fast with L at d64 x 2: L = 3 is learned by both cells in 2,000
+steps x 32 at lr 2e-3 (~23 CPU-ms per cell-step); L = 4 by one of two cells only partly in
+1,500 steps; L = 5 not in 2,000. lr 1e-2 does not learn; 4e-3 is less reliable than 2e-3.
+No probe cell solves even one digit beyond L. A reason, by construction: with index hints
+starting at place 0, an operand of L + 1 digits carries the hint token of place L, which never occurs
+in a training operand (only as the carry-out place of an answer), so the hint-matching
+circuit meets an operand token it never matched. Consistent with it, randomly offset hints (`hint_offsets`: every hint token a test
+uses is trained) move exact match at L + 1 off zero (0.24 in one cell) but learn 1..L more
+slowly (0.70 / 0.50 at lengths 2 / 3 after 2,000 steps), so they are not in the default.
 """
 
 from __future__ import annotations
@@ -342,7 +372,8 @@ def run(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> None:
 # ----------------------------------------------------------------------------- report
 def max_solved_length(acc_N: np.ndarray, threshold: float) -> int:
     """Largest n such that every length 1..n has exact match >= threshold (0 if none)."""
-    ok = np.nan_to_num(np.asarray(acc_N, np.float64), nan=0.0) >= threshold
+    # exact match is a float32 mean (45/50 = 0.89999998): compare with a float32-sized slack
+    ok = np.nan_to_num(np.asarray(acc_N, np.float64), nan=0.0) >= threshold - 1e-6
     return int(np.argmin(ok)) if not ok.all() else len(ok)
 
 
@@ -493,7 +524,7 @@ PRESETS = {
         warmup_steps=5, train_examples=500, test_examples=8, chunk=15,
     ),
     "default": LengthGenConfig(
-        baseline_data_seeds=1, train_digits=3, max_positions=64, steps=2000, batch_size=32,
+        baseline_data_seeds=1, train_digits=3, max_positions=64, steps=3000, batch_size=32,
         lr=2e-3, warmup_steps=200, chunk=250,
     ),
     "paper": LengthGenConfig(
