@@ -38,32 +38,36 @@ training pairs, max_positions 64; validation exact match per length after the gi
 a warmup-then-cosine schedule that ends at --steps; cell s = init and data-order seed s;
 CPU-s of the whole probe; measured under load 7-11 on the shared 2-core machine):
 
-| command (L, batch, lr, warmup, steps) | cells | steps | CPU-s | val exact match 1..L (per cell) | L+1 |
+Columns: L / lr / warmup / --steps (all batch 32) | cells | at step | CPU-s | validation
+exact match at lengths 1..L, one group per cell | at L + 1.
+
+| run | cells | at | CPU-s | val exact match 1..L per cell | L+1 |
 |---|---|---|---|---|---|
-| L 4, B 32, 3e-3, 100, 1500 (max_positions 80) | 2 | 1000 | 77 | 0.08 0.06 0.02 0.02 / 1.00 0.70 0.58 0.30 | 0.00 |
-| | | 1500 | 112 | 0.24 0.06 0.08 0.04 / 0.98 0.90 0.84 0.38 | 0.00 |
-| L 3, B 32, 3e-3, 100, 1500 | 2 (of 4) | 1000 | 99 | 0.96 0.66 0.34 / 1.00 0.96 0.76 | 0.00 |
-| | | 1500 | 145 | 1.00 0.90 0.64 / 1.00 1.00 0.98 | 0.00 |
-| L 3, B 32, 1e-2, 100, 1500 | 2 (of 4) | 1500 | (same run) | 0.32 0.04 0.00 / 0.54 0.08 0.02 | 0.00 |
-| L 3, B 32, 2e-3, 200, 2500 | 2 (of 4) | 1000 | 102 | 0.84 0.66 0.48 / 1.00 0.88 0.68 | 0.00 |
-| | | 1500 | 147 | 1.00 0.92 0.90 / 1.00 1.00 0.90 | 0.00 |
-| | | 2000 | 189 | 1.00 1.00 1.00 / 1.00 1.00 1.00 | 0.00 |
-| | | 2500 | 229 | 1.00 1.00 1.00 / 1.00 1.00 1.00 | 0.00 |
-| L 3, B 32, 4e-3, 200, 2500 | 2 (of 4) | 2000 | (same run) | 1.00 0.82 0.80 / 1.00 1.00 1.00 | 0.00 |
-| | | 2500 | (same run) | 1.00 0.94 0.82 / 1.00 1.00 1.00 | 0.00 |
-| L 3, B 32, 2e-3, 200, 2000, `--offsets 1` | 2 | 1000 | 50 | 0.52 0.30 0.16 / 0.92 0.54 0.32 | 0.02 / 0.04 |
-| | | 2000 | 90 | 1.00 0.70 0.50 / 1.00 0.72 0.46 | 0.24 / 0.04 |
-| L 5, B 32, 3e-3, 100, 2000 (earlier CLI probe, max_positions 128; test pairs) | 1 | 2000 | 126 | 0.96 0.72 0.84 0.70 0.68 | 0.00 |
+| L4 3e-3 100 1500 (max_pos 80) | 2 | 1000 | 77 | .08 .06 .02 .02 / 1.0 .70 .58 .30 | 0 |
+| | | 1500 | 112 | .24 .06 .08 .04 / .98 .90 .84 .38 | 0 |
+| L3 3e-3 100 1500 | 2 of 4 | 1000 | 99 | .96 .66 .34 / 1.0 .96 .76 | 0 |
+| | | 1500 | 145 | 1.0 .90 .64 / 1.0 1.0 .98 | 0 |
+| L3 1e-2 100 1500 | 2 of 4 | 1500 | same run | .32 .04 .00 / .54 .08 .02 | 0 |
+| L3 2e-3 200 2500 | 2 of 4 | 1000 | 102 | .84 .66 .48 / 1.0 .88 .68 | 0 |
+| | | 1500 | 147 | 1.0 .92 .90 / 1.0 1.0 .90 | 0 |
+| | | 2000 | 189 | 1.0 1.0 1.0 / 1.0 1.0 1.0 | 0 |
+| | | 2500 | 229 | 1.0 1.0 1.0 / 1.0 1.0 1.0 | 0 |
+| L3 4e-3 200 2500 | 2 of 4 | 2000 | same run | 1.0 .82 .80 / 1.0 1.0 1.0 | 0 |
+| | | 2500 | same run | 1.0 .94 .82 / 1.0 1.0 1.0 | 0 |
+| L3 2e-3 200 2000 `--offsets 1` | 2 | 1000 | 50 | .52 .30 .16 / .92 .54 .32 | .02 / .04 |
+| | | 2000 | 90 | 1.0 .70 .50 / 1.0 .72 .46 | .24 / .04 |
+| L5 3e-3 100 2000 (CLI, max_pos 128, test) | 1 | 2000 | 126 | .96 .72 .84 .70 .68 | 0 |
 
 So steps-to-learn grows fast with L at d64 x 2: L = 3 is learned by both cells in 2,000
 steps x 32 at lr 2e-3 (~23 CPU-ms per cell-step); L = 4 by one of two cells only partly in
 1,500 steps; L = 5 not in 2,000. lr 1e-2 does not learn; 4e-3 is less reliable than 2e-3.
 No probe cell solves even one digit beyond L. A reason, by construction: with index hints
-starting at place 0, an operand of L + 1 digits carries the hint token of place L, which never occurs
-in a training operand (only as the carry-out place of an answer), so the hint-matching
-circuit meets an operand token it never matched. Consistent with it, randomly offset hints (`hint_offsets`: every hint token a test
-uses is trained) move exact match at L + 1 off zero (0.24 in one cell) but learn 1..L more
-slowly (0.70 / 0.50 at lengths 2 / 3 after 2,000 steps), so they are not in the default.
+starting at place 0, an operand of L + 1 digits carries the hint token of place L, which
+never occurs in a training operand (only as the carry-out place of an answer), so the
+hint-matching circuit meets an operand token it never matched. Consistent with it, randomly
+offset hints (`hint_offsets`: every hint token a test uses is trained) move exact match at
+L + 1 off zero (0.24 in one cell) but learn 1..L more slowly (0.70 / 0.50 at lengths 2 / 3
+after 2,000 steps), so they are not in the default.
 """
 
 from __future__ import annotations
