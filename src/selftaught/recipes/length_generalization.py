@@ -95,7 +95,7 @@ each), `selftaught run length-generalization --preset default`:
   sys, peak RSS 1.2 GiB, 31 min 48 s wall under load 8-10): fire+randpos learned 1..3 in
   only 6 of 9 cells (test exact match at length 3: 0.62-1.00; validation showed the same
   three cells below 90%), gate 0.67 [0.33, 0.89] fails, which set the steps to 3,000 on the
-  validation pairs. Baselines at 2,000 steps: learned 0 / 3 cells learn 1..3, RoPE 3 / 3,
+  validation pairs. Baselines at 2,000 steps: learned 1 / 3 cells learn 1..3, RoPE 3 / 3,
   NoPE 2 / 3; all 0.00 beyond L (`rope_fails_beyond_L` holds, n = 3; the others
   undetermined).
 The `paper` preset (L = 40, 5 x 5 seeds, 7 variants, `target_factor` 2.5: the paper's
