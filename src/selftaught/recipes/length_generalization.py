@@ -113,7 +113,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import Recipe, Report, Timer, progress
+from selftaught.core import Recipe, Report
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one
 from selftaught.core.recipe import Claim
 from selftaught.core.seeding import np_rng
@@ -382,27 +382,34 @@ def seed_grid(cfg: LengthGenConfig, variant: str = "") -> list[tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------- run
+def phases(cfg: LengthGenConfig, seeds: list[int]) -> list[str]:
+    """The plan: one phase per configuration (its whole seed grid in one program)."""
+    return list(cfg.variants)
+
+
 def run(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> None:
-    todo = [n for n in cfg.variants if not run_dir.phase_done(n)]
-    with progress.bar("length-generalization variants", total=len(todo)) as bar:
-        for name in todo:
-            timer = Timer()
-            v = VARIANTS[name]
-            grid = seed_grid(cfg, name)
-            data = make_data(cfg, v, cfg.seed)
-            hp = sw.table([dict(lr=cfg.lr, warmup_steps=cfg.warmup_steps,
-                                weight_decay=cfg.weight_decay, init_seed=i, data_seed=d)
-                           for i, d in grid])
-            res = sw.run_grid(_sweep(cfg, v), hp, data, run_dir=run_dir, name=name,
-                              description=f"{name} ({len(grid)} seeds)")
-            for k, (i, d) in enumerate(grid):
-                run_dir.log("cell", phase=name, variant=name, init_seed=i, data_seed=d,
-                            exact_match=res.evals["exact_match"][k],
-                            val_exact_match=res.evals["val_exact_match"][k],
-                            diverged_at=int(res.diverged_at[k]),
-                            final_loss=float(np.nanmean(res.curves["loss"][k, -20:])))
-            run_dir.mark_phase_done(name, timer(), cells=len(grid))
-            bar.advance(1)
+    for name in cfg.variants:
+        run_dir.phase(name, train_variant, cfg, run_dir, name)
+
+
+def train_variant(log, cfg: LengthGenConfig, run_dir, name: str) -> None:
+    """One configuration's weight-init x data-order seed grid, trained together (one
+    `lm.sweep` program), exact match per length on the test and validation pairs."""
+    v = VARIANTS[name]
+    grid = seed_grid(cfg, name)
+    data = make_data(cfg, v, cfg.seed)
+    hp = sw.table([dict(lr=cfg.lr, warmup_steps=cfg.warmup_steps,
+                        weight_decay=cfg.weight_decay, init_seed=i, data_seed=d)
+                   for i, d in grid])
+    res = sw.run_grid(_sweep(cfg, v), hp, data, run_dir=run_dir, name=name,
+                      description=f"{name} ({len(grid)} seeds)")
+    for k, (i, d) in enumerate(grid):
+        log("cell", variant=name, init_seed=i, data_seed=d,
+            exact_match=res.evals["exact_match"][k],
+            val_exact_match=res.evals["val_exact_match"][k],
+            diverged_at=int(res.diverged_at[k]),
+            final_loss=float(np.nanmean(res.curves["loss"][k, -20:])))
+    log.headline(cells=len(grid))
 
 
 # ----------------------------------------------------------------------------- report
@@ -581,4 +588,5 @@ RECIPE = Recipe(
     presets=PRESETS,
     run=run,
     report=report,
+    phases=phases,
 )
