@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,28 @@ def test_chosen_lr_picks_lowest_mean_and_never_a_diverged_one():
     assert vlm.chosen_lr(cfg, final[..., None]) == 1e-2
 
 
+def test_lr_scores_average_seeds_and_conditions():
+    final = np.array([[[0.5, 0.7], [0.2, np.inf]], [[0.3, 0.1], [0.2, 0.2]]])  # S x L x C
+    np.testing.assert_allclose(vlm.lr_scores(final), [0.4, np.inf])
+
+
+def test_clipped_fraction_matches_the_gaussian_tail_and_is_zero_without_noise():
+    cfg = vlm.PRESETS["default"]
+    seeds = [0, 1, 2]
+    # |f| <= sum |a_j| <= sqrt(2 J) < v_max for unit-variance f with J = 4 sinusoids
+    assert vlm.clipped_fraction(cfg, seeds, 0.0) == 0.0
+    # noise-dominated labels: y ~ N(0, 1 + s^2) up to f's non-Gaussianity
+    s = 4.0
+    tail = 2 * (1 - 0.5 * (1 + math.erf(cfg.v_max / math.sqrt(1 + s**2) / math.sqrt(2))))
+    assert abs(vlm.clipped_fraction(cfg, seeds, s) - tail) < 0.04
+    # the labels of train_one (seed -> split key -> task, noise eps): same count by hand
+    k_task = jax.random.split(jax.random.PRNGKey(1), 3)[0]
+    _, f, *_, scale, eps, _, _ = vlm.task_arrays(cfg, k_task, 0.0)
+    y = np.asarray(scale * f + 2.0 * eps)
+    assert vlm.clipped_fraction(cfg, [1], 2.0) == pytest.approx(np.mean(np.abs(y) > 4.0))
+    assert vlm.clipped_fraction(dataclasses.replace(cfg, v_min=-100, v_max=100), seeds, s) == 0
+
+
 # Tiny: the smoke preset's grid (losses x widths x conditions, lr tuning, sigma sweep) with
 # fewer steps and points: the recipe's real code path and resume, not its claims.
 TINY = dataclasses.replace(vlm.PRESETS["smoke"], train_points=64, eval_points=64, steps=40,
@@ -96,7 +119,8 @@ def _check_run(path, summary, cfg, seeds):
     assert len(run.events("sigma")) == len(cfg.sigma_ratios) * seeds
     report = (path / "report.md").read_text()
     for section in ("## Learning rates chosen", "## Advantage over MSE", "sigma / bin-width",
-                    "plots/advantage_vs_noise.png"):
+                    "## Noise growth per width", "## Learning-rate choice margin",
+                    "## Training targets outside the support", "plots/advantage_vs_noise.png"):
         assert section in report
     for png in ("advantage_vs_noise.png", "advantage_vs_gamma.png", "sigma_sweep.png"):
         assert (path / "plots" / png).stat().st_size > 0

@@ -299,13 +299,30 @@ def tune_seeds(cfg: ValueLossMechanismsConfig) -> list[int]:
     return [cfg.seed + TUNE_SEED_OFFSET + i for i in range(cfg.tune_seeds)]
 
 
+def lr_scores(final: np.ndarray) -> np.ndarray:
+    """Tuning score per lr: the mean final relative RMSE over tuning seeds and conditions.
+    final: seeds x lrs x conditions -> [lrs] (a diverged run, +inf, makes its lr +inf)."""
+    return np.asarray(final, np.float64).mean(axis=(0, 2))
+
+
 def chosen_lr(cfg, tune_curves: np.ndarray) -> float:
     """The lr with the lowest mean final relative RMSE over tuning seeds and conditions
     (a diverged run counts as +inf, so an lr that ever diverges is never chosen over one
     that does not)."""
-    final = np.asarray(tune_curves)[..., -1]  # S x L x C
-    score = final.mean(axis=(0, 2))
-    return float(cfg.lrs[int(np.argmin(score))])
+    return float(cfg.lrs[int(np.argmin(lr_scores(np.asarray(tune_curves)[..., -1])))])
+
+
+def clipped_fraction(cfg: ValueLossMechanismsConfig, seeds: list[int], noise: float) -> float:
+    """Fraction of the noisy regression targets y = f(x) + noise * eps of the training sets
+    of `seeds` that lie outside the classification support [v_min, v_max] (the
+    classification losses clip them to its edge; MSE does not)."""
+    def targets(key):  # as in `make_program`'s train_one at gamma 0
+        k_task = jax.random.split(key, 3)[0]
+        _, f_tr, _, _, _, r_scale, eps, _, _ = task_arrays(cfg, k_task, 0.0)
+        return r_scale * f_tr + noise * eps
+
+    y = np.asarray(jax.vmap(targets)(keys(seeds)))
+    return float(np.mean((y < cfg.v_min) | (y > cfg.v_max)))
 
 
 def stages(cfg: ValueLossMechanismsConfig) -> list[tuple[str, str, float]]:
@@ -472,6 +489,24 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
                    "| width | advantage |", "|---|---|"]
             md += [f"| {w:g} | {_fmt(stats.paired_difference_ci(mse[i].mean(-1), hl[i].mean(-1)))}"
                    " |" for i, w in enumerate(widths)]
+        md += ["", "## Noise growth per width, at each loss's chosen lr", "",
+               "RMSE(MSE) - RMSE(loss) at noise 0 and at the highest noise, and its growth, "
+               "paired 95% CI over seeds (MSE at its own chosen lr). The claims average the "
+               "growth over widths, so one width whose lr choice differs can decide them.", "",
+               f"| loss | width | lr (MSE's) | advantage at noise 0 | at noise "
+               f"{max(cfg.noise_levels):g} | growth |", "|---|---|---|---|---|---|"]
+        for x in losses:
+            if x == "mse":
+                continue
+            for i, w in enumerate(widths):
+                m, o = mse[i], finals[(x, w)]
+                adv = m - o
+                md.append(
+                    f"| {LABEL[x]} | {w:g} | {_tuned(run_dir, x, w):g} "
+                    f"({_tuned(run_dir, 'mse', w):g}) | "
+                    f"{_fmt(stats.paired_difference_ci(m[:, noise0], o[:, noise0]))} | "
+                    f"{_fmt(stats.paired_difference_ci(m[:, noise_hi], o[:, noise_hi]))} | "
+                    f"{_fmt(stats.paired_difference_ci(adv[:, noise_hi], adv[:, noise0]))} |")
         # advantage vs noise plot (per loss, mean over widths, band over seeds)
         xs = np.asarray(cfg.noise_levels, np.float64)
         curves = {LABEL[x]: (mse - np.stack([finals[(x, w)] for w in widths])).mean(0)[
@@ -489,6 +524,26 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
                               xlabel="gamma (bootstrapped targets)",
                               ylabel="RMSE(MSE) - RMSE(loss)", title="advantage over MSE")
             plots.append("advantage_vs_gamma.png")
+
+    # how close each lr choice was (tuning seeds), and the targets the support clips
+    tune = {(e["loss"], float(e["width"])): lr_scores(e["final"]) for e in run_dir.events("tune")}
+    if tune:
+        md += ["", "## Learning-rate choice margin (tuning seeds)", "",
+               "Tuning score = mean final relative RMSE over the tuning seeds and all "
+               "conditions; margin = (runner-up - chosen) / chosen.", "",
+               "| loss | width | " + " | ".join(f"lr {x:g}" for x in cfg.lrs) + " | margin |",
+               "|---|---|" + "---|" * (len(cfg.lrs) + 1)]
+        for (x, w), sc in tune.items():
+            order = np.sort(sc)
+            margin = (order[1] - order[0]) / order[0] if len(sc) > 1 else np.inf
+            md.append(f"| {LABEL[x]} | {w:g} | " + " | ".join(
+                f"**{v:.4f}**" if j == int(np.argmin(sc)) else f"{v:.4f}"
+                for j, v in enumerate(sc)) + f" | {margin:.1%} |")
+    md += ["", f"## Training targets outside the support [{cfg.v_min:g}, {cfg.v_max:g}]", "",
+           "Fraction of the noisy labels the classification losses clip to the support's "
+           "edge (evaluation seeds' training sets).", "",
+           "| noise | fraction clipped |", "|---|---|"]
+    md += [f"| {s:g} | {clipped_fraction(cfg, seeds, float(s)):.4f} |" for s in cfg.noise_levels]
 
     # sigma sweep
     sig = {}
@@ -548,5 +603,5 @@ RECIPE = Recipe(
     phases=phases,
 )
 
-__all__ = ["RECIPE", "ValueLossMechanismsConfig", "chosen_lr", "frequency_table", "task_arrays",
-           "wrap"]
+__all__ = ["RECIPE", "ValueLossMechanismsConfig", "chosen_lr", "clipped_fraction",
+           "frequency_table", "lr_scores", "task_arrays", "wrap"]
