@@ -185,3 +185,157 @@ def test_prompt_completion_rows_score_exactly_the_completion_and_eos():
         targets = toks[b, 1:][mask[b, :-1] > 0]
         np.testing.assert_array_equal(targets, [*tok.encode(comp), EOS])
         assert tok.decode(toks[b, 8:]) == comp
+
+
+# ------------------------------------------------------------- the three known pitfalls (issue 25)
+# Public GKD implementations first got (a) the direction of λ, (b) the JSD mixture weights and
+# (c) the padding mask wrong. Each test below checks ours against a formula.
+
+def _torch_kl_div(input_log, target_log):
+    """torch.nn.functional.kl_div(input, target, reduction="none", log_target=True) summed
+    over the vocabulary: Σ exp(target) (target − input) = KL(target ‖ input)."""
+    return np.sum(np.exp(target_log) * (target_log - input_log), -1)
+
+
+def _trl_generalized_jsd(student_logits, teacher_logits, beta, temperature=1.0):
+    """TRL GKDTrainer.generalized_jsd_loss, per token, written from scratch in numpy from its
+    definition (student log-probs s, teacher log-probs t):
+    β=0: kl_div(s, t) = KL(teacher‖student); β=1: kl_div(t, s) = KL(student‖teacher);
+    else log M = logsumexp(s + log(1−β), t + log β),
+    jsd = β·kl_div(M, t) + (1−β)·kl_div(M, s)."""
+    def logsm(x):
+        x = np.asarray(x, np.float64) / temperature
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+    s, t = logsm(student_logits), logsm(teacher_logits)
+    if beta == 0:
+        return _torch_kl_div(s, t)
+    if beta == 1:
+        return _torch_kl_div(t, s)
+    m = np.logaddexp(s + np.log1p(-beta), t + np.log(beta))
+    return beta * _torch_kl_div(m, t) + (1 - beta) * _torch_kl_div(m, s)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+def test_pitfall_jsd_mixture_weights_match_trl_formula(beta):
+    """(b) our JSD(β) = TRL's generalized_jsd_loss = the GKD paper's Eq. (1) with P = teacher,
+    Q = student: M = β·P + (1−β)·Q, D = β·KL(P‖M) + (1−β)·KL(Q‖M)."""
+    rng = np.random.default_rng(2)
+    tl, sl = rng.normal(size=(6, 13)) * 3, rng.normal(size=(6, 13)) * 3
+    got = token_divergence(jnp.asarray(tl, jnp.float32), jnp.asarray(sl, jnp.float32),
+                           "jsd", beta, 0.8)
+    np.testing.assert_allclose(np.asarray(got), _trl_generalized_jsd(sl, tl, beta, 0.8),
+                               rtol=1e-4, atol=1e-6)
+    if beta not in (0.0, 0.5, 1.0):
+        # the swapped-weights bug (M = (1−β)·P + β·Q) is a different number: the test
+        # above can tell them apart
+        p, q = _np_softmax(tl, 0.8), _np_softmax(sl, 0.8)
+        m_swapped = (1 - beta) * p + beta * q
+        swapped = beta * _np_kl(p, m_swapped) + (1 - beta) * _np_kl(q, m_swapped)
+        assert np.max(np.abs(swapped - np.asarray(got))) > 1e-2
+
+
+def test_pitfall_jsd_limits_are_the_scaled_kl_directions():
+    """(b) β → 0: JSD(β)/β → KL(teacher‖student) (forward, supervised KD's direction);
+    β → 1: JSD(β)/(1−β) → KL(student‖teacher) (reverse), both checked against numpy KL on
+    random distributions, and the converse directions are far off."""
+    rng = np.random.default_rng(3)
+    tl, sl = rng.normal(size=(8, 10)), rng.normal(size=(8, 10))  # p/q within ~e^4
+    p, q = _np_softmax(tl), _np_softmax(sl)
+    fwd, rev = _np_kl(p, q), _np_kl(q, p)
+    assert np.max(np.abs(fwd - rev)) > 0.1  # the two directions differ on these rows
+    t32, s32 = jnp.asarray(tl, jnp.float32), jnp.asarray(sl, jnp.float32)
+    err = {}
+    for eps in (1e-2, 1e-3):
+        near0 = np.asarray(token_divergence(t32, s32, "jsd", eps)) / eps
+        near1 = np.asarray(token_divergence(t32, s32, "jsd", 1 - eps)) / eps
+        err[eps] = np.abs(near0 - fwd).max(), np.abs(near1 - rev).max()
+    # O(eps) error: converges (10x smaller eps, error shrinks ~10x) and is small at 1e-3
+    np.testing.assert_allclose(near0, fwd, rtol=2e-2)
+    np.testing.assert_allclose(near1, rev, rtol=2e-2)
+    for i in (0, 1):
+        assert err[1e-3][i] < 0.2 * err[1e-2][i] + 1e-3, err
+    assert np.max(np.abs(near0 - rev)) > 0.1 and np.max(np.abs(near1 - fwd)) > 0.1
+    # and the endpoints are exactly the unscaled limits
+    np.testing.assert_allclose(token_divergence(t32, s32, "jsd", 0.0), fwd, rtol=1e-5)
+    np.testing.assert_allclose(token_divergence(t32, s32, "jsd", 1.0), rev, rtol=1e-5)
+
+
+def test_pitfall_lambda_is_the_fraction_of_student_generated_batches():
+    """(a) λ = the probability that a step trains on the student's own samples (GKD's
+    "student data fraction"; TRL: `if random.random() <= lmbda: generate on-policy`):
+    λ=1 → always student samples, λ=0 → always the fixed data, λ=0.2 → 20% student."""
+    fixed = dict(tokens=jnp.zeros((2, 5), jnp.int32), loss_mask=jnp.zeros((2, 5)))
+    student = dict(tokens=jnp.ones((2, 5), jnp.int32), loss_mask=jnp.ones((2, 5)))
+    pick = jax.jit(jax.vmap(lambda k, lam: mixed_batch(lam, k, fixed, lambda r: student),
+                            in_axes=(0, None)))
+    keys = jax.random.split(jax.random.key(5), 4000)
+    for lam in (0.0, 0.2, 1.0):
+        rows, flag = pick(keys, lam)
+        from_student = np.asarray(rows["tokens"][:, 0, 0] == 1)
+        np.testing.assert_array_equal(from_student, np.asarray(flag))  # flag = student rows
+        frac = from_student.mean()
+        if lam in (0.0, 1.0):
+            assert frac == lam
+        else:
+            assert abs(frac - lam) < 0.03, frac  # not 1 − λ
+
+
+def _tiny_pair():
+    tok = CharTokenizer("0123456789+=")
+    cfg_s = TransformerConfig(vocab_size=tok.vocab_size, max_len=24, d_model=16, n_layers=1,
+                              n_heads=2)
+    cfg_t = TransformerConfig(vocab_size=tok.vocab_size, max_len=24, d_model=24, n_layers=1,
+                              n_heads=2)
+    return tok, cfg_s, cfg_t, init_params(cfg_s, jax.random.key(0)), init_params(
+        cfg_t, jax.random.key(1))
+
+
+@pytest.mark.parametrize("kind,beta", [("fkl", 0.0), ("jsd", 0.3), ("rkl", 0.0), ("tvd", 0.0)])
+def test_pitfall_padding_and_prompt_positions_contribute_nothing(kind, beta):
+    """(c) The λ=0 loss is the token-level mean, over completion tokens only (each
+    completion token and the EOS, predicted from the position before it), of the per-token
+    divergence between the two models' logits: recomputed here from the completion lengths
+    alone. Appending PAD columns, adding left padding to the prompts, or setting the logits
+    at prompt / padded positions to garbage (NaN, ±inf) leaves it unchanged."""
+    from selftaught.lm.distill import make_distill_loss
+    from selftaught.lm.model import forward
+
+    tok, cfg_s, cfg_t, ps, pt = _tiny_pair()
+    prompts, comps = ["1+2=", "13+45=", "7="], ["3", "58", "7123"]
+    rows = prompt_completion_rows(tok, prompts, comps, 8, 6)
+    loss_fn = make_distill_loss(cfg_s, cfg_t, pt, kind=kind, beta=beta, lam=0.0,
+                                max_new_tokens=6)
+    batch = {k: jnp.asarray(v) for k, v in rows.items()}
+    got = float(loss_fn(ps, batch, jax.random.key(0))[0])
+
+    toks = rows["tokens"]
+    real = jnp.asarray(toks != PAD)
+    tl = np.asarray(forward(pt, cfg_t, jnp.asarray(toks), None, real))
+    sl = np.asarray(forward(ps, cfg_s, jnp.asarray(toks), None, real))
+    per_tok = _np_div(tl, sl, kind, beta, 1.0)
+    pos = [(b, 8 - 1 + n) for b, c in enumerate(comps) for n in range(len(c) + 1)]
+    want = np.mean([per_tok[b, t] for b, t in pos])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # the prompt positions carry real divergence: scoring them too would change the value
+    all_real = per_tok[np.asarray(real)].mean()
+    assert abs(all_real - want) > 0.02 * want
+    # a row mean of per-row means (not a token mean) is also a different number here
+    row_means = np.mean([np.mean([per_tok[b, t] for bb, t in pos if bb == b])
+                         for b in range(len(comps))])
+    assert abs(row_means - want) > 0.005 * want, (row_means, want)
+
+    # more padding on both sides: same loss
+    wider = prompt_completion_rows(tok, prompts, comps, 11, 9)
+    wider = {k: jnp.asarray(v) for k, v in wider.items()}
+    np.testing.assert_allclose(float(loss_fn(ps, wider, jax.random.key(0))[0]), got, rtol=1e-5)
+
+    # garbage logits wherever the mask is 0: same value
+    mask = rows["loss_mask"] > 0
+    garbage = np.where(np.arange(tl.shape[-1]) % 3 == 0, np.nan,
+                       np.where(np.arange(tl.shape[-1]) % 3 == 1, np.inf, -np.inf))
+    tl_g = np.where(mask[..., None], tl, garbage)
+    sl_g = np.where(mask[..., None], sl, 1e4 * garbage[::-1])
+    val = divergence(jnp.asarray(tl_g, jnp.float32), jnp.asarray(sl_g, jnp.float32),
+                     jnp.asarray(rows["loss_mask"]), kind, beta)
+    np.testing.assert_allclose(float(val), want, rtol=1e-4)

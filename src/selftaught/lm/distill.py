@@ -77,11 +77,16 @@ def token_divergence(teacher_logits_xV, student_logits_xV, kind: str, beta=0.5,
 
 def divergence(teacher_logits_BxTxV, student_logits_BxTxV, mask_BxT, kind: str, beta=0.5,
                temperature=1.0):
-    """Mean of `token_divergence` over positions where `mask_BxT` (0 if the mask is empty)."""
+    """Mean of `token_divergence` over the positions where `mask_BxT` is set (completion
+    tokens), 0 if the mask is empty: a token-level mean (TRL's "batchmean" over labels !=
+    -100), so a row weighs by its number of completion tokens. Masked-out positions are
+    selected away with `where`, not multiplied by 0, so whatever logits they hold (NaN or
+    inf from a padded row included) cannot reach the value."""
     d_BxT = token_divergence(teacher_logits_BxTxV, student_logits_BxTxV, kind, beta,
                              temperature)
-    m_BxT = mask_BxT.astype(jnp.float32)
-    return jnp.sum(d_BxT * m_BxT) / jnp.maximum(jnp.sum(m_BxT), 1.0)
+    live_BxT = mask_BxT > 0
+    m_BxT = live_BxT.astype(jnp.float32)
+    return jnp.sum(jnp.where(live_BxT, d_BxT, 0.0)) / jnp.maximum(jnp.sum(m_BxT), 1.0)
 
 
 def check_divergence(kind: str, beta: float = 0.5, temperature: float = 1.0) -> None:
