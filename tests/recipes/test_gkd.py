@@ -83,3 +83,56 @@ def test_smoke_run_and_resume_after_kill(tmp_path, killed_at):
     bad = dataclasses.replace(cfg, teacher=ModelSize(d_model=8, n_layers=1, n_heads=2))
     with pytest.raises(DataError, match="does not match"):
         runner.execute(RECIPE, bad, preset="smoke", seeds=1, run_dir=tmp_path / "bad")
+
+
+def test_validation_and_test_problems_are_disjoint():
+    st = gkd.make_setting(SMOKE)
+    key = lambda ps: {st.s.task.prompt(p) for p in ps}  # noqa: E731
+    assert not key(st.s.valid) & key(st.s.test)
+    assert not (key(st.s.valid) | key(st.s.test)) & key(st.s.train)
+
+
+def _synthetic_run(tmp_path, val, test, seeds=(0, 1, 2)):
+    """A run directory holding only evaluation events: per model, (greedy, t1) accuracy on
+    validation and on test, identical across seeds except a small seed offset."""
+    from selftaught.core.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    for sd in seeds:
+        for m in ("init", *val):
+            (vg, vt), (tg, tt) = val[m], test[m]
+            rd.log("eval", model=m, seed=sd, greedy_acc=tg + 0.01 * sd, t1_acc=tt + 0.01 * sd,
+                   val_greedy_acc=vg + 0.01 * sd, val_t1_acc=vt + 0.01 * sd)
+    return rd
+
+
+def test_report_selects_beta_on_validation_not_test(tmp_path):
+    """Validation prefers gkd_beta0 (greedy) / gkd_beta1 (T=1), test prefers gkd_beta1 /
+    gkd_beta0: the report must pick by validation and report the picked arm's test numbers."""
+    val = {"init": (0.1, 0.1), "sft": (0.3, 0.3), "supervised_kd": (0.3, 0.3),
+           "seqkd": (0.3, 0.3), "gkd_beta0": (0.8, 0.2), "gkd_beta1": (0.2, 0.8)}
+    test = {"init": (0.1, 0.1), "sft": (0.3, 0.3), "supervised_kd": (0.4, 0.3),
+            "seqkd": (0.2, 0.3), "gkd_beta0": (0.5, 0.9), "gkd_beta1": (0.9, 0.5)}
+    cfg = dataclasses.replace(SMOKE, methods=tuple(val.keys() - {"init"}))
+    rep = gkd.report(cfg, _synthetic_run(tmp_path, val, test), [0, 1, 2])
+    claims = {c.name: c for c in rep.claims}
+    beats_kd = claims["gkd_beats_supervised_kd"]
+    assert "gkd_beta0" in beats_kd.statement and "gkd_beta1" not in beats_kd.statement
+    # the estimate is gkd_beta0's test accuracy minus supervised KD's: 50 - 40 points
+    assert beats_kd.value == pytest.approx(10.0)
+    assert claims["gkd_beats_seqkd"].value == pytest.approx(30.0)
+    assert "temperature-1 sampling gkd_beta1 (on validation" in rep.markdown
+    # had the test split chosen, greedy would be gkd_beta1 (+50 over supervised KD)
+    swapped = gkd.report(cfg, _synthetic_run(tmp_path / "swap", test, val), [0, 1, 2])
+    assert "gkd_beta1" in {c.name: c for c in swapped.claims}[
+        "gkd_beats_supervised_kd"].statement
+
+
+def test_report_refuses_a_run_without_validation_numbers(tmp_path):
+    from selftaught.core.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    for m in ("init", "sft"):
+        rd.log("eval", model=m, seed=0, greedy_acc=0.5, t1_acc=0.5)
+    with pytest.raises(ConfigError, match="predates the validation split"):
+        gkd.report(dataclasses.replace(SMOKE, methods=("sft",)), rd, [0])
