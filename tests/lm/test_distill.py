@@ -339,3 +339,33 @@ def test_pitfall_padding_and_prompt_positions_contribute_nothing(kind, beta):
     val = divergence(jnp.asarray(tl_g, jnp.float32), jnp.asarray(sl_g, jnp.float32),
                      jnp.asarray(rows["loss_mask"]), kind, beta)
     np.testing.assert_allclose(float(val), want, rtol=1e-4)
+
+
+@pytest.mark.slow  # compiles the sampler (~10 CPU-s)
+def test_pitfall_lambda_direction_in_the_gkd_loss():
+    """(a) at the loss level: with λ=1 the loss is computed on the student's samples (the
+    fixed rows are never read: replacing them changes nothing) and equals the divergence on
+    `student_batch` rows drawn with the same key; with λ=0 it is the fixed rows'."""
+    from selftaught.lm.distill import make_distill_loss
+    from selftaught.lm.model import forward
+
+    tok, cfg_s, cfg_t, ps, pt = _tiny_pair()
+    rows = prompt_completion_rows(tok, ["1+2=", "13+45="], ["3", "58"], 8, 6)
+    batch = {k: jnp.asarray(v) for k, v in rows.items()}
+    other = dict(batch, tokens=jnp.where(batch["tokens"] > 0, 5, 0))  # other fixed data
+    key = jax.random.key(3)
+    on = make_distill_loss(cfg_s, cfg_t, pt, kind="fkl", lam=1.0, max_new_tokens=6)
+    off = make_distill_loss(cfg_s, cfg_t, pt, kind="fkl", lam=0.0, max_new_tokens=6)
+    l1, aux1 = on(ps, batch, key)
+    assert float(aux1["on_policy"]) == 1.0
+    assert float(on(ps, other, key)[0]) == pytest.approx(float(l1), rel=1e-6)
+    s_rows = student_batch(ps, cfg_s, batch["prompt"], batch["prompt_mask"],
+                           jax.random.split(key)[1], max_new_tokens=6)
+    real = s_rows["tokens"] != PAD
+    want = divergence(forward(pt, cfg_t, s_rows["tokens"], None, real),
+                      forward(ps, cfg_s, s_rows["tokens"], None, real),
+                      s_rows["loss_mask"], "fkl")
+    np.testing.assert_allclose(float(l1), float(want), rtol=1e-5)
+    l0, aux0 = off(ps, batch, key)
+    assert float(aux0["on_policy"]) == 0.0
+    assert abs(float(off(ps, other, key)[0]) - float(l0)) > 1e-4
