@@ -8,6 +8,10 @@ the whole vocabulary. Per token (lm.md §4):
 - ``jsd``: generalized JSD(β) = β·KL(P‖M) + (1−β)·KL(Q‖M), M = βP + (1−β)Q, with log M
   computed in log space (logsumexp of log β + log p and log(1−β) + log q). Its endpoints are
   the limits after dividing by β (resp. 1−β), implemented exactly: β=0 → KL(P‖Q), β=1 → KL(Q‖P).
+  P = teacher, Q = student: the convention of TRL's `GKDTrainer.generalized_jsd_loss`
+  (which cites the GKD paper's Eq. (1); mixture of log β + log p and log(1−β) + log q),
+  tested against a numpy transcription of that formula (the swapped-weights variant is
+  shown to differ).
 - ``tvd``: total variation ½ Σ |p − q| (1 − TVD = Σ min(p, q) is speculative decoding's
   acceptance rate, so DistillSpec uses it to maximise α directly).
 
@@ -15,8 +19,9 @@ the whole vocabulary. Per token (lm.md §4):
 convention: position t is scored on predicting token t+1). Logits of −inf are allowed on
 either side (0·log 0 terms are 0), so one-hot distributions give finite values and gradients.
 
-Data mixing (GKD's λ): each step draws u ~ U[0, 1); when u < λ the student samples the batch
-on-policy (`student_batch`, temperature 1, no gradient through the sampling), else the step
+Data mixing (GKD's λ, the "student data fraction", TRL's `lmbda`): each step draws
+u ~ U[0, 1); when u < λ the student samples the batch on-policy (`student_batch`,
+temperature 1, no gradient through the sampling), else the step
 uses fixed data (ground truth = supervised KD, teacher samples = SeqKD). `mixed_batch` does
 the choice inside a jitted step with `lax.cond`, so λ=0 never samples and λ=1 always does.
 """
