@@ -233,6 +233,14 @@ def test_pitfall_jsd_mixture_weights_match_trl_formula(beta):
         m_swapped = (1 - beta) * p + beta * q
         swapped = beta * _np_kl(p, m_swapped) + (1 - beta) * _np_kl(q, m_swapped)
         assert np.max(np.abs(swapped - np.asarray(got))) > 1e-2
+    if 0 < beta < 1:
+        # TRL issue #2202's bug, mixing log-probabilities (log M = β log p + (1−β) log q,
+        # unnormalised) instead of probabilities, is also a different number
+        p, q = _np_softmax(tl, 0.8), _np_softmax(sl, 0.8)
+        lm = beta * np.log(p) + (1 - beta) * np.log(q)
+        logmix = beta * np.sum(p * (np.log(p) - lm), -1) + (1 - beta) * np.sum(
+            q * (np.log(q) - lm), -1)
+        assert np.max(np.abs(logmix - np.asarray(got))) > 1e-2
 
 
 def test_pitfall_jsd_limits_are_the_scaled_kl_directions():

@@ -10,8 +10,11 @@ the whole vocabulary. Per token (lm.md §4):
   the limits after dividing by β (resp. 1−β), implemented exactly: β=0 → KL(P‖Q), β=1 → KL(Q‖P).
   P = teacher, Q = student: the convention of TRL's `GKDTrainer.generalized_jsd_loss`
   (which cites the GKD paper's Eq. (1); mixture of log β + log p and log(1−β) + log q),
-  tested against a numpy transcription of that formula (the swapped-weights variant is
-  shown to differ).
+  tested against a numpy transcription of that formula (the swapped-weights variant of TRL
+  before PR #3043 and the log-space mixture of TRL issue #2202 are shown to differ). In this
+  convention the interior tends to 0 at both ends (JSD(β) ≈ β·KL(P‖Q) as β → 0), so β near
+  0 or 1 also scales the loss and its gradient, and the exact endpoints are a jump
+  (ms-swift #10213 chose a continuous variant instead; not ours).
 - ``tvd``: total variation ½ Σ |p − q| (1 − TVD = Σ min(p, q) is speculative decoding's
   acceptance rate, so DistillSpec uses it to maximise α directly).
 
