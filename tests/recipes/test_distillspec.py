@@ -42,7 +42,11 @@ def test_smoke_run_and_resume_after_kill(tmp_path, killed_at):
         for m in ("t1", "greedy")}
     assert {e["model"] for e in _counted(tmp_path / "ref") if e["event"] == "train"} >= {
         "base", "base_matched", "tvd", "tvd_lam0"}
-    specs = [e for e in _counted(tmp_path / "ref") if e.get("gamma") is not None]
+    specs = [e for e in _counted(tmp_path / "ref") if e["event"] == "spec"]
+    # validation α: every distilled candidate, mode and γ, and nothing else
+    val = [e for e in _counted(tmp_path / "ref") if e["event"] == "val_spec"]
+    assert sorted((e["draft"], e["mode"], e["gamma"]) for e in val) == sorted(
+        (d, m, g) for d in SMOKE.divergences for m in distillspec.MODES for g in SMOKE.gammas)
     # greedy + T=1 at each gamma, plus the lossy epsilons, for the base and each distilled draft
     n = 2 * len(SMOKE.gammas) + sum(e < 1 for e in SMOKE.epsilons)
     assert len(specs) == n * len(distillspec.draft_names(SMOKE))
