@@ -175,7 +175,7 @@ def evaluate(config: GKDConfig, st: Setting, cfg, params, key, *,
     out = {}
     splits = [("", s.test), *([("val_", s.valid)] if validation else [])]
     for j, (prefix, problems) in enumerate(splits):
-        k = jax.random.fold_in(key, 100 * j)
+        k = key if j == 0 else jax.random.fold_in(key, 100)  # test: the keys used before
         g = generate(params, cfg, s.tok, s.task, problems, 1, k, greedy=True,
                      batch_size=config.sample_batch, description=f"eval {prefix}greedy")
         t1 = generate(params, cfg, s.tok, s.task, problems, config.eval_samples,
