@@ -441,8 +441,8 @@ def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
     n = config.eval_problems
     md = [f"Divergence selected on validation α ({n} validation prompts disjoint from the "
           f"{n} test prompts, mean over γ and seeds): greedy {chosen['greedy']}, "
-          f"temperature 1 {chosen['t1']}. The other tables and every claim are on the test prompts; "
-          f"the distilled draft is compared with `{ctrl}`.", "",
+          f"temperature 1 {chosen['t1']}. The other tables and every claim are on the test "
+          f"prompts; the distilled draft is compared with `{ctrl}`.", "",
           "| validation α (mean over γ, seeds) | " + " | ".join(config.divergences) + " |",
           "|---" * (len(config.divergences) + 1) + "|"]
     for m in MODES:
