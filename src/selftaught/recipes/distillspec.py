@@ -9,6 +9,19 @@
     prompts it was reported on; it is now picked on α over 16 disjoint validation prompts;
     (2) the +0.021 compared 600 SFT steps with 600 + 300 distillation steps; the claims now
     compare with `base_matched` (600 + 300 SFT steps); (3) the λ ∈ {0, 0.5, 1} ablation.
+    Probe of the new design at the default's training sizes (cheaper measurement):
+        selftaught run distillspec --preset default --seeds 3 --divergences jsd tvd \
+            --ablation-lambdas 0.0 --gammas 1 3 --epsilons 1.0 --timing-repeats 1
+    343 s wall, 219.7 CPU-s, peak RSS 1.23 GB (load ~3-8 from other jobs). JSD chosen on
+    validation for both modes (val α, T=1: jsd 0.671, tvd 0.662). Test α, T=1, mean over γ:
+    base 0.655, base_matched 0.667, jsd 0.679: JSD − base_matched +0.011 [0.008, 0.016]
+    (holds, 3 training seeds), so about half of the gain over the undertrained base (+0.024)
+    was extra compute; greedy: JSD − base_matched −0.017 [−0.033, −0.007] (fails: the extra SFT
+    steps raise greedy α more than distillation does). On-policy λ = 1 vs fixed data λ = 0 (JSD):
+    +0.0004 [−0.009, 0.012] (T=1), −0.008 [−0.020, 0.011] (greedy): no measurable on-policy
+    advantage on these ~10-30-token carry-step outputs (a hypothesis, not tested: the draft's
+    own prefixes do not drift far enough from the data for on-policy samples to matter). CPU
+    speedups stay <= 1.04 and 0.65-0.67 of theory at γ = 1.
 
 The algorithm box:
 
