@@ -9,6 +9,7 @@ import pytest
 from selftaught import cli, recipes
 from selftaught.core import ConfigError, UnknownNameError, runner
 from selftaught.core import config as cfglib
+from selftaught.core.rundir import RunDir
 from selftaught.lm import TrainConfig
 from selftaught.recipes import rest_em
 
@@ -20,8 +21,8 @@ TINY = dataclasses.replace(
     num_seeds=1, task_args="digits=(1, 2)", human_problems=40, train_problems=60, eval_problems=8,
     model=rest_em.ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
-    mstep_steps=60, iterations=2, num_samples=8, max_per_problem=1, eval_samples=2,
-    eval_k=2, sample_batch=64, chunk_steps=10,
+    mstep_steps=60, iterations=2, sft_candidates=2, num_samples=8, max_per_problem=1,
+    eval_samples=2, eval_k=2, sample_batch=64, chunk_steps=10,
 )
 
 
@@ -30,7 +31,8 @@ def _check_mechanics(run, summary, cfg):
     the recipe's phase list done, E-steps that keep only verified samples (at most K per
     problem), metrics that are fractions, the claims with their CI around the value, plots."""
     claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"rest_em_beats_sft", "gain_within_3_iterations"}
+    assert set(claims) == {"rest_em_beats_selected_sft", "rest_em_beats_sft",
+                           "gain_within_3_iterations"}
     for c in claims.values():
         assert c["ci_low"] <= c["value"] <= c["ci_high"], c
     assert 0.0 <= claims["gain_within_3_iterations"]["value"] <= 1.0
@@ -50,6 +52,12 @@ def _check_mechanics(run, summary, cfg):
         (s, i) for s in range(cfg.num_seeds) for i in range(1, cfg.iterations + 1)]
     for e in estep:
         assert 0 <= e["kept"] <= cfg.train_problems * cfg.max_per_problem
+        assert 1 <= e["distinct_per_solved"] <= cfg.max_per_problem or e["kept"] == 0
+        assert 0.0 <= e["kept_reference_fraction"] <= 1.0
+    restarts = run.events("sft_restart")
+    assert sorted((e["seed"], e["restart"]) for e in restarts) == [
+        (s, j) for s in range(cfg.num_seeds) for j in range(1, cfg.sft_candidates)]
+    assert "Setting: " in (run.path / "report.md").read_text()
     assert (run.path / "plots" / "accuracy.png").stat().st_size > 0
     assert "| 0 |" in (run.path / "report.md").read_text()
     return claims
@@ -109,6 +117,7 @@ def test_parse_task_args():
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"task_args": "digits="}, "name=value pairs"),
     ({"human_problems": 61}, "human_problems (61) must be <= train_problems (60)"),
+    ({"sft_candidates": 0}, "sft_candidates must be >= 1"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError) as exc:
@@ -153,3 +162,60 @@ def test_a_sample_that_never_wrote_eos_still_fits_a_training_row():
     # the normal-length solution is packed unchanged
     ref = rest_em.sft_data(s, problems[1:], full[1:], capacity=1)
     np.testing.assert_array_equal(data["tokens"][1], ref["tokens"][0])
+
+
+def test_kept_diversity_counts_distinct_texts_and_reference_copies():
+    s = rest_em.make_setting(TINY, 0)
+    a, b = s.train[:2]
+    ref_a, ref_b = s.task.reference_solution(a), s.task.reference_solution(b)
+    out = rest_em.kept_diversity(s, [a, a, b], [ref_a, ref_a, "=" + b.answer])
+    assert out == {"distinct_per_solved": 1.0, "kept_reference_fraction": 2 / 3}
+    out = rest_em.kept_diversity(s, [a, a, b], [ref_a, "=" + a.answer, ref_b])
+    assert out == {"distinct_per_solved": 1.5, "kept_reference_fraction": 2 / 3}
+    assert rest_em.kept_diversity(s, [], []) == {"distinct_per_solved": 0.0,
+                                                 "kept_reference_fraction": 0.0}
+
+
+def test_setting_text_names_pool_and_human_data():
+    paper = rest_em.setting_text(RECIPE.preset("default"))
+    assert "same problems for both arms" in paper and "correct and complete" in paper
+    pool = rest_em.setting_text(RECIPE.preset("large-pool"))
+    assert "6.7x the 300 human-solved" in pool and "degraded (skip steps with p=0.5" in pool
+    assert "same problems" in rest_em.setting_text(RECIPE.preset("degraded-human"))
+
+
+def test_ablation_presets_change_only_their_knob():
+    """The named ablations differ from the default in the human data (degraded-human) and
+    then also in the pool size (large-pool), nothing else."""
+    default, degraded, pool = (RECIPE.preset(n) for n in ("default", "degraded-human",
+                                                          "large-pool"))
+    assert default.train_problems == default.human_problems
+    assert "human_skip_prob=0" in default.task_args and "human_loose_prob=0" in default.task_args
+    assert dataclasses.replace(degraded, task_args=default.task_args) == default
+    assert dataclasses.replace(pool, train_problems=default.train_problems) == degraded
+
+
+def test_selected_sft_baseline_is_chosen_on_validation_not_test(tmp_path):
+    """A synthetic run (events only): the selection-matched claim compares ReST^EM's
+    validation-best iteration with the validation-best SFT candidate, never the test-best
+    one; the unmatched claim compares with the first SFT run."""
+    cfg = dataclasses.replace(TINY, num_seeds=3, iterations=2, sft_candidates=3)
+    run = RunDir(tmp_path)
+    k = cfg.eval_k
+    # (test, valid) per SFT candidate: 0 = iteration 0, 1 = best on valid, 2 = best on test
+    sft = [(0.5, 0.5), (0.7, 0.9), (0.9, 0.6)]
+    rest = [(0.8, 0.8), (0.6, 0.7)]  # iterations 1, 2: iteration 1 is best on valid
+    for sd in range(3):
+        for i, (te, va) in enumerate([sft[0], *rest]):
+            run.log("eval", seed=sd, iteration=i, test_pass1=te, valid_pass1=va,
+                    train_pass1=1.0, **{f"test_pass{k}": te, f"test_maj{k}": te},
+                    test_sample_acc=te)
+            if i:
+                run.log("estep", seed=sd, iteration=i, kept=10, distinct_per_solved=1.0,
+                        kept_reference_fraction=1.0)
+        for j in (1, 2):
+            run.log("sft_restart", seed=sd, restart=j, test_pass1=sft[j][0],
+                    valid_pass1=sft[j][1])
+    claims = {c.name: c for c in rest_em.report(cfg, run, [0, 1, 2]).claims}
+    assert claims["rest_em_beats_selected_sft"].value == pytest.approx(10.0)  # 80 - 70
+    assert claims["rest_em_beats_sft"].value == pytest.approx(30.0)  # 80 - 50
