@@ -34,6 +34,13 @@ the SFT restarts):
   [1, 8.5] "holds" by the contract but is a 3-seed false positive (the arms' data are
   identical; the validation-chosen SFT run is 2.8 [-5.5, 0] points below the first one);
   `rest_em_beats_sft` +1.8 [-1, 5.5] does not hold. 770 CPU-s, 25 min 50 s under load.
+- probe for a size where the paper's setting holds: `--sft.total-steps 200
+  --sft.warmup-steps 20 --mstep-steps 200 --temperature 1.0 --num-samples 8
+  --max-per-problem 4 --iterations 3 --sft-candidates 3` (SFT short of fitting its problems:
+  train 93.2%, test 67.2%; wider sampling). The kept samples now differ from the human data
+  (1.17-1.22 distinct per problem, 5-6% not the reference: right answer, altered steps) and
+  make it worse: `rest_em_beats_selected_sft` -5.0 [-8.5, -1.5], `rest_em_beats_sft` +1.0
+  [-4.5, 4.5]; 145 CPU-s, 3 min 40 s under load. No size found where it holds.
 
 On the harder `chain` task (--task chain --task-args "steps=(2, 4)", degraded human data,
 large pool) it memorises with 300 human solutions but generalises with
