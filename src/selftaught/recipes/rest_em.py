@@ -40,7 +40,11 @@ the SFT restarts):
   train 93.2%, test 67.2%; wider sampling). The kept samples now differ from the human data
   (1.17-1.22 distinct per problem, 5-6% not the reference: right answer, altered steps) and
   make it worse: `rest_em_beats_selected_sft` -5.0 [-8.5, -1.5], `rest_em_beats_sft` +1.0
-  [-4.5, 4.5]; 145 CPU-s, 3 min 40 s under load. No size found where it holds.
+  [-4.5, 4.5]; 145 CPU-s, 3 min 40 s under load. The same probe on 3-digit addition
+  (`--task-args "digits=3, human_skip_prob=0, human_loose_prob=0"`): SFT 41.0% test, the
+  kept samples drift further (85-89% the reference) and test pass@1 falls every iteration
+  (27.2, 23.5, 19.0%): -14.2 [-19.5, -7.5]; 204 CPU-s, 3 min 4 s. No size found where the
+  paper's setting holds.
 
 On the harder `chain` task (--task chain --task-args "steps=(2, 4)", degraded human data,
 large pool) it memorises with 300 human solutions but generalises with
