@@ -1,9 +1,16 @@
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
-from selftaught.lm.metrics import maj_at_k, majority_vote, pass_at_k
+from selftaught.lm.metrics import (
+    GeneralisationGate,
+    gate_verdict,
+    maj_at_k,
+    majority_vote,
+    pass_at_k,
+)
 
 
 def brute_pass_at_k(n, c, k):
@@ -158,3 +165,35 @@ def test_k_grid_powers_of_two_and_n():
     assert k_grid(6) == [1, 2, 4, 6] and k_grid(9) == [1, 2, 4, 8, 9]
     assert all(k_grid(n) == sorted({*(2**i for i in range(8) if 2**i < n), n})
                for n in range(1, 100))
+
+
+# ---------------------------------------------------------------- generalisation gate
+def test_gate_gap_is_the_paired_mean_over_seeds_and_passes_strictly_below_the_threshold():
+    g = GeneralisationGate("G", [30.0, 40.0, 50.0], [20.0, 36.0, 44.0], max_gap=7.0)
+    gap = g.gap
+    assert gap[0] == pytest.approx((10 + 4 + 6) / 3) and gap.n == 3
+    assert gap[1] <= gap[0] <= gap[2] and 4.0 <= gap[1] and gap[2] <= 10.0
+    assert g.passed  # 6.67 < 7
+    assert not dataclasses.replace(g, max_gap=20 / 3).passed  # the threshold itself fails
+    assert "train 40% vs fresh 33% sample accuracy, gap 6.7 points" in \
+        dataclasses.replace(g, max_gap=5.0).why
+    # fresh above train (no memorisation) always passes
+    assert GeneralisationGate("G", [10.0], [40.0], max_gap=1.0).passed
+
+
+def test_gate_verdict_names_only_the_failing_generators():
+    ok = GeneralisationGate("G_sft", [21.0, 23.0], [20.0, 20.0], 5.0)
+    bad = GeneralisationGate("G_1", [60.0, 70.0], [20.0, 10.0], 5.0)
+    passed, why, md = gate_verdict([ok, bad], [3, 4])
+    assert not passed and "G_1 memorises" in why and "G_sft" not in why
+    assert "gap 50.0 points" in why
+    rows = [r for r in md if r.startswith("| G_")]
+    assert rows[0].startswith("| G_sft | 21.0 / 20.0 | 23.0 / 20.0 | 2.0 [")
+    assert "passes" in rows[0] and "**fails**" in rows[1]
+    assert "seed 3 train / fresh" in md[2] and "seed 4 train / fresh" in md[2]
+    assert gate_verdict([ok], [3, 4])[:2] == (True, "")
+
+
+def test_gate_needs_paired_values():
+    with pytest.raises(ValueError, match="need paired per-seed accuracies"):
+        GeneralisationGate("G", [1.0, 2.0], [1.0], 5.0)

@@ -1,14 +1,18 @@
 """Sample-based evaluation metrics: unbiased pass@k, majority vote, maj@k, Best-of-k,
-solution-cluster re-ranking (rerank@k) and the pairwise ranking accuracy of a scorer."""
+solution-cluster re-ranking (rerank@k), the pairwise ranking accuracy of a scorer, and the
+generalisation gate (train-vs-fresh accuracy gap) checked before a verifier is trained."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+
+from selftaught import stats
 
 
 def k_grid(n: int) -> list[int]:
@@ -177,3 +181,68 @@ def cluster_rerank(answers: Sequence[str | None], scores: Sequence[float],
     kept = by_size if top_clusters is None else by_size[:top_clusters]
     agg = {"sum": sum, "mean": lambda v: sum(v) / len(v), "max": max}[aggregate]
     return max(kept, key=lambda a: (agg(members[a]), -order.index(a)))
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralisationGate:
+    """Does a generator generalise before its samples train a verifier? Its sample accuracy
+    (%) on its own training problems and on fresh problems of the same distribution, one
+    value per training seed; the gate passes when the mean gap over seeds (train - fresh,
+    points) is below `max_gap`. A generator that memorises its training problems gives the
+    verifier an error distribution unlike the test one, so claims about the verifier are
+    not tested when the gate fails."""
+
+    generator: str
+    """the generator's name in the report (e.g. "G_sft")"""
+    train: np.ndarray
+    """per-seed sample accuracy (%) on its training problems"""
+    fresh: np.ndarray
+    """per-seed sample accuracy (%) on fresh (validation) problems, paired with `train`"""
+    max_gap: float
+    """threshold (points) on the mean gap over seeds"""
+
+    def __post_init__(self):
+        train, fresh = (np.asarray(x, np.float64).reshape(-1) for x in (self.train, self.fresh))
+        if train.shape != fresh.shape or not train.size:
+            raise ValueError(f"gate of {self.generator}: need paired per-seed accuracies, got "
+                             f"{train.size} train and {fresh.size} fresh values")
+        object.__setattr__(self, "train", train)
+        object.__setattr__(self, "fresh", fresh)
+
+    @property
+    def gap(self):
+        """train - fresh (points): mean over seeds with its bootstrap CI (an Estimate)."""
+        return stats.paired_difference_ci(self.train, self.fresh, unit="training seeds")
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.gap[0] < self.max_gap)
+
+    @property
+    def why(self) -> str:
+        """The measured reason the gate fails (the text of a not-tested claim)."""
+        g = self.gap
+        return (f"the generator {self.generator} memorises: train {self.train.mean():.0f}% vs "
+                f"fresh {self.fresh.mean():.0f}% sample accuracy, gap {g[0]:.1f} points "
+                f"[{g[1]:.1f}, {g[2]:.1f}] over {g.n} seeds >= {self.max_gap:g}")
+
+
+def gate_verdict(gates: Sequence[GeneralisationGate], seeds: Sequence[int]
+                 ) -> tuple[bool, str, list[str]]:
+    """(every gate passed, why not (the failing gates' reasons, "" when passed), the
+    report's "Generalisation gate" section: per-seed train / fresh accuracy, the gap with its
+    CI over seeds, the threshold and the verdict)."""
+    failed = [g for g in gates if not g.passed]
+    md = ["## Generalisation gate (sample accuracy %, before verifier data is sampled)", "",
+          "| generator | " + " | ".join(f"seed {sd} train / fresh" for sd in seeds)
+          + " | gap (train - fresh), mean [95% CI] | threshold | verdict |",
+          "|---" * (len(seeds) + 4) + "|"]
+    for g in gates:
+        gap = g.gap
+        md.append(f"| {g.generator} | "
+                  + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(g.train, g.fresh))
+                  + f" | {gap[0]:.1f} [{gap[1]:.1f}, {gap[2]:.1f}] | < {g.max_gap:g} | "
+                  + ("passes" if g.passed else "**fails**") + " |")
+    md += ["", "The gate passes when the mean gap over seeds is below the threshold; "
+           "when it fails, the claims about the verifier are reported as not tested."]
+    return not failed, "; ".join(g.why for g in failed), md
