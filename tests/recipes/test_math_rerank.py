@@ -34,7 +34,7 @@ def _counted(path):
     return [{k: v for k, v in r.items() if k not in ("wall_seconds", "seconds", "peak_rss_mib",
                                                       "resumed")}
             for r in lines if r["event"] in ("sft_eval", "samples", "evaluator_train",
-                                             "rerank_eval", "sequential_eval")]
+                                             "rerank_eval", "sequential_eval", "gate")]
 
 
 @pytest.mark.slow
@@ -53,6 +53,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
         assert ev[f"{name}_1"] == pytest.approx(ev["sample_acc"])
     (sft,) = run.events("sft_eval")
     assert set(sft) >= {"pass1_detailed", "pass1_terse", "loss_detailed", "loss_terse"}
+    (gate,) = run.events("gate")  # G_detailed: train vs fresh, before it samples the pool
+    assert gate["phase"] == "seed0/sft"
+    assert 0.0 <= gate["train_accuracy"] <= 1.0 and 0.0 <= gate["fresh_accuracy"] <= 1.0
+    assert gate["train_problems"] == gate["fresh_problems"] == TINY.eval_problems
+    assert "## Generalisation gate" in (run.path / "report.md").read_text()
     for png in ("rerank.png", "fine_tuning.png"):
         assert (run.path / "plots" / png).stat().st_size > 0
     assert "| 4 |" in (run.path / "report.md").read_text()

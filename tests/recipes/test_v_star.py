@@ -31,7 +31,7 @@ def _counted(path):
     lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in ("wall_seconds", "seconds", "peak_rss_mib",
                                                       "resumed")}
-            for r in lines if r["event"] in ("eval", "sample", "train")]
+            for r in lines if r["event"] in ("eval", "sample", "train", "gate")]
 
 
 @pytest.mark.slow
@@ -50,6 +50,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
         assert last[f"bok_orm_{k}"] <= last[f"passk_{k}"] + 1e-9
     assert last["bok_dpo_1"] == pytest.approx(last["sample_acc"])  # Best-of-1 = random pick
     assert "bok_orm_1" not in evals[1]  # the ORM baseline is trained at the last iteration
+    gates = {e["iteration"]: e for e in run.events("gate")}
+    assert set(gates) == {0, 1}  # G_sft and G_1 sample verifier data; G_2 does not
+    assert [gates[t]["phase"] for t in (0, 1)] == ["seed0/sft", "seed0/iter1"]
+    for g in gates.values():
+        assert 0.0 <= g["train_accuracy"] <= 1.0 and 0.0 <= g["fresh_accuracy"] <= 1.0
+        assert g["train_problems"] == g["fresh_problems"] == TINY.eval_problems
+    assert "## Generalisation gate" in (run.path / "report.md").read_text()
     assert (run.path / "plots" / "best_of_k.png").stat().st_size > 0
     assert "| 4 |" in (run.path / "report.md").read_text()
 
