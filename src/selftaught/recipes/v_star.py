@@ -22,8 +22,9 @@ the same way.
 Generalisation gate (issue 24). Before a generator samples verifier data (G_sft for
 iteration 1, G_t for iteration t + 1), the phase that trains it logs a `gate` event: its
 sample accuracy (samples_per_problem samples at the sampling temperature) on its own training
-problems (the first min(eval_problems, human_problems) of the pool: human-solved, so in every
-G_t's training set) and on as many fresh validation problems (`TaskSetting.valid`, disjoint
+problems (the first min(eval_problems, human_problems) of the pool: G_sft's human-solved
+problems, and part of the pool whose correct samples train every later G_t) and on as many
+fresh validation problems (`TaskSetting.valid`, disjoint
 from the reported test problems). report.md shows them per seed in a "Generalisation gate"
 table with the gap (train - fresh) and its CI over seeds. Rule: the gap's MEAN over seeds
 must be < `max_generalisation_gap` (default 5 points) for every generator that sampled
