@@ -30,9 +30,13 @@ table with the gap (train - fresh) and its CI over seeds. Rule: the gap's MEAN o
 must be < `max_generalisation_gap` (default 5 points) for every generator that sampled
 verifier data; otherwise the claims that use the verifier (V-STaR vs maj@k, DPO vs ORM,
 iteration T vs 1) are "not tested", with the measured gap (summary.json `untested`); maj@k vs
-greedy pass@1 uses no verifier and stays tested. The defaults were NOT re-run with the gate:
-from the numbers above (training-sample accuracy 50 -> 63% against ~19% on test, a gap of
-~30-45 points) the gate fails at today's defaults, so those 4 claims would read "not tested".
+greedy pass@1 uses no verifier and stays tested. The full default was NOT re-run with the
+gate: from the numbers above (training-sample accuracy 50 -> 63% against ~19% on test, a gap
+of ~30-45 points) the gate fails at today's defaults, so those 4 claims would read "not
+tested". A probe of G_sft's gate alone (the default's `sft` phase for seeds 0-2 through
+`run_dir.phase(..., sft_on_human_data, ...)`; 75 s wall, 74 CPU-s, peak 0.7 GiB, under load
+~2.5) confirms it: G_sft samples 99.7 / 12.8, 100.0 / 12.8, 99.7 / 16.7% (train / fresh),
+gap 85.8 points [83.1, 87.2] >= 5 (its greedy pass@1, 13.0%, is the number above).
 Smoke (2 seeds, measured under load ~3-4: 94 s wall, 88 user CPU-s, peak RSS 0.9 GiB with
 the gate; 68 s, 88 user CPU-s without it, a difference within the load's noise: iteration
 2, which samples no gate, took 13.8 vs 8.8 s; the claims' values are identical, the gate
