@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
-#   make demo   -> ReST^EM in the paper's setting (default preset), 3 seeds (~8-9 min on an
-#                  idle 2-core CPU, estimated from 818 CPU-s; see README)
+#   make demo   -> ReST^EM in the paper's setting (default preset), 3 seeds (10 min 12 s,
+#                  712 CPU-s on the 2-core CPU at light load; see README)
 #   make test   -> lint + the default (non-slow) test suite
 #   make test-gpu -> installs jax[$(JAX_CUDA)] (same JAX version) and runs the default suite
 #                  on the GPU (full-float32 matmuls and deterministic ops: tests/conftest.py)

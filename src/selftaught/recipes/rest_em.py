@@ -23,7 +23,8 @@ the SFT restarts):
   86.1%); picking the best of 5 on validation is worth +4.0 [0, 10] points by itself, which
   is what the unmatched `rest_em_beats_sft` (+4.3 [1, 9], "holds") measures.
   `gain_within_3_iterations` 0.67 [0, 1] does not hold. Cost 818 CPU-s (21 min 13 s +
-  9 min 31 s wall under load; ~8-9 min idle estimated), peak RSS 0.70 GiB.
+  9 min 31 s wall under load), peak RSS 0.70 GiB; `make demo` at light load (1.8-2.8):
+  10 min 12 s, 712 CPU-s, 0.67 GiB, the same claims.
 - large-pool (the old default; measured before the SFT restarts existed, `make demo` of
   2026-12-06): SFT 12.3% -> 82.3% after 5 iterations, `rest_em_beats_sft` +70.0 [68.0, 71.5],
   74% [70, 76] of it within 3 iterations; 523 CPU-s, 5 min 20 s idle. Its selection-matched
