@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from selftaught import stats
 from selftaught.cli import main
 from selftaught.core import runner
-from selftaught.core.errors import UnknownNameError
+from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
 from selftaught.evolve.program import Node, Program
@@ -184,3 +185,22 @@ def test_pool_backend_gives_the_inprocess_numbers():
         pool.close()
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     assert not np.allclose(ref[0], ref[1])  # another seed block: other seeds
+
+
+def test_power_table_sizes_seeds_from_the_measured_spreads():
+    """SAC (row 0) and two front members over 6 fresh seeds: independent arms use sqrt(2)
+    x SAC's sd, the paired design the largest sd of a member's per-seed difference."""
+    cfg = metapg.RECIPE.preset("smoke")
+    sac = np.array([0.6, 0.7, 0.8, 0.7, 0.65, 0.75])
+    perf = np.stack([sac, sac + 0.02 + np.array([0, .01, -.01, 0, .02, -.02]), sac - 0.1])
+    gen = perf[::-1].copy()
+    lines = metapg.power_table(cfg, perf, gen)
+    row = next(x for x in lines if x.startswith("| performance |")).split("|")
+    mean, sd = sac.mean(), sac.std(ddof=1)
+    diff_sd = np.std(perf[1] - sac, ddof=1)  # member 2's difference is constant (sd 0)
+    assert float(row[2]) == pytest.approx(mean, abs=5e-4)
+    assert int(row[4]) == stats.seeds_needed(np.sqrt(2) * sd, 0.05 * mean)
+    assert float(row[5]) == pytest.approx(diff_sd, abs=5e-4)
+    assert int(row[6]) == stats.seeds_needed(diff_sd, 0.05 * mean)
+    with pytest.raises(ConfigError, match="power_effect must be > 0"):
+        dataclasses.replace(cfg, power_effect=0.0).validate()

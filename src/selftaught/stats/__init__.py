@@ -20,6 +20,7 @@ from selftaught.stats.core import (
     claim_less,
     paired_difference_ci,
     probability_of_improvement,
+    seeds_needed,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
 from selftaught.stats.report import ci_cell, collect, markdown_table
@@ -41,4 +42,5 @@ __all__ = [
     "plot_curves",
     "plot_profiles",
     "probability_of_improvement",
+    "seeds_needed",
 ]

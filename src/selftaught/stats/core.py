@@ -147,6 +147,26 @@ def paired_difference_ci(
     return Estimate(point, float(lo), float(hi), n, unit)
 
 
+def seeds_needed(sd: float, effect: float, *, confidence: float = 0.95,
+                 power: float = 0.8) -> int:
+    """Units (seeds) needed so that a true mean difference `effect` puts the lower end of a
+    two-sided `confidence` CI of the mean above 0 with probability `power`, when the
+    per-unit differences have standard deviation `sd` (normal approximation:
+    n = ((z_{(1+confidence)/2} + z_power) sd / effect)^2, rounded up). For a paired design
+    (common random numbers) `sd` is the sd of the per-seed differences; for two independent
+    arms of equal spread it is sqrt(2) x the arm's sd. NaN inputs give -1 (unknown)."""
+    from statistics import NormalDist
+
+    if not (0.0 < confidence < 1.0 and 0.0 < power < 1.0):
+        raise ValueError(f"confidence and power must be in (0, 1), got {confidence}, {power}")
+    if not (np.isfinite(sd) and np.isfinite(effect)):
+        return -1
+    if effect == 0:
+        raise ValueError("effect must be non-zero: no number of seeds detects a zero effect")
+    z = NormalDist().inv_cdf((1 + confidence) / 2) + NormalDist().inv_cdf(power)
+    return max(1, int(np.ceil((z * abs(sd) / abs(effect)) ** 2)))
+
+
 def claim(
     name: str,
     statement: str,
