@@ -877,7 +877,9 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
             f"{name}_2x_where_precision_over_p_ge_3",
             f"learned discriminator ({name}): speed-up (unguided / {name} evaluations to "
             "target) over the (task, seed) runs whose held-out p < 0.1 and precision >= 3p; "
-            "holds if CI > 2", est, 2.0, unit=SEARCH))
+            "holds if CI > 2", est, 2.0, unit=SEARCH).gated(
+                bool(runs), f"no (task, seed) run of the {name} arm met held-out p < 0.1 and "
+                "precision >= 3p, the condition the claim is about"))
         x_ = st[g]
         op = "P > 0.5" if name == "guided" else "its tuned threshold"
         md += ["", f"{name}: discriminator at its operating point ({op}), pooled held-out "
