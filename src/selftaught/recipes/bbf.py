@@ -42,6 +42,7 @@ from selftaught.rl.atari import ATARI_100K
 from selftaught.rl.bbf import BBFConfig, curve_steps, knobs_of, make_agent, program_config
 from selftaught.rl.envs import ENVS, normalized_return
 from selftaught.rl.evaluation import iqm_difference
+from selftaught.rl.loop import run_chunks
 
 # variant -> (label, config changes relative to the full agent)
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -145,13 +146,8 @@ def train_minatar(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants
     kn = [knobs_of(variant_config(cfg, env, v)) for v in variants for _ in seeds]
     carry = init(jax.numpy.concatenate([keys(seeds)] * len(variants)),
                  jax.tree.map(lambda *x: jax.numpy.stack(x), *kn))
-    rows = []
-    with progress.bar(f"bbf {env} {'/'.join(variants)}", total=prog.num_evals) as bar:
-        for i in range(prog.num_evals):
-            carry, m = chunk(carry, i)
-            rows.append(jax.device_get(m))
-            bar.advance(1)
-    cur = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # [runs, evals]
+    _, cur = run_chunks(chunk, carry, prog.num_evals, f"bbf {env} {'/'.join(variants)}",
+                        index=True)  # [runs, evals]
     check_finite(float(np.mean(cur["loss"][:, -1])), where=log.phase,
                  step=int(cur["env_steps"][0, -1]), lr=prog.lr)
     for r, (v, s) in enumerate((v, s) for v in variants for s in seeds):

@@ -73,13 +73,13 @@ import optax
 from flax import struct
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl import gridworld as gw
 from selftaught.rl import rssm as rs
+from selftaught.rl.loop import run_chunks
 
 AGENTS = ("ic2", "random", "belief-entropy", "visitation-obs", "novelty")
 # reward weights of [ic2, belief-entropy, visitation-obs, novelty] and the random flag
@@ -420,13 +420,7 @@ def train_agent(log, cfg: IC2Config, run_dir: RunDir, agent: str, seeds: list[in
     steps = [(i + 1) * per_chunk for i in range(cfg.num_evals)]
     w = jnp.asarray(_WEIGHTS[agent], jnp.float32)
     st = init(keys(seeds))
-    rows = []
-    with progress.bar(f"ic2 {agent}", total=cfg.num_evals) as bar:
-        for _ in range(cfg.num_evals):
-            st, m = chunk(st, w)
-            rows.append(jax.device_get(m))
-            bar.advance(1)
-    curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
+    st, curves = run_chunks(chunk, st, cfg.num_evals, f"ic2 {agent}", w)
     check_finite(float(np.mean(curves["elbo_loss"][:, -1])), where=agent,
                  step=cfg.iterations, lr=cfg.filter_lr)
     if agent == "ic2":

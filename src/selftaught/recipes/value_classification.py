@@ -44,7 +44,6 @@ import jax
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import progress
 from selftaught.core.errors import UnknownNameError, check, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
@@ -52,6 +51,7 @@ from selftaught.core.seeding import keys
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
 from selftaught.rl.envs import ENVS, normalized_return
 from selftaught.rl.evaluation import iqm_difference
+from selftaught.rl.loop import run_chunks
 from selftaught.rl.value_losses import LOSSES
 
 LABEL = {"mse": "MSE", "hl_gauss": "HL-Gauss", "two_hot": "two-hot", "c51": "C51"}
@@ -152,13 +152,7 @@ def train_cell(log, cfg: ValueClassificationConfig, env: str, loss: str, width: 
     dqn = cell_config(cfg, env, loss, width)
     init, chunk = _compiled(dqn)
     carry = init(keys(seeds))
-    rows = []
-    with progress.bar(f"{env} {loss} w{width:g}", total=dqn.num_evals) as bar:
-        for _ in range(dqn.num_evals):
-            carry, m = chunk(carry)
-            rows.append(jax.device_get(m))
-            bar.advance(1)
-    curves = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}  # S x T
+    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {loss} w{width:g}")  # S x T
     check_finite(float(np.mean(curves["loss"][:, -1])), where=log.phase,
                  step=int(curves["env_steps"][0, -1]), lr=dqn.lr)
     for i, s in enumerate(seeds):

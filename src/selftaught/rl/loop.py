@@ -35,9 +35,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
+from selftaught.core import progress
 from selftaught.rl import replay
 from selftaught.rl.envs import Env, Step, greedy_returns
 
@@ -80,6 +82,21 @@ def epsilon_greedy(key, q_NxA, eps):
 def curve_steps(warmup_steps: int, chunk_steps: int, num_evals: int) -> list[int]:
     """Environment steps at which the learning curve's points are measured."""
     return [warmup_steps + (i + 1) * chunk_steps for i in range(num_evals)]
+
+
+def run_chunks(chunk: Callable, carry: Any, num_chunks: int, description: str, *args: Any,
+               index: bool = False) -> tuple[Any, dict[str, np.ndarray]]:
+    """Call a compiled `chunk(carry, *args) -> (carry, metrics)` (`chunk(carry, i, *args)`
+    with `index`) `num_chunks` times with a progress bar, each chunk's metrics (arrays whose
+    leading axis is the vmapped runs) brought to the host once -> (the final carry,
+    {metric: array [runs, num_chunks]}): a learning curve per run."""
+    rows = []
+    with progress.bar(description, total=num_chunks) as bar:
+        for i in range(num_chunks):
+            carry, m = chunk(carry, i, *args) if index else chunk(carry, *args)
+            rows.append(jax.device_get(m))
+            bar.advance(1)
+    return carry, {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
 
 
 def hard_or_polyak(params, target_params, grad_steps, tau: float, every: int):
