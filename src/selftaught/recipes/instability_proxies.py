@@ -307,7 +307,9 @@ def train_program(log, cfg: InstabilityConfig, run_dir, name: str, prog: Program
     cells, labels = cells_of(cfg, variants, seeds)
     hp = sw.table(cells)
     init_loss = _init_loss(sweep, hp, data)
-    res = sw.run_grid(sweep, hp, data, run_dir=run_dir, name=name,
+    # the grid's mid-phase checkpoints under their own name: the phase returns no result,
+    # so a resumed run does not load them once the phase is done
+    res = sw.run_grid(sweep, hp, data, run_dir=run_dir, name=f"{name}/grid",
                       description=f"{name} ({len(cells)} cells)")
     tail = max(1, cfg.steps // 10)
     c = res.curves

@@ -401,7 +401,9 @@ def train_variant(log, cfg: LengthGenConfig, run_dir, name: str) -> None:
     hp = sw.table([dict(lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                         weight_decay=cfg.weight_decay, init_seed=i, data_seed=d)
                    for i, d in grid])
-    res = sw.run_grid(_sweep(cfg, v), hp, data, run_dir=run_dir, name=name,
+    # the grid's mid-phase checkpoints under their own name: the phase returns no result,
+    # so a resumed run does not load them once the phase is done
+    res = sw.run_grid(_sweep(cfg, v), hp, data, run_dir=run_dir, name=f"{name}/grid",
                       description=f"{name} ({len(grid)} seeds)")
     for k, (i, d) in enumerate(grid):
         log("cell", variant=name, init_seed=i, data_seed=d,
