@@ -61,3 +61,29 @@ def test_ray_matches_inprocess():
 def test_unknown_backend():
     with pytest.raises(UnknownNameError, match="unknown evaluation backend 'tpu'"):
         make_backend("tpu", TASK)
+
+
+def test_lazy_backend_starts_once_on_first_call_and_closes_on_exit(monkeypatch):
+    """LazyBackend: nothing is started until a call needs it, one backend serves every
+    call, the context closes it; never started, nothing is closed."""
+    from selftaught.evolve import backends
+
+    made, closed = [], []
+
+    class Fake:
+        def __init__(self, *a, **k):
+            made.append((a, k))
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(backends, "make_backend", lambda *a, **k: Fake(*a, **k))
+    with backends.LazyBackend("pool", "task", workers=3, address=None) as lazy:
+        assert made == []
+        first = lazy()
+        assert lazy() is first
+        assert made == [(("pool", "task"), {"workers": 3, "address": None})]
+    assert closed == [True]
+    with backends.LazyBackend("inprocess", "task"):
+        pass
+    assert len(made) == 1 and closed == [True]

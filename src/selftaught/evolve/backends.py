@@ -142,3 +142,30 @@ def make_backend(name: str, task: Task, *, workers: int = 2, address: str | None
     if name == "ray":
         return RayBackend(task, workers, address)
     raise UnknownNameError("evaluation backend", name, list(BACKENDS))
+
+
+class LazyBackend:
+    """`make_backend(name, task, ...)` started on the first call and returned by every call
+    (a resumed run whose evaluations are all done starts none: no pool, no Ray); as a
+    context manager it closes the backend, if one was started, on exit."""
+
+    def __init__(self, name: str, task: Task, *, workers: int = 2, address: str | None = None):
+        self.name, self.task, self.workers, self.address = name, task, workers, address
+        self.backend = None
+
+    def __call__(self):
+        if self.backend is None:
+            self.backend = make_backend(self.name, self.task, workers=self.workers,
+                                        address=self.address)
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    def __enter__(self) -> LazyBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

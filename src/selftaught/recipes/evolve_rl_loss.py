@@ -37,7 +37,7 @@ from selftaught import stats
 from selftaught.core.errors import ConfigError, DataError, check
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
-from selftaught.evolve.backends import BACKENDS, make_backend
+from selftaught.evolve.backends import BACKENDS, LazyBackend
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.program import from_json, mutate, to_formula, to_json, validate
 from selftaught.evolve.rl_loss import (
@@ -190,26 +190,15 @@ def run(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> None:
     space = make_space(config.op_set, config.num_nodes)
     boot_seed = _load_bootstrap(config, space)  # fail early on a bad file
     task = config.task(SEARCH_ENV, config.total_steps)
-    backend = None
-
-    def cartpole():
-        """The CartPole evaluator (a backend: local or Ray), started when first needed."""
-        nonlocal backend
-        if backend is None:
-            backend = make_backend(config.backend, task, workers=config.workers,
-                                   address=config.ray_address or None)
-        return backend
-
-    try:
+    # the CartPole evaluator (local or Ray), started when a phase first needs it
+    with LazyBackend(config.backend, task, workers=config.workers,
+                     address=config.ray_address or None) as cartpole:
         run_dir.phase("references", references, space, cartpole, n)
         run_dir.phase("scratch/search", scratch_search, config)
         run_dir.phase("scratch/cartpole", scratch_cartpole, config, run_dir, space, cartpole, n)
         run_dir.phase("bootstrap", bootstrapped_search, config, space, boot_seed, cartpole, n)
         for env in config.heldout_envs:
             run_dir.phase(f"heldout/{env}", heldout, config, space, env, n)
-    finally:
-        if backend is not None:
-            backend.close()
 
 
 def references(log, space, cartpole, n: int) -> None:

@@ -115,6 +115,7 @@ Measured (10 seeds each; claims hold when the 95% CI lies above 1):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -122,7 +123,7 @@ from selftaught import stats
 from selftaught.core.errors import ConfigError, check
 from selftaught.core.recipe import Recipe, Report
 from selftaught.core.rundir import RunDir
-from selftaught.evolve.backends import BACKENDS, make_backend
+from selftaught.evolve.backends import BACKENDS, LazyBackend
 from selftaught.evolve.discriminator import (
     GUIDE_MODES,
     Discriminator,
@@ -507,41 +508,21 @@ def phases(config: GuidedEvolutionConfig, seeds: list[int]) -> list[str]:
 
 def run(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> None:
     for eq, task in tasks(config):
-        evaluator = _LazyBackend(config, task)
-        try:
+        # the task's evaluator (local or Ray) and its target, computed when a search first
+        # needs them (a resumed run whose searches are all done starts none)
+        with LazyBackend(config.backend, task, workers=config.workers,
+                         address=config.ray_address or None) as evaluator:
+            target = functools.cache(lambda evaluator=evaluator: target_of(config, evaluator()))
             for seed in seeds:
                 for arm in arm_names(config):
                     run_dir.phase(f"{eq}/seed{seed}/{arm}", search, config, eq, task,
-                                  evaluator, seed, arm)
-        finally:
-            evaluator.close()
+                                  evaluator, target, seed, arm)
 
 
-class _LazyBackend:
-    """A task's evaluation backend (local or Ray) and target fitness, started when the
-    first search needs them (a resumed run whose searches are all done starts none)."""
-
-    def __init__(self, config: GuidedEvolutionConfig, task):
-        self.config, self.task, self.backend, self.target = config, task, None, None
-
-    def __call__(self):
-        if self.backend is None:
-            c = self.config
-            self.backend = make_backend(c.backend, self.task, workers=c.workers,
-                                        address=c.ray_address or None)
-            self.target = target_of(c, self.backend)
-        return self.backend, self.target
-
-    def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-
-
-def search(log, config: GuidedEvolutionConfig, eq: str, task, evaluator: _LazyBackend,
+def search(log, config: GuidedEvolutionConfig, eq: str, task, evaluator: LazyBackend, target,
            seed: int, arm: str) -> None:
     """One search of one arm on one task: evaluations to the target and the diagnostics."""
-    backend, target = evaluator()
-    out = _run_one(config, task, backend, seed, arm, target)
+    out = _run_one(config, task, evaluator(), seed, arm, target())
     log("run", equation=eq, seed=seed, arm=arm, **out)
 
 

@@ -57,7 +57,7 @@ from selftaught.core.errors import ConfigError, DataError, UnknownNameError, che
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
-from selftaught.evolve.backends import BACKENDS, make_backend
+from selftaught.evolve.backends import BACKENDS, LazyBackend
 from selftaught.evolve.hashing import FitnessCache
 from selftaught.evolve.program import encode_many, make_interpreter, validate
 from selftaught.evolve.search import non_dominated_sort, nsga2
@@ -303,25 +303,14 @@ def _search_state(run_dir: RunDir, spaces):
 def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
     task = config.task()
     hasher = ac.PairHasher(*task.spaces)
-    backend = None
-
-    def evaluator():
-        """The SAC evaluator (a backend: local or Ray), started when first needed."""
-        nonlocal backend
-        if backend is None:
-            backend = make_backend(config.backend, task, workers=config.workers,
-                                   address=config.ray_address or None)
-        return backend
-
-    try:
+    # the SAC evaluator (local or Ray), started when a phase first needs it
+    with LazyBackend(config.backend, task, workers=config.workers,
+                     address=config.ray_address or None) as evaluator:
         for g in range(config.generations + 1):
             run_dir.phase(f"search/gen{g}", search_generation, config, run_dir, g,
                           task.spaces, hasher, evaluator)
         run_dir.phase("reeval", reevaluate_front, config, run_dir, task.spaces, hasher,
                       evaluator, seeds)
-    finally:
-        if backend is not None:
-            backend.close()
 
 
 def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces, hasher,
