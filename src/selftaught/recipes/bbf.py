@@ -228,7 +228,7 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         if m is None:
             continue
         label = VARIANTS[v][0]
-        iqm = stats.bootstrap_ci(m, "iqm")
+        iqm = full_iqm if v == "full" else stats.bootstrap_ci(m, "iqm")  # full: computed above
         bars[label] = iqm
         if v == "full" or full is None:
             md.append(f"| {label} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | - | - | - |")
