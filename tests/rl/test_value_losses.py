@@ -142,15 +142,3 @@ def test_head_errors():
         vl.make_value_head("hl_gauss", v_min=1.0, v_max=1.0)
     with pytest.raises(ConfigError, match="num_bins >= 2"):
         vl.make_value_head("two_hot", num_bins=0)
-
-
-def test_iqm_difference_point_and_ci():
-    from selftaught.rl.evaluation import iqm_difference
-
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])  # IQM of 4 runs = mean of the middle two = 1.5
-    est = iqm_difference(x + 1.0, x, reps=200)
-    pt, lo, hi = est
-    assert pt == pytest.approx(1.0) and lo <= pt <= hi and est.n == 4
-    one = iqm_difference(x[:1], x[:1])
-    assert one == (0.0, 0.0, 0.0) and one.n == 1
-    assert iqm_difference(x, x[:2], unit="training seeds").n == 2

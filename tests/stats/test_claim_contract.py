@@ -10,7 +10,6 @@ import pytest
 from selftaught import stats
 from selftaught.core import Claim
 from selftaught.core import runner as runner_mod
-from selftaught.rl.evaluation import iqm_difference
 
 U = "training seeds"
 
@@ -100,8 +99,8 @@ def test_every_estimator_returns_an_estimate_with_n():
     for est, n in ((stats.bootstrap_ci(x, "iqm"), 5),
                    (stats.paired_difference_ci(x[:4], y), 4),
                    (stats.probability_of_improvement(x, y), 4),
-                   (iqm_difference(x, y, reps=50), 4),
-                   (iqm_difference(x[:1], y[:1]), 1)):
+                   (stats.iqm_difference(x, y, reps=50), 4),
+                   (stats.iqm_difference(x[:1], y[:1]), 1)):
         assert isinstance(est, stats.Estimate) and est.n == n
     from selftaught.recipes import non_episodic, value_classification
 

@@ -126,3 +126,13 @@ def test_long_bar_labels_do_not_overlap(tmp_path, monkeypatch):
     fig.canvas.draw()
     boxes = [t.get_window_extent() for t in fig.axes[0].get_xticklabels()]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_iqm_difference_point_and_ci():
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])  # IQM of 4 runs = mean of the middle two = 1.5
+    est = stats.iqm_difference(x + 1.0, x, reps=200)
+    pt, lo, hi = est
+    assert pt == pytest.approx(1.0) and lo <= pt <= hi and est.n == 4
+    one = stats.iqm_difference(x[:1], x[:1])
+    assert one == (0.0, 0.0, 0.0) and one.n == 1
+    assert stats.iqm_difference(x, x[:2], unit="training seeds").n == 2

@@ -41,7 +41,6 @@ from selftaught.core.seeding import keys
 from selftaught.rl.atari import ATARI_100K
 from selftaught.rl.bbf import BBFConfig, curve_steps, knobs_of, make_agent, program_config
 from selftaught.rl.envs import ENVS, normalized_return
-from selftaught.rl.evaluation import iqm_difference
 from selftaught.rl.loop import run_chunks
 
 # variant -> (label, config changes relative to the full agent)
@@ -209,11 +208,8 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           f"return over the last {cfg.final_points} evaluations, normalised per task "
           "(R - random) / (reference - random) (Atari: human-normalised). IQM with 95% "
           "stratified-bootstrap CIs; the last columns compare the full agent with each "
-          "ablation (same seeds).", "",
-          "| agent | IQM | 95% CI | IQM(full) - IQM(agent) | 95% CI | P(full > agent) |",
-          "|---|---|---|---|---|---|"]
-    claims = []
-    bars = {}
+          "ablation (same seeds).", ""]
+    claims, bars, rows = [], {}, []
     # An ablation can only show what a component adds once the full agent learns: the
     # ablation claims need the full agent's IQM clearly above random (normalised score 0).
     full_iqm = stats.bootstrap_ci(full, "iqm") if full is not None else None
@@ -231,15 +227,17 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         iqm = full_iqm if v == "full" else stats.bootstrap_ci(m, "iqm")  # full: computed above
         bars[label] = iqm
         if v == "full" or full is None:
-            md.append(f"| {label} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | - | - | - |")
+            rows.append([label, f"{iqm[0]:.3f}", f"[{iqm[1]:.3f}, {iqm[2]:.3f}]", "-", "-", "-"])
             continue
-        d = iqm_difference(full, m)
+        d = stats.iqm_difference(full, m)
         p = stats.probability_of_improvement(full, m)
-        md.append(f"| {label} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | {d[0]:.3f} | "
-                  f"[{d[1]:.3f}, {d[2]:.3f}] | {p[0]:.2f} |")
+        rows.append([label, f"{iqm[0]:.3f}", f"[{iqm[1]:.3f}, {iqm[2]:.3f}]", f"{d[0]:.3f}",
+                     f"[{d[1]:.3f}, {d[2]:.3f}]", f"{p[0]:.2f}"])
         claims.append(stats.claim_greater(
             f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0,
             unit="training seeds").gated(learns, at_random))
+    md.append(stats.markdown_table(
+        ["agent", "IQM", "95% CI", "IQM(full) - IQM(agent)", "95% CI", "P(full > agent)"], rows))
     if bars:
         stats.plot_bars(run_dir.plots / "ablation.png", bars, ylabel="IQM normalised return",
                         title="BBF ablations")

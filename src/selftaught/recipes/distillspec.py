@@ -456,42 +456,38 @@ def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
           f"{n} test prompts, mean over γ and seeds): greedy {chosen['greedy']}, "
           f"temperature 1 {chosen['t1']}. The other tables and every claim are on the test "
           f"prompts; the distilled draft is compared with `{ctrl}`.", "",
-          "| validation α (mean over γ, seeds) | " + " | ".join(config.divergences) + " |",
-          "|---" * (len(config.divergences) + 1) + "|"]
-    for m in MODES:
-        md.append(f"| {m} | " + " | ".join(f"{val_scores[(d, m)]:.3f}"
-                                          for d in config.divergences) + " |")
+          stats.markdown_table(
+              ["validation α (mean over γ, seeds)", *config.divergences],
+              [[m, *(f"{val_scores[(d, m)]:.3f}" for d in config.divergences)]
+               for m in MODES])]
+
+    def mean(m, k):
+        return np.mean([base[(sd, m)][k] for sd in seeds])
+
     md += ["",
           "## Cost ratio and target-only decoding", "",
-          "| mode | c (CPU time) | c (wall) | target-only CPU s | target-only wall s | "
-          "target accuracy |", "|---|---|---|---|---|---|"]
-    for m in MODES:
-        mean = lambda k, m=m: np.mean([base[(sd, m)][k] for sd in seeds])  # noqa: E731
-        md.append(f"| {m} | {mean('cost_ratio'):.3f} | {mean('wall_cost_ratio'):.3f} | "
-                  f"{mean('target_cpu'):.3f} | {mean('target_seconds'):.3f} | "
-                  f"{mean('target_acc') * 100:.1f}% |")
+          stats.markdown_table(
+              ["mode", "c (CPU time)", "c (wall)", "target-only CPU s", "target-only wall s",
+               "target accuracy"],
+              [[m, f"{mean(m, 'cost_ratio'):.3f}", f"{mean(m, 'wall_cost_ratio'):.3f}",
+                f"{mean(m, 'target_cpu'):.3f}", f"{mean(m, 'target_seconds'):.3f}",
+                f"{mean(m, 'target_acc') * 100:.1f}%"] for m in MODES])]
+
+    def cell(d, m, g):
+        a, tau, s_, t_, w_ = (_arr(recs, seeds, d, m, g, k).mean() for k in (
+            "alpha", "tau", "speedup", "theory_speedup", "wall_speedup"))
+        return f"{a:.2f} / {tau:.2f} / {s_:.2f} ({t_:.2f}) / {w_:.2f}"
+
     for m in MODES:
         md += ["", f"## {m}: α / τ / speedup in CPU time (theory τ/(γc+1)) / wall-clock "
                "speedup, per γ, mean over seeds", "",
-               "| draft | " + " | ".join(f"γ={g}" for g in G) + " |",
-               "|---" * (len(G) + 1) + "|"]
-        for d in names:
-            cells = []
-            for g in G:
-                a = _arr(recs, seeds, d, m, g, "alpha").mean()
-                tau = _arr(recs, seeds, d, m, g, "tau").mean()
-                s_ = _arr(recs, seeds, d, m, g, "speedup").mean()
-                t_ = _arr(recs, seeds, d, m, g, "theory_speedup").mean()
-                w_ = _arr(recs, seeds, d, m, g, "wall_speedup").mean()
-                cells.append(f"{a:.2f} / {tau:.2f} / {s_:.2f} ({t_:.2f}) / {w_:.2f}")
-            md.append(f"| {d} | " + " | ".join(cells) + " |")
+               stats.markdown_table(["draft", *(f"γ={g}" for g in G)],
+                                    [[d, *(cell(d, m, g) for g in G)] for d in names])]
     md += ["", f"## Lossy frontier (T=1, γ={gam}): accuracy % / speedup (CPU time)", "",
-           "| draft | " + " | ".join(f"ε={e:g}" for e in eps) + " |",
-           "|---" * (len(eps) + 1) + "|"]
-    for d in names:
-        acc, spd = front[d]
-        md.append(f"| {d} | " + " | ".join(
-            f"{acc[:, i].mean():.1f} / {spd[:, i].mean():.2f}" for i in range(len(eps))) + " |")
+           stats.markdown_table(
+               ["draft", *(f"ε={e:g}" for e in eps)],
+               [[d, *(f"{front[d][0][:, i].mean():.1f} / {front[d][1][:, i].mean():.2f}"
+                      for i in range(len(eps)))] for d in names])]
     md += ["", "![speedup t1](plots/speedup_t1.png) ![speedup greedy](plots/speedup_greedy.png)",
            "![lossy accuracy](plots/lossy_accuracy.png) "
            "![lossy speedup](plots/lossy_speedup.png)"]

@@ -376,7 +376,7 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     if not done:
         return Report([], "No finished control phase yet; resume the run.")
     dists = list(cfg.distances)
-    fmt = lambda t, p=3: f"{t[0]:.{p}g} [{t[1]:.{p}g}, {t[2]:.{p}g}]"
+    fmt = lambda t, p=3: stats.ci_cell(t, f".{p}g")
 
     def per_seed(ctrl, field, hops=None, table=eps, among=done):
         out = []
@@ -450,12 +450,12 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
             errs = [budget_ev[(s, b)]["map_error"] for s in done]
             succ_b = [np.mean(budget_ev[(s, b)]["success"]) for s in done]
             budget_rows.append(
-                f"| {b} ({cfg.budget_members} members) | {fmt(stats.bootstrap_ci(errs))} | "
-                f"{fmt(stats.bootstrap_ci(curve[:, i]))} | {fmt(stats.bootstrap_ci(succ_b))} |")
+                [f"{b} ({cfg.budget_members} members)", fmt(stats.bootstrap_ci(errs)),
+                 fmt(stats.bootstrap_ci(curve[:, i])), fmt(stats.bootstrap_ci(succ_b))])
         budget_rows.append(
-            f"| {full} ({cfg.learn.members} members) | "
-            f"{fmt(stats.bootstrap_ci([learns[s]['map_error']['learned'] for s in lseeds]))} | "
-            f"{fmt(beam['learned'])} | {fmt(succ['learned'])} |")
+            [f"{full} ({cfg.learn.members} members)",
+             fmt(stats.bootstrap_ci([learns[s]['map_error']['learned'] for s in lseeds])),
+             fmt(beam['learned']), fmt(succ['learned'])])
 
     # Claims.
     prior_bt, learned_bt = per_seed("human-prior", "beam_time"), per_seed("learned", "beam_time")
@@ -482,28 +482,27 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
         f"{len(done)} seed(s) × {len(dists)} distances × {cfg.goals_per_distance} goals; "
         f"{cfg.dwell_s:g} s per exposure, budget {cfg.max_steps} exposures (a failure counts "
         "as the whole budget). Mean per goal with 95% bootstrap CI over seeds.", "",
-        "| controller | success rate | exposures | beam seconds |", "|---|---|---|---|",
+        stats.markdown_table(["controller", "success rate", "exposures", "beam seconds"],
+                             [[c, fmt(succ[c]), fmt(steps[c]), fmt(beam[c])]
+                              for c in CONTROLLERS]),
     ]
-    lines += [f"| {c} | {fmt(succ[c])} | {fmt(steps[c])} | {fmt(beam[c])} |"
-              for c in CONTROLLERS]
     lines += ["", "Beam seconds by goal distance (mean over seeds):", "",
-              "| controller | " + " | ".join(f"{d} jumps" for d in dists) + " |",
-              "|---|" + "---|" * len(dists)]
-    lines += [f"| {c} | " + " | ".join(f"{v:.3g}" for v in by_dist[c].mean(0)) + " |"
-              for c in CONTROLLERS]
+              stats.markdown_table(["controller", *(f"{d} jumps" for d in dists)],
+                                   [[c, *(f"{v:.3g}" for v in by_dist[c].mean(0))]
+                                    for c in CONTROLLERS])]
     lines += ["", "## Rate map", "",
               "Normalised error Σ|λ̂−λ|/Σλ over beam positions within 1.8 Å (all neighbours) "
               "and distance from the model's best beam position to the true one (Å); the human "
               "prior gets its best amplitude.", "",
-              "| model | map error | peak offset (Å) |", "|---|---|---|"]
-    lines += [f"| {k} | {fmt(map_err[k])} | {fmt(peak[k])} |" for k in err_names]
+              stats.markdown_table(["model", "map error", "peak offset (Å)"],
+                                   [[k, fmt(map_err[k]), fmt(peak[k])] for k in err_names])]
     if budget_rows:
         lines += ["", "## Data efficiency", "",
                   "The learned controller when the ensemble sees only the first N exposures "
                   f"(human prior {fmt(beam['human-prior'])} s, oracle {fmt(beam['oracle'])} s "
                   "beam per goal).", "",
-                  "| exposures | map error | beam seconds | success rate |", "|---|---|---|---|",
-                  *budget_rows, "",
+                  stats.markdown_table(["exposures", "map error", "beam seconds",
+                                        "success rate"], budget_rows), "",
                   "With few exposures the maximum-likelihood rates can spike where isolated "
                   "jumps were seen (a jump's likelihood grows as λ → ∞), so the map error can "
                   "be large even where the best beam position is roughly right."]
@@ -542,9 +541,10 @@ def _control_world(cfg, run_dir, seeds, per_seed, fmt):
              f"The same seeds, exploration, learning and goals in the `{world}` ground truth, "
              "where the human prior's shape is right. Mean per goal with 95% bootstrap CI "
              "over seeds.", "",
-             "| controller | success rate | beam seconds |", "|---|---|---|"]
-    lines += [f"| {c} | {fmt(stats.bootstrap_ci(get(c, 'success')))} | "
-              f"{fmt(stats.bootstrap_ci(get(c, 'beam_time')))} |" for c in CONTROLLERS]
+             stats.markdown_table(["controller", "success rate", "beam seconds"],
+                                  [[c, fmt(stats.bootstrap_ci(get(c, 'success'))),
+                                    fmt(stats.bootstrap_ci(get(c, 'beam_time')))]
+                                   for c in CONTROLLERS])]
     lines += ["", f"Learned − human prior: {fmt(rel)} % of the prior's beam seconds "
               f"(non-inferiority margin {margin:g}%)."]
     if learns:

@@ -462,33 +462,30 @@ def _comparisons(rows) -> str:
         d = _paired(rows, a, b, fn=_fail)
         if d is not None:
             d = d.scaled(100)
-            out.append(f"| {label} | {d[0]:.3g} [{d[1]:.3g}, {d[2]:.3g}] | {d.n} |")
+            out.append([label, stats.ci_cell(d, ".3g"), d.n])
     if not out:
         return ""
     return "\n".join(["", "", "## RL planners: which sim agents they train and test against",
                       "", "Collision-or-off-road rate difference (percentage points), paired "
                       "over training seeds, mean [95% bootstrap CI over seeds].", "",
-                      "| comparison | difference | seeds |", "|---|---|---|", *out])
+                      stats.markdown_table(["comparison", "difference", "seeds"], out)])
 
 
 def report(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     rows = _rows(run_dir)
-    header = "| agent | sim agents | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    bars, table = {}, []
+    for (agent, sim), r in rows.items():
+        cells = [agent, sim]
+        for key, _, scale in COLUMNS:
+            cells.append(stats.ci_cell(_mean_ci(r, r[key] * scale), ".3g"))
+            if key == "overlap":
+                bars[f"{SHORT[agent]}\nvs {sim}"] = tuple(_mean_ci(r, _fail(r) * 100))[:3]
+        table.append(cells)
     lines = ["## Metrics (held-out scenarios, mean [95% bootstrap CI])", "",
              "CIs over training seeds (each seed's mean over the held-out scenarios) for the "
              "trained agents (BC, RL); over the held-out scenarios for the untrained ones "
-             "(expert, constant velocity, IDM), which are evaluated once.", "", header,
-             "|" + "---|" * (2 + len(COLUMNS))]  # fmt: skip
-    bars = {}
-    for (agent, sim), r in rows.items():
-        cells = []
-        for key, _, scale in COLUMNS:
-            pt, lo, hi = _mean_ci(r, r[key] * scale)
-            cells.append(f"{pt:.3g} [{lo:.3g}, {hi:.3g}]")
-            if key == "overlap":
-                f_pt, f_lo, f_hi = _mean_ci(r, _fail(r) * 100)
-                bars[f"{SHORT[agent]}\nvs {sim}"] = (f_pt, f_lo, f_hi)
-        lines.append(f"| {agent} | {sim} | " + " | ".join(cells) + " |")
+             "(expert, constant velocity, IDM), which are evaluated once.", "",
+             stats.markdown_table(["agent", "sim agents", *(c[1] for c in COLUMNS)], table)]
     n_eval = max((len(r["ade"]) for r in rows.values()), default=0)
     n_seeds = max((len(r["_seeds"]) for r in rows.values()), default=0)
     lines += ["", f"{cfg.num_eval_scenarios} held-out scenarios per agent and seed "

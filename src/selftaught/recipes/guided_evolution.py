@@ -592,8 +592,7 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
     md[-1] += (f", within {config.max_evaluations} real evaluations (failures counted as "
                f"{config.max_evaluations}); guide mode `{config.guide_mode}`, "
                f"{config.proposals} proposals.")
-    md += ["", "| task | arm | mean evals to target | success rate | predictor accuracy | "
-           "accepted proposals | best program (seed 0) |", "|---|---|---|---|---|---|---|"]
+    table, images = [], []
     ylabel = {"symreg": "best -NRMSE", "optimizer": "best -log10 val. MSE"}.get(
         config.domain, "best chain score")
     for e in eqs:
@@ -601,19 +600,22 @@ def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> 
             rows = [by[(e, s, a)] for s in done_seeds]
             acc = _finite_mean([r["disc_online_accuracy"] for r in rows])
             acc_rate = _finite_mean([r.get("accept_rate", np.nan) for r in rows])
-            md.append(f"| {_task_label(config, e)} | {a} | "
-                      f"{np.mean([r['evals_to_target'] for r in rows]):.0f} | "
-                      f"{np.mean([r['reached'] for r in rows]):.0%} | "
-                      f"{'-' if np.isnan(acc) else f'{acc:.2f}'} | "
-                      f"{'-' if np.isnan(acc_rate) else f'{acc_rate:.0%}'} | "
-                      f"`{rows[0]['best_formula']}` |")
+            table.append([_task_label(config, e), a,
+                          f"{np.mean([r['evals_to_target'] for r in rows]):.0f}",
+                          f"{np.mean([r['reached'] for r in rows]):.0%}",
+                          "-" if np.isnan(acc) else f"{acc:.2f}",
+                          "-" if np.isnan(acc_rate) else f"{acc_rate:.0%}",
+                          f"`{rows[0]['best_formula']}`"])
         x = np.asarray(by[(e, done_seeds[0], arms[0])]["curve_x"])
         curves = {a: np.array([by[(e, s, a)]["curve"] for s in done_seeds]) for a in arms}
         stats.plot_curves(run_dir.plots / f"{e}_best_fitness.png", x, curves,
                           xlabel="real evaluations", ylabel=ylabel,
                           hlines={"target": np.full(n, by[(e, done_seeds[0], arms[0])].get(
                               "target", config.target_fitness))})
-        md += ["", f"![{e}](plots/{e}_best_fitness.png)"]
+        images += ["", f"![{e}](plots/{e}_best_fitness.png)"]
+    md += ["", stats.markdown_table(
+        ["task", "arm", "mean evals to target", "success rate", "predictor accuracy",
+         "accepted proposals", "best program (seed 0)"], table), *images]
     md += ["", "Success rate over all tasks: " + ", ".join(
         f"{a} {success[a].mean():.0%}" for a in arms) + f"; seeds {n}."]
     # diagnosis: does a run's speed-up follow its predictor's accuracy?
@@ -736,17 +738,14 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
           "climbs to parents whose p is lower, so realized = own x p_arm / p_unguided). "
           "Speed-up = unguided / arm mean evaluations to "
           f"target. Pooled over {len(eqs)} task(s) x {S} seeds.", "",
-          "| arm | p | novel | TPR | FPR | precision | precision/p | TPR eval. | "
-          "precision eval. | predicted gain | own gain | realized gain | speed-up |",
-          "|---" * 13 + "|"]
-    for a, x in zip(arms, st):
-        md.append(f"| {a} | {_fmt(x['p'])} | {_fmt(x['novel'], '.2f')} | "
-                  f"{_fmt(x['tpr_meas'])} | {_fmt(x['fpr_meas'])} | "
-                  f"{_fmt(x['prec_meas'])} | {_fmt(x['precision'] / x['p'], '.2f')} | "
-                  f"{_fmt(x['tpr_eval'])} | {_fmt(x['prec_eval'])} | "
-                  f"{_fmt(x['predicted'], '.2f')} | {_fmt(x['own'], '.2f')} | "
-                  f"{_fmt(x['realized'], '.2f')} | "
-                  f"{_fmt(x['speedup'], '.2f')} |")
+          stats.markdown_table(
+              ["arm", "p", "novel", "TPR", "FPR", "precision", "precision/p", "TPR eval.",
+               "precision eval.", "predicted gain", "own gain", "realized gain", "speed-up"],
+              [[a, _fmt(x["p"]), _fmt(x["novel"], ".2f"), _fmt(x["tpr_meas"]),
+                _fmt(x["fpr_meas"]), _fmt(x["prec_meas"]), _fmt(x["precision"] / x["p"], ".2f"),
+                _fmt(x["tpr_eval"]), _fmt(x["prec_eval"]), _fmt(x["predicted"], ".2f"),
+                _fmt(x["own"], ".2f"), _fmt(x["realized"], ".2f"), _fmt(x["speedup"], ".2f")]
+               for a, x in zip(arms, st)])]
     # p and the learned discriminator's rates over the search (pooled over runs)
     W = config.diag_windows
     x = ((np.arange(W) + 1) * config.max_evaluations // W).astype(int)

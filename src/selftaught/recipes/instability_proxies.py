@@ -401,11 +401,10 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
     for w in widths:
         ivs = [iv for iv in INTERVENTIONS if (iv, w) in tab]
         lrs = tab[(ivs[0], w)]["lr"]
-        md += [f"### width {w}", "", "| intervention | " + " | ".join(f"{lr:g}" for lr in lrs)
-               + " |", "|---|" + "---|" * len(lrs)]
+        rows = []
         for iv in ivs:
             t = tab[(iv, w)]
-            row = []
+            row = [iv]
             for j in range(len(lrs)):
                 col = t["val_loss"][:, j]
                 nd = int((~np.isfinite(col)).sum())
@@ -413,16 +412,16 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
                     row.append("div")
                 else:
                     row.append(f"{np.nanmean(col):.3f}" + (f" ({nd}/{len(col)} div)" if nd else ""))
-            md.append(f"| {iv} | " + " | ".join(row) + " |")
-        md.append("")
+            rows.append(row)
+        md += [f"### width {w}", "",
+               stats.markdown_table(["intervention", *(f"{lr:g}" for lr in lrs)], rows), ""]
     _plot_loss_vs_lr(run_dir.plots / "loss_vs_lr.png", tab, widths)
     md += ["![loss vs lr](plots/loss_vs_lr.png)", ""]
 
     # instabilities at the top lr
     md += ["## Instabilities at the highest learning rate", "",
-           f"lr = {top:g}; mean over the last 10% of steps (over seeds; NaN = diverged).", "",
-           "| width | intervention | max attention logit | attention entropy | log Z | "
-           "val loss |", "|---|---|---|---|---|---|"]
+           f"lr = {top:g}; mean over the last 10% of steps (over seeds; NaN = diverged).", ""]
+    rows = []
     for w in widths:
         for iv in MAIN:
             if (iv, w) not in tab:
@@ -431,8 +430,11 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
             j = t["lr"].index(top) if top in t["lr"] else -1
             f = lambda k, t=t, j=j: f"{np.nanmean(t[k][:, j]):.3g}" if np.isfinite(
                 t[k][:, j]).any() else "div"
-            md.append(f"| {w} | {iv} | {f('attn_logit_max')} | {f('attn_entropy')} | "
-                      f"{f('log_z')} | {f('val_loss')} |")
+            rows.append([w, iv, f("attn_logit_max"), f("attn_entropy"), f("log_z"),
+                         f("val_loss")])
+    md.append(stats.markdown_table(
+        ["width", "intervention", "max attention logit", "attention entropy", "log Z",
+         "val loss"], rows))
     w0 = widths[0]
     if ("baseline", w0) in tab and ("qk_ln", w0) in tab:
         _plot_attn_curves(run_dir.plots / "attn_logit_vs_step.png", tab, w0, top, cfg.steps)
@@ -464,15 +466,15 @@ def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
                                   for i in range(len(t["seed"]))])
     md += ["", "## LR sensitivity", "",
            "mean over the lr grid of min(loss(lr), loss_init) - min_lr loss(lr), per seed; "
-           "mean and 95% bootstrap CI over seeds (lower is better).", "",
-           "| width | intervention | LR sensitivity | 95% CI |", "|---|---|---|---|"]
-    bars = {}
+           "mean and 95% bootstrap CI over seeds (lower is better).", ""]
+    bars, rows = {}, []
     for w in widths:
         for iv in INTERVENTIONS:
             if (iv, w) in sens:
                 est = _ci(sens[(iv, w)])
                 bars[f"{iv} w{w}"] = est
-                md.append(f"| {w} | {iv} | {est[0]:.3f} | [{est[1]:.3f}, {est[2]:.3f}] |")
+                rows.append([w, iv, f"{est[0]:.3f}", f"[{est[1]:.3f}, {est[2]:.3f}]"])
+    md.append(stats.markdown_table(["width", "intervention", "LR sensitivity", "95% CI"], rows))
     stats.plot_bars(run_dir.plots / "lr_sensitivity.png", bars, ylabel="LR sensitivity (nats)",
                     title="lower = less sensitive")
     md += ["", "![LR sensitivity](plots/lr_sensitivity.png)"]

@@ -442,29 +442,28 @@ def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
           f"per variant: {grids}); {cfg.test_examples} problems per length; `max ok` = the "
           f"largest n with >= {cfg.threshold:.0%} exact match at every length 1..n (best "
           f"cell / median); `learned` = cells with max ok >= L. `val 1..L` = mean validation "
-          "exact match over lengths 1..L (the split on which lr / steps were chosen).", "",
-          "| variant | " + " | ".join(str(n) for n in range(1, N + 1))
-          + " | max ok best / med | learned | val 1..L |",
-          "|---|" + "---|" * (N + 3)]
-    solved = {}
+          "exact match over lengths 1..L (the split on which lr / steps were chosen).", ""]
+    solved, rows = {}, []
     for name, evs in tab.items():
         acc = np.array([e["exact_match"] for e in evs], np.float64)  # seeds x lengths
         val = np.array([e.get("val_exact_match", [np.nan] * N) for e in evs], np.float64)
         solved[name] = np.array([max_solved_length(a, cfg.threshold) for a in acc], np.float64)
-        md.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in np.nanmean(acc, 0))
-                  + f" | {solved[name].max():.0f} / {np.median(solved[name]):.0f} | "
-                  f"{int((solved[name] >= L).sum())} / {len(evs)} | "
-                  f"{np.nanmean(val[:, :L]):.2f} |")
+        rows.append([name, *(f"{x:.2f}" for x in np.nanmean(acc, 0)),
+                     f"{solved[name].max():.0f} / {np.median(solved[name]):.0f}",
+                     f"{int((solved[name] >= L).sum())} / {len(evs)}",
+                     f"{np.nanmean(val[:, :L]):.2f}"])
+    md.append(stats.markdown_table(
+        ["variant", *range(1, N + 1), "max ok best / med", "learned", "val 1..L"], rows))
     cols = sorted({(e["init_seed"], e["data_seed"]) for evs in tab.values() for e in evs})
-    md += ["", "## Per seed cell: largest solved length", "",
-           "| variant | " + " | ".join(f"i{i}d{d}" for i, d in cols) + " |",
-           "|---|" + "---|" * len(cols)]
+    rows = []
     for name, evs in tab.items():
         by = {(e["init_seed"], e["data_seed"]): e for e in evs}
-        md.append(f"| {name} | " + " | ".join(
+        rows.append([name, *(
             "–" if c not in by else "div" if by[c]["diverged_at"] >= 0
             else str(max_solved_length(by[c]["exact_match"], cfg.threshold))
-            for c in cols) + " |")
+            for c in cols)])
+    md += ["", "## Per seed cell: largest solved length", "",
+           stats.markdown_table(["variant", *(f"i{i}d{d}" for i, d in cols)], rows)]
     _heatmaps(run_dir.plots / "heatmap.png", tab, cfg)
     _curves(run_dir.plots / "exact_match_by_length.png", tab, cfg)
     md += ["", "![per-seed heat map](plots/heatmap.png)", "",

@@ -555,28 +555,25 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
     ]
 
     def cell(x, digits=1):
-        pt, lo, hi = stats.bootstrap_ci(x)
-        return f"{pt:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return stats.ci_cell(stats.bootstrap_ci(x), f".{digits}f")
 
     md = [*gate_md, "",
           "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
-          "| generator | pass@1 |", "|---|---|",
-          f"| terse solutions (final line only) | {cell(sft('pass1_terse'))} |",
-          f"| detailed step-by-step solutions | {cell(sft('pass1_detailed'))} |",
-          f"| detailed, + {config.seq_ft.total_steps} more FT steps | "
-          f"{cell(seq('pass1_continued'))} |",
-          f"| sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps | "
-          f"{cell(seq('pass1_sequential'))} |",
+          stats.markdown_table(["generator", "pass@1"], [
+              ["terse solutions (final line only)", cell(sft("pass1_terse"))],
+              ["detailed step-by-step solutions", cell(sft("pass1_detailed"))],
+              [f"detailed, + {config.seq_ft.total_steps} more FT steps",
+               cell(seq("pass1_continued"))],
+              [f"sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps",
+               cell(seq("pass1_sequential"))]]),
           "", f"## Selecting one answer among k candidates of G_detailed (test accuracy %; "
           f"top-K: K = {K}, clusters scored by the {config.cluster_aggregate} of S)", "",
-          "| k | majority | re-rank all (CE) | weighted (CE) | top-K (CE) | re-rank all "
-          "(margin) | weighted (margin) | top-K (margin) | pass@k (oracle) |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for k in ks:
-        md.append(f"| {k} | {cell(rr(f'maj_{k}'))} | {cell(rr(f'all_ce_{k}'))} | "
-                  f"{cell(rr(f'weighted_ce_{k}'))} | {cell(rr(f'topk_ce_{k}'))} | "
-                  f"{cell(rr(f'all_margin_{k}'))} | {cell(rr(f'weighted_margin_{k}'))} | "
-                  f"{cell(rr(f'topk_margin_{k}'))} | {cell(rr(f'passk_{k}'))} |")
+          stats.markdown_table(
+              ["k", "majority", "re-rank all (CE)", "weighted (CE)", "top-K (CE)",
+               "re-rank all (margin)", "weighted (margin)", "top-K (margin)", "pass@k (oracle)"],
+              [[k, *(cell(rr(f"{name}_{k}")) for name in (
+                  "maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
+                  "topk_margin", "passk"))] for k in ks])]
     sm = lambda name: col("samples", name)  # noqa: E731
     tr = lambda name: col("evaluator_train", name)  # noqa: E731
     md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
@@ -585,11 +582,10 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
            f"- pool samples correct: {cell(sm('pool_accuracy'))}%; pool problems with both "
            f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
            f"{cell(tr('pairs'), 0)}",
-           "", "| evaluator | pair accuracy, train (last 50 steps) | pair accuracy, test |",
-           "|---|---|---|"]
-    for e in EVALUATORS:
-        md.append(f"| {e} | {cell(tr(f'{e}_train_pair_accuracy'), 3)} | "
-                  f"{cell(rr(f'{e}_test_pair_accuracy'), 3)} |")
+           "", stats.markdown_table(
+               ["evaluator", "pair accuracy, train (last 50 steps)", "pair accuracy, test"],
+               [[e, cell(tr(f"{e}_train_pair_accuracy"), 3),
+                 cell(rr(f"{e}_test_pair_accuracy"), 3)] for e in EVALUATORS])]
     md += ["", "Pair accuracy: the fraction of (correct, incorrect) candidates of one problem "
            "that the evaluator orders right (0.5 = chance). Every selector is averaged over "
            f"the same k-subsets (all, or {config.vote_repeats} random ones) of the N = "

@@ -421,12 +421,12 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           f"{last['candidates']} candidates, {last['real_evaluations']} real evaluations "
           f"({last['cache_hits']} pair-hash cache hits, {last['failures']} failed: invalid "
           f"graph or NaN return), {config.train_seeds} training seeds each.", "",
-          "| generation | front size | best performance | best generalizability | "
-          "best stability |", "|---|---|---|---|---|"]
-    for e in gens:
-        F = np.asarray(e["objectives"], np.float64)
-        md.append(f"| {e['generation']} | {len(e['front'])} | "
-                  + " | ".join(f"{np.nanmax(F[:, k]):.3f}" for k in range(3)) + " |")
+          stats.markdown_table(
+              ["generation", "front size", "best performance", "best generalizability",
+               "best stability"],
+              [[e["generation"], len(e["front"]), *(
+                  f"{np.nanmax(np.asarray(e['objectives'], np.float64)[:, k]):.3f}"
+                  for k in range(3))] for e in gens])]
     curve = np.asarray([np.nanmax(np.asarray(e["objectives"], np.float64), 0) for e in gens])
     stats.plot_curves(run_dir.plots / "search.png", np.arange(len(gens)),
                       {o: curve[None, :, k] for k, o in enumerate(OBJECTIVES)},
@@ -445,16 +445,13 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     pairs = [ac.sac_pair()] + [ac.pair_from_dict(last["population"][i], *spaces)
                                for i in r["members"]]
     readable = [p.readable() for p in pairs]
-    md += ["", f"## Re-evaluation ({n} fresh seeds)", "",
-           "| | critic loss | actor loss | performance | generalizability | instability "
-           "(std) | search objectives |", "|---|---|---|---|---|---|---|"]
-    for i, f in enumerate(readable):
-        name = "SAC" if i == 0 else f"front {i}"
-        md.append(f"| {name} | `{f['critic']}` | `{f['actor']}` | {np.mean(perf[i]):.3f} | "
-                  f"{np.mean(gen[i]):.3f} | {np.std(perf[i], ddof=1):.3f} | "
-                  f"{', '.join(f'{v:.3f}' for v in search[i])} |")
-    md += ["", "| objective | chosen member | relative change vs SAC | paper |",
-           "|---|---|---|---|"]
+    md += ["", f"## Re-evaluation ({n} fresh seeds)", "", stats.markdown_table(
+        ["", "critic loss", "actor loss", "performance", "generalizability", "instability (std)",
+         "search objectives"],
+        [["SAC" if i == 0 else f"front {i}", f"`{f['critic']}`", f"`{f['actor']}`",
+          f"{np.mean(perf[i]):.3f}", f"{np.mean(gen[i]):.3f}", f"{np.std(perf[i], ddof=1):.3f}",
+          ", ".join(f"{v:.3f}" for v in search[i])] for i, f in enumerate(readable)]), ""]
+    objective_header = ["objective", "chosen member", "relative change vs SAC", "paper"]
     members = len(r["formulas"]) - 1
     if members == 0:
         for o in OBJECTIVES:
@@ -462,10 +459,11 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                                       f"SAC to re-evaluate on {o}",
                                       stats.Estimate(0.0, 0.0, 0.0, n, "training seeds"),
                                       holds=False, unit=SEARCH, n=min(SEARCHES, n)))
-        md.append("| all | none: the final front holds only SAC-equivalent or failed "
-                  "programs | — | — |")
+        md.append(stats.markdown_table(objective_header, [[
+            "all", "none: the final front holds only SAC-equivalent or failed programs",
+            "—", "—"]]))
         return Report(claims, "\n".join(md))
-    bars = {}
+    bars, rows = {}, []
     for k, o in enumerate(OBJECTIVES):
         j = 1 + int(np.argmax(search[1:, k]))  # chosen on search scores, not re-evaluation
         formula = readable[j]
@@ -491,7 +489,8 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         claims.append(stats.claim_greater(f"front_beats_sac_on_{o}", statement,
                                           stats.Estimate(*est, est.n, "fresh training seeds"),
                                           unit=SEARCH, n=min(SEARCHES, est.n)))
-        md.append(f"| {o} | {j}: {desc} | {rel:+.1%} | {PAPER[o]} |")
+        rows.append([o, f"{j}: {desc}", f"{rel:+.1%}", PAPER[o]])
+    md.append(stats.markdown_table(objective_header, rows))
     if bars:
         stats.plot_bars(run_dir.plots / "reeval.png", bars, ylabel="normalised return")
         md += ["", "![re-evaluation](plots/reeval.png)"]
@@ -506,9 +505,8 @@ def power_table(config: MetaPGConfig, perf: np.ndarray, gen: np.ndarray) -> list
     (the sd of each front member's per-seed difference to SAC, the largest over members)."""
     e = config.power_effect
     lines = ["", f"## Power: training seeds to detect a {e:.0%} change of SAC's mean "
-             "(95% CI, 80% power)", "",
-             "| objective | SAC mean | SAC sd | seeds (independent) | sd of paired "
-             "difference | seeds (paired) |", "|---|---|---|---|---|---|"]
+             "(95% CI, 80% power)", ""]
+    rows = []
     for o, x in (("performance", perf), ("generalizability", gen)):
         mean, sd = float(np.mean(x[0])), float(np.std(x[0], ddof=1))
         diff_sd = (float(np.max(np.std(x[1:] - x[:1], axis=1, ddof=1))) if len(x) > 1
@@ -517,9 +515,11 @@ def power_table(config: MetaPGConfig, perf: np.ndarray, gen: np.ndarray) -> list
         unpaired = stats.seeds_needed(np.sqrt(2) * sd, effect) if effect else -1
         paired = stats.seeds_needed(diff_sd, effect) if effect else -1
         show = lambda k: str(k) if k > 0 else "n/a"  # noqa: E731
-        lines.append(f"| {o} | {mean:.3f} | {sd:.3f} | {show(unpaired)} | {diff_sd:.3f} | "
-                     f"{show(paired)} |")
-    return lines
+        rows.append([o, f"{mean:.3f}", f"{sd:.3f}", show(unpaired), f"{diff_sd:.3f}",
+                     show(paired)])
+    return lines + [stats.markdown_table(
+        ["objective", "SAC mean", "SAC sd", "seeds (independent)", "sd of paired difference",
+         "seeds (paired)"], rows)]
 
 
 PRESETS = {

@@ -432,26 +432,25 @@ def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
           "(`gridworld.empirical_transition_entropy`); regrowth, the same in every world, "
           "is counted separately (regrowths per 1000 steps). Visitation entropy = entropy "
           "(nats) of the agent's lifetime cell-visit distribution (max "
-          f"{np.log(cfg.world.size ** 2):.2f}). Mean [95% bootstrap CI] over seeds.", "",
-          "| condition | drift p | drift entropy (analytic / measured) | regrowths / 1k | "
-          "test success | validation success | test hitting time | visitation entropy | "
-          "lifetime successes |", "|---|---|---|---|---|---|---|---|---|"]
+          f"{np.log(cfg.world.size ** 2):.2f}). Mean [95% bootstrap CI] over seeds.", ""]
 
     def cell(x):
-        m, lo, hi = stats.bootstrap_ci(x, "mean")
-        return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+        return stats.ci_cell(stats.bootstrap_ci(x, "mean"), ".3f")
 
+    rows = []
     for c in conds:
         d = data[c.name]
         dyn = d["dynamism"]
         ent = (f"{dyn['drift_entropy_analytic']:.3f} / {dyn['drift_entropy']:.3f}" if dyn
                else "-")
         regrow = f"{dyn['regrowths_per_1k']:.1f}" if dyn else "-"
-        md.append(f"| {c.name} | {c.p:g} | {ent} | {regrow} | {cell(final[c.name])} | "
-                  f"{cell(val_final[c.name])} | "
-                  f"{cell(d['test_hitting_time'][:, -k:].mean(1))} | "
-                  f"{cell(d['visitation_entropy'][:, -1])} | "
-                  f"{cell(d['lifetime_successes'][:, -1])} |")
+        rows.append([c.name, f"{c.p:g}", ent, regrow, cell(final[c.name]),
+                     cell(val_final[c.name]), cell(d["test_hitting_time"][:, -k:].mean(1)),
+                     cell(d["visitation_entropy"][:, -1]), cell(d["lifetime_successes"][:, -1])])
+    md.append(stats.markdown_table(
+        ["condition", "drift p", "drift entropy (analytic / measured)", "regrowths / 1k",
+         "test success", "validation success", "test hitting time", "visitation entropy",
+         "lifetime successes"], rows))
     if conds:
         stats.plot_bars(run_dir.plots / "success.png",
                         {c.name: stats.bootstrap_ci(final[c.name], "mean") for c in conds},

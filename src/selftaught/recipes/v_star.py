@@ -475,33 +475,36 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
         ).gated(gate_ok, gate_why))
 
     def cell(x):
-        pt, lo, hi = stats.bootstrap_ci(x)
-        return f"{pt:.1f} [{lo:.1f}, {hi:.1f}]"
+        return stats.ci_cell(stats.bootstrap_ci(x))
 
     md = [*gate_md, "",
           f"## Per iteration (test accuracy %, mean over seeds [95% CI]; k = {kc})", "",
-          "| iteration | greedy pass@1 | random candidate | maj@k | V-STaR Best-of-k | "
-          "pass@k (oracle) |", "|---|---|---|---|---|---|",
-          f"| 0 (G_sft) | {cell(col('pass1', 0))} | | | | |"]
-    for t in range(1, T + 1):
-        md.append(f"| {t} | {cell(col('pass1', t))} | {cell(col('sample_acc', t))} | "
-                  f"{cell(col(f'maj_{kc}', t))} | {cell(col(f'bok_dpo_{kc}', t))} | "
-                  f"{cell(col(f'passk_{kc}', t))} |")
-    md += ["", f"## Best-of-k at iteration {T} (test accuracy %)", "",
-           "| k | V-STaR (DPO) | ORM (BCE) | maj@k | pass@k (oracle) |", "|---|---|---|---|---|"]
-    for k in ks:
-        md.append(f"| {k} | {cell(col(f'bok_dpo_{k}', T))} | {cell(col(f'bok_orm_{k}', T))} | "
-                  f"{cell(col(f'maj_{k}', T))} | {cell(col(f'passk_{k}', T))} |")
+          stats.markdown_table(
+              ["iteration", "greedy pass@1", "random candidate", "maj@k", "V-STaR Best-of-k",
+               "pass@k (oracle)"],
+              [["0 (G_sft)", cell(col("pass1", 0)), "", "", "", ""]]
+              + [[t, *(cell(col(name, t)) for name in (
+                  "pass1", "sample_acc", f"maj_{kc}", f"bok_dpo_{kc}", f"passk_{kc}"))]
+                 for t in range(1, T + 1)]),
+          "", f"## Best-of-k at iteration {T} (test accuracy %)", "",
+          stats.markdown_table(
+              ["k", "V-STaR (DPO)", "ORM (BCE)", "maj@k", "pass@k (oracle)"],
+              [[k, *(cell(col(name, T)) for name in (
+                  f"bok_dpo_{k}", f"bok_orm_{k}", f"maj_{k}", f"passk_{k}"))] for k in ks])]
     samples = {(e["seed"], e["iteration"]): e for e in run_dir.events("sample")}
     trains = {(e["seed"], e["iteration"]): e for e in run_dir.events("train")}
+
+    def sm(t, k):
+        return np.mean([samples[(sd, t)][k] for sd in seeds])
+
     md += ["", "## Data and verifiers (mean over seeds)", "",
-           "| iteration | sample accuracy (train) | D_gen | D_ver | DPO pairs | "
-           "DPO pair accuracy (train) |", "|---|---|---|---|---|---|"]
-    for t in range(1, T + 1):
-        sm = lambda k, t=t: np.mean([samples[(sd, t)][k] for sd in seeds])  # noqa: E731
-        acc = np.mean([trains[(sd, t)]["dpo_reward_accuracy"] for sd in seeds])
-        md.append(f"| {t} | {100 * sm('sample_accuracy'):.1f}% | {sm('d_gen'):.0f} | "
-                  f"{sm('d_ver'):.0f} | {sm('pairs'):.0f} | {100 * acc:.1f}% |")
+           stats.markdown_table(
+               ["iteration", "sample accuracy (train)", "D_gen", "D_ver", "DPO pairs",
+                "DPO pair accuracy (train)"],
+               [[t, f"{100 * sm(t, 'sample_accuracy'):.1f}%", f"{sm(t, 'd_gen'):.0f}",
+                 f"{sm(t, 'd_ver'):.0f}", f"{sm(t, 'pairs'):.0f}",
+                 f"{100 * np.mean([trains[(sd, t)]['dpo_reward_accuracy'] for sd in seeds]):.1f}%"]
+                for t in range(1, T + 1)])]
     md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
            f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
            "problem; the generator-only "

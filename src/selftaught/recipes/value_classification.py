@@ -50,7 +50,6 @@ from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
 from selftaught.rl.envs import ENVS, normalized_return
-from selftaught.rl.evaluation import iqm_difference
 from selftaught.rl.loop import run_chunks
 from selftaught.rl.value_losses import LOSSES
 
@@ -196,13 +195,13 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
            f"Tasks: {', '.join(cfg.envs)}; {len(seeds)} seeds per loss; score = mean greedy "
            f"return over the last {cfg.final_points} evaluations, normalised per task as "
            "(R - random) / (reference - random) (see `selftaught.rl.envs.ENVS`). "
-           "IQM and 95% stratified-bootstrap CIs (rliable).", "",
-           "| loss | IQM | 95% CI | mean | median | optimality gap |", "|---|---|---|---|---|---|"]
+           "IQM and 95% stratified-bootstrap CIs (rliable).", ""]
     agg = stats.aggregate(main) if main else {}
-    for name, a in agg.items():
-        iqm, mean, med, og = a["iqm"], a["mean"], a["median"], a["optimality_gap"]
-        md.append(f"| {name} | {iqm[0]:.3f} | [{iqm[1]:.3f}, {iqm[2]:.3f}] | {mean[0]:.3f} | "
-                  f"{med[0]:.3f} | {og[0]:.3f} |")
+    md.append(stats.markdown_table(
+        ["loss", "IQM", "95% CI", "mean", "median", "optimality gap"],
+        [[name, f"{a['iqm'][0]:.3f}", f"[{a['iqm'][1]:.3f}, {a['iqm'][2]:.3f}]",
+          f"{a['mean'][0]:.3f}", f"{a['median'][0]:.3f}", f"{a['optimality_gap'][0]:.3f}"]
+         for name, a in agg.items()]))
     if agg:
         stats.plot_bars(run_dir.plots / "iqm.png", {k: v["iqm"] for k, v in agg.items()},
                         ylabel="IQM normalised return", title="width 1")
@@ -213,13 +212,13 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
 
     # per-task table and learning curves
     md += ["", "## Per task (mean final normalised return over seeds)", "",
-           "| task | " + " | ".join(LABEL.get(x, x) for x in cfg.losses) + " |",
-           "|---|" + "---|" * len(cfg.losses)]
+           stats.markdown_table(
+               ["task", *(LABEL.get(x, x) for x in cfg.losses)],
+               [[env, *("-" if finals.get((env, x, 1.0)) is None
+                        else f"{finals[(env, x, 1.0)].mean():.3f}" for x in cfg.losses)]
+                for env in cfg.envs])]
     images = []
     for env in cfg.envs:
-        cellv = [finals.get((env, x, 1.0)) for x in cfg.losses]
-        md.append(f"| {env} | " + " | ".join("-" if v is None else f"{v.mean():.3f}"
-                                             for v in cellv) + " |")
         got = {LABEL.get(x, x): curves[(env, x, 1.0)] for x in cfg.losses
                if (env, x, 1.0) in curves}
         if got:
@@ -233,31 +232,28 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
     claims: list[Claim] = []
     hl, mse = main.get("HL-Gauss"), main.get("MSE")
     if hl is not None and mse is not None:
-        d = iqm_difference(hl, mse)
+        d = stats.iqm_difference(hl, mse)
         claims.append(stats.claim_greater(
             "hl_gauss_iqm_gt_mse", "IQM(HL-Gauss) - IQM(MSE) > 0 (normalised return)", d, 0.0,
             unit="training seeds"))
         p = stats.probability_of_improvement(hl, mse)
         claims.append(stats.claim_greater(
             "p_hl_gauss_gt_mse", "P(HL-Gauss > MSE) > 0.5", p, 0.5, unit="training seeds"))
-        md += ["", "## Probability of improvement", "",
-               "| X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|"]
+        rows = []
         for name, m in main.items():
-            if name == "HL-Gauss":
-                continue
-            pt, lo, hi_ = stats.probability_of_improvement(hl, m)
-            md.append(f"| HL-Gauss | {name} | {pt:.3f} | [{lo:.3f}, {hi_:.3f}] |")
+            if name != "HL-Gauss":
+                pt, lo, hi_ = stats.probability_of_improvement(hl, m)
+                rows.append(["HL-Gauss", name, f"{pt:.3f}", f"[{lo:.3f}, {hi_:.3f}]"])
+        md += ["", "## Probability of improvement", "",
+               stats.markdown_table(["X", "Y", "P(X > Y)", "95% CI"], rows)]
 
     # width sweep
     widths = sorted({float(w) for w in (1.0, *cfg.sweep_widths)})
     if cfg.sweep_envs and len(widths) > 1:
         md += ["", "## Width sweep", "",
                f"Tasks: {', '.join(cfg.sweep_envs)}. IQM of final normalised return "
-               "(95% CI).", "",
-               "| loss | " + " | ".join(f"width {w:g}" for w in widths) + " |",
-               "|---|" + "---|" * len(widths)]
-        bars = {}
-        mats = {}
+               "(95% CI).", ""]
+        bars, mats, rows = {}, {}, []
         for loss in cfg.sweep_losses:
             row = []
             for w in widths:
@@ -268,8 +264,9 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
                     continue
                 est = stats.bootstrap_ci(m, "iqm")
                 bars[f"{LABEL.get(loss, loss)} x{w:g}"] = est
-                row.append(f"{est[0]:.3f} [{est[1]:.3f}, {est[2]:.3f}]")
-            md.append(f"| {LABEL.get(loss, loss)} | " + " | ".join(row) + " |")
+                row.append(stats.ci_cell(est, ".3f"))
+            rows.append([LABEL.get(loss, loss), *row])
+        md.append(stats.markdown_table(["loss", *(f"width {w:g}" for w in widths)], rows))
         if bars:
             stats.plot_bars(run_dir.plots / "width_sweep.png", bars, ylabel="IQM",
                             title="width sweep")

@@ -446,7 +446,7 @@ def _advantage_growth(mse: np.ndarray, other: np.ndarray, hi: int, lo: int):
 
 
 def _fmt(est) -> str:
-    return f"{est[0]:+.3f} [{est[1]:+.3f}, {est[2]:+.3f}]"
+    return stats.ci_cell(est, "+.3f")
 
 
 def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) -> Report:
@@ -463,27 +463,20 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
           f"{cfg.num_bins}; HL-Gauss sigma = {cfg.sigma_ratio:g} bin widths.", ""]
 
     # chosen learning rates
-    md += ["## Learning rates chosen on the tuning seeds", "",
-           "| loss | " + " | ".join(f"width {w:g}" for w in widths) + " |",
-           "|---|" + "---|" * len(widths)]
-    for loss in cfg.losses:
-        md.append(f"| {LABEL[loss]} | " + " | ".join(
-            "-" if _tuned(run_dir, loss, w) is None else f"{_tuned(run_dir, loss, w):g}"
-            for w in widths) + " |")
+    md += ["## Learning rates chosen on the tuning seeds", "", stats.markdown_table(
+        ["loss", *(f"width {w:g}" for w in widths)],
+        [[LABEL[loss], *("-" if _tuned(run_dir, loss, w) is None
+                         else f"{_tuned(run_dir, loss, w):g}" for w in widths)]
+         for loss in cfg.losses])]
 
     def cname(c):
         return f"noise {c[0]:g}" if c[1] == 0 else f"gamma {c[1]:g}"
 
-    md += ["", "## Relative RMSE (mean over seeds and widths, 95% CI)", "",
-           "| condition | " + " | ".join(LABEL[x] for x in losses) + " |",
-           "|---|" + "---|" * len(losses)]
-    for ci, c in enumerate(conds):
-        row = []
-        for loss in losses:
-            m = np.stack([finals[(loss, w)][:, ci] for w in widths]).mean(0)
-            est = stats.bootstrap_ci(m)
-            row.append(f"{est[0]:.3f} [{est[1]:.3f}, {est[2]:.3f}]")
-        md.append(f"| {cname(c)} | " + " | ".join(row) + " |")
+    md += ["", "## Relative RMSE (mean over seeds and widths, 95% CI)", "", stats.markdown_table(
+        ["condition", *(LABEL[x] for x in losses)],
+        [[cname(c), *(stats.ci_cell(stats.bootstrap_ci(
+            np.stack([finals[(loss, w)][:, ci] for w in widths]).mean(0)), ".3f")
+            for loss in losses)] for ci, c in enumerate(conds)])]
 
     claims: list[Claim] = []
     noise_idx = [conds.index((float(s), 0.0)) for s in cfg.noise_levels]
@@ -494,15 +487,12 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
     if "mse" in losses and len(losses) > 1:
         mse = np.stack([finals[("mse", w)] for w in widths])  # W x S x C
         md += ["", "## Advantage over MSE: RMSE(MSE) - RMSE(loss) (positive = loss better)",
-               "", "Mean over widths, paired 95% CI over seeds.", "",
-               "| condition | " + " | ".join(LABEL[x] for x in losses if x != "mse") + " |",
-               "|---|" + "---|" * (len(losses) - 1)]
-        for ci, c in enumerate(conds):
-            row = [_fmt(stats.paired_difference_ci(
-                mse[..., ci].mean(0),
-                np.stack([finals[(x, w)] for w in widths])[..., ci].mean(0)))
-                for x in losses if x != "mse"]
-            md.append(f"| {cname(c)} | " + " | ".join(row) + " |")
+               "", "Mean over widths, paired 95% CI over seeds.", "", stats.markdown_table(
+                   ["condition", *(LABEL[x] for x in losses if x != "mse")],
+                   [[cname(c), *(_fmt(stats.paired_difference_ci(
+                       mse[..., ci].mean(0),
+                       np.stack([finals[(x, w)] for w in widths])[..., ci].mean(0)))
+                       for x in losses if x != "mse")] for ci, c in enumerate(conds)])]
         for x in losses:
             if x == "mse":
                 continue
@@ -527,27 +517,30 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
                 f"{widths[0]:g} (mean over conditions) > 0",
                 stats.paired_difference_ci(adv[-1], adv[0]), unit="training seeds"))
             md += ["", "## HL-Gauss advantage per width (mean over conditions)", "",
-                   "| width | advantage |", "|---|---|"]
-            md += [f"| {w:g} | {_fmt(stats.paired_difference_ci(mse[i].mean(-1), hl[i].mean(-1)))}"
-                   " |" for i, w in enumerate(widths)]
+                   stats.markdown_table(["width", "advantage"], [
+                       [f"{w:g}", _fmt(stats.paired_difference_ci(mse[i].mean(-1),
+                                                                  hl[i].mean(-1)))]
+                       for i, w in enumerate(widths)])]
         md += ["", "## Noise growth per width, at each loss's chosen lr", "",
                "RMSE(MSE) - RMSE(loss) at noise 0 and at the highest noise, and its growth, "
                "paired 95% CI over seeds (MSE at its own chosen lr). The claims average the "
-               "growth over widths, so one width whose lr choice differs can decide them.", "",
-               f"| loss | width | lr (MSE's) | advantage at noise 0 | at noise "
-               f"{max(cfg.noise_levels):g} | growth |", "|---|---|---|---|---|---|"]
+               "growth over widths, so one width whose lr choice differs can decide them.", ""]
+        rows = []
         for x in losses:
             if x == "mse":
                 continue
             for i, w in enumerate(widths):
                 m, o = mse[i], finals[(x, w)]
                 adv = m - o
-                md.append(
-                    f"| {LABEL[x]} | {w:g} | {_tuned(run_dir, x, w):g} "
-                    f"({_tuned(run_dir, 'mse', w):g}) | "
-                    f"{_fmt(stats.paired_difference_ci(m[:, noise0], o[:, noise0]))} | "
-                    f"{_fmt(stats.paired_difference_ci(m[:, noise_hi], o[:, noise_hi]))} | "
-                    f"{_fmt(stats.paired_difference_ci(adv[:, noise_hi], adv[:, noise0]))} |")
+                rows.append([
+                    LABEL[x], f"{w:g}",
+                    f"{_tuned(run_dir, x, w):g} ({_tuned(run_dir, 'mse', w):g})",
+                    _fmt(stats.paired_difference_ci(m[:, noise0], o[:, noise0])),
+                    _fmt(stats.paired_difference_ci(m[:, noise_hi], o[:, noise_hi])),
+                    _fmt(stats.paired_difference_ci(adv[:, noise_hi], adv[:, noise0]))])
+        md.append(stats.markdown_table(
+            ["loss", "width", "lr (MSE's)", "advantage at noise 0",
+             f"at noise {max(cfg.noise_levels):g}", "growth"], rows))
         # advantage vs noise plot (per loss, mean over widths, band over seeds)
         xs = np.asarray(cfg.noise_levels, np.float64)
         curves = {LABEL[x]: (mse - np.stack([finals[(x, w)] for w in widths])).mean(0)[
@@ -571,20 +564,22 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
     if tune:
         md += ["", "## Learning-rate choice margin (tuning seeds)", "",
                "Tuning score = mean final relative RMSE over the tuning seeds and all "
-               "conditions; margin = (runner-up - chosen) / chosen.", "",
-               "| loss | width | " + " | ".join(f"lr {x:g}" for x in cfg.lrs) + " | margin |",
-               "|---|---|" + "---|" * (len(cfg.lrs) + 1)]
+               "conditions; margin = (runner-up - chosen) / chosen.", ""]
+        rows = []
         for (x, w), sc in tune.items():
             order = np.sort(sc)
             margin = (order[1] - order[0]) / order[0] if len(sc) > 1 else np.inf
-            md.append(f"| {LABEL[x]} | {w:g} | " + " | ".join(
+            rows.append([LABEL[x], f"{w:g}", *(
                 f"**{v:.4f}**" if j == int(np.argmin(sc)) else f"{v:.4f}"
-                for j, v in enumerate(sc)) + f" | {margin:.1%} |")
+                for j, v in enumerate(sc)), f"{margin:.1%}"])
+        md.append(stats.markdown_table(
+            ["loss", "width", *(f"lr {x:g}" for x in cfg.lrs), "margin"], rows))
     md += ["", f"## Training targets outside the support [{cfg.v_min:g}, {cfg.v_max:g}]", "",
            "Fraction of the noisy labels the classification losses clip to the support's "
-           "edge (evaluation seeds' training sets).", "",
-           "| noise | fraction clipped |", "|---|---|"]
-    md += [f"| {s:g} | {clipped_fraction(cfg, seeds, float(s)):.4f} |" for s in cfg.noise_levels]
+           "edge (evaluation seeds' training sets).", "", stats.markdown_table(
+               ["noise", "fraction clipped"],
+               [[f"{s:g}", f"{clipped_fraction(cfg, seeds, float(s)):.4f}"]
+                for s in cfg.noise_levels])]
 
     # sigma sweep
     sig = {}
@@ -594,13 +589,12 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
            if all(s in v for s in seeds)}
     if sig:
         md += ["", f"## HL-Gauss sigma / bin-width sweep (width {cfg.sigma_width:g})", "",
-               "| sigma / bin width | rel. RMSE, mean over conditions | at noise "
-               f"{max(cfg.noise_levels):g} |", "|---|---|---|"]
-        for r in sorted(sig):
-            a = stats.bootstrap_ci(sig[r].mean(-1))
-            b = stats.bootstrap_ci(sig[r][:, noise_hi])
-            md.append(f"| {r:g} | {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] | "
-                      f"{b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}] |")
+               stats.markdown_table(
+                   ["sigma / bin width", "rel. RMSE, mean over conditions",
+                    f"at noise {max(cfg.noise_levels):g}"],
+                   [[f"{r:g}", stats.ci_cell(stats.bootstrap_ci(sig[r].mean(-1)), ".3f"),
+                     stats.ci_cell(stats.bootstrap_ci(sig[r][:, noise_hi]), ".3f")]
+                    for r in sorted(sig)])]
         best = min(sig, key=lambda r: sig[r].mean())
         md += ["", f"Lowest mean relative RMSE at sigma / bin width = {best:g} "
                    "(the paper recommends 0.75)."]
