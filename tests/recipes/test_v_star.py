@@ -50,6 +50,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
         assert last[f"bok_orm_{k}"] <= last[f"passk_{k}"] + 1e-9
     assert last["bok_dpo_1"] == pytest.approx(last["sample_acc"])  # Best-of-1 = random pick
     assert "bok_orm_1" not in evals[1]  # the ORM baseline is trained at the last iteration
+    assert "auroc_orm" not in evals[1] and "auroc_orm" in last
+    for t in (1, 2):  # within-problem AUROC: a rate, NaN only when no problem has both kinds
+        for name in ("auroc_dpo", "auroc_orm") if t == 2 else ("auroc_dpo",):
+            v = evals[t][name]
+            assert v != v or 0.0 <= v <= 1.0
+    assert "## Verifier ranking quality" in (run.path / "report.md").read_text()
     gates = {e["iteration"]: e for e in run.events("gate")}
     assert set(gates) == {0, 1}  # G_sft and G_1 sample verifier data; G_2 does not
     assert [gates[t]["phase"] for t in (0, 1)] == ["seed0/sft", "seed0/iter1"]

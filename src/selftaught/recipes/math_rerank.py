@@ -586,8 +586,9 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
                ["evaluator", "pair accuracy, train (last 50 steps)", "pair accuracy, test"],
                [[e, cell(tr(f"{e}_train_pair_accuracy"), 3),
                  cell(rr(f"{e}_test_pair_accuracy"), 3)] for e in EVALUATORS])]
-    md += ["", "Pair accuracy: the fraction of (correct, incorrect) candidates of one problem "
-           "that the evaluator orders right (0.5 = chance). Every selector is averaged over "
+    md += ["", "Pair accuracy (the within-problem AUROC): the fraction of (correct, "
+           "incorrect) candidates of one problem that the evaluator orders right (0.5 = "
+           "chance). Every selector is averaged over "
            f"the same k-subsets (all, or {config.vote_repeats} random ones) of the N = "
            f"{config.candidates} candidates per problem.", "",
            "![re-ranking](plots/rerank.png)", "", "![fine-tuning](plots/fine_tuning.png)"]

@@ -92,6 +92,7 @@ from selftaught.lm.metrics import (
     k_grid,
     maj_at_k,
     pass_at_k,
+    ranking_accuracy,
 )
 from selftaught.lm.model import ModelSize, init_params
 from selftaught.lm.train import (
@@ -272,7 +273,10 @@ def log_gate(log, config: VStarConfig, s: TaskSetting, gen, key, seed: int, t: i
 def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, seed: int,
              orm=None) -> dict[str, float]:
     """Greedy pass@1 of the generator, and on N sampled candidates per test problem:
-    Best-of-k with the DPO verifier (and the ORM), maj@k, pass@k, for every k in config.ks."""
+    Best-of-k with the DPO verifier (and the ORM), maj@k, pass@k, for every k in config.ks,
+    and each verifier's within-problem AUROC (`auroc_dpo`, `auroc_orm`: the fraction of
+    (correct, incorrect) candidate pairs of one test problem it orders right; 0.5 = chance),
+    the ranking quality that caps what Best-of-k can gain over a random candidate."""
     greedy = sample(config, s, gen, s.test, 1, key, greedy=True, label="greedy pass@1")
     cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
                   label="test candidates")
@@ -284,8 +288,10 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
     dpo_score = (config.dpo_beta * (lp_v - lp_ref)).reshape(P, N)
     targets = [p.answer for p in s.test]
     out = {"pass1": float(greedy.correct.mean()), "sample_acc": float(cand.correct.mean())}
+    out["auroc_dpo"] = ranking_accuracy(dpo_score, cand.correct)
     if orm is not None:
         orm_score = orm_scores(orm, s.model_cfg, rows["tokens"]).reshape(P, N)
+        out["auroc_orm"] = ranking_accuracy(orm_score, cand.correct)
     for k in config.ks:
         out[f"bok_dpo_{k}"] = float(best_of_k(dpo_score, cand.correct, k).mean())
         out[f"maj_{k}"] = maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
@@ -505,6 +511,17 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
                  f"{sm(t, 'd_ver'):.0f}", f"{sm(t, 'pairs'):.0f}",
                  f"{100 * np.mean([trains[(sd, t)]['dpo_reward_accuracy'] for sd in seeds]):.1f}%"]
                 for t in range(1, T + 1)])]
+    auroc = [[t, *(stats.ci_cell(stats.bootstrap_ci(a), ".3f") if np.isfinite(a).all()
+                   else "-" for a in (
+                       np.array([ev[(sd, t)].get(f"auroc_{v}", np.nan) for sd in seeds])
+                       for v in ("dpo", "orm")))] for t in range(1, T + 1)]
+    md += ["", "## Verifier ranking quality on the test candidates", "",
+           "Within-problem AUROC: the fraction of (correct, incorrect) candidate pairs of one "
+           "test problem that the verifier's score orders right (ties 1/2; 0.5 = chance), "
+           "pooled over problems, mean [95% CI] over seeds. Best-of-k can beat a random "
+           "candidate only as far as this is above 0.5 (the ORM is trained at the last "
+           "iteration only).", "",
+           stats.markdown_table(["iteration", "V-STaR (DPO)", "ORM (BCE)"], auroc)]
     md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
            f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
            "problem; the generator-only "
