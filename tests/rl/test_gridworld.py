@@ -155,6 +155,26 @@ def test_capture_stops_prey_for_good():
     assert float(r) == 1.0 and bool(info["success"]) and bool(st.captured.all())
 
 
+def test_cage_takes_captured_prey_off_the_grid_for_good():
+    spec = gw.WorldSpec(task="capture", size=5, view=1, num_prey=2, cage=True)
+    prm = gw.world_params(p_prey=1.0, p_regrow=1.0)  # a caged prey must not respawn
+    st = _state(spec, (2, 2), [[2, 3], [2, 4]], params=prm)
+    stepf = jax.jit(lambda k, s, a: gw.step(spec, k, s, a))
+    obs, st, r, *_ = stepf(jax.random.PRNGKey(0), st, 3)  # onto prey 0
+    assert float(r) == 1.0
+    np.testing.assert_array_equal(np.asarray(st.captured), [True, False])
+    np.testing.assert_array_equal(np.asarray(st.alive), [False, True])
+    assert obs[1, 1, 2] == 0.0 and obs[1, 1, 3] == 0.0  # nothing shows under the agent
+    cells = set()
+    for i in range(40):  # the free prey may now cross the capture cell; prey 0 never returns
+        _, st, r, *_ = stepf(jax.random.PRNGKey(i + 1), st, 4)
+        assert float(r) == 0.0 and not bool(st.alive[0]) and bool(st.captured[0])
+        cells.add(tuple(np.asarray(st.obj_pos[1]).tolist()))
+    assert len(cells) > 3
+    with pytest.raises(ConfigError, match="cage is an option of the capture task"):
+        gw.WorldSpec(task="hunt", cage=True).validate()
+
+
 def test_episodic_mode_truncates_and_keeps_lifetime_counters():
     prm = gw.world_params(p=0.0, episodic=True)
     spec = gw.WorldSpec(task="tool", size=6, num_resources=1, episode_steps=10)

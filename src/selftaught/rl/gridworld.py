@@ -18,8 +18,9 @@ reward 1 on completion, several steps each):
           probability `p_prey` per step; the spear is used up by the kill.
     capture  (IC2's world) only prey, no resources: stepping onto a prey captures it; a
           captured prey stays where it is for good (it stops moving, it is not consumed)
-          and shows in the kind-1 channel instead of the prey channel. Reward = prey
-          captured this step; `success` = every prey is captured.
+          and shows in the kind-1 channel instead of the prey channel (`cage=True`:
+          it leaves the room for a known cage instead - unseen, blocking nothing).
+          Reward = prey captured this step; `success` = every prey is captured.
 Consumed objects leave the grid.
 
 Dynamism (the paper's "resources regrow / move on their own"): every step each consumed
@@ -93,6 +94,9 @@ class WorldSpec:
     """prey (hunt and capture)"""
     episode_steps: int = 100
     """episode length in episodic mode and the horizon of validation tasks"""
+    cage: bool = False
+    """capture task: a captured prey leaves the room for a cage (it is no longer seen and
+    no longer blocks anything) instead of staying where it was caught"""
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -104,6 +108,8 @@ class WorldSpec:
         check(self.num_prey >= 1, f"num_prey must be at least 1, got {self.num_prey}")
         check(self.episode_steps >= 1, f"episode_steps must be at least 1, got "
               f"{self.episode_steps}")
+        check(not self.cage or self.task == "capture", f"cage is an option of the capture "
+              f"task; drop --cage or use --task capture (got task {self.task!r})")
         cells = self.size * self.size
         need = self.num_objects + 1
         check(need <= cells, f"{self.num_objects} objects plus the agent need {need} cells "
@@ -288,7 +294,7 @@ def step(spec: WorldSpec, key, state: WorldState, action):
         new_captures = jnp.sum(catch).astype(jnp.int32)
         captured = captured | catch
         success = jnp.all(captured) & (new_captures > 0)
-        consumed = jnp.zeros_like(pick)
+        consumed = catch if spec.cage else jnp.zeros_like(pick)  # caged: off the grid
     else:
         kill = here & (kinds == PREY) & (inv[0] == 1)
         success = jnp.any(kill)
@@ -298,7 +304,8 @@ def step(spec: WorldSpec, key, state: WorldState, action):
     # cells, those within the shaping radius first (one top-k over random scores)
     k_resp, k_cell = jax.random.split(k_spawn)
     alive = state.alive & ~consumed
-    respawn = ~state.alive & (jax.random.uniform(k_resp, kinds.shape) < prm.p_regrow)
+    respawn = (~state.alive & ~state.captured  # a caged prey never comes back
+               & (jax.random.uniform(k_resp, kinds.shape) < prm.p_regrow))
     occ = _occupancy(spec, jnp.concatenate([state.obj_pos, agent[None]]),
                      jnp.concatenate([alive, jnp.ones(1, bool)]))
     cells = _cells(spec)
