@@ -13,6 +13,7 @@ from selftaught.core import runner
 from selftaught.core.errors import ConfigError
 from selftaught.core.rundir import RunDir
 from selftaught.recipes import ic2
+from selftaught.rl import bayes_filter as bf
 from selftaught.rl import gridworld as gw
 from selftaught.rl import rssm as rs
 
@@ -146,6 +147,72 @@ def test_intrinsic_rewards_match_their_definitions():
     assert r[3, t - 1, b] == pytest.approx(nov, rel=1e-5)
 
 
+def test_exact_reward_is_the_belief_log_of_the_running_mean_belief():
+    rng = np.random.default_rng(3)
+    T, B, K, S = 6, 2, 2, 5
+    b = rng.dirichlet(np.ones(S), size=(T, B, K))
+    r = np.asarray(ic2.exact_reward(jnp.asarray(b)))
+    assert r.shape == (T, B)
+    t, j = 4, 1
+    q = b[:t + 1, j].mean(0)  # [K, S]: the episode's beliefs so far
+    h = -np.sum(b[t, j] * np.log(b[t, j]))
+    kl = np.sum(b[t, j] * np.log(b[t, j] / q))
+    assert r[t, j] == pytest.approx(-h - kl, rel=1e-5)
+    # a belief that never changes is its own running mean: the reward is -H(b)
+    const = np.broadcast_to(b[:1], b.shape)
+    np.testing.assert_allclose(np.asarray(ic2.exact_reward(jnp.asarray(const)))[3],
+                               -np.sum(-b[0] * np.log(b[0]), (-1, -2)), rtol=1e-5)
+
+
+def test_out_of_view_measures_count_what_they_say():
+    spec = gw.WorldSpec(task="capture", size=4, view=1, num_prey=2, cage=True)
+    seen = np.array([[0], [0], [1], [0], [0]])  # prey in view at step 2 only
+    free = np.array([[2], [2], [2], [2], [1]])  # a capture between steps 3 and 4
+    agent = np.array([[[0, 1]], [[1, 1]], [[1, 2]], [[3, 2]], [[2, 2]]])
+    h_ex = np.array([[1.0], [1.5], [0.0], [0.4], [0.9]])
+    h_le = np.array([[0.0], [0.1], [0.3], [0.2], [0.0]])
+    m = {k: float(v) for k, v in ic2.out_of_view_measures(
+        spec, *(jnp.asarray(x) for x in (seen, free, agent, h_ex, h_le))).items()}
+    assert m["oov_steps"] == 4 and m["hiding_steps"] == 2  # steps 0 and 3 on a wall
+    assert m["exact_entropy_oov"] == pytest.approx(1.0 + 1.5 + 0.4 + 0.9)
+    assert m["oov_pairs"] == 1  # (0, 1); (3, 4) has a capture between them
+    assert m["exact_growth"] == pytest.approx(0.5) and m["learned_growth"] == pytest.approx(0.1)
+    assert m["entropy_corr"] == pytest.approx(np.corrcoef(h_ex[:, 0], h_le[:, 0])[0, 1],
+                                              abs=1e-5)
+
+
+SMOKE_EXACT = dataclasses.replace(
+    ic2.SMOKE, world=gw.WorldSpec(task="capture", size=4, view=1, num_prey=2, episode_steps=8,
+                                  cage=True),
+    agents=("ic2-exact", "ic2", "visitation-obs", "random"), exact_filter=True)
+
+
+@pytest.mark.slow
+def test_exact_filter_study_end_to_end(tmp_path):
+    _, summary = runner.execute(ic2.RECIPE, SMOKE_EXACT, preset="smoke", seeds=SEEDS,
+                                run_dir=tmp_path / "run")
+    names = [c["name"] for c in summary["claims"]]
+    assert names == ["ic2_exact_captures_more_than_ic2",
+                     "ic2_exact_captures_more_than_visitation_obs",
+                     "ic2_exact_captures_more_than_random",
+                     "exact_filter_entropy_grows_out_of_view",
+                     "learned_filter_entropy_grows_out_of_view"]
+    assert all(c["n"] == SEEDS and c["unit"] == "training seeds" for c in summary["claims"])
+    T, K, S = 8, 2, bf.num_states(SMOKE_EXACT.world)
+    ev = RunDir.open(tmp_path / "run").events("curve")
+    assert len(ev) == 4 * SEEDS
+    for e in ev:
+        for i in range(SMOKE_EXACT.num_evals):
+            assert 0 <= e["hiding_steps"][i] <= e["oov_steps"][i] <= T
+            assert 0 <= e["exact_entropy_oov"][i] <= e["oov_steps"][i] * K * np.log(S) + 1e-4
+            assert e["exact_reward"][i] <= 0 and abs(e["entropy_corr"][i]) <= 1 + 1e-6
+    rand = [e for e in ev if e["agent"] == "random"]
+    assert all(abs(p - np.log(gw.NUM_ACTIONS)) < 1e-4 for e in rand for p in e["policy_entropy"])
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Hiding and the filters' belief entropy" in report
+    assert (tmp_path / "run" / "plots" / ic2.GIF).read_bytes()[:6] == b"GIF89a"
+
+
 def test_agent_weights_cover_every_agent():
     assert set(ic2._WEIGHTS) == set(ic2.AGENTS)
     assert all(sum(w) == 1 for w in ic2._WEIGHTS.values())
@@ -169,6 +236,8 @@ def test_config_errors():
         (["--p-prey", "-0.5"], "p_prey is a probability and must be in [0, 1], got -0.5"),
         (["--agents", "ic2", "curiosity"], "unknown ic2 agent 'curiosity'"),
         (["--world.task", "tool"], "ic2 needs the capture world"),
+        (["--agents", "ic2-exact"], "the ic2-exact agent needs the exact filter"),
+        (["--exact-filter"], "needs the capture world with a cage"),
     ],
 )
 def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
