@@ -174,7 +174,10 @@ def test_out_of_view_measures_count_what_they_say():
     m = {k: float(v) for k, v in ic2.out_of_view_measures(
         spec, *(jnp.asarray(x) for x in (seen, free, agent, h_ex, h_le))).items()}
     assert m["oov_steps"] == 4 and m["hiding_steps"] == 2  # steps 0 and 3 on a wall
+    assert m["inview_steps"] == 1
     assert m["exact_entropy_oov"] == pytest.approx(1.0 + 1.5 + 0.4 + 0.9)
+    assert m["learned_entropy_oov"] == pytest.approx(0.0 + 0.1 + 0.2 + 0.0)
+    assert m["exact_entropy_inview"] == 0.0 and m["learned_entropy_inview"] == pytest.approx(0.3)
     assert m["oov_pairs"] == 1  # (0, 1); (3, 4) has a capture between them
     assert m["exact_growth"] == pytest.approx(0.5) and m["learned_growth"] == pytest.approx(0.1)
     assert m["entropy_corr"] == pytest.approx(np.corrcoef(h_ex[:, 0], h_le[:, 0])[0, 1],
@@ -196,7 +199,10 @@ def test_exact_filter_study_end_to_end(tmp_path):
                      "ic2_exact_captures_more_than_visitation_obs",
                      "ic2_exact_captures_more_than_random",
                      "exact_filter_entropy_grows_out_of_view",
-                     "learned_filter_entropy_grows_out_of_view"]
+                     "learned_filter_entropy_grows_out_of_view",
+                     "exact_filter_entropy_higher_out_of_view",
+                     "learned_filter_entropy_higher_out_of_view",
+                     "learned_filter_entropy_tracks_exact"]
     assert all(c["n"] == SEEDS and c["unit"] == "training seeds" for c in summary["claims"])
     T, K, S = 8, 2, bf.num_states(SMOKE_EXACT.world)
     ev = RunDir.open(tmp_path / "run").events("curve")

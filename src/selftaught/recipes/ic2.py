@@ -25,6 +25,15 @@ Algorithm box (per seed; all seeds under one vmap, all agents one compiled progr
             novelty         -log p(o_{t+1}) under a Bernoulli density of all observations
                             of the agent's life so far (pseudo-count novelty seeking)
             random          uniform actions
+            ic2-exact       (`--exact-filter`) sum_k E_{b_k}[log q_k] on the exact factorised
+                            prey filter `rl.bayes_filter` (b_t,k: prey k's cell or the cage;
+                            q_t,k: the mean of the episode's beliefs b_0..b_t), i.e.
+                            -H(b_t) - KL(b_t || q_t)
+        with `--exact-filter` the exact filter runs beside the learned one in every agent's
+            episodes; the agents whose reward is not the learned filter's (ic2-exact,
+            visitation-obs, novelty) act on [window, own cell, b_t, q_t, t / T] instead of
+            the learned filter's features, so ic2-exact and visitation-obs differ only in
+            their reward
         rewards are scaled by their batch standard deviation; PPO (clipped, GAE) update of
             the policy; `filter_steps` Adam steps of the filter on the batch's ELBO
     measured on the training episodes (stochastic policy): prey captured by the end of
@@ -304,13 +313,15 @@ def out_of_view_measures(spec: gw.WorldSpec, seen_TxB, free_TxB, agent_TxBx2, h_
                          h_learned_TxB) -> dict:
     """Per-episode sums of the behaviour and filter diagnostics over steps t (before the
     action): `oov_steps` (free prey left, none in view), `hiding_steps` (those with the agent
-    on a wall cell), `exact_entropy_oov` (sum of the exact filter's entropy over them),
-    `oov_pairs` (consecutive out-of-view steps, no capture between them) and the summed
-    entropy change over those pairs of the exact (`exact_growth`) and learned
+    on a wall cell), `inview_steps` (some free prey in view), the exact and learned filters'
+    entropy summed over out-of-view (`*_entropy_oov`) and in-view (`*_entropy_inview`)
+    steps, `oov_pairs` (consecutive out-of-view steps, no capture between them) and the
+    summed entropy change over those pairs of the exact (`exact_growth`) and learned
     (`learned_growth`) filters; `entropy_corr`: Pearson correlation of the two filters'
     entropies over every step of the batch."""
     n = spec.size
     oov = (seen_TxB == 0) & (free_TxB > 0)
+    inview = (seen_TxB > 0) & (free_TxB > 0)
     wall = jnp.any((agent_TxBx2 == 0) | (agent_TxBx2 == n - 1), -1)
     pair = oov[1:] & oov[:-1] & (free_TxB[1:] == free_TxB[:-1])
     d_ex, d_le = jnp.diff(h_exact_TxB, axis=0), jnp.diff(h_learned_TxB, axis=0)
@@ -318,7 +329,12 @@ def out_of_view_measures(spec: gw.WorldSpec, seen_TxB, free_TxB, agent_TxBx2, h_
     corr = jnp.sum(he * hl) / jnp.sqrt(jnp.sum(he ** 2) * jnp.sum(hl ** 2) + 1e-12)
     B = seen_TxB.shape[1]
     return {"oov_steps": oov.sum() / B, "hiding_steps": (oov & wall).sum() / B,
-            "exact_entropy_oov": jnp.sum(oov * h_exact_TxB) / B, "oov_pairs": pair.sum() / B,
+            "inview_steps": inview.sum() / B,
+            "exact_entropy_oov": jnp.sum(oov * h_exact_TxB) / B,
+            "exact_entropy_inview": jnp.sum(inview * h_exact_TxB) / B,
+            "learned_entropy_oov": jnp.sum(oov * h_learned_TxB) / B,
+            "learned_entropy_inview": jnp.sum(inview * h_learned_TxB) / B,
+            "oov_pairs": pair.sum() / B,
             "exact_growth": jnp.sum(pair * d_ex) / B, "learned_growth": jnp.sum(pair * d_le) / B,
             "entropy_corr": corr}
 
@@ -533,8 +549,9 @@ def train_agent(log, cfg: IC2Config, run_dir: RunDir, agent: str, seeds: list[in
 # ----------------------------------------------------------------------------- report
 METRICS = ("captures", "state_entropy", "elbo_loss", "recon", "kl", "belief_entropy",
            "latent_cross_entropy", "policy_entropy")
-EXACT_METRICS = ("oov_steps", "hiding_steps", "exact_entropy_oov", "oov_pairs", "exact_growth",
-                 "learned_growth", "entropy_corr", "exact_reward")
+EXACT_METRICS = ("oov_steps", "hiding_steps", "inview_steps", "exact_entropy_oov",
+                 "exact_entropy_inview", "learned_entropy_oov", "learned_entropy_inview",
+                 "oov_pairs", "exact_growth", "learned_growth", "entropy_corr", "exact_reward")
 
 
 def _load(run_dir: RunDir, seeds: list[int], metrics=METRICS) -> dict[str, dict]:
@@ -630,24 +647,31 @@ def _exact_report(cfg: IC2Config, final: dict, agents: list[str]) -> tuple[list[
     def cell(x, fmt=".3f"):
         return stats.ci_cell(stats.bootstrap_ci(x, "mean"), fmt)
 
+    def gap(f, name):  # mean entropy out of view - mean entropy with prey in view
+        return (ratio(f, f"{name}_entropy_oov", "oov_steps")
+                - ratio(f, f"{name}_entropy_inview", "inview_steps"))
+
     T = cfg.world.episode_steps
     md = ["", "## Hiding and the filters' belief entropy while the prey are out of view", "",
           "Per step of an episode (before the action): *out of view* = some prey is free and "
           "none is in the window; *hiding* = out of view with the agent on a wall cell. "
           "Exact H = the exact factorised filter's belief entropy (nats, summed over prey) "
-          "on out-of-view steps; growth = mean change of a filter's belief entropy per step "
-          "over consecutive out-of-view steps (the exact filter's in nats of a discrete "
-          "distribution, the learned RSSM's in nats of its Gaussian belief: compare signs, "
-          "not sizes); corr = correlation of the two filters' entropies over all steps. "
-          "Both filters run on each agent's own episodes. Mean [95% bootstrap CI] over seeds.",
+          "on out-of-view steps; gap = a filter's mean belief entropy out of view minus its "
+          "mean with some prey in view; growth = mean change of a filter's belief entropy "
+          "per step over consecutive out-of-view steps (the exact filter's in nats of a "
+          "discrete distribution, the learned RSSM's in nats of its Gaussian belief: compare "
+          "signs, not sizes); corr = correlation of the two filters' entropies over all "
+          "steps. Both filters run on each agent's own episodes. Mean [95% bootstrap CI] "
+          "over seeds.",
           "", "| agent | captures | hiding (frac. of steps) | out of view (frac.) | "
-          "exact H out of view | exact growth / step | learned growth / step | corr |",
-          "|---|---|---|---|---|---|---|---|"]
+          "exact H out of view | exact gap | learned gap | exact growth / step | "
+          "learned growth / step | corr |", "|---|---|---|---|---|---|---|---|---|---|"]
     for a in agents:
         f = final[a]
         md.append(f"| {a} | {cell(f['captures'])} | {cell(f['hiding_steps'] / T)} | "
                   f"{cell(f['oov_steps'] / T)} | "
                   f"{cell(ratio(f, 'exact_entropy_oov', 'oov_steps'))} | "
+                  f"{cell(gap(f, 'exact'))} | {cell(gap(f, 'learned'))} | "
                   f"{cell(ratio(f, 'exact_growth', 'oov_pairs'))} | "
                   f"{cell(ratio(f, 'learned_growth', 'oov_pairs'))} | "
                   f"{cell(f['entropy_corr'])} |")
@@ -670,6 +694,17 @@ def _exact_report(cfg: IC2Config, final: dict, agents: list[str]) -> tuple[list[
                 "grows per step while the prey are out of view (mean change > 0)",
                 stats.bootstrap_ci(ratio(f, f"{name}_growth", "oov_pairs"), "mean",
                                    unit="training seeds")))
+        for name in ("exact", "learned"):
+            claims.append(stats.claim_greater(
+                f"{name}_filter_entropy_higher_out_of_view",
+                f"on the learned ic2 agent's episodes, the {name} filter's mean belief entropy "
+                "is higher while the prey are out of view than while one is in view",
+                stats.bootstrap_ci(gap(f, name), "mean", unit="training seeds")))
+        claims.append(stats.claim_greater(
+            "learned_filter_entropy_tracks_exact",
+            "on the learned ic2 agent's episodes, the learned filter's belief entropy is "
+            "positively correlated over steps with the exact filter's",
+            stats.bootstrap_ci(f["entropy_corr"], "mean", unit="training seeds")))
     return md, claims
 
 
