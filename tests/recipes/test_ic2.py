@@ -190,10 +190,25 @@ SMOKE_EXACT = dataclasses.replace(
     agents=("ic2-exact", "ic2", "visitation-obs", "random"), exact_filter=True)
 
 
+def _exact_curves(run_dir):
+    return sorted((e["agent"], e["seed"], tuple(e["captures"]), tuple(e["exact_growth"]),
+                   tuple(e["learned_growth"]), tuple(e["hiding_steps"]))
+                  for e in RunDir.open(run_dir).events("curve"))
+
+
 @pytest.mark.slow
-def test_exact_filter_study_end_to_end(tmp_path):
+def test_exact_filter_study_end_to_end(tmp_path, killed_at):
     _, summary = runner.execute(ic2.RECIPE, SMOKE_EXACT, preset="smoke", seeds=SEEDS,
                                 run_dir=tmp_path / "run")
+    # killed after its second agent, resumed: the same curves and claims
+    with killed_at(RunDir, "mark_phase_done", 2):
+        runner.execute(ic2.RECIPE, SMOKE_EXACT, preset="smoke", seeds=SEEDS,
+                       run_dir=tmp_path / "killed")
+    assert RunDir.open(tmp_path / "killed").done_phases() == {"ic2-exact"}
+    _, resumed = runner.execute(ic2.RECIPE, None, preset="", seeds=0,
+                                run_dir=tmp_path / "killed", resume=True)
+    assert _exact_curves(tmp_path / "killed") == _exact_curves(tmp_path / "run")
+    assert resumed["claims"] == summary["claims"]
     names = [c["name"] for c in summary["claims"]]
     assert names == ["ic2_exact_captures_more_than_ic2",
                      "ic2_exact_captures_more_than_visitation_obs",
@@ -222,6 +237,12 @@ def test_exact_filter_study_end_to_end(tmp_path):
 def test_agent_weights_cover_every_agent():
     assert set(ic2._WEIGHTS) == set(ic2.AGENTS)
     assert all(sum(w) == 1 for w in ic2._WEIGHTS.values())
+    # the exact-input flag: only with the exact filter, never for the learned-filter rewards
+    for agent in ic2.AGENTS:
+        assert float(ic2._weights(ic2.SMOKE, agent)[-1]) == 0.0
+        assert float(ic2._weights(SMOKE_EXACT, agent)[-1]) == float(agent not in ic2.LEARNED)
+    np.testing.assert_array_equal(ic2._weights(SMOKE_EXACT, "ic2-exact-input")[:-1],
+                                  ic2._WEIGHTS["ic2"])
 
 
 def test_config_errors():
