@@ -1,9 +1,9 @@
 """IC2: intrinsic control via information capture (Rhinehart et al., 2021; rl.md §6).
 
-    selftaught run ic2 --preset default
+    selftaught run ic2 --preset learned
     # -> report.md: prey captured and true-state visitation entropy per agent with 95% CIs
     #    over seeds; captures over training; plots/ic2_behaviour.gif (a learned episode)
-    selftaught run ic2 --preset exact
+    selftaught run ic2 --preset default
     # -> the same on the exact factorised prey filter (issue 27 item 2, small-scale.md §9),
     #    plus hiding and both filters' belief entropy while the prey are out of view
 
@@ -54,8 +54,9 @@ Claims (95% bootstrap CIs over seeds, paired by seed):
     each filter's mean belief entropy is higher with the prey out of view than in view
     the learned filter's entropy is positively correlated with the exact filter's
 
-Measured (default preset: 6x6 capture world, 2 prey moving with p = 0.5, 3x3 egocentric
-view, episodes of 40 steps, 16 episodes x 300 iterations per seed, 5 seeds, 5 agents; 390
+Measured (`learned` preset, the default before issue 27: 6x6 capture world, 2 prey moving
+with p = 0.5, 3x3 egocentric view, episodes of 40 steps, 16 episodes x 300 iterations per
+seed, 5 seeds, 5 agents; 390
 CPU-seconds, peak RSS 1.19 GiB; 18 min 53 s wall on the shared 2-core machine at load
 average 12.6-15, where the run got 34% of one core, so about 4-7 min on an idle 2-core
 CPU): 3 of 8 claims hold. IC2 does NOT learn to capture prey here: it learns a "dark room"
@@ -81,7 +82,7 @@ capturing the prey, as in the paper, would need that uncertainty to stay in the 
 Measured (exact preset, issue 27 item 2: 7x7 capture world with a cage, 2 prey moving with
 p = 0.5, 3x3 view, 40-step episodes, 16 episodes x 300 iterations per seed, 5 seeds, agents
 ic2-exact, ic2 (learned RSSM), visitation-obs (on the exact filter's features), random;
-`selftaught run ic2 --preset exact`: 241 CPU-s (237 user + 4 sys), peak RSS 1.34 GiB,
+`selftaught run ic2 --preset default`: 241 CPU-s (237 user + 4 sys), peak RSS 1.34 GiB,
 11 min 0 s wall measured under load (load average 10-11.5 from other jobs; the run got 36%
 of one core, so about 2-4 min on an idle 2-core CPU); a second run gave identical curves):
 6 of 8 claims hold. With a filter whose uncertainty grows out of view IC2 captures: prey
@@ -105,7 +106,7 @@ filter's entropy is 6.5 nats out of view for the hiding agent (max 2 log 48 = 7.
 is what makes ic2-exact search (its exact entropy even falls, -0.005 per out-of-view
 step, consistent with the update removing belief mass from the empty cells it sweeps).
 ic2-exact also acts on different features (the exact beliefs) than learned ic2; a probe
-separates the two (`--preset exact --agents ic2-exact-input ic2`, 5 seeds, 138 CPU-s, not a
+separates the two (`--preset default --agents ic2-exact-input ic2`, 5 seeds, 138 CPU-s, not a
 claim): ic2's learned-filter reward with ic2-exact's exact-filter features as input still
 stops capturing - 0.65 at the first curve point, 0.21 at the last, 0.29 [0.11, 0.47] over
 the last 3 points, hiding 0.49 of the steps (its ic2 rerun gave curves identical to the
@@ -762,34 +763,36 @@ SMOKE = IC2Config(
     agents=("ic2", "random", "belief-entropy"), iterations=4, num_evals=2, final_points=1,
     envs=4, deter=8, stoch=4, hidden=16, filter_steps=1, policy_epochs=1,
 )
-DEFAULT = IC2Config()
-"""`selftaught run ic2 --preset default`: 390 CPU-s (18.9 min wall at load 12.6-15, ~4-7
+LEARNED_FILTER = IC2Config()
+"""`selftaught run ic2 --preset learned` (the default before issue 27: the learned RSSM
+filter only, 6x6 world without a cage): 390 CPU-s (18.9 min wall at load 12.6-15, ~4-7
 min idle), peak RSS 1.19 GiB; 3 of 8 claims hold: IC2 lowers the true-state visitation
 entropy below random and novelty, but by hiding at a wall, not by capturing prey (0.19
 captured per episode vs random 0.82). Figures in the module docstring."""
 PAPER = dataclasses.replace(
-    DEFAULT, num_seeds=10,
+    LEARNED_FILTER, num_seeds=10,
     world=gw.WorldSpec(task="capture", size=10, view=2, num_prey=3, episode_steps=100),
     iterations=3000, num_evals=30, envs=64, deter=128, stoch=16, hidden=256, filter_steps=4,
 )
 
-EXACT = dataclasses.replace(
-    DEFAULT, world=gw.WorldSpec(task="capture", size=7, view=1, num_prey=2, episode_steps=40,
+DEFAULT = dataclasses.replace(
+    LEARNED_FILTER, world=gw.WorldSpec(task="capture", size=7, view=1, num_prey=2, episode_steps=40,
                                 cage=True),
     agents=("ic2-exact", "ic2", "visitation-obs", "random"), exact_filter=True,
 )
-"""`selftaught run ic2 --preset exact` (issue 27 item 2): IC2 on the exact factorised prey
-filter in a 7x7 world with a cage, beside the learned-filter ic2, the observation-surprise
-agent and random. 241 CPU-s (11.0 min wall under load 10-11.5, ~2-4 min idle), peak RSS
-1.34 GiB; 6 of 8 claims hold: ic2-exact captures 1.78 prey per episode vs random 0.64,
-visitation-obs 0.19, learned ic2 0.13; the learned filter's entropy is neither higher out
-of view nor correlated with the exact filter's. Figures in the module docstring."""
+"""`selftaught run ic2 --preset default` (issue 27 item 2; was `--preset exact`): IC2 on
+the exact factorised prey filter in a 7x7 world with a cage, beside the learned-filter ic2,
+the observation-surprise agent and random. 241 CPU-s (11.0 min wall under load 10-11.5,
+~2-4 min idle), peak RSS 1.34 GiB; 6 of 8 claims hold: ic2-exact captures 1.78 prey per
+episode vs random 0.64, visitation-obs 0.19, learned ic2 0.13; the learned filter's entropy
+is neither higher out of view nor correlated with the exact filter's. Figures in the module
+docstring."""
 
 RECIPE = Recipe(
     name="ic2",
     description="IC2: intrinsic control by minimising latent visitation entropy (no reward)",
     config_cls=IC2Config,
-    presets={"smoke": SMOKE, "default": DEFAULT, "exact": EXACT, "paper": PAPER},
+    presets={"smoke": SMOKE, "default": DEFAULT, "learned": LEARNED_FILTER, "paper": PAPER},
     run=run,
     report=report,
     phases=phases,
