@@ -6,7 +6,6 @@ import json
 import jax
 import numpy as np
 import pytest
-import scipy.optimize
 
 from selftaught import cli, recipes
 from selftaught.core import ConfigError, runner
@@ -88,41 +87,6 @@ def test_reasoning_sequences_are_verified_shots_with_the_loss_on_rationales():
                                           + [1.0] * (b - sep) + [0.0])
         assert len(bases) >= 1  # every shot of a row is right in one hidden base
     assert mask[:, -1].sum() == 0
-
-
-def test_knn_matches_brute_force():
-    rng = np.random.default_rng(0)
-    x, y, q = rng.integers(0, 3, (12, 3)).astype(float), rng.integers(0, 2, 12), rng.normal(
-        size=(20, 3))
-    for k in (1, 2, 4, 5, 30):
-        want = []
-        for point in q:
-            dist = [float(np.sum((point - xi) ** 2)) for xi in x]
-            order = sorted(range(len(x)), key=lambda i: (dist[i], i))[:min(k, len(x))]
-            votes = np.mean([y[i] for i in order])
-            want.append(y[order[0]] if votes == 0.5 else int(votes > 0.5))
-        np.testing.assert_array_equal(msi.knn_predict(x, y, q, k), want)
-
-
-@pytest.mark.parametrize("n, d", [(1, 16), (8, 4), (40, 3)])
-def test_logistic_fit_is_the_penalised_optimum(n, d):
-    rng = np.random.default_rng(n)
-    x = rng.normal(size=(n, d))
-    y = (x @ rng.normal(size=d) > 0).astype(int)  # separable: only the penalty bounds w
-    l2 = 0.5
-    w = msi.logistic_fit(x, y, l2)
-    X, s = np.c_[x, np.ones(n)], 2 * y - 1
-
-    def objective(v):
-        z = X @ v
-        return np.logaddexp(0, -s * z).sum() + 0.5 * l2 * v @ v, X.T @ (
-            -s / (1 + np.exp(s * z))) + l2 * v
-
-    ref = scipy.optimize.minimize(objective, np.zeros(d + 1), jac=True, method="BFGS",
-                                  options={"gtol": 1e-10})
-    np.testing.assert_allclose(w, ref.x, atol=1e-5)
-    assert np.abs(objective(w)[1]).max() < 1e-8
-    np.testing.assert_array_equal(msi.logistic_predict(w, x), (X @ w > 0).astype(int))
 
 
 def test_reinforced_shots_keep_the_first_verified_rationale(monkeypatch):

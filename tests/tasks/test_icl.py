@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+import scipy.optimize
 
 from selftaught.core.errors import ConfigError
 from selftaught.tasks.base import check_task
@@ -13,6 +14,11 @@ from selftaught.tasks.icl import (
     SequentialParityFamily,
     SequentialParityTask,
     SymbolRuleFamily,
+    knn_predict,
+    linear_pairs,
+    logistic_fit,
+    logistic_predict,
+    pair_inputs,
     pair_is_test,
     subset_is_test,
 )
@@ -130,3 +136,56 @@ def test_sequential_parity():
         for t in fam.instances(split, 4, 0):
             code = sum(2**q for q in t.positions)
             assert (code % 10 == 0) == (split == "test")
+
+
+def test_knn_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x, y, q = rng.integers(0, 3, (12, 3)).astype(float), rng.integers(0, 2, 12), rng.normal(
+        size=(20, 3))
+    for k in (1, 2, 4, 5, 30):
+        want = []
+        for point in q:
+            dist = [float(np.sum((point - xi) ** 2)) for xi in x]
+            order = sorted(range(len(x)), key=lambda i: (dist[i], i))[:min(k, len(x))]
+            votes = np.mean([y[i] for i in order])
+            want.append(y[order[0]] if votes == 0.5 else int(votes > 0.5))
+        np.testing.assert_array_equal(knn_predict(x, y, q, k), want)
+
+
+@pytest.mark.parametrize("n, d", [(1, 16), (8, 4), (40, 3)])
+def test_logistic_fit_is_the_penalised_optimum(n, d):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d))
+    y = (x @ rng.normal(size=d) > 0).astype(int)  # separable: only the penalty bounds w
+    l2 = 0.5
+    w = logistic_fit(x, y, l2)
+    X, s = np.c_[x, np.ones(n)], 2 * y - 1
+
+    def objective(v):
+        z = X @ v
+        return np.logaddexp(0, -s * z).sum() + 0.5 * l2 * v @ v, X.T @ (
+            -s / (1 + np.exp(s * z))) + l2 * v
+
+    ref = scipy.optimize.minimize(objective, np.zeros(d + 1), jac=True, method="BFGS",
+                                  options={"gtol": 1e-10})
+    np.testing.assert_allclose(w, ref.x, atol=1e-5)
+    assert np.abs(objective(w)[1]).max() < 1e-8
+    np.testing.assert_array_equal(logistic_predict(w, x), (X @ w > 0).astype(int))
+
+
+def test_linear_pairs_layout_labels_and_curriculum():
+    d, n, d_eff = 6, 9, 4
+    b = jax.jit(linear_pairs, static_argnums=(1, 2, 3))(jax.random.PRNGKey(0), 5, n, d, d_eff)
+    x, y, w, inputs = (np.asarray(b[k]) for k in ("x", "y", "w", "inputs"))
+    assert inputs.shape == (5, n, d + 1) and set(np.unique(y)) <= {-1.0, 1.0}
+    np.testing.assert_array_equal(y, np.where(np.einsum("bnd,bd->bn", x, w) > 0, 1.0, -1.0))
+    assert not x[..., d_eff:].any() and not w[:, d_eff:].any()  # the curriculum's zeros
+    assert np.all(x[..., :d_eff] != 0) and np.all(w[:, :d_eff] != 0)
+    np.testing.assert_array_equal(inputs[..., :d], x)
+    np.testing.assert_array_equal(inputs[:, 0, d], 0.0)  # token 0: no label yet
+    np.testing.assert_array_equal(inputs[:, 1:, d], y[:, :-1])  # token i: y_{i-1}, never y_i
+    np.testing.assert_array_equal(pair_inputs(x, y), inputs)
+    # a fresh plane per sequence, balanced labels
+    assert len({tuple(r) for r in w.round(6)}) == 5
+    big = linear_pairs(jax.random.PRNGKey(1), 200, 32, d, d)
+    assert abs(float(np.mean(np.asarray(big["y"]) > 0)) - 0.5) < 0.05

@@ -99,6 +99,9 @@ from selftaught.tasks.icl import (
     BaseAdditionTask,
     LinearClassFamily,
     SymbolRuleFamily,
+    knn_predict,
+    logistic_fit,
+    logistic_predict,
 )
 
 KINDS = ("heldout", "flipped", "abstract", "default")
@@ -631,40 +634,6 @@ def reason_eval(log, config: ManyShotConfig, cfg, tok, params_of_seed, seeds: li
 
 
 # ---------------------------------------------------------------------------- experiment 4
-def knn_predict(x_NxD, y_N, q_MxD, k: int) -> np.ndarray:
-    """Majority label of the k nearest shots (Euclidean; equal distances: lower index
-    first); a tied vote takes the nearest shot's label."""
-    x_NxD, q_MxD = np.asarray(x_NxD, np.float64), np.asarray(q_MxD, np.float64)
-    d2 = (q_MxD**2).sum(1)[:, None] - 2 * q_MxD @ x_NxD.T + (x_NxD**2).sum(1)[None]
-    near = np.argsort(d2, axis=1, kind="stable")[:, :min(k, len(y_N))]
-    vote = np.asarray(y_N, np.float64)[near].mean(1)
-    return np.where(vote == 0.5, np.asarray(y_N)[near[:, 0]], vote > 0.5).astype(int)
-
-
-def logistic_fit(x_NxD, y_N, l2: float, iters: int = 100) -> np.ndarray:
-    """Minimise sum_i log(1 + exp(-s_i z_i)) + l2/2 |w|^2 over w = (weights, bias), with
-    z = [x, 1] w and s = 2y - 1: Newton steps with step halving. -> w [D + 1]."""
-    X = np.c_[np.asarray(x_NxD, np.float64), np.ones(len(y_N))]
-    s = 2.0 * np.asarray(y_N, np.float64) - 1
-    loss = lambda w: np.logaddexp(0, -s * (X @ w)).sum() + 0.5 * l2 * w @ w
-    w = np.zeros(X.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ w)))
-        grad = X.T @ (p - (s + 1) / 2) + l2 * w
-        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
-        step, t = np.linalg.solve(hess, grad), 1.0
-        while loss(w - t * step) > loss(w) and t > 1e-8:
-            t /= 2
-        w = w - t * step
-        if np.abs(t * step).max() < 1e-10:
-            break
-    return w
-
-
-def logistic_predict(w_D1, q_MxD) -> np.ndarray:
-    return (np.c_[np.asarray(q_MxD, np.float64), np.ones(len(q_MxD))] @ w_D1 > 0).astype(int)
-
-
 @functools.lru_cache(maxsize=8)
 def make_linear_train(config: ManyShotConfig, d: int):
     family = LinearClassFamily(d, config.linear_levels)

@@ -17,6 +17,9 @@ their inputs like every task.
 - :class:`LinearClassFamily` (b): ``x`` in R^d, each coordinate quantised to one of
   ``levels`` symbols, label ``[w . x_q > 0]`` for a hidden Gaussian ``w`` (``x_q`` = the
   quantised values the model sees).
+- :func:`linear_pairs` (b', continuous): the same hidden-plane rule on unquantised x, one
+  token per (x, y) pair, drawn on device (the icl-linear recipe); :func:`knn_predict` and
+  :func:`logistic_fit` are the baselines fitted on the same shots.
 - :class:`BaseAdditionTask` / :class:`BaseAdditionFamily` (c, reasoning with rationales):
   the addition task's column scratchpad in a hidden base ``b`` (the instance), verified by
   its final ``=ANSWER`` line.
@@ -284,6 +287,72 @@ class LinearClassFamily:
         x = jnp.asarray(self.centres, jnp.float32)[bins]
         label = (jnp.einsum("bnd,bd->bn", x, w_BxD) > 0).astype(jnp.int32)
         return bins, self.levels + label
+
+
+def linear_pairs(key, batch: int, pairs: int, d: int, d_eff, carry: bool = False):
+    """Sequences of in-context linear classification with one token per (x, y) pair
+    (design B of small-scale.md §4, Garg et al. 2022): per row a fresh w ~ N(0, I_d) and
+    x_i ~ N(0, I_d), both zero beyond the first `d_eff` coordinates (a curriculum's
+    effective dimension, may be traced), y_i = sign(w . x_i) in {-1, +1}.
+
+    Token i carries (x_i, y_{i-1}): `inputs` [B, pairs, d + 1] = [x_i, y_{i-1}] with 0 in
+    the label slot of token 0 (a label is +-1, so 0 means "none yet"). With `carry`, token i
+    also carries x_{i-1}: [x_i, x_{i-1}, y_{i-1}] [B, pairs, 2d + 1], the completed pair
+    i - 1 next to the new query, so no attention to the previous token is needed to pair an
+    x with its label. The target of token i is y_i, never in tokens 0..i: under causal
+    attention the prediction at token i sees exactly i labelled shots.
+    -> {inputs, x [B, pairs, d], y [B, pairs] (+-1), w [B, d]}."""
+    k_w, k_x = jax.random.split(key)
+    keep_D = (jnp.arange(d) < d_eff).astype(jnp.float32)
+    w_BxD = jax.random.normal(k_w, (batch, d)) * keep_D
+    x_BxNxD = jax.random.normal(k_x, (batch, pairs, d)) * keep_D
+    y_BxN = jnp.where(jnp.einsum("bnd,bd->bn", x_BxNxD, w_BxD) > 0, 1.0, -1.0)
+    return {"inputs": pair_inputs(x_BxNxD, y_BxN, carry), "x": x_BxNxD, "y": y_BxN,
+            "w": w_BxD}
+
+
+def pair_inputs(x_BxNxD, y_BxN, carry: bool = False):
+    """The token inputs of `linear_pairs`: token i = [x_i, y_{i-1}], or with `carry`
+    [x_i, x_{i-1}, y_{i-1}] (the previous pair all zeros for i = 0)."""
+    shift = lambda a: jnp.pad(a[:, :-1], ((0, 0), (1, 0)) + ((0, 0),) * (a.ndim - 2))
+    prev = [shift(x_BxNxD)] if carry else []
+    return jnp.concatenate([x_BxNxD, *prev, shift(y_BxN)[..., None].astype(x_BxNxD.dtype)], -1)
+
+
+# ------------------------------------------------------------------------------- baselines
+# fitted on the same shots as an in-context learner (many-shot-icl experiment 4, icl-linear)
+def knn_predict(x_NxD, y_N, q_MxD, k: int) -> np.ndarray:
+    """Majority label of the k nearest shots (Euclidean; equal distances: lower index
+    first); a tied vote takes the nearest shot's label."""
+    x_NxD, q_MxD = np.asarray(x_NxD, np.float64), np.asarray(q_MxD, np.float64)
+    d2 = (q_MxD**2).sum(1)[:, None] - 2 * q_MxD @ x_NxD.T + (x_NxD**2).sum(1)[None]
+    near = np.argsort(d2, axis=1, kind="stable")[:, :min(k, len(y_N))]
+    vote = np.asarray(y_N, np.float64)[near].mean(1)
+    return np.where(vote == 0.5, np.asarray(y_N)[near[:, 0]], vote > 0.5).astype(int)
+
+
+def logistic_fit(x_NxD, y_N, l2: float, iters: int = 100) -> np.ndarray:
+    """Minimise sum_i log(1 + exp(-s_i z_i)) + l2/2 |w|^2 over w = (weights, bias), with
+    z = [x, 1] w and s = 2y - 1: Newton steps with step halving. -> w [D + 1]."""
+    X = np.c_[np.asarray(x_NxD, np.float64), np.ones(len(y_N))]
+    s = 2.0 * np.asarray(y_N, np.float64) - 1
+    loss = lambda w: np.logaddexp(0, -s * (X @ w)).sum() + 0.5 * l2 * w @ w
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        grad = X.T @ (p - (s + 1) / 2) + l2 * w
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+        step, t = np.linalg.solve(hess, grad), 1.0
+        while loss(w - t * step) > loss(w) and t > 1e-8:
+            t /= 2
+        w = w - t * step
+        if np.abs(t * step).max() < 1e-10:
+            break
+    return w
+
+
+def logistic_predict(w_D1, q_MxD) -> np.ndarray:
+    return (np.c_[np.asarray(q_MxD, np.float64), np.ones(len(q_MxD))] @ w_D1 > 0).astype(int)
 
 
 # ------------------------------------------------------------------------------- family (c)
