@@ -185,6 +185,12 @@ def test_linear_pairs_layout_labels_and_curriculum():
     np.testing.assert_array_equal(inputs[:, 0, d], 0.0)  # token 0: no label yet
     np.testing.assert_array_equal(inputs[:, 1:, d], y[:, :-1])  # token i: y_{i-1}, never y_i
     np.testing.assert_array_equal(pair_inputs(x, y), inputs)
+    carried = np.asarray(pair_inputs(x, y, carry=True))  # [x_i, x_{i-1}, y_{i-1}]
+    assert carried.shape == (5, n, 2 * d + 1)
+    np.testing.assert_array_equal(carried[..., :d], x)
+    np.testing.assert_array_equal(carried[:, 1:, d:2 * d], x[:, :-1])
+    np.testing.assert_array_equal(carried[:, 1:, -1], y[:, :-1])
+    assert not carried[:, 0, d:].any()
     # a fresh plane per sequence, balanced labels
     assert len({tuple(r) for r in w.round(6)}) == 5
     big = linear_pairs(jax.random.PRNGKey(1), 200, 32, d, d)

@@ -1,0 +1,147 @@
+"""icl-linear: no label leak, the baselines' shots, the curriculum, mechanics and resume on
+a tiny config, the smoke preset, user errors."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selftaught import cli, recipes
+from selftaught.core import ConfigError, RunDir, runner
+from selftaught.core import config as cfglib
+from selftaught.lm.train import TrainConfig
+from selftaught.recipes import icl_linear
+from selftaught.tasks.icl import linear_pairs, pair_inputs
+
+RECIPE = recipes.get("icl-linear")
+TIMING = {"wall_seconds", "seconds", "peak_rss_mib", "resumed"}
+
+# Tiny: checks mechanics (phases, resume, files, metric ranges), not the claims.
+TINY = dataclasses.replace(
+    RECIPE.preset("smoke"), num_seeds=1, dim=4, dim_start=2, curriculum_every=10,
+    max_shots=8, shots=(1, 2, 4, 8), low_shots=2, claim_shots=4,
+    model=icl_linear.ModelSize(d_model=16, n_layers=2, n_heads=2, mlp_ratio=2,
+                               pos_encoding="rope"),
+    train=TrainConfig(lr=3e-3, warmup_steps=5, total_steps=60, batch_size=8),
+    eval_every=20, eval_batch=16, test_rounds=2)
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_the_model_cannot_see_the_label_it_predicts(carry):
+    """Changing y_k (and every later label) leaves the logits of tokens 0..k unchanged; the
+    logits of token k + 1 (which carries y_k) do change."""
+    tiny = dataclasses.replace(TINY, carry=carry)
+    cfg = icl_linear.model_config(tiny)
+    init, _, _ = icl_linear.programs(tiny)
+    params = jax.tree_util.tree_map(lambda a: a[0], init(jax.random.PRNGKey(0)[None]).params)
+    b = linear_pairs(jax.random.PRNGKey(1), 4, tiny.max_shots + 1, tiny.dim, tiny.dim, carry)
+    base = icl_linear.label_logits(params, cfg, b["inputs"])
+    for k in (0, 3, tiny.max_shots - 1):
+        y = b["y"].at[:, k:].multiply(-1.0)
+        out = icl_linear.label_logits(params, cfg, pair_inputs(b["x"], y, carry))
+        np.testing.assert_allclose(out[:, :k + 1], base[:, :k + 1], rtol=0, atol=1e-6)
+        assert float(jnp.abs(out[:, k + 1] - base[:, k + 1]).max()) > 1e-4
+
+
+def test_baselines_fit_the_shots_before_the_query_pair():
+    rng = np.random.default_rng(0)
+    n, T, d, shots = 50, 9, 3, [1, 2, 4, 8]
+    for k in shots:
+        # pair 0 sits next to the query pair k, with the opposite label: a 1-NN fitted on
+        # pairs 0..k-1 answers -y_k (accuracy 0); one that saw pair k itself would answer y_k
+        x, y = rng.normal(size=(n, T, d)), rng.choice([-1.0, 1.0], size=(n, T))
+        x[:, k] = x[:, 0] + 1e-6
+        y[:, k] = -y[:, 0]
+        r = icl_linear.baselines(x, y, [k], knn=1, l2=0.1)
+        np.testing.assert_array_equal(r["knn"], [0.0])
+    # a query equal to a shot with the same label: 1-NN is right; logistic regression on
+    # well-separated shots (labels = sign of coordinate 0) gets the query right too
+    x = rng.normal(size=(n, T, d))
+    x[..., 0] = np.where(rng.random((n, T)) < 0.5, -3.0, 3.0)
+    y = np.sign(x[..., 0])
+    r = icl_linear.baselines(x, y, [4, 8], knn=1, l2=0.1)
+    np.testing.assert_array_equal(r["logistic"], 1.0)
+
+
+def test_curriculum_grows_the_dimension():
+    cfg = dataclasses.replace(TINY, dim=8, dim_start=4, curriculum_every=250)
+    got = [int(icl_linear.d_eff(cfg, s)) for s in (0, 249, 250, 999, 1000, 5000)]
+    assert got == [4, 4, 5, 7, 8, 8]
+
+
+def _check_mechanics(run, summary, cfg):
+    seeds = list(range(cfg.num_seeds))
+    claims = {c["name"]: c for c in summary["claims"]}
+    assert set(claims) == {"icl_rises_with_shots", "icl_tracks_logistic", "icl_beats_knn"}
+    for c in claims.values():
+        assert c["ci_low"] <= c["value"] <= c["ci_high"], c
+        assert c["unit"] == "training seeds" and c["n"] == cfg.num_seeds
+    assert run.done_phases() == set(RECIPE.phases(cfg, seeds))
+    steps = [cfg.eval_every * (i + 1) for i in range(cfg.train.total_steps // cfg.eval_every)]
+    assert sorted((e["seed"], e["step"], e["shots"]) for e in run.events("valid")) == [
+        (s, t, k) for s in seeds for t in steps for k in (0, *cfg.shots)]
+    assert [e["d_eff"] for e in run.events("train")][-1] == cfg.dim
+    test = run.events("test")
+    assert sorted((e["seed"], e["shots"]) for e in test) == [
+        (s, k) for s in seeds for k in cfg.shots]
+    for e in test + run.events("valid"):
+        for m in ("icl", "logistic", "knn", "acc"):
+            assert 0.0 <= e.get(m, 0.0) <= 1.0, e
+    for name in ("shots", "training"):
+        assert (run.path / "plots" / f"{name}.png").stat().st_size > 0
+    return claims
+
+
+def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
+    run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
+    _check_mechanics(run, ref, TINY)
+
+    with killed_at(icl_linear, "train_chunk", 2):  # killed in the 2nd training phase
+        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
+    _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
+                                resume=True)
+
+    def counted(path):  # the counted events, without timings
+        run = RunDir.open(path)
+        return [{k: v for k, v in e.items() if k not in TIMING}
+                for name in ("train", "valid", "test") for e in run.events(name)]
+
+    assert counted(tmp_path / "kill") == counted(tmp_path / "ref")
+    assert resumed["claims"] == ref["claims"]
+
+
+def test_smoke_preset_learns_in_context(tmp_path):
+    """The smoke preset (2 seeds: claims undetermined by design) learns in context: test
+    accuracy at claim_shots beats 0.5 + a margin and the low-shot accuracy. Directions only,
+    no pinned number."""
+    cfg = RECIPE.preset("smoke")
+    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=cfg.num_seeds,
+                                  run_dir=tmp_path / "run")
+    _check_mechanics(run, summary, cfg)
+    assert all(c["undetermined"] for c in summary["claims"])
+    test = run.events("test")
+    at = lambda k: np.mean([e["icl"] for e in test if e["shots"] == k])
+    assert at(cfg.claim_shots) > 0.6 and at(cfg.claim_shots) > at(1) + 0.05, test
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"eval_every": 7}, "must be a multiple of eval_every=7"),
+    ({"dim_start": 9}, "dim_start=9 must be in [1, dim=8]"),
+    ({"shots": (1, 2, 64)}, "must lie in [1, max_shots=32]"),
+    ({"claim_shots": 3}, "claim_shots=3 must be one of shots="),
+    ({"low_shots": 32}, "low_shots=32 must be < claim_shots=32"),
+    ({"margin": 1.5}, "margin=1.5 must be in [0, 1)"),
+])
+def test_config_errors(change, message):
+    with pytest.raises(ConfigError) as exc:
+        cfglib.validate(dataclasses.replace(RECIPE.preset("smoke"), **change))
+    assert message in str(exc.value)
+
+
+def test_cli_bad_config_exits_2(tmp_path, capsys):
+    assert cli.main(["run", "icl-linear", "--preset", "smoke", "--run-dir",
+                     str(tmp_path / "a"), "--dim-start", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "dim_start=0 must be in [1, dim=8]" in err and "Traceback" not in err
