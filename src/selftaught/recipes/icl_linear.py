@@ -2,7 +2,17 @@
 small-scale.md §4 design B; Garg et al. 2022).
 
     selftaught run icl-linear --preset default --seeds 3
-    expected: DEFAULT_RESULT
+    expected (measured 2026-12-06, n=3 training seeds, 3 of 3 claims hold): test accuracy on
+    held-out w at d = 8 rises from 59.8% (1 shot) and 61.3% (2) to 86.3% [86.2, 86.4] at 32
+    shots and 90.8% at 64 (rise 2 -> 32: +25.0 points [23.9, 26.0]); logistic regression on
+    the same shots 59.5 / 60.2 / 89.5 / 94.5%, kNN (k=5) 49.8 / 54.3 / 74.4 / 80.2%. ICL
+    matches logistic regression up to 8 shots (74.2 vs 74.5%) and falls behind beyond it
+    (-2.2 points at 16, -3.2 [-3.9, -2.8] at 32: non-inferior within the 5-point margin,
+    -3.7 at 64); it beats kNN at 32 shots by +11.9 points [10.3, 13.7]. Validation accuracy
+    at 32 shots is flat from step 1,000 (85-87%; NLL 0.36 nats): more steps at this size
+    would not close the gap. 24 min 57 s wall measured under load (load average 10-12, the
+    job got 25% of the CPU): 379 CPU-s (370 user + 9 sys), peak RSS 1.45 GiB; idle it
+    should take well under 10 min.
 
 The algorithm box, per training seed (all seeds in one vmapped, jitted lax.scan):
 
