@@ -53,6 +53,14 @@ steps, measured under load 11-12 on the shared machine, 2026-12-06):
 - layout [x_i, x_{i-1}, y_{i-1}] (carry=True): no plateau (training loss 0.39 at step 100,
   d_eff 4); 32-shot accuracy at d = 8: 65% (step 100), 80% (500), 86% (1,000) at lr 2e-3
   (85% at lr 1e-3). The default: carry=True, lr 2e-3, 2,000 steps at batch 32, 3 seeds.
+Control, the other layout (`--no-carry`, everything else the default; 3 seeds, 18 min 56 s
+wall under load, 33% of the CPU, 380 CPU-s): 1 of 3 claims. After 2,000 steps the seeds sit
+at different points of the plateau escape: validation NLL 0.693 / 0.524 / 0.667 nats, test
+accuracy at 32 shots 51.6 / 76.0 / 61.2% (mean 62.9% [51.6, 76.0]); "rises with shots"
+holds (+10.2 points [2.2, 19.8]), "tracks logistic" fails (-26.6 [-38.6, -13.4]) and "beats
+kNN" fails (-11.5 [-21.0, +1.3]). The one-token-per-pair layout needs the previous-token
+step first (like an induction head) and that step, not the classification, is what this
+budget does not reliably buy.
 Smoke (2 seeds, 600 steps, up to 32 shots): test accuracy 58% (1 shot) -> 84% (32 shots),
 logistic 89%, kNN 75% at 32; 50 CPU-s, 3 min 52 s wall under load (the job got 21% of the
 CPU), peak RSS 0.74 GiB; idle it should take well under a minute.
