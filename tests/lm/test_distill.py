@@ -377,3 +377,26 @@ def test_pitfall_lambda_direction_in_the_gkd_loss():
     l0, aux0 = off(ps, batch, key)
     assert float(aux0["on_policy"]) == 0.0
     assert abs(float(off(ps, other, key)[0]) - float(l0)) > 1e-4
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0])
+def test_a_teacher_fn_with_the_learned_teachers_logits_gives_the_same_loss(lam):
+    """`teacher_fn` (e.g. the algorithmic chain teacher) plugs in where the learned teacher's
+    forward pass was: when its logits are the learned teacher's, loss and gradient agree."""
+    from selftaught.lm.distill import make_distill_loss
+    from selftaught.lm.model import forward
+
+    tok, cfg_s, cfg_t, ps, pt = _tiny_pair()
+    rows = prompt_completion_rows(tok, ["1+2=", "13+45="], ["3", "58"], 8, 6)
+    batch = {k: jnp.asarray(v) for k, v in rows.items()}
+    key = jax.random.key(5)
+    learned = make_distill_loss(cfg_s, cfg_t, pt, kind="jsd", beta=0.5, lam=lam,
+                                max_new_tokens=6)
+    as_fn = make_distill_loss(cfg_s, cfg_t, None, kind="jsd", beta=0.5, lam=lam,
+                              max_new_tokens=6,
+                              teacher_fn=lambda t: forward(pt, cfg_t, t, None, t != PAD))
+    (a, _), ga = jax.value_and_grad(learned, has_aux=True)(ps, batch, key)
+    (b, _), gb = jax.value_and_grad(as_fn, has_aux=True)(ps, batch, key)
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
+    for x, y in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -59,6 +60,22 @@ def test_example_format_and_bounds_are_tight():
     assert len(task.prompt(widest)) == task.max_prompt_len
     assert max(len(" ".join(task._steps(widest.operands, True)) + "\n=1"),
                len(task.reference_solution(widest))) <= task.max_solution_len
+
+
+@pytest.mark.parametrize("modulus", [10, 17])
+def test_without_loose_human_solutions_the_length_bound_is_the_reference_one(modulus):
+    """human_loose_prob=0: no solution shows an unreduced value, so the sampler budget is the
+    widest reference solution's length exactly (no room left for 'a*b=RAW=R')."""
+    task = tasks.get("chain", steps=(10, 12), modulus=modulus, human_loose_prob=0.0)
+    top = modulus - 1  # 16+16=15, 15+16=14, ...: two digits at every step for modulus 17
+    widest = task.make_problem((top, *(["+" if modulus > 10 else "*", top] * 12)))
+    n = len(task.reference_solution(widest))
+    assert n == task.max_solution_len if modulus == 10 else n <= task.max_solution_len
+    rng = np.random.default_rng(0)
+    assert all(len(task.human_solution(p, rng)) <= task.max_solution_len
+               for p in task.problems("train", 100, seed=0))
+    loose = tasks.get("chain", steps=(10, 12), modulus=modulus)
+    assert loose.max_solution_len > task.max_solution_len
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"steps": 2, "modulus": 5}])
@@ -123,3 +140,90 @@ PROBLEM = TASK.problems("test", 1, seed=0)[0]
 def test_verify_never_raises(text):
     got = TASK.extract_answer(text)
     assert TASK.verify(PROBLEM, text) == (got is not None and got == PROBLEM.answer)
+
+
+def _teacher_setting(eps=0.1, steps=(3, 6)):
+    from selftaught.lm.distill import prompt_completion_rows
+    from selftaught.lm.tokenizer import EOS, CharTokenizer
+    from selftaught.tasks.chain import algorithmic_teacher
+
+    task = tasks.get("chain", steps=steps, modulus=10, human_loose_prob=0.0)
+    tok = CharTokenizer(task.alphabet)
+    P, N = task.max_prompt_len + 2, task.max_solution_len + 1
+    fn = algorithmic_teacher(task, {c: tok.encode(c)[0] for c in task.alphabet}, EOS,
+                             tok.vocab_size, P, eps)
+
+    def rows(problems, completions):
+        return prompt_completion_rows(tok, [task.prompt(p) for p in problems], completions,
+                                      P, N)
+    return task, tok, jax.jit(fn), rows, P
+
+
+def _continue_from(task, operands, k, written):
+    """Independent reference: the reference text of a chain whose step k wrote `written`
+    (then every later step is right from that value)."""
+    value, lines = int(operands[0]), []
+    for i in range(1, len(operands), 2):
+        op, b = operands[i], int(operands[i + 1])
+        new = written if len(lines) == k else apply_op(value, op, b, task.modulus)
+        lines.append(f"{value}{op}{b}={new}")
+        value = new
+    return " ".join(lines) + f"\n={value}"
+
+
+def test_algorithmic_teacher_predicts_the_reference_solution():
+    task, tok, fn, rows, P = _teacher_setting()
+    ps = task.problems("train", 64, seed=3)
+    r = rows(ps, [task.reference_solution(p) for p in ps])
+    pred = np.asarray(fn(r["tokens"]).argmax(-1))
+    live = r["loss_mask"] > 0  # every completion token and the EOS
+    nxt = np.concatenate([r["tokens"][:, 1:], np.zeros_like(r["tokens"][:, :1])], 1)
+    assert live.sum() > 64 * 20 and (pred[live] == nxt[live]).all()
+
+
+def test_algorithmic_teacher_continues_from_an_injected_wrong_result():
+    """The student wrote a wrong result at step k: the teacher does not go back to the
+    reference; it expects that value as the next line's left operand and every later result
+    computed from it, down to the final answer."""
+    task, tok, fn, rows, P = _teacher_setting(steps=5)
+    rng = np.random.default_rng(0)
+    ps = task.problems("train", 32, seed=4)
+    texts, wrong_texts = [], []
+    for p in ps:
+        k = int(rng.integers(0, 4))
+        right = int(task.reference_solution(p).split()[k][-1])
+        written = (right + 1 + int(rng.integers(0, 9))) % 10
+        texts.append(_continue_from(task, p.operands, k, written))
+        wrong_texts.append((k, written))
+    r = rows(ps, texts)
+    pred = np.asarray(fn(r["tokens"]).argmax(-1))
+    for i, (k, written) in enumerate(wrong_texts):
+        got = tok.decode(pred[i, P - 1:])
+        ref = texts[i]
+        # identical everywhere except at the injected token, where it wants the right value
+        at = 6 * k + 4
+        assert got[:at] == ref[:at] and got[at + 1:] == ref[at + 1:]
+        assert got[at] == task.reference_solution(ps[i])[at] != ref[at]
+        assert ref[at + 2] == str(written)  # the next line starts from the wrong value
+
+
+def test_algorithmic_teacher_mass_and_normalisation():
+    import jax.numpy as jnp
+
+    eps = 0.1
+    task, tok, fn, rows, P = _teacher_setting(eps=eps)
+    ps = task.problems("train", 8, seed=5)
+    logits = fn(rows(ps, [task.reference_solution(p) for p in ps])["tokens"])
+    prob = np.asarray(jax.nn.softmax(logits.astype(jnp.float32), -1), np.float64)
+    V = tok.vocab_size
+    np.testing.assert_allclose(prob.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(prob.max(-1), 1 - eps + eps / V, rtol=1e-5)
+    np.testing.assert_allclose(np.sort(prob, -1)[..., 0], eps / V, rtol=1e-4)
+
+
+def test_algorithmic_teacher_needs_single_digit_values():
+    from selftaught.tasks.chain import algorithmic_teacher
+
+    task = tasks.get("chain", steps=3, modulus=17)
+    with pytest.raises(ConfigError, match="modulus <= 10"):
+        algorithmic_teacher(task, {}, 2, 20, 12)

@@ -175,7 +175,7 @@ def prompt_completion_rows(tok, prompts, completions, prompt_len: int, max_new: 
 def make_distill_loss(student_cfg: TransformerConfig, teacher_cfg: TransformerConfig,
                       teacher_params, *, kind: str, beta: float = 0.5, lam: float = 0.0,
                       max_new_tokens: int, temperature: float = 1.0,
-                      sample_temperature: float = 1.0):
+                      sample_temperature: float = 1.0, teacher_fn=None):
     """GKD's loss for `lm.train.make_trainer`: `loss_fn(params, batch, rng) -> (loss, aux)`.
 
     With probability `lam` the step's rows are the student's own samples for batch["prompt"]
@@ -183,6 +183,8 @@ def make_distill_loss(student_cfg: TransformerConfig, teacher_cfg: TransformerCo
     data: ground truth = supervised KD, teacher samples = SeqKD). The loss is the masked mean
     token divergence `kind` (β, temperature) between the frozen teacher and the student.
     aux: on_policy (1.0 when the step sampled).
+    `teacher_fn(tokens_BxT) -> logits_BxTxV`, if given, replaces the learned teacher's forward
+    pass (e.g. `tasks.chain.algorithmic_teacher`; `teacher_cfg` then only names its vocab).
     """
     check_divergence(kind, beta, temperature)
     check_lambda(lam)
@@ -199,7 +201,9 @@ def make_distill_loss(student_cfg: TransformerConfig, teacher_cfg: TransformerCo
             rows, flag = fixed, jnp.zeros((), bool)
         tokens = rows["tokens"]
         real = tokens != PAD
-        t_logits = jax.lax.stop_gradient(forward(teacher_params, teacher_cfg, tokens, None, real))
+        t_logits = jax.lax.stop_gradient(
+            teacher_fn(tokens) if teacher_fn is not None
+            else forward(teacher_params, teacher_cfg, tokens, None, real))
         s_logits = forward(params, student_cfg, tokens, None, real)
         loss = divergence(t_logits, s_logits, rows["loss_mask"], kind, beta, temperature)
         return loss, {"on_policy": flag.astype(jnp.float32)}

@@ -91,9 +91,12 @@ class ChainTask(Task):
         widest_digits = len(str(top))
         n = self.steps[1]
         self.max_prompt_len = (n + 1) * widest_digits + n + 1
-        # longest step: loose "a*b=RAW=R" or "a-b=-RAW=R"
+        # longest step: loose "a*b=RAW=R" or "a-b=-RAW=R" (only if human solutions can be
+        # loose: with human_loose_prob=0 every solution is reduced, "a*b=R")
         raw_len = max(len(str(top * top)), len(str(-top)))
-        step_len = 2 * widest_digits + 1 + 1 + raw_len + 1 + widest_digits
+        step_len = 2 * widest_digits + 1 + 1 + widest_digits
+        if self.human_loose_prob > 0:
+            step_len += raw_len + 1
         self.max_solution_len = n * step_len + (n - 1) + 1 + 1 + widest_digits
 
     def knobs(self) -> str:
@@ -205,3 +208,87 @@ def _enumerate(name: str, steps: tuple[int, int], modulus: int, ops: str) -> dic
                 members[split].append(t)
                 weights[split].append(w)
     return {s: (members[s], np.array(weights[s])) for s in SPLITS}
+
+
+# ---------------------------------------------------------------------------- the DAgger teacher
+def algorithmic_teacher(task: ChainTask, char_ids: dict[str, int], eos_id: int,
+                        vocab_size: int, prompt_len: int, eps: float = 0.1):
+    """An exact teacher for GKD on reference-format chains: `fn(tokens_BxT) -> logits_BxTxV`.
+
+    Rows are the distillation layout (`lm.distill`): the prompt `BOS v0 o1 v1 ... = SEP`
+    left-padded to end at column `prompt_len - 1`, then the completion. Position t predicts
+    token t+1, like a model's logits. On completion positions the teacher puts mass
+    1 − ε + ε/V on the correct next token *given what the row has written so far* and ε/V on
+    every other token (so KL in either direction stays finite): step k's line is
+    ``a op b=r``, where the teacher expects a = the result the row wrote at step k−1 (v0 at
+    k = 0), op and b the prompt's k-th operator and operand, and r = (a op b) mod m computed
+    from the a, op and b *as written* (it corrects from where the student is, not from the
+    reference solution); after the last step ``\\n=`` and the last written result, then EOS.
+    A non-digit (non-operator) token where a value (operator) belongs counts as the value the
+    teacher expected there. On prompt positions it predicts the row's own next token.
+    Needs single-digit values (modulus <= 10); jittable, no parameters.
+    """
+    check(task.modulus <= 10, f"the algorithmic chain teacher needs single-digit values "
+          f"(modulus <= 10); got modulus={task.modulus}: pass modulus=10 or less")
+    m, K = task.modulus, task.steps[1]
+    digit_of = np.full(vocab_size, -1, np.int32)
+    op_of = np.full(vocab_size, -1, np.int32)
+    for d in range(m):
+        digit_of[char_ids[str(d)]] = d
+    for i, op in enumerate(OPS):
+        if op in task.alphabet:
+            op_of[char_ids[op]] = i
+    digit_id = np.array([char_ids[str(d)] for d in range(m)], np.int32)
+    op_id = np.array([char_ids[o] for o in OPS], np.int32)
+    eq, space, newline = char_ids["="], char_ids[" "], char_ids["\n"]
+    big = float(np.log1p(-eps + eps / vocab_size) - np.log(eps / vocab_size)) if eps > 0 \
+        else float("inf")
+
+    def fn(tokens_BxT):
+        import jax
+        import jax.numpy as jnp
+
+        tokens_BxT = jnp.asarray(tokens_BxT, jnp.int32)
+        B, T = tokens_BxT.shape
+        P = prompt_len
+        dig, opi = jnp.asarray(digit_of)[tokens_BxT], jnp.asarray(op_of)[tokens_BxT]
+        n_B = jnp.sum(opi[:, :P] >= 0, axis=1)  # operators in the prompt
+        v0_at = P - 3 - 2 * n_B  # prompt: ... v0 o1 v1 ... on vn = SEP (SEP at P - 1)
+        take = lambda arr, idx: jnp.take_along_axis(arr, jnp.clip(idx, 0, T - 1), axis=1)
+        ks = jnp.arange(K)
+        op_BxK = take(opi, v0_at[:, None] + 1 + 2 * ks[None])
+        b_BxK = take(dig, v0_at[:, None] + 2 + 2 * ks[None])
+        v0_B = take(dig, v0_at[:, None])[:, 0]
+        base = P + 6 * ks[None]  # completion column of step k's first token
+        aw, ow, bw, rw = (take(x, base + j) for x, j in ((dig, 0), (opi, 1), (dig, 2), (dig, 4)))
+
+        def step(value_B, k):  # value = the result the row wrote at step k-1
+            a = jnp.where(aw[:, k] >= 0, aw[:, k], value_B)
+            o = jnp.where(ow[:, k] >= 0, ow[:, k], op_BxK[:, k])
+            b = jnp.where(bw[:, k] >= 0, bw[:, k], b_BxK[:, k])
+            r = jnp.where(o == 0, a + b, jnp.where(o == 1, a - b, a * b)) % m
+            new = jnp.where(rw[:, k] >= 0, rw[:, k], r)
+            return new, (value_B, r, new)
+
+        _, (prev_KxB, res_KxB, new_KxB) = jax.lax.scan(step, v0_B, ks)
+        ids = lambda table, i: jnp.asarray(table)[jnp.clip(i, 0, len(table) - 1)]
+        last = jnp.arange(K)[None] == (n_B[:, None] - 1)
+        expect_BxKx6 = jnp.stack([
+            ids(digit_id, prev_KxB.T), ids(op_id, op_BxK), ids(digit_id, b_BxK),
+            jnp.full((B, K), eq), ids(digit_id, res_KxB.T),
+            jnp.where(last, newline, space)], axis=-1)
+        final_B = jnp.take_along_axis(new_KxB.T, jnp.clip(n_B - 1, 0, K - 1)[:, None], 1)[:, 0]
+        o_T = jnp.arange(T) + 1 - P  # completion offset of the token each position predicts
+        o_BxT = jnp.broadcast_to(o_T[None], (B, T))
+        in_steps = o_BxT < 6 * n_B[:, None]
+        step_tok = jnp.take_along_axis(expect_BxKx6.reshape(B, 6 * K),
+                                       jnp.clip(o_BxT, 0, 6 * K - 1), axis=1)
+        tail = o_BxT - 6 * n_B[:, None]
+        tail_tok = jnp.where(tail == 0, eq, jnp.where(tail == 1, ids(digit_id, final_B)[:, None],
+                                                      eos_id))
+        nxt = jnp.concatenate([tokens_BxT[:, 1:], jnp.full((B, 1), eos_id, jnp.int32)], 1)
+        target = jnp.where(o_BxT < 0, nxt, jnp.where(in_steps, step_tok, tail_tok))
+        hot = jax.nn.one_hot(target, vocab_size, dtype=jnp.float32)
+        return jnp.where(hot > 0, big, 0.0) if eps > 0 else jnp.where(hot > 0, 0.0, -jnp.inf)
+
+    return fn
