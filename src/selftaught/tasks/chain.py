@@ -41,6 +41,8 @@ from selftaught.tasks.base import (
 )
 
 OPS = "+-*"
+#: tokens of one reference step ``a op b=r`` and its separator, for single-digit values
+STEP_TOKENS = 6
 
 
 def apply_op(a: int, op: str, b: int, modulus: int) -> int:
@@ -259,7 +261,7 @@ def algorithmic_teacher(task: ChainTask, char_ids: dict[str, int], eos_id: int,
         op_BxK = take(opi, v0_at[:, None] + 1 + 2 * ks[None])
         b_BxK = take(dig, v0_at[:, None] + 2 + 2 * ks[None])
         v0_B = take(dig, v0_at[:, None])[:, 0]
-        base = P + 6 * ks[None]  # completion column of step k's first token
+        base = P + STEP_TOKENS * ks[None]  # completion column of step k's first token
         aw, ow, bw, rw = (take(x, base + j) for x, j in ((dig, 0), (opi, 1), (dig, 2), (dig, 4)))
 
         def step(value_B, k):  # value = the result the row wrote at step k-1
