@@ -96,7 +96,7 @@ class GKDConfig:
     """registered task (chain, addition, multiplication) or a plug-in package.module:factory"""
     task_args: str = "steps=(10, 12), modulus=10, human_loose_prob=0.0"
     """keyword arguments for the task factory"""
-    train_problems: int = 2000
+    train_problems: int = 4000
     """training prompts (with ground-truth solutions)"""
     eval_problems: int = 200
     """held-out problems in each of the validation split (lr and β are chosen on it) and the
@@ -119,14 +119,19 @@ class GKDConfig:
     """learned teacher: SFT on ground truth"""
     student_init_steps: int = 500
     """SFT steps (at student_train's lr) that make the common starting student"""
+    student_init_final_lr_ratio: float = 1.0
+    """the starting SFT's lr ends at this fraction of student_train's lr (1: constant after
+    the warm-up; measured on seed 0 of the default: 800 steps decayed to 0.1x reached 25.5%
+    validation greedy accuracy (2000 training problems), 600 constant-lr steps 69%
+    (4000 problems), and continued SFT from there reached 100% in 150 updates at either lr)"""
     min_start_acc: float = 0.3
     """gate: the claims are tested only if the starting student's validation greedy accuracy
     (mean over seeds) reaches this"""
-    student_train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=20, total_steps=200,
+    student_train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=5, total_steps=50,
                                              batch_size=32, final_lr_ratio=0.1)
     """optimiser of the starting SFT (its lr) and of every method after it (total_steps =
     updates per method; the lr comes from --lrs)"""
-    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    lrs: tuple[float, ...] = (1e-3, 3e-3)
     """learning rates each method tries on the first seed; the best on validation greedy
     accuracy trains the other seeds"""
     methods: tuple[str, ...] = ("sft", "supervised_kd", "gkd_beta0", "gkd_beta0.5",
@@ -138,7 +143,7 @@ class GKDConfig:
     """temperature of teacher and student distributions inside the divergence"""
     eval_samples: int = 2
     """temperature-1 samples per evaluation problem (temperature-1 accuracy)"""
-    sample_batch: int = 512
+    sample_batch: int = 200
     """rows per sampler call"""
     chunk_steps: int = 100
     """training steps per compiled chunk"""
@@ -156,6 +161,9 @@ class GKDConfig:
         check(len(self.lrs) >= 1 and all(lr > 0 for lr in self.lrs),
               f"lrs={self.lrs}: give at least one learning rate, all > 0")
         check(len(set(self.lrs)) == len(self.lrs), f"lrs={self.lrs} repeats a value")
+        check(0 <= self.student_init_final_lr_ratio <= 1,
+              f"student_init_final_lr_ratio={self.student_init_final_lr_ratio} must be in "
+              "[0, 1]")
         check(0 <= self.min_start_acc <= 1,
               f"min_start_acc={self.min_start_acc} must be in [0, 1]")
         check(self.teacher_kind == "learned" or "seqkd" not in self.methods,
@@ -219,7 +227,8 @@ def make_trainers(config: GKDConfig, st: Setting, teacher) -> dict:
     steps = config.student_init_steps
     out["init"] = make_sft(st.student_cfg, dataclasses.replace(
         config.student_train, total_steps=steps,
-        warmup_steps=min(config.student_train.warmup_steps, steps)))
+        warmup_steps=min(config.student_train.warmup_steps, steps),
+        final_lr_ratio=config.student_init_final_lr_ratio))
     return out
 
 
@@ -543,7 +552,8 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
 
 _ADDITION = GKDConfig(
     task="addition", task_args="digits=2", teacher_kind="learned",
-    student=ModelSize(d_model=32, n_layers=1, n_heads=2), student_init_steps=300,
+    train_problems=2000, student=ModelSize(d_model=32, n_layers=1, n_heads=2),
+    student_init_steps=300, student_init_final_lr_ratio=0.1,
     student_train=TrainConfig(lr=2e-3, warmup_steps=20, total_steps=400, batch_size=32,
                               final_lr_ratio=0.1),
     lrs=(2e-3,), methods=tuple(m for m in METHODS if m != "mixed_fkl_lambda0.5"))
