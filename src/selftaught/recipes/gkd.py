@@ -142,7 +142,7 @@ class GKDConfig:
                                              batch_size=32, final_lr_ratio=0.1)
     """optimiser of the starting SFT (its lr) and of every method after it (total_steps =
     updates per method; the lr comes from --lrs)"""
-    lrs: tuple[float, ...] = (1e-3, 3e-3)
+    lrs: tuple[float, ...] = (1e-4, 1e-3, 3e-3)
     """learning rates each method tries on the first seed; the best on validation greedy
     accuracy trains the other seeds"""
     methods: tuple[str, ...] = ("sft", "supervised_kd", "gkd_beta0", "gkd_beta0.5",
@@ -518,7 +518,7 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
         md += ["", f"Teacher (learned): greedy {teacher[0]['greedy_acc'] * 100:.1f}%, "
                f"temperature 1 {teacher[0]['t1_acc'] * 100:.1f}%."]
     else:
-        md += ["", f"Teacher: algorithmic (exact; mass {1 - config.teacher_eps:.2f} + ε/V on "
+        md += ["", f"Teacher: algorithmic (exact; mass {1 - config.teacher_eps:g} + ε/V on "
                "the correct continuation of the row's own prefix)."]
     md += [f"Learning rate per method: the best of {list(config.lrs)} on seed "
            f"{seeds[0]}'s validation greedy accuracy."]
