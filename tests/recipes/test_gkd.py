@@ -225,3 +225,31 @@ def test_step_errors_count_local_errors_from_the_solutions_own_prefix():
     assert out["step_reached"] == [3, 2, 2, 2]
     assert out["step_wrong"] == [1, 1, 0, 0]
     assert out["first_wrong"] == [1, 1, 0, 0, 1]
+
+
+def test_starting_sft_checks_validation_every_chunk_and_stops_at_the_target():
+    """student_init_target: the starting SFT evaluates validation greedy accuracy after every
+    chunk_steps and stops at the first check that reaches it (or after student_init_steps);
+    an unreachable target (1.0) runs every step."""
+    cfg = dataclasses.replace(SMOKE, student_init_steps=30, chunk_steps=10)
+    st = gkd.make_setting(cfg)
+    like = init_params(st.student_cfg, jax.random.key(0))
+    events = []
+
+    def log(event, **fields):
+        events.append((event, fields))
+    log.headline = lambda **k: None
+    for target in (1.0, 1e-12):
+        events.clear()
+        c = dataclasses.replace(cfg, student_init_target=target)
+        trainers = {"init": gkd.make_trainers(c, st, None)["init"]}
+        gkd.init_student(log, c, st, 0, jax.random.PRNGKey(1), like, {"ground": st.ground},
+                         trainers)
+        prog = [f for e, f in events if e == "init_progress"]
+        final = [f for e, f in events if e == "eval"][0]
+        assert [f["step"] for f in prog] == [10, 20, 30][:len(prog)]
+        assert final["init_steps"] == prog[-1]["step"]
+        reached = [f["val_greedy_acc"] >= target for f in prog]
+        assert not any(reached[:-1]) and (reached[-1] or prog[-1]["step"] == 30)
+        if target == 1.0:
+            assert len(prog) == 3
