@@ -43,6 +43,21 @@ the gate; 68 s, 88 user CPU-s without it, a difference within the load's noise: 
 samples with its own keys): the gate fails, G_sft 27.5 / 7.5% and 20.6 / 13.8% (train /
 fresh), gap 13.4 points [6.9, 20.0]; G_1 gap 18.8 [10.0, 27.5].
 
+Probe in a non-memorising setting (issue 24; 1 iteration, seed 0, measured under load ~10:
+`--human-problems 12800 --train-problems 12800 --iterations 1`, i.e. G_sft's 400 x 64 rows
+are 2 epochs over 12,800 distinct problems, and iteration 1 samples 6 candidates on each of
+them: 76,800 labelled samples, 41,975 DPO pairs). The gate now passes: G_sft samples 16.9%
+on its own training problems vs 20.3% on fresh ones (seed 1: 13.8 / 16.9%), greedy pass@1
+26.6% (13.0% at the default). But the verifiers still rank test candidates at chance: with
+the default 250 verifier steps, within-problem AUROC 0.510 (DPO) / 0.490 (ORM), train DPO
+reward accuracy 0.62; with 2,000 steps (`--verifier.total-steps 2000`, 64k pairs seen,
+~1.5 epochs; 909 s wall) 0.548 / 0.520, train 0.70. At iteration 1: greedy pass@1 31.2%, a
+random candidate 25.5%, maj@16 27.4%, Best-of-16 25.4% (DPO) / 20.9% (ORM), pass@16 77.4%:
+the candidates hold the answer (pass@16 77%) but a 2-layer, d=64 verifier trained on ~40k
+pairs does not learn to tell which one, so Best-of-k cannot beat voting (AUROC well below
+the ~0.8 where best-of-k is expected to win). Not the default: 15 min per seed-iteration
+under load, and no claim would change.
+
 The algorithm box, per seed:
 
     G_sft = SFT(base, human solutions)
