@@ -206,3 +206,18 @@ def test_regression_predictor_learns_the_ordering_and_adaptive_mode_stops_early(
     assert counts_a["proposed"] - counts_a["accepted"] <= len(parents)  # one failure each
     with pytest.raises(UnknownNameError, match="unknown predictor 'ranknet'"):
         Discriminator(SR, kind="ranknet")
+
+
+def test_regularized_evolution_stops_when_asked():
+    calls = []
+
+    def evaluate(programs):
+        calls.append(len(programs))
+        return np.zeros(len(programs))
+
+    cache = FitnessCache(FunctionalHasher(SR))
+    res = regularized_evolution(SR, evaluate, cache, rng=np.random.default_rng(0),
+                                population_size=10, tournament_size=3, max_evaluations=10_000,
+                                batch_size=5, stop=lambda: len(calls) >= 4)
+    # the initial population (2 batches) always runs; then 2 generations until stop() holds
+    assert len(calls) == 4 and len(res.history) == 20

@@ -136,3 +136,21 @@ def test_iqm_difference_point_and_ci():
     one = stats.iqm_difference(x[:1], x[:1])
     assert one == (0.0, 0.0, 0.0) and one.n == 1
     assert stats.iqm_difference(x, x[:2], unit="training seeds").n == 2
+
+
+def test_proportion_ci_is_the_wilson_interval():
+    # Newcombe (1998), Stat. Med. 17:857, Table I: 81 of 263 -> Wilson 0.2553 to 0.3662
+    p, lo, hi = stats.proportion_ci(81, 263)
+    assert p == pytest.approx(81 / 263) and lo == pytest.approx(0.2553, abs=5e-5)
+    assert hi == pytest.approx(0.3662, abs=5e-5)
+    # at 0/n and n/n it does not collapse onto the point, unlike a bootstrap of 0/1 values
+    zero, full = stats.proportion_ci(0, 5, unit="search seeds"), stats.proportion_ci(5, 5)
+    assert zero[:2] == (0.0, 0.0) and 0.4 < zero[2] < 0.6 and zero.n == 5
+    assert zero.unit == "search seeds" and full[1:] == pytest.approx((1 - zero[2], 1.0))
+    # symmetric in successes and failures, and narrower with more trials at the same rate
+    a, b = stats.proportion_ci(2, 5), stats.proportion_ci(3, 5)
+    assert a[1] == pytest.approx(1 - b[2]) and a[2] == pytest.approx(1 - b[1])
+    wide, narrow = stats.proportion_ci(2, 5), stats.proportion_ci(40, 100)
+    assert narrow[2] - narrow[1] < wide[2] - wide[1] and narrow[1] < 0.4 < narrow[2]
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        stats.proportion_ci(6, 5)

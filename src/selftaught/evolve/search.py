@@ -81,11 +81,14 @@ def regularized_evolution(
     on_batch: Callable[[list[Individual], list[bool]], None] | None = None,
     max_candidates: int | None = None,
     stop_fitness: float | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> EvolutionResult:
     """Regularized evolution (Real et al. 2019): tournament selection of parents, mutated
     children replace the *oldest* members. Runs until `max_evaluations` real
     (cache-miss) evaluations or `max_candidates` candidates (default 20x evaluations),
-    or until a candidate reaches `stop_fitness` (then `best_curve` carries it forward).
+    or until a candidate reaches `stop_fitness` (then `best_curve` carries it forward),
+    or until `stop()` is true (asked after each evaluated batch, e.g. an evaluator's own
+    budget of expensive second-stage evaluations is spent).
 
     `initial` seeds the population (e.g. the DQN loss graph), topped up with random
     programs. `on_batch(individuals, is_new)` sees every evaluated batch (the
@@ -121,7 +124,8 @@ def regularized_evolution(
         population.extend(run_batch(seeds[start:start + batch_size]))
 
     def reached() -> bool:
-        return stop_fitness is not None and max(i.fitness for i in history) >= stop_fitness
+        return ((stop_fitness is not None and max(i.fitness for i in history) >= stop_fitness)
+                or (stop is not None and stop()))
 
     while (cache.real_evaluations < max_evaluations and len(history) < max_candidates
            and not reached()):

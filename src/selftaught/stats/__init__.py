@@ -21,6 +21,7 @@ from selftaught.stats.core import (
     iqm_difference,
     paired_difference_ci,
     probability_of_improvement,
+    proportion_ci,
     seeds_needed,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
@@ -44,5 +45,6 @@ __all__ = [
     "plot_curves",
     "plot_profiles",
     "probability_of_improvement",
+    "proportion_ci",
     "seeds_needed",
 ]

@@ -169,6 +169,26 @@ def paired_difference_ci(
     return Estimate(point, float(lo), float(hi), n, unit)
 
 
+def proportion_ci(successes: int, n: int, *, confidence: float = 0.95,
+                  unit: str | None = None) -> Estimate:
+    """A success rate k/n with its Wilson score interval (Wilson 1927), as an Estimate over
+    n trials in `unit`: unlike a bootstrap of 0/1 outcomes it does not collapse at 0/n or
+    n/n, and it stays inside [0, 1]. n = 0 gives (nan, 0, 1)."""
+    from statistics import NormalDist
+
+    if isinstance(n, bool) or int(n) != n or n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"proportion_ci needs 0 <= successes <= n, got {successes} of {n}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n == 0:
+        return Estimate(float("nan"), 0.0, 1.0, 0, unit)
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), int(n), unit)
+
+
 def seeds_needed(sd: float, effect: float, *, confidence: float = 0.95,
                  power: float = 0.8) -> int:
     """Units (seeds) needed so that a true mean difference `effect` puts the lower end of a
