@@ -123,19 +123,69 @@ def smoke(tmp_path_factory):
 
 def test_smoke_end_to_end(smoke):
     run, summary = smoke
-    names = [c["name"] for c in summary["claims"]]
-    assert "dqnreg_minus_dqn_heldout" in names and "scratch_best_is_td_like" in names
+    claims = {c["name"]: c for c in summary["claims"]}
+    assert set(claims) == {"scratch_td_rediscovery_rate", "scratch_minus_dqn_cartpole",
+                           "evolved_minus_dqn_heldout"}
     refs = {e["loss"]: e for e in run.events("reference")}
     assert set(refs) == {"dqn", "dqnreg"} and len(refs["dqn"]["scores"]) == 2
-    held = run.events("heldout")
-    assert {(e["env"], e["loss"]) for e in held} == {("Acrobot-v1", "dqn"),
-                                                      ("Acrobot-v1", "dqnreg")}
-    d = next(c for c in summary["claims"] if c["name"] == "dqnreg_minus_dqn_heldout")
-    by = {e["loss"]: np.mean(e["scores"]) for e in held}
-    np.testing.assert_allclose(d["value"], by["dqnreg"] - by["dqn"], atol=1e-6)
+    # one search per search seed; success is the stated criterion; the rate is over them
+    searches = sorted(run.events("scratch_search"), key=lambda e: e["search"])
+    assert [e["search_seed"] for e in searches] == [TINY.seed, TINY.seed + 1]
+    for e in searches:
+        assert e["success"] == (e["cleared_hurdle"]
+                                and e["td_likeness"] >= TINY.success_td_likeness)
+        assert e["real_evaluations"] <= TINY.scratch_evaluations + TINY.scratch_batch
+        assert e["cartpole_trainings"] <= (TINY.scratch_return_evaluations
+                                           + TINY.scratch_batch)
+    rate = claims["scratch_td_rediscovery_rate"]
+    assert rate["unit"] == "search seeds" and rate["n"] == 2
+    assert rate["value"] == np.mean([e["success"] for e in searches])
+    assert 0.0 <= rate["ci_low"] <= rate["value"] <= rate["ci_high"] <= 1.0
+    # each search's best re-trained on the references' seeds (paired with DQN)
+    results = sorted(run.events("scratch_result"), key=lambda e: e["search"])
+    assert [r["search"] for r in results] == [0, 1]
+    diff = np.mean([np.mean(r["scores"]) for r in results]) - np.mean(refs["dqn"]["scores"])
+    np.testing.assert_allclose(claims["scratch_minus_dqn_cartpole"]["value"], diff, atol=1e-6)
+    assert claims["scratch_minus_dqn_cartpole"]["n"] == 2
+    # the bootstrapped search's best (not the hand-coded DQNReg) is tested held out
     boot = run.events("bootstrap_result")[0]
+    held = {e["loss"]: e for e in run.events("heldout")}
+    assert set(held) == {"dqn", "evolved"} and held["evolved"]["formula"] == boot["formula"]
+    if boot["is_dqn"]:
+        assert held["evolved"]["scores"] == held["dqn"]["scores"]
+    d = claims["evolved_minus_dqn_heldout"]
+    np.testing.assert_allclose(d["value"], np.mean(held["evolved"]["scores"])
+                               - np.mean(held["dqn"]["scores"]), atol=1e-6)
     assert "q" in boot["formula"] and len(boot["scores"]) == 2
     assert (run.path / "plots" / "returns.png").exists()
+    assert (run.path / "plots" / "scratch_chain_search.png").exists()
+
+
+def test_hurdle_then_return_trains_only_programs_over_the_hurdle():
+    trained = []
+
+    def returns(programs):
+        trained.extend(programs)
+        return np.full(len(programs), 0.25)
+
+    fit = erl.HurdleThenReturn(ChainTask().build_space(PAPER), returns, hurdle=0.95,
+                               budget=2, to_dqn_inputs=lambda p: remap_inputs(
+                                   p, FULL.input_names))
+    f = fit([MYOPIC, TD, AVOID])
+    chain = np.asarray(fit.chain_scores)
+    # the chain score steers programs under the hurdle and ranks them below every return
+    np.testing.assert_allclose(f[[0, 2]], chain[[0, 2]] - 2.0)
+    assert f[1] == 0.25 and f[[0, 2]].max() < -1.0
+    assert trained == [dqn_program(FULL.input_names)] and fit.trained == 1
+    assert not fit.spent()
+    fit([TD])
+    assert fit.spent() and len(fit.chain_scores) == 4
+
+
+def test_scratch_success_needs_the_hurdle_and_td_likeness():
+    td, myopic = td_likeness(PAPER, [TD, MYOPIC])
+    assert erl.scratch_success(True, td, 0.9) and not erl.scratch_success(False, td, 0.9)
+    assert not erl.scratch_success(True, myopic, 0.9)
 
 
 @pytest.mark.slow
