@@ -1,10 +1,23 @@
 """Evolving RL algorithms: loss functions as typed DAGs, found by regularized evolution
 (Co-Reyes et al. 2021; rl.md §3).
 
-    selftaught run evolve-rl-loss --preset default       # 13 min on an idle 2-core CPU
-    # -> from scratch: ((max_a q_target * discount + reward) - q[action])^2, the TD loss,
-    #    after 10 107 chain evaluations (TD-likeness 1.0); DQNReg - DQN on Acrobot
-    #    +0.012 [-0.16, 0.20]. Other search seeds: TD found for 2 of seeds 0-4 in 15k evals.
+    selftaught run evolve-rl-loss --preset default
+    # Measured under load (load average 10-12 from other jobs on the 2 cores), 2026-12-06:
+    # /usr/bin/time -v: 1 h 03 min wall, 1594 CPU-s (user + sys), peak RSS 1.01 GiB;
+    # ~22-27 min on an idle 2-core CPU by CPU-s (1.0-1.2 cores busy, as the former 920 CPU-s
+    # default ran in 13 min idle): not re-measured idle. 84% of the wall is the 5 searches
+    # (8000 real evaluations each; failing searches hash 87k-152k mostly known children).
+    # -> scratch_td_rediscovery_rate 0.40 [0.12, 0.77] (2 of 5 search seeds; holds: > 0):
+    #    search seeds 1 and 4 found the TD loss ((r + γ max Q̄ - Q(s,a))², TD-likeness 1.00)
+    #    after 2678 and 2166 evaluations; seeds 0, 2, 3 found nothing over the chain hurdle
+    #    in 8000 (best chain 0.87, 0.88, 0.74; seed 2's (r + γ Q̄(s',a) - Q(s,a))², TD with
+    #    the taken action's target, TD-likeness 0.86). Only 3 of 40 004 real evaluations
+    #    cleared the hurdle (the return fitness chose among at most 2 programs a search).
+    #    scratch_minus_dqn_cartpole -0.254 [-0.461, -0.047] (5 search seeds; does not hold:
+    #    the 3 failed searches' bests score -0.03, 0.25, -0.03 vs DQN 0.489).
+    #    evolved_minus_dqn_heldout 0 [0, 0] (8 training seeds; does not hold): the
+    #    bootstrapped search's best after 49 CartPole evaluations is DQN's loss itself
+    #    (every mutant scored <= 0.117), so the held-out test is DQN against itself.
 
 Algorithm box:
     references: train DQN with the TD loss and with DQNReg (δ² + 0.1·Q(s,a)) on CartPole
@@ -389,7 +402,7 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                f"with the loss for programs over the chain hurdle {config.hurdle} (chain "
                f"score - 2 under it): TD rediscovered by {wins} of {S} "
                f"({stats.ci_cell(rate, '.2f')}); {trained} of {real} real evaluations "
-               f"({trained / max(real, 1):.1%}) cleared the hurdle and were trained on "
+               f"({100 * trained / max(real, 1):.2g}%) cleared the hurdle and were trained on "
                "CartPole.", "",
                "| search seed | real evals | first over hurdle | CartPole trainings | best "
                "program | TD-likeness | success |", "|---|---|---|---|---|---|---|"]
