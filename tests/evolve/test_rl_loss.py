@@ -112,7 +112,8 @@ def test_chain_hurdle_needs_bootstrapping():
 # The smoke preset's searches with shorter DQN trainings (CartPole and held-out): the
 # recipe's real code path, not its claims' values.
 TINY = cfglib.replace(erl.RECIPE.preset("smoke"), total_steps=400, learning_starts=128,
-                      heldout_total_steps=400, eval_episodes=1)
+                      heldout_total_steps=400, eval_episodes=1, hurdle=0.2)
+# (hurdle 0.2: both smoke searches find programs over it, so they train agents in the loop)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +136,9 @@ def test_smoke_end_to_end(smoke):
         assert e["success"] == (e["cleared_hurdle"]
                                 and e["td_likeness"] >= TINY.success_td_likeness)
         assert e["real_evaluations"] <= TINY.scratch_evaluations + TINY.scratch_batch
-        assert e["cartpole_trainings"] <= (TINY.scratch_return_evaluations
-                                           + TINY.scratch_batch)
+        assert 1 <= e["cartpole_trainings"] <= (TINY.scratch_return_evaluations
+                                                + TINY.scratch_batch)
+        assert e["cleared_hurdle"]  # a program over the hurdle outranks every other
     rate = claims["scratch_td_rediscovery_rate"]
     assert rate["unit"] == "search seeds" and rate["n"] == 2
     assert rate["value"] == np.mean([e["success"] for e in searches])

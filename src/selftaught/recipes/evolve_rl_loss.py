@@ -468,8 +468,8 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
 PRESETS = {
     "smoke": EvolveRLLossConfig(
         num_seeds=2, chain_steps=40, chain_instances=5, scratch_population=16,
-        scratch_tournament=4, scratch_batch=16, scratch_evaluations=48, hurdle=0.5,
-        scratch_searches=2, scratch_return_evaluations=2,
+        scratch_tournament=4, scratch_batch=8, scratch_evaluations=32, hurdle=0.5,
+        scratch_searches=2, scratch_return_evaluations=1,
         total_steps=1_500, learning_starts=256, num_evals=2, eval_episodes=2, eval_batch=2,
         bootstrap_population=2, bootstrap_tournament=2, bootstrap_evaluations=4,
         heldout_total_steps=1_500),
