@@ -492,18 +492,18 @@ def _exposure_section(run_dir, config: GKDConfig, seeds: list[int], models) -> l
                       xlabel="step position", ylabel="steps wrong (% of reached)",
                       title="exposure bias: per-step error rate by position (greedy, test)")
     md = ["", "## Error rate by step position (greedy test solutions; % of the solutions that "
-          "reached the step whose step is wrong given their own prefix; mean over seeds)", "",
-          "| model | " + " | ".join(str(k + 1) for k in range(lo, K)) + " | first wrong step "
-          "(median) | no wrong step (whole-solution exact match, %) |",
-          "|---" * (K - lo + 3) + "|"]
+          "reached the step whose step is wrong given their own prefix; mean over seeds)", ""]
+    rows = []
     for m in models:
         first = np.sum([evals[sd, m]["first_wrong"] for sd in seeds], axis=0)
         cdf = np.cumsum(first) / max(first.sum(), 1)
         med = int(np.searchsorted(cdf, 0.5))
-        cells = [f"{np.nanmean(curves[m][:, k]):.1f}" for k in range(lo, K)]
-        md.append(f"| {m} | " + " | ".join(cells) + " | "
-                  + ("none" if med >= K else str(med + 1))
-                  + f" | {100 * first[-1] / max(first.sum(), 1):.1f} |")
+        rows.append([m, *(f"{np.nanmean(curves[m][:, k]):.1f}" for k in range(lo, K)),
+                     "none" if med >= K else str(med + 1),
+                     f"{100 * first[-1] / max(first.sum(), 1):.1f}"])
+    md.append(stats.markdown_table(
+        ["model", *(k + 1 for k in range(lo, K)), "first wrong step (median)",
+         "no wrong step (whole-solution exact match, %)"], rows))
     md += ["", "Exact match above is the task's verifier (the final answer), which a wrong "
            "chain also passes by chance (~1 in 10 answers); the last column counts solutions "
            "whose every step is right."]
@@ -516,19 +516,18 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
     g, t1 = t["greedy_acc"], t["t1_acc"]
     gkd = [m for m in GKD if m in config.methods]
     models = ["init", *config.methods]
-    md = ["## Student accuracy (mean over seeds [95% bootstrap CI], %)", "",
-          "| model | lr | test greedy | gain over start | test temperature 1 | "
-          "validation greedy | validation temperature 1 |", "|---|---|---|---|---|---|---|"]
+    md = ["## Student accuracy (mean over seeds [95% bootstrap CI], %)", ""]
     first = run_dir.events("eval", seed=seeds[0])
+    rows = []
     for m in models:
-        cells = []
-        for arr in (g[m], g[m] - g["init"], t1[m], t["val_greedy_acc"][m],
-                    t["val_t1_acc"][m]):
-            pt, a, b = stats.bootstrap_ci(arr)
-            cells.append(f"{pt:+.1f} [{a:+.1f}, {b:+.1f}]" if len(cells) == 1 else
-                         f"{pt:.1f} [{a:.1f}, {b:.1f}]")
+        cells = [stats.ci_cell(stats.bootstrap_ci(arr), "+.1f" if i == 1 else ".1f")
+                 for i, arr in enumerate((g[m], g[m] - g["init"], t1[m],
+                                          t["val_greedy_acc"][m], t["val_t1_acc"][m]))]
         lr = "" if m == "init" else f"{choose_lr(first, m, config.lrs):g}"
-        md.append(f"| {m} | {lr} | " + " | ".join(cells) + " |")
+        rows.append([m, lr, *cells])
+    md.append(stats.markdown_table(
+        ["model", "lr", "test greedy", "gain over start", "test temperature 1",
+         "validation greedy", "validation temperature 1"], rows))
     stats.plot_bars(run_dir.plots / "accuracy.png",
                     {m: stats.bootstrap_ci(g[m]) for m in models},
                     ylabel="held-out greedy accuracy (%)",

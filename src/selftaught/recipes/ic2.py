@@ -631,19 +631,17 @@ def report(cfg: IC2Config, run_dir: RunDir, seeds: list[int]) -> Report:
           f"{spec.num_prey}); state entropy = entropy (nats) of the empirical distribution "
           f"of the full world state over the episode (max log T = "
           f"{np.log(spec.episode_steps):.2f}). Belief entropy and ELBO are each agent's "
-          "own filter's. Mean [95% bootstrap CI] over seeds.", "",
-          "| agent | captures | state entropy | belief entropy H(b) | latent H(b, q) | "
-          "-ELBO / step | policy entropy |", "|---|---|---|---|---|---|---|"]
+          "own filter's. Mean [95% bootstrap CI] over seeds.", ""]
 
     def cell(x):
-        m, lo, hi = stats.bootstrap_ci(x, "mean")
-        return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+        return stats.ci_cell(stats.bootstrap_ci(x, "mean"), ".3f")
 
-    for a in agents:
-        f = final[a]
-        md.append(f"| {a} | {cell(f['captures'])} | {cell(f['state_entropy'])} | "
-                  f"{cell(f['belief_entropy'])} | {cell(f['latent_cross_entropy'])} | "
-                  f"{cell(f['elbo_loss'])} | {cell(f['policy_entropy'])} |")
+    md.append(stats.markdown_table(
+        ["agent", "captures", "state entropy", "belief entropy H(b)", "latent H(b, q)",
+         "-ELBO / step", "policy entropy"],
+        [[a, *(cell(final[a][k]) for k in ("captures", "state_entropy", "belief_entropy",
+                                           "latent_cross_entropy", "elbo_loss",
+                                           "policy_entropy"))] for a in agents]))
     if agents:
         x = data[agents[0]]["iterations"]
         stats.plot_curves(run_dir.plots / "captures.png", x,
@@ -710,19 +708,15 @@ def _exact_report(cfg: IC2Config, final: dict, agents: list[str]) -> tuple[list[
           "discrete distribution, the learned RSSM's in nats of its Gaussian belief: compare "
           "signs, not sizes); corr = correlation of the two filters' entropies over all "
           "steps. Both filters run on each agent's own episodes. Mean [95% bootstrap CI] "
-          "over seeds.",
-          "", "| agent | captures | hiding (frac. of steps) | out of view (frac.) | "
-          "exact H out of view | exact gap | learned gap | exact growth / step | "
-          "learned growth / step | corr |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for a in agents:
-        f = final[a]
-        md.append(f"| {a} | {cell(f['captures'])} | {cell(f['hiding_steps'] / T)} | "
-                  f"{cell(f['oov_steps'] / T)} | "
-                  f"{cell(ratio(f, 'exact_entropy_oov', 'oov_steps'))} | "
-                  f"{cell(gap(f, 'exact'))} | {cell(gap(f, 'learned'))} | "
-                  f"{cell(ratio(f, 'exact_growth', 'oov_pairs'))} | "
-                  f"{cell(ratio(f, 'learned_growth', 'oov_pairs'))} | "
-                  f"{cell(f['entropy_corr'])} |")
+          "over seeds.", "", stats.markdown_table(
+              ["agent", "captures", "hiding (frac. of steps)", "out of view (frac.)",
+               "exact H out of view", "exact gap", "learned gap", "exact growth / step",
+               "learned growth / step", "corr"],
+              [[a, cell(f["captures"]), cell(f["hiding_steps"] / T), cell(f["oov_steps"] / T),
+                cell(ratio(f, "exact_entropy_oov", "oov_steps")), cell(gap(f, "exact")),
+                cell(gap(f, "learned")), cell(ratio(f, "exact_growth", "oov_pairs")),
+                cell(ratio(f, "learned_growth", "oov_pairs")), cell(f["entropy_corr"])]
+               for a, f in ((a, final[a]) for a in agents)])]
     claims: list[Claim] = []
     if "ic2-exact" in final:
         ic2x = final["ic2-exact"]["captures"]
