@@ -403,12 +403,12 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                f"score - 2 under it): TD rediscovered by {wins} of {S} "
                f"({stats.ci_cell(rate, '.2f')}); {trained} of {real} real evaluations "
                f"({100 * trained / max(real, 1):.2g}%) cleared the hurdle and were trained on "
-               "CartPole.", "",
-               "| search seed | real evals | first over hurdle | CartPole trainings | best "
-               "program | TD-likeness | success |", "|---|---|---|---|---|---|---|"]
-        md += [f"| {e['search_seed']} | {e['real_evaluations']} | {e['first_pass'] or '—'} | "
-               f"{e['cartpole_trainings']} | `{e['formula']}` | {e['td_likeness']:.2f} | "
-               f"{'yes' if e['success'] else 'no'} |" for e in searches]
+               "CartPole.", "", stats.markdown_table(
+                   ["search seed", "real evals", "first over hurdle", "CartPole trainings",
+                    "best program", "TD-likeness", "success"],
+                   [[e["search_seed"], e["real_evaluations"], e["first_pass"] or "—",
+                     e["cartpole_trainings"], f"`{e['formula']}`", f"{e['td_likeness']:.2f}",
+                     "yes" if e["success"] else "no"] for e in searches])]
         stats.plot_curves(run_dir.plots / "scratch_chain_search.png",
                           np.asarray(searches[0]["curve_x"]),
                           {"best chain score": np.asarray([e["curve"] for e in searches])},
@@ -434,9 +434,10 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                f"{'; the DQN loss itself' if b['is_dqn'] else ''}) after "
                f"{b['real_evaluations']} CartPole evaluations; re-evaluated return "
                f"{np.mean(b['scores']):.3f} vs DQN {refs['dqn'].mean():.3f} and hand-coded "
-               f"DQNReg {refs['dqnreg'].mean():.3f}.", "", "| top programs | search fitness |",
-               "|---|---|"]
-        md += [f"| `{f}` | {v:.3f} |" for f, v in zip(b["top_formulas"], b["top_fitness"])]
+               f"DQNReg {refs['dqnreg'].mean():.3f}.", "", stats.markdown_table(
+                   ["top programs", "search fitness"],
+                   [[f"`{f}`", f"{v:.3f}"] for f, v in zip(b["top_formulas"],
+                                                            b["top_fitness"])])]
     held = run_dir.events("heldout")
     bars = {f"{k} (CartPole)": stats.bootstrap_ci(v) for k, v in refs.items()}
     if held:
@@ -453,11 +454,11 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
             f"loss ({evolved['formula']}{', which is the DQN loss itself' if is_dqn else ''})"
             " minus DQN (paired seeds); paper: the evolved loss generalises better; holds if "
             "CI > 0", diff, unit="training seeds"))
-        md += ["", "## Held-out environments", "", "| env | DQN | best evolved |",
-               "|---|---|---|"]
+        md += ["", "## Held-out environments", "", stats.markdown_table(
+            ["env", "DQN", "best evolved"],
+            [[e, f"{by[(e, 'dqn')].mean():.3f}", f"{by[(e, 'evolved')].mean():.3f}"]
+             for e in envs])]
         for e in envs:
-            md.append(f"| {e} | {by[(e, 'dqn')].mean():.3f} | "
-                      f"{by[(e, 'evolved')].mean():.3f} |")
             for k in ("dqn", "evolved"):
                 bars[f"{k} ({e})"] = stats.bootstrap_ci(by[(e, k)])
     stats.plot_bars(run_dir.plots / "returns.png", bars, ylabel="normalised return")

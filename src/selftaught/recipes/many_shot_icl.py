@@ -786,8 +786,7 @@ def table(run_dir, seeds: list[int], shots: tuple[int, ...]) -> dict:
 
 
 def _cells(values_S) -> str:
-    pt, lo, hi = stats.bootstrap_ci(values_S)
-    return f"{pt:.3f} [{lo:.3f}, {hi:.3f}]"
+    return stats.ci_cell(stats.bootstrap_ci(values_S), ".3f")
 
 
 def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
@@ -842,12 +841,10 @@ def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
             ("3. Bias override: agreement with the default rule's label", "prior_agree",
              ("flipped", "abstract")),
             ("5. NLL of the right label (held-out rules)", "nll", ("heldout",))):
-        md += [f"## {title_}", "", "| shots | " + " | ".join(kinds) + " |",
-               "|---" * (len(kinds) + 1) + "|"]
-        for j, n in enumerate(shots):
-            md.append(f"| {n} | " + " | ".join(_cells(t[(k, metric)][:, j]) for k in kinds)
-                      + " |")
-        md.append("")
+        md += [f"## {title_}", "", stats.markdown_table(
+            ["shots", *kinds],
+            [[n, *(_cells(t[(k, metric)][:, j]) for k in kinds)] for j, n in enumerate(shots)]),
+            ""]
     losses = {e["seed"]: e["loss"] for e in run_dir.events("train")}
     md += [f"Final meta-training loss per seed: {losses}.", "",
            "![accuracy](plots/accuracy_vs_shots.png) ![override](plots/bias_override.png) "
@@ -893,11 +890,10 @@ def report_reasoning(config: ManyShotConfig, run_dir, seeds: list[int]):
           f"{config.reason_samples} samples per candidate problem (with a "
           f"{config.reason_seed_shots}-shot ground-truth prompt), the first verified kept; "
           f"verified fraction of candidates per seed: {verified}.", "",
-          "| shots | " + " | ".join(MODES) + " | reinforced shots used |",
-          "|---" * (len(MODES) + 2) + "|"]
-    for j, k in enumerate(shots):
-        md.append(f"| {k} | " + " | ".join(_cells(acc[m][:, j]) for m in MODES)
-                  + f" | {used[:, j].mean():.1f} |")
+          stats.markdown_table(
+              ["shots", *MODES, "reinforced shots used"],
+              [[k, *(_cells(acc[m][:, j]) for m in MODES), f"{used[:, j].mean():.1f}"]
+               for j, k in enumerate(shots)])]
     return claims, md + ["", "![reasoning](plots/reinforced_unsupervised.png)", ""]
 
 
@@ -925,10 +921,9 @@ def report_linear(config: ManyShotConfig, run_dir, seeds: list[int]):
                           {m: acc[m] for m in methods}, xlabel="shot count index",
                           ylabel="test accuracy (%)",
                           title=f"d={d}, {len(seeds)} seed(s), 95% CI; x = shots {list(shots)}")
-        md += [f"d = {d}:", "", "| shots | " + " | ".join(methods) + " |",
-               "|---" * (len(methods) + 1) + "|"]
-        md += [f"| {k} | " + " | ".join(_cells(acc[m][:, j]) for m in methods) + " |"
-               for j, k in enumerate(shots)]
+        md += [f"d = {d}:", "", stats.markdown_table(
+            ["shots", *methods],
+            [[k, *(_cells(acc[m][:, j]) for m in methods)] for j, k in enumerate(shots)])]
         md += ["", f"![d={d}](plots/linear_d{d}.png)", ""]
     last = {m: np.mean(v, 0) for m, v in last.items()}  # [seeds], mean over d
     claims = [stats.claim_greater(
