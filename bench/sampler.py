@@ -23,10 +23,17 @@ import numpy as np
 
 
 def limit_threads(threads: int) -> None:
-    """Same thread count for both sides; call before importing jax or torch."""
+    """Same thread count for both sides; call before importing jax or torch.
+
+    With 1, the process is also pinned to one CPU: `--xla_cpu_multi_thread_eigen=false` only
+    makes each dot single-threaded, and XLA still runs its thunks on a pool as wide as the
+    CPUs it sees: two threads sharing the work on a 2-core machine, measured per thread
+    (the `intra_op_parallelism_threads=1` written beside it before, without `--`, did not
+    change that)."""
     if threads == 1:
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        flags = "--xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 

@@ -193,3 +193,34 @@ def test_attention_maps_are_causal_distributions_in_layer_order():
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
     assert float(jnp.abs(jnp.triu(att, k=1)).max()) == 0.0
     np.testing.assert_allclose(att[..., 0, 0], 1.0, atol=1e-6)  # slot 0 sees only itself
+
+
+def test_qkv_backward_concatenates_instead_of_padding(monkeypatch):
+    """q, k, v come out of the fused qkv projection by a split, whose backward is one
+    concatenate; indexing qkv[:, :, i] back-propagates as a zero-padded copy of the whole
+    [B, T, 3, H, K] tensor per part plus their sum (issue 29: a few % of a training step).
+    The gradient equals the one through the indexing formulation."""
+    from selftaught.lm import model as M
+
+    cfg = TransformerConfig(vocab_size=11, max_len=8, d_model=16, n_layers=1, n_heads=2)
+    params = init_params(cfg, jax.random.PRNGKey(0))
+    tokens = jax.random.randint(jax.random.PRNGKey(1), (3, 8), 4, 11)
+    loss = lambda p: jnp.sum(jnp.sin(M.Transformer(cfg).apply(p, tokens)))
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss))(params))
+    assert " pad[" not in jaxpr and "concatenate" in jaxpr
+    grads = jax.grad(loss)(params)
+
+    class IndexedAttention(M.Attention):  # the pre-split formulation, plain attention
+        def __call__(self, x, pos, kv_fn, kpos, allowed):
+            qkv = self.qkv(x)
+            q, k, v = (jnp.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))
+            s = jnp.einsum("bhsk,bhmk->bhsm", q, k) / np.sqrt(self.cfg.head_dim)
+            p = jax.nn.softmax(jnp.where(allowed[:, None], s, M._NEG), axis=-1)
+            o = jnp.einsum("bhsm,bhmk->bhsk", p, v)
+            return self.out(jnp.transpose(o, (0, 2, 1, 3)))
+
+    monkeypatch.setattr(M, "Attention", IndexedAttention)
+    assert " pad[" in str(jax.make_jaxpr(jax.grad(loss))(params))  # the check can fail
+    ref = jax.grad(loss)(params)
+    for g, r in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)

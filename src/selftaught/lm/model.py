@@ -283,8 +283,10 @@ class Attention(nn.Module):
     def __call__(self, x_BxSxD, pos_BxS, kv_fn, kpos_BxM, allowed_BxSxM):
         """`kv_fn(k, v) -> (k_all, v_all)` merges the new keys with the cache (or not)."""
         c = self.cfg
-        qkv = self.qkv(x_BxSxD)
-        q_BxSxHxK, k_BxSxHxK, v_BxSxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        # a split, not three indexings: the backward of a split is one concatenate, that of
+        # an index a zero-padded copy of the whole [B,S,3,H,K] tensor per part plus their sum
+        q_BxSxHxK, k_BxSxHxK, v_BxSxHxK = (
+            jnp.squeeze(a, 2) for a in jnp.split(self.qkv(x_BxSxD), 3, axis=2))
         if c.qk_layernorm:
             q_BxSxHxK, k_BxSxHxK = self.q_norm(q_BxSxHxK), self.k_norm(k_BxSxHxK)
         if c.pos_encoding == "rope":
