@@ -734,19 +734,19 @@ def _exact_report(cfg: IC2Config, final: dict, agents: list[str]) -> tuple[list[
                 f"{name}_filter_entropy_grows_out_of_view",
                 f"on the learned ic2 agent's episodes, the {name} filter's belief entropy "
                 "grows per step while the prey are out of view (mean change > 0)",
-                stats.bootstrap_ci(ratio(f, f"{name}_growth", "oov_pairs"), "mean",
-                                   unit="training seeds")))
+                stats.bootstrap_ci(ratio(f, f"{name}_growth", "oov_pairs"), "mean"),
+                unit="training seeds"))
         for name in ("exact", "learned"):
             claims.append(stats.claim_greater(
                 f"{name}_filter_entropy_higher_out_of_view",
                 f"on the learned ic2 agent's episodes, the {name} filter's mean belief entropy "
                 "is higher while the prey are out of view than while one is in view",
-                stats.bootstrap_ci(gap(f, name), "mean", unit="training seeds")))
+                stats.bootstrap_ci(gap(f, name), "mean"), unit="training seeds"))
         claims.append(stats.claim_greater(
             "learned_filter_entropy_tracks_exact",
             "on the learned ic2 agent's episodes, the learned filter's belief entropy is "
             "positively correlated over steps with the exact filter's",
-            stats.bootstrap_ci(f["entropy_corr"], "mean", unit="training seeds")))
+            stats.bootstrap_ci(f["entropy_corr"], "mean"), unit="training seeds"))
     return md, claims
 
 

@@ -517,9 +517,9 @@ def power_table(config: MetaPGConfig, perf: np.ndarray, gen: np.ndarray) -> list
         show = lambda k: str(k) if k > 0 else "n/a"  # noqa: E731
         rows.append([o, f"{mean:.3f}", f"{sd:.3f}", show(unpaired), f"{diff_sd:.3f}",
                      show(paired)])
-    return lines + [stats.markdown_table(
+    return lines + stats.markdown_table(
         ["objective", "SAC mean", "SAC sd", "seeds (independent)", "sd of paired difference",
-         "seeds (paired)"], rows)]
+         "seeds (paired)"], rows).splitlines()
 
 
 PRESETS = {
