@@ -4,6 +4,8 @@ small-scale.md §3).
     selftaught run gkd --preset default --seeds 3
     measured under load (the shared 2-core machine, load average 10 falling to 5 during the
     run): 965 s wall, 409 CPU-s (/usr/bin/time -v), peak RSS 1.30 GiB; smoke 38 s wall.
+    Idle (2026-12-06, nothing else running): 3 min 56 s wall, 345 CPU-s, 1.32 GiB, the
+    same claims.
     Start: SFT'd until validation greedy >= 40% (850 / 450 / 500 steps by seed): test greedy
     56.5% [45.5, 63.5] (gate >= 30% on validation: met, 54.3%). Test greedy after 50 updates
     (gain over the start), lr chosen per arm on seed 0's validation: continued SFT 72.8

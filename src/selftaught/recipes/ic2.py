@@ -84,7 +84,8 @@ p = 0.5, 3x3 view, 40-step episodes, 16 episodes x 300 iterations per seed, 5 se
 ic2-exact, ic2 (learned RSSM), visitation-obs (on the exact filter's features), random;
 `selftaught run ic2 --preset default`: 241 CPU-s (237 user + 4 sys), peak RSS 1.34 GiB,
 11 min 0 s wall measured under load (load average 10-11.5 from other jobs; the run got 36%
-of one core, so about 2-4 min on an idle 2-core CPU); a second run gave identical curves):
+of one core; idle, 2026-12-06: 2 min 45 s wall, 225 CPU-s, 1.32 GiB, identical claims); a
+second run gave identical curves):
 6 of 8 claims hold. With a filter whose uncertainty grows out of view IC2 captures: prey
 captured per episode (of 2, last 3 curve points) ic2-exact 1.78 [1.73, 1.82] (0.68 at the
 first curve point, rising throughout), random 0.64 [0.63, 0.65], visitation-obs 0.19
