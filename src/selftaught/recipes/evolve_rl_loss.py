@@ -4,8 +4,8 @@
     selftaught run evolve-rl-loss --preset default
     # Measured under load (load average 10-12 from other jobs on the 2 cores), 2026-12-06:
     # /usr/bin/time -v: 1 h 03 min wall, 1594 CPU-s (user + sys), peak RSS 1.01 GiB;
-    # ~22-27 min on an idle 2-core CPU by CPU-s (1.0-1.2 cores busy, as the former 920 CPU-s
-    # default ran in 13 min idle): not re-measured idle. 84% of the wall is the 5 searches
+    # idle (2026-12-06, nothing else running): 22 min 23 s wall, 1734 CPU-s, 1.11 GiB, the
+    # same claims. 84% of the wall is the 5 searches
     # (8000 real evaluations each; failing searches hash 87k-152k mostly known children).
     # -> scratch_td_rediscovery_rate 0.40 [0.12, 0.77] (2 of 5 search seeds; holds: > 0):
     #    search seeds 1 and 4 found the TD loss ((r + γ max Q̄ - Q(s,a))², TD-likeness 1.00)
