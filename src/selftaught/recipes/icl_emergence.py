@@ -10,7 +10,8 @@
     [98.9, 99.4] (chance 3.1%); flip test: with 0 flipped exemplars the weights' label wins
     97.7%, with 1 the context's flipped label 96.7% [96.4, 97.1], with 4 100.0% (rise +3.2
     [2.9, 3.5]). 19 min 37 s wall measured under load (load average 10-13, the job got 36% of
-    the CPU): 425 CPU-s, peak RSS 0.78 GiB; idle it should take well under 10 min.
+    the CPU): 425 CPU-s, peak RSS 0.78 GiB. Idle (2026-12-06, /usr/bin/time -v): 3 min 51 s
+    wall, 351 CPU-s, 0.79 GiB, the same claims.
     Smoke (2 seeds, 1,500 steps): 49 CPU-s, 98 s wall under load 7-8 (49% of the CPU), 0.77
     GiB; not timed idle (its CPU-s suggest ~30-50 s on an idle 2-core machine).
 

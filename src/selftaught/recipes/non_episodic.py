@@ -49,7 +49,8 @@ Measured (default preset: tool task, 6x6 room, 2 wood + 2 stone, regrowth 0.01, 
 lifetime steps, 5 seeds, 8 conditions; `/usr/bin/time -v selftaught run non-episodic
 --preset default`: 236 CPU-s (232 user + 4.5 sys), peak RSS 1.03 GiB, 8 min 38 s wall,
 measured under load - load average 8-9 on the shared 2-core machine, the run got 45% of
-one core - so about 2-4 min on an idle 2-core CPU), 2 of 5 claims hold. Test success
+one core; idle, 2026-12-06: 2 min 46 s wall, 230 CPU-s, 1.07 GiB, the same claims), 2 of 5
+claims hold. Test success
 (64 held-out test worlds): episodic 0.830 [0.811, 0.851], non-episodic p=0 (static,
 regrowing) 0.559 [0.527, 0.594], dynamic p=0.01 0.505 [0.450, 0.543], p=0.05 0.530
 [0.496, 0.563]. Drift entropy (analytic / measured, nats per step): 0 / 0, 0.279 / 0.220,
