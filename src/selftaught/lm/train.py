@@ -111,6 +111,12 @@ def next_token_targets(tokens_BxT):
     return jnp.concatenate([tokens_BxT[:, 1:], pad_Bx1], axis=1)
 
 
+def label_xent(logits_BxC, labels_B):
+    """Per-example cross-entropy of integer labels (optax's numerically stable form): the
+    loss of classification heads (in-context labels, yes/no verdicts)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+
+
 def masked_xent(logits_BxTxV, targets_BxT, mask_BxT, z_loss: float = 0.0):
     """Mean cross-entropy over masked positions (+ z_loss * mean(logZ^2) over them)."""
     logz_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1)
@@ -198,6 +204,9 @@ def params_of(state: TrainState):
 #: `aux` a dict of scalar diagnostics ({} if none).
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
+#: `batch_fn(key, step, data) -> batch`: one step's batch drawn on device (see make_trainer).
+BatchFn = Callable[[jax.Array, jax.Array, Any], Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
@@ -211,8 +220,13 @@ class Trainer:
 
     `data` is a dict of arrays with one row per example and a "weight" [N] column: each step
     draws `batch_size` rows uniformly (with replacement) among rows with weight > 0, so
-    datasets padded to one capacity (weight 0) never recompile. Use `fit` for the chunked
-    loop with a progress bar and the divergence check.
+    datasets padded to one capacity (weight 0) never recompile. A trainer made with a
+    `batch_fn` instead draws each step's batch on device from `data` (any pytree: a class
+    bank, or `{}` for a generator that needs nothing). Use `fit` for the chunked loop with a
+    progress bar and the divergence check.
+
+    - `init_from(params, rng) -> TrainState`: a state for given params whose trainer key is
+      `rng` itself (not split), for callers that derive their keys themselves.
     """
 
     train_cfg: TrainConfig
@@ -223,6 +237,7 @@ class Trainer:
     run_aux: Callable
     run_seeds_aux: Callable
     model_cfg: TransformerConfig | None = None
+    init_from: Callable | None = None
 
 
 SFT = Trainer  # `make_sft` returns a Trainer with the SFT loss
@@ -230,12 +245,18 @@ SFT = Trainer  # `make_sft` returns a Trainer with the SFT loss
 
 def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
                  init_params_fn: Callable | None = None,
-                 model_cfg: TransformerConfig | None = None) -> Trainer:
+                 model_cfg: TransformerConfig | None = None,
+                 batch_fn: BatchFn | None = None) -> Trainer:
     """A `Trainer` minimising `loss_fn` with `make_optimizer(train_cfg)`.
 
     `init_params_fn(rng) -> params` makes fresh parameters when `init` gets none. The per-step
     key handed to `loss_fn` is derived without consuming the trainer's key stream, so adding
     randomness to a loss does not change which rows are drawn.
+
+    `batch_fn(key, step, data) -> batch` replaces row sampling: each step's batch is drawn
+    on device with `key = fold_in(state.rng, state.step)` (`loss_fn` gets `fold_in(key, 1)`)
+    and the trainer key is not advanced, so the batch stream is a function of the step alone
+    (a resumed run draws the same batches). `step` lets a curriculum depend on progress.
     """
     train_cfg.validate()
     tx = make_optimizer(train_cfg)
@@ -248,10 +269,17 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
             params = init_params_fn(init_rng)
         return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
 
+    def init_from(params, rng) -> TrainState:
+        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
+
     def step(state: TrainState, data, index):
-        rng, sub = jax.random.split(state.rng)
-        idx_B = sample_rows(sub, data["weight"], train_cfg.batch_size, index)
-        batch = {k: v[idx_B] for k, v in data.items() if k != "weight"}
+        if batch_fn is None:
+            rng, sub = jax.random.split(state.rng)
+            idx_B = sample_rows(sub, data["weight"], train_cfg.batch_size, index)
+            batch = {k: v[idx_B] for k, v in data.items() if k != "weight"}
+        else:
+            rng, sub = state.rng, jax.random.fold_in(state.rng, state.step)
+            batch = batch_fn(sub, state.step, data)
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, jax.random.fold_in(sub, 1))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -259,7 +287,8 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
         return TrainState(params, opt_state, state.step + 1, rng), (loss, aux)
 
     def run_aux(state: TrainState, data, num_steps: int):
-        index = row_index(data["weight"])  # once per chunk: each step draws in O(B)
+        # once per chunk: each step then draws its rows in O(B)
+        index = None if batch_fn is not None else row_index(data["weight"])
         state, (losses, aux) = jax.lax.scan(lambda s, _: step(s, data, index), state, None,
                                             length=num_steps)
         return state, losses, aux
@@ -274,7 +303,7 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
 
     jit = lambda fn: jax.jit(fn, static_argnums=2)
     return Trainer(train_cfg, init, jit(run), jit(seeds(run)), loss_fn, jit(run_aux),
-                   jit(seeds(run_aux)), model_cfg)
+                   jit(seeds(run_aux)), model_cfg, init_from)
 
 
 # ---------------------------------------------------------------------------- losses

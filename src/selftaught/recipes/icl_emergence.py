@@ -71,12 +71,11 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from selftaught import stats
 from selftaught.core import Recipe, Report, check, seeding
 from selftaught.lm.model import ModelSize, Transformer, attention_maps
-from selftaught.lm.train import TrainConfig, TrainState, check_losses, make_optimizer
+from selftaught.lm.train import TrainConfig, check_losses, label_xent, make_trainer
 from selftaught.tasks import bursty
 from selftaught.tasks.bursty import BurstySpec
 
@@ -168,30 +167,20 @@ def programs(config: IclEmergenceConfig):
     init(keys) -> states; chunk(states, banks) -> (states, losses [seeds, eval_every]);
     measure(params, banks, keys) -> {metric: [seeds, shots_of(config)] or [seeds]}."""
     spec, cfg, tcfg = config.data, model_config(config), config.train
-    tx = make_optimizer(tcfg)
     model = Transformer(cfg)
+
+    def loss_fn(params, batch, rng):
+        logits_BxL = query_logits(params, cfg, batch, spec)
+        return label_xent(logits_BxL, batch["target"]).mean(), {}
+
+    trainer = make_trainer(loss_fn, tcfg, batch_fn=lambda key, step, bank: bursty.train_batch(
+        key, bank, spec, tcfg.batch_size))
 
     def init(key):
         tokens = jnp.zeros((1, spec.seq_len), jnp.int32)
         params = model.init(jax.random.fold_in(key, 0), tokens,
                             vectors_BxTxI=jnp.zeros((1, spec.seq_len, spec.dim)))
-        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32),
-                          jax.random.fold_in(key, 2))
-
-    def loss_fn(params, batch):
-        logits_BxL = query_logits(params, cfg, batch, spec)
-        return optax.softmax_cross_entropy_with_integer_labels(logits_BxL, batch["target"]).mean()
-
-    def step(state: TrainState, bank):
-        batch = bursty.train_batch(jax.random.fold_in(state.rng, state.step), bank, spec,
-                                   tcfg.batch_size)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state,
-                          state.step + 1, state.rng), loss
-
-    def chunk(state, bank):
-        return jax.lax.scan(lambda s, _: step(s, bank), state, None, length=config.eval_every)
+        return trainer.init_from(params, jax.random.fold_in(key, 2))
 
     shots_S = jnp.asarray(shots_of(config))
 
@@ -215,7 +204,8 @@ def programs(config: IclEmergenceConfig):
         out["induction"], out["prev_token"] = induction_scores(att, b["match"])
         return out
 
-    return (jax.jit(jax.vmap(init)), jax.jit(jax.vmap(chunk)),
+    return (jax.jit(jax.vmap(init)),
+            lambda states, banks: trainer.run_seeds(states, banks, config.eval_every),
             jax.jit(jax.vmap(measure)))
 
 

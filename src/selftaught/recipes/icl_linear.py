@@ -75,12 +75,11 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from selftaught import stats
 from selftaught.core import Recipe, Report, check, seeding
 from selftaught.lm.model import ModelSize, Transformer
-from selftaught.lm.train import TrainConfig, TrainState, check_losses, make_optimizer
+from selftaught.lm.train import TrainConfig, check_losses, label_xent, make_trainer
 from selftaught.tasks.icl import knn_predict, linear_pairs, logistic_fit, logistic_predict
 
 
@@ -183,29 +182,22 @@ def programs(config: IclLinearConfig):
     init(keys) -> states; chunk(states) -> (states, losses [seeds, eval_every]);
     measure(params, keys) -> {correct, nll [seeds, eval_batch, T], x, y}."""
     cfg, tcfg, T = model_config(config), config.train, config.max_shots + 1
-    tx = make_optimizer(tcfg)
+
+    def xent(params, batch):
+        logits = label_logits(params, cfg, batch["inputs"])
+        return label_xent(logits, (batch["y"] > 0).astype(jnp.int32)), logits
+
+    def batch_fn(key, step, _):
+        return linear_pairs(key, tcfg.batch_size, T, config.dim, d_eff(config, step),
+                            config.carry)
+
+    trainer = make_trainer(lambda p, batch, rng: (xent(p, batch)[0].mean(), {}), tcfg,
+                           batch_fn=batch_fn)
 
     def init(key):
         params = Transformer(cfg).init(jax.random.fold_in(key, 0), jnp.zeros((1, T), jnp.int32),
                                        vectors_BxTxI=jnp.zeros((1, T, in_dim(config))))
-        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32),
-                          jax.random.fold_in(key, 2))
-
-    def xent(params, batch):
-        logits = label_logits(params, cfg, batch["inputs"])
-        target = (batch["y"] > 0).astype(jnp.int32)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, target), logits
-
-    def step(state: TrainState, _):
-        batch = linear_pairs(jax.random.fold_in(state.rng, state.step), tcfg.batch_size, T,
-                             config.dim, d_eff(config, state.step), config.carry)
-        loss, grads = jax.value_and_grad(lambda p: xent(p, batch)[0].mean())(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state,
-                          state.step + 1, state.rng), loss
-
-    def chunk(state):
-        return jax.lax.scan(step, state, None, length=config.eval_every)
+        return trainer.init_from(params, jax.random.fold_in(key, 2))
 
     def measure(params, key):
         batch = linear_pairs(key, config.eval_batch, T, config.dim, config.dim, config.carry)
@@ -213,7 +205,8 @@ def programs(config: IclLinearConfig):
         pred = jnp.where(logits[..., 1] > logits[..., 0], 1.0, -1.0)
         return {"correct": pred == batch["y"], "nll": nll, "x": batch["x"], "y": batch["y"]}
 
-    return (jax.jit(jax.vmap(init)), jax.jit(jax.vmap(chunk)),
+    return (jax.jit(jax.vmap(init)),
+            lambda states: trainer.run_seeds(states, {}, config.eval_every),
             jax.jit(jax.vmap(measure)))
 
 
