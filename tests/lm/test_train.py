@@ -330,7 +330,7 @@ def test_evaluator_both_loss_forms_learn_to_rank_training_pairs():
 
 
 # ---------------------------------------------------------------------------- batch_fn
-from selftaught.lm.train import label_xent, make_optimizer, make_trainer  # noqa: E402
+from selftaught.lm.train import label_xent, make_optimizer  # noqa: E402
 
 
 def _linear_problem():
@@ -357,7 +357,7 @@ def test_batch_fn_trainer_equals_a_hand_written_optax_loop():
     ref = []
     for t in range(6):
         batch = batch_fn(jax.random.fold_in(rng, t), jnp.asarray(t), data)
-        loss, g = jax.value_and_grad(lambda q: loss_fn(q, batch, None)[0])(p)
+        loss, g = jax.value_and_grad(lambda q, b=batch: loss_fn(q, b, None)[0])(p)
         upd, opt = tx.update(g, opt, p)
         p = p + upd
         ref.append(loss)

@@ -13,6 +13,8 @@ from selftaught.core import config as cfglib
 from selftaught.lm import BOS, TrainConfig
 from selftaught.lm.tokenizer import EOS, NUM_SPECIAL, SEP
 from selftaught.recipes import many_shot_icl as msi
+from selftaught.recipes.many_shot_icl import reasoning as msi_reasoning
+from selftaught.recipes.many_shot_icl import rules as msi_rules
 from selftaught.tasks.icl import LinearClassFamily, SymbolRuleFamily
 
 RECIPE = recipes.get("many-shot-icl")
@@ -109,7 +111,7 @@ def test_reinforced_shots_keep_the_first_verified_rationale(monkeypatch):
                 texts.append("=" + p.answer + "1")  # wrong
         return texts
 
-    monkeypatch.setattr(msi, "_complete", fake)
+    monkeypatch.setattr(msi_reasoning, "_complete", fake)
     shots = msi.reinforced_shots(TINY, None, cfg, tok, seed=0)
     assert not seen["greedy"] and len(seen["rows"]) == 2 * 4 * 2  # tasks*cands*samples
     assert all(r.count(SEP) == TINY.reason_seed_shots + 1 for r in seen["rows"])
@@ -131,7 +133,7 @@ def test_reasoning_eval_scores_each_mode_and_shot_count(monkeypatch):
             out.append(tasks[i].reference_solution(q) if r % 2 == 0 else "=0")
         return out
 
-    monkeypatch.setattr(msi, "_complete", solve)
+    monkeypatch.setattr(msi_reasoning, "_complete", solve)
     cands = msi.reason_problems(TINY, tasks[0], 3, 0)[1]
     ricl = [[(1, tasks[0].reference_solution(cands[1]))], []]
     for mode in msi.MODES:
@@ -189,8 +191,8 @@ def _counted(path):
                                              "reason_eval", "linear_train", "linear_eval")]
 
 
-def _dies_on_call(monkeypatch, name, n):
-    real, calls = getattr(msi, name), {"n": 0}
+def _dies_on_call(monkeypatch, module, name, n):
+    real, calls = getattr(module, name), {"n": 0}
 
     def dying(*args, **kw):
         calls["n"] += 1
@@ -198,7 +200,7 @@ def _dies_on_call(monkeypatch, name, n):
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(msi, name, dying)
+    monkeypatch.setattr(module, name, dying)
     return real
 
 
@@ -207,15 +209,15 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     _, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=2, run_dir=tmp_path / "ref")
     # killed in the second evaluation phase of experiments 1/3/5, then (resumed) in the
     # second seed of experiment 2's reinforced-ICL evaluation, then resumed to the end
-    real = _dies_on_call(monkeypatch, "evaluate_kind", 2)
+    real = _dies_on_call(monkeypatch, msi_rules, "evaluate_kind", 2)
     with pytest.raises(KeyboardInterrupt):
         runner.execute(RECIPE, TINY, preset="smoke", seeds=2, run_dir=tmp_path / "kill")
-    monkeypatch.setattr(msi, "evaluate_kind", real)
-    real = _dies_on_call(monkeypatch, "evaluate_reasoning", 4)
+    monkeypatch.setattr(msi_rules, "evaluate_kind", real)
+    real = _dies_on_call(monkeypatch, msi_reasoning, "evaluate_reasoning", 4)
     with pytest.raises(KeyboardInterrupt):
         runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
                        resume=True)
-    monkeypatch.setattr(msi, "evaluate_reasoning", real)
+    monkeypatch.setattr(msi_reasoning, "evaluate_reasoning", real)
     _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
                                 resume=True)
     assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")
