@@ -9,6 +9,7 @@ from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.runner import execute
 from selftaught.recipes import guided_evolution as ge
+from selftaught.recipes.guided_evolution import runs as ge_runs
 
 RECIPE = ge.RECIPE
 
@@ -75,7 +76,7 @@ def test_smoke_diagnostics_count_every_evaluated_child_once(smoke):
 def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypatch):
     _, summary = smoke
     calls = {"n": 0}
-    real = ge._run_one
+    real = ge_runs._run_one
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -83,11 +84,11 @@ def test_resume_after_interruption_gives_same_metrics(smoke, tmp_path, monkeypat
             raise KeyboardInterrupt("simulated kill")
         return real(*a, **k)
 
-    monkeypatch.setattr(ge, "_run_one", flaky)
+    monkeypatch.setattr(ge_runs, "_run_one", flaky)
     path = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         execute(RECIPE, RECIPE.preset("smoke"), preset="smoke", seeds=2, run_dir=path)
-    monkeypatch.setattr(ge, "_run_one", real)
+    monkeypatch.setattr(ge_runs, "_run_one", real)
     run, resumed = execute(RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
     assert len(run.events("run")) == 2 * (3 + len(RECIPE.preset("smoke").oracle_tpr))
     assert json.dumps(resumed["claims"]) == json.dumps(summary["claims"])

@@ -10,6 +10,7 @@ import ast
 import importlib
 import inspect
 import json
+import pkgutil
 
 import pytest
 
@@ -25,20 +26,28 @@ FEWER_UNITS = {
 }
 
 
+def _modules(module):
+    """The recipe's module, and every module of it when the recipe is a package."""
+    yield module
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), module.__name__ + "."):
+        yield importlib.import_module(info.name)
+
+
 def _calls(module):
-    tree = ast.parse(inspect.getsource(module))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            f = node.func
-            yield node, (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None))
+    for m in _modules(module):
+        tree = ast.parse(inspect.getsource(m))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                yield m, node, (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None))
 
 
 @pytest.mark.parametrize("name", sorted(recipes.names()))
 def test_every_claim_of_a_recipe_names_its_unit(name):
     module = importlib.import_module(f"selftaught.recipes.{recipes.names()[name]}")
     builders = 0
-    for node, fn in _calls(module):
-        where = f"{module.__name__}:{node.lineno}"
+    for m, node, fn in _calls(module):
+        where = f"{m.__name__}:{node.lineno}"
         assert fn != "Claim", f"{where}: build claims with stats.claim* (Estimate with n)"
         if fn in BUILDERS:
             builders += 1

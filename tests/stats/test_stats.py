@@ -154,3 +154,38 @@ def test_proportion_ci_is_the_wilson_interval():
     assert narrow[2] - narrow[1] < wide[2] - wide[1] and narrow[1] < 0.4 < narrow[2]
     with pytest.raises(ValueError, match="0 <= successes <= n"):
         stats.proportion_ci(6, 5)
+
+
+def test_unit_bootstrap_resamples_whole_rows():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=12)
+    rows = np.stack([a, a + 1.0], 1)  # paired columns: b - a is exactly 1 in every unit
+    est = stats.unit_bootstrap(rows, lambda r: np.mean(r[:, 1] - r[:, 0]), unit="search seeds")
+    assert tuple(est) == pytest.approx((1.0, 1.0, 1.0))
+    assert est.n == 12 and est.unit == "search seeds"
+    # the percentile CI of the mean equals a hand-rolled bootstrap with the same draws
+    est = stats.unit_bootstrap(rows, lambda r: r[:, 0].mean(), unit="seeds", reps=500, seed=3)
+    g = np.random.default_rng(3)
+    boot = [a[g.integers(0, 12, 12)].mean() for _ in range(500)]
+    assert tuple(est[1:]) == pytest.approx(tuple(np.quantile(boot, [0.025, 0.975])))
+    assert est[1] < a.mean() < est[2]
+    # non-finite resamples are dropped; one row collapses the CI to the point
+    est = stats.unit_bootstrap(rows, lambda r: np.nan if len(set(r[:, 0])) < 3 else 1.0,
+                               unit="seeds")
+    assert tuple(est[1:]) == (1.0, 1.0)
+    one = stats.unit_bootstrap(rows[:1], lambda r: r.sum(), unit="seeds")
+    assert one.n == 1 and one[0] == one[1] == one[2]
+
+
+def test_spearman_matches_scipy_and_ignores_non_finite_pairs():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    y[:5] = x[:5]  # a few ties in rank order
+    x[3] = x[4]  # a tie
+    assert stats.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    xn, yn = np.append(x, np.nan), np.append(y, 5.0)
+    assert stats.spearman(xn, yn) == pytest.approx(spearmanr(x, y).statistic)
+    assert np.isnan(stats.spearman([1.0, 2.0], [2.0, 1.0]))  # fewer than 3 pairs
+    assert np.isnan(stats.spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # constant side

@@ -23,6 +23,8 @@ from selftaught.stats.core import (
     probability_of_improvement,
     proportion_ci,
     seeds_needed,
+    spearman,
+    unit_bootstrap,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
 from selftaught.stats.report import ci_cell, collect, markdown_table
@@ -47,4 +49,6 @@ __all__ = [
     "probability_of_improvement",
     "proportion_ci",
     "seeds_needed",
+    "spearman",
+    "unit_bootstrap",
 ]

@@ -169,6 +169,37 @@ def paired_difference_ci(
     return Estimate(point, float(lo), float(hi), n, unit)
 
 
+def unit_bootstrap(rows, statistic, *, unit: str, reps: int = 2000, seed: int = 0) -> Estimate:
+    """statistic(rows) with a percentile bootstrap over the leading axis of `rows` (the units
+    of replication, e.g. search seeds), each resample taking whole rows so the columns of a
+    unit (its arms, cells) stay paired: for any statistic of several paired columns (a
+    ratio of means, a correlation, a regression slope). Resamples whose statistic is not
+    finite are dropped; with fewer than 2 rows the CI collapses to the point (a claim on it
+    is undetermined by the contract anyway)."""
+    rows = np.asarray(rows, np.float64)
+    n = len(rows)
+    point = float(statistic(rows)) if n else float("nan")
+    if n < 2:
+        return Estimate(point, point, point, n, unit)
+    rng = np.random.default_rng(seed)
+    boot = np.array([statistic(rows[rng.integers(0, n, n)]) for _ in range(reps)])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan)
+    return Estimate(point, float(lo), float(hi), n, unit)
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of the pairs where both are finite (ties get average
+    ranks); NaN with fewer than 3 such pairs or when either side is constant."""
+    from scipy.stats import rankdata
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(rankdata(x[ok]), rankdata(y[ok]))[0, 1])
+
+
 def proportion_ci(successes: int, n: int, *, confidence: float = 0.95,
                   unit: str | None = None) -> Estimate:
     """A success rate k/n with its Wilson score interval (Wilson 1927), as an Estimate over
