@@ -39,8 +39,9 @@ Algorithm box (per seed; all seeds under one vmap, all agents one compiled progr
             visitation-obs, novelty) and ic2-exact-input act on [window, own cell, b_t,
             q_t, t / T] instead of the learned filter's features, so ic2-exact and
             visitation-obs differ only in their reward
-        rewards are scaled by their batch standard deviation; PPO (clipped, GAE) update of
-            the policy; `filter_steps` Adam steps of the filter on the batch's ELBO
+        rewards are scaled by their batch standard deviation; `rl.ppo` update of the policy
+            (clipped surrogate, GAE from `rl.returns`, full-batch epochs; `--ppo.*` flags);
+            `filter_steps` Adam steps of the filter on the batch's ELBO
     measured on the training episodes (stochastic policy): prey captured by the end of
     an episode; true-state visitation entropy = entropy (nats) of the empirical
     distribution of the full world state (agent cell, prey cells, captured flags) over the
@@ -113,6 +114,14 @@ stops capturing - 0.65 at the first curve point, 0.21 at the last, 0.29 [0.11, 0
 the last 3 points, hiding 0.49 of the steps (its ic2 rerun gave curves identical to the
 study's). So the reward's filter, not the policy input and not the objective's form,
 decides between the dark room and capturing here.
+
+The PPO learner moved to `rl.ppo` (issue 23; its flags are now `--ppo.lr`, `--ppo.epochs`,
+... instead of `--policy-lr`, `--policy-epochs`, ...). Every metric is unchanged: smoke runs
+(`--preset smoke --seeds 2`; the same with `--agents ic2 random belief-entropy
+visitation-obs novelty`; and `--exact-filter --world.cage --world.num-prey 2 --agents
+ic2-exact ic2 visitation-obs random ic2-exact-input`) gave metrics.jsonl events (timing
+fields aside) and summary.json claims identical bit for bit before and after the move
+(2026-12-06, same machine).
 """
 
 from __future__ import annotations
@@ -120,7 +129,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +142,7 @@ from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl import bayes_filter as bf
 from selftaught.rl import gridworld as gw
+from selftaught.rl import ppo as ppolib
 from selftaught.rl import rssm as rs
 from selftaught.rl.loop import run_chunks
 
@@ -147,6 +156,9 @@ _WEIGHTS = {"ic2": (1, 0, 0, 0, 0, 0), "belief-entropy": (0, 1, 0, 0, 0, 0),
             "random": (0, 0, 0, 0, 1, 0), "ic2-exact": (0, 0, 0, 0, 0, 1),
             "ic2-exact-input": (1, 0, 0, 0, 0, 0)}
 LEARNED = ("ic2", "belief-entropy")  # agents whose reward is the learned filter's
+IC2_PPO = ppolib.PPOConfig(lr=3e-4, epochs=4, clip=0.2, gamma=0.95, gae_lambda=0.9,
+                        entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5,
+                        scale_rewards=True)
 
 
 def _weights(cfg: IC2Config, agent: str) -> jax.Array:
@@ -197,18 +209,9 @@ class IC2Config:
     """filter gradient steps per iteration (on the iteration's episodes)"""
     kl_weight: float = 1.0
     """weight of the KL term of the ELBO"""
-    policy_lr: float = 3e-4
-    """Adam learning rate of the policy and value function"""
-    policy_epochs: int = 4
-    """PPO epochs (full batch) per iteration"""
-    clip: float = 0.2
-    """PPO ratio clip"""
-    gamma: float = 0.95
-    """discount of the intrinsic return"""
-    gae_lambda: float = 0.9
-    """GAE lambda"""
-    entropy_coef: float = 0.01
-    """policy entropy bonus"""
+    ppo: ppolib.PPOConfig = IC2_PPO
+    """the policy's PPO learner (`rl.ppo`; full-batch epochs, rewards scaled by their batch
+    standard deviation, gamma = the discount of the intrinsic return)"""
     exact_filter: bool = False
     """also run the exact factorised prey filter (`rl.bayes_filter`; needs --world.cage):
     enables the ic2-exact agent, gives the agents that do not use the learned filter the
@@ -217,7 +220,8 @@ class IC2Config:
 
     def validate(self) -> None:
         check_at_least_one(self, "num_seeds", "iterations", "num_evals", "envs", "deter",
-                           "stoch", "hidden", "filter_steps", "policy_epochs")
+                           "stoch", "hidden", "filter_steps")
+        self.ppo.validate()
         self.world.validate()
         check(self.world.task == "capture", f"ic2 needs the capture world (--world.task "
               f"capture), got {self.world.task!r}")
@@ -236,44 +240,11 @@ class IC2Config:
               f"a multiple of num_evals ({self.num_evals})")
         check(1 <= self.final_points <= self.num_evals,
               f"final_points must be in [1, num_evals={self.num_evals}], got {self.final_points}")
-        for name in ("filter_lr", "policy_lr", "clip"):
-            check(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+        check(self.filter_lr > 0, f"filter_lr must be positive, got {self.filter_lr}")
         check(self.kl_weight >= 0, f"kl_weight must be >= 0, got {self.kl_weight}")
-        check(0 <= self.gamma < 1, f"gamma must be in [0, 1), got {self.gamma}")
-        check(0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
-        check(self.entropy_coef >= 0, f"entropy_coef must be >= 0, got {self.entropy_coef}")
 
 
 # ----------------------------------------------------------------------------- pieces
-class Policy(nn.Module):
-    """Actor and critic MLPs on the (stop-gradient) belief features."""
-
-    num_actions: int
-    hidden: int = 64
-
-    @nn.compact
-    def __call__(self, x):
-        a = nn.tanh(nn.Dense(self.hidden)(x))
-        a = nn.tanh(nn.Dense(self.hidden)(a))
-        v = nn.tanh(nn.Dense(self.hidden)(x))
-        v = nn.tanh(nn.Dense(self.hidden)(v))
-        return nn.Dense(self.num_actions)(a), nn.Dense(1)(v)[..., 0]
-
-
-def gae(rewards_TxB, values_TxB, last_value_B, gamma: float, lam: float):
-    """Generalized advantage estimates and returns of one truncated segment (no terminal
-    inside; the value of the state after the last step bootstraps)."""
-    next_values = jnp.concatenate([values_TxB[1:], last_value_B[None]], 0)
-    deltas = rewards_TxB + gamma * next_values - values_TxB
-
-    def body(acc, d):
-        acc = d + gamma * lam * acc
-        return acc, acc
-
-    _, adv = jax.lax.scan(body, jnp.zeros_like(last_value_B), deltas, reverse=True)
-    return adv, adv + values_TxB
-
-
 def bernoulli_log_prob(obs_xO, theta_xO) -> jax.Array:
     """log prod_i Bernoulli(obs_i; theta_i), summed over the last axis."""
     return jnp.sum(obs_xO * jnp.log(theta_xO) + (1.0 - obs_xO) * jnp.log1p(-theta_xO), -1)
@@ -322,8 +293,7 @@ def intrinsic_rewards(mean_TxBxZ, std_TxBxZ, obs_TxBxO, novelty_theta_O) -> jax.
 class AgentState:
     fparams: object
     fopt: object
-    pparams: object
-    popt: object
+    policy: ppolib.PPOState
     counts: jax.Array  # [O] lifetime observation counts (novelty density)
     n_obs: jax.Array  # observations counted
     key: jax.Array
@@ -334,10 +304,9 @@ def _models(cfg: IC2Config):
     obs_dim = int(np.prod(spec.obs_shape))
     rssm = rs.RSSM(obs_dim=obs_dim, num_actions=gw.NUM_ACTIONS, deter=cfg.deter,
                    stoch=cfg.stoch, hidden=cfg.hidden, recurrent=cfg.recurrent)
-    policy = Policy(gw.NUM_ACTIONS, cfg.hidden)
+    policy = ppolib.ActorCritic(gw.NUM_ACTIONS, cfg.hidden)
     ftx = optax.chain(optax.clip_by_global_norm(100.0), optax.adam(cfg.filter_lr))
-    ptx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(cfg.policy_lr))
-    return rssm, policy, ftx, ptx
+    return rssm, policy, ftx
 
 
 def exact_features(spec: gw.WorldSpec, obs_BxO, agent_Bx2, b_BxKxS, qsum_BxKxS, t):
@@ -395,7 +364,7 @@ def make_agent(cfg: IC2Config):
     weight of ic2-exact's reward, the exact-input flag."""
     spec = cfg.world
     T, B = spec.episode_steps, cfg.envs
-    rssm, policy, ftx, ptx = _models(cfg)
+    rssm, policy, ftx = _models(cfg)
     wparams = gw.world_params(p=0.0, p_prey=cfg.p_prey, episodic=False)
     feat_dim = cfg.deter + 2 * cfg.stoch
     exact = cfg.exact_filter
@@ -403,6 +372,12 @@ def make_agent(cfg: IC2Config):
         S = bf.num_states(spec)
         feat_dim += int(np.prod(spec.obs_shape)) + spec.size ** 2 + 2 * spec.num_prey * S + 1
     filt = jax.vmap(lambda b, a, o: bf.step(spec, b, a, o, cfg.p_prey))
+
+    def act_fn(w):  # the policy; the random agent (w[4]) has uniform logits
+        def apply(pparams, feat):
+            logits, value = policy.apply(pparams, feat)
+            return jnp.where(w[4] > 0, jnp.zeros_like(logits), logits), value
+        return apply
 
     def features(fs, post, w, ex):
         feat = jnp.concatenate([fs.h, post.mean, post.std], -1)
@@ -415,7 +390,8 @@ def make_agent(cfg: IC2Config):
         fparams = rssm.init_params(k_f)
         pparams = policy.init(k_p, jnp.zeros((1, feat_dim)))
         obs_dim = rssm.obs_dim
-        return AgentState(fparams, ftx.init(fparams), pparams, ptx.init(pparams),
+        pstate = ppolib.make_ppo(cfg.ppo, policy.apply).init(pparams)
+        return AgentState(fparams, ftx.init(fparams), pstate,
                           jnp.zeros(obs_dim), jnp.float32(0), k_run)
 
     def rollout(st: AgentState, w, key, keep_states: bool = False):
@@ -430,10 +406,7 @@ def make_agent(cfg: IC2Config):
             fs, post, _ = rssm.apply(st.fparams, fs, a_prev, obs, k_f, method=rssm.filter)
             ex = exact_features(spec, obs, ws.agent, b, qsum, t) if exact else None
             feat = features(fs, post, w, ex)
-            logits, value = policy.apply(st.pparams, feat)
-            logits = jnp.where(w[4] > 0, jnp.zeros_like(logits), logits)
-            a = jax.random.categorical(k_a, logits)
-            logp = jnp.take_along_axis(jax.nn.log_softmax(logits), a[:, None], 1)[:, 0]
+            a, logp, value = ppolib.sample_action(act_fn(w), st.policy.params, feat, k_a)
             obs2, ws2, *_ = jax.vmap(lambda kk, s, aa: gw.step(spec, kk, s, aa))(
                 jax.random.split(k_e, B), ws, a)
             out = {"obs": obs, "action": a, "logp": logp, "value": value, "feat": feat,
@@ -454,7 +427,7 @@ def make_agent(cfg: IC2Config):
         # the belief after the last action (its reward is read there)
         fs, post, _ = rssm.apply(st.fparams, fs, a_last, obs_last, k_last, method=rssm.filter)
         ex = exact_features(spec, obs_last, ws.agent, b, qsum, T) if exact else None
-        tr["last_value"] = policy.apply(st.pparams, features(fs, post, w, ex))[1]
+        tr["last_value"] = policy.apply(st.policy.params, features(fs, post, w, ex))[1]
         if exact:
             tr["b_all"] = jnp.concatenate([tr["b"], b[None]])  # [T+1, B, K, S]
         tr["obs_all"] = jnp.concatenate([tr["obs"], obs_last[None]])  # [T+1, B, ...]
@@ -462,18 +435,6 @@ def make_agent(cfg: IC2Config):
         tr["std_all"] = jnp.concatenate([tr["std"], post.std[None]])
         tr["world0"] = ws0
         return tr
-
-    def ppo_loss(pparams, tr, adv, ret, w):
-        logits, v = policy.apply(pparams, tr["feat"])
-        logits = jnp.where(w[4] > 0, jnp.zeros_like(logits), logits)  # the random agent
-        logp_all = jax.nn.log_softmax(logits)
-        logp = jnp.take_along_axis(logp_all, tr["action"][..., None], -1)[..., 0]
-        ratio = jnp.exp(logp - tr["logp"])
-        pg = -jnp.mean(jnp.minimum(ratio * adv,
-                                   jnp.clip(ratio, 1 - cfg.clip, 1 + cfg.clip) * adv))
-        ent = -jnp.mean(jnp.sum(jnp.exp(logp_all) * logp_all, -1))
-        vl = 0.5 * jnp.mean((v - ret) ** 2)
-        return pg + 0.5 * vl - cfg.entropy_coef * ent, ent
 
     def iteration(st: AgentState, w):
         key, k_roll, k_elbo = jax.random.split(st.key, 3)
@@ -484,18 +445,9 @@ def make_agent(cfg: IC2Config):
         r = jnp.tensordot(w[:4].astype(jnp.float32), r4, 1)
         if exact:
             r = r + w[5] * exact_reward(tr["b_all"])[1:]
-        r = r / (jnp.std(r) + 1e-6)
-        adv, ret = gae(r, tr["value"], tr["last_value"], cfg.gamma, cfg.gae_lambda)
-        adv = (adv - adv.mean()) / (adv.std() + 1e-6)
-
-        def ppo_step(c, _):
-            pparams, popt = c
-            (_, ent), g = jax.value_and_grad(ppo_loss, has_aux=True)(pparams, tr, adv, ret, w)
-            upd, popt = ptx.update(g, popt, pparams)
-            return (optax.apply_updates(pparams, upd), popt), ent
-
-        (pparams, popt), ent = jax.lax.scan(ppo_step, (st.pparams, st.popt), None,
-                                            cfg.policy_epochs)
+        batch = {"obs": tr["feat"], "action": tr["action"], "logp": tr["logp"],
+                 "value": tr["value"], "last_value": tr["last_value"]}
+        pstate, pm = ppolib.make_ppo(cfg.ppo, act_fn(w)).update(st.policy, batch, r)
         actions = jnp.concatenate([tr["action"], jnp.zeros((1, B), jnp.int32)])
 
         def filter_step(c, k):
@@ -508,7 +460,7 @@ def make_agent(cfg: IC2Config):
 
         (fparams, fopt), (loss, parts) = jax.lax.scan(
             filter_step, (st.fparams, st.fopt), jax.random.split(k_elbo, cfg.filter_steps))
-        st = st.replace(fparams=fparams, fopt=fopt, pparams=pparams, popt=popt,
+        st = st.replace(fparams=fparams, fopt=fopt, policy=pstate,
                         counts=st.counts + obs_flat.sum((0, 1)),
                         n_obs=st.n_obs + (T + 1) * B, key=key)
         metrics = {
@@ -516,7 +468,7 @@ def make_agent(cfg: IC2Config):
             "state_entropy": jnp.mean(jax.vmap(empirical_entropy, 1)(tr["code"])),
             "elbo_loss": loss[-1], "recon": parts["recon"][-1], "kl": parts["kl"][-1],
             "belief_entropy": -jnp.mean(r4[1]), "latent_cross_entropy": -jnp.mean(r4[0]),
-            "policy_entropy": ent[-1],
+            "policy_entropy": pm["entropy"],
         }
         if exact:
             seen = tr["obs"][..., bf.PREY_CHANNEL].sum((-1, -2))
@@ -756,7 +708,8 @@ SMOKE = IC2Config(
     num_seeds=2, world=gw.WorldSpec(task="capture", size=4, view=1, num_prey=1,
                                     episode_steps=8),
     agents=("ic2", "random", "belief-entropy"), iterations=4, num_evals=2, final_points=1,
-    envs=4, deter=8, stoch=4, hidden=16, filter_steps=1, policy_epochs=1,
+    envs=4, deter=8, stoch=4, hidden=16, filter_steps=1,
+    ppo=dataclasses.replace(IC2_PPO, epochs=1),
 )
 LEARNED_FILTER = IC2Config()
 """`selftaught run ic2 --preset learned` (the default before issue 27: the learned RSSM
