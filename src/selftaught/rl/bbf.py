@@ -43,6 +43,7 @@ from selftaught.rl import loop, replay
 from selftaught.rl.envs import ENVS, make_env
 from selftaught.rl.loop import Carry
 from selftaught.rl.networks import ImpalaStack
+from selftaught.rl.returns import n_step_targets
 from selftaught.rl.value_losses import atom_support, c51_project, cross_entropy
 
 
@@ -284,22 +285,6 @@ def schedule(c: BBFConfig, since_reset, anneal=True):
     lg = jnp.log(1 - c.gamma_min) + frac * (jnp.log(1 - c.gamma_max) - jnp.log(1 - c.gamma_min))
     n, gamma = n.astype(jnp.int32), (1.0 - jnp.exp(lg)).astype(jnp.float32)
     return jnp.where(anneal, n, fixed[0]), jnp.where(anneal, gamma, fixed[1])
-
-
-def n_step_targets(rewards_BxW, terminated_BxW, done_BxW, n, gamma):
-    """n-step return, the index of the bootstrap step and its discount, per sample.
-
-    The window stops at the first episode end (done); bootstrapping from that step's
-    stored next observation with discount gamma^k * (1 - terminated)."""
-    w = rewards_BxW.shape[1]
-    j = jnp.arange(w)
-    ended_before = jnp.cumsum(done_BxW, axis=1) - done_BxW  # dones strictly before j
-    use = (j[None] < n) & (ended_before == 0)
-    ret = jnp.sum(jnp.where(use, rewards_BxW * gamma ** j[None], 0.0), axis=1)
-    k = jnp.sum(use, axis=1)  # steps used, >= 1
-    last = k - 1
-    term = jnp.take_along_axis(terminated_BxW, last[:, None], axis=1)[:, 0]
-    return ret, last, gamma**k * (1.0 - term)
 
 
 def make_train(config: BBFConfig) -> Callable[[jax.Array], dict]:
