@@ -247,6 +247,7 @@ def test_config_errors():
         (["--agents", "ic2-exact"], "the ic2-exact agent needs the exact filter"),
         (["--exact-filter"], "needs the capture world with a cage"),
         (["--ppo.gamma", "1.0"], "gamma must be in [0, 1), got 1.0"),
+        (["--ppo.num-minibatches", "3"], "ppo.num_minibatches (3) must divide the 32 steps"),
     ],
 )
 def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):

@@ -222,6 +222,10 @@ class IC2Config:
         check_at_least_one(self, "num_seeds", "iterations", "num_evals", "envs", "deter",
                            "stoch", "hidden", "filter_steps")
         self.ppo.validate()
+        n = self.world.episode_steps * self.envs
+        check(n % self.ppo.num_minibatches == 0, f"ppo.num_minibatches "
+              f"({self.ppo.num_minibatches}) must divide the {n} steps of an iteration "
+              f"(world.episode_steps x envs)")
         self.world.validate()
         check(self.world.task == "capture", f"ic2 needs the capture world (--world.task "
               f"capture), got {self.world.task!r}")
@@ -447,7 +451,8 @@ def make_agent(cfg: IC2Config):
             r = r + w[5] * exact_reward(tr["b_all"])[1:]
         batch = {"obs": tr["feat"], "action": tr["action"], "logp": tr["logp"],
                  "value": tr["value"], "last_value": tr["last_value"]}
-        pstate, pm = ppolib.make_ppo(cfg.ppo, act_fn(w)).update(st.policy, batch, r)
+        k_mb = jax.random.fold_in(k_roll, 1)  # minibatch shuffling (unused at 1 minibatch)
+        pstate, pm = ppolib.make_ppo(cfg.ppo, act_fn(w)).update(st.policy, batch, r, k_mb)
         actions = jnp.concatenate([tr["action"], jnp.zeros((1, B), jnp.int32)])
 
         def filter_step(c, k):
