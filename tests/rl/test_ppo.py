@@ -63,7 +63,7 @@ def test_ppo_loss_terms():
     assert float(loss) == pytest.approx(1.0 + 0.5 * 0.5 - 0.1 * ent, rel=1e-5)
 
 
-def _bandit_train(cfg: ppo.PPOConfig, iterations: int = 40, T: int = 4, B: int = 16):
+def _bandit_train(cfg: ppo.PPOConfig, iterations: int = 20, T: int = 4, B: int = 16):
     """train(key) -> P(arm 1) after each update: a 2-armed Bernoulli bandit (arm 0 pays
     with p 0.3, arm 1 with p 0.7), every step a one-step episode."""
     net = ppo.ActorCritic(2, hidden=16)
