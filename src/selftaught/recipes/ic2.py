@@ -157,8 +157,8 @@ _WEIGHTS = {"ic2": (1, 0, 0, 0, 0, 0), "belief-entropy": (0, 1, 0, 0, 0, 0),
             "ic2-exact-input": (1, 0, 0, 0, 0, 0)}
 LEARNED = ("ic2", "belief-entropy")  # agents whose reward is the learned filter's
 IC2_PPO = ppolib.PPOConfig(lr=3e-4, epochs=4, clip=0.2, gamma=0.95, gae_lambda=0.9,
-                        entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5,
-                        scale_rewards=True)
+                           entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5,
+                           scale_rewards=True)  # the learner as it was inside this recipe
 
 
 def _weights(cfg: IC2Config, agent: str) -> jax.Array:
@@ -221,12 +221,12 @@ class IC2Config:
     def validate(self) -> None:
         check_at_least_one(self, "num_seeds", "iterations", "num_evals", "envs", "deter",
                            "stoch", "hidden", "filter_steps")
+        self.world.validate()
         self.ppo.validate()
         n = self.world.episode_steps * self.envs
         check(n % self.ppo.num_minibatches == 0, f"ppo.num_minibatches "
               f"({self.ppo.num_minibatches}) must divide the {n} steps of an iteration "
               f"(world.episode_steps x envs)")
-        self.world.validate()
         check(self.world.task == "capture", f"ic2 needs the capture world (--world.task "
               f"capture), got {self.world.task!r}")
         gw.check_params(p_prey=self.p_prey)
