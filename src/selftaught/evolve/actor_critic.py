@@ -10,12 +10,19 @@ pluggable losses, so a compiled program (or the population interpreter) is a dro
 The population starts from SAC's own graphs (`sac_critic_program`, `sac_actor_program`);
 `mutate_pair` mutates one of the two graphs. Ops: `ops.AC_OPS` (arithmetic, min/max,
 exp/log, stop-gradient, batch mean, constants).
+
+`MetaPGTask` scores pairs as MetaPG does: SAC (`rl.sac`) trained with the pair's losses,
+candidates x seeds in one compiled program, per-seed normalised performance and zero-shot
+generalizability over perturbed physics; `metapg_objectives` turns those into the three
+objectives NSGA-II ranks (performance, generalizability, stability).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +36,9 @@ from selftaught.evolve.program import (
     Program,
     Space,
     compile_program,
+    encode_many,
     from_dict,
+    make_interpreter,
     mutate,
     random_inputs,
     to_dict,
@@ -38,6 +47,9 @@ from selftaught.evolve.program import (
     to_let_formula,
     validate,
 )
+
+if TYPE_CHECKING:
+    from selftaught.rl.sac import SACConfig
 
 CRITIC_INPUTS = ("q1", "q2", "q1_next", "q2_next", "logp_next", "reward", "discount", "alpha")
 ACTOR_INPUTS = ("q1_pi", "q2_pi", "logp_pi", "alpha")
@@ -187,3 +199,104 @@ def pair_from_dict(data, critic: Space, actor: Space, *, where: str = "pair") ->
         raise DataError(f"{where}: expected an object with keys 'critic' and 'actor'")
     return Pair(from_dict(data["critic"], critic, where=f"{where}.critic"),
                 from_dict(data["actor"], actor, where=f"{where}.actor"))
+
+
+# ---------------------------------------------------------------------------- the MetaPG task
+@dataclasses.dataclass(frozen=True)
+class MetaPGTask:
+    """A picklable evaluation task (see `evolve.backends`): fn(items) -> [n, 2, seeds]
+    per-seed (performance, generalizability), normalised. An item is a `Pair` (seed block
+    0, the search seeds) or `(Pair, block)`; block b > 0 are fresh re-evaluation seeds.
+    Invalid pairs give NaN rows without training."""
+
+    sac: SACConfig
+    perturb: tuple[tuple[str, float], ...]  # ((param, value), ...): one physics per entry
+    critic_nodes: int = 14
+    actor_nodes: int = 8
+    seeds: int = 3
+    seed: int = 0
+    batch: int = 4
+
+    @property
+    def spaces(self):
+        return critic_space(self.critic_nodes), actor_space(self.actor_nodes)
+
+    @property
+    def space(self):  # the backends' Task protocol
+        return self.spaces[0]
+
+    def eval_physics(self) -> list[dict]:
+        return [{k: v} for k, v in self.perturb]
+
+    def build(self):
+        from selftaught.rl import control
+
+        run = _metapg_program(dataclasses.replace(self, seed=0))
+        env = control.make_control_env(self.sac.env, self.sac.max_episode_steps or None)
+        cs, as_ = self.spaces
+        base = jax.random.PRNGKey(self.seed)
+        keys = jax.jit(lambda blocks: jax.vmap(lambda b: jax.vmap(
+            lambda j: jax.random.fold_in(jax.random.fold_in(base, b), j))(
+                jnp.arange(self.seeds)))(blocks))
+
+        def evaluate(items) -> np.ndarray:
+            jobs = [(it, 0) if isinstance(it, Pair) else tuple(it) for it in items]
+            out = np.full((len(jobs), 2, self.seeds), np.nan)
+            ok = []
+            for i, (pair, _) in enumerate(jobs):
+                try:
+                    validate(cs, pair.critic)
+                    validate(as_, pair.actor)
+                    ok.append(i)
+                except (DataError, UnknownNameError):
+                    pass
+            for start in range(0, len(ok), self.batch):
+                idx = ok[start:start + self.batch]
+                part = [jobs[i] for i in idx]
+                part += [part[0]] * (self.batch - len(part))
+                enc_c = encode_many(cs, [p.critic for p, _ in part])
+                enc_a = encode_many(as_, [p.actor for p, _ in part])
+                ks = keys(jnp.asarray([b for _, b in part], jnp.int32))
+                ret, pert = (np.asarray(x, np.float64) for x in run(*enc_c, *enc_a, ks))
+                half = ret.shape[-1] // 2
+                perf = np.asarray(env.normalized(ret[..., half:].mean(-1)))
+                gen = np.asarray(env.normalized(pert)).mean(-1)
+                out[idx] = np.stack([perf, gen], 1)[: len(idx)]
+            return out
+
+        return evaluate
+
+
+@functools.lru_cache(maxsize=4)
+def _metapg_program(task: MetaPGTask):
+    """jit(vmap over candidates, vmap over seeds) of one SAC training with interpreted
+    losses -> (eval_return [n, seeds, num_evals], perturbed_return [n, seeds, P])."""
+    from selftaught.rl import sac
+    cs, as_ = task.spaces
+    interp_c, interp_a = make_interpreter(cs), make_interpreter(as_)
+    physics = task.eval_physics()
+
+    def train_one(c_ops, c_args, c_out, a_ops, a_args, a_out, key):
+        agent = sac.make_agent(task.sac, actor_loss=lambda x: interp_a(a_ops, a_args, a_out, x),
+                               critic_loss=lambda x: interp_c(c_ops, c_args, c_out, x),
+                               eval_physics=physics)
+        curves = agent.train(key)
+        return curves["eval_return"], curves["perturbed_return"]
+
+    per_seed = jax.vmap(train_one, in_axes=(None,) * 6 + (0,))
+    return jax.jit(jax.vmap(per_seed))
+
+
+def metapg_objectives(raw: np.ndarray, hurdle: float = 0.5) -> np.ndarray:
+    """[n, 2, seeds] per-seed (performance, generalizability) -> [n, 3] objectives
+    (mean performance, mean generalizability, -std of performance); stability counts only
+    for a candidate that learns (mean performance >= `hurdle`; else -1, below any real
+    spread of normalised returns, so a loss that never learns is not "stable"); a
+    candidate with any non-finite value scores -inf on all three."""
+    raw = np.asarray(raw, np.float64)
+    perf = raw[:, 0].mean(-1)
+    stab = np.where(perf >= hurdle, -raw[:, 0].std(-1), -1.0)
+    f = np.stack([perf, raw[:, 1].mean(-1), stab], 1)
+    bad = ~np.isfinite(raw).reshape(len(raw), -1).all(-1)
+    f[bad] = -np.inf
+    return f

@@ -45,123 +45,24 @@ on the backend (a candidate's seeds depend only on its seed block, not its batch
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import ConfigError, DataError, UnknownNameError, check
+from selftaught.core.errors import ConfigError, UnknownNameError, check
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
+from selftaught.evolve.actor_critic import MetaPGTask
+from selftaught.evolve.actor_critic import metapg_objectives as objectives
 from selftaught.evolve.backends import BACKENDS, LazyBackend
 from selftaught.evolve.hashing import FitnessCache
-from selftaught.evolve.program import encode_many, make_interpreter, validate
 from selftaught.evolve.search import non_dominated_sort, nsga2
 from selftaught.rl import control, sac
 
 OBJECTIVES = ("performance", "generalizability", "stability")
 PAPER = {"performance": "+3%", "generalizability": "+17%", "stability": "-65% instability"}
-
-
-@dataclasses.dataclass(frozen=True)
-class MetaPGTask:
-    """A picklable evaluation task (see `evolve.backends`): fn(items) -> [n, 2, seeds]
-    per-seed (performance, generalizability), normalised. An item is a `Pair` (seed block
-    0, the search seeds) or `(Pair, block)`; block b > 0 are fresh re-evaluation seeds.
-    Invalid pairs give NaN rows without training."""
-
-    sac: sac.SACConfig
-    perturb: tuple[tuple[str, float], ...]  # ((param, value), ...): one physics per entry
-    critic_nodes: int = 14
-    actor_nodes: int = 8
-    seeds: int = 3
-    seed: int = 0
-    batch: int = 4
-
-    @property
-    def spaces(self):
-        return ac.critic_space(self.critic_nodes), ac.actor_space(self.actor_nodes)
-
-    @property
-    def space(self):  # the backends' Task protocol
-        return self.spaces[0]
-
-    def eval_physics(self) -> list[dict]:
-        return [{k: v} for k, v in self.perturb]
-
-    def build(self):
-        run = _compiled(dataclasses.replace(self, seed=0))
-        env = control.make_control_env(self.sac.env, self.sac.max_episode_steps or None)
-        cs, as_ = self.spaces
-        base = jax.random.PRNGKey(self.seed)
-        keys = jax.jit(lambda blocks: jax.vmap(lambda b: jax.vmap(
-            lambda j: jax.random.fold_in(jax.random.fold_in(base, b), j))(
-                jnp.arange(self.seeds)))(blocks))
-
-        def evaluate(items) -> np.ndarray:
-            jobs = [(it, 0) if isinstance(it, ac.Pair) else tuple(it) for it in items]
-            out = np.full((len(jobs), 2, self.seeds), np.nan)
-            ok = []
-            for i, (pair, _) in enumerate(jobs):
-                try:
-                    validate(cs, pair.critic)
-                    validate(as_, pair.actor)
-                    ok.append(i)
-                except (DataError, UnknownNameError):
-                    pass
-            for start in range(0, len(ok), self.batch):
-                idx = ok[start:start + self.batch]
-                part = [jobs[i] for i in idx]
-                part += [part[0]] * (self.batch - len(part))
-                enc_c = encode_many(cs, [p.critic for p, _ in part])
-                enc_a = encode_many(as_, [p.actor for p, _ in part])
-                ks = keys(jnp.asarray([b for _, b in part], jnp.int32))
-                ret, pert = (np.asarray(x, np.float64) for x in run(*enc_c, *enc_a, ks))
-                half = ret.shape[-1] // 2
-                perf = np.asarray(env.normalized(ret[..., half:].mean(-1)))
-                gen = np.asarray(env.normalized(pert)).mean(-1)
-                out[idx] = np.stack([perf, gen], 1)[: len(idx)]
-            return out
-
-        return evaluate
-
-
-@functools.lru_cache(maxsize=4)
-def _compiled(task: MetaPGTask):
-    """jit(vmap over candidates, vmap over seeds) of one SAC training with interpreted
-    losses -> (eval_return [n, seeds, num_evals], perturbed_return [n, seeds, P])."""
-    cs, as_ = task.spaces
-    interp_c, interp_a = make_interpreter(cs), make_interpreter(as_)
-    physics = task.eval_physics()
-
-    def train_one(c_ops, c_args, c_out, a_ops, a_args, a_out, key):
-        agent = sac.make_agent(task.sac, actor_loss=lambda x: interp_a(a_ops, a_args, a_out, x),
-                               critic_loss=lambda x: interp_c(c_ops, c_args, c_out, x),
-                               eval_physics=physics)
-        curves = agent.train(key)
-        return curves["eval_return"], curves["perturbed_return"]
-
-    per_seed = jax.vmap(train_one, in_axes=(None,) * 6 + (0,))
-    return jax.jit(jax.vmap(per_seed))
-
-
-def objectives(raw: np.ndarray, hurdle: float = 0.5) -> np.ndarray:
-    """[n, 2, seeds] per-seed (performance, generalizability) -> [n, 3] objectives
-    (mean performance, mean generalizability, -std of performance); stability counts only
-    for a candidate that learns (mean performance >= `hurdle`; else -1, below any real
-    spread of normalised returns, so a loss that never learns is not "stable"); a
-    candidate with any non-finite value scores -inf on all three."""
-    raw = np.asarray(raw, np.float64)
-    perf = raw[:, 0].mean(-1)
-    stab = np.where(perf >= hurdle, -raw[:, 0].std(-1), -1.0)
-    f = np.stack([perf, raw[:, 1].mean(-1), stab], 1)
-    bad = ~np.isfinite(raw).reshape(len(raw), -1).all(-1)
-    f[bad] = -np.inf
-    return f
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from selftaught.core import config as cfglib
 from selftaught.core import runner
 from selftaught.core.errors import ConfigError, DataError, UnknownNameError
 from selftaught.recipes import dopant_control as dc
-from selftaught.sim.dopant import control
+from selftaught.sim.dopant import control, data, metrics, rates
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_smoke_end_to_end(smoke_run):
     assert c["value"] == pytest.approx(np.mean(rel))
     assert f"{100 * dc.SMOKE.prior_world_margin:g}%" in c["statement"]
     # the map tolerance comes from the truth (its weakest lobe), not from a config number
-    tol = dc.metrics.missing_lobe_error(dc.rates.ground_truth("offaxis"))
+    tol = metrics.missing_lobe_error(rates.ground_truth("offaxis"))
     assert f"{tol:.3g}" in claims["rate_map_recovered"]["statement"]
     assert "## Control world: prior-like" in (run.path / "report.md").read_text()
     oracle = [e for e in episodes if e["controller"] == "oracle"]
@@ -156,12 +156,12 @@ def test_checkpoint_rebuilds_the_logged_models(smoke_run):
     run, _ = smoke_run
     ckpt = run.load_checkpoint("seed0/learn")
     logged = run.events("learn", seed=0, world="offaxis")[0]["map_error"]
-    truth = dc.rates.ground_truth("offaxis")
+    truth = rates.ground_truth("offaxis")
     distilled = dc._learned_model(
         cfglib.replace(dc.SMOKE, learned_model="distilled", symmetrize=False), ckpt)
-    assert dc.metrics.rate_map_error(distilled, truth) == pytest.approx(logged["distilled"])
+    assert metrics.rate_map_error(distilled, truth) == pytest.approx(logged["distilled"])
     learned = dc._learned_model(dc.SMOKE, ckpt)
-    assert dc.metrics.rate_map_error(learned, truth) == pytest.approx(logged["learned"])
+    assert metrics.rate_map_error(learned, truth) == pytest.approx(logged["learned"])
 
 
 def test_control_world_can_be_skipped_or_coincide_with_the_truth():
@@ -178,7 +178,6 @@ def test_control_world_can_be_skipped_or_coincide_with_the_truth():
 def test_missing_lobe_tolerance_follows_the_weakest_lobe():
     """The rate-map tolerance is the error of the truth without its weakest lobe: it shrinks
     with that lobe's weight and equals dropping that lobe by hand."""
-    rates, metrics = dc.rates, dc.metrics
     truth = rates.ground_truth("offaxis")
     means, sigmas = np.asarray(truth.means_Mx2), np.asarray(truth.sigmas_M)
     weights = np.asarray(truth.weights_M)
@@ -200,7 +199,7 @@ def test_missing_lobe_tolerance_follows_the_weakest_lobe():
 def test_smoke_with_varying_voltage_and_current(tmp_path):
     cfg = cfglib.replace(dc.SMOKE, vary_settings=True)
     run, summary = runner.execute(dc.RECIPE, cfg, preset="smoke", seeds=1, run_dir=tmp_path)
-    records = dc.data.read_experiments(tmp_path / "data" / "seed0.jsonl")
+    records = data.read_experiments(tmp_path / "data" / "seed0.jsonl")
     assert records.context[:, 2].std() > 1 and records.context[:, 3].std() > 1
     assert {c["name"] for c in summary["claims"]} == {
         "learned_fewer_beam_seconds", "rate_map_recovered",

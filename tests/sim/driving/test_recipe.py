@@ -11,6 +11,7 @@ from selftaught import cli
 from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.recipes import driving_baselines as db
+from selftaught.recipes.driving_baselines import experiment as db_experiment
 
 RECIPE = db.RECIPE
 TINY = dataclasses.replace(
@@ -105,7 +106,7 @@ def _evals(run):
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     ref, ref_summary = runner.execute(RECIPE, TINY, preset="smoke", seeds=1,
                                       run_dir=tmp_path / "ref")
-    real = db.evaluate
+    real = db_experiment.evaluate  # looked up by evaluate_agent in its own module
     calls = {"n": 0}
 
     def dying(cfg, agent, *args, **kw):
@@ -114,7 +115,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(cfg, agent, *args, **kw)
 
-    monkeypatch.setattr(db, "evaluate", dying)
+    monkeypatch.setattr(db_experiment, "evaluate", dying)
     with pytest.raises(KeyboardInterrupt):
         runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "b")
     run, summary = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "b",
