@@ -4,6 +4,8 @@
 import dataclasses
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from selftaught import cli, recipes
@@ -23,6 +25,7 @@ TINY = dataclasses.replace(
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
     pool_samples=4,
     evaluator=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=20, batch_size=8),
+    evaluator_checkpoints=(10, 20),
     candidates=4, claim_k=4, top_clusters=2, vote_repeats=4, sample_batch=64,  # k=1: all 4 subsets
     seq_ft=TrainConfig(lr=1e-3, warmup_steps=2, total_steps=10, batch_size=16),
     chunk_steps=10,
@@ -95,6 +98,11 @@ def test_terse_style_is_the_final_line():
     ({"verdict": "1"}, "verdict must be two different characters"),
     ({"verdict": "yn"}, "verdict must be two different characters"),
     ({"task_args": "steps=(1, 2), modulus=1"}, "modulus must be an int"),
+    ({"evaluator_checkpoints": (10, 15)}, "evaluator_checkpoints must be increasing positive "
+                                          "step counts ending at evaluator.total_steps (20)"),
+    ({"evaluator_checkpoints": (20, 10, 20)}, "evaluator_checkpoints must be increasing"),
+    ({"evaluator_checkpoints": (0, 20)}, "evaluator_checkpoints must be increasing"),
+    ({"evaluator_checkpoints": ()}, "evaluator_checkpoints must be increasing"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError) as exc:
@@ -129,3 +137,88 @@ def test_no_evaluator_pairs_is_a_one_line_error_and_leaves_no_phase_behind(tmp_p
     assert sorted(p.name for p in run.checkpoints.iterdir()
                   if not p.name.endswith(".sha256")) == ["seed0__samples.msgpack",
                                                          "seed0__sft.msgpack"]
+
+
+def test_choose_checkpoint_takes_the_best_validation_score_fewest_steps_on_ties():
+    assert math_rerank.choose_checkpoint([0.55, 0.61, 0.58]) == 1
+    assert math_rerank.choose_checkpoint([0.6, 0.5, 0.6]) == 0
+    assert math_rerank.choose_checkpoint([float("nan"), 0.4, 0.3]) == 1
+    assert math_rerank.choose_checkpoint([float("nan")] * 3) == 0
+
+
+def _candidates(s, problems, n, correct):
+    """Candidate tokens [P, n, L] (the reference solution where `correct`, a wrong final
+    line elsewhere), as the sampler returns them: completion ids, EOS, PAD."""
+    texts = [[s.task.reference_solution(p) if c else "=" for c in cs]
+             for p, cs in zip(problems, correct)]
+    ids = [[s.tok.encode(x) + [s.tok.eos_id] for x in ts] for ts in texts]
+    L = max(len(x) for row in ids for x in row)
+    out = np.zeros((len(problems), n, L), np.int32)
+    for i, row in enumerate(ids):
+        for j, x in enumerate(row):
+            out[i, j, :len(x)] = x
+    return out
+
+
+@pytest.mark.parametrize("valid_best, test_best", [(0, 2), (2, 0)])
+def test_evaluator_steps_are_chosen_on_validation_not_test(monkeypatch, valid_best, test_best):
+    """Three checkpoints: on validation the `valid_best` one ranks correct candidates first,
+    on test the `test_best` one does (the others rank them last or tie). The choice, the
+    evaluator handed on, and the test claims' scores follow validation."""
+    config = dataclasses.replace(
+        TINY, evaluator=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=30, batch_size=8),
+        evaluator_checkpoints=(10, 20, 30))
+    s = math_rerank.make_setting(config, 0)
+    N, rng = config.candidates, np.random.default_rng(0)
+    pool = s.train[config.sft_problems:]
+    correct = {name: rng.random((len(ps), N)) < 0.5
+               for name, ps in (("pool", pool), ("cand", s.test), ("valid", s.valid))}
+    saved = {f"{name}_tokens": _candidates(s, ps, N, correct[name])
+             for name, ps in (("pool", pool), ("cand", s.test), ("valid", s.valid))}
+    saved.update({f"{name}_correct": c.astype(np.uint8) for name, c in correct.items()})
+    valid_rows = math_rerank.candidate_rows(s, s.valid, saved["valid_tokens"])["tokens"]
+    test_rows = math_rerank.candidate_rows(s, s.test, saved["cand_tokens"])["tokens"]
+
+    def scores(params, cfg, tokens, yes, no):
+        if np.array_equal(tokens, valid_rows):
+            right, c = params == valid_best, correct["valid"]
+        else:
+            assert np.array_equal(tokens, test_rows)
+            right, c = params == test_best, correct["cand"]
+        if params == 1:
+            return np.zeros(c.size, np.float32)  # ties: pair accuracy 0.5
+        return (c if right else ~c).reshape(-1).astype(np.float32)
+
+    monkeypatch.setattr(math_rerank, "evaluator_scores", scores)
+    monkeypatch.setattr(math_rerank, "train_evaluator", lambda config, s, pairs, init, kind, *a: (
+        [0, 1, 2], {f"{kind}_{m}_{c}": 0.5 for m in ("loss", "train_pair_accuracy")
+                    for c in config.evaluator_checkpoints}))
+    logged = {}
+    evals = math_rerank.evaluators(lambda event, **kw: logged.setdefault(event, kw), config, s,
+                                   0, jax.random.PRNGKey(0), None, saved)
+    assert evals == {"ce": valid_best, "margin": valid_best}
+    tr, rr = logged["evaluator_train"], logged["rerank_eval"]
+    for kind in math_rerank.EVALUATORS:
+        assert tr[f"{kind}_steps"] == config.evaluator_checkpoints[valid_best]
+        assert tr[f"{kind}_valid_pair_accuracy_{tr[f'{kind}_steps']}"] == 1.0
+        assert tr[f"{kind}_test_pair_accuracy_{config.evaluator_checkpoints[test_best]}"] == 1.0
+        assert tr[f"{kind}_valid_pair_accuracy_20"] == tr[f"{kind}_test_pair_accuracy_20"] == 0.5
+        assert rr[f"{kind}_test_pair_accuracy"] == 0.0  # the validation choice, on test
+
+
+def test_report_says_what_was_selected_on_what():
+    ck = TINY.evaluator_checkpoints  # (10, 20)
+    records = {sd: {"ce_steps": ck[sd % 2], "margin_steps": ck[-1],
+                    **{f"{e}_{split}_pair_accuracy_{c}": 0.5 + 0.1 * i + 0.01 * j
+                       for e in math_rerank.EVALUATORS
+                       for j, split in enumerate(("valid", "test"))
+                       for i, c in enumerate(ck)}} for sd in (0, 1, 2)}
+    md = "\n".join(math_rerank._selection_md(TINY, records, [0, 1, 2]))
+    assert "## Evaluator steps, chosen on validation" in md
+    assert "ce [10, 20, 10]; margin [20, 20, 20]" in md
+    assert f"{TINY.eval_problems} validation problems (disjoint from the" in md
+    row = next(x for x in md.splitlines() if x.startswith("| 20 |"))
+    cells = [c.split(" [")[0] for c in row.strip("| ").split(" | ")]
+    assert cells == ["20", "0.600", "0.610", "0.600", "0.610"]  # per evaluator: valid, test
+    old = {sd: {"ce_train_pair_accuracy": 0.9} for sd in (0, 1, 2)}  # before the choice
+    assert "Fixed at 20" in "\n".join(math_rerank._selection_md(TINY, old, [0, 1, 2]))

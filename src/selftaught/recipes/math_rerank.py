@@ -150,10 +150,16 @@ class MathRerankConfig:
     """sampling temperature of the pool samples and the test candidates"""
     top_k: int = 0
     """top-k filter of the sampler (0: the whole vocabulary)"""
-    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=40,
+    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=250,
                                          batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
-    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed
-    (short on purpose: with 250 steps they memorise their pairs, see the module docstring)"""
+    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed:
+    one training run each, of total_steps steps, checkpointed at `evaluator_checkpoints`"""
+    evaluator_checkpoints: tuple[int, ...] = (40, 100, 250)
+    """the evaluator step counts to choose from, within its one training run: at each, the
+    evaluator scores G_detailed's candidates on the validation problems (disjoint from the
+    test problems) and the checkpoint with the best within-problem pair accuracy there
+    (ties: the fewest steps) re-ranks the test candidates; increasing, the last equal to
+    evaluator.total_steps"""
     margin: float = 1.0
     """lambda of the margin loss max(0, log S(X-) - log S(X+) + lambda)"""
     verdict: str = "10"
@@ -205,6 +211,12 @@ class MathRerankConfig:
               f"max_generalisation_gap must be > 0 points, got {self.max_generalisation_gap}")
         check(self.noninferiority >= 0,
               f"noninferiority must be >= 0 points, got {self.noninferiority}")
+        ck = self.evaluator_checkpoints
+        check(len(ck) > 0 and all(a < b for a, b in zip((0, *ck), ck))
+              and ck[-1] == self.evaluator.total_steps,
+              f"evaluator_checkpoints must be increasing positive step counts ending at "
+              f"evaluator.total_steps ({self.evaluator.total_steps}), got {ck}; change "
+              "--evaluator-checkpoints or --evaluator.total-steps")
         check(self.cluster_aggregate in ("sum", "mean", "max"),
               f"cluster_aggregate must be sum, mean or max, got {self.cluster_aggregate!r}")
         task = tasks.get(self.task, **tasks.parse_task_args(self.task_args))
@@ -264,19 +276,48 @@ def train_pair(train_cfg: TrainConfig, s: TaskSetting, inits: list, datas: list[
 
 
 def train_evaluator(config: MathRerankConfig, s: TaskSetting, pairs: list, init, kind: str,
-                    key, label: str):
-    """E = evaluator FT of `init` on (pool index, correct, incorrect) pairs."""
+                    key, label: str) -> tuple[list, dict]:
+    """E = evaluator FT of `init` on (pool index, correct, incorrect) pairs: one training run,
+    its parameters kept at each of `evaluator_checkpoints` -> ([params per checkpoint],
+    {"{kind}_loss_{steps}", "{kind}_train_pair_accuracy_{steps}": means over the last 50
+    steps before each checkpoint})."""
     problems = s.train[config.sft_problems:]
     rows = s.pack_pairs([problems[i] for i, _, _ in pairs], [c for _, c, _ in pairs],
                         [r for _, _, r in pairs],
                         capacity=len(problems) * config.max_pairs_per_problem)
     yes, no = verdict_ids(config, s)
     ev = _evaluator_trainer(s.model_cfg, config.evaluator, yes, no, kind, config.margin)
-    state, losses, aux = fit(ev, ev.init(key, init), rows, config.evaluator.total_steps,
-                             chunk=config.chunk_steps, description=label, aux=True)
-    return state.params, {f"{kind}_loss": float(losses[-50:].mean()),
-                          f"{kind}_train_pair_accuracy":
-                              float(aux["pair_accuracy"][-50:].mean())}
+    ck = config.evaluator_checkpoints
+    # one chunk length dividing every segment between checkpoints: a single compile
+    chunk = min(config.chunk_steps, int(np.gcd.reduce(np.diff((0, *ck)))))
+    state, done, params, losses, accs = ev.init(key, init), 0, [], [], []
+    for steps in ck:
+        state, seg_loss, aux = fit(ev, state, rows, steps - done, chunk=chunk, aux=True,
+                                   description=f"{label}, steps {done}-{steps}")
+        params.append(state.params)
+        losses.append(seg_loss)
+        accs.append(aux["pair_accuracy"])
+        done = steps
+    losses, accs = np.concatenate(losses), np.concatenate(accs)
+    st = {}
+    for steps in ck:
+        st[f"{kind}_loss_{steps}"] = float(losses[max(0, steps - 50):steps].mean())
+        st[f"{kind}_train_pair_accuracy_{steps}"] = float(accs[max(0, steps - 50):steps].mean())
+    return params, st
+
+
+def choose_checkpoint(valid_pair_accuracy) -> int:
+    """Index of the best validation pair accuracy (ties, and NaN = no validation problem with
+    both a correct and an incorrect candidate: the fewest steps)."""
+    acc = np.nan_to_num(np.asarray(valid_pair_accuracy, np.float64), nan=-np.inf)
+    return int(np.argmax(acc))
+
+
+def candidate_rows(s: TaskSetting, problems: list, tokens: np.ndarray) -> dict:
+    """Evaluator rows "BOS problem SEP candidate EOS" for candidates tokens [P, N, L]."""
+    texts = _texts(s, tokens)
+    N = tokens.shape[1]
+    return s.pack([p for p in problems for _ in range(N)], [t for ts in texts for t in ts])
 
 
 def verdict_ids(config: MathRerankConfig, s: TaskSetting) -> tuple[int, int]:
@@ -375,31 +416,39 @@ def solution_ft(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, 
 
 
 def samples(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, gen) -> dict:
-    """2. Samples of G_detailed: the evaluator's data (the pool problems) and the test
-    candidates; the checkpoint holds their tokens and correctness (uint8)."""
+    """2. Samples of G_detailed: the evaluator's data (the pool problems), candidates on the
+    validation problems (to choose the evaluators' step count) and the test candidates; the
+    checkpoint holds their tokens and correctness (uint8)."""
     pool = s.train[config.sft_problems:]
     key = jax.random.fold_in(root, 3)
     smp = sample(config, s, gen, pool, config.pool_samples, jax.random.fold_in(key, 0),
                  label=f"seed {seed}: pool samples")
     cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
                   label=f"seed {seed}: test candidates")
+    val = sample(config, s, gen, s.valid, config.candidates, jax.random.fold_in(key, 2),
+                 label=f"seed {seed}: validation candidates")
     log("samples", seed=seed,
         pool_accuracy=float(smp.correct.mean()),
         pool_mixed=float((smp.correct.any(1) & ~smp.correct.all(1)).mean()),
         test_accuracy=float(cand.correct.mean()),
-        test_solved=float(cand.correct.any(1).mean()))
+        test_solved=float(cand.correct.any(1).mean()),
+        valid_accuracy=float(val.correct.mean()))
     return {"pool_tokens": smp.tokens, "pool_correct": smp.correct.astype(np.uint8),
-            "cand_tokens": cand.tokens, "cand_correct": cand.correct.astype(np.uint8)}
+            "cand_tokens": cand.tokens, "cand_correct": cand.correct.astype(np.uint8),
+            "valid_tokens": val.tokens, "valid_correct": val.correct.astype(np.uint8)}
 
 
 def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, gen,
                saved: dict) -> dict:
     """3. Evaluators (cross-entropy, margin) trained on (correct, incorrect) pairs of the
-    pool samples, then re-ranking the test candidates with every selector."""
+    pool samples; each one's step count chosen on the validation candidates alone; then
+    re-ranking the test candidates with every selector."""
     pool_tokens, pool_correct = (np.asarray(saved["pool_tokens"]),
                                  np.asarray(saved["pool_correct"], bool))
     cand_tokens, cand_correct = (np.asarray(saved["cand_tokens"]),
                                  np.asarray(saved["cand_correct"], bool))
+    valid_tokens, valid_correct = (np.asarray(saved["valid_tokens"]),
+                                   np.asarray(saved["valid_correct"], bool))
     key = jax.random.fold_in(root, 4)
     texts = _texts(s, pool_tokens)
     good = [[x for x, c in zip(ts, cs) if c] for ts, cs in zip(texts, pool_correct)]
@@ -413,19 +462,31 @@ def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, g
             f"{what} sample at all), so the evaluator has no pairs to learn from; train "
             "longer (--sft.total-steps), sample more (--pool-samples) or pick a task of "
             "fitting difficulty")
-    evals, estats = {}, {"pairs": len(pairs)}
-    for j, kind in enumerate(EVALUATORS):
-        evals[kind], st = train_evaluator(config, s, pairs, gen, kind,
-                                          jax.random.fold_in(key, j),
-                                          f"seed {seed}: evaluator ({kind})")
-        estats.update(st)
-    cand_texts = _texts(s, cand_tokens)
-    P, N = cand_correct.shape
-    rows = s.pack([p for p in s.test for _ in range(N)], [t for ts in cand_texts for t in ts])
     yes, no = verdict_ids(config, s)
-    scores = {kind: evaluator_scores(evals[kind], s.model_cfg, rows["tokens"], yes, no)
-              .reshape(P, N) for kind in EVALUATORS}
-    answers = [[s.task.extract_answer(t) for t in ts] for ts in cand_texts]
+    valid_rows = candidate_rows(s, s.valid, valid_tokens)
+    test_rows = candidate_rows(s, s.test, cand_tokens)
+    score = lambda params, rows, shape: evaluator_scores(  # noqa: E731
+        params, s.model_cfg, rows["tokens"], yes, no).reshape(shape)
+    ck = config.evaluator_checkpoints
+    evals, scores, estats = {}, {}, {"pairs": len(pairs)}
+    for j, kind in enumerate(EVALUATORS):
+        params, st = train_evaluator(config, s, pairs, gen, kind, jax.random.fold_in(key, j),
+                                     f"seed {seed}: evaluator ({kind})")
+        valid_acc = [ranking_accuracy(score(p, valid_rows, valid_correct.shape),
+                                      valid_correct) for p in params]
+        best = choose_checkpoint(valid_acc)  # validation only: the test rows are not read yet
+        evals[kind] = params[best]
+        scores[kind] = score(params[best], test_rows, cand_correct.shape)
+        # diagnostic (never used to choose): how each checkpoint ranks the test candidates
+        test_acc = [ranking_accuracy(score(p, test_rows, cand_correct.shape), cand_correct)
+                    for p in params]
+        estats.update(st)
+        estats[f"{kind}_steps"] = ck[best]
+        estats[f"{kind}_train_pair_accuracy"] = st[f"{kind}_train_pair_accuracy_{ck[best]}"]
+        for steps, va, ta in zip(ck, valid_acc, test_acc):
+            estats[f"{kind}_valid_pair_accuracy_{steps}"] = va
+            estats[f"{kind}_test_pair_accuracy_{steps}"] = ta
+    answers = [[s.task.extract_answer(t) for t in ts] for ts in _texts(s, cand_tokens)]
     metrics = selector_metrics(config, answers, cand_correct, [p.answer for p in s.test],
                                scores, seed)
     log("evaluator_train", seed=seed, **estats)
@@ -473,6 +534,36 @@ def _gate(config: MathRerankConfig, run_dir, seeds: list[int]) -> tuple[bool, st
         "G_detailed", [100 * got[sd]["train_accuracy"] for sd in seeds],
         [100 * got[sd]["fresh_accuracy"] for sd in seeds], config.max_generalisation_gap)],
         seeds)
+
+
+def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> list[str]:
+    """The report section saying what was selected on what: each evaluator's step count,
+    chosen per seed on the validation candidates."""
+    if not all("ce_steps" in records[sd] for sd in seeds):  # a run from before the choice
+        return ["## Evaluator steps", "", f"Fixed at {config.evaluator.total_steps} (a run "
+                "from before the step count was chosen on validation)."]
+    ck = config.evaluator_checkpoints
+
+    def cell(kind, split, steps):
+        x = np.array([records[sd][f"{kind}_{split}_pair_accuracy_{steps}"] for sd in seeds])
+        return stats.ci_cell(stats.bootstrap_ci(x), ".3f")
+
+    chosen = {e: [records[sd][f"{e}_steps"] for sd in seeds] for e in EVALUATORS}
+    return [
+        "## Evaluator steps, chosen on validation", "",
+        f"Each evaluator trains once for {ck[-1]} steps; at each checkpoint it scores "
+        f"G_detailed's {config.candidates} candidates on each of the {config.eval_problems} "
+        f"validation problems (disjoint from the {config.eval_problems} test problems), and "
+        "the checkpoint with the best within-problem pair accuracy there re-ranks the test "
+        "candidates (ties: the fewest steps). Chosen steps per seed: "
+        + "; ".join(f"{e} {chosen[e]}" for e in EVALUATORS) + ". The test column is a "
+        "diagnostic logged after the choice, never used for it. Every other choice of this "
+        "recipe is fixed in the config; every claim is on the test problems.", "",
+        stats.markdown_table(
+            ["steps", *(f"{e}: {split} pair accuracy" for e in EVALUATORS
+                        for split in ("validation", "test"))],
+            [[steps, *(cell(e, split, steps) for e in EVALUATORS
+                       for split in ("valid", "test"))] for steps in ck])]
 
 
 def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
@@ -557,7 +648,8 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
     def cell(x, digits=1):
         return stats.ci_cell(stats.bootstrap_ci(x), f".{digits}f")
 
-    md = [*gate_md, "",
+    tr = lambda name: col("evaluator_train", name)  # noqa: E731
+    md = [*gate_md, "", *_selection_md(config, ev["evaluator_train"], seeds), "",
           "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
           stats.markdown_table(["generator", "pass@1"], [
               ["terse solutions (final line only)", cell(sft("pass1_terse"))],
@@ -575,7 +667,6 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
                   "maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
                   "topk_margin", "passk"))] for k in ks])]
     sm = lambda name: col("samples", name)  # noqa: E731
-    tr = lambda name: col("evaluator_train", name)  # noqa: E731
     md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
            f"- a random test candidate is correct: {cell(rr('sample_acc'))}%; some candidate "
            f"of a problem is correct: {cell(sm('test_solved'))}%",
@@ -583,7 +674,8 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
            f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
            f"{cell(tr('pairs'), 0)}",
            "", stats.markdown_table(
-               ["evaluator", "pair accuracy, train (last 50 steps)", "pair accuracy, test"],
+               ["evaluator", "pair accuracy, train (last 50 steps before the chosen "
+                "checkpoint)", "pair accuracy, test"],
                [[e, cell(tr(f"{e}_train_pair_accuracy"), 3),
                  cell(rr(f"{e}_test_pair_accuracy"), 3)] for e in EVALUATORS])]
     md += ["", "Pair accuracy (the within-problem AUROC): the fraction of (correct, "
@@ -604,6 +696,7 @@ PRESETS = {
         pool_samples=4,
         evaluator=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=16,
                               weight_decay=0.0, final_lr_ratio=0.1),
+        evaluator_checkpoints=(25, 50, 100),
         candidates=8, claim_k=8, vote_repeats=8,
         seq_ft=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=32,
                            weight_decay=0.1, final_lr_ratio=0.1),
@@ -617,6 +710,7 @@ PRESETS = {
         pool_samples=16,
         evaluator=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=3000, batch_size=64,
                               weight_decay=0.0, final_lr_ratio=0.1),
+        evaluator_checkpoints=(300, 1000, 3000),
         candidates=64, top_clusters=8, claim_k=64, vote_repeats=64,
         seq_ft=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=2000, batch_size=128,
                            weight_decay=0.1, final_lr_ratio=0.1),
