@@ -3,21 +3,28 @@
 
     selftaught run v-star --preset default --seeds 3
 
-Measured (default preset, 3 seeds, `selftaught run v-star --preset default --seeds 3`,
-idle 2-core CPU, /usr/bin/time -v): 8 min 54 s wall, 907 CPU-s (855 user + 52 sys), peak
-RSS 1.08 GiB (within the 10-minute budget; SFT 400 and verifier 250 steps: at 500 / 300 the
-same run took 10 min 33 s). On `chain` (2-4 steps mod 10, guessing scores 10%) G_sft's
-greedy pass@1 is 13.0%; at iteration 3 greedy pass@1 18.8%, a random candidate 18.6%,
-maj@16 20.2%, V-STaR Best-of-16 17.9%, the BCE ORM 17.4%, pass@16 (oracle) 46.5%.
-0 of 5 claims holds: maj@16 - greedy pass@1 +1.5 points [-0.5, 2.9]; V-STaR Best-of-16 -
-maj@16 -2.3 [-6.0, 3.1]; DPO - ORM -0.1 [-1.4, 1.4] at k = 8 and +2.6 [-4.7, 7.8] at k = 64;
-iteration 3 - iteration 1 (Best-of-16) +2.2 [-0.9, 4.1]. (At 500 / 300 steps, 1 of 5 held:
-maj@16 > pass@1, +1.2 [0.5, 2.6].) The tiny model memorises its training problems
-(training sample accuracy 50% -> 63% over the iterations against ~19% on test) and the DPO
-verifier fits its training pairs perfectly (~100% pair accuracy), so neither verifier nor
-vote has held-out signal to work with: Best-of-k stays flat at 18-19% for k = 1..64 while
-the oracle pass@k rises to 62%. The smoke preset (2 seeds, 184 CPU-s) fails all 5 claims
-the same way.
+Measured under the generalisation gate (`/usr/bin/time -v selftaught run v-star --preset
+default --seeds 3`, 2026-12-06, under load 6-8 from three other jobs, the run got 46% of the
+machine: 19 min 13 s wall, 536 CPU-s = 511 user + 25 sys, peak RSS 1.09 GiB): 0 of 5 claims
+hold, 4 of them not tested. The gate fails for every generator that sampled verifier data
+(own training problems / fresh validation problems, mean over seeds): G_sft 99.8 / 14.1%,
+gap 85.8 points [83.1, 87.2]; G_1 98.6 / 12.6%, gap 86.0 [84.9, 87.0]; G_2 96.9 / 13.1%, gap
+83.8 [80.5, 87.2] (all >= 5), so the 4 verifier claims read "not tested". The one tested
+claim, maj@16 - greedy pass@1 (iteration 3), is -0.2 points [-2.0, 2.0]: does not hold.
+Values of the untested claims, for the record (n=3 training seeds): Best-of-16 - maj@16
+-1.3 [-5.5, 3.1]; DPO - ORM -2.8 [-4.4, -1.3] at k = 8 and -2.1 [-10.9, 6.3] at k = 64;
+iteration 3 - iteration 1 (Best-of-16) -2.7 [-4.4, -0.6]. On `chain` (2-4 steps mod 10,
+guessing 10%): G_sft greedy pass@1 13.0%; iteration 1 / 2 / 3: greedy 18.2 / 16.1 / 15.6%,
+a random candidate 19.6 / 16.7 / 15.3%, maj@16 21.9 / 17.8 / 15.5%, V-STaR Best-of-16
+16.8 / 17.0 / 14.1%, pass@16 (oracle) 42.9 / 43.5 / 43.3%; at iteration 3 the ORM's
+Best-of-16 17.2%, pass@64 60.4%. Within-problem AUROC on the test candidates (now logged):
+DPO verifier 0.472 / 0.532 / 0.475 at iterations 1 / 2 / 3, ORM 0.548 at iteration 3: at
+chance, far below the ~0.8 at which best-of-k is expected to beat voting. The generator
+memorises its training problems (train sample accuracy 50 -> 63% across iterations, ~97-100%
+on the gate's problems, vs 13-14% fresh) and the DPO verifier fits its pairs (pair accuracy
+99.6-100%), so there is no held-out signal to rank with. The iteration figures differ from
+the pre-gate measurement (iteration 3: greedy 18.8%, maj@16 20.2%, Best-of-16 17.9%; 8 min 54 s
+idle, 907 CPU-s) made on older code; G_sft (13.0%) and the gate's G_sft figures are the same.
 
 Generalisation gate (issue 24). Before a generator samples verifier data (G_sft for
 iteration 1, G_t for iteration t + 1), the phase that trains it logs a `gate` event: its
@@ -30,13 +37,8 @@ table with the gap (train - fresh) and its CI over seeds. Rule: the gap's MEAN o
 must be < `max_generalisation_gap` (default 5 points) for every generator that sampled
 verifier data; otherwise the claims that use the verifier (V-STaR vs maj@k, DPO vs ORM,
 iteration T vs 1) are "not tested", with the measured gap (summary.json `untested`); maj@k vs
-greedy pass@1 uses no verifier and stays tested. The full default was NOT re-run with the
-gate: from the numbers above (training-sample accuracy 50 -> 63% against ~19% on test, a gap
-of ~30-45 points) the gate fails at today's defaults, so those 4 claims would read "not
-tested". A probe of G_sft's gate alone (the default's `sft` phase for seeds 0-2 through
-`run_dir.phase(..., sft_on_human_data, ...)`; 75 s wall, 74 CPU-s, peak 0.7 GiB, under load
-~2.5) confirms it: G_sft samples 99.7 / 12.8, 100.0 / 12.8, 99.7 / 16.7% (train / fresh),
-gap 85.8 points [83.1, 87.2] >= 5 (its greedy pass@1, 13.0%, is the number above).
+greedy pass@1 uses no verifier and stays tested. The full default was re-run with the gate
+(above): it fails for G_sft, G_1 and G_2.
 Smoke (2 seeds, measured under load ~3-4: 94 s wall, 88 user CPU-s, peak RSS 0.9 GiB with
 the gate; 68 s, 88 user CPU-s without it, a difference within the load's noise: iteration
 2, which samples no gate, took 13.8 vs 8.8 s; the claims' values are identical, the gate
