@@ -152,3 +152,26 @@ def test_tokens_per_call_and_speedup_formulas():
                                        sum(a**k for k in range(g + 1)), rtol=1e-6)
     assert float(expected_tokens_per_call(1.0, 5)) == 6.0
     assert float(theoretical_speedup(3.0, 4, 0.5)) == pytest.approx(1.0)
+
+
+def test_batches_in_one_program_equal_the_batches_one_by_one(models):
+    """KxBxP prompts (lax.map): batch k decodes exactly as a BxP call with key split(rng, K)[k],
+    for speculative decoding (T = 1, every statistic) and the target-only sampler."""
+    enc = TOK.encode_prompts(["abc", "d", "", "abcdab", "ca", "bb", "a", "cc"] * 3, 8)
+    t_KxBxP, m_KxBxP = enc["tokens"].reshape(3, 8, 8), enc["mask"].reshape(3, 8, 8)
+    key = jax.random.key(4)
+    kw = dict(max_new_tokens=N, gamma=2, temperature=1.0, epsilon=0.5)
+    out = speculative_sample(models["target"], TARGET, models["small"], DRAFT, t_KxBxP,
+                             m_KxBxP, key, **kw)
+    smp = sample(models["target"], TARGET, t_KxBxP, m_KxBxP, key, max_new_tokens=N)
+    assert out.tokens_BxN.shape == (3, 8, N) and out.rounds.shape == (3,)
+    for k, kk in enumerate(jax.random.split(key, 3)):
+        one = speculative_sample(models["target"], TARGET, models["small"], DRAFT,
+                                 t_KxBxP[k], m_KxBxP[k], kk, **kw)
+        for field in ("tokens_BxN", "lengths_B", "target_calls_B", "tested_B", "accepted_B",
+                      "rounds"):
+            np.testing.assert_array_equal(getattr(out, field)[k], getattr(one, field))
+        np.testing.assert_allclose(out.alpha_sum_B[k], one.alpha_sum_B, rtol=1e-5)
+        ref = sample(models["target"], TARGET, t_KxBxP[k], m_KxBxP[k], kk, max_new_tokens=N)
+        np.testing.assert_array_equal(smp.tokens_BxN[k], ref.tokens_BxN)
+        np.testing.assert_array_equal(smp.lengths_B[k], ref.lengths_B)

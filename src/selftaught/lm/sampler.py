@@ -12,6 +12,11 @@ the distribution it was actually drawn from, softmax(top_k_filter(logits / tempe
 With `greedy=True` (argmax; temperature and top_k ignored) it is the log-probability under
 the model at temperature 1 with no top-k, log_softmax(logits). For the model's log-probs of
 arbitrary sequences, use `selftaught.lm.train.token_logprobs`.
+
+Batches: prompts of shape KxBxP are K batches decoded one after another in ONE compiled
+program (`over_batches`: a `lax.map`, batch k with key `jax.random.split(rng, K)[k]`); every
+output gains a leading K axis. Each batch's loop stops when its own rows are done, and the
+batch size the model scores at once stays B (on a CPU the cost per call grows with it).
 """
 
 from __future__ import annotations
@@ -49,8 +54,23 @@ def filter_logits(logits_BxV, temperature, top_k: int):
     return logits_BxV
 
 
+def over_batches(run, n_lead: int):
+    """`run(*lead, prompt_BxP, pmask_BxP, rng, *rest)` as a function of KxBxP prompts: a
+    `lax.map` over the K batches (batch k gets key split(rng, K)[k]); `lead` (the
+    `n_lead` parameter pytrees) and `rest` (traced scalars) are shared by every batch."""
+
+    def batched(*args):
+        lead, (t_KxBxP, m_KxBxP, rng), rest = (args[:n_lead], args[n_lead:n_lead + 3],
+                                               args[n_lead + 3:])
+        keys_K = jax.random.split(rng, t_KxBxP.shape[0])
+        return jax.lax.map(lambda x: run(*lead, *x, *rest), (t_KxBxP, m_KxBxP, keys_K))
+
+    return batched
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled_sampler(cfg: TransformerConfig, max_new_tokens: int, top_k: int, greedy: bool):
+def _compiled_sampler(cfg: TransformerConfig, max_new_tokens: int, top_k: int, greedy: bool,
+                      batched: bool = False):
     N = max_new_tokens
 
     def pick(logits_BxV, key, temperature):
@@ -102,7 +122,7 @@ def _compiled_sampler(cfg: TransformerConfig, max_new_tokens: int, top_k: int, g
         lengths_B = jnp.where(has_eos_B, jnp.argmax(is_eos_BxN, axis=-1) + 1, N)
         return SampleOutput(toks_BxN, lps_BxN, lengths_B.astype(jnp.int32))
 
-    return jax.jit(run)
+    return jax.jit(over_batches(run, 1) if batched else run)
 
 
 def sample(
@@ -118,7 +138,8 @@ def sample(
     greedy: bool = False,
     min_new_tokens: int = 0,
 ) -> SampleOutput:
-    """Sample up to `max_new_tokens` after left-padded prompts (see `encode_prompts`).
+    """Sample up to `max_new_tokens` after left-padded prompts (see `encode_prompts`), BxP
+    or KxBxP (K batches in one program, see the module docstring).
 
     EOS is excluded from the first `min_new_tokens` steps (as in Hugging Face `generate`).
     Compiled once per (cfg, max_new_tokens, top_k, greedy) and input shapes; temperature and
@@ -130,12 +151,13 @@ def sample(
         raise ConfigError(f"temperature={temperature} must be > 0 (or pass greedy=True)")
     if top_k < 0:
         raise ConfigError(f"top_k={top_k} must be >= 0 (0 keeps the whole vocabulary)")
-    P = prompt_tokens_BxP.shape[1]
+    P = prompt_tokens_BxP.shape[-1]
     if cfg.pos_encoding == "learned" and P + max_new_tokens > cfg.max_len:
         raise ConfigError(
             f"prompt length {P} + max_new_tokens {max_new_tokens} exceeds the model's "
             f"max_len={cfg.max_len} (learned positions); shorten them or raise max_len"
         )
-    fn = _compiled_sampler(cfg, int(max_new_tokens), int(top_k), bool(greedy))
+    fn = _compiled_sampler(cfg, int(max_new_tokens), int(top_k), bool(greedy),
+                           jnp.ndim(prompt_tokens_BxP) == 3)
     return fn(params, prompt_tokens_BxP, prompt_mask_BxP, rng, jnp.float32(temperature),
               jnp.int32(min_new_tokens))

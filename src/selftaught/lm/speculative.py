@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from selftaught.core.errors import ConfigError, check
 from selftaught.lm.model import Transformer, TransformerConfig, default_positions, init_cache
-from selftaught.lm.sampler import filter_logits, unsampleable
+from selftaught.lm.sampler import filter_logits, over_batches, unsampleable
 from selftaught.lm.tokenizer import EOS, PAD
 
 
@@ -90,7 +90,7 @@ def _row_write(x_BxL, start_B, new_BxW):
 
 @functools.lru_cache(maxsize=32)
 def _compiled(target_cfg: TransformerConfig, draft_cfg: TransformerConfig, N: int, G: int,
-              top_k: int, greedy: bool):
+              top_k: int, greedy: bool, batched: bool = False):
     target, draft = Transformer(target_cfg), Transformer(draft_cfg)
     t_dec = lambda p, *a: target.apply(p, *a, method=Transformer.decode)
     d_dec = lambda p, *a: draft.apply(p, *a, method=Transformer.decode)
@@ -222,7 +222,7 @@ def _compiled(target_cfg: TransformerConfig, draft_cfg: TransformerConfig, N: in
         return SpecOutput(out_BxN, lengths_B.astype(jnp.int32), c["calls_B"], c["tested_B"],
                           c["accepted_B"], c["alpha_B"], c["rounds"])
 
-    return jax.jit(run)
+    return jax.jit(over_batches(run, 2) if batched else run)
 
 
 def speculative_sample(
@@ -241,19 +241,22 @@ def speculative_sample(
     greedy: bool = False,
     top_k: int = 0,
 ) -> SpecOutput:
-    """Decode up to `max_new_tokens` after left-padded prompts (`encode_prompts` layout).
+    """Decode up to `max_new_tokens` after left-padded prompts (`encode_prompts` layout),
+    BxP or KxBxP: K batches of B decoded one after another in one compiled program
+    (`lm.sampler.over_batches`; batch k uses key split(rng, K)[k]), every output with a
+    leading K axis (`rounds` per batch).
 
     Compiled once per (configs, max_new_tokens, gamma, top_k, greedy) and input shapes;
     temperature and epsilon are traced (a lenience sweep does not recompile). Stops per row
     at EOS like `lm.sampler.sample`. Raises ConfigError for γ < 1, ε ∉ (0, 1], different
     vocabularies and lengths past a learned-position model's max_len.
     """
-    P = prompt_tokens_BxP.shape[1]
+    P = prompt_tokens_BxP.shape[-1]
     check_speculative(target_cfg, draft_cfg, gamma=gamma, epsilon=epsilon,
                       max_new_tokens=max_new_tokens, prompt_len=P, greedy=greedy,
                       temperature=temperature, top_k=top_k)
     fn = _compiled(target_cfg, draft_cfg, int(max_new_tokens), int(gamma), int(top_k),
-                   bool(greedy))
+                   bool(greedy), jnp.ndim(prompt_tokens_BxP) == 3)
     return fn(target_params, draft_params, prompt_tokens_BxP, prompt_mask_BxP, rng,
               jnp.float32(temperature if not greedy else 1.0), jnp.float32(epsilon))
 
