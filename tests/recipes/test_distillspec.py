@@ -60,7 +60,8 @@ def test_smoke_run_and_resume_after_kill(tmp_path, killed_at):
         assert 0 <= e["alpha"] <= 1 and 1 <= e["tau"] <= e["gamma"] + 1
     for p in ("speedup_t1", "speedup_greedy", "lossy_accuracy", "lossy_speedup"):
         assert (tmp_path / "ref" / "plots" / f"{p}.png").stat().st_size > 0
-    with killed_at(distillspec, "measure", 2):  # killed while measuring the second draft
+    # killed mid-measurement: 4 baseline and 4 validation timings, then the 2nd test setting
+    with killed_at(distillspec, "_timed_together", 10):
         runner.execute(RECIPE, SMOKE, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
     runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill", resume=True)
     assert _counted(tmp_path / "kill") == _counted(tmp_path / "ref")

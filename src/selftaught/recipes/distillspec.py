@@ -216,19 +216,29 @@ def make_setting(config: DistillSpecConfig) -> Setting:
     return Setting(s, target_cfg, s.model_cfg, P, ground, prompts, val_prompts)
 
 
-def _timed(fn, repeats: int):
-    """(result, wall seconds, CPU seconds): the minimum of each over `repeats` calls after
-    one warm-up call (compilation). CPU seconds (all threads of this process) are the stable
-    figure on a shared, loaded machine; wall seconds are what a user waits."""
-    out = fn()
-    jax.block_until_ready(out)
-    wall = cpu = float("inf")
+def _timed_together(fns: dict, repeats: int) -> dict:
+    """name -> (result, wall seconds, CPU seconds) of each zero-argument fn: the minimum of
+    each over `repeats` rounds, after one warm-up call each (compilation). A round times every
+    fn once, one after another, so a change of the machine's load between rounds hits all of
+    them alike (the timings of one round are paired). CPU seconds (all threads of this
+    process) are the stable figure on a shared, loaded machine; wall seconds are what a user
+    waits."""
+    outs = {k: f() for k, f in fns.items()}
+    jax.block_until_ready(outs)
+    best = {k: [float("inf"), float("inf")] for k in fns}
     for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        jax.block_until_ready(out)
-        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
-    return out, wall, cpu
+        for k, f in fns.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            outs[k] = f()
+            jax.block_until_ready(outs[k])
+            w, c = time.perf_counter() - w0, time.process_time() - c0
+            best[k] = [min(best[k][0], w), min(best[k][1], c)]
+    return {k: (outs[k], *best[k]) for k in fns}
+
+
+def _timed(fn, repeats: int):
+    """(result, wall seconds, CPU seconds) of one fn (see `_timed_together`)."""
+    return _timed_together({0: fn}, repeats)[0]
 
 
 def accuracy(st: Setting, tokens_KxBxN, problems=None) -> float:
@@ -265,53 +275,64 @@ def baselines(config: DistillSpecConfig, st: Setting, target, draft, key) -> dic
     return out
 
 
-def measure(config: DistillSpecConfig, st: Setting, target, draft, key, base: dict) -> list:
-    """One record per (mode, γ) and per lossy ε for this draft."""
+TARGET = "target alone"  # the key of target-only decoding in a round of timings
+
+
+def measure(config: DistillSpecConfig, st: Setting, target, drafts: dict, key,
+            base: dict) -> list:
+    """(draft, record) per draft and per (mode, γ) and lossy ε. Each setting times every
+    draft and the target alone round-robin (`_timed_together`): the speedup divides the
+    target's time by the draft's from the same rounds."""
     t, m, N = st.prompts["tokens"], st.prompts["mask"], st.s.max_new
     recs = []
     settings = [(mode, g, 1.0) for mode in MODES for g in config.gammas]
     settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
     for mode, g, eps in settings:
-        out, sec, cpu = _timed(lambda mode=mode, g=g, eps=eps: speculative_sample(
-            target, st.target_cfg, draft, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
-            greedy=mode == "greedy", temperature=1.0, epsilon=eps), config.timing_repeats)
-        tested = max(int(out.tested_B.sum()), 1)
-        alpha = float(out.alpha_sum_B.sum()) / tested
-        tau = float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1)
-        c = base[mode]["cost_ratio"]
-        recs.append(dict(mode=mode, gamma=g, epsilon=eps, alpha=alpha, tau=tau,
-                         accept_rate=float(out.accepted_B.sum()) / tested,
-                         acc=accuracy(st, out.tokens_BxN), rounds=int(np.sum(out.rounds)),
-                         spec_seconds=sec, spec_cpu=cpu,
-                         wall_speedup=base[mode]["target_seconds"] / sec,
-                         speedup=base[mode]["target_cpu"] / cpu,
-                         theory_speedup=float(theoretical_speedup(tau, g, c))))
+        fns = {name: (lambda p=p, mode=mode, g=g, eps=eps: speculative_sample(
+            target, st.target_cfg, p, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
+            greedy=mode == "greedy", temperature=1.0, epsilon=eps)) for name, p in drafts.items()}
+        fns[TARGET] = lambda mode=mode: sample(target, st.target_cfg, t, m, key, max_new_tokens=N,
+                                               greedy=mode == "greedy", temperature=1.0)
+        timed = _timed_together(fns, config.timing_repeats)
+        _, t_sec, t_cpu = timed.pop(TARGET)
+        for name, (out, sec, cpu) in timed.items():
+            tested = max(int(out.tested_B.sum()), 1)
+            tau = float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1)
+            recs.append((name, dict(
+                mode=mode, gamma=g, epsilon=eps, alpha=float(out.alpha_sum_B.sum()) / tested,
+                tau=tau, accept_rate=float(out.accepted_B.sum()) / tested,
+                acc=accuracy(st, out.tokens_BxN), rounds=int(np.sum(out.rounds)),
+                spec_seconds=sec, spec_cpu=cpu, target_seconds=t_sec, target_cpu=t_cpu,
+                wall_speedup=t_sec / sec, speedup=t_cpu / cpu,
+                theory_speedup=float(theoretical_speedup(tau, g, base[mode]["cost_ratio"])))))
     return recs
 
 
-def validation(config: DistillSpecConfig, st: Setting, target, draft, key,
-               lossy: bool) -> list:
-    """Speculative decoding of the validation prompts, what every choice is made on: one
-    record per (mode, γ) of exact decoding (α: the divergence; CPU seconds: γ), and with
-    `lossy` one per ε < 1 at T=1, γ = lossy_gamma (accuracy: the lenience ε*)."""
+def validation(config: DistillSpecConfig, st: Setting, target, drafts: dict, key,
+               lossy: tuple) -> list:
+    """(draft, record) for speculative decoding of the validation prompts, what every choice
+    is made on: per (mode, γ), exact decoding with every draft, timed round-robin (α: the
+    divergence; CPU seconds: γ); per ε < 1 at T=1, γ = lossy_gamma, the drafts named in
+    `lossy` (accuracy: the lenience ε*)."""
     t, m, N = st.val_prompts["tokens"], st.val_prompts["mask"], st.s.max_new
     settings = [(mode, g, 1.0) for mode in MODES for g in config.gammas]
-    if lossy:
-        settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
+    settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
     recs = []
     for mode, g, eps in settings:
-        run = lambda mode=mode, g=g, eps=eps: speculative_sample(  # noqa: E731
-            target, st.target_cfg, draft, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
-            greedy=mode == "greedy", temperature=1.0, epsilon=eps)
+        fns = {name: (lambda p=p, mode=mode, g=g, eps=eps: speculative_sample(
+            target, st.target_cfg, p, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
+            greedy=mode == "greedy", temperature=1.0, epsilon=eps))
+            for name, p in drafts.items() if eps == 1.0 or name in lossy}
         if eps == 1.0:
-            out, _, cpu = _timed(run, config.timing_repeats)
+            timed = _timed_together(fns, config.timing_repeats)
         else:  # the lossy choice reads only accuracy
-            out, cpu = run(), None
-        tested = max(int(out.tested_B.sum()), 1)
-        recs.append(dict(mode=mode, gamma=g, epsilon=eps,
-                         alpha=float(out.alpha_sum_B.sum()) / tested,
-                         tau=float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1),
-                         acc=accuracy(st, out.tokens_BxN, st.s.valid), spec_cpu=cpu))
+            timed = {name: (f(), None, None) for name, f in fns.items()}
+        for name, (out, _, cpu) in timed.items():
+            tested = max(int(out.tested_B.sum()), 1)
+            recs.append((name, dict(
+                mode=mode, gamma=g, epsilon=eps, alpha=float(out.alpha_sum_B.sum()) / tested,
+                tau=float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1),
+                acc=accuracy(st, out.tokens_BxN, st.s.valid), spec_cpu=cpu)))
     return recs
 
 
@@ -397,13 +418,12 @@ def measure_drafts(log, config, st: Setting, seed: int, mkey, target, drafts) ->
     for mode, b in base.items():
         log("baseline", seed=seed, mode=mode, **b)
     ctrl = "base_matched" if config.matched_control else "base"
-    for name in [*config.divergences, ctrl]:  # the candidates and the control: their γ
-        for rec in validation(config, st, target, drafts[name], mkey,
-                              lossy=name in config.divergences):
-            log("val_spec", seed=seed, draft=name, **rec)
-    for name, params in drafts.items():
-        for rec in measure(config, st, target, params, mkey, base):
-            log("spec", seed=seed, draft=name, **rec)
+    # the candidates and the control (their γ); the lossy ε for the candidates only
+    candidates = {name: drafts[name] for name in (*config.divergences, ctrl)}
+    for name, rec in validation(config, st, target, candidates, mkey, config.divergences):
+        log("val_spec", seed=seed, draft=name, **rec)
+    for name, rec in measure(config, st, target, drafts, mkey, base):
+        log("spec", seed=seed, draft=name, **rec)
 
 
 # ---------------------------------------------------------------------------- the report
