@@ -1,24 +1,28 @@
 """DistillSpec: speculative decoding with a distilled draft (Zhou et al., 2024; lm.md §5).
 
     selftaught run distillspec --preset default --seeds 3
-    measured 2026-12-06 with /usr/bin/time -v, under load (load average 8.3-10.1, 4-6 other
-    jobs on the 2 cores; this job got 39% of a core): 31 min 16 s wall, 749 CPU-s, peak RSS
-    1.15 GiB. 3 of 10 claims hold (3 training seeds; 128 validation and 128 disjoint test
+    measured 2026-12-06 with /usr/bin/time -v, under load (load average 7.5-8.5, 4-6 other
+    jobs on the 2 cores; this job got 51% of a core): 25 min 35 s wall, 788 CPU-s, peak RSS
+    1.14 GiB. 4 of 10 claims hold (3 training seeds; 128 validation and 128 disjoint test
     prompts, decoded as 8 batches of 16; outputs 12-33 tokens, mean 27.7).
     Selected on validation: JSD for both modes (validation α, T=1: fkl 0.633, rkl 0.665,
     jsd 0.667, tvd 0.662; greedy: 0.683 / 0.678 / 0.683 / 0.670), γ = 1 for every speedup
     comparison (the fastest in CPU time), lossy ε* = 0.2 (validation accuracy % at ε = 1, 0.5,
-    0.2, 0.1, 0.05: 94.5, 93.5, 90.1, 86.5, 80.7; margin 5 points).
-    c = 0.028 (greedy) / 0.051 (T=1) in CPU time; target alone 0.18 CPU-s per 128 prompts,
+    0.2, 0.1, 0.05: 94.5, 93.5, 90.1, 86.5, 80.7; margin 5 points, fixed before the run).
+    c = 0.027 (greedy) / 0.056 (T=1) in CPU time; target alone 0.175 CPU-s per 128 prompts,
     accuracy 96.9% greedy / 93.0% T=1. JSD draft at γ = 1: α 0.71 / 0.69, τ 1.65 / 1.64,
-    CPU-time speedup 0.97 / 0.95 against τ/(γc+1) = 1.61 / 1.56 (greedy / T=1); at γ ≥ 2 every
-    draft is slower than the target alone (0.56-0.90).
+    CPU-time speedup 1.01 / 0.96 against τ/(γc+1) = 1.61 / 1.55 (greedy / T=1); at γ ≥ 2 every
+    draft is slower than the target alone (0.61-0.90).
       holds  distilled_raises_alpha_t1         JSD − base_matched +0.0059 [0.0052, 0.0070]
+      holds  distilled_raises_speedup_t1       +4.0% [0.9, 6.2], but doubtful: the mechanism
+             measures < 1% (target calls 489 vs 493 over the 3 seeds, τ +0.003), and drafts
+             with identical work (same rounds) differ by ±2-3% in CPU time within one
+             round-robin round (seed 0, T=1, γ=1: 0.207-0.218 s at 163 rounds); likely a
+             3-seed timing false positive
+      fails  distilled_raises_speedup_greedy   +0.2% [−1.1, 2.0] (α, τ differ by < 0.01)
       fails  distilled_raises_alpha_greedy     −0.0126 [−0.018, −0.007]: the 300 extra SFT
              steps raise greedy α more than distillation does (base_matched 0.72 vs 0.71)
-      fails  distilled_raises_speedup_t1       +6.5% [−5.7, 18.3]    } α differs by < 0.01,
-      fails  distilled_raises_speedup_greedy   +0.3% [−3.7, 3.0]     } τ by < 0.01 at γ = 1
-      fails  speedup_vs_theory_t1 / _greedy    0.61 [0.57, 0.64] / 0.60 [0.56, 0.63]: the
+      fails  speedup_vs_theory_t1 / _greedy    0.62 [0.61, 0.62] / 0.63 [0.62, 0.64]: the
              CPU target's cost grows with the tokens it scores per call (README), which
              τ/(γc+1) ignores
       fails  on_policy_beats_fixed_alpha_t1    λ=1 − λ=0: −0.0056 [−0.0078, −0.0027], greedy
@@ -26,14 +30,19 @@
       holds  lossy_raises_tau_t1               τ(ε*=0.2) − τ(1) +0.011 [0.009, 0.012]
       holds  lossy_accuracy_noninferior_t1     accuracy −3.6 points [−3.9, −3.1] (> −5)
     The lossy frontier holds as stated but buys nothing: τ 2.34 → 2.35 and the CPU-time
-    speedup × 0.986 at ε*, while accuracy falls 93.5% → 89.8% (ε = 0.05: 79.9%). Measured
-    why: from ε = 1 to 0.05 the acceptance rate rises only 0.668 → 0.681 (seed 0, JSD, γ=3),
-    so ~96% of the rejected draft tokens have p(x) < 0.05·q(x): the target rules them out,
-    and lenience only lets through near-misses that break the arithmetic.
+    speedup × 1.01 (0.95-1.07 per seed) at ε*, while accuracy falls 93.5% → 89.8% (ε = 0.05:
+    79.9%). Measured why: from ε = 1 to 0.05 the acceptance rate rises only 0.668 → 0.681
+    (seed 0, JSD, γ=3), so ~96% of the rejected draft tokens have p(x) < 0.05·q(x): the
+    target rules them out, and lenience only lets through near-misses that break the
+    arithmetic.
     Power (report's section; CPU-time speedup at γ = 1, JSD vs base_matched, same seed): the
-    paired gain's sd over seeds is 3.6% greedy, 12.0% T=1, so a 10% speedup difference needs
-    1 (greedy) / 12 (T=1) training seeds at 95% confidence and 80% power (`stats.seeds_needed`);
-    the T=1 spread is timing noise under load (τ differs by < 0.01 between the two drafts).
+    paired gain's sd over seeds is 1.6% greedy / 2.8% T=1, so a 10% speedup difference needs
+    1 training seed either way (`stats.seeds_needed`, 95% CI, 80% power): 3 seeds separate it.
+    That needed round-robin timing (each setting times every draft and the target alone in
+    turn, `_timed_together`): the first re-run of this design timed the drafts one after
+    another (749 CPU-s, 31 min 16 s under load 8.3-10.1, the same α/τ/accuracy figures) and
+    measured a paired sd of 3.6% / 12.0% (1 / 12 seeds) and speedup gains +0.3% [−3.7, 3.0]
+    / +6.5% [−5.7, 18.3] (3 of 10 held).
     Before this design (issue 30 items 5-6, issue 25 item 2): the divergence was picked on the
     16 prompts it was reported on, the control had 300 fewer steps, no λ ablation, 16 prompts
     and the best γ picked on test: 1 of 6 held (α at T=1 +0.021 [0.017, 0.029] against the
