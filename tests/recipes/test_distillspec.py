@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import jax
 import pytest
 
 from selftaught import recipes
@@ -234,3 +235,20 @@ def test_lossy_claims_not_tested_when_no_epsilon_passes_validation(tmp_path):
         c = claims[name]
         assert not c.holds and "no ε < 1 kept validation accuracy within 5 points" in c.untested
         assert "ε=0.5 80.0" in c.untested
+
+
+def test_loop_steps_counts_each_batch_until_its_longest_row():
+    assert distillspec.loop_steps([[3, 5], [2, 2]]) == 5 + 2
+    assert distillspec.loop_steps([4, 1, 2]) == 4  # one batch
+    assert distillspec.loop_steps([[0, 0]]) == 1  # never 0 (it divides)
+
+
+def test_round_robin_timing_keeps_each_result_and_times_every_fn():
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k) or jax.numpy.ones(2) * len(calls)) for k in "abc"}
+    timed = distillspec._timed_together(fns, 2)
+    assert calls == list("abc") * 3  # one warm-up round, then 2 rounds in turn
+    assert set(timed) == set("abc")
+    for k, (out, wall, cpu) in timed.items():
+        assert float(out[0]) == 7 + "abc".index(k)  # the result of the last round
+        assert 0 <= wall < float("inf") and 0 <= cpu < float("inf")
