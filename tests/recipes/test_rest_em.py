@@ -11,7 +11,9 @@ from selftaught.core import ConfigError, UnknownNameError, runner
 from selftaught.core import config as cfglib
 from selftaught.core.rundir import RunDir
 from selftaught.lm import TrainConfig
+from selftaught.lm.model import ModelSize
 from selftaught.recipes import rest_em
+from selftaught.tasks import parse_task_args
 
 RECIPE = recipes.get("rest-em")
 
@@ -19,7 +21,7 @@ RECIPE = recipes.get("rest-em")
 TINY = dataclasses.replace(
     RECIPE.preset("smoke"),
     num_seeds=1, task_args="digits=(1, 2)", human_problems=40, train_problems=60, eval_problems=8,
-    model=rest_em.ModelSize(d_model=16, n_layers=1, n_heads=2),
+    model=ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
     mstep_steps=60, iterations=2, sft_candidates=2, num_samples=8, max_per_problem=1,
     eval_samples=2, eval_k=2, sample_batch=64, chunk_steps=10,
@@ -104,11 +106,11 @@ def test_best_iteration_uses_validation_and_upto():
 
 
 def test_parse_task_args():
-    assert rest_em.parse_task_args("digits=(1, 4), human_skip_prob=0.25") == {
+    assert parse_task_args("digits=(1, 4), human_skip_prob=0.25") == {
         "digits": (1, 4), "human_skip_prob": 0.25}
-    assert rest_em.parse_task_args("  ") == {}
+    assert parse_task_args("  ") == {}
     with pytest.raises(ConfigError, match="name=value pairs"):
-        rest_em.parse_task_args("digits=open('x')")
+        parse_task_args("digits=open('x')")
 
 
 @pytest.mark.parametrize("change, message", [

@@ -79,21 +79,16 @@ generator was never trained: the evaluator is the same network, fine-tuned.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
 import numpy as np
 
-from selftaught import stats, tasks
-from selftaught.core import Recipe, Report, check
-from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.core import Recipe
+from selftaught.core.errors import ConfigError
 from selftaught.lm.data import TaskSetting, preference_pairs, stack_rows, task_setting
 from selftaught.lm.generate import Samples, generate
 from selftaught.lm.metrics import (
-    GeneralisationGate,
-    gate_verdict,
-    k_grid,
     maj_at_k,
     pass_at_k,
     ranking_accuracy,
@@ -108,129 +103,21 @@ from selftaught.lm.train import (
     make_sft,
     make_trainer,
 )
-
-STYLES = ("detailed", "terse")
-EVALUATORS = ("ce", "margin")
-STAGES = ("sft", "samples", "evaluators", "sequential")
-
-
-@dataclasses.dataclass(frozen=True)
-class MathRerankConfig:
-    """Solution FT, evaluator, cluster re-ranking, sequential FT (see the module docstring)."""
-
-    seed: int = 0
-    """first seed; seed i of an n-seed run is seed + i (data, init and sampling all change)"""
-    num_seeds: int = 3
-    """seeds when --seeds is not given"""
-    task: str = "chain"
-    """registered task (chain, addition, multiplication) or a plug-in package.module:factory;
-    it must have a verifier and final answers on a last line "=ANSWER" """
-    task_args: str = "steps=(2, 4)"
-    """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
-    sft_problems: int = 500
-    """training problems with a solution (detailed or terse): the generators' data"""
-    pool_problems: int = 400
-    """further training problems (answers only) on which G_detailed samples the evaluator's
-    training data"""
-    eval_problems: int = 150
-    """held-out test problems"""
-    model: ModelSize = ModelSize()
-    """shape of the decoder (generator and evaluator) trained from scratch"""
-    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
-                                   weight_decay=0.1, final_lr_ratio=0.1)
-    """solution fine-tuning of G_detailed and G_terse (the two styles train as one vmapped
-    program)"""
-    pool_samples: int = 6
-    """samples per pool problem from G_detailed (the evaluator's data)"""
-    temperature: float = 0.7
-    """sampling temperature of the pool samples and the test candidates"""
-    top_k: int = 0
-    """top-k filter of the sampler (0: the whole vocabulary)"""
-    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=250,
-                                         batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
-    """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed:
-    one training run each, of total_steps steps, checkpointed at `evaluator_checkpoints`"""
-    evaluator_checkpoints: tuple[int, ...] = (40, 100, 250)
-    """the evaluator step counts to choose from, within its one training run: at each, the
-    evaluator scores G_detailed's candidates on the validation problems (disjoint from the
-    test problems) and the checkpoint with the best within-problem pair accuracy there
-    (ties: the fewest steps) re-ranks the test candidates; increasing, the last equal to
-    evaluator.total_steps"""
-    margin: float = 1.0
-    """lambda of the margin loss max(0, log S(X-) - log S(X+) + lambda)"""
-    verdict: str = "10"
-    """two characters of the task's alphabet: the evaluator's "correct" and "incorrect"
-    tokens"""
-    max_pairs_per_problem: int = 8
-    """cap on (correct, incorrect) pairs drawn per pool problem for the evaluators"""
-    candidates: int = 16
-    """N: candidates per test problem (paper: 64)"""
-    top_clusters: int = 3
-    """K: clusters (largest first) kept by top-K cluster re-ranking (paper: 8 of 64)"""
-    cluster_aggregate: str = "sum"
-    """how top-K re-ranking scores a cluster from its members' S: sum | mean | max"""
-    claim_k: int = 16
-    """k (candidates voted / re-ranked) at which the claims compare the selectors"""
-    vote_repeats: int = 32
-    """each selector's accuracy averages every k-subset of a problem's candidates, or this
-    many random ones (the same for every selector) when there are more"""
-    seq_ft: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=200,
-                                      batch_size=64, weight_decay=0.1, final_lr_ratio=0.1)
-    """the last generator FT of sequential multi-task FT (from E_ce), and of its baseline
-    (from G_detailed): same data, same steps, one vmapped program"""
-    noninferiority: float = 2.0
-    """points: 'sequential >= solution FT' holds when the CI's lower end of (G_seq - G_cont)
-    lies above -noninferiority"""
-    sample_batch: int = 1024
-    """rows per sampler call (fixed, so the sampler compiles once)"""
-    chunk_steps: int = 100
-    """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
-    max_generalisation_gap: float = 5.0
-    """points: the generalisation gate. Before G_detailed samples the evaluators' data, its
-    sample accuracy on its own training problems (the first min(eval_problems, sft_problems)
-    solution-FT problems) and on as many fresh validation problems (pool_samples each) is
-    logged; when the mean gap over seeds (train - fresh) is >= this, the claims about the
-    evaluators (the re-ranking, loss and sequential-FT claims) are reported as not tested"""
-
-    def validate(self) -> None:
-        check_at_least_one(self, "sft_problems", "pool_problems", "eval_problems",
-                           "pool_samples", "max_pairs_per_problem", "candidates",
-                           "top_clusters", "claim_k", "vote_repeats", "sample_batch",
-                           "chunk_steps")
-        check(self.claim_k <= self.candidates,
-              f"claim_k ({self.claim_k}) must be <= candidates ({self.candidates}): a "
-              "selector needs k candidates per problem; raise --candidates or lower --claim-k")
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
-        check(self.margin >= 0, f"margin must be >= 0, got {self.margin}")
-        check(self.max_generalisation_gap > 0,
-              f"max_generalisation_gap must be > 0 points, got {self.max_generalisation_gap}")
-        check(self.noninferiority >= 0,
-              f"noninferiority must be >= 0 points, got {self.noninferiority}")
-        ck = self.evaluator_checkpoints
-        check(len(ck) > 0 and all(a < b for a, b in zip((0, *ck), ck))
-              and ck[-1] == self.evaluator.total_steps,
-              f"evaluator_checkpoints must be increasing positive step counts ending at "
-              f"evaluator.total_steps ({self.evaluator.total_steps}), got {ck}; change "
-              "--evaluator-checkpoints or --evaluator.total-steps")
-        check(self.cluster_aggregate in ("sum", "mean", "max"),
-              f"cluster_aggregate must be sum, mean or max, got {self.cluster_aggregate!r}")
-        task = tasks.get(self.task, **tasks.parse_task_args(self.task_args))
-        check(callable(getattr(task, "verify", None)),
-              f"task {self.task!r} has no verifier (a verify(problem, text) method); the "
-              "evaluator learns from verified samples, so choose a verifiable task")
-        check(len(self.verdict) == 2 and self.verdict[0] != self.verdict[1]
-              and set(self.verdict) <= set(task.alphabet),
-              f"verdict must be two different characters of the task's alphabet "
-              f"{task.alphabet!r} (yes, no), got {self.verdict!r}")
-
-    @property
-    def ks(self) -> list[int]:
-        """k values of the accuracy-vs-k curves: powers of two below N, and N."""
-        return k_grid(self.candidates)
+from selftaught.recipes.math_rerank.config import (  # noqa: F401
+    EVALUATORS,
+    STAGES,
+    STYLES,
+    MathRerankConfig,
+)
+from selftaught.recipes.math_rerank.report import (  # noqa: F401
+    EVENTS,
+    _finished,
+    _gate,
+    _selection_md,
+    report,
+)
 
 
-# ---------------------------------------------------------------------------- building
 def make_setting(config: MathRerankConfig, seed: int) -> TaskSetting:
     n_train = config.sft_problems + config.pool_problems
     return task_setting(config.task, config.task_args, config.model, 0, n_train,
@@ -333,7 +220,6 @@ def greedy_pass1(config, s: TaskSetting, params, key, label: str) -> float:
                  .correct.mean())
 
 
-# ---------------------------------------------------------------------------- evaluation
 def selector_metrics(config: MathRerankConfig, answers, correct, targets, scores: dict,
                      seed: int) -> dict[str, float]:
     """Accuracy of every selector at every k (the same k-subsets for all of them)."""
@@ -355,7 +241,6 @@ def selector_metrics(config: MathRerankConfig, answers, correct, targets, scores
     return out
 
 
-# ---------------------------------------------------------------------------- the run
 def phases(config: MathRerankConfig, seeds: list[int]) -> list[str]:
     return [f"seed{sd}/{st}" for sd in seeds for st in STAGES]
 
@@ -505,184 +390,6 @@ def sequential_ft(log, config: MathRerankConfig, s: TaskSetting, seed: int, root
         loss_sequential=float(losses[0]), loss_continued=float(losses[1]))
 
 
-# ---------------------------------------------------------------------------- the report
-EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
-
-
-def _finished(run_dir, seeds: list[int]) -> tuple[list[int], dict]:
-    """The seeds with every record (an unfinished run reports those: its claims are marked
-    partial by the core), and {event: {seed: record}}."""
-    ev = {name: {e["seed"]: e for e in run_dir.events(name)} for name in EVENTS}
-    done = [sd for sd in seeds if all(sd in ev[name] for name in EVENTS)]
-    if not done:
-        raise ConfigError(f"{run_dir.path}: no seed has finished all its phases yet; continue "
-                          "the run with --resume")
-    return done, ev
-
-
-def _gate(config: MathRerankConfig, run_dir, seeds: list[int]) -> tuple[bool, str, list[str]]:
-    """The generalisation gate of G_detailed: (passed, why not, report section)."""
-    got = {e["seed"]: e for e in run_dir.events("gate")}
-    if not all(sd in got for sd in seeds):  # a run from before the gate existed
-        return False, ("no generalisation gate was logged for G_detailed (a run from before "
-                       "the gate): whether the generator memorises was not measured"), []
-    return gate_verdict([GeneralisationGate(
-        "G_detailed", [100 * got[sd]["train_accuracy"] for sd in seeds],
-        [100 * got[sd]["fresh_accuracy"] for sd in seeds], config.max_generalisation_gap)],
-        seeds)
-
-
-def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> list[str]:
-    """The report section saying what was selected on what: each evaluator's step count,
-    chosen per seed on the validation candidates."""
-    if not all("ce_steps" in records[sd] for sd in seeds):  # a run from before the choice
-        return ["## Evaluator steps", "", f"Fixed at {config.evaluator.total_steps} (a run "
-                "from before the step count was chosen on validation)."]
-    ck = config.evaluator_checkpoints
-
-    def cell(kind, split, steps):
-        x = np.array([records[sd][f"{kind}_{split}_pair_accuracy_{steps}"] for sd in seeds])
-        return stats.ci_cell(stats.bootstrap_ci(x), ".3f")
-
-    chosen = {e: [records[sd][f"{e}_steps"] for sd in seeds] for e in EVALUATORS}
-    return [
-        "## Evaluator steps, chosen on validation", "",
-        f"Each evaluator trains once for {ck[-1]} steps; at each checkpoint it scores "
-        f"G_detailed's {config.candidates} candidates on each of the {config.eval_problems} "
-        f"validation problems (disjoint from the {config.eval_problems} test problems), and "
-        "the checkpoint with the best within-problem pair accuracy there re-ranks the test "
-        "candidates (ties: the fewest steps). Chosen steps per seed: "
-        + "; ".join(f"{e} {chosen[e]}" for e in EVALUATORS) + ". The test column is a "
-        "diagnostic logged after the choice, never used for it. Every other choice of this "
-        "recipe is fixed in the config; every claim is on the test problems.", "",
-        stats.markdown_table(
-            ["steps", *(f"{e}: {split} pair accuracy" for e in EVALUATORS
-                        for split in ("validation", "test"))],
-            [[steps, *(cell(e, split, steps) for e in EVALUATORS
-                       for split in ("valid", "test"))] for steps in ck])]
-
-
-def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
-    ks, kc, K = config.ks, config.claim_k, config.top_clusters
-    seeds, ev = _finished(run_dir, seeds)
-
-    def col(event, name):
-        return np.array([ev[event][sd][name] for sd in seeds], np.float64) * (
-            1 if "pair_accuracy" in name or name in ("pairs",) else 100)
-
-    rr = lambda name: col("rerank_eval", name)  # noqa: E731
-    curve = lambda fmt: np.stack([rr(fmt.format(k)) for k in ks], axis=1)  # noqa: E731
-    curves = {
-        "majority vote": curve("maj_{}"),
-        "re-rank all (CE evaluator)": curve("all_ce_{}"),
-        "weighted vote (CE evaluator)": curve("weighted_ce_{}"),
-        f"top-{K} clusters re-ranked (CE evaluator)": curve("topk_ce_{}"),
-        "re-rank all (margin evaluator)": curve("all_margin_{}"),
-        f"top-{K} clusters re-ranked (margin evaluator)": curve("topk_margin_{}"),
-        "pass@k (oracle upper bound)": curve("passk_{}"),
-    }
-    stats.plot_curves(
-        run_dir.plots / "rerank.png", np.log2(ks), curves,
-        hlines={"a random candidate": rr("sample_acc")},
-        xlabel="log2 k (candidates per problem)", ylabel="test accuracy (%)",
-        title=f"Selecting among k candidates on {config.task}, {len(seeds)} seed(s), 95% CI")
-    sft = lambda name: col("sft_eval", name)  # noqa: E731
-    seq = lambda name: col("sequential_eval", name)  # noqa: E731
-    stats.plot_bars(
-        run_dir.plots / "fine_tuning.png",
-        {"terse FT": stats.bootstrap_ci(sft("pass1_terse")),
-         "detailed FT": stats.bootstrap_ci(sft("pass1_detailed")),
-         "detailed FT, continued": stats.bootstrap_ci(seq("pass1_continued")),
-         "gen -> eval -> gen": stats.bootstrap_ci(seq("pass1_sequential"))},
-        ylabel="greedy pass@1 on test (%)", title="Solution fine-tuning variants, 95% CI")
-
-    pd = stats.paired_difference_ci
-    gate_ok, gate_why, gate_md = _gate(config, run_dir, seeds)
-    claims = []
-    for e, ename in (("ce", "cross-entropy"), ("margin", "margin")):
-        claims += [
-            stats.claim_greater(
-                f"topk_{e}_beats_majority",
-                f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
-                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}")),
-                unit="training seeds"),
-            stats.claim_greater(
-                f"topk_{e}_beats_rerank_all",
-                f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
-                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}")),
-                unit="training seeds"),
-        ]
-    claims += [
-        stats.claim_greater(
-            "weighted_ce_beats_majority",
-            f"the score-weighted vote (CE evaluator) beats majority vote at k = {kc} (points)",
-            pd(rr(f"weighted_ce_{kc}"), rr(f"maj_{kc}")), unit="training seeds"),
-        stats.claim_greater(
-            "margin_beats_ce_rerank_all",
-            f"the margin-loss evaluator re-ranks all {kc} candidates better than the "
-            "cross-entropy one (points)", pd(rr(f"all_margin_{kc}"), rr(f"all_ce_{kc}")),
-            unit="training seeds"),
-        stats.claim_greater(
-            "sequential_not_worse_than_solution_ft",
-            f"multi-task sequential FT (generator -> evaluator -> generator) is no worse than "
-            f"solution FT continued for as many steps: greedy pass@1 difference above "
-            f"-{config.noninferiority:g} points",
-            pd(seq("pass1_sequential"), seq("pass1_continued")), -config.noninferiority,
-            unit="training seeds"),
-    ]
-    # every claim so far ranks with (or fine-tunes from) an evaluator trained on G_detailed's
-    # samples: tested only when G_detailed passed the generalisation gate
-    claims = [c.gated(gate_ok, gate_why) for c in claims]
-    claims += [
-        stats.claim_greater(
-            "detailed_beats_terse",
-            "solution FT on detailed step-by-step solutions beats FT on terse ones (greedy "
-            "pass@1, points)", pd(sft("pass1_detailed"), sft("pass1_terse")),
-            unit="training seeds"),
-    ]
-
-    def cell(x, digits=1):
-        return stats.ci_cell(stats.bootstrap_ci(x), f".{digits}f")
-
-    tr = lambda name: col("evaluator_train", name)  # noqa: E731
-    md = [*gate_md, "", *_selection_md(config, ev["evaluator_train"], seeds), "",
-          "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
-          stats.markdown_table(["generator", "pass@1"], [
-              ["terse solutions (final line only)", cell(sft("pass1_terse"))],
-              ["detailed step-by-step solutions", cell(sft("pass1_detailed"))],
-              [f"detailed, + {config.seq_ft.total_steps} more FT steps",
-               cell(seq("pass1_continued"))],
-              [f"sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps",
-               cell(seq("pass1_sequential"))]]),
-          "", f"## Selecting one answer among k candidates of G_detailed (test accuracy %; "
-          f"top-K: K = {K}, clusters scored by the {config.cluster_aggregate} of S)", "",
-          stats.markdown_table(
-              ["k", "majority", "re-rank all (CE)", "weighted (CE)", "top-K (CE)",
-               "re-rank all (margin)", "weighted (margin)", "top-K (margin)", "pass@k (oracle)"],
-              [[k, *(cell(rr(f"{name}_{k}")) for name in (
-                  "maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
-                  "topk_margin", "passk"))] for k in ks])]
-    sm = lambda name: col("samples", name)  # noqa: E731
-    md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
-           f"- a random test candidate is correct: {cell(rr('sample_acc'))}%; some candidate "
-           f"of a problem is correct: {cell(sm('test_solved'))}%",
-           f"- pool samples correct: {cell(sm('pool_accuracy'))}%; pool problems with both "
-           f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
-           f"{cell(tr('pairs'), 0)}",
-           "", stats.markdown_table(
-               ["evaluator", "pair accuracy, train (last 50 steps before the chosen "
-                "checkpoint)", "pair accuracy, test"],
-               [[e, cell(tr(f"{e}_train_pair_accuracy"), 3),
-                 cell(rr(f"{e}_test_pair_accuracy"), 3)] for e in EVALUATORS])]
-    md += ["", "Pair accuracy (the within-problem AUROC): the fraction of (correct, "
-           "incorrect) candidates of one problem that the evaluator orders right (0.5 = "
-           "chance). Every selector is averaged over "
-           f"the same k-subsets (all, or {config.vote_repeats} random ones) of the N = "
-           f"{config.candidates} candidates per problem.", "",
-           "![re-ranking](plots/rerank.png)", "", "![fine-tuning](plots/fine_tuning.png)"]
-    return Report(claims, "\n".join(md))
-
-
 PRESETS = {
     "smoke": MathRerankConfig(
         num_seeds=2, sft_problems=200, pool_problems=150, eval_problems=40,
@@ -713,6 +420,7 @@ PRESETS = {
         sample_batch=4096,
     ),
 }
+
 
 RECIPE = Recipe(
     name="math-rerank",

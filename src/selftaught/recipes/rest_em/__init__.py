@@ -95,9 +95,8 @@ import functools
 import jax
 import numpy as np
 
-from selftaught import stats, tasks
-from selftaught.core import Recipe, Report, check
-from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.core import Recipe
+from selftaught.core.errors import ConfigError
 from selftaught.lm import (
     TrainConfig,
     init_params,
@@ -110,81 +109,19 @@ from selftaught.lm.generate import Samples
 from selftaught.lm.generate import generate as lm_generate
 from selftaught.lm.model import ModelSize
 from selftaught.lm.train import fit
-from selftaught.tasks import parse_task_args
+from selftaught.recipes.rest_em.config import (  # noqa: F401
+    RestEMConfig,
+)
+from selftaught.recipes.rest_em.report import (  # noqa: F401
+    _table,
+    best_iteration,
+    eval_metrics,
+    gain_share,
+    report,
+    setting_text,
+    sft_candidates_table,
+)
 
-
-@dataclasses.dataclass(frozen=True)
-class RestEMConfig:
-    """ReST^EM on a verifiable arithmetic task (see the module docstring)."""
-
-    seed: int = 0
-    """first seed; seed i of an n-seed run is seed + i (data, init and sampling all change)"""
-    num_seeds: int = 3
-    """seeds when --seeds is not given"""
-    task: str = "addition"
-    """registered task (addition, multiplication, chain) or a plug-in package.module:factory"""
-    task_args: str = "digits=2, human_skip_prob=0, human_loose_prob=0"
-    """keyword arguments for the task factory; human_skip_prob / human_loose_prob (the tasks'
-    default 0.5 each) degrade the human solutions, 0 makes them correct and complete"""
-    human_problems: int = 300
-    """training problems that come with one human solution: the SFT baseline's data"""
-    train_problems: int = 300
-    """the E-step's problem pool (final answers only; the human-solved problems come first);
-    equal to human_problems is the paper's setting (the same problems for both arms)"""
-    eval_problems: int = 200
-    """held-out test problems (and as many validation problems)"""
-    model: ModelSize = ModelSize()
-    """shape of the decoder trained from scratch"""
-    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=50, total_steps=800, batch_size=64,
-                                   weight_decay=0.1, final_lr_ratio=0.1)
-    """SFT on human data; the M-step uses the same optimiser settings"""
-    mstep_steps: int = 800
-    """optimizer steps of each M-step"""
-    mstep_init: str = "base"
-    """'base' (paper: fine-tune the base model every iteration) or 'last' (previous iterate)"""
-    iterations: int = 5
-    """EM iterations I"""
-    sft_candidates: int = 5
-    """SFT runs on the human data with different training keys (the first is iteration 0);
-    the one with the best validation pass@1 is the selection-matched baseline, as ReST^EM
-    picks the best of its I iterations on validation (set it to I; 1 = no restarts)"""
-    num_samples: int = 4
-    """N: samples per training problem in the E-step (paper: 32)"""
-    max_per_problem: int = 2
-    """K: cap on correct samples kept per problem (paper: 10)"""
-    temperature: float = 0.7
-    """sampling temperature of the E-step and of pass@k / maj@k evaluation"""
-    top_k: int = 40
-    """top-k filter of sampling (0 = none)"""
-    eval_samples: int = 8
-    """samples per test problem for pass@k and maj@k"""
-    eval_k: int = 4
-    """k of pass@k and maj@k"""
-    sample_batch: int = 1024
-    """rows per sampler call (fixed, so the sampler compiles once)"""
-    chunk_steps: int = 100
-    """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
-
-    def validate(self) -> None:
-        check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
-                           "mstep_steps", "num_samples", "max_per_problem", "eval_samples",
-                           "eval_k", "sample_batch", "chunk_steps")
-        check(self.human_problems <= self.train_problems,
-              f"human_problems ({self.human_problems}) must be <= train_problems "
-              f"({self.train_problems}): the human-solved problems are part of the pool")
-        check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
-        check(self.sft_candidates >= 1,
-              f"sft_candidates must be >= 1 (1 = no SFT restarts), got {self.sft_candidates}")
-        check(self.mstep_init in ("base", "last"),
-              f"mstep_init must be 'base' or 'last', got {self.mstep_init!r}")
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
-        check(self.eval_k <= self.eval_samples,
-              f"eval_k ({self.eval_k}) must be <= eval_samples ({self.eval_samples})")
-        parse_task_args(self.task_args)
-
-
-# ---------------------------------------------------------------------------- the setting
 Setting = TaskSetting
 
 
@@ -269,7 +206,6 @@ def kept_diversity(s: Setting, kept_p: list, kept_y: list[str]) -> dict[str, flo
     return out
 
 
-# ---------------------------------------------------------------------------- the run
 def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
     """The phases of a complete run, in order."""
     return [f"seed{sd}/{name}" for sd in seeds
@@ -342,140 +278,6 @@ def em_iteration(log, config: RestEMConfig, s: Setting, seed: int, i: int, key, 
     return policy
 
 
-# ---------------------------------------------------------------------------- the report
-def eval_metrics(config: RestEMConfig) -> list[str]:
-    """The metrics of an `eval` event reported per iteration."""
-    k = config.eval_k
-    return sorted({"test_pass1", "valid_pass1", "train_pass1", f"test_pass{k}", f"test_maj{k}",
-                   "test_sample_acc"})
-
-
-def _table(config: RestEMConfig, run_dir, seeds: list[int]) -> dict[str, np.ndarray]:
-    """metric -> array [seeds, iterations + 1] (iteration 0 = SFT on human data)."""
-    return stats.collect(run_dir, "eval", values=eval_metrics(config),
-                         by={"seed": seeds, "iteration": range(config.iterations + 1)})
-
-
-def sft_candidates_table(config: RestEMConfig, run_dir, seeds: list[int],
-                         t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """test/valid pass@1 of the SFT candidates, [seeds, sft_candidates]: column 0 is
-    iteration 0 (the first SFT run), the others the restarts."""
-    out = {k: t[k][:, :1] for k in ("test_pass1", "valid_pass1")}
-    if config.sft_candidates > 1:
-        more = stats.collect(run_dir, "sft_restart", values=list(out),
-                             by={"seed": seeds, "restart": range(1, config.sft_candidates)})
-        out = {k: np.concatenate([v, more[k]], axis=1) for k, v in out.items()}
-    return out
-
-
-def setting_text(config: RestEMConfig) -> str:
-    """One line naming the comparison's setting (pool vs human problems, human data)."""
-    t = tasks.get(config.task, **parse_task_args(config.task_args))
-    skip, loose = (getattr(t, k, None) for k in ("human_skip_prob", "human_loose_prob"))
-    if skip is None or loose is None:
-        data = "as the task's human_solution writes them"
-    elif skip == loose == 0:
-        data = "correct and complete (no skipped steps, canonical notation)"
-    else:
-        data = f"degraded (skip steps with p={skip:g}, loose notation with p={loose:g})"
-    pool = ("= the human-solved problems (same problems for both arms, as in the paper)"
-            if config.train_problems == config.human_problems else
-            f"{config.train_problems} problems, {config.train_problems / config.human_problems:.1f}"
-            f"x the {config.human_problems} human-solved ones")
-    return (f"Setting: {config.task} ({config.task_args}); E-step pool {pool}; "
-            f"{config.human_problems} human solutions, {data}.")
-
-
-def best_iteration(valid_SxI: np.ndarray, upto: int | None = None) -> np.ndarray:
-    """Per seed, the iteration >= 1 (up to `upto`) with the best validation pass@1."""
-    cols = valid_SxI[:, 1: (upto + 1) if upto else None]
-    return 1 + np.argmax(cols, axis=1)
-
-
-def gain_share(early_gain: np.ndarray, best_gain: np.ndarray) -> np.ndarray:
-    """Per seed, early_gain / best_gain clipped to [0, 1]; 0 where there is no gain."""
-    early, best = np.asarray(early_gain, float), np.asarray(best_gain, float)
-    ratio = np.divide(early, best, out=np.zeros_like(best), where=best > 0)
-    return np.clip(ratio, 0.0, 1.0)
-
-
-def report(config: RestEMConfig, run_dir, seeds: list[int]) -> Report:
-    n_iter = config.iterations
-    t = _table(config, run_dir, seeds)
-    test, train, valid = t["test_pass1"] * 100, t["train_pass1"] * 100, t["valid_pass1"] * 100
-    iters = np.arange(n_iter + 1)
-    stats.plot_curves(
-        run_dir.plots / "accuracy.png", iters[1:] if n_iter else iters,
-        {"test pass@1 (held out)": test[:, 1:] if n_iter else test,
-         "train reward (greedy)": train[:, 1:] if n_iter else train},
-        hlines={"SFT on human data (test)": test[:, 0]},
-        xlabel="ReST^EM iteration", ylabel="greedy pass@1 (%)",
-        title=f"ReST^EM on {config.task}, {len(seeds)} seed(s), 95% CI",
-    )
-    claims = []
-    rows = np.arange(len(seeds))
-    sft = sft_candidates_table(config, run_dir, seeds, t)
-    sft_test, sft_valid = sft["test_pass1"] * 100, sft["valid_pass1"] * 100
-    best_sft = np.argmax(sft_valid, axis=1)  # iteration 0 is candidate 0
-    if n_iter:
-        best = best_iteration(valid)
-        claims.append(stats.claim_greater(
-            "rest_em_beats_selected_sft",
-            f"ReST^EM beats SFT on human data when both pick their model on validation "
-            f"(held-out greedy pass@1, points: the validation-chosen iteration of "
-            f"{n_iter} minus the validation-chosen SFT run of {config.sft_candidates} "
-            f"training keys)",
-            stats.paired_difference_ci(test[rows, best], sft_test[rows, best_sft]),
-            unit="training seeds"))
-        gain = stats.paired_difference_ci(test[rows, best], test[:, 0])
-        claims.append(stats.claim_greater(
-            "rest_em_beats_sft",
-            "ReST^EM beats SFT on human data (held-out greedy pass@1, points, "
-            "validation-chosen iteration minus the first SFT run, no selection on the SFT "
-            "side)", gain, unit="training seeds"))
-        early = best_iteration(valid, upto=min(3, n_iter))
-        share = gain_share(test[rows, early] - test[:, 0], test[rows, best] - test[:, 0])
-        claims.append(stats.claim_greater(
-            "gain_within_3_iterations",
-            "most of the gain arrives within 3 iterations (share of the best iteration's "
-            "gain over SFT already reached by the best of iterations 1-3; holds above 0.5)",
-            stats.bootstrap_ci(share), threshold=0.5, unit="training seeds"))
-    cols = [k for k in t if k != "test_sample_acc"]
-    est = stats.collect(run_dir, "estep", by={"seed": seeds, "iteration": range(1, n_iter + 1)},
-                        values=["kept", "distinct_per_solved", "kept_reference_fraction"])
-    per_iter = [[i, *(stats.ci_cell(stats.bootstrap_ci(t[k][:, i] * 100)) for k in cols),
-                 *((f"{est['kept'][:, i - 1].mean():.0f}",
-                    f"{est['distinct_per_solved'][:, i - 1].mean():.2f}",
-                    f"{est['kept_reference_fraction'][:, i - 1].mean():.3f}") if i else
-                   (f"{config.human_problems} (human)", "1", "-"))]
-                for i in iters]
-    sft_rows = [[j, stats.ci_cell(stats.bootstrap_ci(sft_test[:, j])),
-                 stats.ci_cell(stats.bootstrap_ci(sft_valid[:, j]))]
-                for j in range(config.sft_candidates)]
-    selection = stats.bootstrap_ci(sft_test[rows, best_sft] - sft_test[:, 0])
-    md = [setting_text(config), "",
-          "## Per iteration (mean over seeds [95% bootstrap CI]; iteration 0 = SFT on human "
-          "data)", "", stats.markdown_table(
-              ["iteration", *cols, "kept samples", "distinct kept per solved problem",
-               "kept = reference solution"], per_iter),
-          "", "## SFT on the human data, one run per training key (candidate 0 = iteration 0)",
-          "", stats.markdown_table(["candidate", "test_pass1 (%)", "valid_pass1 (%)"],
-                                   sft_rows),
-          "", f"Validation-chosen SFT candidate per seed: {best_sft.tolist()}; its test "
-          f"pass@1 minus the first run's (the gain of selection alone): "
-          f"{stats.ci_cell(selection)} points."]
-    if n_iter:
-        mean_test, mean_train = test.mean(0), train.mean(0)
-        peak = int(np.argmax(mean_test))
-        overfit = peak < n_iter and mean_train[-1] > mean_train[peak]
-        md += ["", f"Validation-chosen iteration per seed: {best.tolist()}.",
-               f"Overfitting (the paper's small-pool effect: train reward rising while test "
-               f"pass@1 falls after iteration {peak}): {'seen' if overfit else 'not seen'} "
-               "in this run.",
-               "", "![accuracy](plots/accuracy.png)"]
-    return Report(claims, "\n".join(md))
-
-
 PRESETS = {
     # CI size, in the large-pool design (where the gain shows within seconds); no SFT
     # restarts (sft_candidates=1) to stay under a minute: the tests run them on a tinier config
@@ -502,6 +304,7 @@ PRESETS = {
         eval_k=8, sample_batch=4096,
     ),
 }
+
 
 RECIPE = Recipe(
     name="rest-em",

@@ -47,23 +47,19 @@ interpreter of the program encoding; candidates x seeds are vmapped).
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from selftaught import stats
 from selftaught.core import progress
-from selftaught.core.errors import ConfigError, DataError, check
-from selftaught.core.recipe import Claim, Recipe, Report
+from selftaught.core.errors import ConfigError, DataError
+from selftaught.core.recipe import Recipe
 from selftaught.core.rundir import RunDir
-from selftaught.evolve.backends import BACKENDS, LazyBackend
+from selftaught.evolve.backends import LazyBackend
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.program import from_json, mutate, to_formula, to_json, validate
 from selftaught.evolve.rl_loss import (
-    OP_SETS,
     ChainTask,
-    RLLossTask,
     dqn_program,
     dqnreg_program,
     make_space,
@@ -71,118 +67,14 @@ from selftaught.evolve.rl_loss import (
     td_likeness,
 )
 from selftaught.evolve.search import novel_mutation, regularized_evolution
-
-SEARCH_ENV = "CartPole-v1"
-
-
-@dataclasses.dataclass(frozen=True)
-class EvolveRLLossConfig:
-    """Search for RL losses from scratch and from the DQN graph; DQNReg vs DQN held out."""
-
-    seed: int = 0
-    """first seed; seed i of an n-seed comparison is seed + i (searches use seed)"""
-    num_seeds: int = 8
-    """seeds of every final comparison (paired across losses)"""
-    op_set: str = "small"
-    """ops: small | full (rl.md §3 list)"""
-    num_nodes: int = 9
-    """op nodes of programs trained on CartPole (DQNReg needs 9)"""
-    scratch_num_nodes: int = 7
-    """op nodes of from-scratch programs"""
-    chain_length: int = 5
-    """longest chain of the chain-MDP hurdle (instances have 1..chain_length states)"""
-    chain_instances: int = 10
-    """chain MDPs a candidate loss is scored on"""
-    chain_steps: int = 40
-    """tabular Q-learning steps per chain instance"""
-    scratch_population: int = 128
-    """population of the from-scratch regularized evolution"""
-    scratch_tournament: int = 16
-    """tournament size of the from-scratch search"""
-    scratch_batch: int = 32
-    """children per generation of the from-scratch search (evaluated together)"""
-    scratch_searches: int = 5
-    """independent from-scratch searches (search seeds seed, seed+1, ...): the
-    rediscovery rate and its CI are over them"""
-    scratch_evaluations: int = 8_000
-    """real (cache-miss) candidate evaluations per from-scratch search (at most)"""
-    scratch_return_evaluations: int = 8
-    """CartPole trainings per from-scratch search: children over the chain hurdle are
-    scored by their return until this many are spent, then the search stops"""
-    scratch_p_edge: float = 0.5
-    """probability that a mutation rewires one input instead of replacing a node"""
-    hurdle: float = 0.95
-    """chain score a program needs before it is trained on CartPole"""
-    success_td_likeness: float = 0.9
-    """a from-scratch search rediscovered TD when its best program cleared the hurdle and
-    has at least this TD-likeness (TD: 1.0; DQNReg-like regularised TD: >= 0.9)"""
-    total_steps: int = 20_000
-    """DQN environment steps per CartPole training"""
-    learning_starts: int = 1_000
-    """random-action environment steps before DQN learns (CartPole and held-out)"""
-    train_every: int = 4
-    """environment steps between DQN gradient steps"""
-    dqn_lr: float = 1e-3
-    """DQN learning rate for every trained loss"""
-    num_evals: int = 8
-    """evaluation points per DQN training (learning-curve length)"""
-    eval_episodes: int = 8
-    """episodes per evaluation point"""
-    eval_batch: int = 2
-    """candidates per compiled DQN evaluation"""
-    bootstrap_population: int = 16
-    """population of the search seeded with the DQN loss graph"""
-    bootstrap_tournament: int = 4
-    """tournament size of the bootstrapped search"""
-    bootstrap_evaluations: int = 48
-    """real CartPole evaluations of the bootstrapped search"""
-    heldout_envs: tuple[str, ...] = ("Acrobot-v1",)
-    """held-out environments where the bootstrapped search's best loss is compared with DQN"""
-    heldout_total_steps: int = 30_000
-    """DQN environment steps per held-out training"""
-    bootstrap_program: str = ""
-    """optional JSON file with a program to seed the bootstrapped search (default: DQN)"""
-    backend: str = "inprocess"
-    """evaluation backend for DQN trainings: inprocess | pool | ray"""
-    workers: int = 2
-    """worker processes of the pool/ray backends"""
-    ray_address: str = ""
-    """Ray cluster address (empty: start a local Ray)"""
-
-    def validate(self) -> None:
-        from selftaught.core.errors import UnknownNameError
-        from selftaught.rl.envs import ENVS
-
-        if self.op_set not in OP_SETS:
-            raise UnknownNameError("op set", self.op_set, list(OP_SETS))
-        if self.backend not in BACKENDS:
-            raise UnknownNameError("evaluation backend", self.backend, list(BACKENDS))
-        for env in self.heldout_envs:
-            if env not in ENVS:
-                raise UnknownNameError("environment", env, list(ENVS))
-            check(env != SEARCH_ENV, f"held-out env {env} is the search env; pick another")
-        check(self.num_nodes >= 9, f"num_nodes must be >= 9 to hold DQNReg, got {self.num_nodes}")
-        check(1 <= self.scratch_num_nodes <= self.num_nodes,
-              f"scratch_num_nodes must be in [1, num_nodes={self.num_nodes}]")
-        check(self.scratch_evaluations > self.scratch_population,
-              "scratch_evaluations must exceed scratch_population")
-        check(self.bootstrap_evaluations >= self.bootstrap_population,
-              "bootstrap_evaluations must be >= bootstrap_population")
-        check(self.num_seeds >= 1 and self.eval_batch >= 1 and self.scratch_searches >= 1
-              and self.scratch_return_evaluations >= 1,
-              "num_seeds, eval_batch, scratch_searches and scratch_return_evaluations must "
-              "be >= 1")
-        check(0.0 < self.hurdle <= 1.0, f"hurdle must be in (0, 1], got {self.hurdle}")
-        check(0.0 <= self.scratch_p_edge <= 1.0,
-              f"scratch_p_edge must be in [0, 1], got {self.scratch_p_edge}")
-        self.task(SEARCH_ENV, self.total_steps).validate()
-
-    def task(self, env: str, total_steps: int) -> RLLossTask:
-        return RLLossTask(envs=(env,), op_set=self.op_set, num_nodes=self.num_nodes, seeds=1,
-                          seed=self.seed, total_steps=total_steps,
-                          learning_starts=self.learning_starts, train_every=self.train_every,
-                          lr=self.dqn_lr, num_evals=self.num_evals,
-                          eval_episodes=self.eval_episodes, batch=self.eval_batch)
+from selftaught.recipes.evolve_rl_loss.config import (  # noqa: F401
+    SEARCH_ENV,
+    EvolveRLLossConfig,
+)
+from selftaught.recipes.evolve_rl_loss.report import (  # noqa: F401
+    SEARCH,
+    report,
+)
 
 
 def _seeds_scores(evaluate, program, n: int) -> list[float]:
@@ -372,100 +264,6 @@ def heldout(log, config: EvolveRLLossConfig, run_dir: RunDir, space, env: str, n
         scores=best)
 
 
-SEARCH = "search seeds"
-"""The unit of a claim about what the from-scratch search finds: one search (one seed of
-mutations and populations) is one replication, however many training seeds evaluate its
-result."""
-
-
-def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    refs = {e["loss"]: np.asarray(e["scores"]) for e in run_dir.events("reference")}
-    if "dqn" not in refs:
-        raise ConfigError(f"{run_dir.path} has no finished reference phase; resume the run")
-    claims: list[Claim] = []
-    md = ["## From scratch", ""]
-    searches = sorted(run_dir.events("scratch_search"), key=lambda e: e["search"])
-    if searches:
-        S = len(searches)
-        wins = sum(bool(e["success"]) for e in searches)
-        real = sum(e["real_evaluations"] for e in searches)
-        trained = sum(e["cartpole_trainings"] for e in searches)
-        rate = stats.proportion_ci(wins, S, unit=SEARCH)
-        claims.append(stats.claim_greater(
-            "scratch_td_rediscovery_rate",
-            f"fraction of from-scratch searches (<= {config.scratch_evaluations} real "
-            f"evaluations, <= {config.scratch_return_evaluations} CartPole trainings each) "
-            f"whose best program clears the chain hurdle and is TD-like (TD-likeness >= "
-            f"{config.success_td_likeness}), Wilson 95% CI; holds if its low end > 0",
-            rate, 0.0, unit=SEARCH))
-        md += [f"{S} searches, fitness = the normalised CartPole return of a DQN trained "
-               f"with the loss for programs over the chain hurdle {config.hurdle} (chain "
-               f"score - 2 under it): TD rediscovered by {wins} of {S} "
-               f"({stats.ci_cell(rate, '.2f')}); {trained} of {real} real evaluations "
-               f"({100 * trained / max(real, 1):.2g}%) cleared the hurdle and were trained on "
-               "CartPole.", "", stats.markdown_table(
-                   ["search seed", "real evals", "first over hurdle", "CartPole trainings",
-                    "best program", "TD-likeness", "success"],
-                   [[e["search_seed"], e["real_evaluations"], e["first_pass"] or "—",
-                     e["cartpole_trainings"], f"`{e['formula']}`", f"{e['td_likeness']:.2f}",
-                     "yes" if e["success"] else "no"] for e in searches])]
-        stats.plot_curves(run_dir.plots / "scratch_chain_search.png",
-                          np.asarray(searches[0]["curve_x"]),
-                          {"best chain score": np.asarray([e["curve"] for e in searches])},
-                          xlabel="real evaluations", ylabel="best chain-MDP score")
-        md += ["", "![scratch search](plots/scratch_chain_search.png)"]
-    results = sorted(run_dir.events("scratch_result"), key=lambda e: e["search"])
-    if results:
-        best = np.asarray([r["scores"] for r in results])              # [searches, n]
-        diff = stats.paired_difference_ci(best, np.broadcast_to(refs["dqn"], best.shape),
-                                          unit=SEARCH)
-        claims.append(stats.claim_greater(
-            "scratch_minus_dqn_cartpole",
-            "normalised CartPole return of each from-scratch search's best loss minus the "
-            "DQN TD loss (mean over paired training seeds, CI over search seeds); holds if "
-            "the CI's low end > -0.1", diff, -0.1, unit=SEARCH))
-        md += ["", f"Best losses re-trained on {best.shape[1]} CartPole seeds: "
-               f"{stats.ci_cell(diff, '+.3f')} vs DQN ({refs['dqn'].mean():.3f})."]
-    boot = run_dir.events("bootstrap_result")
-    if boot:
-        b = boot[0]
-        md += ["", "## Bootstrapped from the DQN graph", "",
-               f"Best: `{b['formula']}` (TD-likeness {b['td_likeness']:.2f}"
-               f"{'; the DQN loss itself' if b['is_dqn'] else ''}) after "
-               f"{b['real_evaluations']} CartPole evaluations; re-evaluated return "
-               f"{np.mean(b['scores']):.3f} vs DQN {refs['dqn'].mean():.3f} and hand-coded "
-               f"DQNReg {refs['dqnreg'].mean():.3f}.", "", stats.markdown_table(
-                   ["top programs", "search fitness"],
-                   [[f"`{f}`", f"{v:.3f}"] for f, v in zip(b["top_formulas"],
-                                                            b["top_fitness"])])]
-    held = run_dir.events("heldout")
-    bars = {f"{k} (CartPole)": stats.bootstrap_ci(v) for k, v in refs.items()}
-    if held:
-        by = {(e["env"], e["loss"]): np.asarray(e["scores"]) for e in held}
-        envs = sorted({e["env"] for e in held})
-        dq = np.stack([by[(e, "dqn")] for e in envs], 1)
-        ev = np.stack([by[(e, "evolved")] for e in envs], 1)
-        evolved = next(e for e in held if e["loss"] == "evolved")
-        is_dqn = evolved["is_dqn"]
-        diff = stats.paired_difference_ci(ev, dq, unit="training seeds")
-        claims.append(stats.claim_greater(
-            "evolved_minus_dqn_heldout",
-            f"normalised return on held-out {', '.join(envs)}: the bootstrapped search's best "
-            f"loss ({evolved['formula']}{', which is the DQN loss itself' if is_dqn else ''})"
-            " minus DQN (paired seeds); paper: the evolved loss generalises better; holds if "
-            "CI > 0", diff, unit="training seeds"))
-        md += ["", "## Held-out environments", "", stats.markdown_table(
-            ["env", "DQN", "best evolved"],
-            [[e, f"{by[(e, 'dqn')].mean():.3f}", f"{by[(e, 'evolved')].mean():.3f}"]
-             for e in envs])]
-        for e in envs:
-            for k in ("dqn", "evolved"):
-                bars[f"{k} ({e})"] = stats.bootstrap_ci(by[(e, k)])
-    stats.plot_bars(run_dir.plots / "returns.png", bars, ylabel="normalised return")
-    md += ["", "![returns](plots/returns.png)"]
-    return Report(claims, "\n".join(md))
-
-
 PRESETS = {
     "smoke": EvolveRLLossConfig(
         num_seeds=2, chain_steps=40, chain_instances=5, scratch_population=16,
@@ -484,6 +282,7 @@ PRESETS = {
         heldout_envs=("Acrobot-v1", "Breakout-MinAtar", "Asterix-MinAtar"),
         heldout_total_steps=500_000),
 }
+
 
 RECIPE = Recipe(
     name="evolve-rl-loss",

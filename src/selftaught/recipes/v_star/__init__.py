@@ -86,15 +86,13 @@ verifier to pick the right candidate.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
 import numpy as np
 
-from selftaught import stats, tasks
-from selftaught.core import Recipe, Report, check
-from selftaught.core.errors import ConfigError, check_at_least_one
+from selftaught.core import Recipe
+from selftaught.core.errors import ConfigError
 from selftaught.lm.data import (
     TaskSetting,
     add_columns,
@@ -103,10 +101,7 @@ from selftaught.lm.data import (
 )
 from selftaught.lm.generate import Samples, generate
 from selftaught.lm.metrics import (
-    GeneralisationGate,
     best_of_k,
-    gate_verdict,
-    k_grid,
     maj_at_k,
     pass_at_k,
     ranking_accuracy,
@@ -123,94 +118,16 @@ from selftaught.lm.train import (
     orm_scores,
     sequence_logprobs,
 )
+from selftaught.recipes.v_star.config import (  # noqa: F401
+    VStarConfig,
+)
+from selftaught.recipes.v_star.report import (  # noqa: F401
+    _evals,
+    _gate,
+    report,
+)
 
 
-@dataclasses.dataclass(frozen=True)
-class VStarConfig:
-    """V-STaR on a verifiable task (see the module docstring)."""
-
-    seed: int = 0
-    """first seed; seed i of an n-seed run is seed + i (data, init and sampling all change)"""
-    num_seeds: int = 3
-    """seeds when --seeds is not given"""
-    task: str = "chain"
-    """registered task (chain, addition, multiplication) or a plug-in package.module:factory;
-    it must have a verifier (verify(problem, text) -> bool)"""
-    task_args: str = "steps=(2, 4)"
-    """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
-    human_problems: int = 250
-    """training problems with one (uneven) human solution: G_sft's data"""
-    train_problems: int = 600
-    """training problems sampled each iteration (the human-solved ones come first)"""
-    eval_problems: int = 64
-    """held-out test problems"""
-    model: ModelSize = ModelSize()
-    """shape of the decoder (generator and verifier) trained from scratch"""
-    sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
-                                   weight_decay=0.1, final_lr_ratio=0.1)
-    """SFT of G_sft on human data; every G_t uses the same optimiser and step count"""
-    iterations: int = 3
-    """T: generator / verifier iterations"""
-    samples_per_problem: int = 6
-    """k: samples per training problem per iteration (paper: 16)"""
-    temperature: float = 0.7
-    """sampling temperature for the training samples and the test candidates"""
-    top_k: int = 0
-    """top-k filter of the sampler (0: the whole vocabulary)"""
-    verifier: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=250,
-                                        batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
-    """optimiser of the DPO verifier and of the ORM baseline"""
-    dpo_beta: float = 0.1
-    """beta of the DPO loss (paper: 0.1); the verifier score is beta*(log V - log G_sft)"""
-    max_pairs_per_problem: int = 8
-    """cap on (correct, incorrect) pairs drawn per training problem for DPO"""
-    candidates: int = 64
-    """N: candidates per test problem for Best-of-k (k = 1, 2, 4, ... up to N)"""
-    claim_k: int = 16
-    """k at which Best-of-k, maj@k and pass@1 are compared in the claims"""
-    vote_repeats: int = 16
-    """maj@k averages every k-subset of a problem's candidates, or this many random ones
-    when there are more (lm.metrics.maj_at_k)"""
-    sample_batch: int = 1024
-    """rows per sampler call (fixed, so the sampler compiles once)"""
-    chunk_steps: int = 100
-    """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
-    max_generalisation_gap: float = 5.0
-    """points: the generalisation gate. Before each generator G_0 = G_sft .. G_{T-1} samples
-    verifier data, its sample accuracy on its own training problems (the first
-    min(eval_problems, human_problems) of the pool) and on as many fresh validation problems
-    (samples_per_problem each) is logged; when the mean gap over seeds (train - fresh) of any
-    of them is >= this, the claims about the verifier (V-STaR vs maj@k, DPO vs ORM,
-    iterations) are reported as not tested"""
-
-    def validate(self) -> None:
-        check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
-                           "iterations", "samples_per_problem", "max_pairs_per_problem",
-                           "candidates", "claim_k", "vote_repeats", "sample_batch",
-                           "chunk_steps")
-        check(self.human_problems <= self.train_problems,
-              f"human_problems ({self.human_problems}) must be <= train_problems "
-              f"({self.train_problems}): the human-solved problems are part of the pool")
-        check(self.claim_k <= self.candidates,
-              f"claim_k ({self.claim_k}) must be <= candidates ({self.candidates}): Best-of-k "
-              "needs at least k candidates per problem; raise --candidates or lower --claim-k")
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
-        check(self.dpo_beta > 0, f"dpo_beta must be > 0, got {self.dpo_beta}")
-        check(self.max_generalisation_gap > 0,
-              f"max_generalisation_gap must be > 0 points, got {self.max_generalisation_gap}")
-        task = tasks.get(self.task, **tasks.parse_task_args(self.task_args))
-        check(callable(getattr(task, "verify", None)),
-              f"task {self.task!r} has no verifier (a verify(problem, text) method); V-STaR "
-              "labels samples with it, so choose a verifiable task")
-
-    @property
-    def ks(self) -> list[int]:
-        """k values of the Best-of-k curves: powers of two below N, and N."""
-        return k_grid(self.candidates)
-
-
-# ---------------------------------------------------------------------------- building
 def make_setting(config: VStarConfig, seed: int) -> TaskSetting:
     return task_setting(config.task, config.task_args, config.model, config.human_problems,
                         config.train_problems, config.eval_problems, seed)
@@ -275,7 +192,6 @@ def sample(config: VStarConfig, s: TaskSetting, params, problems: list, n: int, 
                     description=label)
 
 
-# ---------------------------------------------------------------------------- evaluation
 def log_gate(log, config: VStarConfig, s: TaskSetting, gen, key, seed: int, t: int) -> None:
     """The generalisation gate of G_t (it samples the verifier data of iteration t + 1):
     sample accuracy on its own training problems vs on fresh validation problems."""
@@ -319,7 +235,6 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
     return out
 
 
-# ---------------------------------------------------------------------------- the run
 def phases(config: VStarConfig, seeds: list[int]) -> list[str]:
     """The phases of a complete run, in order."""
     return [f"seed{sd}/{name}" for sd in seeds
@@ -423,130 +338,6 @@ def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int,
     return gen
 
 
-# ---------------------------------------------------------------------------- the report
-def _evals(run_dir, seeds: list[int], iterations: int) -> dict[tuple[int, int], dict]:
-    evals = {(e["seed"], e["iteration"]): e for e in run_dir.events("eval")}
-    missing = [(sd, i) for sd in seeds for i in range(iterations + 1) if (sd, i) not in evals]
-    if missing:
-        raise ConfigError(f"{run_dir.path}: no evaluation for (seed, iteration) {missing[:3]}; "
-                          "the run is unfinished: continue it with --resume")
-    return evals
-
-
-def _gate(config: VStarConfig, run_dir, seeds: list[int]) -> tuple[bool, str, list[str]]:
-    """The generalisation gate of every generator that sampled verifier data (G_0..G_{T-1}):
-    (passed, why not, report section)."""
-    got = {(e["seed"], e["iteration"]): e for e in run_dir.events("gate")}
-    gates = []
-    for t in range(config.iterations):
-        if not all((sd, t) in got for sd in seeds):  # a run from before the gate existed
-            return False, (f"no generalisation gate was logged for G_{t} (a run from before "
-                           "the gate): whether the generator memorises was not measured"), []
-        gates.append(GeneralisationGate(
-            "G_sft" if t == 0 else f"G_{t}",
-            [100 * got[(sd, t)]["train_accuracy"] for sd in seeds],
-            [100 * got[(sd, t)]["fresh_accuracy"] for sd in seeds],
-            config.max_generalisation_gap))
-    return gate_verdict(gates, seeds)
-
-
-def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
-    T, ks, kc = config.iterations, config.ks, config.claim_k
-    ev = _evals(run_dir, seeds, T)
-    col = lambda name, t: np.array([ev[(sd, t)][name] for sd in seeds]) * 100  # noqa: E731
-    curve = lambda fmt, t: np.stack([col(fmt.format(k), t) for k in ks], axis=1)  # noqa: E731
-    curves = {
-        f"V-STaR (DPO verifier), iteration {T}": curve("bok_dpo_{}", T),
-        f"ORM verifier (BCE), iteration {T}": curve("bok_orm_{}", T),
-        "majority vote maj@k": curve("maj_{}", T),
-        "generator only (random candidate)": np.repeat(col("sample_acc", T)[:, None],
-                                                       len(ks), 1),
-        "pass@k (oracle upper bound)": curve("passk_{}", T),
-    }
-    if T > 1:
-        curves["V-STaR, iteration 1"] = curve("bok_dpo_{}", 1)
-    stats.plot_curves(
-        run_dir.plots / "best_of_k.png", np.log2(ks), curves,
-        hlines={f"greedy pass@1 (G_{T})": col("pass1", T)},
-        xlabel="log2 k (candidates the selector picks from)", ylabel="test accuracy (%)",
-        title=f"Best-of-k on {config.task}, {len(seeds)} seed(s), 95% CI",
-    )
-    pd = stats.paired_difference_ci
-    gate_ok, gate_why, gate_md = _gate(config, run_dir, seeds)
-    claims = [
-        stats.claim_greater(
-            f"vstar_beats_maj_at_{kc}",
-            f"V-STaR Best-of-{kc} beats majority vote maj@{kc} (points, iteration {T})",
-            pd(col(f"bok_dpo_{kc}", T), col(f"maj_{kc}", T)), unit="training seeds"
-        ).gated(gate_ok, gate_why),
-        stats.claim_greater(
-            f"maj_at_{kc}_beats_pass1",
-            f"majority vote maj@{kc} beats greedy pass@1 of the same generator (points)",
-            pd(col(f"maj_{kc}", T), col("pass1", T)), unit="training seeds"),
-    ]
-    for k in sorted({k for k in (8, max(ks)) if k in ks}):
-        claims.append(stats.claim_greater(
-            f"dpo_beats_orm_at_{k}",
-            f"the DPO verifier's Best-of-{k} beats the ORM's (BCE, same data; points)",
-            pd(col(f"bok_dpo_{k}", T), col(f"bok_orm_{k}", T)), unit="training seeds"
-        ).gated(gate_ok, gate_why))
-    if T > 1:
-        claims.append(stats.claim_greater(
-            f"iteration_{T}_beats_1",
-            f"iteration {T}'s generator + verifier beat iteration 1's (Best-of-{kc}, points)",
-            pd(col(f"bok_dpo_{kc}", T), col(f"bok_dpo_{kc}", 1)), unit="training seeds"
-        ).gated(gate_ok, gate_why))
-
-    def cell(x):
-        return stats.ci_cell(stats.bootstrap_ci(x))
-
-    md = [*gate_md, "",
-          f"## Per iteration (test accuracy %, mean over seeds [95% CI]; k = {kc})", "",
-          stats.markdown_table(
-              ["iteration", "greedy pass@1", "random candidate", "maj@k", "V-STaR Best-of-k",
-               "pass@k (oracle)"],
-              [["0 (G_sft)", cell(col("pass1", 0)), "", "", "", ""]]
-              + [[t, *(cell(col(name, t)) for name in (
-                  "pass1", "sample_acc", f"maj_{kc}", f"bok_dpo_{kc}", f"passk_{kc}"))]
-                 for t in range(1, T + 1)]),
-          "", f"## Best-of-k at iteration {T} (test accuracy %)", "",
-          stats.markdown_table(
-              ["k", "V-STaR (DPO)", "ORM (BCE)", "maj@k", "pass@k (oracle)"],
-              [[k, *(cell(col(name, T)) for name in (
-                  f"bok_dpo_{k}", f"bok_orm_{k}", f"maj_{k}", f"passk_{k}"))] for k in ks])]
-    samples = {(e["seed"], e["iteration"]): e for e in run_dir.events("sample")}
-    trains = {(e["seed"], e["iteration"]): e for e in run_dir.events("train")}
-
-    def sm(t, k):
-        return np.mean([samples[(sd, t)][k] for sd in seeds])
-
-    md += ["", "## Data and verifiers (mean over seeds)", "",
-           stats.markdown_table(
-               ["iteration", "sample accuracy (train)", "D_gen", "D_ver", "DPO pairs",
-                "DPO pair accuracy (train)"],
-               [[t, f"{100 * sm(t, 'sample_accuracy'):.1f}%", f"{sm(t, 'd_gen'):.0f}",
-                 f"{sm(t, 'd_ver'):.0f}", f"{sm(t, 'pairs'):.0f}",
-                 f"{100 * np.mean([trains[(sd, t)]['dpo_reward_accuracy'] for sd in seeds]):.1f}%"]
-                for t in range(1, T + 1)])]
-    auroc = [[t, *(stats.ci_cell(stats.bootstrap_ci(a), ".3f") if np.isfinite(a).all()
-                   else "-" for a in (
-                       np.array([ev[(sd, t)].get(f"auroc_{v}", np.nan) for sd in seeds])
-                       for v in ("dpo", "orm")))] for t in range(1, T + 1)]
-    md += ["", "## Verifier ranking quality on the test candidates", "",
-           "Within-problem AUROC: the fraction of (correct, incorrect) candidate pairs of one "
-           "test problem that the verifier's score orders right (ties 1/2; 0.5 = chance), "
-           "pooled over problems, mean [95% CI] over seeds. Best-of-k can beat a random "
-           "candidate only as far as this is above 0.5 (the ORM is trained at the last "
-           "iteration only).", "",
-           stats.markdown_table(["iteration", "V-STaR (DPO)", "ORM (BCE)"], auroc)]
-    md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
-           f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
-           "problem; the generator-only "
-           "line is a random candidate (the STaR/ReST^EM-style generator without verifier).",
-           "", "![best of k](plots/best_of_k.png)"]
-    return Report(claims, "\n".join(md))
-
-
 PRESETS = {
     "smoke": VStarConfig(
         num_seeds=2, human_problems=200, train_problems=300, eval_problems=40,
@@ -570,6 +361,7 @@ PRESETS = {
         candidates=128, claim_k=16, sample_batch=4096,
     ),
 }
+
 
 RECIPE = Recipe(
     name="v-star",

@@ -1,0 +1,193 @@
+"""math-rerank's report: the tables, plots and claims from the logged events."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selftaught import stats
+from selftaught.core import Report
+from selftaught.core.errors import ConfigError
+from selftaught.lm.metrics import (
+    GeneralisationGate,
+    gate_verdict,
+)
+from selftaught.recipes.math_rerank.config import (
+    EVALUATORS,
+    MathRerankConfig,
+)
+
+EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
+
+
+def _finished(run_dir, seeds: list[int]) -> tuple[list[int], dict]:
+    """The seeds with every record (an unfinished run reports those: its claims are marked
+    partial by the core), and {event: {seed: record}}."""
+    ev = {name: {e["seed"]: e for e in run_dir.events(name)} for name in EVENTS}
+    done = [sd for sd in seeds if all(sd in ev[name] for name in EVENTS)]
+    if not done:
+        raise ConfigError(f"{run_dir.path}: no seed has finished all its phases yet; continue "
+                          "the run with --resume")
+    return done, ev
+
+
+def _gate(config: MathRerankConfig, run_dir, seeds: list[int]) -> tuple[bool, str, list[str]]:
+    """The generalisation gate of G_detailed: (passed, why not, report section)."""
+    got = {e["seed"]: e for e in run_dir.events("gate")}
+    if not all(sd in got for sd in seeds):  # a run from before the gate existed
+        return False, ("no generalisation gate was logged for G_detailed (a run from before "
+                       "the gate): whether the generator memorises was not measured"), []
+    return gate_verdict([GeneralisationGate(
+        "G_detailed", [100 * got[sd]["train_accuracy"] for sd in seeds],
+        [100 * got[sd]["fresh_accuracy"] for sd in seeds], config.max_generalisation_gap)],
+        seeds)
+
+
+def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> list[str]:
+    """The report section saying what was selected on what: each evaluator's step count,
+    chosen per seed on the validation candidates."""
+    if not all("ce_steps" in records[sd] for sd in seeds):  # a run from before the choice
+        return ["## Evaluator steps", "", f"Fixed at {config.evaluator.total_steps} (a run "
+                "from before the step count was chosen on validation)."]
+    ck = config.evaluator_checkpoints
+
+    def cell(kind, split, steps):
+        x = np.array([records[sd][f"{kind}_{split}_pair_accuracy_{steps}"] for sd in seeds])
+        return stats.ci_cell(stats.bootstrap_ci(x), ".3f")
+
+    chosen = {e: [records[sd][f"{e}_steps"] for sd in seeds] for e in EVALUATORS}
+    return [
+        "## Evaluator steps, chosen on validation", "",
+        f"Each evaluator trains once for {ck[-1]} steps; at each checkpoint it scores "
+        f"G_detailed's {config.candidates} candidates on each of the {config.eval_problems} "
+        f"validation problems (disjoint from the {config.eval_problems} test problems), and "
+        "the checkpoint with the best within-problem pair accuracy there re-ranks the test "
+        "candidates (ties: the fewest steps). Chosen steps per seed: "
+        + "; ".join(f"{e} {chosen[e]}" for e in EVALUATORS) + ". The test column is a "
+        "diagnostic logged after the choice, never used for it. Every other choice of this "
+        "recipe is fixed in the config; every claim is on the test problems.", "",
+        stats.markdown_table(
+            ["steps", *(f"{e}: {split} pair accuracy" for e in EVALUATORS
+                        for split in ("validation", "test"))],
+            [[steps, *(cell(e, split, steps) for e in EVALUATORS
+                       for split in ("valid", "test"))] for steps in ck])]
+
+
+def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
+    ks, kc, K = config.ks, config.claim_k, config.top_clusters
+    seeds, ev = _finished(run_dir, seeds)
+
+    def col(event, name):
+        return np.array([ev[event][sd][name] for sd in seeds], np.float64) * (
+            1 if "pair_accuracy" in name or name in ("pairs",) else 100)
+
+    rr = lambda name: col("rerank_eval", name)  # noqa: E731
+    curve = lambda fmt: np.stack([rr(fmt.format(k)) for k in ks], axis=1)  # noqa: E731
+    curves = {
+        "majority vote": curve("maj_{}"),
+        "re-rank all (CE evaluator)": curve("all_ce_{}"),
+        "weighted vote (CE evaluator)": curve("weighted_ce_{}"),
+        f"top-{K} clusters re-ranked (CE evaluator)": curve("topk_ce_{}"),
+        "re-rank all (margin evaluator)": curve("all_margin_{}"),
+        f"top-{K} clusters re-ranked (margin evaluator)": curve("topk_margin_{}"),
+        "pass@k (oracle upper bound)": curve("passk_{}"),
+    }
+    stats.plot_curves(
+        run_dir.plots / "rerank.png", np.log2(ks), curves,
+        hlines={"a random candidate": rr("sample_acc")},
+        xlabel="log2 k (candidates per problem)", ylabel="test accuracy (%)",
+        title=f"Selecting among k candidates on {config.task}, {len(seeds)} seed(s), 95% CI")
+    sft = lambda name: col("sft_eval", name)  # noqa: E731
+    seq = lambda name: col("sequential_eval", name)  # noqa: E731
+    stats.plot_bars(
+        run_dir.plots / "fine_tuning.png",
+        {"terse FT": stats.bootstrap_ci(sft("pass1_terse")),
+         "detailed FT": stats.bootstrap_ci(sft("pass1_detailed")),
+         "detailed FT, continued": stats.bootstrap_ci(seq("pass1_continued")),
+         "gen -> eval -> gen": stats.bootstrap_ci(seq("pass1_sequential"))},
+        ylabel="greedy pass@1 on test (%)", title="Solution fine-tuning variants, 95% CI")
+
+    pd = stats.paired_difference_ci
+    gate_ok, gate_why, gate_md = _gate(config, run_dir, seeds)
+    claims = []
+    for e, ename in (("ce", "cross-entropy"), ("margin", "margin")):
+        claims += [
+            stats.claim_greater(
+                f"topk_{e}_beats_majority",
+                f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
+                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}")),
+                unit="training seeds"),
+            stats.claim_greater(
+                f"topk_{e}_beats_rerank_all",
+                f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
+                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}")),
+                unit="training seeds"),
+        ]
+    claims += [
+        stats.claim_greater(
+            "weighted_ce_beats_majority",
+            f"the score-weighted vote (CE evaluator) beats majority vote at k = {kc} (points)",
+            pd(rr(f"weighted_ce_{kc}"), rr(f"maj_{kc}")), unit="training seeds"),
+        stats.claim_greater(
+            "margin_beats_ce_rerank_all",
+            f"the margin-loss evaluator re-ranks all {kc} candidates better than the "
+            "cross-entropy one (points)", pd(rr(f"all_margin_{kc}"), rr(f"all_ce_{kc}")),
+            unit="training seeds"),
+        stats.claim_greater(
+            "sequential_not_worse_than_solution_ft",
+            f"multi-task sequential FT (generator -> evaluator -> generator) is no worse than "
+            f"solution FT continued for as many steps: greedy pass@1 difference above "
+            f"-{config.noninferiority:g} points",
+            pd(seq("pass1_sequential"), seq("pass1_continued")), -config.noninferiority,
+            unit="training seeds"),
+    ]
+    # every claim so far ranks with (or fine-tunes from) an evaluator trained on G_detailed's
+    # samples: tested only when G_detailed passed the generalisation gate
+    claims = [c.gated(gate_ok, gate_why) for c in claims]
+    claims += [
+        stats.claim_greater(
+            "detailed_beats_terse",
+            "solution FT on detailed step-by-step solutions beats FT on terse ones (greedy "
+            "pass@1, points)", pd(sft("pass1_detailed"), sft("pass1_terse")),
+            unit="training seeds"),
+    ]
+
+    def cell(x, digits=1):
+        return stats.ci_cell(stats.bootstrap_ci(x), f".{digits}f")
+
+    tr = lambda name: col("evaluator_train", name)  # noqa: E731
+    md = [*gate_md, "", *_selection_md(config, ev["evaluator_train"], seeds), "",
+          "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
+          stats.markdown_table(["generator", "pass@1"], [
+              ["terse solutions (final line only)", cell(sft("pass1_terse"))],
+              ["detailed step-by-step solutions", cell(sft("pass1_detailed"))],
+              [f"detailed, + {config.seq_ft.total_steps} more FT steps",
+               cell(seq("pass1_continued"))],
+              [f"sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps",
+               cell(seq("pass1_sequential"))]]),
+          "", f"## Selecting one answer among k candidates of G_detailed (test accuracy %; "
+          f"top-K: K = {K}, clusters scored by the {config.cluster_aggregate} of S)", "",
+          stats.markdown_table(
+              ["k", "majority", "re-rank all (CE)", "weighted (CE)", "top-K (CE)",
+               "re-rank all (margin)", "weighted (margin)", "top-K (margin)", "pass@k (oracle)"],
+              [[k, *(cell(rr(f"{name}_{k}")) for name in (
+                  "maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
+                  "topk_margin", "passk"))] for k in ks])]
+    sm = lambda name: col("samples", name)  # noqa: E731
+    md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
+           f"- a random test candidate is correct: {cell(rr('sample_acc'))}%; some candidate "
+           f"of a problem is correct: {cell(sm('test_solved'))}%",
+           f"- pool samples correct: {cell(sm('pool_accuracy'))}%; pool problems with both "
+           f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
+           f"{cell(tr('pairs'), 0)}",
+           "", stats.markdown_table(
+               ["evaluator", "pair accuracy, train (last 50 steps before the chosen "
+                "checkpoint)", "pair accuracy, test"],
+               [[e, cell(tr(f"{e}_train_pair_accuracy"), 3),
+                 cell(rr(f"{e}_test_pair_accuracy"), 3)] for e in EVALUATORS])]
+    md += ["", "Pair accuracy (the within-problem AUROC): the fraction of (correct, "
+           "incorrect) candidates of one problem that the evaluator orders right (0.5 = "
+           "chance). Every selector is averaged over "
+           f"the same k-subsets (all, or {config.vote_repeats} random ones) of the N = "
+           f"{config.candidates} candidates per problem.", "",
+           "![re-ranking](plots/rerank.png)", "", "![fine-tuning](plots/fine_tuning.png)"]
+    return Report(claims, "\n".join(md))
