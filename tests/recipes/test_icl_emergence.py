@@ -89,6 +89,7 @@ def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
     assert resumed["claims"] == ref["claims"]
 
 
+@pytest.mark.slow  # the smoke preset's claims (~20 s idle, ~50 s on a loaded 2-core machine)
 def test_smoke_preset_learns_in_context(tmp_path):
     """The smoke preset (2 seeds: claims undetermined by design) learns in context: on novel
     classes at 1 shot it beats guessing among the context's labels (what the model scores on

@@ -112,6 +112,7 @@ def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
     assert resumed["claims"] == ref["claims"]
 
 
+@pytest.mark.slow  # the smoke preset's claims (~20 s idle, ~50 s on a loaded 2-core machine)
 def test_smoke_preset_learns_in_context(tmp_path):
     """The smoke preset (2 seeds: claims undetermined by design) learns in context: test
     accuracy at claim_shots beats 0.5 + a margin and the low-shot accuracy. Directions only,
