@@ -64,6 +64,16 @@ def test_random_shift_is_a_crop_of_the_padded_frame():
     np.testing.assert_allclose(np.asarray(shift(jax.random.PRNGKey(1), x, 0)), x)
 
 
+def test_reset_schedule_by_hand():
+    # chunks of 100 env steps after 300 warm-up steps: resets every 200 steps before 901
+    c = bbf.BBFConfig(total_steps=1300, learning_starts=300, num_evals=10, reset_every=200,
+                      reset_until=901)
+    assert bbf.reset_chunks(c) == [1, 3, 5]
+    assert bbf.reset_steps(c) == [500, 700, 900]
+    assert bbf.reset_steps(dataclasses.replace(c, reset_until=900)) == [500, 700]  # strict
+    assert bbf.reset_steps(dataclasses.replace(c, resets=False)) == []
+
+
 def test_config_errors():
     with pytest.raises(UnknownNameError, match="unknown environment"):
         cfglib.validate(bbf.BBFConfig(env="Pong"))
@@ -101,6 +111,27 @@ def test_reset_shrinks_encoder_and_reinitialises_head():
     assert int(after.grad_steps) == 0
     counts = [np.asarray(x) for x in jax.tree.leaves(after.opt_state) if np.ndim(x) == 0]
     assert counts and all(int(x) == 0 for x in counts)  # optimizer state is fresh
+
+
+@pytest.mark.slow  # ~30 CPU-s
+def test_in_graph_resets_happen_after_the_scheduled_chunks_only():
+    """grad_steps counts gradient steps since the last reset: it drops to 0 exactly after the
+    chunks `reset_chunks` names, and never when the run's resets knob is off."""
+    cfg = dataclasses.replace(PIN, total_steps=700, num_evals=4, buffer_size=800,
+                              reset_every=200, reset_until=601)
+    assert bbf.reset_chunks(cfg) == [1]  # 500 resets; 700 is past reset_until
+    agent = bbf.make_agent(cfg)
+    init, chunk = jax.jit(agent.init), jax.jit(agent.chunk)
+    for on in (True, False):
+        knobs = bbf.knobs_of(dataclasses.replace(cfg, resets=on))
+        carry, counts = init(jax.random.PRNGKey(0), knobs), []
+        for i in range(cfg.num_evals):
+            carry, _ = chunk(carry, i)
+            counts.append(int(carry.grad_steps))
+        per_chunk = cfg.chunk_steps * cfg.replay_ratio
+        want = [per_chunk, 0, per_chunk, 2 * per_chunk] if on else [
+            per_chunk * (i + 1) for i in range(cfg.num_evals)]
+        assert counts == want
 
 
 @pytest.mark.slow
@@ -153,6 +184,19 @@ def test_default_preset_shares_one_program_across_switch_ablations():
     (full_prog, _), (w1_prog, _) = progs.values()
     assert full_prog == recipe.variant_config(cfg, cfg.envs[0], "full")
     assert w1_prog.width == 1.0 and full_prog.width == 4.0
+
+
+def test_cpu_presets_validate_and_no_reset_falls_in_the_scored_window():
+    """The CPU presets are valid configs, and the default's last reset leaves its scored
+    evaluations (the last final_points) to the recovered agent, not to the post-reset dip."""
+    from selftaught.core import config as cfglib
+    from selftaught.recipes import bbf as recipe
+
+    for name in ("smoke", "default", "spaceinvaders-3k5"):
+        cfglib.validate(recipe.RECIPE.preset(name))
+    cfg = recipe.RECIPE.preset("default")
+    scored = bbf.curve_steps(cfg.bbf)[-cfg.final_points:]
+    assert bbf.reset_steps(cfg.bbf) and max(bbf.reset_steps(cfg.bbf)) < min(scored)
 
 
 def test_recipe_user_errors_exit_2(tmp_path, capsys):

@@ -15,13 +15,45 @@ is scored by its mean normalised greedy return over the last `final_points` eval
 the claims are that every component helps: IQM(full) - IQM(ablation) > 0 with a CI above 0.
 They are tested only when the full agent learns (the lower end of its normalised IQM's CI
 above `min_full_iqm`, 0.1); otherwise each is "not tested" with the full agent's IQM, since
-differences between agents at the random level are noise (the default's agents score
-returns 3-8 against 4.1 for a random policy, IQM ~0.01: not tested).
+differences between agents at the random level are noise.
 
-Presets: smoke (CI), default (MinAtar SpaceInvaders, CPU-sized: see _DEFAULT), paper (the
-Atari-100k protocol on the 26 games through ale-py, `pip install 'selftaught[atari]'`,
-for a GPU: one host-loop run per game, variant and seed, scored human-normalised by its
-final evaluation games).
+Presets: smoke (CI); default (Breakout-MinAtar, 3 seeds, 8.5k env steps, see _DEFAULT);
+spaceinvaders-3k5 (the former default: 5 seeds, 3.5k steps, where every agent stays at the
+random level, IQM ~0.01, returns 3-8 against 4.1 for a random policy); paper (the Atari-100k
+protocol on the 26 games through ale-py, `pip install 'selftaught[atari]'`, for a GPU: one
+host-loop run per game, variant and seed, scored human-normalised by its final evaluation).
+
+Steps-to-learn probe (issue 27), the full agent only, 3 seeds (100-102, not the reported seeds
+0-2) under one vmap, Breakout-MinAtar, replay ratio 1 (BBF: 8; lowered for compute), resets +
+SPR + annealing + DrQ on: the recipe's compiled program driven chunk by chunk with CPU time
+read after each (the same curves as `selftaught run bbf --preset spaceinvaders-3k5 --envs
+Breakout-MinAtar --variants full --seed 100 --seeds 3 --bbf.total-steps 6500 --bbf.num-evals 6
+--bbf.reset-every 4000 --bbf.reset-until 6001 --bbf.buffer-size 7000 --bbf.eps-decay-steps 2000
+--bbf.anneal-steps 1000 --bbf.channels 2 4 4 --bbf.lr 5e-4` for C; A: channels 4 8 8, lr 1e-4,
+10.5k steps, 10 evaluations, resets every 4k until 9001; B: channels 2 4 4, lr 1e-4, 8.5k
+steps, 8 evaluations, until 8001). Normalised IQM [95% CI] of the greedy return (4 episodes per
+point; 0 = random 0.4, 1 = 30.0; the gate needs the CI above 0.1, i.e. returns above ~3.4),
+measured under load (load 8-11 on the 2 cores, 2026-12-06):
+
+| env steps | A: Impala (16,32,32), lr 1e-4 | B: Impala (8,16,16), lr 1e-4 | C: (8,16,16), lr 5e-4 |
+|---|---|---|---|
+| 1.5k | 0.009 [-0.005, 0.020] | 0.001 [-0.014, 0.012] | 0.015 [0.012, 0.020] |
+| 2.5k | 0.037 [0.003, 0.071] | 0.009 [-0.014, 0.020] | 0.017 [0.003, 0.029] |
+| 3.5k | 0.032 [-0.014, 0.071] | 0.032 [0.020, 0.037] | 0.060 [0.037, 0.088] |
+| 4.5k | - | 0.015 [0.012, 0.020] | 0.051 [0.029, 0.088] (train returns 1.8-3.0) |
+| 5.5k (reset at 4.5k) | - | - | 0.015 [0.003, 0.020] (train returns 0.4-0.5) |
+| 6.5k | - | - | 0.023 [-0.014, 0.062] |
+| CPU-s per 1k env steps (3 runs) | 66-78 | 41-43 | 40-45 |
+
+(A and B stopped early to save time; the first chunk of each adds ~40 CPU-s of compilation.)
+Readings: the agent learns on Breakout but slowly (~0.6 return per 1k steps with lr 5e-4, half
+that at BBF's lr 1e-4); halving the Impala channels halves the cost and learns about as fast by
+3.5k steps (B vs A, 3 seeds: not resolved); a reset after 4k gradient steps wipes the policy
+out for more than 1k steps (C at 5.5k: training returns 2.4 -> 0.5), so at this budget a late
+reset costs more than the ~8k gradient steps can repay. The default therefore uses net B with
+lr 5e-4, one early reset (2.5k env steps, while returns are ~1) and 8.5k steps (extrapolating
+C's pre-reset slope to returns ~5, normalised ~0.15); the reported run below says whether that
+was enough.
 """
 
 from __future__ import annotations
@@ -39,7 +71,14 @@ from selftaught.core.recipe import Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.rl.atari import ATARI_100K
-from selftaught.rl.bbf import BBFConfig, curve_steps, knobs_of, make_agent, program_config
+from selftaught.rl.bbf import (
+    BBFConfig,
+    curve_steps,
+    knobs_of,
+    make_agent,
+    program_config,
+    reset_steps,
+)
 from selftaught.rl.envs import ENVS, normalized_return
 from selftaught.rl.loop import run_chunks
 
@@ -255,14 +294,16 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     scale = ("Atari-100k protocol (ale-py; life loss ends training episodes, no sticky "
              "actions, up to 30 no-op starts; score = final evaluation)" if atari else
              "a CPU-scale MinAtar study, far smaller than Atari-100k")
+    resets = (f"resets every {b.reset_every} steps until {b.reset_until}" if atari else
+              f"resets at env steps {', '.join(map(str, reset_steps(b))) or 'none'}")
     md += ["", "## Setting", "",
            f"Full agent: Impala channels {tuple(int(ch * b.width) for ch in b.channels)} "
            f"(width {b.width:g} x {b.channels}), latent {b.latent}, C51 {b.num_atoms} atoms, "
            f"replay ratio {b.replay_ratio}, batch {b.batch_size}, {b.total_steps} env steps "
-           f"per seed, resets every {b.reset_every} steps until {b.reset_until} "
-           f"(shrink {b.shrink}), n {b.n_max}->{b.n_min} and gamma {b.gamma_min}->"
-           f"{b.gamma_max} over {b.anneal_steps} gradient steps, SPR {b.spr_steps} steps x "
-           f"{b.spr_weight}, AdamW wd {b.weight_decay}, EMA tau {b.tau}. "
+           f"per seed, {resets} (shrink {b.shrink}), n {b.n_max}->{b.n_min} and gamma "
+           f"{b.gamma_min}->{b.gamma_max} over {b.anneal_steps} gradient steps, SPR "
+           f"{b.spr_steps} steps x {b.spr_weight}, AdamW lr {b.lr:g} wd {b.weight_decay}, "
+           f"EMA tau {b.tau}. "
            f"This is {scale}; a claim holds only when its CI lies above 0."]
     return Report(claims, "\n".join(md))
 
@@ -272,20 +313,26 @@ _SMOKE = BBFConfig(
     buffer_size=1000, width=1.0, latent=32, replay_ratio=1, eval_episodes=1, anneal_steps=100,
     batch_size=8, max_episode_steps=100,
 )
-# CPU-sized (see the module docstring for its measured cost): "width 4" scales Impala
-# channels (4, 8, 8), so the full agent has the standard Impala's (16, 32, 32) and the
-# width-1 ablation a quarter of that; 3000 learning steps at replay ratio 1 after 500
-# random steps, resets at 1500 and 2500 env steps, evaluations every 500.
-# Measured (`/usr/bin/time -v selftaught run bbf --preset default`, 2-core CPU shared with
-# two other jobs): 1838 CPU-s, 51 min wall at 60% of one core, peak RSS 2.5 GiB (the
-# 25-run width-4 program 2804 s wall, the width-1 program 222 s); at most ~31 min on an
-# idle machine. Result: every agent is still near random at 3500 env steps (IQM of the
-# normalised score ~0.01, returns 3-8 against 4.1 for a random policy), so the ablation
-# differences are at noise level; the claims are a check of the pipeline, not of BBF.
-_DEFAULT = BBFConfig(
+# The former default (3.5k env steps on SpaceInvaders, the standard Impala (16, 32, 32), lr
+# 1e-4), kept as `--preset spaceinvaders-3k5`. Measured (`/usr/bin/time -v selftaught run bbf
+# --preset default`, then the default; 2-core CPU shared with two other jobs): 1838 CPU-s,
+# 51 min wall at 60% of one core, peak RSS 2.5 GiB (the 25-run width-4 program 2804 s wall,
+# the width-1 program 222 s). Every agent is still near random at 3500 env steps (IQM of
+# the normalised score ~0.01, returns 3-8 against 4.1 for a random policy).
+_SPACEINVADERS_3K5 = BBFConfig(
     total_steps=3_500, learning_starts=500, num_evals=6, reset_every=1_000,
     reset_until=2_501, buffer_size=4_000, width=4.0, channels=(4, 8, 8), latent=256,
     replay_ratio=1, eval_episodes=4, anneal_steps=500, batch_size=32, eps_decay_steps=1_000,
+)
+# CPU-sized from the steps-to-learn probe in the module docstring: Breakout-MinAtar (the
+# fastest learner of the probe), "width 4" scales Impala channels (2, 4, 4) to (8, 16, 16)
+# (half the standard Impala's per stage; the width-1 ablation a quarter of that), lr 5e-4 (5x
+# BBF's: ~100x fewer gradient steps than Atari-100k at replay ratio 8), replay ratio 1,
+# DEFAULT_STEPS_COMMENT
+_DEFAULT = BBFConfig(
+    total_steps=8_500, learning_starts=500, num_evals=16, reset_every=2_000,
+    reset_until=2_501, buffer_size=9_000, width=4.0, channels=(2, 4, 4), latent=256, lr=5e-4,
+    replay_ratio=1, eval_episodes=8, anneal_steps=1_000, batch_size=32, eps_decay_steps=2_000,
 )
 # Atari-100k as in BBF (Schwarzer et al., 2023), for a GPU: 100k agent steps, replay
 # ratio 8, Impala x4 with a 2048-d latent, resets every 20k steps, n 10->3 and gamma
@@ -300,7 +347,9 @@ _ATARI_100K = BBFConfig(
 PRESETS = {
     "smoke": BBFRecipeConfig(num_seeds=2, envs=("Breakout-MinAtar",),
                              variants=("full", "no_spr"), final_points=1, bbf=_SMOKE),
-    "default": BBFRecipeConfig(num_seeds=5, bbf=_DEFAULT),
+    "default": BBFRecipeConfig(num_seeds=3, envs=("Breakout-MinAtar",), bbf=_DEFAULT),
+    "spaceinvaders-3k5": BBFRecipeConfig(num_seeds=5, envs=("SpaceInvaders-MinAtar",),
+                                         bbf=_SPACEINVADERS_3K5),
     "paper": BBFRecipeConfig(num_seeds=5, envs=tuple(f"ALE/{g}" for g in ATARI_100K),
                              final_points=1, bbf=_ATARI_100K),
 }

@@ -417,12 +417,12 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         return carry.replace(params=params, opt_state=tx.init(params), key=key,
                              grad_steps=jnp.int32(0))
 
+    reset_after = jnp.array([-1, *reset_chunks(c)], jnp.int32)  # -1: never matches
+
     def after_chunk(carry: Carry, i):
         if not c.resets:
             return carry
-        steps_after = c.learning_starts + (i + 1) * c.chunk_steps
-        do = ((steps_after - c.learning_starts) % c.reset_every == 0) & (
-            steps_after < c.reset_until) & carry.extra.resets
+        do = jnp.any(reset_after == i) & carry.extra.resets
         return jax.lax.cond(do, reset, lambda x: x, carry)
 
     in_graph = None
@@ -515,6 +515,21 @@ class BBFAgent:
 
 def _l2n(x):
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+
+def reset_chunks(c: BBFConfig) -> list[int]:
+    """Indices of the evaluation chunks after which the networks are reset (in-graph
+    loop): every `reset_every` env steps after learning starts, before `reset_until`."""
+    if not c.resets:
+        return []
+    return [i for i in range(c.num_evals)
+            if ((i + 1) * c.chunk_steps) % c.reset_every == 0
+            and c.learning_starts + (i + 1) * c.chunk_steps < c.reset_until]
+
+
+def reset_steps(c: BBFConfig) -> list[int]:
+    """Environment steps at which the in-graph loop resets the networks."""
+    return [c.learning_starts + (i + 1) * c.chunk_steps for i in reset_chunks(c)]
 
 
 def curve_steps(c: BBFConfig) -> list[int]:
