@@ -273,10 +273,10 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     full_iqm = stats.bootstrap_ci(full, "iqm") if full is not None else None
     learns = full_iqm is not None and full_iqm[1] > cfg.min_full_iqm
     at_random = ("" if full_iqm is None else
-                 f"the full agent does not learn: IQM of the normalised score "
-                 f"{full_iqm[0]:.3f} [{full_iqm[1]:.3f}, {full_iqm[2]:.3f}], needed above "
-                 f"{cfg.min_full_iqm:g} (random = 0), so no ablation can show an effect; "
-                 "train longer (--bbf.total-steps)")
+                 f"the full agent does not learn clearly: IQM of the normalised score "
+                 f"{full_iqm[0]:.3f} [{full_iqm[1]:.3f}, {full_iqm[2]:.3f}], its CI needed "
+                 f"above {cfg.min_full_iqm:g} (random = 0), so an ablation's effect cannot "
+                 "be told from noise; train longer (--bbf.total-steps)")
     for v in cfg.variants:
         m = mats[v]
         if m is None:
