@@ -1,10 +1,8 @@
 """dopant-control — learning and controlling Si dopant transitions in graphene (sim.md §2).
 
     selftaught run dopant-control --preset default
-    # measured for issue 30 (both worlds): 4 min 20 s wall, 240 CPU-seconds, peak RSS
-    # 0.70 GiB, on the shared 2-core machine at load average 9-11 (not measured idle; the
-    # off-axis world alone took 1 min 11 s idle, and the control world adds a collect,
-    # learn and control phase per seed but no budget sweep)
+    # measured (both worlds) on an idle 2-core CPU, /usr/bin/time -v, 2026-12-06: 3 min 14 s
+    # wall, 280 CPU-seconds, peak RSS 0.72 GiB (4 min 20 s at load 9-11, the same claims)
 
 Expected (default preset, 5 seeds, 4096 exploratory exposures per seed; measured, all three
 claims hold): in the off-axis world the learned ensemble recovers the rate map to 0.180

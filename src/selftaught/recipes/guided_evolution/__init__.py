@@ -52,8 +52,10 @@ only chosen children); predicted gain = `screened_improvement_rate` / p (precisi
 capped by the novel proposals the retry budget affords); plots/precision_over_p.png.
 
 Measured (10 seeds each; claims hold when the 95% CI lies above 1):
-    --preset default (Nguyen 1-3, 1500 evaluations): unguided / guided = 1.03 [0.89, 1.24];
-        discriminator accuracy 0.75 [0.72, 0.78]; 200 CPU-s. Not reproduced.
+    --preset default (Nguyen 1-3, 1500 evaluations): unguided / guided = 1.03 [0.92, 1.16];
+        discriminator accuracy 0.74 [0.71, 0.77]. Not reproduced. Idle 2-core CPU
+        (/usr/bin/time -v, 2026-12-06): 3 min 47 s wall, 289 CPU-s, peak RSS 0.62 GiB.
+        (An earlier run, before the diagnostics, read 1.03 [0.89, 1.24] and 0.75.)
         Re-measured with the diagnostics (they leave the searches unchanged): 1.03 [0.92,
         1.16]; 9 min 21 s wall measured under load ~10, 250 CPU-s, peak
         RSS 0.60 GB. This is the regime of the hypothesis, held-out p 0.052 and the GNN's

@@ -33,8 +33,8 @@ the largest gamma vs gamma = 0 (it grows with non-stationarity); and HL-Gauss's 
 grows with width.
 
 Measured (`selftaught run value-loss-mechanisms --preset default`, 8 seeds, widths
-16/64/128 units, 2 tuning seeds; 322 CPU-s, 10:56 wall on the 2-core machine under load
-6-8 from other jobs, peak RSS 1.15 GiB; an earlier code version took 611 CPU-s): 4 of 7
+16/64/128 units, 2 tuning seeds; idle 2-core CPU, /usr/bin/time -v, 2026-12-06: 3 min 44 s
+wall, 349 CPU-s, peak RSS 1.12 GiB; 10:56 wall under load 6-8, the same claims): 4 of 7
 claims hold. Two-hot's and C51's advantage over MSE grows with label noise (+0.047 [0.019,
 0.077] and +0.049 [0.020, 0.081] relative RMSE from noise 0 to 2); C51's grows with
 non-stationarity (+0.034 [0.002, 0.071] from gamma 0 to 0.9); HL-Gauss's advantage grows
