@@ -7,9 +7,9 @@ Problems"; design lm.md §3).
 Measured at this commit (`/usr/bin/time -v selftaught run math-rerank --preset default
 --seeds 3`, 2026-12-06, under load 7-9 from three other jobs, the run got 45% of the
 machine: 14 min 39 s wall, 396 CPU-s = 374 user + 22 sys, peak RSS 1.09 GiB): 1 of 8 claims
-holds, 7 are not tested because the generalisation gate fails (below). The CPU-s are those
-of the earlier idle runs (409 CPU-s, 4 min 14 s wall with a 40-step evaluator), so the idle
-wall time should be about the same.
+holds, 7 are not tested because the generalisation gate fails (below). Idle 2-core CPU
+(/usr/bin/time -v, 2026-12-06, one job): 3 min 59 s wall, 391 CPU-s, peak RSS 1.08 GiB, the
+same claims.
 - Detailed step-by-step solutions train far better than terse ones: greedy pass@1 45.1% vs
   16.9% (guessing: 10%), +28.2 points [22.7, 37.3] (n=3 training seeds). HOLDS.
 - Generalisation gate: G_detailed samples 97.6 / 42.2, 95.1 / 41.4, 99.3 / 46.4% (its own FT
