@@ -2,8 +2,8 @@
 generated scenarios (straight roads, curves, signalised intersections).
 
     selftaught run driving-baselines --preset default
-    (measured for issue 30 with 3 training seeds: 11 min 08 s wall, 466 CPU-seconds, peak RSS
-    1.49 GiB, on the shared 2-core machine at load average 5-10; ~4 min per seed)
+    (3 training seeds, idle 2-core CPU, /usr/bin/time -v, 2026-12-06: 5 min 04 s wall, 450
+    CPU-seconds, peak RSS 1.44 GiB; 11 min 08 s at load 5-10, the same claims)
 
 Expected at default size (measured, 3 training seeds, 200 held-out scenarios, with Waymax's
 semantics: closed-loop expert, Waymax's IDM sim agents, object injection and its route
