@@ -5,7 +5,8 @@
 
 Measured under the generalisation gate (`/usr/bin/time -v selftaught run v-star --preset
 default --seeds 3`, 2026-12-06, under load 6-8 from three other jobs, the run got 46% of the
-machine: 19 min 13 s wall, 536 CPU-s = 511 user + 25 sys, peak RSS 1.09 GiB): 0 of 5 claims
+machine: 19 min 13 s wall, 536 CPU-s = 511 user + 25 sys, peak RSS 1.09 GiB; idle, one job,
+/usr/bin/time -v: 5 min 18 s wall, 523 CPU-s, peak RSS 1.12 GiB, the same claims): 0 of 5 claims
 hold, 4 of them not tested. The gate fails for every generator that sampled verifier data
 (own training problems / fresh validation problems, mean over seeds): G_sft 99.8 / 14.1%,
 gap 85.8 points [83.1, 87.2]; G_1 98.6 / 12.6%, gap 86.0 [84.9, 87.0]; G_2 96.9 / 13.1%, gap
