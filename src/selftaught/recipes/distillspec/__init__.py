@@ -3,8 +3,12 @@
     selftaught run distillspec --preset default --seeds 3
     measured 2026-12-06 with /usr/bin/time -v, under load (load average 7.5-8.5, 4-6 other
     jobs on the 2 cores; this job got 51% of a core): 25 min 35 s wall, 788 CPU-s, peak RSS
-    1.14 GiB. 4 of 10 claims hold (3 training seeds; 128 validation and 128 disjoint test
-    prompts, decoded as 8 batches of 16; outputs 12-33 tokens, mean 27.7).
+    1.14 GiB. Idle re-run (one job, /usr/bin/time -v, 2026-12-06): 10 min 19 s wall, 851
+    CPU-s, peak RSS 1.11 GiB; α, τ and accuracy identical, the CPU-time speedups differ:
+    distilled_raises_speedup_t1 −0.6% [−2.3, 2.3] (fails), greedy −0.3% [−1.9, 1.8],
+    speedup / theory 0.66 (T=1) / 0.64, so the loaded run's +4.0% below was a timing false
+    positive. Under load: 4 of 10 claims held; idle: 3 of 10 (3 training seeds; 128
+    validation and 128 disjoint test prompts, decoded as 8 batches of 16; outputs 12-33 tokens, mean 27.7).
     Selected on validation: JSD for both modes (validation α, T=1: fkl 0.633, rkl 0.665,
     jsd 0.667, tvd 0.662; greedy: 0.683 / 0.678 / 0.683 / 0.670), γ = 1 for every speedup
     comparison (the fastest in CPU time), lossy ε* = 0.2 (validation accuracy % at ε = 1, 0.5,
