@@ -8,7 +8,8 @@
     distilled_raises_speedup_t1 −0.6% [−2.3, 2.3] (fails), greedy −0.3% [−1.9, 1.8],
     speedup / theory 0.66 (T=1) / 0.64, so the loaded run's +4.0% below was a timing false
     positive. Under load: 4 of 10 claims held; idle: 3 of 10 (3 training seeds; 128
-    validation and 128 disjoint test prompts, decoded as 8 batches of 16; outputs 12-33 tokens, mean 27.7).
+    validation and 128 disjoint test prompts, decoded as 8 batches of 16; outputs 12-33
+    tokens, mean 27.7).
     Selected on validation: JSD for both modes (validation α, T=1: fkl 0.633, rkl 0.665,
     jsd 0.667, tvd 0.662; greedy: 0.683 / 0.678 / 0.683 / 0.670), γ = 1 for every speedup
     comparison (the fastest in CPU time), lossy ε* = 0.2 (validation accuracy % at ε = 1, 0.5,
