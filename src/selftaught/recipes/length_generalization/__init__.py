@@ -88,9 +88,9 @@ each), `selftaught run length-generalization --preset default`:
   are undetermined (n = 2). Nothing separates FIRE + randomized positions from the
   baselines here: every encoding learns 1..3 and none reaches 4.
 - Measured under load (load average 8-10 from other jobs on the 2-core machine):
-  973 CPU-s (966 user + 7 sys), peak RSS 1.3 GiB, 33 min 02 s wall (about 8-12 min idle,
-  estimated from the CPU seconds; the second core buys ~1.4x); claims 2 of 6 hold, 2
-  undetermined.
+  973 CPU-s (966 user + 7 sys), peak RSS 1.3 GiB, 33 min 02 s wall; claims 2 of 6 hold, 2
+  undetermined. Idle (one job, /usr/bin/time -v, 2026-12-06): 8 min 49 s wall, 903 CPU-s,
+  peak RSS 1.25 GiB, the same claims.
 - The same default at 2,000 steps (measured first, same seeds; 700 CPU-s = 690 user + 10
   sys, peak RSS 1.2 GiB, 31 min 48 s wall under load 8-10): fire+randpos learned 1..3 in
   only 6 of 9 cells (test exact match at length 3: 0.62-1.00; validation showed the same
