@@ -214,6 +214,31 @@ def baselines(config: DistillSpecConfig, st: Setting, target, draft, key) -> dic
 TARGET = "target alone"  # the key of target-only decoding in a round of timings
 
 
+def _settings(config: DistillSpecConfig) -> list[tuple[str, int, float]]:
+    """(mode, γ, ε) decoded: exact at every γ in both modes, then each lossy ε < 1 at T=1
+    and γ = lossy_gamma."""
+    return ([(mode, g, 1.0) for mode in MODES for g in config.gammas]
+            + [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0])
+
+
+def _spec_fns(st: Setting, target, drafts: dict, prompts: dict, key, mode: str, g: int,
+              eps: float) -> dict:
+    """name -> zero-argument speculative decoding of `prompts` with that draft."""
+    t, m = prompts["tokens"], prompts["mask"]
+    return {name: (lambda p=p: speculative_sample(
+        target, st.target_cfg, p, st.draft_cfg, t, m, key, max_new_tokens=st.s.max_new,
+        gamma=g, greedy=mode == "greedy", temperature=1.0, epsilon=eps))
+        for name, p in drafts.items()}
+
+
+def _acceptance(out) -> dict:
+    """α (mean acceptance probability of a tested draft token) and τ (tokens per target
+    call) of one speculative decoding."""
+    tested = max(int(out.tested_B.sum()), 1)
+    return dict(alpha=float(out.alpha_sum_B.sum()) / tested,
+                tau=float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1))
+
+
 def measure(config: DistillSpecConfig, st: Setting, target, drafts: dict, key,
             base: dict) -> list:
     """(draft, record) per draft and per (mode, γ) and lossy ε. Each setting times every
@@ -221,26 +246,22 @@ def measure(config: DistillSpecConfig, st: Setting, target, drafts: dict, key,
     target's time by the draft's from the same rounds."""
     t, m, N = st.prompts["tokens"], st.prompts["mask"], st.s.max_new
     recs = []
-    settings = [(mode, g, 1.0) for mode in MODES for g in config.gammas]
-    settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
-    for mode, g, eps in settings:
-        fns = {name: (lambda p=p, mode=mode, g=g, eps=eps: speculative_sample(
-            target, st.target_cfg, p, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
-            greedy=mode == "greedy", temperature=1.0, epsilon=eps)) for name, p in drafts.items()}
+    for mode, g, eps in _settings(config):
+        fns = _spec_fns(st, target, drafts, st.prompts, key, mode, g, eps)
         fns[TARGET] = lambda mode=mode: sample(target, st.target_cfg, t, m, key, max_new_tokens=N,
                                                greedy=mode == "greedy", temperature=1.0)
         timed = _timed_together(fns, config.timing_repeats)
         _, t_sec, t_cpu = timed.pop(TARGET)
         for name, (out, sec, cpu) in timed.items():
-            tested = max(int(out.tested_B.sum()), 1)
-            tau = float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1)
+            acc = _acceptance(out)
             recs.append((name, dict(
-                mode=mode, gamma=g, epsilon=eps, alpha=float(out.alpha_sum_B.sum()) / tested,
-                tau=tau, accept_rate=float(out.accepted_B.sum()) / tested,
+                mode=mode, gamma=g, epsilon=eps, **acc,
+                accept_rate=float(out.accepted_B.sum()) / max(int(out.tested_B.sum()), 1),
                 acc=accuracy(st, out.tokens_BxN), rounds=int(np.sum(out.rounds)),
                 spec_seconds=sec, spec_cpu=cpu, target_seconds=t_sec, target_cpu=t_cpu,
                 wall_speedup=t_sec / sec, speedup=t_cpu / cpu,
-                theory_speedup=float(theoretical_speedup(tau, g, base[mode]["cost_ratio"])))))
+                theory_speedup=float(theoretical_speedup(acc["tau"], g,
+                                                         base[mode]["cost_ratio"])))))
     return recs
 
 
@@ -250,25 +271,18 @@ def validation(config: DistillSpecConfig, st: Setting, target, drafts: dict, key
     is made on: per (mode, γ), exact decoding with every draft, timed round-robin (α: the
     divergence; CPU seconds: γ); per ε < 1 at T=1, γ = lossy_gamma, the drafts named in
     `lossy` (accuracy: the lenience ε*)."""
-    t, m, N = st.val_prompts["tokens"], st.val_prompts["mask"], st.s.max_new
-    settings = [(mode, g, 1.0) for mode in MODES for g in config.gammas]
-    settings += [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0]
     recs = []
-    for mode, g, eps in settings:
-        fns = {name: (lambda p=p, mode=mode, g=g, eps=eps: speculative_sample(
-            target, st.target_cfg, p, st.draft_cfg, t, m, key, max_new_tokens=N, gamma=g,
-            greedy=mode == "greedy", temperature=1.0, epsilon=eps))
-            for name, p in drafts.items() if eps == 1.0 or name in lossy}
+    for mode, g, eps in _settings(config):
+        used = {n: p for n, p in drafts.items() if eps == 1.0 or n in lossy}
+        fns = _spec_fns(st, target, used, st.val_prompts, key, mode, g, eps)
         if eps == 1.0:
             timed = _timed_together(fns, config.timing_repeats)
         else:  # the lossy choice reads only accuracy
             timed = {name: (f(), None, None) for name, f in fns.items()}
         for name, (out, _, cpu) in timed.items():
-            tested = max(int(out.tested_B.sum()), 1)
-            recs.append((name, dict(
-                mode=mode, gamma=g, epsilon=eps, alpha=float(out.alpha_sum_B.sum()) / tested,
-                tau=float(out.lengths_B.sum()) / max(int(out.target_calls_B.sum()), 1),
-                acc=accuracy(st, out.tokens_BxN, st.s.valid), spec_cpu=cpu)))
+            recs.append((name, dict(mode=mode, gamma=g, epsilon=eps, **_acceptance(out),
+                                    acc=accuracy(st, out.tokens_BxN, st.s.valid),
+                                    spec_cpu=cpu)))
     return recs
 
 
