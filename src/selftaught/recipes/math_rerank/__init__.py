@@ -356,11 +356,10 @@ def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, g
         valid_acc = [ranking_accuracy(score(p, valid_rows, valid_correct.shape),
                                       valid_correct) for p in params]
         best = choose_checkpoint(valid_acc)  # validation only: the test rows are not read yet
-        evals[kind] = params[best]
-        scores[kind] = score(params[best], test_rows, cand_correct.shape)
+        test_scores = [score(p, test_rows, cand_correct.shape) for p in params]
+        evals[kind], scores[kind] = params[best], test_scores[best]
         # diagnostic (never used to choose): how each checkpoint ranks the test candidates
-        test_acc = [ranking_accuracy(score(p, test_rows, cand_correct.shape), cand_correct)
-                    for p in params]
+        test_acc = [ranking_accuracy(x, cand_correct) for x in test_scores]
         estats.update(st)
         estats[f"{kind}_steps"] = ck[best]
         estats[f"{kind}_train_pair_accuracy"] = st[f"{kind}_train_pair_accuracy_{ck[best]}"]
