@@ -177,6 +177,36 @@ def test_unit_bootstrap_resamples_whole_rows():
     assert one.n == 1 and one[0] == one[1] == one[2]
 
 
+def test_group_bootstrap_resamples_each_group_alone_and_within_columns():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=9), rng.normal(1.0, 2.0, size=6)
+    diff = lambda g: g[0].mean() - g[1].mean()  # noqa: E731
+    est = stats.group_bootstrap([a, b], diff, unit="training seeds", reps=400, seed=5)
+    assert est[0] == pytest.approx(a.mean() - b.mean())
+    assert est.n == 6 and est.unit == "training seeds"
+    # the same draws by hand: per resample, each group in order, its own indices
+    g = np.random.default_rng(5)
+    boot = [a[g.integers(0, 9, 9)].mean() - b[g.integers(0, 6, 6)].mean() for _ in range(400)]
+    assert tuple(est[1:]) == pytest.approx(tuple(np.quantile(boot, [0.025, 0.975])))
+    # independent groups: a constant offset between two arms is not paired away (unlike
+    # unit_bootstrap), so the CI has width
+    assert est[2] - est[1] > 0.5
+    # a 2-D group (runs x tasks) is resampled within each task column: a column of
+    # constants stays constant, so a statistic of that column has a zero-width CI
+    m = np.stack([np.full(5, 3.0), rng.normal(size=5)], 1)
+    col0 = stats.group_bootstrap([m], lambda g: g[0][:, 0].mean(), reps=200)
+    assert tuple(col0) == pytest.approx((3.0, 3.0, 3.0))
+    col1 = stats.group_bootstrap([m], lambda g: g[0][:, 1].mean(), reps=200)
+    assert col1[2] > col1[1]
+    # non-finite resamples dropped; one run in a group collapses the CI to the point
+    est = stats.group_bootstrap([a, b], lambda g: np.nan if g[1].std() == 0 else 1.0)
+    assert tuple(est[1:]) == (1.0, 1.0)
+    one = stats.group_bootstrap([a, b[:1]], diff)
+    assert one.n == 1 and one[0] == one[1] == one[2]
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        stats.group_bootstrap([], diff)
+
+
 def test_spearman_matches_scipy_and_ignores_non_finite_pairs():
     from scipy.stats import spearmanr
 

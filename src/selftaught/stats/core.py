@@ -188,6 +188,38 @@ def unit_bootstrap(rows, statistic, *, unit: str, reps: int = 2000, seed: int = 
     return Estimate(point, float(lo), float(hi), n, unit)
 
 
+def group_bootstrap(groups, statistic, *, unit: str | None = None, reps: int = 2000,
+                    seed: int = 0) -> Estimate:
+    """statistic(groups) with a percentile bootstrap that resamples each group on its own:
+    for a statistic of independent arms or cells (their runs are different seeds, so they
+    are not paired; `unit_bootstrap` is the paired case). A group is an array whose leading
+    axis holds its runs; a 2-D group (runs x tasks) is resampled within each task column,
+    as rliable's stratified bootstrap does. `statistic` takes the list of (resampled)
+    groups and returns a float. n = the fewest runs in a group. Resamples whose statistic
+    is not finite are dropped; with fewer than 2 runs in some group the CI collapses to the
+    point (a claim on it is undetermined by the contract anyway)."""
+    groups = [np.asarray(g, np.float64) for g in groups]
+    if not groups or any(g.ndim == 0 or g.ndim > 2 for g in groups):
+        raise ValueError("group_bootstrap needs a non-empty list of 1-D or 2-D arrays "
+                         "(runs first)")
+    point = float(statistic(groups))
+    n = min(g.shape[0] for g in groups)
+    if n < 2:
+        return Estimate(point, point, point, n, unit)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(reps):
+        res = []
+        for g in groups:
+            idx = rng.integers(0, g.shape[0], size=g.shape)
+            res.append(np.take_along_axis(g, idx, axis=0))
+        boot.append(statistic(res))
+    boot = np.asarray(boot, np.float64)
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan)
+    return Estimate(point, float(lo), float(hi), n, unit)
+
+
 def spearman(x, y) -> float:
     """Spearman's rank correlation of the pairs where both are finite (ties get average
     ranks); NaN with fewer than 3 such pairs or when either side is constant."""

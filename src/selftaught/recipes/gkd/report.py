@@ -165,14 +165,9 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
             diff("seqkd"), unit="training seeds"))
     gkd_gain, kd_gain = g[best_g] - g["sft"], g["supervised_kd"] - g["sft"]
     mult = gain_multiple(gkd_gain, kd_gain)
-    rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(2000):
-        idx = rng.integers(0, len(seeds), len(seeds))
-        boots.append(gain_multiple(gkd_gain[idx], kd_gain[idx]))
-    boots = np.array(boots)
-    lo, hi = (np.nanquantile(boots, [0.025, 0.975]) if np.isfinite(boots).any()
-              else (np.nan, np.nan))
+    boot = stats.unit_bootstrap(np.stack([gkd_gain, kd_gain], 1),
+                                lambda r: gain_multiple(r[:, 0], r[:, 1]), unit="training seeds")
+    lo, hi = boot[1], boot[2]
     claims.append(stats.claim_greater(
         "gain_multiple_vs_supervised_kd",
         "GKD's gain over SFT as a multiple of supervised KD's gain (paper: 1.7-2.1x; holds "

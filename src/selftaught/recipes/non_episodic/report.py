@@ -35,39 +35,23 @@ def _load(run_dir: RunDir, seeds: list[int]) -> dict[str, dict]:
     return out
 
 
-def _diff_ci(a, b, reps: int = 2000, seed: int = 0) -> stats.Estimate:
-    """mean(a) - mean(b) of independent samples with a percentile bootstrap 95% CI, over
-    n = min(len(a), len(b)) seeds."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    point = float(a.mean() - b.mean())
-    n = min(len(a), len(b))
-    if n < 2:
-        return stats.Estimate(point, point, point, n)
-    rng = np.random.default_rng(seed)
-    da = a[rng.integers(0, len(a), (reps, len(a)))].mean(1)
-    db = b[rng.integers(0, len(b), (reps, len(b)))].mean(1)
-    lo, hi = np.quantile(da - db, [0.025, 0.975])
-    return stats.Estimate(point, float(lo), float(hi), n)
+def _diff_ci(a, b) -> stats.Estimate:
+    """mean(a) - mean(b) of independent samples (different seeds) with a percentile
+    bootstrap 95% CI, over n = min(len(a), len(b)) seeds."""
+    return stats.group_bootstrap([a, b], lambda g: g[0].mean() - g[1].mean())
 
 
-def _spread_diff_ci(groups_a: list[np.ndarray], groups_b: list[np.ndarray], reps: int = 2000,
-                    seed: int = 0) -> stats.Estimate:
-    """spread(A) - spread(B), spread = max - min over parameter values of the mean score,
-    with seeds resampled within each (parameter value) cell; n = the fewest seeds of a
-    cell."""
-    spread = lambda gs: max(g.mean() for g in gs) - min(g.mean() for g in gs)  # noqa: E731
-    point = float(spread(groups_a) - spread(groups_b))
-    n = min(len(g) for g in groups_a + groups_b)
-    if n < 2:
-        return stats.Estimate(point, point, point, n)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(reps):
-        ra = [g[rng.integers(0, len(g), len(g))] for g in groups_a]
-        rb = [g[rng.integers(0, len(g), len(g))] for g in groups_b]
-        boots.append(spread(ra) - spread(rb))
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return stats.Estimate(point, float(lo), float(hi), n)
+def _spread(groups) -> float:
+    """max - min over parameter values of the mean score."""
+    return max(g.mean() for g in groups) - min(g.mean() for g in groups)
+
+
+def _spread_diff_ci(groups_a: list[np.ndarray], groups_b: list[np.ndarray]) -> stats.Estimate:
+    """spread(A) - spread(B), with seeds resampled within each (parameter value) cell;
+    n = the fewest seeds of a cell."""
+    k = len(groups_a)
+    return stats.group_bootstrap(list(groups_a) + list(groups_b),
+                                 lambda g: _spread(g[:k]) - _spread(g[k:]))
 
 
 def saturation(cfg: NonEpisodicConfig, val_final: dict[str, np.ndarray]) -> str:
