@@ -177,6 +177,22 @@ def test_unit_bootstrap_resamples_whole_rows():
     assert one.n == 1 and one[0] == one[1] == one[2]
 
 
+def test_mean_ci_is_a_percentile_bootstrap_of_the_mean_over_units():
+    rng = np.random.default_rng(4)
+    v = rng.normal(2.0, 1.0, size=(10, 3))  # 10 units, 3 measurements each
+    est = stats.mean_ci(v, unit="seeds", reps=300, seed=7)
+    per_unit = v.mean(1)
+    g = np.random.default_rng(7)
+    boot = per_unit[g.integers(0, 10, size=(300, 10))].mean(1)
+    assert tuple(est) == pytest.approx((per_unit.mean(), *np.quantile(boot, [0.025, 0.975])))
+    assert est.n == 10 and est.unit == "seeds"
+    # a paired difference is the mean CI of a - b, draw for draw
+    b = rng.normal(size=(10, 3))
+    assert tuple(stats.paired_difference_ci(v, b, seed=7)) == tuple(stats.mean_ci(v - b, seed=7))
+    one = stats.mean_ci(v[:1])
+    assert one.n == 1 and one[0] == one[1] == one[2]
+
+
 def test_group_bootstrap_resamples_each_group_alone_and_within_columns():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=9), rng.normal(1.0, 2.0, size=6)

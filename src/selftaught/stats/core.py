@@ -149,6 +149,27 @@ def iqm_difference(x, y, reps: int = 2000, seed: int = 0, *,
     return Estimate(point, float(lo), float(hi), n, unit)
 
 
+def mean_ci(
+    values, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0, unit: str | None = None
+) -> Estimate:
+    """Mean over units (the leading axis; further axes are averaged within a unit first)
+    with a percentile bootstrap CI (vectorised NumPy), as an Estimate over n = the number of
+    units. The CI of one quantity measured once per unit (a seed's score, a scenario's
+    error); `paired_difference_ci` is this on a - b."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v.reshape(v.shape[0], -1).mean(axis=1)
+    point = float(v.mean())
+    n = v.shape[0]
+    if n < 2:
+        return Estimate(point, point, point, n, unit)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(reps, n))
+    means = v[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return Estimate(point, float(lo), float(hi), n, unit)
+
+
 def paired_difference_ci(
     a, b, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0, unit: str | None = None
 ) -> Estimate:
@@ -156,17 +177,7 @@ def paired_difference_ci(
     Estimate over n = the number of pairs (the leading axis; further axes are averaged
     within a pair first)."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    diff = diff.reshape(diff.shape[0], -1).mean(axis=1)
-    point = float(diff.mean())
-    n = diff.shape[0]
-    if n < 2:
-        return Estimate(point, point, point, n, unit)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, diff.shape[0], size=(reps, diff.shape[0]))
-    means = diff[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return Estimate(point, float(lo), float(hi), n, unit)
+    return mean_ci(diff, reps=reps, confidence=confidence, seed=seed, unit=unit)
 
 
 def unit_bootstrap(rows, statistic, *, unit: str, reps: int = 2000, seed: int = 0) -> Estimate:

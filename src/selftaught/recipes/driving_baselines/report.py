@@ -64,9 +64,9 @@ def _mean_ci(r, values) -> stats.Estimate:
     deterministic evaluation)."""
     v = np.asarray(values, np.float64)
     if r["_seeds"] == [-1]:
-        return paired_difference_ci(v, np.zeros_like(v), unit="test scenarios")
+        return stats.mean_ci(v, unit="test scenarios")
     v = _by_seed(r, v)
-    return paired_difference_ci(v, np.zeros_like(v), unit=TRAINED)
+    return stats.mean_ci(v, unit=TRAINED)
 
 
 def _fail(r):

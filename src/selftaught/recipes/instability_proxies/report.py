@@ -66,7 +66,7 @@ def _table(run_dir) -> dict[tuple[str, int], dict]:
 
 def _ci(x) -> stats.Estimate:
     x = np.asarray(x, np.float64)
-    return stats.paired_difference_ci(x, np.zeros_like(x))
+    return stats.mean_ci(x)
 
 
 def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
