@@ -61,32 +61,32 @@ def test_filter_shapes_and_first_step():
                                rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
-def test_elbo_trains_on_a_deterministic_world():
+def test_filter_learner_is_clipped_adam_on_the_elbo_and_trains():
     T, B, D, A = 6, 4, 10, 3
     model = rs.RSSM(obs_dim=D, num_actions=A, deter=8, stoch=3, hidden=16)
     params = model.init_params(jax.random.PRNGKey(0))
     actions = jax.random.randint(jax.random.PRNGKey(1), (T, B), 0, A)
     obs = jnp.concatenate([jnp.zeros((1, B, D)),
                            jax.nn.one_hot(actions[:-1], D)]).astype(jnp.float32)
-    tx = optax.adam(1e-2)
-
-    @jax.jit
-    def train(params):
-        def step(c, k):
-            p, o = c
-            (loss, _), g = jax.value_and_grad(
-                lambda p: rs.elbo_loss(model, p, obs, actions, k), has_aux=True)(p)
-            u, o = tx.update(g, o, p)
-            return (optax.apply_updates(p, u), o), loss
-
-        return jax.lax.scan(step, (params, tx.init(params)),
-                            jax.random.split(jax.random.PRNGKey(3), 100))[1]
-
-    losses = np.asarray(train(params))
-    assert np.isfinite(losses).all()
+    keys = jax.random.split(jax.random.PRNGKey(3), 60)
+    init, fit = rs.make_filter_learner(model, lr=1e-2, kl_weight=0.5, clip_norm=1.0)
+    (p1, _), (loss, parts) = jax.jit(fit)(params, init(params), obs, actions, keys)
+    # the same steps written out: clip to norm 1, Adam, the ELBO at kl_weight 0.5
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+    p, o, ref = params, tx.init(params), []
+    step = jax.jit(lambda p, k: jax.value_and_grad(
+        lambda q: rs.elbo_loss(model, q, obs, actions, k, 0.5), has_aux=True)(p))
+    for k in keys:
+        (lv, _), g = step(p, k)
+        u, o = tx.update(g, o, p)
+        p = optax.apply_updates(p, u)
+        ref.append(float(lv))
+    np.testing.assert_allclose(np.asarray(loss), ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert set(parts) == {"recon", "kl"} and parts["kl"].shape == (60,)
     # starts near O * log 2 (random logits), learns the action -> observation map
-    assert losses[:5].mean() > 5.0 and losses[-10:].mean() < 0.5 * losses[:5].mean()
+    assert loss[:5].mean() > 5.0 and loss[-10:].mean() < 0.5 * loss[:5].mean()
 
 
 def test_non_recurrent_filter_remembers_only_through_the_belief():

@@ -6,6 +6,7 @@ worlds with discrete actions (rl.md §6, IC2).
     state = rssm.initial(batch)                        # FilterState(h [B, D], z [B, Z])
     state, post, prior = rssm.apply(params, state, a_prev_B, obs_BxO, key, method=rssm.filter)
     loss, m = elbo_loss(rssm, params, obs_TxBxO, actions_TxB, key)   # -ELBO per step
+    init_opt, fit = make_filter_learner(rssm, lr=1e-3)                # Adam on -ELBO
 
 Model (Hafner et al. 2019's RSSM, Gaussian stochastic state, Bernoulli pixels):
     deterministic path  h_t = GRU(h_{t-1}, [z_{t-1}, onehot(a_{t-1})])
@@ -29,6 +30,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -164,3 +166,25 @@ def elbo_loss(rssm: RSSM, params, obs_TxBxO, actions_TxB, key, kl_weight: float 
     kl = kl_gaussian(out["post"], out["prior"])
     loss = jnp.mean(nll + kl_weight * jnp.maximum(kl, free_nats))
     return loss, {"recon": jnp.mean(nll), "kl": jnp.mean(kl)}
+
+
+def make_filter_learner(rssm: RSSM, lr: float, kl_weight: float = 1.0,
+                        clip_norm: float = 100.0):
+    """The filter's learner: Adam on the negative ELBO with the gradient clipped to
+    `clip_norm` (global norm). Returns (init(params) -> optimiser state,
+    fit(params, opt_state, obs_TxBxO, actions_TxB, keys_N) -> ((params, opt_state),
+    (loss_N, parts_N))): one ELBO step per key, as one `lax.scan` (jittable, vmappable)."""
+    tx = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(lr))
+
+    def fit(params, opt_state, obs_TxBxO, actions_TxB, keys_N):
+        def step(c, k):
+            p, o = c
+            (loss, parts), g = jax.value_and_grad(
+                lambda q: elbo_loss(rssm, q, obs_TxBxO, actions_TxB, k, kl_weight),
+                has_aux=True)(p)
+            upd, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, upd), o), (loss, parts)
+
+        return jax.lax.scan(step, (params, opt_state), keys_N)
+
+    return tx.init, fit

@@ -9,7 +9,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
 from selftaught.recipes.ic2.config import (
@@ -81,8 +80,7 @@ def _models(cfg: IC2Config):
     rssm = rs.RSSM(obs_dim=obs_dim, num_actions=gw.NUM_ACTIONS, deter=cfg.deter,
                    stoch=cfg.stoch, hidden=cfg.hidden, recurrent=cfg.recurrent)
     policy = ppolib.ActorCritic(gw.NUM_ACTIONS, cfg.hidden)
-    ftx = optax.chain(optax.clip_by_global_norm(100.0), optax.adam(cfg.filter_lr))
-    return rssm, policy, ftx
+    return rssm, policy, rs.make_filter_learner(rssm, cfg.filter_lr, cfg.kl_weight)
 
 
 def exact_features(spec: gw.WorldSpec, obs_BxO, agent_Bx2, b_BxKxS, qsum_BxKxS, t):
@@ -140,7 +138,7 @@ def make_agent(cfg: IC2Config):
     weight of ic2-exact's reward, the exact-input flag."""
     spec = cfg.world
     T, B = spec.episode_steps, cfg.envs
-    rssm, policy, ftx = _models(cfg)
+    rssm, policy, (filter_init, filter_fit) = _models(cfg)
     wparams = gw.world_params(p=0.0, p_prey=cfg.p_prey, episodic=False)
     feat_dim = cfg.deter + 2 * cfg.stoch
     exact = cfg.exact_filter
@@ -167,7 +165,7 @@ def make_agent(cfg: IC2Config):
         pparams = policy.init(k_p, jnp.zeros((1, feat_dim)))
         obs_dim = rssm.obs_dim
         pstate = ppolib.make_ppo(cfg.ppo, policy.apply).init(pparams)
-        return AgentState(fparams, ftx.init(fparams), pstate,
+        return AgentState(fparams, filter_init(fparams), pstate,
                           jnp.zeros(obs_dim), jnp.float32(0), k_run)
 
     def rollout(st: AgentState, w, key, keep_states: bool = False):
@@ -227,16 +225,8 @@ def make_agent(cfg: IC2Config):
         pstate, pm = ppolib.make_ppo(cfg.ppo, act_fn(w)).update(st.policy, batch, r, k_mb)
         actions = jnp.concatenate([tr["action"], jnp.zeros((1, B), jnp.int32)])
 
-        def filter_step(c, k):
-            fparams, fopt = c
-            (loss, parts), g = jax.value_and_grad(
-                lambda p: rs.elbo_loss(rssm, p, obs_flat, actions, k, cfg.kl_weight),
-                has_aux=True)(fparams)
-            upd, fopt = ftx.update(g, fopt, fparams)
-            return (optax.apply_updates(fparams, upd), fopt), (loss, parts)
-
-        (fparams, fopt), (loss, parts) = jax.lax.scan(
-            filter_step, (st.fparams, st.fopt), jax.random.split(k_elbo, cfg.filter_steps))
+        (fparams, fopt), (loss, parts) = filter_fit(
+            st.fparams, st.fopt, obs_flat, actions, jax.random.split(k_elbo, cfg.filter_steps))
         st = st.replace(fparams=fparams, fopt=fopt, policy=pstate,
                         counts=st.counts + obs_flat.sum((0, 1)),
                         n_obs=st.n_obs + (T + 1) * B, key=key)
