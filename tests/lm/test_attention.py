@@ -17,6 +17,7 @@ from selftaught.lm.model import (
     forward,
     init_cache,
     init_params,
+    prefix_cached_logprobs,
 )
 from selftaught.lm.train import token_logprobs
 
@@ -119,6 +120,29 @@ def test_prefix_cache_reused_for_a_batch_equals_reencoding(attention):
     assert np.std(np.asarray(want)[:, 11:]) > 100 * atol  # a cache bug would show
     np.testing.assert_allclose(np.where(qmask[..., None], got, 0),
                                np.where(qmask[..., None], want[:, 11:], 0), atol=atol)
+
+
+def test_prefix_cached_logprobs_equal_reencoding_each_prefix_and_query():
+    plain, blocked = cfgs(4, pos_encoding="rope")
+    params = sharp_params(plain, 3)
+    rng = np.random.default_rng(5)
+    I, P, Q, L = 2, 9, 4, 3
+    prefix = rng.integers(4, V, (I, P)).astype(np.int32)
+    pmask = np.ones((I, P), bool)
+    pmask[1, :4] = False  # the second prefix is shorter, left-padded
+    prefix = np.where(pmask, prefix, 0)
+    queries = rng.integers(4, V, (I, Q, L)).astype(np.int32)
+    got = np.asarray(jax.jit(lambda *a: prefix_cached_logprobs(params, blocked, *a))(
+        prefix, pmask, queries))
+    assert got.shape == (I, Q, V)
+    for i in range(I):  # the reference: [prefix without its padding, query], full forward
+        real = prefix[i][pmask[i]]
+        whole = np.concatenate([np.repeat(real[None], Q, 0), queries[i]], 1)
+        wmask = np.ones(whole.shape, bool)
+        want = np.asarray(jax.nn.log_softmax(forward(params, plain, whole, None, wmask)[:, -1]))
+        atol = 2 * logit_atol(params, plain, whole, wmask)  # log_softmax adds <= 1 logit's error
+        np.testing.assert_allclose(got[i], want, atol=atol)
+        assert np.std(want) > 100 * atol  # a wrong cache position or mask would show
 
 
 def test_blocked_config_errors():

@@ -449,6 +449,31 @@ def expand_cache(cache: KVCache, batch: int) -> KVCache:
                    rows(cache.mask_BxM), rows(cache.pos_BxM), cache.index)
 
 
+def prefix_cached_logprobs(params, cfg: TransformerConfig, prefix_IxP, pmask_IxP,
+                           query_IxQxL) -> jax.Array:
+    """Next-token log-probs [I, Q, V] after each of Q L-token queries that share one of I
+    (left-padded) prefixes: each prefix is encoded once into a KV cache, broadcast to its Q
+    queries (`expand_cache`) and the queries decoded against it, one prefix at a time
+    (`lax.map`), instead of re-encoding prefix + query Q times (many-shot evaluation;
+    bench/icl_prefix.py). Equals log_softmax of `forward` on [prefix, query] at the query's
+    last token."""
+    n_prefixes, P = prefix_IxP.shape
+    Q, L = query_IxQxL.shape[1:]
+    cache = init_cache(cfg, n_prefixes, P + L)
+    _, cache = decode(params, cfg, prefix_IxP, default_positions(pmask_IxP), pmask_IxP, cache)
+    next_pos_I = jnp.sum(pmask_IxP, -1).astype(jnp.int32)
+
+    def one(i):
+        row = jax.tree_util.tree_map(
+            lambda x: jax.lax.dynamic_index_in_dim(x, i, 0) if x.ndim else x, cache)
+        qpos = jnp.broadcast_to(next_pos_I[i] + jnp.arange(L), (Q, L))
+        logits, _ = decode(params, cfg, query_IxQxL[i], qpos, jnp.ones((Q, L), bool),
+                           expand_cache(row, Q))
+        return jax.nn.log_softmax(logits[:, -1], -1)
+
+    return jax.lax.map(one, jnp.arange(n_prefixes))
+
+
 def attention_stats(intermediates) -> tuple[jax.Array, jax.Array]:
     """(max attention logit over layers, mean attention entropy over layers) from the
     `intermediates` collection of `Transformer(cfg).apply(..., mutable=["intermediates"])`."""

@@ -14,7 +14,7 @@ import optax
 from selftaught import stats
 from selftaught.core import check
 from selftaught.lm import BOS, Transformer, TransformerConfig, init_params
-from selftaught.lm.model import decode, default_positions, expand_cache, init_cache
+from selftaught.lm.model import prefix_cached_logprobs
 from selftaught.lm.sampler import unsampleable
 from selftaught.lm.tokenizer import NUM_SPECIAL
 from selftaught.lm.train import (
@@ -92,24 +92,11 @@ def make_meta_train(config: ManyShotConfig):
 def score_queries(params, cfg: TransformerConfig, prefix_IxP, pmask_IxP, query_IxQxL,
                   target_IxQ):
     """Encode I left-padded prefixes once; score each one's Q L-token queries against its
-    cache (broadcast to Q rows) -> (greedy prediction, NLL of the target) at the label."""
-    n_tasks, P = prefix_IxP.shape
-    Q, L = query_IxQxL.shape[1:]
-    cache = init_cache(cfg, n_tasks, P + L)
-    _, cache = decode(params, cfg, prefix_IxP, default_positions(pmask_IxP), pmask_IxP, cache)
-    next_pos_I = jnp.sum(pmask_IxP, -1).astype(jnp.int32)
-
-    def one(i):
-        row = jax.tree_util.tree_map(
-            lambda x: jax.lax.dynamic_index_in_dim(x, i, 0) if x.ndim else x, cache)
-        qpos = jnp.broadcast_to(next_pos_I[i] + jnp.arange(L), (Q, L))
-        logits, _ = decode(params, cfg, query_IxQxL[i], qpos, jnp.ones((Q, L), bool),
-                           expand_cache(row, Q))
-        lp_QxV = jax.nn.log_softmax(logits[:, -1], -1)
-        pred = jnp.argmax(unsampleable(lp_QxV), -1)
-        return pred, -jnp.take_along_axis(lp_QxV, target_IxQ[i][:, None], -1)[:, 0]
-
-    return jax.lax.map(one, jnp.arange(n_tasks))
+    cache (`lm.model.prefix_cached_logprobs`) -> (greedy prediction, NLL of the target) at
+    the label."""
+    lp_IxQxV = prefix_cached_logprobs(params, cfg, prefix_IxP, pmask_IxP, query_IxQxL)
+    pred = jnp.argmax(unsampleable(lp_IxQxV), -1)
+    return pred, -jnp.take_along_axis(lp_IxQxV, target_IxQ[..., None], -1)[..., 0]
 
 
 @functools.lru_cache(maxsize=4)
