@@ -126,16 +126,16 @@ def test_prefix_cached_logprobs_equal_reencoding_each_prefix_and_query():
     plain, blocked = cfgs(4, pos_encoding="rope")
     params = sharp_params(plain, 3)
     rng = np.random.default_rng(5)
-    I, P, Q, L = 2, 9, 4, 3
-    prefix = rng.integers(4, V, (I, P)).astype(np.int32)
-    pmask = np.ones((I, P), bool)
+    n_pre, P, Q, L = 2, 9, 4, 3
+    prefix = rng.integers(4, V, (n_pre, P)).astype(np.int32)
+    pmask = np.ones((n_pre, P), bool)
     pmask[1, :4] = False  # the second prefix is shorter, left-padded
     prefix = np.where(pmask, prefix, 0)
-    queries = rng.integers(4, V, (I, Q, L)).astype(np.int32)
+    queries = rng.integers(4, V, (n_pre, Q, L)).astype(np.int32)
     got = np.asarray(jax.jit(lambda *a: prefix_cached_logprobs(params, blocked, *a))(
         prefix, pmask, queries))
-    assert got.shape == (I, Q, V)
-    for i in range(I):  # the reference: [prefix without its padding, query], full forward
+    assert got.shape == (n_pre, Q, V)
+    for i in range(n_pre):  # the reference: [prefix without its padding, query], full forward
         real = prefix[i][pmask[i]]
         whole = np.concatenate([np.repeat(real[None], Q, 0), queries[i]], 1)
         wmask = np.ones(whole.shape, bool)
