@@ -15,7 +15,7 @@ from selftaught.lm.model import (
     init_cache,
     init_params,
 )
-from selftaught.lm.sampler import SampleOutput, sample
+from selftaught.lm.sampler import SampleOutput, sample, unsampleable
 from selftaught.lm.tokenizer import BOS, EOS, PAD, SEP, CharTokenizer
 from selftaught.lm.train import (
     SFT,
@@ -47,7 +47,7 @@ __all__ = [
     "TrainConfig", "Transformer", "TransformerConfig", "check_losses", "count_params", "decode",
     "default_positions", "dpo_loss", "fit", "forward", "init_cache", "init_params", "maj_at_k",
     "majority_vote", "make_optimizer", "make_sft", "masked_xent", "next_token_targets",
-    "params_of", "pass_at_k", "sample", "token_logprobs",
+    "params_of", "pass_at_k", "sample", "token_logprobs", "unsampleable",
     "TrainState", "Trainer", "make_dpo_loss", "make_orm_loss", "make_sft_loss", "make_trainer",
     "orm_init", "orm_logits", "orm_scores", "sequence_logprobs",
 ]

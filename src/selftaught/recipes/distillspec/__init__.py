@@ -102,7 +102,7 @@ from selftaught.lm.distill import (
     teacher_model,
 )
 from selftaught.lm.model import ModelSize
-from selftaught.lm.sampler import sample
+from selftaught.lm import sample
 from selftaught.lm.speculative import speculative_sample, theoretical_speedup
 from selftaught.lm.train import fit, make_sft, make_trainer
 from selftaught.recipes.distillspec.config import (  # noqa: F401
