@@ -94,7 +94,7 @@ import jax
 import numpy as np
 
 from selftaught.core import Recipe
-from selftaught.lm import TrainConfig, init_params
+from selftaught.lm import TrainConfig, init_params, sample
 from selftaught.lm.data import pad_rows, task_setting
 from selftaught.lm.distill import (
     make_distill_loss,
@@ -102,7 +102,6 @@ from selftaught.lm.distill import (
     teacher_model,
 )
 from selftaught.lm.model import ModelSize
-from selftaught.lm import sample
 from selftaught.lm.speculative import speculative_sample, theoretical_speedup
 from selftaught.lm.train import fit, make_sft, make_trainer
 from selftaught.recipes.distillspec.config import (  # noqa: F401

@@ -9,8 +9,7 @@ import numpy as np
 
 from selftaught import stats
 from selftaught.core import check
-from selftaught.lm import BOS
-from selftaught.lm import sample
+from selftaught.lm import BOS, sample
 from selftaught.lm.tokenizer import EOS, SEP, CharTokenizer
 from selftaught.lm.train import (
     fit,

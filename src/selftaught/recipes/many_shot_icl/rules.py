@@ -13,9 +13,8 @@ import optax
 
 from selftaught import stats
 from selftaught.core import check
-from selftaught.lm import BOS, Transformer, TransformerConfig, init_params
+from selftaught.lm import BOS, Transformer, TransformerConfig, init_params, unsampleable
 from selftaught.lm.model import prefix_cached_logprobs
-from selftaught.lm import unsampleable
 from selftaught.lm.tokenizer import NUM_SPECIAL
 from selftaught.lm.train import (
     check_losses,
