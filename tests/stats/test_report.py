@@ -107,3 +107,62 @@ def test_markdown_table():
     assert stats.markdown_table(["a"], []) == "| a |\n|---|"
     with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
         stats.markdown_table(["a", "b"], [[1]])
+
+
+def test_list_valued_fields_keep_their_axes_and_ragged_lists_become_objects(tmp_path):
+    run = make(tmp_path)
+    for sd in (0, 1):
+        for i in range(2):
+            run.log("curve", seed=sd, arm=i, y=[sd, i, 10 * sd + i], z=list(range(sd + i + 1)))
+    t = stats.collect(run, "curve", by={"seed": [0, 1], "arm": range(2)}, values=["y", "z"])
+    assert t["y"].shape == (2, 2, 3)
+    np.testing.assert_array_equal(t["y"][1, 0], [1, 0, 10])
+    assert t["z"].shape == (2, 2) and t["z"].dtype == object
+    np.testing.assert_array_equal(t["z"][1, 1], [0, 1, 2])
+
+
+def test_partial_keeps_the_finished_seeds_of_an_unfinished_run_only(tmp_path):
+    run = make(tmp_path)
+    write_evals(run, [0, 1, 2], 2, skip={(1, 1)})
+    by = {"seed": [0, 1, 2], "iteration": range(2)}
+    with pytest.raises(IncompleteRunError, match="seed=1, iteration=1"):  # not known unfinished
+        stats.collect(run, "eval", by=by, values=["n"], partial="seed")
+    run.complete = True  # the core says finished: a missing event is still an error
+    with pytest.raises(IncompleteRunError, match="seed=1, iteration=1"):
+        stats.collect(run, "eval", by=by, values=["n"], partial="seed")
+    run.complete = False
+    t = stats.collect(run, "eval", by=by, values=["n"], partial="seed")
+    assert t["seed"] == [0, 2]
+    np.testing.assert_array_equal(t["n"], [[0, 1], [20, 21]])
+    with pytest.raises(IncompleteRunError, match="seed=1, iteration=1"):  # none finished
+        stats.collect(run, "eval", by={"seed": [1], "iteration": range(2)}, values=["n"],
+                      partial="seed")
+    with pytest.raises(IncompleteRunError):  # without `partial` an unfinished run raises
+        stats.collect(run, "eval", by=by, values=["n"])
+    with pytest.raises(ValueError, match="not a key"):
+        stats.collect(run, "eval", by=by, values=["n"], partial="step")
+
+
+def test_report_of_an_unfinished_run_uses_its_finished_seeds_marked_partial(tmp_path,
+                                                                            monkeypatch):
+    import dataclasses
+
+    from selftaught import recipes
+    from selftaught.core import Report, runner
+    from selftaught.core.recipe import Claim
+
+    def report(config, run_dir, seeds):
+        t = stats.collect(run_dir, "eval", by={"seed": seeds}, values=["acc"], partial="seed")
+        return Report([Claim("c", "acc > 0", float(t["acc"].mean()), 0.0, 1.0, True,
+                             unit="seeds", n=len(t["seed"]))], f"seeds {list(t['seed'])}")
+
+    rec = dataclasses.replace(recipes.get("rest-em"), report=report,
+                              phases=lambda config, seeds: [f"seed{s}/e" for s in seeds])
+    run = RunDir.create(tmp_path / "run", recipe="rest-em", preset="smoke", seeds=3,
+                        config={}, resume=False)
+    seeds = runner.seed_list(runner.stored_config(rec, run, run.read_config()).seed, 3)
+    for sd in seeds[:2]:
+        run.phase(f"seed{sd}/e", lambda log, sd=sd: log("eval", seed=sd, acc=1.0))
+    summary = runner.finalize(rec, run)
+    assert summary["complete"] is False and summary["claims"][0]["partial"]
+    assert f"seeds {seeds[:2]}" in (run.path / "report.md").read_text()

@@ -175,6 +175,8 @@ class RunDir:
         self._done: set[str] | None = None
         self._unsealed: list[Path] = []  # sealed files whose phase is not marked done yet
         self.plan: list[str] | None = None  # the phases of a complete run (RunDir.planned)
+        self.complete: bool | None = None  # set by the core's report: whether the run
+        # finished (None: not known); `stats.collect(partial=...)` reads it
         self._bar: Callable[[], Any] | None = None  # opens (once) the plan's progress bar
 
     # ------------------------------------------------------------------ opening

@@ -214,6 +214,7 @@ def finalize(recipe: Recipe, run: RunDir) -> dict:
     st = status(recipe, run, config, seeds)
     resume_cmd = f"selftaught run {recipe.name} --resume {shlex.quote(str(run.path))}"
     run.plots.mkdir(parents=True, exist_ok=True)
+    run.complete = st.complete  # an unfinished run's report may use its finished seeds
     try:
         rep = recipe.report(config, run, seeds)
     except UserError:

@@ -19,7 +19,8 @@ from selftaught.core.errors import DataError, IncompleteRunError
 
 
 def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence[str],
-            where: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+            where: Mapping[str, Any] | None = None,
+            partial: str | None = None) -> dict[str, Any]:
     """The fields `values` of the counted `event`s of `run_dir`, as arrays indexed by `by`.
 
     `by` maps each key field to the values a complete run has, in order (e.g. `{"seed":
@@ -28,6 +29,16 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     several). `where` keeps only events whose other fields have these values (e.g.
     `{"split": "test"}`). A cell without its event means the run is unfinished: an
     IncompleteRunError (one line) names the missing cells and the command that resumes it.
+
+    A field whose value is a list (a curve) gives an array with its length as trailing
+    axes ([seeds, 4, T]); lists of different lengths give an object array of 1-D arrays.
+
+    `partial` names a key of `by` (e.g. "seed") along which the report of a run the core
+    knows to be unfinished (`run_dir.complete` is False, set by `selftaught report`) keeps
+    the values whose every cell is there: its claims come from the finished seeds (the core
+    marks them partial), and only a run with none finished raises. The kept values are
+    returned as the list `out[partial]` (all of them for a finished run, which is checked
+    in full: there a missing cell still raises).
     """
     keys = {name: list(vals) for name, vals in by.items()}
     if not keys:
@@ -36,12 +47,22 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     found: dict[tuple, dict] = {}
     for rec in run_dir.events(event, **match):
         found[tuple(rec.get(name) for name in keys)] = rec
+    if partial is not None and partial not in keys:
+        raise ValueError(f"partial={partial!r} is not a key of `by` ({', '.join(keys)})")
     cells = list(itertools.product(*keys.values()))
     missing = [c for c in cells if c not in found]
+    if missing and partial is not None and getattr(run_dir, "complete", None) is False:
+        axis = list(keys).index(partial)
+        lacking = {c[axis] for c in missing}
+        kept = [v for v in keys[partial] if v not in lacking]
+        if kept:
+            keys[partial] = kept
+            cells = list(itertools.product(*keys.values()))
+            missing = []
     if missing:
         raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
     shape = tuple(len(v) for v in keys.values())
-    out = {}
+    out: dict[str, Any] = {} if partial is None else {partial: list(keys[partial])}
     for name in values:
         column = []
         for cell in cells:
@@ -52,8 +73,18 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
                     f"no field {name!r} (written by another version of the recipe?); rerun the "
                     "recipe in a new --run-dir")
             column.append(rec[name])
-        out[name] = np.array(column).reshape(shape)
+        out[name] = _stack(column, shape)
     return out
+
+
+def _stack(column: list, shape: tuple[int, ...]) -> np.ndarray:
+    """The cells' values as one array [*shape, *value shape]; ragged lists: object array."""
+    try:
+        arr = np.array(column)
+    except ValueError:  # lists of different lengths
+        arr = np.empty(len(column), object)
+        arr[:] = [np.asarray(v) for v in column]
+    return arr.reshape(shape + arr.shape[1:])
 
 
 def _cell(keys: Mapping[str, Any], cell: tuple) -> str:
