@@ -118,8 +118,37 @@ def _fake_run(path, cfg, seeds, test, val):
                    test_success=[test[c.name][i]] * e, hitting_time=[5.0] * e,
                    test_hitting_time=[5.0] * e, lifetime_successes=[1] * e,
                    visitation_entropy=[1.0] * e)
+        rd.log("dynamism", phase=c.name, condition=c.name, drift_entropy_analytic=0.1,
+               drift_entropy=0.1, regrowths_per_1k=2.0)
         rd.mark_phase_done(c.name, 0.0)
     return rd
+
+
+def test_a_missing_event_is_the_one_line_unfinished_run_error(tmp_path, capsys):
+    """A run whose phases are all done but whose log lacks one curve event (a damaged log):
+    `selftaught report` names the missing cell and the resume command, exit 2; an
+    unfinished run (one condition not done) reports its finished conditions, marked
+    partial."""
+    cfg = ne.SMOKE
+    seeds = runner.seed_list(cfg.seed, 3)
+    flat = {c.name: [0.5] * 3 for c in ne.conditions(cfg)}
+    rd = _fake_run(tmp_path / "r", cfg, seeds, flat, flat)
+    rd.log("session_end", seconds=1.0, peak_rss_mib=1.0, resumed=False)
+    lines = rd.metrics_path.read_text().splitlines(True)
+    last = ne.conditions(cfg)[-1].name
+    drop = [i for i, ln in enumerate(lines) if '"curve"' in ln and f'"{last}"' in ln][-1]
+    rd.metrics_path.write_text("".join(lines[:drop] + lines[drop + 1:]))
+    assert main(["report", str(rd.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert (f"is an unfinished run: no 'curve' event for condition={last}, seed={seeds[-1]}; "
+            f"finish it with `selftaught run non-episodic --resume {rd.path}`") in err
+    # the last condition's phase not done: the report covers the others, marked partial
+    rd.metrics_path.write_text("".join(ln for ln in lines if '"phase_done"' not in ln
+                                       or f'"{last}"' not in ln))
+    summary = runner.finalize(ne.RECIPE, RunDir.open(rd.path))
+    assert summary["missing_phases"] == [last] and all(c["partial"] for c in summary["claims"])
+    assert f"| {last} |" not in (rd.path / "report.md").read_text()
 
 
 @pytest.mark.parametrize("unshaped_val,saturated", [(0.85, True), (0.5, False)])

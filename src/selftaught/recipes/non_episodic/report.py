@@ -19,19 +19,21 @@ CURVES = ("success", "hitting_time", "test_success", "test_hitting_time", "lifet
           "visitation_entropy")
 
 
-def _load(run_dir: RunDir, seeds: list[int]) -> dict[str, dict]:
-    by: dict[str, dict[int, dict]] = {}
-    for e in run_dir.events("curve"):
-        by.setdefault(e["condition"], {})[e["seed"]] = e
-    dyn = {e["condition"]: e for e in run_dir.events("dynamism")}
+DYNAMISM = ("drift_entropy_analytic", "drift_entropy", "regrowths_per_1k")
+
+
+def _load(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> dict[str, dict]:
+    """{condition: {curve: [seeds, evals], "steps": [evals], "dynamism": {field: value}}}
+    for every condition (an unfinished run: the finished ones)."""
+    t = stats.collect(run_dir, "curve", by={"condition": [c.name for c in conditions(cfg)],
+                                            "seed": seeds},
+                      values=CURVES + ("steps",), partial="condition")
+    dyn = stats.collect(run_dir, "dynamism", by={"condition": t["condition"]}, values=DYNAMISM)
     out = {}
-    for name, d in by.items():
-        runs = [d[s] for s in seeds if s in d]
-        out[name] = {k: np.array([r[k] for r in runs], np.float64) for k in CURVES}
-        out[name]["steps"] = np.array(runs[0]["steps"])
-        out[name]["group"] = runs[0]["group"]
-        out[name]["knob"] = runs[0]["knob"]
-        out[name]["dynamism"] = dyn.get(name, {})
+    for i, name in enumerate(t["condition"]):
+        out[name] = {k: t[k][i].astype(np.float64) for k in CURVES}
+        out[name]["steps"] = t["steps"][i, 0]
+        out[name]["dynamism"] = {k: float(dyn[k][i]) for k in DYNAMISM}
     return out
 
 
@@ -69,7 +71,7 @@ def saturation(cfg: NonEpisodicConfig, val_final: dict[str, np.ndarray]) -> str:
 
 
 def report(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    data = _load(run_dir, seeds)
+    data = _load(cfg, run_dir, seeds)
     conds = [c for c in conditions(cfg) if c.name in data]
     k = cfg.final_points
     final = {c.name: data[c.name]["test_success"][:, -k:].mean(1) for c in conds}
