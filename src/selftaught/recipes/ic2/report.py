@@ -22,22 +22,22 @@ EXACT_METRICS = ("oov_steps", "hiding_steps", "inview_steps", "exact_entropy_oov
                  "oov_pairs", "exact_growth", "learned_growth", "entropy_corr", "exact_reward")
 
 
-def _load(run_dir: RunDir, seeds: list[int], metrics=METRICS) -> dict[str, dict]:
-    by: dict[str, dict[int, dict]] = {}
-    for e in run_dir.events("curve"):
-        by.setdefault(e["agent"], {})[e["seed"]] = e
+def _load(cfg: IC2Config, run_dir: RunDir, seeds: list[int],
+          metrics=METRICS) -> dict[str, dict]:
+    """{agent: {metric: [seeds, iterations], "iterations": [iterations]}} for every agent
+    (an unfinished run: the finished ones)."""
+    t = stats.collect(run_dir, "curve", by={"agent": list(cfg.agents), "seed": seeds},
+                      values=(*metrics, "iterations"), partial="agent")
     out = {}
-    for agent, d in by.items():
-        runs = [d[s] for s in seeds if s in d]
-        out[agent] = {k: np.array([r[k] for r in runs], np.float64) for k in metrics}
-        out[agent]["iterations"] = np.array(runs[0]["iterations"])
-        out[agent]["seeds"] = [r["seed"] for r in runs]
+    for i, agent in enumerate(t["agent"]):
+        out[agent] = {k: t[k][i].astype(np.float64) for k in metrics}
+        out[agent]["iterations"] = t["iterations"][i, 0]
     return out
 
 
 def report(cfg: IC2Config, run_dir: RunDir, seeds: list[int]) -> Report:
     metrics = METRICS + (EXACT_METRICS if cfg.exact_filter else ())
-    data = _load(run_dir, seeds, metrics)
+    data = _load(cfg, run_dir, seeds, metrics)
     agents = [a for a in cfg.agents if a in data]
     k = cfg.final_points
     final = {a: {m: data[a][m][:, -k:].mean(1) for m in metrics} for a in agents}
