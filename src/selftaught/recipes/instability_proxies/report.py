@@ -14,6 +14,7 @@ from selftaught.recipes.instability_proxies.config import (
 from selftaught.recipes.instability_proxies.programs import (
     INTERVENTIONS,
     MAIN,
+    plan,
 )
 
 
@@ -43,24 +44,28 @@ def flat_decades(lrs, loss_L: np.ndarray, band: float) -> float:
     return best
 
 
-def _table(run_dir) -> dict[tuple[str, int], dict]:
-    """{(intervention, width): {"lr": [L], "seed": [S], field: S x L arrays}}."""
-    out: dict = {}
-    for e in run_dir.events("cell"):
-        out.setdefault((e["intervention"], e["width"]), []).append(e)
+FIELDS = ("val_loss", "attn_logit_max", "attn_entropy", "log_z", "init_loss", "diverged_at")
+
+
+def _table(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> dict[tuple[str, int], dict]:
+    """{(intervention, width): {"lr": [L], "seed": [S], field: S x L arrays,
+    "curve_attn_logit_max": {(seed, lr): curve}}} for every cell of the plan (an unfinished
+    run: of its finished programs)."""
     tab = {}
-    for key, evs in out.items():
-        lrs = sorted({e["lr"] for e in evs})
-        seeds = sorted({e["seed"] for e in evs})
-        idx = {(e["seed"], e["lr"]): e for e in evs}
-        t = {"lr": lrs, "seed": seeds}
-        for f in ("val_loss", "attn_logit_max", "attn_entropy", "log_z", "init_loss",
-                  "diverged_at"):
-            t[f] = np.array([[idx[(s, lr)][f] for lr in lrs] for s in seeds], np.float64)
-        t["curve_attn_logit_max"] = {(s, lr): np.asarray(idx[(s, lr)]["curve_attn_logit_max"],
-                                                         np.float64)
-                                     for s in seeds for lr in lrs}
-        tab[key] = t
+    lrs, seeds = sorted(cfg.lrs), sorted(seeds)
+    done = run_dir.done_phases()
+    for name, (prog, variants) in plan(cfg).items():
+        if run_dir.complete is False and name not in done:
+            continue  # an unfinished run reports its finished programs
+        for iv, _ in variants:
+            t = stats.collect(run_dir, "cell", by={"seed": seeds, "lr": lrs},
+                              values=(*FIELDS, "curve_attn_logit_max"),
+                              where={"program": name, "intervention": iv})
+            out = {"lr": lrs, "seed": seeds, **{f: t[f].astype(np.float64) for f in FIELDS}}
+            out["curve_attn_logit_max"] = {
+                (s, lr): np.asarray(t["curve_attn_logit_max"][i, j], np.float64)
+                for i, s in enumerate(seeds) for j, lr in enumerate(lrs)}
+            tab[(iv, prog.width)] = out
     return tab
 
 
@@ -70,7 +75,7 @@ def _ci(x) -> stats.Estimate:
 
 
 def report(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> Report:
-    tab = _table(run_dir)
+    tab = _table(cfg, run_dir, seeds)
     md: list[str] = []
     claims: list[Claim] = []
     if not tab:
