@@ -31,7 +31,7 @@ def _check_run(run, summary, cfg, claim_names):
     assert (run.plots / "scenario.png").stat().st_size > 0
     assert (run.plots / "rollout_bc_bicycle.gif").stat().st_size > 0
     assert (run.plots / "failure_rate.png").exists()
-    rows = db._rows(run)
+    rows = db._rows(cfg, run, runner.seed_list(cfg.seed, summary["seeds"]))
     assert all(len(r["ade"]) == cfg.num_eval_scenarios for r in rows.values())
     # log playback vs IDM agents are distinct evaluations of the same planner
     assert ("rl_vs_log", "idm") in rows and ("rl_vs_log", "log") in rows
@@ -122,6 +122,22 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
                                   resume=True)
     assert _evals(run) == _evals(ref)
     assert summary["claims"] == ref_summary["claims"]
+
+
+def test_a_missing_eval_event_is_the_one_line_unfinished_run_error(tmp_path, capsys):
+    run, _ = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "r")
+    lines = run.metrics_path.read_text().splitlines(True)
+    drop = [i for i, ln in enumerate(lines)
+            if json.loads(ln)["event"] == "eval" and '"constant_velocity"' in ln]
+    assert len(drop) == 1
+    run.metrics_path.write_text("".join(lines[:drop[0]] + lines[drop[0] + 1:]))
+    assert cli.main(["report", str(run.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith(
+        f"{run.path} is an unfinished run: no 'eval' event (agent=constant_velocity, "
+        f"sim_agents=log) for seed=-1; finish it with `selftaught run driving-baselines "
+        f"--resume {run.path}`")
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from selftaught import stats
+from selftaught.core.errors import IncompleteRunError
 from selftaught.core.recipe import Report
 from selftaught.core.rundir import RunDir
 from selftaught.recipes.driving_baselines.config import (
     COLUMNS,
+    EVAL_PAIRS,
     SHORT,
     SUMMARY_KEYS,
     DrivingBaselinesConfig,
@@ -21,17 +23,26 @@ from selftaught.recipes.driving_baselines.experiment import (
 from selftaught.stats import paired_difference_ci, plot_bars
 
 
-def _rows(run_dir: RunDir) -> dict:
-    """{(agent, sim_agents): {metric: pooled per-scenario array}} from metrics.jsonl."""
+def _rows(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> dict:
+    """{(agent, sim_agents): {metric: per-scenario array pooled over seeds, "_seeds": [..]}}
+    for every evaluation of the plan (the fixed baselines' under seed -1); an unfinished run
+    gives its finished seeds' and leaves out an evaluation none has finished."""
+    arms = [(a, "log", [-1]) for a in ("expert", "constant_velocity", "idm")
+            if a in cfg.agents]
+    arms += [(a, sim, seeds) for a in cfg.agents if a.startswith(("bc_", "rl_"))
+             for sim in EVAL_PAIRS.get(a, ("log",))]
     rows: dict = {}
-    for e in run_dir.events("eval"):
-        key = (e["agent"], e["sim_agents"])
-        r = rows.setdefault(key, {k: [] for k in SUMMARY_KEYS})
-        for k in SUMMARY_KEYS:
-            r[k].append(np.asarray(e[k], np.float64))
-        r.setdefault("_seeds", []).append(e["seed"])
-    return {k: {m: (np.concatenate(v) if m != "_seeds" else v) for m, v in r.items()}
-            for k, r in rows.items()}  # fmt: skip
+    for agent, sim, arm_seeds in arms:
+        try:
+            t = stats.collect(run_dir, "eval", by={"seed": arm_seeds}, values=SUMMARY_KEYS,
+                              where={"agent": agent, "sim_agents": sim}, partial="seed")
+        except IncompleteRunError:
+            if run_dir.complete is False:
+                continue  # not evaluated on any seed yet
+            raise
+        rows[(agent, sim)] = {k: t[k].astype(np.float64).reshape(-1) for k in SUMMARY_KEYS}
+        rows[(agent, sim)]["_seeds"] = t["seed"]
+    return rows
 
 
 TRAINED = "training seeds"
@@ -103,7 +114,7 @@ def _comparisons(rows) -> str:
 
 
 def report(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    rows = _rows(run_dir)
+    rows = _rows(cfg, run_dir, seeds)
     bars, table = {}, []
     for (agent, sim), r in rows.items():
         cells = [agent, sim]
