@@ -139,6 +139,13 @@ def test_partial_keeps_the_finished_seeds_of_an_unfinished_run_only(tmp_path):
                       partial="seed")
     with pytest.raises(IncompleteRunError):  # without `partial` an unfinished run raises
         stats.collect(run, "eval", by=by, values=["n"])
+    # optional: an unfinished run without every cell gives None; a finished one raises
+    assert stats.collect(run, "eval", by={"seed": [1], "iteration": range(2)}, values=["n"],
+                         partial="seed", optional=True) is None
+    assert stats.collect(run, "eval", by=by, values=["n"], optional=True) is None
+    run.complete = True
+    with pytest.raises(IncompleteRunError, match="seed=1, iteration=1"):
+        stats.collect(run, "eval", by=by, values=["n"], optional=True)
     with pytest.raises(ValueError, match="not a key"):
         stats.collect(run, "eval", by=by, values=["n"], partial="step")
 

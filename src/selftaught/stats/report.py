@@ -20,7 +20,7 @@ from selftaught.core.errors import DataError, IncompleteRunError
 
 def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence[str],
             where: Mapping[str, Any] | None = None,
-            partial: str | None = None) -> dict[str, Any]:
+            partial: str | None = None, optional: bool = False) -> dict[str, Any] | None:
     """The fields `values` of the counted `event`s of `run_dir`, as arrays indexed by `by`.
 
     `by` maps each key field to the values a complete run has, in order (e.g. `{"seed":
@@ -38,7 +38,8 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     the values whose every cell is there: its claims come from the finished seeds (the core
     marks them partial), and only a run with none finished raises. The kept values are
     returned as the list `out[partial]` (all of them for a finished run, which is checked
-    in full: there a missing cell still raises).
+    in full: there a missing cell still raises). `optional`: such an unfinished run that
+    lacks cells (after `partial`) gives None instead, for a section its report leaves out.
     """
     keys = {name: list(vals) for name, vals in by.items()}
     if not keys:
@@ -51,7 +52,8 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
         raise ValueError(f"partial={partial!r} is not a key of `by` ({', '.join(keys)})")
     cells = list(itertools.product(*keys.values()))
     missing = [c for c in cells if c not in found]
-    if missing and partial is not None and getattr(run_dir, "complete", None) is False:
+    unfinished = getattr(run_dir, "complete", None) is False
+    if missing and partial is not None and unfinished:
         axis = list(keys).index(partial)
         lacking = {c[axis] for c in missing}
         kept = [v for v in keys[partial] if v not in lacking]
@@ -59,6 +61,8 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
             keys[partial] = kept
             cells = list(itertools.product(*keys.values()))
             missing = []
+    if missing and optional and unfinished:
+        return None
     if missing:
         raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
     shape = tuple(len(v) for v in keys.values())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import IncompleteRunError
 from selftaught.core.recipe import Report
 from selftaught.core.rundir import RunDir
 from selftaught.recipes.driving_baselines.config import (
@@ -33,13 +32,11 @@ def _rows(cfg: DrivingBaselinesConfig, run_dir: RunDir, seeds: list[int]) -> dic
              for sim in EVAL_PAIRS.get(a, ("log",))]
     rows: dict = {}
     for agent, sim, arm_seeds in arms:
-        try:
-            t = stats.collect(run_dir, "eval", by={"seed": arm_seeds}, values=SUMMARY_KEYS,
-                              where={"agent": agent, "sim_agents": sim}, partial="seed")
-        except IncompleteRunError:
-            if run_dir.complete is False:
-                continue  # not evaluated on any seed yet
-            raise
+        t = stats.collect(run_dir, "eval", by={"seed": arm_seeds}, values=SUMMARY_KEYS,
+                          where={"agent": agent, "sim_agents": sim}, partial="seed",
+                          optional=True)
+        if t is None:  # an unfinished run: not evaluated on any seed yet
+            continue
         rows[(agent, sim)] = {k: t[k].astype(np.float64).reshape(-1) for k in SUMMARY_KEYS}
         rows[(agent, sim)]["_seeds"] = t["seed"]
     return rows
