@@ -95,6 +95,37 @@ def test_resume_after_a_kill_gives_the_same_metrics(smoke_run, tmp_path, monkeyp
     assert summary["claims"] == ref_summary["claims"]
 
 
+def test_a_missing_event_is_the_one_line_unfinished_run_error(smoke_run, tmp_path, capsys):
+    """A finished run whose log lost one episodes event: `selftaught report` names the
+    missing cell and the resume command (exit 2). The run with its last seed's control undone
+    instead is unfinished: its report covers the other seed, marked partial."""
+    import shutil
+
+    ref_run, _ = smoke_run
+    path = shutil.copytree(ref_run.path, tmp_path / "run")
+    lines = (path / "metrics.jsonl").read_text().splitlines(True)
+    recs = [json.loads(ln) for ln in lines]
+    drop = [i for i, r in enumerate(recs) if r["event"] == "episodes"][-1]
+    (path / "metrics.jsonl").write_text("".join(lines[:drop] + lines[drop + 1:]))
+    assert cli.main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    r = recs[drop]
+    assert err.endswith(
+        f"{path} is an unfinished run: no 'episodes' event (world={r['world']}) for "
+        f"seed={r['seed']}, controller={r['controller']}; finish it with `selftaught run "
+        f"dopant-control --resume {path}`")
+    last = recs[drop]["seed"]
+    undone = [i for i, r in enumerate(recs) if r["event"] == "phase_done"
+              and r["phase"].startswith(f"seed{last}/") and r["phase"].endswith("control")]
+    (path / "metrics.jsonl").write_text("".join(
+        ln for i, ln in enumerate(lines) if i not in undone))
+    assert cli.main(["report", str(path)]) == 0
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["complete"] is False and all(c["partial"] for c in summary["claims"])
+    assert {c["n"] for c in summary["claims"]} == {1}
+
+
 def test_corrupt_data_file_on_resume_names_the_line(smoke_run, tmp_path):
     ref_run, _ = smoke_run
     path = tmp_path / "run"

@@ -79,7 +79,6 @@ from selftaught.recipes.dopant_control.experiment import (  # noqa: F401
 )
 from selftaught.recipes.dopant_control.report import (  # noqa: F401
     _control_world,
-    _in_world,
     _verdict,
     report,
 )

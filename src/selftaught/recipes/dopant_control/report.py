@@ -16,29 +16,30 @@ from selftaught.recipes.dopant_control.config import (
 from selftaught.sim.dopant import lattice, metrics, rates
 from selftaught.sim.dopant.plots import plot_rate_maps
 
+EPISODE = ("beam", "hops", "success", "steps", "beam_time")
 
-def _in_world(run_dir: RunDir, event: str, world: str, main: str) -> list[dict]:
-    """Events of one world (events logged before the control world existed are the main
-    world's)."""
-    return [e for e in run_dir.events(event) if e.get("world", main) == world]
+
+def _episodes(run_dir: RunDir, world: str, seeds: list[int], **kw) -> dict | None:
+    """The control episodes of one world: field -> [seeds, controllers, ...] and "seed", the
+    seeds with every controller's episodes (an unfinished run: its finished ones)."""
+    return stats.collect(run_dir, "episodes", by={"seed": seeds, "controller": CONTROLLERS},
+                         values=EPISODE, where={"world": world}, partial="seed", **kw)
 
 
 def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    eps = {(e["seed"], e["controller"]): e
-           for e in _in_world(run_dir, "episodes", cfg.truth, cfg.truth)}
-    done = [s for s in seeds if all((s, c) in eps for c in CONTROLLERS)]
-    if not done:
-        return Report([], "No finished control phase yet; resume the run.")
+    eps = _episodes(run_dir, cfg.truth, seeds)
+    done = eps["seed"]
     dists = list(cfg.distances)
     fmt = lambda t, p=3: stats.ci_cell(t, f".{p}g")
 
-    def per_seed(ctrl, field, hops=None, table=eps, among=done):
-        out = []
-        for s in among:
-            e = table[(s, ctrl)]
-            v = np.asarray(e[field], np.float64)
+    def per_seed(ctrl, field, hops=None, table=eps):
+        """Per seed of `table`, the mean of `field` over the controller's goals (those at
+        `hops` jumps)."""
+        j, out = CONTROLLERS.index(ctrl), []
+        for v, h in zip(table[field][:, j], table["hops"][:, j]):
+            v = np.asarray(v, np.float64)
             if hops is not None:
-                v = v[np.asarray(e["hops"]) == hops]
+                v = v[np.asarray(h) == hops]
             out.append(v.mean())
         return np.asarray(out)
 
@@ -58,41 +59,39 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
     stats.plot_bars(run_dir.plots / "beam_seconds.png", beam, ylabel="beam seconds to goal")
 
     # Rate maps: errors over seeds, heatmaps of the first seed, loss curves.
-    learns = {e["seed"]: e for e in _in_world(run_dir, "learn", cfg.truth, cfg.truth)}
-    lseeds = [s for s in done if s in learns]
-    err_names = list(learns[lseeds[0]]["map_error"]) if lseeds else []
-    map_err = {k: stats.bootstrap_ci([learns[s]["map_error"][k] for s in lseeds])
-               for k in err_names}
-    peak = {k: stats.bootstrap_ci([learns[s]["peak_offset"][k] for s in lseeds])
-            for k in err_names}
-    maps = {e["seed"]: e for e in _in_world(run_dir, "rate_maps", cfg.truth, cfg.truth)}
-    if lseeds and lseeds[0] in maps:
-        m = maps[lseeds[0]]
-        truth_map, learned_map = np.asarray(m["truth"]), np.asarray(m["learned"])
-        prior_peaks = lattice.NEIGHBOURS_3x2 * rates.HUMAN_PRIOR_PEAK_BONDS
-        learned_peaks = [eps[(lseeds[0], "learned")]["beam"]]
-        plot_rate_maps(
-            run_dir.plots / "rate_maps.png", m["extent"],
-            {"ground truth Σλ (1/s)": truth_map, "learned Σλ (1/s)": learned_map,
-             "|learned − truth|": np.abs(learned_map - truth_map),
-             "ensemble std": np.asarray(m["ensemble_std"])},
-            marks={"human prior": prior_peaks,
-                   "learned best beam (nbr 0)": np.asarray(learned_peaks)},
-            title=f"Rate maps, seed {lseeds[0]} (60 kV, 50 pA)")
-        stats.plot_curves(run_dir.plots / "training_loss.png", learns[lseeds[0]]["loss_steps"],
-                          {"ensemble mean": np.asarray([learns[s]["loss"] for s in lseeds])},
-                          xlabel="step", ylabel="KMC negative log-likelihood")
+    # (the learn phase, which logs both, precedes control: every done seed has them)
+    learns = stats.collect(run_dir, "learn", by={"seed": done}, where={"world": cfg.truth},
+                           values=("map_error", "peak_offset", "loss_steps", "loss"))
+    err_names = list(learns["map_error"][0])
+    map_err = {k: stats.bootstrap_ci([m[k] for m in learns["map_error"]]) for k in err_names}
+    peak = {k: stats.bootstrap_ci([m[k] for m in learns["peak_offset"]]) for k in err_names}
+    m = stats.collect(run_dir, "rate_maps", by={"seed": done[:1]}, where={"world": cfg.truth},
+                      values=("extent", "truth", "learned", "ensemble_std"))
+    truth_map, learned_map = m["truth"][0], m["learned"][0]
+    prior_peaks = lattice.NEIGHBOURS_3x2 * rates.HUMAN_PRIOR_PEAK_BONDS
+    learned_peaks = [eps["beam"][0, CONTROLLERS.index("learned")]]
+    plot_rate_maps(
+        run_dir.plots / "rate_maps.png", m["extent"][0].tolist(),
+        {"ground truth Σλ (1/s)": truth_map, "learned Σλ (1/s)": learned_map,
+         "|learned − truth|": np.abs(learned_map - truth_map),
+         "ensemble std": m["ensemble_std"][0]},
+        marks={"human prior": prior_peaks,
+               "learned best beam (nbr 0)": np.asarray(learned_peaks)},
+        title=f"Rate maps, seed {done[0]} (60 kV, 50 pA)")
+    stats.plot_curves(run_dir.plots / "training_loss.png", learns["loss_steps"][0],
+                      {"ensemble mean": np.asarray(learns["loss"])},
+                      xlabel="step", ylabel="KMC negative log-likelihood")
 
     # Data efficiency: learned-controller beam seconds vs number of exposures learned from.
-    budget_ev = {(e["seed"], e["records"]): e
-                 for e in _in_world(run_dir, "budget", cfg.truth, cfg.truth)}
+    budgets = sorted(cfg.data_budgets)
+    bud = stats.collect(run_dir, "budget", by={"seed": done, "records": budgets},
+                        where={"world": cfg.truth}, values=("map_error", "success", "beam_time"),
+                        optional=True) if budgets else None  # an unfinished run: maybe none
     full = cfg.sessions * cfg.steps_per_session
-    budgets = [b for b in sorted(cfg.data_budgets) if all((s, b) in budget_ev for s in done)]
     budget_rows = []
-    if budgets:
+    if bud is not None:
         xs = [*budgets, full]
-        curve = np.stack([[np.mean(budget_ev[(s, b)]["beam_time"]) for b in budgets]
-                          for s in done])
+        curve = np.stack([[np.mean(bt) for bt in row] for row in bud["beam_time"]])
         curve = np.concatenate([curve, per_seed("learned", "beam_time")[:, None]], axis=1)
         flat = lambda c: np.repeat(per_seed(c, "beam_time")[:, None], len(xs), axis=1)
         stats.plot_curves(run_dir.plots / "beam_seconds_vs_data.png", np.log2(xs),
@@ -101,14 +100,14 @@ def report(cfg: DopantControlConfig, run_dir: RunDir, seeds: list[int]) -> Repor
                           xlabel="log2(exposures learned from)",
                           ylabel="beam seconds to goal")
         for i, b in enumerate(budgets):
-            errs = [budget_ev[(s, b)]["map_error"] for s in done]
-            succ_b = [np.mean(budget_ev[(s, b)]["success"]) for s in done]
+            errs = list(bud["map_error"][:, i])
+            succ_b = [np.mean(x) for x in bud["success"][:, i]]
             budget_rows.append(
                 [f"{b} ({cfg.budget_members} members)", fmt(stats.bootstrap_ci(errs)),
                  fmt(stats.bootstrap_ci(curve[:, i])), fmt(stats.bootstrap_ci(succ_b))])
         budget_rows.append(
             [f"{full} ({cfg.learn.members} members)",
-             fmt(stats.bootstrap_ci([learns[s]['map_error']['learned'] for s in lseeds])),
+             fmt(stats.bootstrap_ci([m["learned"] for m in learns["map_error"]])),
              fmt(beam['learned']), fmt(succ['learned'])])
 
     # Claims.
@@ -173,12 +172,10 @@ def _control_world(cfg, run_dir, seeds, per_seed, fmt):
     if len(worlds(cfg)) < 2:
         return [], None
     world = cfg.control_truth
-    eps = {(e["seed"], e["controller"]): e
-           for e in _in_world(run_dir, "episodes", world, cfg.truth)}
-    among = [s for s in seeds if all((s, c) in eps for c in CONTROLLERS)]
-    if not among:
+    eps = _episodes(run_dir, world, seeds, optional=True)
+    if eps is None:  # an unfinished run that has not controlled in this world yet
         return [], None
-    get = lambda c, f: per_seed(c, f, table=eps, among=among)
+    get = lambda c, f: per_seed(c, f, table=eps)
     prior, learned = get("human-prior", "beam_time"), get("learned", "beam_time")
     # per seed: how much longer (%) the learned controller takes than the prior
     rel = stats.mean_ci(100 * (learned - prior) / prior, unit="training seeds")
@@ -189,7 +186,8 @@ def _control_world(cfg, run_dir, seeds, per_seed, fmt):
         f"model needs less than {margin:g}% more beam seconds per goal than with the human "
         "prior (learned − prior, % of the prior's, paired over seeds; non-inferiority)",
         rel, margin, unit="training seeds")
-    learns = [e for e in _in_world(run_dir, "learn", world, cfg.truth) if e["seed"] in among]
+    learns = stats.collect(run_dir, "learn", by={"seed": eps["seed"]}, where={"world": world},
+                           values=("map_error",))["map_error"]
     lines = ["", f"## Control world: {world}", "",
              f"The same seeds, exploration, learning and goals in the `{world}` ground truth, "
              "where the human prior's shape is right. Mean per goal with 95% bootstrap CI "
@@ -200,10 +198,10 @@ def _control_world(cfg, run_dir, seeds, per_seed, fmt):
                                    for c in CONTROLLERS])]
     lines += ["", f"Learned − human prior: {fmt(rel)} % of the prior's beam seconds "
               f"(non-inferiority margin {margin:g}%)."]
-    if learns:
+    if len(learns):
         lines += ["", "Rate-map error there:", ""]
         for name in ("learned", "human-prior (best scale)"):
-            err = stats.bootstrap_ci([e["map_error"][name] for e in learns])
+            err = stats.bootstrap_ci([e[name] for e in learns])
             lines.append(f"- {name}: {fmt(err)}")
     return lines, claim
 
