@@ -109,6 +109,15 @@ def test_markdown_table():
         stats.markdown_table(["a", "b"], [[1]])
 
 
+def test_values_none_takes_the_fields_every_cell_has(tmp_path):
+    run = make(tmp_path)
+    run.log("eval", seed=0, acc=1.0, extra=3, n=1)
+    run.log("eval", seed=1, acc=0.5, n=2)
+    t = stats.collect(run, "eval", by={"seed": [0, 1]}, values=None)
+    assert sorted(t) == ["acc", "n"]
+    np.testing.assert_array_equal(t["n"], [1, 2])
+
+
 def test_list_valued_fields_keep_their_axes_and_ragged_lists_become_objects(tmp_path):
     run = make(tmp_path)
     for sd in (0, 1):

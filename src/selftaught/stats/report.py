@@ -18,7 +18,7 @@ import numpy as np
 from selftaught.core.errors import DataError, IncompleteRunError
 
 
-def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence[str],
+def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence[str] | None,
             where: Mapping[str, Any] | None = None,
             partial: str | None = None, optional: bool = False) -> dict[str, Any] | None:
     """The fields `values` of the counted `event`s of `run_dir`, as arrays indexed by `by`.
@@ -29,6 +29,9 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     several). `where` keeps only events whose other fields have these values (e.g.
     `{"split": "test"}`). A cell without its event means the run is unfinished: an
     IncompleteRunError (one line) names the missing cells and the command that resumes it.
+
+    `values=None` takes every field that all the cells' events have (besides `event`,
+    `phase` and the keys), for an event with many fields named by the recipe's settings.
 
     A field whose value is a list (a curve) gives an array with its length as trailing
     axes ([seeds, 4, T]); lists of different lengths give an object array of 1-D arrays.
@@ -66,6 +69,9 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     if missing:
         raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
     shape = tuple(len(v) for v in keys.values())
+    if values is None:
+        common = set.intersection(*(set(found[c]) for c in cells))
+        values = sorted(common - {"event", "phase", *keys})
     out: dict[str, Any] = {} if partial is None else {partial: list(keys[partial])}
     for name in values:
         column = []
