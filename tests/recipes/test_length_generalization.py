@@ -76,22 +76,27 @@ def test_seed_grid_baselines_can_use_fewer_data_seeds():
 
 
 def _fake_run(tmp_path, cfg, cells):
-    """A run directory holding `cells`: {variant: [exact match per length, one per cell]}."""
+    """A run directory holding `cells`: {variant: [exact match per length, one per cell of
+    its seed grid]}."""
     run = RunDir.create(tmp_path / "fake", recipe="length-generalization", preset="x",
                         seeds=1, config={}, resume=False)
     run.plots.mkdir(parents=True, exist_ok=True)
     for name, accs in cells.items():
-        for k, acc in enumerate(accs):
-            run.log("cell", phase=name, variant=name, init_seed=cfg.seed + k,
-                    data_seed=cfg.seed, exact_match=list(acc), val_exact_match=list(acc),
-                    diverged_at=-1, final_loss=0.0)
+        grid = lg.seed_grid(cfg, name)
+        assert len(grid) == len(accs)
+        for (i, d), acc in zip(grid, accs):
+            run.log("cell", phase=name, variant=name, init_seed=i, data_seed=d,
+                    exact_match=list(acc), val_exact_match=list(acc), diverged_at=-1,
+                    final_loss=0.0)
         run.mark_phase_done(name, 0.0)
     return run
 
 
 def test_claims_gate_extrapolation_and_undetermined_baselines(tmp_path):
     cfg = dataclasses.replace(lg.RECIPE.preset("smoke"), train_digits=2, test_factor=2.0,
-                              init_seeds=9, data_seeds=1)  # 4 test lengths, target = 3
+                              init_seeds=3, data_seeds=3, baseline_data_seeds=1,
+                              variants=("fire+randpos", "learned", "rope", "nope"))
+    # 4 test lengths, target = 3; 9 seed cells for fire+randpos, 3 for each baseline
     learned2 = [1.0, 1.0, 0.0, 0.0]
     fire = [learned2] * 6 + [[1.0, 1.0, 1.0, 0.0]] * 3  # the best third extrapolates to 3
     run = _fake_run(tmp_path, cfg, {
@@ -110,14 +115,49 @@ def test_claims_gate_extrapolation_and_undetermined_baselines(tmp_path):
     assert c["nope_fails_beyond_L"].undetermined and c["nope_fails_beyond_L"].n == 0
     assert "| rope |" in rep.markdown and "3 / 3" in rep.markdown  # learned-cells column
     # a best configuration that did not learn 1..L: the gate fails, nothing extrapolates
-    run2 = _fake_run(tmp_path / "b", cfg, {"fire+randpos": [[1.0, 0.5, 0.0, 0.0]] * 9})
-    c2 = {x.name: x for x in lg.report(cfg, run2, [0]).claims}
+    cfg2 = dataclasses.replace(cfg, variants=("fire+randpos",))
+    run2 = _fake_run(tmp_path / "b", cfg2, {"fire+randpos": [[1.0, 0.5, 0.0, 0.0]] * 9})
+    c2 = {x.name: x for x in lg.report(cfg2, run2, [0]).claims}
     assert not c2["best_config_learns_1_to_L"].holds and c2["best_config_learns_1_to_L"].n == 9
     assert not c2["best_config_extrapolates_beyond_L"].holds
     # the paper's target: 2.5 L
     cfg3 = dataclasses.replace(cfg, target_factor=2.0)
     c3 = {x.name: x for x in lg.report(cfg3, run, [0]).claims}
     assert not c3["best_config_reaches_target"].holds  # solves 3 < 2 L = 4
+
+
+def test_a_missing_cell_is_the_one_line_unfinished_run_error(tmp_path, capsys):
+    """A run whose phases are done but whose log lacks a cell: `selftaught report` names it
+    and the resume command (exit 2); with that variant's phase undone instead, the report
+    covers the finished variant, marked partial."""
+    cfg = dataclasses.replace(lg.RECIPE.preset("smoke"), train_digits=2, test_factor=2.0)
+    acc = [1.0, 1.0, 0.0, 0.0]
+    run = RunDir.create(tmp_path / "r", recipe="length-generalization", preset="smoke",
+                        seeds=1, config=dataclasses.asdict(cfg), resume=False)
+    for name in cfg.variants:
+        for i, d in lg.seed_grid(cfg, name):
+            run.log("cell", phase=name, variant=name, init_seed=i, data_seed=d,
+                    exact_match=acc, val_exact_match=acc, diverged_at=-1, final_loss=0.0)
+        run.mark_phase_done(name, 0.0)
+    run.log("session_end", seconds=1.0, peak_rss_mib=1.0, resumed=False)
+    lines = run.metrics_path.read_text().splitlines(True)
+    i, d = lg.seed_grid(cfg, "learned")[-1]
+    drop = [k for k, ln in enumerate(lines) if '"cell"' in ln and '"learned"' in ln][-1]
+    run.metrics_path.write_text("".join(lines[:drop] + lines[drop + 1:]))
+    assert main(["report", str(run.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith(
+        f"is an unfinished run: no 'cell' event (variant=learned) for init_seed={i}, "
+        f"data_seed={d}; finish it with `selftaught run length-generalization --resume "
+        f"{run.path}`")
+    run.metrics_path.write_text("".join(
+        ln for ln in lines if not ('"phase_done"' in ln and '"learned"' in ln)))
+    assert main(["report", str(run.path)]) == 0
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["missing_phases"] == ["learned"]
+    report = (run.path / "report.md").read_text()
+    assert "| fire+randpos | 1.00 |" in report and "| learned | 1.00 |" not in report
 
 
 def test_numbers_have_exact_digit_counts():

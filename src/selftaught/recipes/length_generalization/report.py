@@ -12,6 +12,7 @@ from selftaught.recipes.length_generalization.config import (
     BASELINES,
     UNIT,
     LengthGenConfig,
+    seed_grid,
 )
 
 
@@ -22,17 +23,28 @@ def max_solved_length(acc_N: np.ndarray, threshold: float) -> int:
     return int(np.argmin(ok)) if not ok.all() else len(ok)
 
 
-def _table(run_dir) -> dict[str, list[dict]]:
+CELL = ("exact_match", "val_exact_match", "diverged_at")
+
+
+def _table(cfg: LengthGenConfig, run_dir) -> dict[str, list[dict]]:
+    """{variant: its seed cells' events, in (init seed, data seed) order} for every variant
+    (an unfinished run: its finished ones)."""
     out: dict[str, list[dict]] = {}
-    for e in run_dir.events("cell"):
-        out.setdefault(e["variant"], []).append(e)
-    for evs in out.values():
-        evs.sort(key=lambda e: (e["init_seed"], e["data_seed"]))
+    for name in cfg.variants:
+        grid = seed_grid(cfg, name)
+        by = {"init_seed": sorted({i for i, _ in grid}), "data_seed": sorted({d for _, d in grid})}
+        t = stats.collect(run_dir, "cell", by=by, values=CELL, where={"variant": name},
+                          optional=True)
+        if t is None:  # an unfinished run: this variant is not trained yet
+            continue
+        out[name] = [{"init_seed": i, "data_seed": d, **{k: t[k][a, b] for k in CELL}}
+                     for a, i in enumerate(by["init_seed"])
+                     for b, d in enumerate(by["data_seed"])]
     return out
 
 
 def report(cfg: LengthGenConfig, run_dir, seeds: list[int]) -> Report:
-    tab = _table(run_dir)
+    tab = _table(cfg, run_dir)
     if not tab:
         return Report([], "No finished variants yet.")
     L, N = cfg.train_digits, cfg.test_digits
