@@ -208,11 +208,13 @@ def test_evaluator_steps_are_chosen_on_validation_not_test(monkeypatch, valid_be
 
 def test_report_says_what_was_selected_on_what():
     ck = TINY.evaluator_checkpoints  # (10, 20)
-    records = {sd: {"ce_steps": ck[sd % 2], "margin_steps": ck[-1],
-                    **{f"{e}_{split}_pair_accuracy_{c}": 0.5 + 0.1 * i + 0.01 * j
-                       for e in math_rerank.EVALUATORS
-                       for j, split in enumerate(("valid", "test"))
-                       for i, c in enumerate(ck)}} for sd in (0, 1, 2)}
+    seeds = [0, 1, 2]  # the report's records: {field: array over seeds} (stats.collect)
+    records = {"ce_steps": np.array([ck[sd % 2] for sd in seeds]),
+               "margin_steps": np.array([ck[-1]] * 3),
+               **{f"{e}_{split}_pair_accuracy_{c}": np.full(3, 0.5 + 0.1 * i + 0.01 * j)
+                  for e in math_rerank.EVALUATORS
+                  for j, split in enumerate(("valid", "test"))
+                  for i, c in enumerate(ck)}}
     md = "\n".join(math_rerank._selection_md(TINY, records, [0, 1, 2]))
     assert "## Evaluator steps, chosen on validation" in md
     assert "ce [10, 20, 10]; margin [20, 20, 20]" in md
@@ -220,5 +222,5 @@ def test_report_says_what_was_selected_on_what():
     row = next(x for x in md.splitlines() if x.startswith("| 20 |"))
     cells = [c.split(" [")[0] for c in row.strip("| ").split(" | ")]
     assert cells == ["20", "0.600", "0.610", "0.600", "0.610"]  # per evaluator: valid, test
-    old = {sd: {"ce_train_pair_accuracy": 0.9} for sd in (0, 1, 2)}  # before the choice
+    old = {"ce_train_pair_accuracy": np.full(3, 0.9)}  # a run from before the choice
     assert "Fixed at 20" in "\n".join(math_rerank._selection_md(TINY, old, [0, 1, 2]))

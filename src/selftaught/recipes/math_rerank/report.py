@@ -6,7 +6,6 @@ import numpy as np
 
 from selftaught import stats
 from selftaught.core import Report
-from selftaught.core.errors import ConfigError
 from selftaught.lm.metrics import (
     GeneralisationGate,
     gate_verdict,
@@ -20,41 +19,40 @@ EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_tr
 
 
 def _finished(run_dir, seeds: list[int]) -> tuple[list[int], dict]:
-    """The seeds with every record (an unfinished run reports those: its claims are marked
-    partial by the core), and {event: {seed: record}}."""
-    ev = {name: {e["seed"]: e for e in run_dir.events(name)} for name in EVENTS}
-    done = [sd for sd in seeds if all(sd in ev[name] for name in EVENTS)]
-    if not done:
-        raise ConfigError(f"{run_dir.path}: no seed has finished all its phases yet; continue "
-                          "the run with --resume")
-    return done, ev
+    """The seeds with every event (an unfinished run reports those: its claims are marked
+    partial by the core), and {event: {field: array over those seeds}}."""
+    done = list(seeds)
+    for name in EVENTS:
+        done = stats.collect(run_dir, name, by={"seed": done}, values=(), partial="seed")["seed"]
+    return done, {name: stats.collect(run_dir, name, by={"seed": done}, values=None)
+                  for name in EVENTS}
 
 
 def _gate(config: MathRerankConfig, run_dir, seeds: list[int]) -> tuple[bool, str, list[str]]:
     """The generalisation gate of G_detailed: (passed, why not, report section)."""
-    got = {e["seed"]: e for e in run_dir.events("gate")}
-    if not all(sd in got for sd in seeds):  # a run from before the gate existed
+    if not run_dir.events("gate"):  # a run from before the gate existed
         return False, ("no generalisation gate was logged for G_detailed (a run from before "
                        "the gate): whether the generator memorises was not measured"), []
+    got = stats.collect(run_dir, "gate", by={"seed": seeds},
+                        values=("train_accuracy", "fresh_accuracy"))
     return gate_verdict([GeneralisationGate(
-        "G_detailed", [100 * got[sd]["train_accuracy"] for sd in seeds],
-        [100 * got[sd]["fresh_accuracy"] for sd in seeds], config.max_generalisation_gap)],
-        seeds)
+        "G_detailed", (100 * got["train_accuracy"]).tolist(),
+        (100 * got["fresh_accuracy"]).tolist(), config.max_generalisation_gap)], seeds)
 
 
 def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> list[str]:
     """The report section saying what was selected on what: each evaluator's step count,
     chosen per seed on the validation candidates."""
-    if not all("ce_steps" in records[sd] for sd in seeds):  # a run from before the choice
+    if "ce_steps" not in records:  # a run from before the choice
         return ["## Evaluator steps", "", f"Fixed at {config.evaluator.total_steps} (a run "
                 "from before the step count was chosen on validation)."]
     ck = config.evaluator_checkpoints
 
     def cell(kind, split, steps):
-        x = np.array([records[sd][f"{kind}_{split}_pair_accuracy_{steps}"] for sd in seeds])
+        x = records[f"{kind}_{split}_pair_accuracy_{steps}"]
         return stats.ci_cell(stats.bootstrap_ci(x), ".3f")
 
-    chosen = {e: [records[sd][f"{e}_steps"] for sd in seeds] for e in EVALUATORS}
+    chosen = {e: records[f"{e}_steps"].tolist() for e in EVALUATORS}
     return [
         "## Evaluator steps, chosen on validation", "",
         f"Each evaluator trains once for {ck[-1]} steps; at each checkpoint it scores "
@@ -77,7 +75,7 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
     seeds, ev = _finished(run_dir, seeds)
 
     def col(event, name):
-        return np.array([ev[event][sd][name] for sd in seeds], np.float64) * (
+        return ev[event][name].astype(np.float64) * (
             1 if "pair_accuracy" in name or name in ("pairs",) else 100)
 
     rr = lambda name: col("rerank_eval", name)  # noqa: E731
