@@ -19,18 +19,28 @@ from selftaught.recipes.gkd.train import (
 METRICS = ("greedy_acc", "t1_acc", "val_greedy_acc", "val_t1_acc")
 
 
-def _evals(run_dir, config: GKDConfig, seeds: list[int]) -> dict:
-    """(seed, model) -> the eval event of that student (the first seed's at its chosen lr)."""
-    all_ev = [e for e in run_dir.events("eval") if e["model"] != "teacher"]
-    out = {}
-    for e in all_ev:
-        if e["model"] == "init" or e["seed"] != seeds[0] or "lr" not in e:
-            out[e["seed"], e["model"]] = e
-    for m in config.methods:
-        mine = [e for e in all_ev if e["seed"] == seeds[0] and e["model"] == m]
-        if mine and all("lr" in e for e in mine) and {e["lr"] for e in mine} >= set(config.lrs):
-            lr = choose_lr(mine, m, config.lrs)
-            out[seeds[0], m] = next(e for e in mine if e["lr"] == lr)
+def chosen_lrs(run_dir, config: GKDConfig, first: int) -> dict[str, float]:
+    """method -> the lr chosen on the first seed's validation (`choose_lr`), which every
+    seed's student of that method trains at."""
+    sweep = stats.collect(run_dir, "eval", by={"model": list(config.methods),
+                                               "lr": list(config.lrs)},
+                          values=("val_greedy_acc",), where={"seed": first})
+    return {m: choose_lr([{"model": m, "lr": lr, "val_greedy_acc": v}
+                          for lr, v in zip(config.lrs, sweep["val_greedy_acc"][i])],
+                         m, config.lrs) for i, m in enumerate(config.methods)}
+
+
+def _evals(run_dir, config: GKDConfig, seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    """model -> field -> [seeds, ...]: the evaluations of the SFT start ("init") and of each
+    method's students at its chosen lr (every field all of them have)."""
+    out = {"init": stats.collect(run_dir, "eval", by={"seed": seeds}, values=None,
+                                 where={"model": "init"})}
+    if "val_greedy_acc" not in out["init"]:
+        raise ConfigError(f"{run_dir.path} predates the validation split (its evaluations "
+                          "have no val_greedy_acc); run the recipe again into a new directory")
+    for m, lr in chosen_lrs(run_dir, config, seeds[0]).items():
+        out[m] = stats.collect(run_dir, "eval", by={"seed": seeds}, values=None,
+                               where={"model": m, "lr": lr})
     return out
 
 
@@ -38,16 +48,7 @@ def _table(run_dir, config: GKDConfig, seeds: list[int]) -> dict[str, dict[str, 
     """metric -> model -> [seeds] (percent); metrics: test greedy_acc / t1_acc and the
     validation val_greedy_acc / val_t1_acc."""
     evals = _evals(run_dir, config, seeds)
-    models = ["init", *config.methods]
-    missing = [(sd, m) for sd in seeds for m in models if (sd, m) not in evals]
-    if missing:
-        raise ConfigError(f"{run_dir.path}: no evaluation for (seed, model) {missing[:3]}; "
-                          "the run is unfinished: continue it with --resume")
-    if any("val_greedy_acc" not in evals[(sd, m)] for sd in seeds for m in models):
-        raise ConfigError(f"{run_dir.path} predates the validation split (its evaluations "
-                          "have no val_greedy_acc); run the recipe again into a new directory")
-    return {k: {m: np.array([evals[(sd, m)][k] * 100 for sd in seeds]) for m in models}
-            for k in METRICS}
+    return {k: {m: evals[m][k] * 100 for m in ["init", *config.methods]} for k in METRICS}
 
 
 def select_on_validation(val: dict[str, np.ndarray], candidates) -> str:
@@ -62,22 +63,19 @@ def gain_multiple(gkd_gain, kd_gain) -> float:
     return g / k if k > 0 else float("nan")
 
 
-def step_error_rates(evals: dict, seeds: list[int], model: str) -> np.ndarray:
+def step_error_rates(ev: dict[str, np.ndarray]) -> np.ndarray:
     """[seeds, K] per-step error rate (%) by step position (NaN where no solution reached
-    the step): the exposure-bias curve of `model`'s greedy test solutions."""
-    out = []
-    for sd in seeds:
-        e = evals[sd, model]
-        r, w = np.asarray(e["step_reached"], float), np.asarray(e["step_wrong"], float)
-        out.append(np.where(r > 0, 100 * w / np.maximum(r, 1), np.nan))
-    return np.array(out)
+    the step): the exposure-bias curve of one model's greedy test solutions, from its
+    evaluations' step_reached / step_wrong counts ([seeds, K], `_evals`)."""
+    r, w = np.asarray(ev["step_reached"], float), np.asarray(ev["step_wrong"], float)
+    return np.where(r > 0, 100 * w / np.maximum(r, 1), np.nan)
 
 
 def _exposure_section(run_dir, config: GKDConfig, seeds: list[int], models) -> list[str]:
     evals = _evals(run_dir, config, seeds)
-    if any("step_reached" not in evals[sd, m] for sd in seeds for m in models):
+    if any("step_reached" not in evals[m] for m in models):  # a run from before them
         return []
-    curves = {m: step_error_rates(evals, seeds, m) for m in models}
+    curves = {m: step_error_rates(evals[m]) for m in models}
     K = curves[models[0]].shape[1]
     lo = int(np.argmax(np.isfinite(curves[models[0]]).all(0)))  # first step every seed reached
     stats.plot_curves(run_dir.plots / "step_errors.png", np.arange(1, K + 1),
@@ -88,7 +86,7 @@ def _exposure_section(run_dir, config: GKDConfig, seeds: list[int], models) -> l
           "reached the step whose step is wrong given their own prefix; mean over seeds)", ""]
     rows = []
     for m in models:
-        first = np.sum([evals[sd, m]["first_wrong"] for sd in seeds], axis=0)
+        first = np.sum(evals[m]["first_wrong"], axis=0)
         cdf = np.cumsum(first) / max(first.sum(), 1)
         med = int(np.searchsorted(cdf, 0.5))
         rows.append([m, *(f"{np.nanmean(curves[m][:, k]):.1f}" for k in range(lo, K)),
@@ -110,13 +108,13 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
     gkd = [m for m in GKD if m in config.methods]
     models = ["init", *config.methods]
     md = ["## Student accuracy (mean over seeds [95% bootstrap CI], %)", ""]
-    first = run_dir.events("eval", seed=seeds[0])
+    lrs = chosen_lrs(run_dir, config, seeds[0])
     rows = []
     for m in models:
         cells = [stats.ci_cell(stats.bootstrap_ci(arr), "+.1f" if i == 1 else ".1f")
                  for i, arr in enumerate((g[m], g[m] - g["init"], t1[m],
                                           t["val_greedy_acc"][m], t["val_t1_acc"][m]))]
-        lr = "" if m == "init" else f"{choose_lr(first, m, config.lrs):g}"
+        lr = "" if m == "init" else f"{lrs[m]:g}"
         rows.append([m, lr, *cells])
     md.append(stats.markdown_table(
         ["model", "lr", "test greedy", "gain over start", "test temperature 1",
@@ -125,10 +123,11 @@ def report(config: GKDConfig, run_dir, seeds: list[int]) -> Report:
                     {m: stats.bootstrap_ci(g[m]) for m in models},
                     ylabel="held-out greedy accuracy (%)",
                     title=f"GKD on {config.task}: student accuracy, {len(seeds)} seed(s)")
-    teacher = run_dir.events("eval", model="teacher")
-    if teacher:
-        md += ["", f"Teacher (learned): greedy {teacher[0]['greedy_acc'] * 100:.1f}%, "
-               f"temperature 1 {teacher[0]['t1_acc'] * 100:.1f}%."]
+    if config.teacher_kind == "learned":
+        teacher = stats.collect(run_dir, "eval", by={"model": ["teacher"]},
+                                values=("greedy_acc", "t1_acc"))
+        md += ["", f"Teacher (learned): greedy {teacher['greedy_acc'][0] * 100:.1f}%, "
+               f"temperature 1 {teacher['t1_acc'][0] * 100:.1f}%."]
     else:
         md += ["", f"Teacher: algorithmic (exact; mass {1 - config.teacher_eps:g} + ε/V on "
                "the correct continuation of the row's own prefix)."]
