@@ -118,6 +118,19 @@ def test_values_none_takes_the_fields_every_cell_has(tmp_path):
     np.testing.assert_array_equal(t["n"], [1, 2])
 
 
+def test_collect_events_gives_each_cells_record_under_the_same_rules(tmp_path):
+    run = make(tmp_path)
+    write_evals(run, [0, 1], 2, skip={(1, 1)})
+    recs = stats.collect_events(run, "eval", by={"seed": [0], "iteration": range(2)})
+    assert list(recs) == [(0, 0), (0, 1)] and recs[(0, 1)]["n"] == 1
+    with pytest.raises(IncompleteRunError, match="seed=1, iteration=1; finish it"):
+        stats.collect_events(run, "eval", by={"seed": [0, 1], "iteration": range(2)})
+    run.complete = False
+    recs = stats.collect_events(run, "eval", by={"seed": [1, 0], "iteration": range(2)},
+                                partial="seed")
+    assert list(recs) == [(0, 0), (0, 1)]
+
+
 def test_list_valued_fields_keep_their_axes_and_ragged_lists_become_objects(tmp_path):
     run = make(tmp_path)
     for sd in (0, 1):

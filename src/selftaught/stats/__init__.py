@@ -29,7 +29,7 @@ from selftaught.stats.core import (
     unit_bootstrap,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
-from selftaught.stats.report import ci_cell, collect, markdown_table
+from selftaught.stats.report import ci_cell, collect, collect_events, markdown_table
 
 __all__ = [
     "MIN_SEEDS_FOR_CI",
@@ -43,6 +43,7 @@ __all__ = [
     "claim_less",
     "group_bootstrap",
     "collect",
+    "collect_events",
     "iqm_difference",
     "mean_ci",
     "markdown_table",

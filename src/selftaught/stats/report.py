@@ -44,42 +44,24 @@ def collect(run_dir, event: str, *, by: Mapping[str, Iterable], values: Sequence
     in full: there a missing cell still raises). `optional`: such an unfinished run that
     lacks cells (after `partial`) gives None instead, for a section its report leaves out.
     """
-    keys = {name: list(vals) for name, vals in by.items()}
-    if not keys:
-        raise ValueError("collect needs at least one key in `by`")
-    match = dict(where or {})
-    found: dict[tuple, dict] = {}
-    for rec in run_dir.events(event, **match):
-        found[tuple(rec.get(name) for name in keys)] = rec
-    if partial is not None and partial not in keys:
-        raise ValueError(f"partial={partial!r} is not a key of `by` ({', '.join(keys)})")
-    cells = list(itertools.product(*keys.values()))
-    missing = [c for c in cells if c not in found]
-    unfinished = getattr(run_dir, "complete", None) is False
-    if missing and partial is not None and unfinished:
-        axis = list(keys).index(partial)
-        lacking = {c[axis] for c in missing}
-        kept = [v for v in keys[partial] if v not in lacking]
-        if kept:
-            keys[partial] = kept
-            cells = list(itertools.product(*keys.values()))
-            missing = []
-    if missing and optional and unfinished:
+    recs = collect_events(run_dir, event, by=by, where=where, partial=partial,
+                          optional=optional)
+    if recs is None:
         return None
-    if missing:
-        raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
+    keys = {name: list(dict.fromkeys(c[i] for c in recs)) for i, name in enumerate(by)}
+    cells = list(recs)
     shape = tuple(len(v) for v in keys.values())
     if values is None:
-        common = set.intersection(*(set(found[c]) for c in cells))
+        common = set.intersection(*(set(recs[c]) for c in cells)) if cells else set()
         values = sorted(common - {"event", "phase", *keys})
     out: dict[str, Any] = {} if partial is None else {partial: list(keys[partial])}
     for name in values:
         column = []
         for cell in cells:
-            rec = found[cell]
+            rec = recs[cell]
             if name not in rec:
                 raise DataError(
-                    f"{run_dir.metrics_path}: the {event!r} event for {_cell(keys, cell)} has "
+                    f"{run_dir.metrics_path}: the {event!r} event for {_cell(by, cell)} has "
                     f"no field {name!r} (written by another version of the recipe?); rerun the "
                     "recipe in a new --run-dir")
             column.append(rec[name])
@@ -95,6 +77,41 @@ def _stack(column: list, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.empty(len(column), object)
         arr[:] = [np.asarray(v) for v in column]
     return arr.reshape(shape + arr.shape[1:])
+
+
+def collect_events(run_dir, event: str, *, by: Mapping[str, Iterable],
+                   where: Mapping[str, Any] | None = None, partial: str | None = None,
+                   optional: bool = False) -> dict[tuple, dict] | None:
+    """The counted `event`s of `run_dir` by cell: {(value of each key of `by`): the event}
+    for every cell of `by`, in its order (the last event of a cell if several). The same
+    rules as `collect` (`where`, `partial`, `optional`, the one-line IncompleteRunError for
+    a missing cell), for a report that reads many fields of one record, or fields only some
+    versions of the recipe log."""
+    keys = {name: list(vals) for name, vals in by.items()}
+    if not keys:
+        raise ValueError("collect needs at least one key in `by`")
+    if partial is not None and partial not in keys:
+        raise ValueError(f"partial={partial!r} is not a key of `by` ({', '.join(keys)})")
+    match = dict(where or {})
+    found: dict[tuple, dict] = {}
+    for rec in run_dir.events(event, **match):
+        found[tuple(rec.get(name) for name in keys)] = rec
+    cells = list(itertools.product(*keys.values()))
+    missing = [c for c in cells if c not in found]
+    unfinished = getattr(run_dir, "complete", None) is False
+    if missing and partial is not None and unfinished:
+        axis = list(keys).index(partial)
+        lacking = {c[axis] for c in missing}
+        kept = [v for v in keys[partial] if v not in lacking]
+        if kept:
+            keys[partial] = kept
+            cells = list(itertools.product(*keys.values()))
+            missing = []
+    if missing and optional and unfinished:
+        return None
+    if missing:
+        raise IncompleteRunError(_missing_text(run_dir, event, list(keys), missing, match))
+    return {c: found[c] for c in cells}
 
 
 def _cell(keys: Mapping[str, Any], cell: tuple) -> str:
