@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import ConfigError
 from selftaught.core.recipe import Report
 from selftaught.core.rundir import RunDir
 from selftaught.evolve.discriminator import (
@@ -45,19 +44,19 @@ SEARCH = "search seeds"
 
 
 def report(config: GuidedEvolutionConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    runs = run_dir.events("run")
-    if not runs:
-        raise ConfigError(f"{run_dir.path} has no finished runs to report; run it (--resume)")
     all_arms = arm_names(config)
     arms = [a for a in all_arms if a not in oracle_cells(config)]
-    by = {(r["equation"], r["seed"], r["arm"]): r for r in runs}
-    eqs = [e for e, _ in tasks(config) if any(k[0] == e for k in by)]
-    done_seeds = [s for s in seeds if all((e, s, a) in by for e in eqs for a in all_arms)]
+    eqs = [e for e, _ in tasks(config)]
+    if run_dir.complete is False:  # an unfinished run reports the tasks it has started
+        started = {r["equation"] for r in run_dir.events("run")}
+        eqs = [e for e in eqs if e in started] or eqs
+    # (task, seed, arm) -> its search's record; an unfinished run: the seeds done everywhere
+    by = stats.collect_events(run_dir, "run", by={"equation": eqs, "seed": seeds,
+                                                  "arm": all_arms}, partial="seed")
+    done_seeds = list(dict.fromkeys(s for _, s, _ in by))
     # per seed: evaluations to target averaged over tasks, per arm
     evals = np.array([[np.mean([by[(e, s, a)]["evals_to_target"] for e in eqs]) for a in arms]
                       for s in done_seeds])
-    if len(evals) == 0:
-        raise ConfigError("no seed finished every arm yet; resume the run")
     n = len(done_seeds)
     paper = {"optimizer": "3.7x", "rl_loss": "4x"}.get(config.domain, "3.7-4x")
     claims = []
