@@ -129,6 +129,12 @@ def test_collect_events_gives_each_cells_record_under_the_same_rules(tmp_path):
     recs = stats.collect_events(run, "eval", by={"seed": [1, 0], "iteration": range(2)},
                                 partial="seed")
     assert list(recs) == [(0, 0), (0, 1)]
+    run.log("best", formula="x")  # an event logged once: no key
+    assert stats.collect_events(run, "best", by={}) == {(): {"event": "best", "formula": "x"}}
+    assert stats.collect_events(run, "none", by={}, optional=True) is None
+    run.complete = None
+    with pytest.raises(IncompleteRunError, match="no 'none' event; finish it with `selftaught"):
+        stats.collect_events(run, "none", by={})
 
 
 def test_list_valued_fields_keep_their_axes_and_ragged_lists_become_objects(tmp_path):

@@ -86,10 +86,8 @@ def collect_events(run_dir, event: str, *, by: Mapping[str, Iterable],
     for every cell of `by`, in its order (the last event of a cell if several). The same
     rules as `collect` (`where`, `partial`, `optional`, the one-line IncompleteRunError for
     a missing cell), for a report that reads many fields of one record, or fields only some
-    versions of the recipe log."""
+    versions of the recipe log. `by={}`: the one cell () holds the event logged once."""
     keys = {name: list(vals) for name, vals in by.items()}
-    if not keys:
-        raise ValueError("collect needs at least one key in `by`")
     if partial is not None and partial not in keys:
         raise ValueError(f"partial={partial!r} is not a key of `by` ({', '.join(keys)})")
     match = dict(where or {})
@@ -127,7 +125,8 @@ def _missing_text(run_dir, event: str, keys: list[str], missing: list[tuple],
     shown = "; ".join(_cell(keys, c) for c in missing[:3])
     more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
     filt = f" ({_cell(where, tuple(where.values()))})" if where else ""
-    return (f"{run_dir.path} is an unfinished run: no {event!r} event{filt} for {shown}{more}; "
+    cells = f" for {shown}{more}" if keys else ""
+    return (f"{run_dir.path} is an unfinished run: no {event!r} event{filt}{cells}; "
             f"finish it with `selftaught run {recipe} --resume {shlex.quote(str(run_dir.path))}`")
 
 
