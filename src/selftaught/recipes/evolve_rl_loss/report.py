@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import ConfigError
 from selftaught.core.recipe import Claim, Report
 from selftaught.core.rundir import RunDir
 from selftaught.recipes.evolve_rl_loss.config import (
@@ -20,12 +19,14 @@ result."""
 
 
 def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    refs = {e["loss"]: np.asarray(e["scores"]) for e in run_dir.events("reference")}
-    if "dqn" not in refs:
-        raise ConfigError(f"{run_dir.path} has no finished reference phase; resume the run")
+    # each section of an unfinished run shows what its phases have finished
+    refs = {loss: np.asarray(e["scores"]) for (loss,), e in stats.collect_events(
+        run_dir, "reference", by={"loss": ["dqn", "dqnreg"]}).items()}
     claims: list[Claim] = []
     md = ["## From scratch", ""]
-    searches = sorted(run_dir.events("scratch_search"), key=lambda e: e["search"])
+    ks = range(config.scratch_searches)
+    searches = list((stats.collect_events(run_dir, "scratch_search", by={"search": ks},
+                                          partial="search", optional=True) or {}).values())
     if searches:
         S = len(searches)
         wins = sum(bool(e["success"]) for e in searches)
@@ -55,7 +56,8 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                           {"best chain score": np.asarray([e["curve"] for e in searches])},
                           xlabel="real evaluations", ylabel="best chain-MDP score")
         md += ["", "![scratch search](plots/scratch_chain_search.png)"]
-    results = sorted(run_dir.events("scratch_result"), key=lambda e: e["search"])
+    results = list((stats.collect_events(run_dir, "scratch_result", by={"search": ks},
+                                         optional=True) or {}).values())
     if results:
         best = np.asarray([r["scores"] for r in results])              # [searches, n]
         diff = stats.paired_difference_ci(best, np.broadcast_to(refs["dqn"], best.shape),
@@ -67,9 +69,9 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
             "the CI's low end > -0.1", diff, -0.1, unit=SEARCH))
         md += ["", f"Best losses re-trained on {best.shape[1]} CartPole seeds: "
                f"{stats.ci_cell(diff, '+.3f')} vs DQN ({refs['dqn'].mean():.3f})."]
-    boot = run_dir.events("bootstrap_result")
+    boot = stats.collect_events(run_dir, "bootstrap_result", by={}, optional=True)
     if boot:
-        b = boot[0]
+        b = boot[()]
         md += ["", "## Bootstrapped from the DQN graph", "",
                f"Best: `{b['formula']}` (TD-likeness {b['td_likeness']:.2f}"
                f"{'; the DQN loss itself' if b['is_dqn'] else ''}) after "
@@ -79,11 +81,14 @@ def report(config: EvolveRLLossConfig, run_dir: RunDir, seeds: list[int]) -> Rep
                    ["top programs", "search fitness"],
                    [[f"`{f}`", f"{v:.3f}"] for f, v in zip(b["top_formulas"],
                                                             b["top_fitness"])])]
-    held = run_dir.events("heldout")
+    held = stats.collect_events(run_dir, "heldout", by={"env": sorted(config.heldout_envs),
+                                                        "loss": ["dqn", "evolved"]},
+                                partial="env", optional=True)
     bars = {f"{k} (CartPole)": stats.bootstrap_ci(v) for k, v in refs.items()}
     if held:
-        by = {(e["env"], e["loss"]): np.asarray(e["scores"]) for e in held}
-        envs = sorted({e["env"] for e in held})
+        by = {k: np.asarray(e["scores"]) for k, e in held.items()}
+        envs = list(dict.fromkeys(e for e, _ in held))
+        held = list(held.values())
         dq = np.stack([by[(e, "dqn")] for e in envs], 1)
         ev = np.stack([by[(e, "evolved")] for e in envs], 1)
         evolved = next(e for e in held if e["loss"] == "evolved")
