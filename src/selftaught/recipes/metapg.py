@@ -50,7 +50,7 @@ import math
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import ConfigError, UnknownNameError, check
+from selftaught.core.errors import UnknownNameError, check
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
@@ -312,9 +312,10 @@ search seed; a run searches once (config.seed), so every claim is undetermined, 
 whatever the re-evaluation over fresh training seeds (recorded as what the CI is over)."""
 
 def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    gens = run_dir.events("generation")
-    if not gens:
-        raise ConfigError(f"{run_dir.path} has no finished search generation; resume the run")
+    # an unfinished run reports the generations it has finished (and no re-evaluation)
+    gens = list(stats.collect_events(run_dir, "generation",
+                                     by={"generation": range(config.generations + 1)},
+                                     partial="generation").values())
     last = gens[-1]
     md = [f"## Search ({config.env}, perturbed {config.perturb_param} x "
           f"{list(config.perturb_scales)})", "",
@@ -334,10 +335,10 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                       xlabel="generation", ylabel="best in population")
     md += ["", "![search](plots/search.png)"]
     claims: list[Claim] = []
-    ev = run_dir.events("reeval")
-    if not ev:
+    ev = stats.collect_events(run_dir, "reeval", by={}, optional=True)
+    if ev is None:
         return Report(claims, "\n".join(md))
-    r = ev[0]
+    r = ev[()]
     perf = np.asarray(r["performance"], np.float64)        # [1 + members, n]
     gen = np.asarray(r["generalizability"], np.float64)
     search = np.asarray(r["search_objectives"], np.float64)
