@@ -19,15 +19,22 @@ from selftaught.recipes.value_loss_mechanisms.experiment import (
 )
 
 
-def _finals(run_dir: RunDir, seeds: list[int]) -> dict[tuple[str, float], np.ndarray]:
-    """{(loss, width): seeds x conditions final relative RMSE}, seeds in `seeds` order."""
-    by: dict[tuple[str, float], dict[int, list]] = {}
-    for e in run_dir.events("eval"):
-        by.setdefault((e["loss"], float(e["width"])), {})[e["seed"]] = e["curves"]
+def _last(curves) -> np.ndarray:
+    """seeds x conditions: the last point of each [seeds, conditions, points] curve."""
+    return np.array([[c[-1] for c in row] for row in curves], np.float64)
+
+
+def _finals(cfg: ValueLossMechanismsConfig, run_dir: RunDir,
+            seeds: list[int]) -> dict[tuple[str, float], np.ndarray]:
+    """{(loss, width): seeds x conditions final relative RMSE}, seeds in `seeds` order, for
+    every (loss, width) of the config (an unfinished run: the evaluated ones)."""
     out = {}
-    for k, rows in by.items():
-        if all(s in rows for s in seeds):
-            out[k] = np.array([[c[-1] for c in rows[s]] for s in seeds], np.float64)
+    for loss in cfg.losses:
+        for w in map(float, cfg.widths):
+            t = stats.collect(run_dir, "eval", by={"seed": seeds}, values=("curves",),
+                              where={"loss": loss, "width": w}, optional=True)
+            if t is not None:
+                out[(loss, w)] = _last(t["curves"])
     return out
 
 
@@ -44,7 +51,7 @@ def _fmt(est) -> str:
 
 def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     conds = [tuple(c) for c in cfg.conditions()]
-    finals = _finals(run_dir, seeds)
+    finals = _finals(cfg, run_dir, seeds)
     losses = [x for x in cfg.losses if all((x, float(w)) in finals for w in cfg.widths)]
     widths = [float(w) for w in cfg.widths]
     md = ["## Setup", "",
@@ -153,7 +160,13 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
             plots.append("advantage_vs_gamma.png")
 
     # how close each lr choice was (tuning seeds), and the targets the support clips
-    tune = {(e["loss"], float(e["width"])): lr_scores(e["final"]) for e in run_dir.events("tune")}
+    tune = {}
+    for loss in cfg.losses:
+        for w in map(float, cfg.widths):
+            e = stats.collect_events(run_dir, "tune", by={}, where={"loss": loss, "width": w},
+                                     optional=True)
+            if e is not None:  # (an unfinished run: the tuned ones)
+                tune[(loss, w)] = lr_scores(e[()]["final"])
     if tune:
         md += ["", "## Learning-rate choice margin (tuning seeds)", "",
                "Tuning score = mean final relative RMSE over the tuning seeds and all "
@@ -176,10 +189,11 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
 
     # sigma sweep
     sig = {}
-    for e in run_dir.events("sigma"):
-        sig.setdefault(float(e["sigma_ratio"]), {})[e["seed"]] = [c[-1] for c in e["curves"]]
-    sig = {r: np.array([v[s] for s in seeds]) for r, v in sig.items()
-           if all(s in v for s in seeds)}
+    for r in map(float, cfg.sigma_ratios):
+        t = stats.collect(run_dir, "sigma", by={"seed": seeds}, values=("curves",),
+                          where={"sigma_ratio": r}, optional=True)
+        if t is not None:  # (an unfinished run: the ratios it has swept)
+            sig[r] = _last(t["curves"])
     if sig:
         md += ["", f"## HL-Gauss sigma / bin-width sweep (width {cfg.sigma_width:g})", "",
                stats.markdown_table(
