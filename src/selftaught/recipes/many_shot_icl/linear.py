@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import check
 from selftaught.lm import BOS
 from selftaught.lm.tokenizer import NUM_SPECIAL
 from selftaught.lm.train import (
@@ -113,7 +112,6 @@ def linear_eval(log, config: ManyShotConfig, d: int, params_S, seeds: list[int])
 
 
 def report_linear(config: ManyShotConfig, run_dir, seeds: list[int]):
-    ev = {(e["d"], e["seed"], e["shots"]): e for e in run_dir.events("linear_eval")}
     methods = ("icl", "knn", "logistic")
     md = ["## 4. Linear classification in context vs kNN and logistic regression "
           "(test accuracy %)", "",
@@ -124,11 +122,9 @@ def report_linear(config: ManyShotConfig, run_dir, seeds: list[int]):
     first_icl = []
     for d in config.linear_dims:
         shots = linear_shots_for(config, d)
-        missing = [(s, k) for s in seeds for k in shots if (d, s, k) not in ev]
-        check(not missing, f"{run_dir.path}: no linear evaluation at d={d} for (seed, shots) "
-              f"{missing[:3]}; the run is unfinished: continue it with --resume")
-        acc = {m: np.array([[ev[(d, s, k)][m] * 100 for k in shots] for s in seeds])
-               for m in methods}
+        t = stats.collect(run_dir, "linear_eval", by={"seed": seeds, "shots": shots},
+                          values=methods, where={"d": d})
+        acc = {m: t[m] * 100 for m in methods}
         for m in methods:
             last[m].append(acc[m][:, -1])
         first_icl.append(acc["icl"][:, 0])

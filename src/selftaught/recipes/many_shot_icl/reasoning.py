@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
-from selftaught.core import check
 from selftaught.lm import BOS, sample
 from selftaught.lm.tokenizer import EOS, SEP, CharTokenizer
 from selftaught.lm.train import (
@@ -214,14 +213,12 @@ def reason_eval(log, config: ManyShotConfig, cfg, tok, params_of_seed, seeds: li
 
 def report_reasoning(config: ManyShotConfig, run_dir, seeds: list[int]):
     shots = config.reason_shots
-    ev = {(e["mode"], e["seed"], e["shots"]): e for e in run_dir.events("reason_eval")}
-    missing = [(m, s, k) for m in MODES for s in seeds for k in shots if (m, s, k) not in ev]
-    check(not missing, f"{run_dir.path}: no reasoning evaluation for (mode, seed, shots) "
-          f"{missing[:3]}; the run is unfinished: continue it with --resume")
-    acc = {m: np.array([[ev[(m, s, k)]["acc"] * 100 for k in shots] for s in seeds])
-           for m in MODES}
-    used = np.array([[ev[("reinforced", s, k)]["shots_used"] for k in shots] for s in seeds])
-    verified = {e["seed"]: e["verified"] for e in run_dir.events("reason_shots")}
+    t = stats.collect(run_dir, "reason_eval", by={"mode": MODES, "seed": seeds, "shots": shots},
+                      values=("acc", "shots_used"))
+    acc = {m: t["acc"][i] * 100 for i, m in enumerate(MODES)}
+    used = t["shots_used"][MODES.index("reinforced")]
+    verified = {s: e["verified"] for (s,), e in stats.collect_events(
+        run_dir, "reason_shots", by={"seed": seeds}).items()}
     x = np.arange(len(shots))
     stats.plot_curves(run_dir.plots / "reinforced_unsupervised.png", x,
                       {f"{m.replace('_', '-')} shots": acc[m] for m in MODES},

@@ -12,7 +12,6 @@ import numpy as np
 import optax
 
 from selftaught import stats
-from selftaught.core import check
 from selftaught.lm import BOS, Transformer, TransformerConfig, init_params, unsampleable
 from selftaught.lm.model import prefix_cached_logprobs
 from selftaught.lm.tokenizer import NUM_SPECIAL
@@ -183,12 +182,9 @@ def evaluate_rules(log, config: ManyShotConfig, family, cfg, params_S, kind: str
 
 def table(run_dir, seeds: list[int], shots: tuple[int, ...]) -> dict:
     """(kind, metric) -> array [seeds, shots]."""
-    ev = {(e["kind"], e["seed"], e["shots"]): e for e in run_dir.events("eval")}
-    missing = [(k, s, n) for k in KINDS for s in seeds for n in shots if (k, s, n) not in ev]
-    check(not missing, f"{run_dir.path}: no evaluation for (kind, seed, shots) {missing[:3]}; "
-          "the run is unfinished: continue it with --resume")
-    return {(k, m): np.array([[ev[(k, s, n)][m] for n in shots] for s in seeds])
-            for k in KINDS for m in ("acc", "nll", "prior_agree")}
+    t = stats.collect(run_dir, "eval", by={"kind": KINDS, "seed": seeds, "shots": shots},
+                      values=("acc", "nll", "prior_agree"))
+    return {(k, m): t[m][i] for i, k in enumerate(KINDS) for m in ("acc", "nll", "prior_agree")}
 
 
 def run_rules(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
@@ -260,7 +256,8 @@ def report_rules(config: ManyShotConfig, run_dir, seeds: list[int]):
             ["shots", *kinds],
             [[n, *(_cells(t[(k, metric)][:, j]) for k in kinds)] for j, n in enumerate(shots)]),
             ""]
-    losses = {e["seed"]: e["loss"] for e in run_dir.events("train")}
+    losses = {s: e["loss"] for (s,), e in stats.collect_events(  # the last training part's
+        run_dir, "train", by={"seed": seeds}).items()}
     md += [f"Final meta-training loss per seed: {losses}.", "",
            "![accuracy](plots/accuracy_vs_shots.png) ![override](plots/bias_override.png) "
            "![nll](plots/nll_vs_accuracy.png)", ""]
