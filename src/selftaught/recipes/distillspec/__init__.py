@@ -110,6 +110,7 @@ from selftaught.recipes.distillspec.config import (  # noqa: F401
     ablation_name,
     draft_names,
     draft_specs,
+    settings,
 )
 from selftaught.recipes.distillspec.report import (  # noqa: F401
     _arr,
@@ -213,13 +214,6 @@ def baselines(config: DistillSpecConfig, st: Setting, target, draft, key) -> dic
 TARGET = "target alone"  # the key of target-only decoding in a round of timings
 
 
-def _settings(config: DistillSpecConfig) -> list[tuple[str, int, float]]:
-    """(mode, γ, ε) decoded: exact at every γ in both modes, then each lossy ε < 1 at T=1
-    and γ = lossy_gamma."""
-    return ([(mode, g, 1.0) for mode in MODES for g in config.gammas]
-            + [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0])
-
-
 def _spec_fns(st: Setting, target, drafts: dict, prompts: dict, key, mode: str, g: int,
               eps: float) -> dict:
     """name -> zero-argument speculative decoding of `prompts` with that draft."""
@@ -245,7 +239,7 @@ def measure(config: DistillSpecConfig, st: Setting, target, drafts: dict, key,
     target's time by the draft's from the same rounds."""
     t, m, N = st.prompts["tokens"], st.prompts["mask"], st.s.max_new
     recs = []
-    for mode, g, eps in _settings(config):
+    for mode, g, eps in settings(config):
         fns = _spec_fns(st, target, drafts, st.prompts, key, mode, g, eps)
         fns[TARGET] = lambda mode=mode: sample(target, st.target_cfg, t, m, key, max_new_tokens=N,
                                                greedy=mode == "greedy", temperature=1.0)
@@ -271,7 +265,7 @@ def validation(config: DistillSpecConfig, st: Setting, target, drafts: dict, key
     divergence; CPU seconds: γ); per ε < 1 at T=1, γ = lossy_gamma, the drafts named in
     `lossy` (accuracy: the lenience ε*)."""
     recs = []
-    for mode, g, eps in _settings(config):
+    for mode, g, eps in settings(config):
         used = {n: p for n, p in drafts.items() if eps == 1.0 or n in lossy}
         fns = _spec_fns(st, target, used, st.val_prompts, key, mode, g, eps)
         if eps == 1.0:

@@ -123,3 +123,10 @@ def draft_specs(config: DistillSpecConfig) -> dict[str, tuple[str, float]]:
 
 def draft_names(config: DistillSpecConfig) -> list[str]:
     return list(draft_specs(config))
+
+
+def settings(config: DistillSpecConfig) -> list[tuple[str, int, float]]:
+    """(mode, γ, ε) decoded: exact at every γ in both modes, then each lossy ε < 1 at T=1
+    and γ = lossy_gamma."""
+    return ([(mode, g, 1.0) for mode in MODES for g in config.gammas]
+            + [("t1", config.lossy_gamma, e) for e in config.epsilons if e < 1.0])

@@ -12,31 +12,39 @@ from selftaught.recipes.distillspec.config import (
     DistillSpecConfig,
     ablation_name,
     draft_names,
+    settings,
 )
 
 
-def _records(run_dir, seeds):
-    recs = run_dir.events("spec")
-    have = {r["seed"] for r in recs}
-    if not set(seeds) <= have:
-        raise ConfigError(f"{run_dir.path}: no measurements for seeds "
-                          f"{sorted(set(seeds) - have)}; continue the run with --resume")
+def _control(config: DistillSpecConfig) -> str:
+    return "base_matched" if config.matched_control else "base"
+
+
+def _records(run_dir, seeds, config: DistillSpecConfig) -> list[dict]:
+    """The test measurements: every draft at every (mode, γ, ε) setting, per seed."""
+    recs = []
+    for mode, g, eps in settings(config):
+        recs += stats.collect_events(run_dir, "spec", by={"seed": seeds,
+                                                          "draft": draft_names(config)},
+                                     where={"mode": mode, "gamma": g, "epsilon": eps}).values()
     return recs
 
 
 def validation_records(run_dir, seeds, config: DistillSpecConfig) -> dict:
-    """(seed, draft, mode, γ, ε) -> the validation record; ConfigError for a run without
-    them (an older design) or with seeds missing."""
-    val = run_dir.events("val_spec")
+    """(seed, draft, mode, γ, ε) -> the validation record of each candidate (and the
+    control at ε = 1); ConfigError for a run without them (an older design), the one-line
+    IncompleteRunError for one with records missing."""
+    val = run_dir.events("val_spec")  # (only to tell an older design from an unfinished run)
     if not val or "spec_cpu" not in val[0]:
         raise ConfigError(f"{run_dir.path} predates the validation split (no val_spec "
                           "records with timings); run the recipe again into a new directory")
-    idx = {(r["seed"], r["draft"], r["mode"], r["gamma"], r["epsilon"]): r for r in val}
-    missing = [(sd, d) for sd in seeds for d in config.divergences
-               if (sd, d, MODES[0], config.gammas[0], 1.0) not in idx]
-    if missing:
-        raise ConfigError(f"{run_dir.path}: no validation α for (seed, draft) {missing[:3]}; "
-                          "continue the run with --resume")
+    idx = {}
+    for mode, g, eps in settings(config):  # exact: the candidates and the control; lossy:
+        names = [*config.divergences, _control(config)] if eps == 1.0 else config.divergences
+        for (sd, d), r in stats.collect_events(  # the candidates
+                run_dir, "val_spec", by={"seed": seeds, "draft": names},
+                where={"mode": mode, "gamma": g, "epsilon": eps}).items():
+            idx[(sd, d, mode, g, eps)] = r
     return idx
 
 
@@ -147,7 +155,7 @@ def power_lines(recs, seeds, chosen: dict, gam: dict, ctrl: str) -> list[str]:
 
 
 def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
-    recs = _records(run_dir, seeds)
+    recs = _records(run_dir, seeds, config)
     names = draft_names(config)
     G = list(config.gammas)
     # per draft and mode: α averaged over γ; speedup per γ (per seed)
@@ -157,7 +165,7 @@ def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
           for d in names for m in MODES}
     chosen, val_scores = validation_choice(run_dir, seeds, config)
     val = validation_records(run_dir, seeds, config)
-    ctrl = "base_matched" if config.matched_control else "base"
+    ctrl = _control(config)
     # γ of each speedup comparison: the fastest on validation, per draft and mode
     gam = {(d, m): fastest_gamma(val, seeds, G, d, m) for m in MODES for d in (chosen[m], ctrl)}
     ctrl_words = ("the compute-matched undistilled draft (base + as many SFT steps as the "
@@ -218,7 +226,7 @@ def report(config: DistillSpecConfig, run_dir, seeds: list[int]) -> Report:
     stats.plot_curves(run_dir.plots / "lossy_speedup.png", np.array(eps),
                       {d: front[d][1] for d in names}, xlabel="lenience ε (1 = exact)",
                       ylabel="speedup (CPU time)", title=f"lossy frontier, γ={lg}: speedup")
-    base = {(b["seed"], b["mode"]): b for b in run_dir.events("baseline")}
+    base = stats.collect_events(run_dir, "baseline", by={"seed": seeds, "mode": MODES})
     n = config.eval_problems * config.eval_batches
     md = [f"Divergence selected on validation α ({n} validation prompts disjoint from the "
           f"{n} test prompts, mean over γ and seeds): greedy {chosen['greedy']}, "
