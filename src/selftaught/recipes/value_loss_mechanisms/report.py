@@ -13,7 +13,6 @@ from selftaught.recipes.value_loss_mechanisms.config import (
     ValueLossMechanismsConfig,
 )
 from selftaught.recipes.value_loss_mechanisms.experiment import (
-    _tuned,
     clipped_fraction,
     lr_scores,
 )
@@ -62,11 +61,17 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
           f"{', '.join(f'{x:g}' for x in cfg.lrs)}. Support [{cfg.v_min:g}, {cfg.v_max:g}] x "
           f"{cfg.num_bins}; HL-Gauss sigma = {cfg.sigma_ratio:g} bin widths.", ""]
 
-    # chosen learning rates
+    # chosen learning rates (an unfinished run: "-" where not tuned yet)
+    chosen = {}
+    for loss in cfg.losses:
+        for w in widths:
+            e = stats.collect_events(run_dir, "lr_choice", by={},
+                                     where={"loss": loss, "width": w}, optional=True)
+            chosen[(loss, w)] = None if e is None else e[()]["lr"]
     md += ["## Learning rates chosen on the tuning seeds", "", stats.markdown_table(
         ["loss", *(f"width {w:g}" for w in widths)],
-        [[LABEL[loss], *("-" if _tuned(run_dir, loss, w) is None
-                         else f"{_tuned(run_dir, loss, w):g}" for w in widths)]
+        [[LABEL[loss], *("-" if chosen[(loss, w)] is None else f"{chosen[(loss, w)]:g}"
+                         for w in widths)]
          for loss in cfg.losses])]
 
     def cname(c):
@@ -134,7 +139,7 @@ def report(cfg: ValueLossMechanismsConfig, run_dir: RunDir, seeds: list[int]) ->
                 adv = m - o
                 rows.append([
                     LABEL[x], f"{w:g}",
-                    f"{_tuned(run_dir, x, w):g} ({_tuned(run_dir, 'mse', w):g})",
+                    f"{chosen[(x, w)]:g} ({chosen[('mse', w)]:g})",
                     _fmt(stats.paired_difference_ci(m[:, noise0], o[:, noise0])),
                     _fmt(stats.paired_difference_ci(m[:, noise_hi], o[:, noise_hi])),
                     _fmt(stats.paired_difference_ci(adv[:, noise_hi], adv[:, noise0]))])
