@@ -174,29 +174,59 @@ def test_knobs_switch_components_off_exactly_like_the_static_flags():
 
 
 # ---------------------------------------------------------------- recipe
-def test_default_preset_shares_one_program_across_switch_ablations():
+def test_presets_share_one_program_across_switch_ablations():
     from selftaught.recipes import bbf as recipe
 
-    cfg = recipe.RECIPE.preset("default")
-    progs = recipe.programs(cfg, cfg.envs[0])
-    assert [vs for _, vs in progs.values()] == [
+    def groups(name):
+        cfg = recipe.RECIPE.preset(name)
+        progs = recipe.programs(cfg, cfg.envs[0])
+        return cfg, [(prog, vs) for prog, vs in progs.values()]
+
+    cfg, got = groups("breakout-8k5")
+    assert [vs for _, vs in got] == [
         ["full", "no_resets", "no_spr", "no_weight_decay", "no_annealing"], ["width1"]]
-    (full_prog, _), (w1_prog, _) = progs.values()
+    (full_prog, _), (w1_prog, _) = got
     assert full_prog == recipe.variant_config(cfg, cfg.envs[0], "full")
     assert w1_prog.width == 1.0 and full_prog.width == 4.0
+    assert [vs for _, vs in groups("default")[1]] == [["full", "no_resets", "no_spr"]]
+    assert [vs for _, vs in groups("ablations-2")[1]] == [
+        ["full", "no_weight_decay", "no_annealing"], ["width1"]]
+
+
+def test_the_two_study_presets_split_the_agents_and_share_the_full_agent():
+    """default + ablations-2 train every agent of the study once each, besides the full
+    agent, which both train with the same config and seeds (the same runs)."""
+    from selftaught.recipes import bbf as recipe
+
+    a, b = recipe.RECIPE.preset("default"), recipe.RECIPE.preset("ablations-2")
+    assert set(a.variants) | set(b.variants) == set(recipe.VARIANTS)
+    assert set(a.variants) & set(b.variants) == {"full"}
+    assert dataclasses.replace(a, variants=b.variants) == b
+    env = a.envs[0]
+    assert recipe.variant_config(a, env, "full") == recipe.variant_config(b, env, "full")
+    # the default is the 8.5k-step setting trained longer, with its reset where the probe put it
+    old = recipe.RECIPE.preset("breakout-8k5").bbf
+    assert a.bbf.total_steps == recipe.DEFAULT_STEPS > old.total_steps
+    assert bbf.reset_steps(a.bbf) == [recipe.DEFAULT_RESET]
+    assert bbf.curve_steps(a.bbf)[-1] == a.bbf.total_steps and a.bbf.chunk_steps == old.chunk_steps
+    assert a.bbf.buffer_size >= a.bbf.total_steps  # nothing is evicted, as at 8.5k steps
+    assert dataclasses.replace(a.bbf, total_steps=old.total_steps, num_evals=old.num_evals,
+                               buffer_size=old.buffer_size, reset_every=old.reset_every,
+                               reset_until=old.reset_until) == old
 
 
 def test_cpu_presets_validate_and_no_reset_falls_in_the_scored_window():
-    """The CPU presets are valid configs, and the default's last reset leaves its scored
+    """The CPU presets are valid configs, and each one's last reset leaves its scored
     evaluations (the last final_points) to the recovered agent, not to the post-reset dip."""
     from selftaught.core import config as cfglib
     from selftaught.recipes import bbf as recipe
 
-    for name in ("smoke", "default", "spaceinvaders-3k5"):
-        cfglib.validate(recipe.RECIPE.preset(name))
-    cfg = recipe.RECIPE.preset("default")
-    scored = bbf.curve_steps(cfg.bbf)[-cfg.final_points:]
-    assert bbf.reset_steps(cfg.bbf) and max(bbf.reset_steps(cfg.bbf)) < min(scored)
+    for name in ("smoke", "default", "ablations-2", "breakout-8k5", "spaceinvaders-3k5"):
+        cfg = recipe.RECIPE.preset(name)
+        cfglib.validate(cfg)
+        if name != "smoke":
+            scored = bbf.curve_steps(cfg.bbf)[-cfg.final_points:]
+            assert bbf.reset_steps(cfg.bbf) and max(bbf.reset_steps(cfg.bbf)) < min(scored)
 
 
 def test_recipe_user_errors_exit_2(tmp_path, capsys):
