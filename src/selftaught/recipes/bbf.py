@@ -121,7 +121,25 @@ task is nearly solved early; the TD loss ends lower with SPR, 0.21 vs 0.35); -we
 resolved with 3 seeds); width 1 +0.078 [0.061, 0.095] (the (2, 4, 4) net stays near random,
 0.021).
 
-Measured default (9k steps): pending.
+Measured default (`/usr/bin/time -v selftaught run bbf --preset default`, 2026-12-06, 2-core
+CPU under load 7-12 from 3 other helpers): 43 min 40 s wall at 50% of one core, 1318 CPU-s
+(user + sys), peak RSS 1.9 GiB (idle not timed; at BBF's 0.75-1.3 cores it would take 17-29
+min). Normalised IQM over n = 3 training seeds (mean greedy return of the evaluations at 8.5k
+and 9k steps): full 0.093 [0.073, 0.105] (returns 2.6, 3.5, 3.4 against 0.4 for a random
+policy), again under the 0.1 gate, so both claims are "not tested". Ungated, IQM(full) -
+IQM(ablation): -resets -0.056 [-0.108, -0.020] (the agent without the reset does clear the
+gate, 0.149 [0.122, 0.202], returns 6.4, 4.1, 4.0: the reset at 2.5k drops the mean greedy
+return from 1.3 to 0.25 at 3k while -resets is at 1.7, and the full agent trails it at every
+later evaluation, 3.0 vs 5.2 at 9k; at a budget where the reset costs ~5k steps (probe) and the
+run has 6.5k after it, the reset is what keeps the full agent under the gate); -SPR -0.006
+[-0.026, 0.008] (no effect: the SPR cosine loss is -0.97 at the first evaluation and -0.98
+from 2k steps on, the prediction task is solved early and stops shaping the encoder; the TD
+loss ends equal, 0.24 vs 0.25). The probe's 9k choice did not transfer: on seeds 100-102 the
+same setting scored 0.132 [0.113, 0.168]; the agent's plateau at returns ~3-4 sits on the gate.
+What is left: `--preset ablations-2` (- weight decay, - annealing, width 1; ~1,500 CPU-s by
+this cost) is configured, not run; resets that pay off need a longer run than the 2-core budget
+allows (each costs ~5k steps here), or a higher replay ratio (BBF: 8) so that a reset is
+recovered in fewer env steps.
 """
 
 from __future__ import annotations
