@@ -280,6 +280,54 @@ def test_orm_head_reads_the_last_real_token_and_learns_labels():
     assert losses[-5:].mean() < 0.5 and aux["accuracy"][-5:].mean() == 1.0
 
 
+
+def test_prm_scores_every_position_loss_is_masked_bce_and_score_is_the_min_step():
+    """The process verifier: the ORM's parameters read at every position; the loss is BCE
+    over the labelled positions only (NumPy reference); a solution scores its least likely
+    step; training on step labels learns them."""
+    from selftaught.lm.train import make_prm_loss, prm_logits, prm_scores
+
+    params = init_params(CFG, jax.random.PRNGKey(0))
+    rows = pack_sft(TOK, ["1+2=", "3+4=", "1+2=", "3+4="], ["3", "7", "4", "17"], CFG.max_len)
+    prm = orm_init(params, CFG)
+    prm["head"]["w"] = jnp.asarray(np.random.default_rng(0).normal(size=CFG.d_model),
+                                   jnp.float32)
+    prm["head"]["b"] = jnp.asarray(0.3, jnp.float32)
+    tokens = rows["tokens"]
+    z = np.asarray(prm_logits(prm, CFG, tokens))
+    _, h = Transformer(CFG).apply(params, tokens, None, tokens != 0, return_hidden=True)
+    np.testing.assert_allclose(z, np.asarray(h) @ np.asarray(prm["head"]["w"]) + 0.3,
+                               rtol=1e-5, atol=1e-5)
+    last = (tokens != 0).sum(1) - 1  # the ORM reads exactly the PRM's EOS position
+    np.testing.assert_allclose(orm_logits(prm, CFG, tokens, None), z[np.arange(4), last],
+                               rtol=1e-5, atol=1e-5)
+    mask = np.zeros(tokens.shape, np.float32)
+    label = np.zeros(tokens.shape, np.float32)
+    mask[np.arange(4), last] = 1  # a "step" at the EOS, and one at the first completion token
+    mask[np.arange(4), 6] = 1
+    label[np.arange(4), last] = [1, 1, 0, 0]
+    label[:, 6] = [1, 1, 1, 0]
+    batch = {"tokens": tokens, "step_mask": mask, "step_label": label}
+    loss, aux = make_prm_loss(CFG)(prm, batch, None)
+    zz = z.astype(np.float64)
+    bce = np.maximum(zz, 0) - zz * label + np.log1p(np.exp(-np.abs(zz)))
+    assert float(loss) == pytest.approx((bce * mask).sum() / mask.sum(), rel=1e-4)
+    assert float(aux["step_accuracy"]) == pytest.approx(
+        (((zz > 0) == (label > 0.5)) * mask).sum() / mask.sum())
+    # score = min over the labelled positions; batching and a row-count padding change nothing
+    np.testing.assert_allclose(prm_scores(prm, CFG, tokens, mask, batch_size=3),
+                               np.where(mask > 0, z, np.inf).min(1), rtol=1e-5, atol=1e-5)
+    rows = {**batch, "weight": np.ones(4, np.float32)}
+    tr = make_trainer(make_prm_loss(CFG), TrainConfig(lr=3e-3, warmup_steps=2, total_steps=80,
+                                                      batch_size=4))
+    state, losses, aux = fit(tr, tr.init(jax.random.PRNGKey(0), orm_init(params, CFG)), rows,
+                             80, chunk=80, aux=True)
+    assert losses[0] == pytest.approx(np.log(2), rel=1e-4)  # zero head: p = 1/2 everywhere
+    assert losses[-5:].mean() < 0.3 and aux["solution_accuracy"][-5:].mean() == 1.0
+    s = prm_scores(state.params, CFG, tokens, mask)
+    assert s[:2].min() > 0 > s[2:].max()  # rows with a wrong step score below the others
+
+
 # ---------------------------------------------------------------- the evaluator (Liu et al.)
 from selftaught.lm.train import evaluator_scores, make_evaluator_loss, verdict_logits  # noqa
 

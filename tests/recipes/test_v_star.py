@@ -4,6 +4,7 @@ half-written run)."""
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from selftaught import cli, recipes
@@ -11,6 +12,7 @@ from selftaught.core import ConfigError, runner
 from selftaught.core import config as cfglib
 from selftaught.lm import TrainConfig
 from selftaught.lm.model import ModelSize
+from selftaught.lm.tokenizer import EOS
 from selftaught.recipes import v_star
 
 RECIPE = recipes.get("v-star")
@@ -39,20 +41,23 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
     names = {c["name"] for c in ref["claims"]}
     assert names == {"vstar_beats_maj_at_2", "maj_at_2_beats_pass1", "dpo_beats_orm_at_4",
-                     "iteration_2_beats_1"}
+                     "iteration_2_beats_1", "oracle_auroc_beats_dpo"}
     evals = {e["iteration"]: e for e in run.events("eval")}
     assert set(evals) == {0, 1, 2}
     last = evals[2]
     for k in (1, 2, 4):  # every estimate is a rate, and Best-of-k never beats the oracle
-        for name in ("bok_dpo", "bok_orm", "maj", "passk"):
+        for name in ("bok_dpo", "bok_orm", "bok_oracle", "maj", "passk"):
             assert 0.0 <= last[f"{name}_{k}"] <= 1.0
-        assert last[f"bok_dpo_{k}"] <= last[f"passk_{k}"] + 1e-9
-        assert last[f"bok_orm_{k}"] <= last[f"passk_{k}"] + 1e-9
+        for name in ("bok_dpo", "bok_orm", "bok_oracle"):
+            assert last[f"{name}_{k}"] <= last[f"passk_{k}"] + 1e-9
     assert last["bok_dpo_1"] == pytest.approx(last["sample_acc"])  # Best-of-1 = random pick
     assert "bok_orm_1" not in evals[1]  # the ORM baseline is trained at the last iteration
     assert "auroc_orm" not in evals[1] and "auroc_orm" in last
+    assert "auroc_oracle" not in evals[1] and "auroc_oracle" in last
+    train = {e["iteration"]: e for e in run.events("train")}[2]
+    assert 0.0 < train["step_error_rate"] < 1.0 and 0.0 <= train["oracle_step_accuracy"] <= 1.0
     for t in (1, 2):  # within-problem AUROC: a rate, NaN only when no problem has both kinds
-        for name in ("auroc_dpo", "auroc_orm") if t == 2 else ("auroc_dpo",):
+        for name in ("auroc_dpo", "auroc_orm", "auroc_oracle") if t == 2 else ("auroc_dpo",):
             v = evals[t][name]
             assert v != v or 0.0 <= v <= 1.0
     assert "## Verifier ranking quality" in (run.path / "report.md").read_text()
@@ -80,6 +85,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     ({"dpo_beta": 0.0}, "dpo_beta must be > 0"),
     ({"human_problems": 61}, "human_problems (61) must be <= train_problems (60)"),
     ({"task_args": "steps=(1, 2), modulus=1"}, "modulus must be an int"),
+    ({"task": "addition", "task_args": ""}, "pass --no-oracle-verifier"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError) as exc:
@@ -109,3 +115,21 @@ def test_empty_d_ver_is_a_one_line_error_and_leaves_no_iteration_behind(tmp_path
     assert not [e for e in run.events() if e.get("phase") == "seed0/iter1"]
     assert sorted(p.name for p in run.checkpoints.iterdir()
                   if not p.name.endswith(".sha256")) == ["seed0__sft.msgpack"]
+
+
+def test_oracle_step_labels_sit_on_the_token_that_ends_each_step():
+    """pack_steps: the mask marks the last token of each written step (its result digit) and
+    the EOS (the final line), the label the task's step_labels verdict."""
+    s = v_star.make_setting(dataclasses.replace(TINY, task_args="steps=4, modulus=10"), 0)
+    p = s.task.make_problem((7, "+", 8, "*", 6, "-", 9, "+", 4))
+    texts = ["7+8=5 5*6=1 1-9=2 2+4=6\n=6", "=5"]
+    rows = v_star.pack_steps(s, [p, p], texts)
+    for i, text in enumerate(texts):
+        at = np.flatnonzero(rows["step_mask"][i])
+        got = s.tok.decode_batch(rows["tokens"][i:i + 1, at[:-1]])[0] if len(at) > 1 else ""
+        assert got == "".join(text[o] for o, _ in s.task.step_labels(p, text)[:-1])
+        assert rows["tokens"][i, at[-1]] == EOS  # EOS carries the final line's label
+        assert rows["step_label"][i, at].tolist() == [
+            float(ok) for _, ok in s.task.step_labels(p, text)]
+    assert rows["step_label"][0, np.flatnonzero(rows["step_mask"][0])].tolist() == [
+        1, 0, 1, 1, 1]

@@ -227,3 +227,47 @@ def test_algorithmic_teacher_needs_single_digit_values():
     task = tasks.get("chain", steps=3, modulus=17)
     with pytest.raises(ConfigError, match="modulus <= 10"):
         algorithmic_teacher(task, {}, 2, 20, 12)
+
+
+def test_step_labels_charge_the_error_to_the_step_that_makes_it():
+    """Hand-checked: 7+8*6-9+4 mod 10 = 5; the second step writes 5*6=1 (wrong), the third
+    computes right from the written 1 (1-9 = -8 = 2 mod 10), so only step 2 is wrong; the
+    final line =6 follows from the written state (2+4 = 6) and is right, the answer is not."""
+    task = tasks.get("chain", steps=4, modulus=10)
+    p = task.make_problem((7, "+", 8, "*", 6, "-", 9, "+", 4))
+    text = "7+8=5 5*6=1 1-9=2 2+4=6\n=6"
+    assert task.step_labels(p, text) == [(4, True), (10, False), (16, True), (22, True),
+                                         (26, True)]
+    assert [text[o] for o, _ in task.step_labels(p, text)[:-1]] == ["5", "1", "2", "6"]
+    assert not task.verify(p, text)
+    ref = task.reference_solution(p)
+    assert all(ok for _, ok in task.step_labels(p, ref))
+    # skipped steps (the human style) carry the written state through the skipped operations
+    assert task.step_labels(p, "7+8=15=5 0-9=1\n=5") == [(7, True), (13, True), (17, True)]
+    assert task.step_labels(p, "=5") == [(2, True)] and task.step_labels(p, "=4") == [(2, False)]
+    # a wrong loose RAW, a step that does not parse, a missing final line, an empty text
+    assert task.step_labels(p, "7+8=14=5\n=5")[0] == (7, False)
+    assert task.step_labels(p, "7+8=5 zz 0-9=1 1+4=5\n=5")[1] == (7, False)
+    assert task.step_labels(p, "7+8=5 5*6=0") == [(4, True), (10, True), (11, False)]
+    assert task.step_labels(p, "") == [(0, False)]
+
+
+@pytest.mark.parametrize("kwargs", SETTINGS)
+def test_step_labels_all_right_iff_a_well_formed_text_verifies(kwargs):
+    """Reference and human solutions: every label right. One corrupted character anywhere
+    in a reference solution: if it no longer verifies, some label is wrong, and if every
+    label is right it verifies (process labels are at least as strict as the outcome)."""
+    task = tasks.get("chain", **kwargs)
+    rng = np.random.default_rng(0)
+    for p in task.problems("train", 100, seed=2):
+        for text in (task.reference_solution(p), task.human_solution(p, rng)):
+            labels = task.step_labels(p, text)
+            assert all(ok for _, ok in labels) and labels[-1][0] == len(text)
+        ref = task.reference_solution(p)
+        for _ in range(10):
+            i = int(rng.integers(len(ref)))
+            bad = ref[:i] + str(rng.choice(list(task.alphabet))) + ref[i + 1:]
+            oks = [ok for _, ok in task.step_labels(p, bad)]
+            assert all(oks) <= task.verify(p, bad)
+            if bad != ref and bad[i] in "0123456789" and ref[i] in "0123456789":
+                assert not all(oks)  # a changed digit breaks a relation somewhere

@@ -385,6 +385,36 @@ def make_orm_loss(model_cfg: TransformerConfig) -> LossFn:
     return loss_fn
 
 
+def prm_logits(prm_params, cfg: TransformerConfig, tokens_BxT):
+    """Process reward model: a logit of p(this step is correct) at EVERY position ->
+    z_BxT, from the same parameters as an ORM (`orm_init`: an LM plus a linear head) applied
+    to each position's final hidden state instead of the last one's."""
+    real_BxT = tokens_BxT != PAD
+    _, h_BxTxD = Transformer(cfg).apply(prm_params["lm"], tokens_BxT, None, real_BxT,
+                                        return_hidden=True)
+    return h_BxTxD.astype(jnp.float32) @ prm_params["head"]["w"] + prm_params["head"]["b"]
+
+
+def make_prm_loss(model_cfg: TransformerConfig) -> LossFn:
+    """Process-supervised verifier: binary cross-entropy of `prm_logits` against
+    batch["step_label"] (float [B, T]: 1 the step ending at this token is correct, 0 wrong)
+    at the positions where batch["step_mask"] is 1, averaged over labelled steps.
+    aux: step accuracy, and solution accuracy (every step's verdict right)."""
+
+    def loss_fn(params, batch, rng):
+        del rng
+        z_BxT = prm_logits(params, model_cfg, batch["tokens"])
+        y_BxT, m_BxT = batch["step_label"].astype(jnp.float32), batch["step_mask"]
+        xent_BxT = optax.sigmoid_binary_cross_entropy(z_BxT, y_BxT)
+        loss = jnp.sum(xent_BxT * m_BxT) / jnp.maximum(jnp.sum(m_BxT), 1.0)
+        right_BxT = ((z_BxT > 0) == (y_BxT > 0.5)) | (m_BxT == 0)
+        return loss, {"step_accuracy": jnp.sum(((z_BxT > 0) == (y_BxT > 0.5)) * m_BxT)
+                      / jnp.maximum(jnp.sum(m_BxT), 1.0),
+                      "solution_accuracy": jnp.mean(jnp.all(right_BxT, axis=-1))}
+
+    return loss_fn
+
+
 def verdict_logits(params, cfg: TransformerConfig, tokens_BxT, yes_id: int, no_id: int):
     """Evaluator logit z = log S - log(1 - S), S = p(yes) / (p(yes) + p(no)), of the LM's
     next-token distribution after each right-padded row's last real token (the EOS of a
@@ -451,6 +481,21 @@ def orm_scores(orm_params, cfg: TransformerConfig, tokens_NxT, batch_size: int =
 @functools.partial(jax.jit, static_argnums=1)
 def _orm_logits_jit(orm_params, cfg, tokens_BxT):
     return orm_logits(orm_params, cfg, tokens_BxT, None)
+
+
+def prm_scores(prm_params, cfg: TransformerConfig, tokens_NxT, step_mask_NxT,
+               batch_size: int = 512) -> np.ndarray:
+    """A solution's process-verifier score: the MIN over its labelled steps (step_mask 1) of
+    `prm_logits` (the least likely step to be right; a row with no step scores +inf) ->
+    float32[N]."""
+    return batched_rows(lambda t, m: _prm_min_jit(prm_params, cfg, t, m), tokens_NxT,
+                        step_mask_NxT, batch_size=batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _prm_min_jit(prm_params, cfg, tokens_BxT, step_mask_BxT):
+    z_BxT = prm_logits(prm_params, cfg, tokens_BxT)
+    return jnp.min(jnp.where(step_mask_BxT > 0, z_BxT, jnp.inf), axis=-1)
 
 
 def evaluator_scores(params, cfg: TransformerConfig, tokens_NxT, yes_id: int, no_id: int,

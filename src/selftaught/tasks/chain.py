@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,6 +53,12 @@ def apply_op(a: int, op: str, b: int, modulus: int) -> int:
     if op == "-":
         return (a - b) % modulus
     return (a * b) % modulus
+
+
+#: one written step: ``a op b=r`` or loose ``a op b=RAW=r`` (groups a, op, b, RAW, r)
+_STEP = re.compile(r"(\d+)([-+*])(\d+)=(?:(-?\d+)=)?(\d+)")
+#: the final line ``=ANSWER``
+_FINAL = re.compile(r"=(\d+)")
 
 
 def _raw(a: int, op: str, b: int) -> int:
@@ -194,6 +201,60 @@ class ChainTask(Task):
             steps = [s for s, k in zip(steps, keep) if k]
         body = " ".join(steps)
         return f"{body}\n={problem.answer}" if body else f"={problem.answer}"
+
+    # -- process supervision ------------------------------------------------------------------
+    def step_labels(self, problem: Problem, text: str) -> list[tuple[int, bool]]:
+        """True step-correctness labels of a written solution: ``[(offset, correct), ...]``,
+        one per written step (``offset`` = index in ``text`` of the step's last character)
+        and a last one for the final line at ``offset = len(text)`` (where EOS follows).
+
+        Each step is judged given the PREVIOUS WRITTEN STATE (the result the text wrote last,
+        ``v0`` before the first step), so an error is charged to the step that makes it, and
+        a later step that computes right from a wrong value is itself correct. A step
+        ``a op b=r`` (or loose ``a op b=RAW=r``) is correct iff ``op b`` is the prompt's next
+        operation not yet written, or a later one when the text skips steps (as the human
+        style does), ``a`` is the written state carried through the skipped operations, ``r``
+        is ``(a op b) mod m`` (and ``RAW`` is ``a op b`` unreduced). The final line ``=ANS``
+        is correct iff ANS is the written state carried through every operation not yet
+        written. A missing or malformed final line, or a step that does not parse, is wrong.
+        So every label is True iff the text is well formed and verifies; a wrong answer
+        always has a False label. Never raises."""
+        ops = [(problem.operands[i], int(problem.operands[i + 1]))
+               for i in range(1, len(problem.operands), 2)]
+        m = self.modulus
+
+        def carry(value: int, start: int, stop: int) -> int:
+            for op, b in ops[start:stop]:
+                value = apply_op(value, op, b, m)
+            return value
+
+        lines = text.split("\n")
+        final = lines[-1] if len(lines) > 1 or text.startswith("=") else None
+        body = lines[:-1] if final is not None else lines
+        out: list[tuple[int, bool]] = []
+        value, nxt, offset = int(problem.operands[0]), 0, 0
+        for line in body:
+            for word in line.split(" "):
+                end, offset = offset + len(word) - 1, offset + len(word) + 1
+                if not word:
+                    continue
+                got = _STEP.fullmatch(word)
+                if got is None:
+                    out.append((end, False))
+                    continue
+                a, op, b, raw, r = got.groups()
+                a, b, r = int(a), int(b), int(r)
+                match = [j for j in range(nxt, len(ops)) if ops[j] == (op, b)]
+                right = [j for j in match if carry(value, nxt, j) == a]
+                ok = bool(right) and r == apply_op(a, op, b, m) and (
+                    raw is None or int(raw) == _raw(a, op, b))
+                out.append((end, ok))
+                nxt = (right or match)[0] + 1 if (right or match) else nxt + 1
+                value = r
+        answer = _FINAL.fullmatch(final) if final is not None else None
+        out.append((len(text), answer is not None
+                    and int(answer.group(1)) == carry(value, nxt, len(ops))))
+        return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -113,10 +113,12 @@ from selftaught.lm.train import (
     fit,
     make_dpo_loss,
     make_orm_loss,
+    make_prm_loss,
     make_sft,
     make_trainer,
     orm_init,
     orm_scores,
+    prm_scores,
     sequence_logprobs,
 )
 from selftaught.recipes.v_star.config import (  # noqa: F401
@@ -147,6 +149,25 @@ def _dpo_trainer(model_cfg, train_cfg, beta):
 @functools.lru_cache(maxsize=4)
 def _orm_trainer(model_cfg, train_cfg):
     return make_trainer(make_orm_loss(model_cfg), train_cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _prm_trainer(model_cfg, train_cfg):
+    return make_trainer(make_prm_loss(model_cfg), train_cfg)
+
+
+def pack_steps(s: TaskSetting, problems: list, texts: list[str]) -> dict:
+    """`s.pack` rows plus the true step labels of each (clipped) text (`task.step_labels`):
+    step_mask / step_label [N, T], 1 at the token that ends each written step (the EOS for
+    the final line), the label 1 iff that step is correct given the previous written state."""
+    rows = s.pack(problems, texts)
+    n, T = len(texts), rows["tokens"].shape[1]
+    mask, label = np.zeros((n, T), np.float32), np.zeros((n, T), np.float32)
+    for i, (p, text) in enumerate(zip(problems, texts)):
+        at = 2 + len(s.task.prompt(p))  # BOS prompt SEP: the completion's first column
+        for offset, ok in s.task.step_labels(p, s.clip(text)):
+            mask[i, at + offset], label[i, at + offset] = 1.0, float(ok)
+    return add_columns(rows, step_mask=mask, step_label=label)
 
 
 def train_sft(config: VStarConfig, s: TaskSetting, rows: dict, key, params, label: str):
@@ -185,6 +206,20 @@ def train_orm(config: VStarConfig, s: TaskSetting, problems: list, texts: list[s
                           "orm_accuracy": float(aux["accuracy"][-50:].mean())}
 
 
+def train_oracle(config: VStarConfig, s: TaskSetting, problems: list, texts: list[str],
+                 g_sft, key, label: str):
+    """The oracle verifier: G_sft + a head, BCE on true per-step labels (`pack_steps`)."""
+    rows = pack_steps(s, problems, texts)
+    prm = _prm_trainer(s.model_cfg, config.verifier)
+    state, losses, aux = fit(prm, prm.init(key, orm_init(g_sft, s.model_cfg)), rows,
+                             config.verifier.total_steps, chunk=config.chunk_steps,
+                             description=label, aux=True)
+    return state.params, {
+        "oracle_loss": float(losses[-50:].mean()),
+        "oracle_step_accuracy": float(aux["step_accuracy"][-50:].mean()),
+        "step_error_rate": float(1 - rows["step_label"].sum() / rows["step_mask"].sum())}
+
+
 def sample(config: VStarConfig, s: TaskSetting, params, problems: list, n: int, key,
            greedy: bool = False, label: str = "sampling") -> Samples:
     return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
@@ -205,12 +240,13 @@ def log_gate(log, config: VStarConfig, s: TaskSetting, gen, key, seed: int, t: i
 
 
 def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, seed: int,
-             orm=None) -> dict[str, float]:
+             orm=None, oracle=None) -> dict[str, float]:
     """Greedy pass@1 of the generator, and on N sampled candidates per test problem:
     Best-of-k with the DPO verifier (and the ORM), maj@k, pass@k, for every k in config.ks,
     and each verifier's within-problem AUROC (`auroc_dpo`, `auroc_orm`: the fraction of
     (correct, incorrect) candidate pairs of one test problem it orders right; 0.5 = chance),
-    the ranking quality that caps what Best-of-k can gain over a random candidate."""
+    the ranking quality that caps what Best-of-k can gain over a random candidate; with the
+    oracle (process-supervised) verifier also its `bok_oracle_k` and `auroc_oracle`."""
     greedy = sample(config, s, gen, s.test, 1, key, greedy=True, label="greedy pass@1")
     cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
                   label="test candidates")
@@ -226,6 +262,12 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
     if orm is not None:
         orm_score = orm_scores(orm, s.model_cfg, rows["tokens"]).reshape(P, N)
         out["auroc_orm"] = ranking_accuracy(orm_score, cand.correct)
+    if oracle is not None:
+        steps = pack_steps(s, [p for p in s.test for _ in range(N)],
+                           [t for ts in cand.texts for t in ts])
+        oracle_score = prm_scores(oracle, s.model_cfg, steps["tokens"],
+                                  steps["step_mask"]).reshape(P, N)
+        out["auroc_oracle"] = ranking_accuracy(oracle_score, cand.correct)
     for k in config.ks:
         out[f"bok_dpo_{k}"] = float(best_of_k(dpo_score, cand.correct, k).mean())
         out[f"maj_{k}"] = maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
@@ -233,6 +275,8 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
         out[f"passk_{k}"] = float(np.mean(pass_at_k(N, cand.num_correct, k)))
         if orm is not None:
             out[f"bok_orm_{k}"] = float(best_of_k(orm_score, cand.correct, k).mean())
+        if oracle is not None:
+            out[f"bok_oracle_{k}"] = float(best_of_k(oracle_score, cand.correct, k).mean())
     return out
 
 
@@ -316,15 +360,21 @@ def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int,
                             f"seed {seed}: G_{t} = SFT(base, D_gen)")
     verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),
                                  f"seed {seed}: V_{t} = DPO(G_sft)")
-    orm = None
+    orm = oracle = None
     if t == config.iterations:
         labels = all_correct.reshape(-1)
-        orm, ostats = train_orm(config, s, [p for p in s.train
-                                            for _ in range(all_correct.shape[1])],
-                                [x for ts in all_texts for x in ts], labels, g_sft,
+        problems = [p for p in s.train for _ in range(all_correct.shape[1])]
+        texts = [x for ts in all_texts for x in ts]
+        orm, ostats = train_orm(config, s, problems, texts, labels, g_sft,
                                 jax.random.fold_in(key, 3), f"seed {seed}: ORM (BCE)")
         vstats.update(ostats)
-    metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed, orm)
+        if config.oracle_verifier:
+            oracle, ostats = train_oracle(config, s, problems, texts, g_sft,
+                                          jax.random.fold_in(key, 6),
+                                          f"seed {seed}: oracle verifier (step labels)")
+            vstats.update(ostats)
+    metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed, orm,
+                       oracle)
     log("sample", seed=seed, iteration=t, sample_accuracy=float(smp.correct.mean()),
         solved_fraction=float(smp.correct.any(axis=1).mean()),
         d_gen=len(gen_t), d_ver=int(all_correct.size), pairs=len(pairs))

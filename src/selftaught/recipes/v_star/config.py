@@ -55,6 +55,12 @@ class VStarConfig:
     """beta of the DPO loss (paper: 0.1); the verifier score is beta*(log V - log G_sft)"""
     max_pairs_per_problem: int = 8
     """cap on (correct, incorrect) pairs drawn per training problem for DPO"""
+    oracle_verifier: bool = True
+    """also train, at the last iteration beside the ORM, the oracle (process-supervised)
+    verifier: G_sft + the ORM's linear head read at every token, trained with BCE on the
+    TRUE step-correctness labels of the same D_ver samples (the task's `step_labels`), a
+    candidate scored by its least likely step. An upper bound on what this architecture
+    can learn to check, not part of V-STaR; needs a task with step_labels (chain)"""
     candidates: int = 64
     """N: candidates per test problem for Best-of-k (k = 1, 2, 4, ... up to N)"""
     claim_k: int = 16
@@ -94,6 +100,9 @@ class VStarConfig:
         check(callable(getattr(task, "verify", None)),
               f"task {self.task!r} has no verifier (a verify(problem, text) method); V-STaR "
               "labels samples with it, so choose a verifiable task")
+        check(not self.oracle_verifier or callable(getattr(task, "step_labels", None)),
+              f"task {self.task!r} has no step checker (a step_labels(problem, text) method) "
+              "for the oracle verifier; pass --no-oracle-verifier or use the chain task")
 
     @property
     def ks(self) -> list[int]:

@@ -45,12 +45,15 @@ def _gate(config: VStarConfig, run_dir, seeds: list[int]) -> tuple[bool, str, li
 def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
     T, ks, kc = config.iterations, config.ks, config.claim_k
     ev = _evals(run_dir, seeds, T)
+    oracle = all("auroc_oracle" in ev[(sd, T)] for sd in seeds)
     col = lambda name, t: np.array([ev[(sd, t)][name] for sd in seeds]) * 100  # noqa: E731
     curve = lambda fmt, t: np.stack([col(fmt.format(k), t) for k in ks], axis=1)  # noqa: E731
     curves = {
         f"V-STaR (DPO verifier), iteration {T}": curve("bok_dpo_{}", T),
         f"ORM verifier (BCE), iteration {T}": curve("bok_orm_{}", T),
         "majority vote maj@k": curve("maj_{}", T),
+        **({f"oracle verifier (true step labels), iteration {T}": curve("bok_oracle_{}", T)}
+           if oracle else {}),
         "generator only (random candidate)": np.repeat(col("sample_acc", T)[:, None],
                                                        len(ks), 1),
         "pass@k (oracle upper bound)": curve("passk_{}", T),
@@ -82,6 +85,14 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
             f"the DPO verifier's Best-of-{k} beats the ORM's (BCE, same data; points)",
             pd(col(f"bok_dpo_{k}", T), col(f"bok_orm_{k}", T)), unit="training seeds"
         ).gated(gate_ok, gate_why))
+    if oracle:  # the upper bound (not a paper claim): can this architecture check steps?
+        claims.append(stats.claim_greater(
+            "oracle_auroc_beats_dpo",
+            f"upper bound, not a paper claim: the oracle verifier trained on true step labels "
+            f"ranks test candidates better than the DPO verifier (within-problem AUROC x 100, "
+            f"iteration {T})",
+            pd(col("auroc_oracle", T), col("auroc_dpo", T)), unit="training seeds"
+        ).gated(gate_ok, gate_why))
     if T > 1:
         claims.append(stats.claim_greater(
             f"iteration_{T}_beats_1",
@@ -103,9 +114,12 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
                  for t in range(1, T + 1)]),
           "", f"## Best-of-k at iteration {T} (test accuracy %)", "",
           stats.markdown_table(
-              ["k", "V-STaR (DPO)", "ORM (BCE)", "maj@k", "pass@k (oracle)"],
+              ["k", "V-STaR (DPO)", "ORM (BCE)",
+               *(["oracle verifier (step labels)"] if oracle else []), "maj@k",
+               "pass@k (oracle)"],
               [[k, *(cell(col(name, T)) for name in (
-                  f"bok_dpo_{k}", f"bok_orm_{k}", f"maj_{k}", f"passk_{k}"))] for k in ks])]
+                  f"bok_dpo_{k}", f"bok_orm_{k}", *([f"bok_oracle_{k}"] if oracle else []),
+                  f"maj_{k}", f"passk_{k}"))] for k in ks])]
     samples = {(e["seed"], e["iteration"]): e for e in run_dir.events("sample")}
     trains = {(e["seed"], e["iteration"]): e for e in run_dir.events("train")}
 
@@ -123,14 +137,22 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
     auroc = [[t, *(stats.ci_cell(stats.bootstrap_ci(a), ".3f") if np.isfinite(a).all()
                    else "-" for a in (
                        np.array([ev[(sd, t)].get(f"auroc_{v}", np.nan) for sd in seeds])
-                       for v in ("dpo", "orm")))] for t in range(1, T + 1)]
+                       for v in ("dpo", "orm", "oracle")))] for t in range(1, T + 1)]
     md += ["", "## Verifier ranking quality on the test candidates", "",
            "Within-problem AUROC: the fraction of (correct, incorrect) candidate pairs of one "
            "test problem that the verifier's score orders right (ties 1/2; 0.5 = chance), "
            "pooled over problems, mean [95% CI] over seeds. Best-of-k can beat a random "
-           "candidate only as far as this is above 0.5 (the ORM is trained at the last "
-           "iteration only).", "",
-           stats.markdown_table(["iteration", "V-STaR (DPO)", "ORM (BCE)"], auroc)]
+           "candidate only as far as this is above 0.5 (the ORM and the oracle are trained "
+           "at the last iteration only). The oracle verifier has the ORM's architecture and "
+           "data but learns from the TRUE correctness of every written step (an upper bound "
+           "on what this architecture can learn to check, not part of V-STaR).", "",
+           stats.markdown_table(["iteration", "V-STaR (DPO)", "ORM (BCE)",
+                                 "oracle (step labels)"], auroc)]
+    if oracle:
+        tr = lambda k: 100 * np.mean([trains[(sd, T)][k] for sd in seeds])  # noqa: E731
+        md += ["", f"Oracle verifier at iteration {T} (mean over seeds): written steps wrong "
+               f"in D_ver {tr('step_error_rate'):.1f}%, its step accuracy on them (train) "
+               f"{tr('oracle_step_accuracy'):.1f}%."]
     md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
            f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
            "problem; the generator-only "
