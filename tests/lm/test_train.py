@@ -285,7 +285,7 @@ def test_prm_scores_every_position_loss_is_masked_bce_and_score_is_the_min_step(
     """The process verifier: the ORM's parameters read at every position; the loss is BCE
     over the labelled positions only (NumPy reference); a solution scores its least likely
     step; training on step labels learns them."""
-    from selftaught.lm.train import make_prm_loss, prm_logits, prm_scores
+    from selftaught.lm.train import make_prm_loss, prm_aggregate, prm_logits, prm_scores
 
     params = init_params(CFG, jax.random.PRNGKey(0))
     rows = pack_sft(TOK, ["1+2=", "3+4=", "1+2=", "3+4="], ["3", "7", "4", "17"], CFG.max_len)
@@ -315,8 +315,17 @@ def test_prm_scores_every_position_loss_is_masked_bce_and_score_is_the_min_step(
     assert float(aux["step_accuracy"]) == pytest.approx(
         (((zz > 0) == (label > 0.5)) * mask).sum() / mask.sum())
     # score = min over the labelled positions; batching and a row-count padding change nothing
-    np.testing.assert_allclose(prm_scores(prm, CFG, tokens, mask, batch_size=3),
-                               np.where(mask > 0, z, np.inf).min(1), rtol=1e-5, atol=1e-5)
+    z_all = prm_scores(prm, CFG, tokens, batch_size=3)
+    np.testing.assert_allclose(z_all, z, rtol=1e-5, atol=1e-5)
+    zz = z_all.astype(np.float64)
+    for i in range(4):  # the aggregates, one row at a time
+        steps = zz[i, mask[i] > 0]
+        assert prm_aggregate(zz, mask, "min")[i] == pytest.approx(steps.min())
+        assert prm_aggregate(zz, mask, "mean_logp")[i] == pytest.approx(
+            np.mean(np.log(1 / (1 + np.exp(-steps)))))
+        assert prm_aggregate(zz, mask, "final")[i] == pytest.approx(zz[i, last[i]])
+    with pytest.raises(ConfigError, match="PRM aggregate must be one of"):
+        prm_aggregate(zz, mask, "max")
     rows = {**batch, "weight": np.ones(4, np.float32)}
     tr = make_trainer(make_prm_loss(CFG), TrainConfig(lr=3e-3, warmup_steps=2, total_steps=80,
                                                       batch_size=4))
@@ -324,7 +333,7 @@ def test_prm_scores_every_position_loss_is_masked_bce_and_score_is_the_min_step(
                              80, chunk=80, aux=True)
     assert losses[0] == pytest.approx(np.log(2), rel=1e-4)  # zero head: p = 1/2 everywhere
     assert losses[-5:].mean() < 0.3 and aux["solution_accuracy"][-5:].mean() == 1.0
-    s = prm_scores(state.params, CFG, tokens, mask)
+    s = prm_aggregate(prm_scores(state.params, CFG, tokens), mask)
     assert s[:2].min() > 0 > s[2:].max()  # rows with a wrong step score below the others
 
 

@@ -53,11 +53,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     assert last["bok_dpo_1"] == pytest.approx(last["sample_acc"])  # Best-of-1 = random pick
     assert "bok_orm_1" not in evals[1]  # the ORM baseline is trained at the last iteration
     assert "auroc_orm" not in evals[1] and "auroc_orm" in last
-    assert "auroc_oracle" not in evals[1] and "auroc_oracle" in last
+    assert "auroc_oracle" in evals[1] and "auroc_oracle" in last  # every iteration
     train = {e["iteration"]: e for e in run.events("train")}[2]
     assert 0.0 < train["step_error_rate"] < 1.0 and 0.0 <= train["oracle_step_accuracy"] <= 1.0
     for t in (1, 2):  # within-problem AUROC: a rate, NaN only when no problem has both kinds
-        for name in ("auroc_dpo", "auroc_orm", "auroc_oracle") if t == 2 else ("auroc_dpo",):
+        for name in ("auroc_dpo", "auroc_orm", "auroc_oracle") if t == 2 else (
+                "auroc_dpo", "auroc_oracle"):
             v = evals[t][name]
             assert v != v or 0.0 <= v <= 1.0
     assert "## Verifier ranking quality" in (run.path / "report.md").read_text()
@@ -133,3 +134,23 @@ def test_oracle_step_labels_sit_on_the_token_that_ends_each_step():
             float(ok) for _, ok in s.task.step_labels(p, text)]
     assert rows["step_label"][0, np.flatnonzero(rows["step_mask"][0])].tolist() == [
         1, 0, 1, 1, 1]
+
+
+def test_step_diagnostics_against_brute_force():
+    """The rank AUROC equals the pairwise count (lm.metrics.ranking_accuracy, ties 1/2); the
+    true-label ceiling and the lucky fraction follow their definitions on a hand-made case."""
+    from selftaught.lm.metrics import ranking_accuracy
+
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 5, 300).astype(float)  # many ties
+    y = rng.random(300) < 0.4
+    assert v_star._auroc(z, y) == pytest.approx(ranking_accuracy(z[None], y[None]))
+    # 1 problem, 3 candidates: all steps right & correct; a wrong step but correct (lucky);
+    # a wrong step and wrong
+    mask = np.array([[1, 1, 0], [1, 1, 1], [0, 1, 0]], np.float32)
+    label = np.array([[1, 1, 0], [1, 0, 1], [0, 0, 0]], np.float32)
+    z = np.where(label > 0, 2.0, -2.0)
+    d = v_star.step_diagnostics({"step_mask": mask, "step_label": label}, z,
+                                np.array([[True, True, False]]))
+    assert d["lucky_correct"] == 0.5 and d["auroc_true_steps"] == 0.75
+    assert d["oracle_step_accuracy_test"] == 1.0 and d["oracle_step_auroc_test"] == 1.0

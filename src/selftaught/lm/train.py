@@ -483,19 +483,35 @@ def _orm_logits_jit(orm_params, cfg, tokens_BxT):
     return orm_logits(orm_params, cfg, tokens_BxT, None)
 
 
-def prm_scores(prm_params, cfg: TransformerConfig, tokens_NxT, step_mask_NxT,
+#: how `prm_aggregate` turns a solution's step logits into one score
+PRM_AGGREGATES = ("min", "mean_logp", "final")
+
+
+def prm_scores(prm_params, cfg: TransformerConfig, tokens_NxT,
                batch_size: int = 512) -> np.ndarray:
-    """A solution's process-verifier score: the MIN over its labelled steps (step_mask 1) of
-    `prm_logits` (the least likely step to be right; a row with no step scores +inf) ->
-    float32[N]."""
-    return batched_rows(lambda t, m: _prm_min_jit(prm_params, cfg, t, m), tokens_NxT,
-                        step_mask_NxT, batch_size=batch_size)
+    """`prm_logits` of N rows in fixed-size batches -> z float32[N, T]."""
+    return batched_rows(lambda t: _prm_logits_jit(prm_params, cfg, t), tokens_NxT,
+                        batch_size=batch_size)
+
+
+def prm_aggregate(z_NxT, step_mask_NxT, how: str = "min") -> np.ndarray:
+    """One score per solution from its step logits z at the labelled positions (step_mask 1):
+    "min": the least likely step's logit; "mean_logp": the mean over steps of log p(step
+    right) (no penalty for writing more steps); "final": the last labelled step's logit (the
+    final line). A row with no labelled step scores +inf ("min") / 0 / +inf."""
+    check(how in PRM_AGGREGATES, f"PRM aggregate must be one of {PRM_AGGREGATES}, got {how!r}")
+    z, m = np.asarray(z_NxT, np.float64), np.asarray(step_mask_NxT) > 0
+    if how == "min":
+        return np.where(m, z, np.inf).min(-1)
+    if how == "mean_logp":
+        return np.where(m, -np.logaddexp(0.0, -z), 0.0).sum(-1) / np.maximum(m.sum(-1), 1)
+    last = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=-1)
+    return np.where(m.any(-1), z[np.arange(len(z)), last], np.inf)
 
 
 @functools.partial(jax.jit, static_argnums=1)
-def _prm_min_jit(prm_params, cfg, tokens_BxT, step_mask_BxT):
-    z_BxT = prm_logits(prm_params, cfg, tokens_BxT)
-    return jnp.min(jnp.where(step_mask_BxT > 0, z_BxT, jnp.inf), axis=-1)
+def _prm_logits_jit(prm_params, cfg, tokens_BxT):
+    return prm_logits(prm_params, cfg, tokens_BxT)
 
 
 def evaluator_scores(params, cfg: TransformerConfig, tokens_NxT, yes_id: int, no_id: int,

@@ -109,6 +109,7 @@ from selftaught.lm.metrics import (
 )
 from selftaught.lm.model import ModelSize, init_params
 from selftaught.lm.train import (
+    PRM_AGGREGATES,
     TrainConfig,
     fit,
     make_dpo_loss,
@@ -118,6 +119,7 @@ from selftaught.lm.train import (
     make_trainer,
     orm_init,
     orm_scores,
+    prm_aggregate,
     prm_scores,
     sequence_logprobs,
 )
@@ -220,6 +222,68 @@ def train_oracle(config: VStarConfig, s: TaskSetting, problems: list, texts: lis
         "step_error_rate": float(1 - rows["step_label"].sum() / rows["step_mask"].sum())}
 
 
+def oracle_eval(config: VStarConfig, s: TaskSetting, gen, oracle, cand: Samples, key,
+                out: dict) -> np.ndarray:
+    """The oracle verifier's scores [P, N] of the test candidates. How a solution's step
+    logits become one score (`lm.train.PRM_AGGREGATES`) is chosen by within-problem AUROC on
+    as many candidates per VALIDATION problem (index `oracle_aggregate`, its validation
+    AUROCs `auroc_oracle_valid_<how>`); the test AUROC of every aggregate is logged as a
+    diagnostic (`auroc_oracle_<how>`), `auroc_oracle` / `bok_oracle_k` use the chosen one."""
+    val = sample(config, s, gen, s.valid, config.candidates, key, label="validation candidates")
+    P, N = cand.correct.shape
+
+    def logits(problems, smp):
+        steps = pack_steps(s, [p for p in problems for _ in range(N)],
+                           [t for ts in smp.texts for t in ts])
+        return steps, prm_scores(oracle, s.model_cfg, steps["tokens"])
+
+    v_steps, v_z = logits(s.valid, val)
+    t_steps, t_z = logits(s.test, cand)
+    valid_auroc = [ranking_accuracy(prm_aggregate(v_z, v_steps["step_mask"], how)
+                                    .reshape(len(s.valid), N), val.correct)
+                   for how in PRM_AGGREGATES]
+    test_scores = [prm_aggregate(t_z, t_steps["step_mask"], how).reshape(P, N)
+                   for how in PRM_AGGREGATES]
+    best = int(np.argmax(np.nan_to_num(valid_auroc, nan=-1.0)))
+    for how, va, ts in zip(PRM_AGGREGATES, valid_auroc, test_scores):
+        out[f"auroc_oracle_valid_{how}"] = va
+        out[f"auroc_oracle_{how}"] = ranking_accuracy(ts, cand.correct)
+    out["oracle_aggregate"] = best
+    out["auroc_oracle"] = out[f"auroc_oracle_{PRM_AGGREGATES[best]}"]
+    out.update(step_diagnostics(t_steps, t_z, cand.correct))
+    return test_scores[best]
+
+
+def step_diagnostics(steps: dict, z_NxT, correct_PxN) -> dict[str, float]:
+    """What limits a process verifier on the test candidates (`pack_steps` rows, the oracle's
+    logits z): `auroc_true_steps`, the within-problem AUROC of the TRUE labels' min (every
+    step right = 1, else 0: the ceiling of any verifier that checks steps); `lucky_correct`,
+    the fraction of correct candidates with a wrong step (right by luck: no step checker
+    can tell them from wrong ones); `oracle_step_accuracy_test` and `oracle_step_auroc_test`,
+    how well the oracle classifies the written steps of these unseen candidates."""
+    P, N = correct_PxN.shape
+    m = steps["step_mask"][:P * N] > 0
+    y = steps["step_label"][:P * N]
+    true_min = np.where(m, y, 1.0).min(-1).reshape(P, N)
+    correct = np.asarray(correct_PxN, bool)
+    z, yy = z_NxT[m], y[m] > 0.5
+    return {"auroc_true_steps": ranking_accuracy(true_min, correct),
+            "lucky_correct": float((true_min[correct] < 1).mean()) if correct.any()
+            else float("nan"),
+            "oracle_step_accuracy_test": float(np.mean((z > 0) == yy)),
+            "oracle_step_auroc_test": _auroc(z, yy)}
+
+
+def _auroc(scores, positive) -> float:
+    """Mann-Whitney AUROC (ties 1/2) in O(n log n): P(score of a positive > a negative's)."""
+    from scipy.stats import rankdata
+
+    npos, nneg = int(positive.sum()), int((~positive).sum())
+    if not npos or not nneg:
+        return float("nan")
+    return float((rankdata(scores)[positive].sum() - npos * (npos + 1) / 2) / (npos * nneg))
+
+
 def sample(config: VStarConfig, s: TaskSetting, params, problems: list, n: int, key,
            greedy: bool = False, label: str = "sampling") -> Samples:
     return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
@@ -263,11 +327,8 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
         orm_score = orm_scores(orm, s.model_cfg, rows["tokens"]).reshape(P, N)
         out["auroc_orm"] = ranking_accuracy(orm_score, cand.correct)
     if oracle is not None:
-        steps = pack_steps(s, [p for p in s.test for _ in range(N)],
-                           [t for ts in cand.texts for t in ts])
-        oracle_score = prm_scores(oracle, s.model_cfg, steps["tokens"],
-                                  steps["step_mask"]).reshape(P, N)
-        out["auroc_oracle"] = ranking_accuracy(oracle_score, cand.correct)
+        oracle_score = oracle_eval(config, s, gen, oracle, cand, jax.random.fold_in(key, 2),
+                                   out)
     for k in config.ks:
         out[f"bok_dpo_{k}"] = float(best_of_k(dpo_score, cand.correct, k).mean())
         out[f"maj_{k}"] = maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
@@ -361,18 +422,17 @@ def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int,
     verifier, vstats = train_dpo(config, s, pairs, g_sft, jax.random.fold_in(key, 2),
                                  f"seed {seed}: V_{t} = DPO(G_sft)")
     orm = oracle = None
+    problems = [p for p in s.train for _ in range(all_correct.shape[1])]
+    texts = [x for ts in all_texts for x in ts]
     if t == config.iterations:
-        labels = all_correct.reshape(-1)
-        problems = [p for p in s.train for _ in range(all_correct.shape[1])]
-        texts = [x for ts in all_texts for x in ts]
-        orm, ostats = train_orm(config, s, problems, texts, labels, g_sft,
+        orm, ostats = train_orm(config, s, problems, texts, all_correct.reshape(-1), g_sft,
                                 jax.random.fold_in(key, 3), f"seed {seed}: ORM (BCE)")
         vstats.update(ostats)
-        if config.oracle_verifier:
-            oracle, ostats = train_oracle(config, s, problems, texts, g_sft,
-                                          jax.random.fold_in(key, 6),
-                                          f"seed {seed}: oracle verifier (step labels)")
-            vstats.update(ostats)
+    if config.oracle_verifier:  # a diagnostic: every iteration, on the same D_ver
+        oracle, ostats = train_oracle(config, s, problems, texts, g_sft,
+                                      jax.random.fold_in(key, 6),
+                                      f"seed {seed}: oracle verifier (step labels)")
+        vstats.update(ostats)
     metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed, orm,
                        oracle)
     log("sample", seed=seed, iteration=t, sample_accuracy=float(smp.correct.mean()),
@@ -401,6 +461,9 @@ PRESETS = {
         candidates=16, claim_k=8, vote_repeats=4,
     ),
     "default": VStarConfig(),
+    # the former default: 250 human solutions, a 600-problem pool, 3 iterations; G_sft
+    # memorises its training problems and the generalisation gate fails (docstring)
+    "memorising": VStarConfig(human_problems=250, train_problems=600, iterations=3),
     "paper": VStarConfig(
         num_seeds=5, task_args="steps=(3, 8)", human_problems=2000, train_problems=10000,
         eval_problems=1000, model=ModelSize(d_model=256, n_layers=6, n_heads=8),

@@ -29,9 +29,11 @@ class VStarConfig:
     it must have a verifier (verify(problem, text) -> bool)"""
     task_args: str = "steps=(2, 4)"
     """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
-    human_problems: int = 250
-    """training problems with one (uneven) human solution: G_sft's data"""
-    train_problems: int = 600
+    human_problems: int = 12800
+    """training problems with one (uneven) human solution: G_sft's data (the default's
+    400 x 64 SFT rows are 2 epochs over 12,800 distinct problems, so G_sft does not memorise
+    them: issue 24's non-memorising setting; preset `memorising` has 250)"""
+    train_problems: int = 12800
     """training problems sampled each iteration (the human-solved ones come first)"""
     eval_problems: int = 64
     """held-out test problems"""
@@ -40,7 +42,7 @@ class VStarConfig:
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """SFT of G_sft on human data; every G_t uses the same optimiser and step count"""
-    iterations: int = 3
+    iterations: int = 2
     """T: generator / verifier iterations"""
     samples_per_problem: int = 6
     """k: samples per training problem per iteration (paper: 16)"""
@@ -56,11 +58,12 @@ class VStarConfig:
     max_pairs_per_problem: int = 8
     """cap on (correct, incorrect) pairs drawn per training problem for DPO"""
     oracle_verifier: bool = True
-    """also train, at the last iteration beside the ORM, the oracle (process-supervised)
-    verifier: G_sft + the ORM's linear head read at every token, trained with BCE on the
-    TRUE step-correctness labels of the same D_ver samples (the task's `step_labels`), a
-    candidate scored by its least likely step. An upper bound on what this architecture
-    can learn to check, not part of V-STaR; needs a task with step_labels (chain)"""
+    """also train, at every iteration on the same D_ver as the ORM, the oracle
+    (process-supervised) verifier: G_sft + the ORM's linear head read at every token,
+    trained with BCE on the TRUE step-correctness labels of the D_ver samples (the task's
+    `step_labels`), a candidate scored by its least likely step. An upper bound on what this
+    architecture can learn to check, not part of V-STaR; needs a task with step_labels
+    (chain)"""
     candidates: int = 64
     """N: candidates per test problem for Best-of-k (k = 1, 2, 4, ... up to N)"""
     claim_k: int = 16

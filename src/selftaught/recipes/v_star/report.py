@@ -142,8 +142,8 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
            "Within-problem AUROC: the fraction of (correct, incorrect) candidate pairs of one "
            "test problem that the verifier's score orders right (ties 1/2; 0.5 = chance), "
            "pooled over problems, mean [95% CI] over seeds. Best-of-k can beat a random "
-           "candidate only as far as this is above 0.5 (the ORM and the oracle are trained "
-           "at the last iteration only). The oracle verifier has the ORM's architecture and "
+           "candidate only as far as this is above 0.5 (the ORM is trained at the last "
+           "iteration only). The oracle verifier has the ORM's architecture and "
            "data but learns from the TRUE correctness of every written step (an upper bound "
            "on what this architecture can learn to check, not part of V-STaR).", "",
            stats.markdown_table(["iteration", "V-STaR (DPO)", "ORM (BCE)",
@@ -152,7 +152,20 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
         tr = lambda k: 100 * np.mean([trains[(sd, T)][k] for sd in seeds])  # noqa: E731
         md += ["", f"Oracle verifier at iteration {T} (mean over seeds): written steps wrong "
                f"in D_ver {tr('step_error_rate'):.1f}%, its step accuracy on them (train) "
-               f"{tr('oracle_step_accuracy'):.1f}%."]
+               f"{tr('oracle_step_accuracy'):.1f}%.", "",
+               "What limits any step checker on the test candidates (mean [95% CI] over "
+               "seeds): the share of correct candidates that are right by luck (a written "
+               "step is wrong, so no step checker can tell them from wrong ones), the AUROC of "
+               "the TRUE step labels (the ceiling of a perfect step checker), and how well the "
+               "oracle classifies the written steps of these unseen candidates.", "",
+               stats.markdown_table(
+                   ["lucky correct (%)", "AUROC of the true step labels",
+                    "oracle step accuracy (test, %)", "oracle step AUROC (test)"],
+                   [[cell(col("lucky_correct", T)),
+                     stats.ci_cell(stats.bootstrap_ci(col("auroc_true_steps", T) / 100), ".3f"),
+                     cell(col("oracle_step_accuracy_test", T)),
+                     stats.ci_cell(stats.bootstrap_ci(col("oracle_step_auroc_test", T) / 100),
+                                   ".3f")]])]
     md += ["", "Best-of-k uses the unbiased estimator over N candidates (lm.md §2); maj@k "
            f"averages the vote over all k-subsets (or {config.vote_repeats} random ones) per "
            "problem; the generator-only "
