@@ -3,7 +3,57 @@
 
     selftaught run v-star --preset default --seeds 3
 
-Measured under the generalisation gate (`/usr/bin/time -v selftaught run v-star --preset
+Default: issue 24's non-memorising setting. G_sft's 400 x 64 SFT rows are 2 epochs over
+12,800 distinct problems (one uneven human solution each); each of 2 iterations samples 6
+candidates on each of the 12,800 (76,800 labelled samples, ~43,500 DPO pairs at iteration 1,
+~74,600 at 2); 64 fresh test problems x 64 candidates. Measured
+(`/usr/bin/time -v selftaught run v-star --preset default --seeds 3`, 2026-12-06, MEASURED
+UNDER LOAD 8-14 from three other helpers' jobs, the run got ~31% of the machine): 58 min 8 s
+wall, 1,076 CPU-s (929 user + 147 sys), peak RSS 1.59 GiB; not measured idle (by CPU-s
+about 10 min). The generalisation gate passes (own training problems / fresh validation
+problems, mean over 3 seeds): G_sft 17.0 / 19.4%, gap -2.3 points [-3.4, -0.5]; G_1 21.0 /
+25.2%, gap -4.2 [-9.1, 0.0]. So every claim is tested; 2 of 6 hold (n = 3 training seeds,
+95% CI; iteration 2 unless said):
+- Best-of-16 (DPO) - maj@16: -7.0 points [-10.9, -4.3]: does not hold;
+- maj@16 - greedy pass@1: -0.3 [-0.5, -0.2]: does not hold;
+- DPO - ORM Best-of-8: +0.6 [-1.7, 3.8]: does not hold; Best-of-64: +3.6 [1.6, 4.7]: holds
+  (the ORM falls faster with k, as the paper says, but both are below a random candidate);
+- iteration 2 - 1 (Best-of-16): +0.5 [-0.0, 1.2]: does not hold;
+- upper bound, not a paper claim: oracle AUROC - DPO AUROC (x 100): +4.7 [2.6, 8.1]: holds.
+Test accuracy (mean [95% CI]): G_sft greedy pass@1 25.5% [23.4, 26.6]; iteration 1 / 2:
+greedy 30.2 / 29.7%, a random candidate 24.5 / 26.2%, maj@16 27.5 / 29.4%, Best-of-16 DPO
+21.9 / 22.3%, oracle 23.6 / 25.6%, ORM (iteration 2) 21.3%, pass@16 79.2 / 76.1%; at k = 64
+(iteration 2): DPO 21.4%, ORM 17.7%, oracle 25.5%, maj@64 29.2%, pass@64 93.8%.
+
+Why the verifiers are at chance: the oracle diagnosis (issue 24). Within-problem AUROC on
+the test candidates, iteration 1 / 2: DPO 0.532 [0.495, 0.590] / 0.505 [0.480, 0.549]; ORM
+0.502 [0.495, 0.507] (iteration 2); oracle 0.541 [0.520, 0.574] / 0.552 [0.506, 0.584]. The
+oracle has the ORM's architecture (G_sft + a head) and data, but learns from the TRUE
+correctness of every written step (`ChainTask.step_labels`); it classifies the written
+steps of the UNSEEN test candidates at 86.6 / 86.9% accuracy, step-level AUROC 0.911 / 0.919
+(58.6 / 56.2% of D_ver's written steps are wrong): this architecture CAN learn to check
+these steps. What it cannot do is rank the candidates, because the outcome label is mostly
+luck: 56.8 / 59.7% of the CORRECT test candidates contain a wrong step (a guessed answer
+line, or errors that land on the right digit mod 10), so even the true step labels rank
+(correct, incorrect) pairs at only AUROC 0.700 [0.684, 0.708] / 0.674 [0.655, 0.685], the
+ceiling of any step checker; and in a probe (seed 0, iteration 1) a third of the candidates
+whose every step is right were answer-only "=ANS" lines, whose one label is the whole
+chain's result, not a local check. Aggregating step logits into a candidate score loses
+most of what is left: the validation choice was the min at iteration 1 (seed 0) and the mean
+log p (seeds 1, 2), the final-line logit at iteration 2 (all seeds); on test the min reads
+0.534 / 0.502, the mean log p 0.555 / 0.515, the final line 0.587 / 0.552 (the min
+penalises candidates that write more steps). So: oracle AUROC 0.55 vs DPO 0.51 and ORM
+0.50: the architecture checks steps (step AUROC 0.92), but at this generator's skill
+(~60% of steps wrong, ~60% of right answers lucky) outcome labels on ~40-75k pairs carry
+little signal about which candidate is right, and even perfect step labels would cap the
+ranking near 0.7, below the ~0.8 at which best-of-k is expected to beat voting. A generator
+that writes every step (no skipping human style) and gets most steps right is the next
+condition to test.
+
+Preset `memorising` (the default until issue 24's oracle: 250 human solutions, a 600-problem
+pool, 3 iterations; measured before the oracle verifier existed, whose training and
+validation candidates now add to its cost but change no other number: they draw their own
+keys). Measured under the generalisation gate (`/usr/bin/time -v selftaught run v-star --preset
 default --seeds 3`, 2026-12-06, under load 6-8 from three other jobs, the run got 46% of the
 machine: 19 min 13 s wall, 536 CPU-s = 511 user + 25 sys, peak RSS 1.09 GiB; idle, one job,
 /usr/bin/time -v: 5 min 18 s wall, 523 CPU-s, peak RSS 1.12 GiB, the same claims): 0 of 5 claims
@@ -58,8 +108,8 @@ reward accuracy 0.62; with 2,000 steps (`--verifier.total-steps 2000`, 64k pairs
 random candidate 25.5%, maj@16 27.4%, Best-of-16 25.4% (DPO) / 20.9% (ORM), pass@16 77.4%:
 the candidates hold the answer (pass@16 77%) but a 2-layer, d=64 verifier trained on ~40k
 pairs does not learn to tell which one, so Best-of-k cannot beat voting (AUROC well below
-the ~0.8 where best-of-k is expected to win). Not the default: 15 min per seed-iteration
-under load, and no claim would change.
+the ~0.8 where best-of-k is expected to win). This setting, with 2 iterations and the
+oracle verifier, is now the default (measured above).
 
 The algorithm box, per seed:
 
@@ -71,8 +121,11 @@ The algorithm box, per seed:
         G_t = SFT(base, D_gen)                             # the generator (STaR-style)
         V_t = DPO(init G_sft, reference G_sft, pairs (correct > incorrect) of one problem
                   from D_ver)                              # the verifier
+        O_t = oracle(init G_sft + head, BCE on the TRUE correctness of every written step
+                     of D_ver's samples)           # the upper bound (not part of V-STaR)
         test: N candidates per problem from G_t, scored by beta * (log V_t - log G_sft);
-              Best-of-k (unbiased estimator over the N) for k = 1, 2, 4, ..., N
+              Best-of-k (unbiased estimator over the N) for k = 1, 2, 4, ..., N; O_t's
+              score aggregates its step logits as chosen on validation candidates
     baselines (same candidates): greedy pass@1 of G_t, majority vote maj@k, the
     generator alone (a random candidate = mean candidate accuracy), and at t = T an
     outcome reward model (ORM: G_sft + a linear head on the last hidden state, trained
