@@ -26,6 +26,7 @@ TINY = dataclasses.replace(
     samples_per_problem=4,
     verifier=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=20, batch_size=8),
     candidates=4, claim_k=2, vote_repeats=2, sample_batch=64, chunk_steps=10,
+    oracle_verifier=True,
 )
 
 
