@@ -13,7 +13,7 @@ from selftaught.lm.data import (
     preference_pairs,
     stack_rows,
 )
-from selftaught.lm.generate import generate
+from selftaught.lm.generate import call_rows, generate
 from selftaught.lm.model import TransformerConfig, init_params
 from selftaught.lm.sampler import sample
 from selftaught.lm.tokenizer import EOS, PAD, CharTokenizer
@@ -111,6 +111,35 @@ def test_generate_verifies_decodes_and_matches_one_sampler_call(setting):
     assert (good.mask.sum(-1) >= 1).all() and (good.tokens[good.mask] != PAD).all()
     ends = good.tokens[np.arange(5)[:, None], np.arange(3), good.mask.sum(-1) - 1]
     assert ((ends == EOS) | (good.mask.sum(-1) == L)).all()
+
+
+def test_call_rows_rounds_up_to_an_eighth_of_the_batch():
+    assert [call_rows(m, 1024) for m in (1, 128, 129, 176, 576, 1000, 1024)] == [
+        128, 128, 256, 256, 640, 1024, 1024]
+    assert [call_rows(m, 4) for m in (1, 3, 4)] == [1, 3, 4]  # batch < 8: no padding
+    assert len({call_rows(m, 1000) for m in range(1, 1001)}) == 8  # at most 8 shapes
+
+
+def test_generate_pads_the_last_call_only_to_call_rows_with_the_same_draws(setting):
+    """23 rows in calls of 16: the second call (7 real rows) decodes call_rows(7, 16) = 8
+    rows, yet every row is what the old full-batch padding gave: the same key, and a row's
+    draws do not depend on how many rows follow it in its call."""
+    task, tok, cfg, params, _ = setting
+    problems = task.problems("train", 23, 1)
+    key = jax.random.PRNGKey(5)
+    L = task.max_solution_len + 1
+    enc = tok.encode_prompts([task.prompt(p) for p in problems], task.max_prompt_len + 2)
+    full = [sample(params, cfg, enc["tokens"][idx], enc["mask"][idx],
+                   jax.random.fold_in(key, start), max_new_tokens=L, temperature=1.0)
+            for start, idx in ((0, np.arange(16)), (16, np.arange(16, 32) % 23))]
+    ref_toks = np.concatenate([np.asarray(o.tokens_BxN) for o in full])[:23]
+    ref_lps = np.concatenate([np.asarray(o.logprobs_BxN) for o in full])[:23]
+    out = generate(params, cfg, tok, task, problems, 1, key, temperature=1.0, batch_size=16)
+    np.testing.assert_array_equal(out.tokens[:, 0], ref_toks)
+    np.testing.assert_allclose(out.logprobs[:, 0], ref_lps, rtol=1e-6, atol=1e-6)
+    greedy = generate(params, cfg, tok, task, problems, 1, key, greedy=True, batch_size=16)
+    one = sample(params, cfg, enc["tokens"], enc["mask"], key, max_new_tokens=L, greedy=True)
+    np.testing.assert_array_equal(greedy.tokens[:, 0], np.asarray(one.tokens_BxN))
 
 
 class _Oracle:

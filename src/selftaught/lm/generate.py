@@ -9,10 +9,14 @@
                                          # after), their mask, per-token sampling log-probs
     probs, texts = out.correct_texts(max_per_problem=2)   # ReST^EM / V-STaR's D_gen
 
-Every sampler call is the jitted KV-cached `lm.sampler.sample` on `batch_size` rows (the last
-call is padded by repeating rows, so it compiles once); there is no Python loop per token
-or per problem on the device. Rows are ordered problem-major (row p * n + j) and the call
-that starts at row r samples with `fold_in(rng, r)`: results depend on `batch_size`.
+Every sampler call is the jitted KV-cached `lm.sampler.sample` on `batch_size` rows; the
+last call's rows are padded (by repeating rows) only up to a multiple of `batch_size // 8`
+(`call_rows`), so there are at most 8 call shapes per batch size (8 compilations) and a
+call for 200 rows decodes 256, not 1024. There is no Python loop per token or per problem
+on the device. Rows are ordered problem-major (row p * n + j) and the call that starts at
+row r samples with `fold_in(rng, r)`: results depend on `batch_size`, not on the padding
+(a row's random draws depend on the call's key and the row's index in the call, never on
+how many rows follow it: JAX's partitionable threefry, on by default, is required).
 """
 
 from __future__ import annotations
@@ -64,6 +68,13 @@ class Samples:
         return good, bad
 
 
+def call_rows(m: int, batch_size: int) -> int:
+    """Rows of a sampler call that holds `m` (1 <= m <= batch_size) real rows: m rounded up
+    to a multiple of `max(1, batch_size // 8)`, at most `batch_size`."""
+    step = max(1, batch_size // 8)
+    return min(batch_size, -(-m // step) * step)
+
+
 def generate(params, model_cfg: TransformerConfig, tok: CharTokenizer, task, problems: Sequence,
              n: int, rng: jax.Array, *, max_new_tokens: int | None = None,
              prompt_len: int | None = None, temperature: float = 1.0, top_k: int = 0,
@@ -86,11 +97,11 @@ def generate(params, model_cfg: TransformerConfig, tok: CharTokenizer, task, pro
         enc = tok.encode_prompts(prompts, plen)
         with progress.bar(description, total=rows) as bar:
             for start in range(0, rows, batch_size):
-                idx = np.arange(start, start + batch_size) % rows  # pad the last call
+                m = min(batch_size, rows - start)
+                idx = np.arange(start, start + call_rows(m, batch_size)) % rows  # padded
                 out = sample(params, model_cfg, enc["tokens"][idx], enc["mask"][idx],
                              jax.random.fold_in(rng, start), max_new_tokens=max_new,
                              temperature=temperature, top_k=top_k, greedy=greedy)
-                m = min(batch_size, rows - start)
                 toks[start:start + m] = np.asarray(out.tokens_BxN)[:m]
                 lps[start:start + m] = np.asarray(out.logprobs_BxN)[:m]
                 bar.advance(m)
