@@ -159,6 +159,21 @@ def test_sft_learns_and_vmap_over_seeds_matches_separate_runs():
         jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), params_of(s2), params_of(s0)))
 
 
+def test_padding_a_dataset_with_weight_0_rows_changes_no_step():
+    """The same rows padded to a larger capacity (weight 0, after the real rows) draw the
+    same batches, so training is the same: a recipe may pad every dataset to one shape and
+    compile its trainer once."""
+    from selftaught.lm.data import pad_rows
+
+    d = _data(20, 3)
+    real = {k: v for k, v in d.items() if k != "weight"}
+    small, big = pad_rows(real), pad_rows(real, capacity=48)
+    (s0, l0), (s1, l1) = (SFT.run(SFT.init(jax.random.PRNGKey(4)), x, 30) for x in (small, big))
+    np.testing.assert_allclose(l1, l0, rtol=1e-6, atol=1e-7)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                           params_of(s1), params_of(s0))
+
+
 def test_divergence_is_a_user_error_naming_step_and_lr():
     with pytest.raises(DivergedError, match=r"step 103.*lower the learning rate.*0\.001"):
         check_losses(np.array([1.0, 2.0, 0.5, np.nan, np.nan]), start_step=100, lr=3e-3)

@@ -144,6 +144,13 @@ def sft_data(s: Setting, problems: list, solutions: list[str], capacity: int) ->
     return s.pack(problems, solutions, capacity)
 
 
+def data_capacity(config: RestEMConfig, s: Setting) -> int:
+    """Rows of every training set of a run (the M-step's most: K per pool problem): the human
+    data is padded to it too, so SFT and M-steps share one compiled trainer. Padding rows are
+    never drawn and the valid rows come first, so the batches are those of an unpadded set."""
+    return len(s.train) * config.max_per_problem
+
+
 _make_sft = functools.lru_cache(maxsize=8)(make_sft)  # one compilation per model/optimiser
 
 
@@ -162,10 +169,15 @@ def evaluate(config: RestEMConfig, s: Setting, params, key, full: bool = True
     pass@k / maj@k."""
     out = {}
     # train reward: the pool's last problems (those without a human solution, if any)
-    splits = (("test", s.test), ("valid", s.valid), ("train", s.train[-config.eval_problems:]))
-    for name, problems in splits[: 3 if full else 2]:
-        greedy = generate(config, s, params, problems, 1, key, greedy=True)
-        out[f"{name}_pass1"] = float(np.mean(greedy.correct[:, 0]))
+    splits = (("test", s.test), ("valid", s.valid),
+              ("train", s.train[-config.eval_problems:]))[: 3 if full else 2]
+    # greedy decoding uses no key and rows are independent: one sampler pass for all splits
+    greedy = generate(config, s, params, [p for _, ps in splits for p in ps], 1, key,
+                      greedy=True).correct[:, 0]
+    start = 0
+    for name, problems in splits:
+        out[f"{name}_pass1"] = float(np.mean(greedy[start:start + len(problems)]))
+        start += len(problems)
     if not full:
         return out
     samples = generate(config, s, params, s.test, config.eval_samples,
@@ -235,7 +247,7 @@ def run_seed(config: RestEMConfig, run_dir, seed: int) -> None:
 
 def sft_on_human_data(log, config: RestEMConfig, s: Setting, seed: int, key, base_params):
     """G_sft = SFT(base, human solutions), evaluated (iteration 0)."""
-    data = sft_data(s, s.train[: len(s.human)], s.human, len(s.human))
+    data = sft_data(s, s.train[: len(s.human)], s.human, data_capacity(config, s))
     policy, loss = train_model(config, s, data, jax.random.fold_in(key, 1), base_params,
                                config.sft.total_steps, f"seed {seed}: SFT on human data")
     metrics = evaluate(config, s, policy, jax.random.fold_in(key, 2))
@@ -248,7 +260,7 @@ def sft_on_human_data(log, config: RestEMConfig, s: Setting, seed: int, key, bas
 def sft_restart(log, config: RestEMConfig, s: Setting, seed: int, j: int, key, base_params):
     """The selection-matched control: SFT(base, human solutions) again with training key j
     (same base model, data and steps as iteration 0), evaluated on valid and test."""
-    data = sft_data(s, s.train[: len(s.human)], s.human, len(s.human))
+    data = sft_data(s, s.train[: len(s.human)], s.human, data_capacity(config, s))
     params, loss = train_model(config, s, data, jax.random.fold_in(key, 1), base_params,
                                config.sft.total_steps, f"seed {seed}: SFT restart {j}")
     metrics = evaluate(config, s, params, jax.random.fold_in(key, 2), full=False)
@@ -267,7 +279,7 @@ def em_iteration(log, config: RestEMConfig, s: Setting, seed: int, i: int, key, 
             "nothing to fine-tune on; train the SFT policy longer (--sft.total-steps) or "
             "sample more (--num-samples)"
         )
-    data = sft_data(s, kept_p, kept_y, len(s.train) * config.max_per_problem)
+    data = sft_data(s, kept_p, kept_y, data_capacity(config, s))
     start = base_params if config.mstep_init == "base" else policy
     policy, loss = train_model(config, s, data, jax.random.fold_in(key, 1), start,
                                config.mstep_steps, f"seed {seed}: M-step {i}")
