@@ -25,6 +25,14 @@ the SFT restarts):
   `gain_within_3_iterations` 0.67 [0, 1] does not hold. Cost 818 CPU-s (21 min 13 s +
   9 min 31 s wall under load), peak RSS 0.70 GiB; `make demo` at light load (1.8-2.8):
   10 min 12 s, 712 CPU-s, 0.67 GiB, the same claims.
+- where `make demo`'s time goes (`bench/demo_profile.py`, bench/README.md; 2026-12-06 under
+  load 7-12, one run before and one after issue 29's sampler-padding change): training is
+  94-96% of the CPU time (30 trainings of 800 steps), the sampler 5.2% before and 3.2% after
+  (43.3 -> 24.9 CPU-s: calls padded to a multiple of sample_batch/8 rows, one greedy pass for
+  an evaluation's three splits), 22 -> 24 XLA compilations, none between iterations or seeds.
+  Whole run 841 -> 777 CPU-s (36 min 49 s wall under load, peak RSS 0.71 GiB; most of the
+  difference is load noise in the unchanged training); events, claims and report identical
+  to before.
 - large-pool (the old default): `selftaught run rest-em --preset large-pool --seeds 3`,
   measured 2026-12-06 under load 7-9 (three other jobs; the run got 40% of the machine):
   32 min 15 s wall, 784 CPU-s (767 user + 16 sys), peak RSS 0.76 GiB. 3 of 3 claims hold
