@@ -48,11 +48,12 @@ from selftaught.core.errors import UnknownNameError, check, check_finite
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
-from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
+from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent, replay_ratio
 from selftaught.rl.envs import ENVS, normalized_return
 from selftaught.rl.loop import run_chunks
 from selftaught.rl.value_losses import LOSSES
 
+CONDITIONS = ("clean", "noisy", "high_rr")
 LABEL = {"mse": "MSE", "hl_gauss": "HL-Gauss", "two_hot": "two-hot", "c51": "C51"}
 
 
@@ -82,6 +83,22 @@ class ValueClassificationConfig:
     `value-loss-mechanisms`"""
     dqn: DQNConfig = DQNConfig()
     """DQN hyper-parameters shared by every cell (env, loss, width are set per cell)"""
+    conditions: tuple[str, ...] = ()
+    """conditions study (`--preset conditions`): in each of clean | noisy | high_rr, every
+    loss of --losses trains at every rate of --lr-grid on --tune-seeds (which pick each
+    loss's rate) and on the run's seeds (the reported scores) on --envs; empty: the main
+    grid and width sweep instead"""
+    lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
+    """learning rates of the conditions study (log-spaced: the sensitivity area is the mean
+    IQM over them)"""
+    tune_seeds: tuple[int, ...] = (100, 101, 102)
+    """held-out seeds on which the conditions study picks each loss's learning rate (never
+    the reported seeds)"""
+    noise_std: float = 1.0
+    """noisy condition: sd of the N(0, sd^2) noise added to every training reward"""
+    high_replay_ratio: float = 1.0
+    """high_rr condition: gradient updates per environment step (dqn.train_every becomes 1
+    and dqn.grad_steps = this x dqn.num_envs)"""
 
     def validate(self) -> None:
         check(self.num_seeds >= 1, f"num_seeds must be at least 1, got {self.num_seeds}")
@@ -98,6 +115,18 @@ class ValueClassificationConfig:
                                     and all(lr > 0 for lr in self.loss_lrs)),
               f"--loss-lrs needs one positive rate per loss ({len(self.losses)}: "
               f"{', '.join(self.losses)}), got {self.loss_lrs}")
+        for c in self.conditions:
+            if c not in CONDITIONS:
+                raise UnknownNameError("condition", c, CONDITIONS)
+        if self.conditions:
+            check(len(self.lr_grid) >= 1 and all(lr > 0 for lr in self.lr_grid),
+                  f"--lr-grid needs positive learning rates, got {self.lr_grid}")
+            check(len(self.tune_seeds) >= 1, "--tune-seeds needs at least one held-out seed")
+            check(self.noise_std > 0, f"--noise-std must be positive, got {self.noise_std}")
+            k = self.high_replay_ratio * self.dqn.num_envs
+            check(k >= 1 and abs(k - round(k)) < 1e-9,
+                  f"--high-replay-ratio x dqn.num_envs must be a whole number of updates per "
+                  f"vector step, got {self.high_replay_ratio} x {self.dqn.num_envs}")
         check(1 <= self.final_points <= self.dqn.num_evals,
               f"final_points must be in [1, dqn.num_evals={self.dqn.num_evals}], "
               f"got {self.final_points}")
@@ -135,11 +164,21 @@ def cell_config(cfg: ValueClassificationConfig, env: str, loss: str, width: floa
 
 # ----------------------------------------------------------------------------- run
 def phases(cfg: ValueClassificationConfig, seeds: list[int]) -> list[str]:
-    """The plan: one phase per (env, loss, width) cell, all seeds at once."""
+    """The plan: one phase per (env, loss, width) cell, all seeds at once (conditions
+    study: one per (env, condition, loss, lr), tuning and reported seeds at once)."""
+    if cfg.conditions:
+        return [cond_phase_name(*c) for c in cond_cells(cfg)]
     return [phase_name(*c) for c in cells(cfg)]
 
 
 def run(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    if cfg.conditions:
+        check(not set(cfg.tune_seeds) & set(seeds),
+              f"--tune-seeds {cfg.tune_seeds} overlap the reported seeds {seeds}; pick "
+              "held-out tuning seeds outside --seed .. --seed + --seeds - 1")
+        for c in cond_cells(cfg):
+            run_dir.phase(cond_phase_name(*c), train_cond_cell, cfg, *c, seeds)
+        return
     for env, loss, width in cells(cfg):
         run_dir.phase(phase_name(env, loss, width), train_cell, cfg, env, loss, width, seeds)
 
@@ -187,6 +226,8 @@ def _matrix(finals, envs, loss, width) -> np.ndarray | None:
 
 
 def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> Report:
+    if cfg.conditions:
+        return conditions_report(cfg, run_dir, seeds)
     finals, curves = _scores(run_dir, cfg, seeds)
     md: list[str] = []
     main = {LABEL.get(x, x): _matrix(finals, cfg.envs, x, 1.0) for x in cfg.losses}
@@ -312,6 +353,207 @@ def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
     return stats.Estimate(point, float(lo), float(hi), n)
 
 
+# ----------------------------------------------------------------------------- conditions
+def cond_cells(cfg: ValueClassificationConfig) -> list[tuple[str, str, str, float]]:
+    """(env, condition, loss, lr) cells of the conditions study."""
+    return [(e, c, loss, float(lr)) for e in cfg.envs for c in cfg.conditions
+            for loss in cfg.losses for lr in cfg.lr_grid]
+
+
+def cond_phase_name(env: str, cond: str, loss: str, lr: float) -> str:
+    return f"{env}/{cond}/{loss}/lr{lr:g}"
+
+
+def condition_config(cfg: ValueClassificationConfig, env: str, cond: str, loss: str
+                     ) -> DQNConfig:
+    """The DQN of one condition (its lr is the run's own, passed to init): clean = dqn;
+    noisy = reward + N(0, noise_std^2) for learning; high_rr = high_replay_ratio updates
+    per environment step."""
+    dqn = dataclasses.replace(cfg.dqn, env=env, loss=loss, width=1.0)
+    if cond == "noisy":
+        dqn = dataclasses.replace(dqn, reward_noise=cfg.noise_std)
+    elif cond == "high_rr":
+        dqn = dataclasses.replace(dqn, train_every=1,
+                                  grad_steps=round(cfg.high_replay_ratio * dqn.num_envs))
+    return dqn
+
+
+def train_cond_cell(log, cfg: ValueClassificationConfig, env: str, cond: str, loss: str,
+                    lr: float, seeds: list[int]) -> None:
+    """One (condition, loss, lr) cell: tuning and reported seeds in one vmapped program
+    (the lr is traced, so every lr of a condition and loss shares the compiled program).
+    A diverged run is a data point of the sensitivity curve, not an error."""
+    dqn = condition_config(cfg, env, cond, loss)
+    init, chunk = _compiled(dqn)
+    runs = [*cfg.tune_seeds, *seeds]
+    carry = init(keys(runs), np.full(len(runs), lr, np.float32))
+    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {cond} {loss} lr{lr:g}")
+    for i, s in enumerate(runs):
+        log("cond_curve", env=env, condition=cond, loss=loss, lr=lr, seed=s,
+            steps=curve_steps(dqn), eval_return=curves["eval_return"][i],
+            train_return=curves["train_return"][i], td_loss=curves["loss"][i],
+            td_sq=curves["td_sq"][i], q=curves["q"][i])
+    log.headline(env=env, condition=cond, loss=loss, lr=lr,
+                 eval_return=float(np.mean(curves["eval_return"][:, -1])))
+
+
+def _iqm(x) -> float:
+    from scipy.stats import trim_mean
+
+    return float(trim_mean(np.asarray(x, np.float64).reshape(-1), 0.25))
+
+
+def lr_choice(tune_iqm: dict[float, float]) -> float:
+    """The rate with the highest IQM on the tuning seeds (ties: the smaller rate)."""
+    return max(sorted(tune_iqm), key=lambda lr: tune_iqm[lr])
+
+
+def sensitivity_area(scores_RxL: np.ndarray) -> float:
+    """Mean over the (log-spaced) learning rates of the IQM over runs: the area under the
+    LR-sensitivity curve per unit log-lr. scores_RxL: runs x lrs (x tasks)."""
+    s = np.asarray(scores_RxL, np.float64)
+    return float(np.mean([_iqm(s[:, j]) for j in range(s.shape[1])]))
+
+
+def conditions_report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]
+                      ) -> Report:
+    by: dict[tuple, dict[int, dict]] = {}
+    for e in run_dir.events("cond_curve"):
+        by.setdefault((e["env"], e["condition"], e["loss"], float(e["lr"])), {})[e["seed"]] = e
+    lrs = [float(x) for x in cfg.lr_grid]
+
+    def final(env, cond, loss, lr, which):
+        got = by.get((env, cond, loss, lr), {})
+        runs = [got[s] for s in which if s in got]
+        if len(runs) < len(which):
+            return None
+        ev = normalized_return(env, np.array([r["eval_return"] for r in runs], np.float64))
+        return ev[:, -cfg.final_points:].mean(axis=1)
+
+    def matrix(cond, loss, lr, which):  # runs x tasks
+        cols = [final(e, cond, loss, lr, which) for e in cfg.envs]
+        return None if any(c is None for c in cols) else np.stack(cols, axis=1)
+
+    md = ["## Conditions study: HL-Gauss vs MSE where \"Stop regressing\" says it helps", "",
+          f"Tasks: {', '.join(cfg.envs)}. Conditions: clean; noisy (every training reward + "
+          f"N(0, {cfg.noise_std:g}^2), evaluation on the clean reward); high_rr "
+          f"({cfg.high_replay_ratio:g} gradient update per environment step vs "
+          f"{replay_ratio(cfg.dqn):g} in clean). Each loss's learning rate is chosen from "
+          f"{', '.join(f'{x:g}' for x in lrs)} by IQM on the held-out seeds "
+          f"{list(cfg.tune_seeds)}; scores are on the reported seeds {seeds[0]}..{seeds[-1]} "
+          f"(n = {len(seeds)}). Score = mean normalised greedy return over the last "
+          f"{cfg.final_points} evaluations.", ""]
+    chosen: dict[tuple[str, str], float] = {}
+    rows, sens_rows, curves_plot = [], [], {}
+    for cond in cfg.conditions:
+        for loss in cfg.losses:
+            tune = {lr: matrix(cond, loss, lr, list(cfg.tune_seeds)) for lr in lrs}
+            rep = {lr: matrix(cond, loss, lr, seeds) for lr in lrs}
+            if any(v is None for v in (*tune.values(), *rep.values())):
+                continue
+            lr = lr_choice({k: _iqm(v) for k, v in tune.items()})
+            chosen[(cond, loss)] = lr
+            rows.append([cond, LABEL.get(loss, loss),
+                         " / ".join(f"{_iqm(tune[x]):.3f}" for x in lrs), f"{lr:g}",
+                         stats.ci_cell(stats.bootstrap_ci(rep[lr], "iqm"), ".3f")])
+            grid = np.stack([rep[x].mean(axis=1) for x in lrs], axis=1)  # runs x lrs
+            curves_plot.setdefault(cond, {})[LABEL.get(loss, loss)] = grid
+            sens_rows.append([cond, LABEL.get(loss, loss),
+                              " / ".join(f"{_iqm(rep[x]):.3f}" for x in lrs),
+                              f"{sensitivity_area(grid):.3f}"])
+    md += ["### Learning-rate choice (tuning seeds) and reported score at the chosen rate", "",
+           stats.markdown_table(
+               ["condition", "loss", "tuning IQM per lr (" + " / ".join(f"{x:g}" for x in lrs)
+                + ")", "chosen lr", "reported IQM (95% CI)"], rows)]
+    md += ["", "### LR-sensitivity curves (reported seeds)", "",
+           "IQM of normalised return at each learning rate; area = mean over the log-spaced "
+           "rates (higher = better and flatter across rates).", "",
+           stats.markdown_table(["condition", "loss", "IQM per lr", "area"], sens_rows)]
+    for cond, got in curves_plot.items():
+        path = run_dir.plots / f"lr_curve_{cond}.png"
+        stats.plot_curves(path, np.log10(lrs), got, xlabel="log10 learning rate",
+                          ylabel="normalised return", title=f"{cond}: LR sensitivity")
+        md += ["", f"![LR sensitivity {cond}](plots/{path.name})"]
+
+    claims: list[Claim] = []
+    diff_rows = []
+    for cond in cfg.conditions:
+        if ("hl_gauss", "mse") != tuple(x for x in ("hl_gauss", "mse") if (cond, x) in chosen):
+            continue
+        hl = matrix(cond, "hl_gauss", chosen[(cond, "hl_gauss")], seeds)
+        mse = matrix(cond, "mse", chosen[(cond, "mse")], seeds)
+        d = stats.iqm_difference(hl, mse, unit="training seeds")
+        diff_rows.append([cond, stats.ci_cell(d, ".3f"),
+                          "a tie is expected (paper: gains come from noise and "
+                          "non-stationarity)" if cond == "clean" else "HL-Gauss > MSE"])
+        if cond != "clean":
+            claims.append(stats.claim_greater(
+                f"hl_gauss_gt_mse_{cond}",
+                f"{cond}: IQM(HL-Gauss) - IQM(MSE) > 0, each at its lr tuned on held-out seeds",
+                d, 0.0, unit="training seeds"))
+    md += ["", "### IQM(HL-Gauss) - IQM(MSE) at the tuned rates (reported seeds)", "",
+           stats.markdown_table(["condition", "difference (95% CI)", "expectation"],
+                                diff_rows)]
+    area = _area_difference(cfg, matrix, seeds, lrs)
+    if area is not None:
+        claims.append(stats.claim_greater(
+            "hl_gauss_flatter_lr_curve",
+            "LR-sensitivity area of HL-Gauss - that of MSE > 0 (mean over conditions and "
+            "the log-spaced rates of the IQM; reported seeds)", area, 0.0,
+            unit="training seeds"))
+    md += ["", "### Diagnostics at the chosen rates (reported seeds, last evaluation chunk)",
+           "", _diagnostics(cfg, by, chosen, seeds)]
+    md += ["", "## Notes", "",
+           "A claim holds when its 95% CI lies entirely above 0. The learning-rate choice "
+           "uses only the tuning seeds; the sensitivity curves and claims use only the "
+           "reported seeds."]
+    return Report(claims, "\n".join(md))
+
+
+def _area_difference(cfg, matrix, seeds, lrs):
+    """Sensitivity area (HL-Gauss) - (MSE), averaged over conditions, bootstrapped over the
+    reported seeds (a seed's row holds all its cells, resampled together)."""
+    cols = []
+    for cond in cfg.conditions:
+        for loss in ("hl_gauss", "mse"):
+            for lr in lrs:
+                m = matrix(cond, loss, lr, seeds)
+                if m is None:
+                    return None
+                cols.append(m)
+    rows = np.stack(cols, axis=1)  # seeds x (cond, loss, lr) x tasks
+    shape = (len(cfg.conditions), 2, len(lrs))
+
+    def stat(r):
+        iqm = np.array([_iqm(r[:, j]) for j in range(r.shape[1])]).reshape(shape)
+        area = iqm.mean(axis=2)  # cond x loss
+        return float((area[:, 0] - area[:, 1]).mean())
+
+    return stats.unit_bootstrap(rows, stat, unit="training seeds")
+
+
+def _diagnostics(cfg, by, chosen, seeds) -> str:
+    """Per condition and loss at the chosen rate: the TD error's RMS in value units (every
+    loss measures it the same way), its ratio to the HL-Gauss target sd, and the noise sd
+    in bin widths."""
+    width = (cfg.dqn.v_max - cfg.dqn.v_min) / cfg.dqn.num_bins
+    sigma = cfg.dqn.sigma_ratio * width
+    rows = []
+    for (cond, loss), lr in chosen.items():
+        td = [np.sqrt(by[(e, cond, loss, lr)][s]["td_sq"][-1]) for e in cfg.envs
+              for s in seeds if s in by.get((e, cond, loss, lr), {})]
+        q = [by[(e, cond, loss, lr)][s]["q"][-1] for e in cfg.envs
+             for s in seeds if s in by.get((e, cond, loss, lr), {})]
+        noise = cfg.noise_std * cfg.dqn.reward_scale if cond == "noisy" else 0.0
+        rows.append([cond, LABEL.get(loss, loss), f"{lr:g}", f"{np.mean(td):.3f}",
+                     f"{np.mean(td) / sigma:.2f}", f"{noise / width:.2f}",
+                     f"{np.mean(q):.3f}"])
+    return (f"Bin width {width:.3f}, HL-Gauss sigma {sigma:.3f} (value units).\n\n"
+            + stats.markdown_table(["condition", "loss", "lr", "RMS TD error",
+                                    "RMS TD / sigma", "reward-noise sd / bin width",
+                                    "mean Q(s, a)"], rows))
+
+
 # ----------------------------------------------------------------------------- presets
 _SMOKE_DQN = DQNConfig(
     total_steps=3_000, learning_starts=500, batch_size=64, buffer_size=3_000, train_every=4,
@@ -333,7 +575,23 @@ _MINATAR_DQN = DQNConfig(
     num_bins=51, num_evals=8, eval_episodes=4, eval_epsilon=0.01,
 )
 
+# Conditions study (issue 27): Breakout, 24k env steps so that the high-replay-ratio condition
+# (1 update per env step: 16x the clean rate of 1 per 16) fits the 2-core budget; 4 lrs x
+# (3 tuning + 5 reported seeds) per condition and loss.
+_COND_DQN = dataclasses.replace(_MINATAR_DQN, total_steps=24_000, num_evals=6)
+
 PRESETS = {
+    "conditions-smoke": ValueClassificationConfig(
+        num_seeds=3, envs=("CartPole-v1",), losses=("mse", "hl_gauss"), final_points=1,
+        conditions=CONDITIONS, lr_grid=(1e-3, 3e-3), tune_seeds=(100,),
+        dqn=dataclasses.replace(_SMOKE_DQN, total_steps=1_200, learning_starts=200,
+                                buffer_size=1_200, num_evals=2, eval_episodes=2,
+                                max_episode_steps=100),
+    ),
+    "conditions": ValueClassificationConfig(
+        num_seeds=5, envs=("Breakout-MinAtar",), losses=("mse", "hl_gauss"), final_points=2,
+        conditions=CONDITIONS, dqn=_COND_DQN,
+    ),
     "smoke": ValueClassificationConfig(
         num_seeds=5, envs=("CartPole-v1", "Acrobot-v1"), losses=("mse", "hl_gauss"),
         sweep_widths=(1.0, 2.0), sweep_envs=("CartPole-v1",), final_points=2, dqn=_SMOKE_DQN,

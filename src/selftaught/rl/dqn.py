@@ -41,7 +41,7 @@ import optax
 
 from selftaught.core.errors import ConfigError, check, check_at_least_one
 from selftaught.rl import loop, replay
-from selftaught.rl.envs import ENVS, Env, make_env, normalized_return
+from selftaught.rl.envs import ENVS, Env, greedy_returns, make_env, noisy_rewards, normalized_return
 from selftaught.rl.loop import Carry
 from selftaught.rl.networks import ENCODERS, QNetwork
 from selftaught.rl.value_losses import LOSSES, make_value_head
@@ -93,6 +93,10 @@ class DQNConfig:
     """discount"""
     reward_scale: float = 1.0
     """rewards are multiplied by this for learning (returns are reported unscaled)"""
+    reward_noise: float = 0.0
+    """sd of Gaussian noise added to every reward the learner stores ("noisy targets";
+    before reward_scale); evaluation returns use the clean reward, train_return the noisy
+    one (see `rl.envs.noisy_rewards`)"""
     double_dqn: bool = True
     """bootstrap with the online network's greedy action (Double DQN)"""
     target_update_every: int = 50
@@ -135,12 +139,19 @@ class DQNConfig:
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
         check(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
+        check(self.reward_noise >= 0,
+              f"reward_noise must be a non-negative sd, got {self.reward_noise}")
         check(self.learning_starts >= self.batch_size or self.learning_starts >= self.num_envs,
               "learning_starts must cover at least one batch")
         check(chunk_iters(self) >= 1,
               f"total_steps={self.total_steps} leaves no training after learning_starts="
               f"{self.learning_starts} for num_evals={self.num_evals} chunks of train_every="
               f"{self.train_every} x num_envs={self.num_envs} steps; raise --total-steps")
+
+
+def replay_ratio(c: DQNConfig) -> float:
+    """Gradient updates per environment step: grad_steps / (train_every * num_envs)."""
+    return c.grad_steps / (c.train_every * c.num_envs)
 
 
 def warmup_iters(c: DQNConfig) -> int:
@@ -164,10 +175,13 @@ def curve_steps(c: DQNConfig) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class Agent:
-    """The pieces of `train`, for callers that drive chunks from the host (progress bars)."""
+    """The pieces of `train`, for callers that drive chunks from the host (progress bars).
+    `init(rng, lr=None)`: with `lr` (a traced scalar, e.g. vmapped over a grid) the run's
+    Adam step size is that value instead of config.lr, so one compiled program trains a
+    whole learning-rate sweep."""
 
     config: DQNConfig
-    init: Callable[[jax.Array], Carry]
+    init: Callable[..., Carry]
     chunk: Callable[[Carry], tuple[Carry, dict]]
     network: QNetwork
     loop: loop.Loop
@@ -184,13 +198,21 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     `eval_epsilon`)."""
     c = config
     env = make_env(c.env, c.max_episode_steps or None) if env is None else env
+    clean_env = env
+    if c.reward_noise > 0:  # the learner sees noisy rewards; evaluation the clean env
+        env = noisy_rewards(env, c.reward_noise)
+        if eval_fn is None:
+            eval_fn = lambda policy, key: {  # noqa: E731
+                "eval_return": greedy_returns(clean_env, policy, key, c.eval_episodes).mean()}
     if c.loss not in LOSSES:  # validate() is the user-facing check; keep make_* safe too
         raise ConfigError(f"unknown loss {c.loss!r}")
     head = make_value_head(c.loss, v_min=c.v_min, v_max=c.v_max, num_bins=c.num_bins,
                            sigma_ratio=c.sigma_ratio)
     net = QNetwork(c.encoder, env.num_actions, head.num_outputs, c.width)
+    # Adam without its step size: the step is -lr * update, with lr = config.lr or the
+    # run's own (traced) rate from init(rng, lr) (the same arithmetic as optax.adam(lr))
     tx = optax.chain(optax.clip_by_global_norm(c.max_grad_norm),
-                     optax.adam(c.lr, eps=c.adam_eps))
+                     optax.scale_by_adam(eps=c.adam_eps))
 
     def q_values(params, obs):
         return head.q_values(net.apply(params, obs))
@@ -227,22 +249,30 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
                 "next_obs": next_obs,
             })
         q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=1)[:, 0]
-        return jnp.mean(per), jnp.mean(q_sa)
+        # the squared TD error in value units, comparable across losses (a diagnostic)
+        q_next_t = head.q_values(out_next_target)
+        a_next = jnp.argmax(head.q_values(out_next_online if c.double_dqn else out_next_target),
+                            axis=-1)
+        y = batch["reward"] + discount * jnp.take_along_axis(q_next_t, a_next[:, None], 1)[:, 0]
+        td_sq = jax.lax.stop_gradient(jnp.mean((q_sa - y) ** 2))
+        return jnp.mean(per), (jnp.mean(q_sa), td_sq)
 
     def grad_step(carry: Carry, key):
         batch, _ = replay.sample(carry.buffer, key, c.batch_size)
         batch = {**batch, "obs": batch["obs"].astype(jnp.float32),
                  "next_obs": batch["next_obs"].astype(jnp.float32)}
-        (loss_val, q_mean), grads = jax.value_and_grad(loss, has_aux=True)(
+        (loss_val, (q_mean, td_sq)), grads = jax.value_and_grad(loss, has_aux=True)(
             carry.params, carry.target_params, batch)
         updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+        step = -(c.lr if carry.extra is None else carry.extra["lr"])
+        updates = jax.tree.map(lambda u: step * u, updates)
         params = optax.apply_updates(carry.params, updates)
         n = carry.grad_steps + 1
         target = loop.hard_or_polyak(params, carry.target_params, n, c.tau,
                                      c.target_update_every)
         carry = carry.replace(params=params, target_params=target, opt_state=opt_state,
                               grad_steps=n)
-        return carry, {"loss": loss_val, "q": q_mean}
+        return carry, {"loss": loss_val, "q": q_mean, "td_sq": td_sq}
 
     lp = loop.make_loop(loop.Spec(
         env=env, num_envs=c.num_envs, init_params=net.init, tx=tx, q_values=q_values,
@@ -255,7 +285,10 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
         num_evals=c.num_evals, eval_episodes=c.eval_episodes, eval_epsilon=c.eval_epsilon,
         evaluate=eval_fn,
     ))
-    return Agent(c, lambda rng: lp.init(rng), lambda carry: lp.chunk(carry, 0), net, lp)
+    def init(rng, lr=None):
+        return lp.init(rng, None if lr is None else {"lr": jnp.asarray(lr, jnp.float32)})
+
+    return Agent(c, init, lambda carry: lp.chunk(carry, 0), net, lp)
 
 
 def make_train(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None = None
@@ -271,4 +304,4 @@ def make_train(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
 
 
 __all__ = ["Carry", "DQNConfig", "LossFn", "make_agent", "make_train", "normalized_return",
-           "curve_steps"]
+           "curve_steps", "replay_ratio"]

@@ -121,6 +121,20 @@ def make_env(name: str, max_steps: int | None = None) -> Env:
     )
 
 
+def noisy_rewards(env: Env, std: float) -> Env:
+    """`env` whose every reward has N(0, std^2) noise added ("noisy targets", Farebrother et
+    al., 2024); observations, states and episode ends are those of `env` stepped with the
+    first half of the step key. Evaluate on the clean `env`."""
+
+    def step(key, state, action):
+        k_env, k_noise = jax.random.split(key)
+        st = env.step(k_env, state, action)
+        noise = std * jax.random.normal(k_noise, jnp.shape(st.reward), jnp.float32)
+        return st.replace(reward=st.reward + noise)
+
+    return dataclasses.replace(env, name=f"{env.name}+noise{std:g}", step=step)
+
+
 def normalized_return(env_name: str, returns):
     """(return - random) / (reference - random): 0 = random policy, 1 = reference score."""
     if env_name not in ENVS:
