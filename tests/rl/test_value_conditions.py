@@ -1,0 +1,155 @@
+"""value-classification conditions study (issue 27): clean / noisy / high replay ratio,
+each loss's lr chosen on held-out seeds, LR-sensitivity areas, resume, user errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import trim_mean
+
+from selftaught.cli import main
+from selftaught.core import runner
+from selftaught.core.errors import ConfigError, UnknownNameError
+from selftaught.core.rundir import RunDir
+from selftaught.recipes import value_classification as vc
+from selftaught.rl.dqn import replay_ratio
+from selftaught.rl.envs import normalized_return
+
+SEEDS = 3
+SMOKE = vc.RECIPE.preset("conditions-smoke")
+# the recipe's real code path (tuning and reported seeds, two lrs, both losses, claims,
+# report, plots, resume) at a size that checks mechanics, not the claims
+TINY = dataclasses.replace(
+    SMOKE, conditions=("clean", "noisy"),
+    dqn=dataclasses.replace(SMOKE.dqn, total_steps=256, learning_starts=64, batch_size=16,
+                            buffer_size=256, num_evals=2, eval_episodes=1,
+                            max_episode_steps=30),
+)
+
+
+def _events(path):
+    return sorted((e["condition"], e["loss"], e["lr"], e["seed"], tuple(e["eval_return"]))
+                  for e in RunDir.open(path).events("cond_curve"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vcc") / "tiny"
+    _, summary = runner.execute(vc.RECIPE, TINY, preset="conditions-smoke", seeds=SEEDS,
+                                run_dir=path)
+    return path, summary
+
+
+def test_tiny_conditions_end_to_end(tiny_run):
+    path, summary = tiny_run
+    names = [c["name"] for c in summary["claims"]]
+    assert names == ["hl_gauss_gt_mse_noisy", "hl_gauss_flatter_lr_curve"]
+    for c in summary["claims"]:
+        assert c["unit"] == "training seeds" and c["n"] == SEEDS
+        assert c["ci_low"] <= c["value"] + 1e-9 <= c["ci_high"] + 2e-9
+        assert c["holds"] == (c["ci_low"] > 0.0)
+    ev = RunDir.open(path).events("cond_curve")
+    runs = len(TINY.tune_seeds) + SEEDS
+    assert len(ev) == len(vc.cond_cells(TINY)) * runs
+    assert {e["seed"] for e in ev} == {*TINY.tune_seeds, *range(SEEDS)}
+    report = (path / "report.md").read_text()
+    for section in ("### Learning-rate choice", "### LR-sensitivity curves",
+                    "a tie is expected", "### Diagnostics", "plots/lr_curve_noisy.png"):
+        assert section in report
+    assert (path / "plots" / "lr_curve_clean.png").stat().st_size > 0
+    again = runner.finalize(vc.RECIPE, RunDir.open(path))  # rebuilt from metrics.jsonl
+    assert again["claims"] == summary["claims"]
+
+
+def test_lr_is_chosen_on_tuning_seeds_and_scored_on_reported_seeds(tiny_run):
+    path, summary = tiny_run
+    ev = RunDir.open(path).events("cond_curve")
+
+    def score(cond, loss, lr, seeds):
+        rows = [e for e in ev if (e["condition"], e["loss"], e["lr"]) == (cond, loss, lr)
+                and e["seed"] in seeds]
+        r = normalized_return("CartPole-v1", np.array([e["eval_return"] for e in rows]))
+        return r[:, -TINY.final_points:].mean(axis=1)
+
+    tune, rep = set(TINY.tune_seeds), set(range(SEEDS))
+    chosen = {}
+    for loss in ("hl_gauss", "mse"):
+        iqm = {lr: trim_mean(score("noisy", loss, lr, tune), 0.25) for lr in TINY.lr_grid}
+        chosen[loss] = max(sorted(iqm), key=iqm.get)
+    want = (trim_mean(score("noisy", "hl_gauss", chosen["hl_gauss"], rep), 0.25)
+            - trim_mean(score("noisy", "mse", chosen["mse"], rep), 0.25))
+    assert summary["claims"][0]["value"] == pytest.approx(want, abs=1e-9)
+    # the area claim: mean over conditions of mean-over-lrs IQM, HL-Gauss minus MSE
+    area = np.mean([np.mean([trim_mean(score(c, "hl_gauss", lr, rep), 0.25)
+                             - trim_mean(score(c, "mse", lr, rep), 0.25)
+                             for lr in TINY.lr_grid]) for c in TINY.conditions])
+    assert summary["claims"][1]["value"] == pytest.approx(area, abs=1e-9)
+
+
+def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed_at):
+    path_ref, summary_ref = tiny_run
+    path = tmp_path / "run"
+    with killed_at(RunDir, "mark_phase_done", 3):
+        runner.execute(vc.RECIPE, TINY, preset="conditions-smoke", seeds=SEEDS, run_dir=path)
+    assert len(RunDir.open(path).done_phases()) == 2
+    _, summary = runner.execute(vc.RECIPE, None, preset="", seeds=0, run_dir=path, resume=True)
+    assert _events(path) == _events(path_ref)
+    assert summary["claims"] == summary_ref["claims"]
+    done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cond_cells(TINY))
+
+
+def test_condition_configs():
+    cfg = vc.RECIPE.preset("conditions")
+    clean = vc.condition_config(cfg, "Breakout-MinAtar", "clean", "mse")
+    assert clean == dataclasses.replace(cfg.dqn, env="Breakout-MinAtar", loss="mse")
+    noisy = vc.condition_config(cfg, "Breakout-MinAtar", "noisy", "hl_gauss")
+    assert noisy.reward_noise == cfg.noise_std and noisy.loss == "hl_gauss"
+    assert replay_ratio(noisy) == replay_ratio(clean) == 1 / 16
+    high = vc.condition_config(cfg, "Breakout-MinAtar", "high_rr", "mse")
+    assert replay_ratio(high) == cfg.high_replay_ratio and high.reward_noise == 0.0
+    one = dataclasses.replace(cfg, high_replay_ratio=1.0)
+    assert replay_ratio(vc.condition_config(one, "Breakout-MinAtar", "high_rr", "mse")) == 1.0
+    assert set(cfg.tune_seeds).isdisjoint(range(cfg.seed, cfg.seed + cfg.num_seeds))
+
+
+def test_lr_choice_and_sensitivity_area():
+    assert vc.lr_choice({1e-3: 0.2, 3e-4: 0.5, 3e-3: 0.5}) == 3e-4  # ties: the smaller rate
+    s = np.array([[0.0, 1.0], [4.0, 1.0], [8.0, 2.0], [100.0, 3.0]])  # runs x lrs
+    # IQM of 4 runs = mean of the middle two: (4 + 8) / 2 and (1 + 2) / 2
+    assert vc.sensitivity_area(s) == pytest.approx((6.0 + 1.5) / 2)
+
+
+def test_config_errors():
+    with pytest.raises(UnknownNameError, match="unknown condition 'sticky'"):
+        dataclasses.replace(SMOKE, conditions=("sticky",)).validate()
+    with pytest.raises(ConfigError, match="whole number of updates per vector step"):
+        dataclasses.replace(SMOKE, high_replay_ratio=0.5).validate()  # x 1 env
+    with pytest.raises(ConfigError, match="--lr-grid needs positive"):
+        dataclasses.replace(SMOKE, lr_grid=(1e-3, -1.0)).validate()
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--tune-seeds", "1"], "--tune-seeds (1,) overlap the reported seeds [0, 1, 2]"),
+        (["--conditions", "clean", "sticky"], "unknown condition 'sticky'"),
+        (["--noise-std", "0"], "--noise-std must be positive"),
+    ],
+)
+def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
+    rc = main(["run", "value-classification", "--preset", "conditions-smoke", "--run-dir",
+               str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # the conditions-smoke preset: 3 conditions x 2 losses x 2 lrs
+def test_conditions_smoke_preset(tmp_path):
+    path = tmp_path / "smoke"
+    _, summary = runner.execute(vc.RECIPE, SMOKE, preset="conditions-smoke", seeds=SEEDS,
+                                run_dir=path)
+    assert [c["name"] for c in summary["claims"]] == [
+        "hl_gauss_gt_mse_noisy", "hl_gauss_gt_mse_high_rr", "hl_gauss_flatter_lr_curve"]
