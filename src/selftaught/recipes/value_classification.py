@@ -33,6 +33,50 @@ hl_gauss --loss-lrs 1e-3 3e-3`; 642 CPU-s, peak 1.7 GiB): IQM MSE 0.094 [0.081, 
 HL-Gauss 0.095 [0.077, 0.120]; IQM(HL-Gauss) - IQM(MSE) = +0.001 [-0.025, 0.028] and
 P(HL-Gauss > MSE) = 0.58 [0.40, 0.76]. Tuning removes HL-Gauss's deficit (-0.044 with one
 shared lr) but does not make it win: both claims still do not hold at this budget.
+
+Conditions study (issue 27; `--preset conditions`): where "Stop regressing" locates
+HL-Gauss's gains. Breakout-MinAtar, the default's DQN (conv16 + FC128, 51 bins on
+[-10, 10], 48k env steps, 8 envs); conditions clean (1 update per 16 env steps), noisy
+(training reward + N(0, 1), evaluation on the clean reward: a "noisy targets" test that
+leaves the evaluated task unchanged, unlike sticky actions) and high_rr (1 update per 4 env
+steps, 4x clean: 1 per step would cost ~3,700 CPU-s alone, `--high-replay-ratio 1`). Per
+condition and loss, lr in {1e-4, 3e-4, 1e-3, 3e-3} trained on 3 held-out seeds (100-102,
+which pick the lr by IQM) and the 5 reported seeds (0-4) in one vmapped program per lr
+(the lr is traced). Claims (unit: training seeds, n = 5): HL-Gauss - MSE > 0 under noise
+and under high_rr at the tuned lrs; the LR-sensitivity area (mean IQM over the 4 lrs,
+reported seeds) of HL-Gauss above MSE's. At 24k steps clean MSE stayed at random level
+(final returns 0.5-0.8 vs random 0.4 at every lr), hence 48k.
+
+Measured REDUCED AND SPLIT, under load 8-10 on the shared 2-core machine (2026-12-06), as
+two run directories of this preset: `--conditions noisy clean` (noisy: 403 CPU-s, 20.3 min
+wall, then killed and resumed with `--resume` for clean: 365 CPU-s, 8.8 min wall; peak
+1.41 GiB) and `--conditions high_rr` (1,219 CPU-s, 44.6 min wall, peak 1.39 GiB): the
+full preset is ~1,990 CPU-s (~20-25 min idle, estimated, not timed idle).
+- noisy: HL-Gauss does not learn at any lr (tuning IQM 0.002 / -0.000 / -0.011 / -0.003;
+  reported 0.003 [-0.007, 0.017] at the chosen 1e-4) while MSE does (0.049 [0.012, 0.065]
+  at 3e-3): IQM(HL-Gauss) - IQM(MSE) = -0.046 [-0.064, -0.008] (fails, the opposite sign).
+  Measured reason: HL-Gauss's value estimate does not follow the noisy TD targets; its
+  final mean Q(s, a) is 0.21 / 0.18 / 0.17 / 0.27 across the 4 lrs (flat over 30x lr)
+  while MSE's rises 0.23 / 0.39 / 0.61 / 0.80 with the lr. The RMS TD error is ~1.0 for
+  both (the reward noise dominates: 2.55 bin widths, 3.5 HL-Gauss sigmas), so the target
+  histogram of one transition sits ~2.5 bins from its mean. Why the classification head
+  stalls there (the loss, the torso, the bootstrap) is not yet isolated.
+  LR-sensitivity area: MSE 0.023, HL-Gauss 0.000.
+- high_rr: both learn well (reported IQM MSE 0.208 [0.184, 0.225], HL-Gauss 0.215
+  [0.170, 0.265], both at 3e-3): +0.007 [-0.043, 0.065], a tie (fails). LR curves (IQM at
+  1e-4 / 3e-4 / 1e-3 / 3e-3): MSE 0.096 / 0.209 / 0.246 / 0.208, HL-Gauss 0.096 / 0.106 /
+  0.210 / 0.215: HL-Gauss needs a larger lr (final mean Q 1.38 / 1.76 / 2.30 / 2.56 vs
+  MSE's 1.76 / 2.39 / 2.57 / 2.53: the classification head's value lags at small lrs, the
+  lr-starvation seen in the default preset), so its curve is not flatter: area difference
+  -0.033 [-0.057, -0.014] (fails, HL-Gauss more lr-sensitive).
+- clean: a tie, as expected: MSE 0.072 [0.049, 0.109] (lr 1e-3), HL-Gauss 0.079 [0.072,
+  0.107] (3e-3); +0.008 [-0.026, 0.043] (not a claim; the issue-16 tie reproduces). LR
+  curves MSE 0.049 / 0.058 / 0.072 / 0.073, HL-Gauss 0.008 / 0.010 / 0.070 / 0.079 (Q 0.29
+  vs 0.62 at 1e-4: lr-starved). Sensitivity area HL-Gauss - MSE over noisy + clean:
+  -0.022 [-0.028, -0.009] (fails).
+Summary: 0 of 3 claims hold. Under reward noise HL-Gauss is worse, not better; under a
+higher replay ratio it ties; at every condition its LR curve is steeper at the low end
+(it needs lr >= 1e-3 where MSE is already near its best).
 """
 
 from __future__ import annotations
