@@ -6,15 +6,15 @@
 Default: issue 24's non-memorising setting. G_sft's 400 x 64 SFT rows are 2 epochs over
 12,800 distinct problems (one uneven human solution each); each of 2 iterations samples 6
 candidates on each of the 12,800 (76,800 labelled samples, ~43,500 DPO pairs at iteration 1,
-~74,600 at 2); 64 fresh test problems x 64 candidates. Measured
-(`/usr/bin/time -v selftaught run v-star --preset default --seeds 3`, 2026-12-06, MEASURED
-UNDER LOAD 8-14 from three other helpers' jobs, the run got ~31% of the machine): 58 min 8 s
-wall, 1,076 CPU-s (929 user + 147 sys), peak RSS 1.59 GiB; idle (one job, after issue 29's
-sampler-padding change, same command): 10 min 14 s wall, 939 CPU-s (795 user + 145 sys),
-1.59 GiB, the same claims to the last digit. The generalisation gate passes (own training
-problems / fresh validation problems, mean over 3 seeds): G_sft 17.0 / 19.4%, gap -2.3
-points [-3.4, -0.5]; G_1 21.0 / 25.2%, gap -4.2 [-9.1, 0.0]. So every claim is tested; 2 of 6 hold (n = 3 training seeds,
-95% CI; iteration 2 unless said):
+~74,600 at 2); 64 fresh test problems x 64 candidates. Measured (`/usr/bin/time -v
+selftaught run v-star --preset default --seeds 3`, 2026-12-06, MEASURED UNDER LOAD 8-14 from
+three other helpers' jobs, the run got ~31% of the machine): 58 min 8 s wall, 1,076 CPU-s
+(929 user + 147 sys), peak RSS 1.59 GiB; idle (one job, after issue 29's sampler-padding
+change, same command): 10 min 14 s wall, 939 CPU-s (795 user + 145 sys), 1.59 GiB, the same
+claims to the last digit. The generalisation gate passes (own training problems / fresh
+validation problems, mean over 3 seeds): G_sft 17.0 / 19.4%, gap -2.3 points [-3.4, -0.5];
+G_1 21.0 / 25.2%, gap -4.2 [-9.1, 0.0]. So every claim is tested; 2 of 6 hold (n = 3
+training seeds, 95% CI; iteration 2 unless said):
 - Best-of-16 (DPO) - maj@16: -7.0 points [-10.9, -4.3]: does not hold;
 - maj@16 - greedy pass@1: -0.3 [-0.5, -0.2]: does not hold;
 - DPO - ORM Best-of-8: +0.6 [-1.7, 3.8]: does not hold; Best-of-64: +3.6 [1.6, 4.7]: holds
