@@ -372,29 +372,17 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
     return Report(claims, "\n".join(md))
 
 
-def _width_gain_difference(mats, lo_w, hi_w, reps=2000, seed=0):
-    """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], bootstrap over runs, as an
-    Estimate over n = the fewest runs of the four matrices."""
+def _width_gain_difference(mats, lo_w, hi_w) -> stats.Estimate:
+    """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], with a bootstrap that
+    resamples the runs of each of the four (independent) matrices within each task column
+    (`stats.group_bootstrap`), as an Estimate over n = the fewest runs of the four."""
     from rliable import metrics
 
     iqm = metrics.aggregate_iqm
     arrs = [mats[("hl_gauss", hi_w)], mats[("hl_gauss", lo_w)], mats[("mse", hi_w)],
             mats[("mse", lo_w)]]
-    f = lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3]))  # noqa: E731
-    point = float(f(arrs))
-    n = min(len(a) for a in arrs)
-    if n < 2:
-        return stats.Estimate(point, point, point, n)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(reps):
-        res = []
-        for a in arrs:  # stratified: resample runs within each task column
-            idx = rng.integers(0, a.shape[0], size=a.shape)
-            res.append(np.take_along_axis(a, idx, axis=0))
-        boots.append(f(res))
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return stats.Estimate(point, float(lo), float(hi), n)
+    return stats.group_bootstrap(
+        arrs, lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3])))
 
 
 # ----------------------------------------------------------------------------- conditions
