@@ -51,7 +51,11 @@ Measured REDUCED AND SPLIT, under load 8-10 on the shared 2-core machine (2026-1
 two run directories of this preset: `--conditions noisy clean` (noisy: 403 CPU-s, 20.3 min
 wall, then killed and resumed with `--resume` for clean: 365 CPU-s, 8.8 min wall; peak
 1.41 GiB) and `--conditions high_rr` (1,219 CPU-s, 44.6 min wall, peak 1.39 GiB): the
-full preset is ~1,990 CPU-s (~20-25 min idle, estimated, not timed idle).
+full preset is ~1,990 CPU-s. Then the whole preset in one run, idle (one job, load < 2;
+`/usr/bin/time -v selftaught run value-classification --preset conditions`): 21 min 22 s
+wall, 2,077 CPU-s (1,987 user + 90 sys), peak RSS 1.64 GiB; the noisy and high_rr claims
+are the same to the last digit, and the sensitivity-area claim (one claim over all the
+run's conditions) reads -0.026 [-0.032, -0.017] (fails).
 - noisy: HL-Gauss does not learn at any lr (tuning IQM 0.002 / -0.000 / -0.011 / -0.003;
   reported 0.003 [-0.007, 0.017] at the chosen 1e-4) while MSE does (0.049 [0.012, 0.065]
   at 3e-3): IQM(HL-Gauss) - IQM(MSE) = -0.046 [-0.064, -0.008] (fails, the opposite sign).
