@@ -376,7 +376,7 @@ def report(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) ->
     return Report(claims, "\n".join(md))
 
 
-def _width_gain_difference(mats, lo_w, hi_w) -> stats.Estimate:
+def _width_gain_difference(mats, lo_w, hi_w, reps: int = 2000) -> stats.Estimate:
     """[IQM_hl(hi) - IQM_hl(lo)] - [IQM_mse(hi) - IQM_mse(lo)], with a bootstrap that
     resamples the runs of each of the four (independent) matrices within each task column
     (`stats.group_bootstrap`), as an Estimate over n = the fewest runs of the four."""
@@ -386,7 +386,7 @@ def _width_gain_difference(mats, lo_w, hi_w) -> stats.Estimate:
     arrs = [mats[("hl_gauss", hi_w)], mats[("hl_gauss", lo_w)], mats[("mse", hi_w)],
             mats[("mse", lo_w)]]
     return stats.group_bootstrap(
-        arrs, lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3])))
+        arrs, lambda a: (iqm(a[0]) - iqm(a[1])) - (iqm(a[2]) - iqm(a[3])), reps=reps)
 
 
 # ----------------------------------------------------------------------------- conditions
