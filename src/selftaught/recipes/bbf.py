@@ -152,7 +152,7 @@ import numpy as np
 
 from selftaught import stats
 from selftaught.core import progress
-from selftaught.core.errors import ConfigError, UnknownNameError, check, check_finite
+from selftaught.core.errors import ConfigError, UnknownNameError, check
 from selftaught.core.recipe import Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
@@ -271,9 +271,7 @@ def train_minatar(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants
     carry = init(jax.numpy.concatenate([keys(seeds)] * len(variants)),
                  jax.tree.map(lambda *x: jax.numpy.stack(x), *kn))
     _, cur = run_chunks(chunk, carry, prog.num_evals, f"bbf {env} {'/'.join(variants)}",
-                        index=True)  # [runs, evals]
-    check_finite(float(np.mean(cur["loss"][:, -1])), where=log.phase,
-                 step=int(cur["env_steps"][0, -1]), lr=prog.lr)
+                        index=True, finite="loss", where=log.phase, lr=prog.lr)  # [runs, evals]
     for r, (v, s) in enumerate((v, s) for v in variants for s in seeds):
         log("curve", env=env, variant=v, seed=s, steps=curve_steps(prog),
             eval_return=cur["eval_return"][r], train_return=cur["train_return"][r],

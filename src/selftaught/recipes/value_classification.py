@@ -92,7 +92,7 @@ import jax
 import numpy as np
 
 from selftaught import stats
-from selftaught.core.errors import UnknownNameError, check, check_finite
+from selftaught.core.errors import UnknownNameError, check
 from selftaught.core.recipe import Claim, Recipe, Report
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
@@ -238,9 +238,8 @@ def train_cell(log, cfg: ValueClassificationConfig, env: str, loss: str, width: 
     dqn = cell_config(cfg, env, loss, width)
     init, chunk = _compiled(dqn)
     carry = init(keys(seeds))
-    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {loss} w{width:g}")  # S x T
-    check_finite(float(np.mean(curves["loss"][:, -1])), where=log.phase,
-                 step=int(curves["env_steps"][0, -1]), lr=dqn.lr)
+    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {loss} w{width:g}",
+                           finite="loss", where=log.phase, lr=dqn.lr)  # S x T
     for i, s in enumerate(seeds):
         log("curve", env=env, loss=loss, width=width, seed=s, steps=curve_steps(dqn),
             eval_return=curves["eval_return"][i], train_return=curves["train_return"][i],

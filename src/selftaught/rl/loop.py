@@ -40,6 +40,7 @@ import optax
 from flax import struct
 
 from selftaught.core import progress
+from selftaught.core.errors import check_finite
 from selftaught.rl import replay
 from selftaught.rl.envs import Env, Step, greedy_returns
 
@@ -85,18 +86,36 @@ def curve_steps(warmup_steps: int, chunk_steps: int, num_evals: int) -> list[int
 
 
 def run_chunks(chunk: Callable, carry: Any, num_chunks: int, description: str, *args: Any,
-               index: bool = False) -> tuple[Any, dict[str, np.ndarray]]:
-    """Call a compiled `chunk(carry, *args) -> (carry, metrics)` (`chunk(carry, i, *args)`
-    with `index`) `num_chunks` times with a progress bar, each chunk's metrics (arrays whose
-    leading axis is the vmapped runs) brought to the host once -> (the final carry,
-    {metric: array [runs, num_chunks]}): a learning curve per run."""
+               index: bool = False, observe: Callable[[Any], dict] | None = None,
+               finite: str | None = None, where: str = "", lr: float | None = None,
+               step: int | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """The compiled cells runner: call `chunk(carry, *args) -> (carry, metrics)`
+    (`chunk(carry, i, *args)` with `index`) `num_chunks` times with a progress bar, each
+    chunk's metrics (arrays whose leading axis is the vmapped runs) brought to the host once
+    -> (the final carry, {metric: array [runs, num_chunks]}): a learning curve per run.
+
+    `observe(carry)` adds host-side measures of each chunk's final carry to its metrics
+    (e.g. lifetime counters of a reset-free world). `finite` names the metric of the one
+    divergence policy: its mean over runs at the last chunk must be finite, else
+    `DivergedError` naming `where`, the step (`step`, else the runs' last `env_steps`, else
+    `num_chunks`) and the lr. Cells where divergence is a data point (an lr sweep) leave it
+    None."""
     rows = []
     with progress.bar(description, total=num_chunks) as bar:
         for i in range(num_chunks):
             carry, m = chunk(carry, i, *args) if index else chunk(carry, *args)
-            rows.append(jax.device_get(m))
+            m = dict(jax.device_get(m))
+            if observe is not None:
+                m.update(observe(carry))
+            rows.append(m)
             bar.advance(1)
-    return carry, {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
+    curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
+    if finite is not None:
+        if step is None:
+            step = int(curves["env_steps"][0, -1]) if "env_steps" in curves else num_chunks
+        check_finite(float(np.mean(curves[finite][:, -1])), where=where or description,
+                     step=step, lr=lr)
+    return carry, curves
 
 
 def hard_or_polyak(params, target_params, grad_steps, tau: float, every: int):

@@ -131,7 +131,6 @@ import dataclasses
 import jax
 import numpy as np
 
-from selftaught.core.errors import check_finite
 from selftaught.core.recipe import Recipe
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
@@ -206,9 +205,8 @@ def train_agent(log, cfg: IC2Config, run_dir: RunDir, agent: str, seeds: list[in
     steps = [(i + 1) * per_chunk for i in range(cfg.num_evals)]
     w = _weights(cfg, agent)
     st = init(keys(seeds))
-    st, curves = run_chunks(chunk, st, cfg.num_evals, f"ic2 {agent}", w)
-    check_finite(float(np.mean(curves["elbo_loss"][:, -1])), where=agent,
-                 step=cfg.iterations, lr=cfg.filter_lr)
+    st, curves = run_chunks(chunk, st, cfg.num_evals, f"ic2 {agent}", w, finite="elbo_loss",
+                            where=agent, step=cfg.iterations, lr=cfg.filter_lr)
     if agent == _gif_agent(cfg):
         _write_gif(cfg, st, run_dir, seeds[0])
     for i, s in enumerate(seeds):

@@ -127,9 +127,10 @@ def phases(cfg: NonEpisodicConfig, seeds: list[int]) -> list[str]:
 
 def run(cfg: NonEpisodicConfig, run_dir: RunDir, seeds: list[int]) -> None:
     todo = [c for c in conditions(cfg) if not run_dir.phase_done(c.name)]
-    with progress.bar("non-episodic conditions", total=len(todo) * cfg.num_evals) as bar:
-        for cond in conditions(cfg):
-            run_dir.phase(cond.name, train_condition, cfg, cond, seeds, bar)
+    with progress.bar("non-episodic conditions", total=len(todo)) as bar:
+        for cond in todo:
+            run_dir.phase(cond.name, train_condition, cfg, cond, seeds)
+            bar.advance(1)
 
 
 SMOKE = NonEpisodicConfig(

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from selftaught.core.errors import check_finite
 from selftaught.core.seeding import keys
 from selftaught.recipes.non_episodic.config import (
     Condition,
@@ -19,6 +18,7 @@ from selftaught.recipes.non_episodic.config import (
 )
 from selftaught.rl import gridworld as gw
 from selftaught.rl.dqn import curve_steps, make_agent
+from selftaught.rl.loop import run_chunks
 
 
 def _agent(cfg: NonEpisodicConfig, params: gw.WorldParams):
@@ -77,24 +77,20 @@ def measure_transition_entropy(cfg: NonEpisodicConfig, cond: Condition, seed: in
             "regrowths_per_1k": 1000.0 * regrown / cfg.entropy_steps}
 
 
-def train_condition(log, cfg: NonEpisodicConfig, cond: Condition, seeds: list[int], bar):
+def train_condition(log, cfg: NonEpisodicConfig, cond: Condition, seeds: list[int]):
     """One condition, all seeds under one vmap: learning curves (validation and test
     success) and lifetime measures per seed, and the world's measured transition entropy."""
     init, chunk = _compiled(cfg)
     steps = curve_steps(_dqn(cfg))
     carry = init(keys(seeds), cond.params())
-    rows = []
-    for _ in range(cfg.num_evals):
-        carry, m = chunk(carry)
+
+    def lifetime(carry) -> dict:
         st = carry.env_state  # [S, 1, ...]: one life per seed
-        m = dict(jax.device_get(m))
-        m["lifetime_successes"] = np.asarray(st.successes[:, 0])
-        m["visitation_entropy"] = np.asarray(gw.visitation_entropy(st.visits[:, 0]))
-        rows.append(m)
-        bar.advance(1)
-    curves = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
-    check_finite(float(np.mean(curves["loss"][:, -1])), where=cond.name,
-                 step=int(curves["env_steps"][0, -1]), lr=cfg.lr)
+        return {"lifetime_successes": np.asarray(st.successes[:, 0]),
+                "visitation_entropy": np.asarray(gw.visitation_entropy(st.visits[:, 0]))}
+
+    _, curves = run_chunks(chunk, carry, cfg.num_evals, cond.name, observe=lifetime,
+                           finite="loss", where=cond.name, lr=cfg.lr)
     for i, s in enumerate(seeds):
         log("curve", condition=cond.name, group=cond.group, knob=cond.knob, seed=s,
             steps=steps, success=curves["success"][i], hitting_time=curves["hitting_time"][i],
