@@ -11,6 +11,7 @@ from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
 from selftaught.recipes import value_classification as vc
+from selftaught.recipes.value_classification import config as vcc
 
 SEEDS = 3
 # Tiny: the recipe's real code path (a main grid, a width sweep, all three claims, report,
@@ -49,7 +50,7 @@ def _check_run(path, summary, cfg, seeds):
     p = summary["claims"][1]
     assert 0.0 <= p["value"] <= 1.0
     ev = RunDir.open(path).events("curve")
-    assert len(ev) == len(vc.cells(cfg)) * seeds
+    assert len(ev) == len(vcc.cells(cfg)) * seeds
     for e in ev:
         assert len(e["eval_return"]) == cfg.dqn.num_evals
         assert np.isfinite(e["td_loss"]).all()
@@ -89,7 +90,7 @@ def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed
     assert _curves(path) == _curves(path_ref)
     assert summary["claims"] == summary_ref["claims"]
     done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cells(TINY))
+    assert sum(r["event"] == "phase_done" for r in done) == len(vcc.cells(TINY))
 
 
 def test_config_errors():
@@ -122,9 +123,9 @@ def test_cli_user_errors_exit_2(flags, message, tmp_path, capsys):
 def test_loss_lrs_set_each_cells_learning_rate():
     cfg = dataclasses.replace(vc.RECIPE.preset("smoke"), loss_lrs=(1e-3, 3e-3))
     cfg.validate()
-    assert vc.cell_config(cfg, "CartPole-v1", "mse", 1.0).lr == 1e-3
-    assert vc.cell_config(cfg, "CartPole-v1", "hl_gauss", 2.0).lr == 3e-3
+    assert vcc.cell_config(cfg, "CartPole-v1", "mse", 1.0).lr == 1e-3
+    assert vcc.cell_config(cfg, "CartPole-v1", "hl_gauss", 2.0).lr == 3e-3
     base = vc.RECIPE.preset("smoke")
-    assert vc.cell_config(base, "CartPole-v1", "hl_gauss", 1.0).lr == base.dqn.lr
+    assert vcc.cell_config(base, "CartPole-v1", "hl_gauss", 1.0).lr == base.dqn.lr
     with pytest.raises(ConfigError, match="--loss-lrs needs one positive rate per loss"):
         dataclasses.replace(base, loss_lrs=(1e-3,)).validate()

@@ -31,7 +31,7 @@ def test_default_preset_heads_start_near_zero_q(loss):
 
 def test_default_preset_uses_one_lr_for_every_loss():
     cfg = PRESETS["default"]
-    from selftaught.recipes.value_classification import cell_config, cells
+    from selftaught.recipes.value_classification.config import cell_config, cells
 
     lrs = {cell_config(cfg, *c).lr for c in cells(cfg)}
     eps = {cell_config(cfg, *c).adam_eps for c in cells(cfg)}

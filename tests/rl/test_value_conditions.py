@@ -13,6 +13,8 @@ from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
 from selftaught.recipes import value_classification as vc
+from selftaught.recipes.value_classification import config as vcc
+from selftaught.recipes.value_classification.report import lr_choice, sensitivity_area
 from selftaught.rl.dqn import replay_ratio
 from selftaught.rl.envs import normalized_return
 
@@ -44,7 +46,7 @@ def test_tiny_conditions_end_to_end(tiny_run):
         assert c["holds"] == (c["ci_low"] > 0.0)
     ev = RunDir.open(path).events("cond_curve")
     runs = len(SMOKE.tune_seeds) + SEEDS
-    assert len(ev) == len(vc.cond_cells(SMOKE)) * runs
+    assert len(ev) == len(vcc.cond_cells(SMOKE)) * runs
     assert {e["seed"] for e in ev} == {*SMOKE.tune_seeds, *range(SEEDS)}
     report = (path / "report.md").read_text()
     for section in ("### Learning-rate choice", "### LR-sensitivity curves",
@@ -91,28 +93,28 @@ def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed
     assert _events(path) == _events(path_ref)
     assert summary["claims"] == summary_ref["claims"]
     done = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r["event"] == "phase_done" for r in done) == len(vc.cond_cells(SMOKE))
+    assert sum(r["event"] == "phase_done" for r in done) == len(vcc.cond_cells(SMOKE))
 
 
 def test_condition_configs():
     cfg = vc.RECIPE.preset("conditions")
-    clean = vc.condition_config(cfg, "Breakout-MinAtar", "clean", "mse")
+    clean = vcc.condition_config(cfg, "Breakout-MinAtar", "clean", "mse")
     assert clean == dataclasses.replace(cfg.dqn, env="Breakout-MinAtar", loss="mse")
-    noisy = vc.condition_config(cfg, "Breakout-MinAtar", "noisy", "hl_gauss")
+    noisy = vcc.condition_config(cfg, "Breakout-MinAtar", "noisy", "hl_gauss")
     assert noisy.reward_noise == cfg.noise_std and noisy.loss == "hl_gauss"
     assert replay_ratio(noisy) == replay_ratio(clean) == 1 / 16
-    high = vc.condition_config(cfg, "Breakout-MinAtar", "high_rr", "mse")
+    high = vcc.condition_config(cfg, "Breakout-MinAtar", "high_rr", "mse")
     assert replay_ratio(high) == cfg.high_replay_ratio and high.reward_noise == 0.0
     one = dataclasses.replace(cfg, high_replay_ratio=1.0)
-    assert replay_ratio(vc.condition_config(one, "Breakout-MinAtar", "high_rr", "mse")) == 1.0
+    assert replay_ratio(vcc.condition_config(one, "Breakout-MinAtar", "high_rr", "mse")) == 1.0
     assert set(cfg.tune_seeds).isdisjoint(range(cfg.seed, cfg.seed + cfg.num_seeds))
 
 
 def test_lr_choice_and_sensitivity_area():
-    assert vc.lr_choice({1e-3: 0.2, 3e-4: 0.5, 3e-3: 0.5}) == 3e-4  # ties: the smaller rate
+    assert lr_choice({1e-3: 0.2, 3e-4: 0.5, 3e-3: 0.5}) == 3e-4  # ties: the smaller rate
     s = np.array([[0.0, 1.0], [4.0, 1.0], [8.0, 2.0], [100.0, 3.0]])  # runs x lrs
     # IQM of 4 runs = mean of the middle two: (4 + 8) / 2 and (1 + 2) / 2
-    assert vc.sensitivity_area(s) == pytest.approx((6.0 + 1.5) / 2)
+    assert sensitivity_area(s) == pytest.approx((6.0 + 1.5) / 2)
 
 
 def test_config_errors():
