@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.scipy.special import ndtr
 
 from selftaught.core.errors import UnknownNameError, check
@@ -187,3 +188,30 @@ __all__ = [
     "make_value_head",
     "two_hot_target",
 ]
+
+
+# ----------------------------------------------------------------------------- learner
+def make_value_learner(net, head: ValueHead):
+    """The fitted policy-evaluation learner of a state-value network (one output "action")
+    trained with `head`'s loss by Adam: (init(params, lr) -> opt_state,
+    step(params, opt_state, lr, x, reward, discount, next_out, **extra) -> (params,
+    opt_state)). `step` is one Adam step on the batch mean of `head.loss` against
+    reward + discount * V_target(x') — `next_out` is the target network's output at x', a
+    constant — and `extra` goes to the loss (HL-Gauss: `sigma_ratio`). `lr` may be traced,
+    so one compiled program serves a learning-rate grid."""
+
+    def init(params, lr):
+        return optax.adam(lr).init(params)
+
+    def step(params, opt_state, lr, x, reward, discount, next_out, **extra):
+        zeros = jnp.zeros((x.shape[0],), jnp.int32)
+
+        def loss_fn(p):
+            return jnp.mean(head.loss(net.apply(p, x), zeros, reward, discount, next_out,
+                                      zeros, **extra))
+
+        g = jax.grad(loss_fn)(params)
+        upd, opt_state = optax.adam(lr).update(g, opt_state, params)
+        return optax.apply_updates(params, upd), opt_state
+
+    return init, step

@@ -9,7 +9,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
@@ -18,7 +17,7 @@ from selftaught.recipes.value_loss_mechanisms.config import (
     ValueLossMechanismsConfig,
 )
 from selftaught.rl.networks import QNetwork
-from selftaught.rl.value_losses import make_value_head
+from selftaught.rl.value_losses import make_value_head, make_value_learner
 
 
 def task_arrays(cfg: ValueLossMechanismsConfig, key: jax.Array, gamma: jax.Array):
@@ -85,6 +84,7 @@ def make_program(cfg: ValueLossMechanismsConfig, loss: str, width: float):
     extra = (lambda s: {"sigma_ratio": s}) if loss == "hl_gauss" else (lambda s: {})
     net = QNetwork(encoder="mlp", num_actions=1, num_outputs=head.num_outputs, width=width)
     every = cfg.steps // cfg.curve_points
+    learner_init, learner_step = make_value_learner(net, head)
 
     def train_one(key, lr, noise, gamma, sigma_ratio):
         k_task, k_init, k_batch = jax.random.split(key, 3)
@@ -92,10 +92,8 @@ def make_program(cfg: ValueLossMechanismsConfig, loss: str, width: float):
         # noise condition: y = f + sigma eps; bootstrapped: r = c f, y = r + gamma Q(x')
         reward = r_scale * f_tr + noise * eps
         params = net.init(k_init, x_tr[:1])
-        opt = optax.adam(lr)
-        opt_state = opt.init(params)
+        opt_state = learner_init(params, lr)
         v_std = jnp.std(v_ev)
-        zeros = jnp.zeros((cfg.batch_size,), jnp.int32)
 
         def rel_rmse(p):
             q = head.q_values(net.apply(p, x_ev))[:, 0]
@@ -109,15 +107,9 @@ def make_program(cfg: ValueLossMechanismsConfig, loss: str, width: float):
             x, x_next = x_tr[idx], wrap(x_tr[idx] + shift)
             next_out = jax.lax.stop_gradient(net.apply(target, x_next))
             disc = jnp.full((cfg.batch_size,), gamma)
-
-            def loss_fn(p):
-                out = net.apply(p, x)
-                return jnp.mean(head.loss(out, zeros, reward[idx], disc, next_out, zeros,
-                                          **extra(sigma_ratio)))
-
-            g = jax.grad(loss_fn)(params)
-            upd, opt_state = opt.update(g, opt_state, params)
-            return (optax.apply_updates(params, upd), target, opt_state, t + 1), None
+            params, opt_state = learner_step(params, opt_state, lr, x, reward[idx], disc,
+                                             next_out, **extra(sigma_ratio))
+            return (params, target, opt_state, t + 1), None
 
         def chunk(carry, ks):
             carry, _ = jax.lax.scan(step, carry, ks)
