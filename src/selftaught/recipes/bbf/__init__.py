@@ -150,99 +150,25 @@ import functools
 import jax
 import numpy as np
 
-from selftaught import stats
 from selftaught.core import progress
-from selftaught.core.errors import ConfigError, UnknownNameError, check
-from selftaught.core.recipe import Recipe, Report
+from selftaught.core.recipe import Recipe
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
+from selftaught.recipes.bbf.config import (
+    VARIANTS,  # noqa: F401  (the tests)
+    BBFRecipeConfig,
+    programs,
+    variant_config,
+)
+from selftaught.recipes.bbf.report import report
 from selftaught.rl.atari import ATARI_100K
 from selftaught.rl.bbf import (
     BBFConfig,
     curve_steps,
     knobs_of,
     make_agent,
-    program_config,
-    reset_steps,
 )
-from selftaught.rl.envs import ENVS, normalized_return
 from selftaught.rl.loop import run_chunks
-
-# variant -> (label, config changes relative to the full agent)
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "full": ("BBF (full)", {}),
-    "no_resets": ("- resets", {"resets": False}),
-    "no_spr": ("- SPR", {"spr": False}),
-    "no_weight_decay": ("- weight decay", {"weight_decay": 0.0}),
-    "no_annealing": ("- n/gamma annealing", {"anneal": False}),
-    "width1": ("width 1 (vs 4)", {"width": 1.0}),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class BBFRecipeConfig:
-    """BBF and its ablations on MinAtar games, all seeds at once."""
-
-    seed: int = 0
-    """first seed; seed i of an n-seed run is seed + i"""
-    num_seeds: int = 5
-    """seeds when --seeds is not given (all trained together under vmap)"""
-    envs: tuple[str, ...] = ("SpaceInvaders-MinAtar",)
-    """games to train on: MinAtar games (e.g. SpaceInvaders-MinAtar) or ALE/<Game> (paper preset)"""
-    variants: tuple[str, ...] = tuple(VARIANTS)
-    """which agents to train: full, no_resets, no_spr, no_weight_decay, no_annealing, width1"""
-    final_points: int = 2
-    """a run's score: its mean normalised greedy return over the last this many evaluations"""
-    min_full_iqm: float = 0.1
-    """the ablation claims are tested only when the full agent learns: the lower end of its
-    IQM's 95% CI must exceed this normalised score (0 = random policy, 1 = reference)"""
-    bbf: BBFConfig = BBFConfig()
-    """the full agent's hyper-parameters (env is set per task)"""
-
-    def validate(self) -> None:
-        check(self.num_seeds >= 1, f"num_seeds must be at least 1, got {self.num_seeds}")
-        check(len(self.envs) >= 1, "name at least one environment")
-        for e in self.envs:
-            if e.startswith("ALE/"):
-                from selftaught.rl.atari import check_game, require_ale
-
-                check_game(e)
-                require_ale()
-            elif e not in ENVS:
-                raise UnknownNameError("environment", e, [*ENVS, "ALE/<Atari-100k game>"])
-        for v in self.variants:
-            if v not in VARIANTS:
-                raise UnknownNameError("BBF variant", v, list(VARIANTS))
-        check("full" in self.variants, "variants must include 'full' (the reference agent)")
-        check(1 <= self.final_points <= self.bbf.num_evals,
-              f"final_points must be in [1, bbf.num_evals={self.bbf.num_evals}]")
-        for e in self.envs:
-            for v in self.variants:
-                try:
-                    variant_config(self, e, v).validate()
-                except ConfigError as exc:
-                    raise ConfigError(f"{v} on {e}: {exc}") from None
-
-
-def variant_config(cfg: BBFRecipeConfig, env: str, variant: str) -> BBFConfig:
-    return dataclasses.replace(cfg.bbf, env=env, **VARIANTS[variant][1])
-
-
-def programs(cfg: BBFRecipeConfig, env: str) -> dict[str, tuple[BBFConfig, list[str]]]:
-    """Phase name -> (compiled config, variants it trains). Variants that differ only in
-    the ablation switches (bbf.KNOB_FIELDS) share one program, their switches passed as
-    data; a width change needs its own program. Atari runs one phase per variant."""
-    groups: dict[BBFConfig, list[str]] = {}
-    for v in cfg.variants:
-        c = variant_config(cfg, env, v)
-        key = c if c.is_atari else dataclasses.replace(
-            c, resets=False, spr=False, anneal=False, weight_decay=0.0)
-        groups.setdefault(key, []).append(v)
-    out = {}
-    for vs in groups.values():
-        prog = program_config([variant_config(cfg, env, v) for v in vs])
-        out[f"{env}/{'+'.join(vs)}"] = (prog, vs)
-    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -296,100 +222,6 @@ def train_atari(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants: 
                 td_loss=[loss], spr_loss=[0.0], seconds=out.seconds)
             bar.advance(1)
     log.headline(env=env, variants=variants)
-
-
-def _normalize(env: str, returns: np.ndarray) -> np.ndarray:
-    if env.startswith("ALE/"):
-        from selftaught.rl.atari import human_normalized
-
-        return human_normalized(env, returns)
-    return normalized_return(env, returns)
-
-
-def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
-    by: dict[tuple[str, str], dict[int, dict]] = {}
-    for e in run_dir.events("curve"):
-        by.setdefault((e["env"], e["variant"]), {})[e["seed"]] = e
-    finals, curves = {}, {}
-    for (env, v), rows in by.items():
-        runs = [rows[s] for s in seeds if s in rows]
-        ev = _normalize(env, np.array([r["eval_return"] for r in runs], np.float64))
-        finals[(env, v)] = ev[:, -cfg.final_points:].mean(axis=1)
-        curves[(env, v)] = (np.array(runs[0]["steps"]), ev)
-
-    def matrix(v):
-        cols = [finals.get((e, v)) for e in cfg.envs]
-        if any(c is None for c in cols):
-            return None
-        n = min(len(c) for c in cols)
-        return np.stack([c[:n] for c in cols], axis=1)
-
-    mats = {v: matrix(v) for v in cfg.variants}
-    full = mats.get("full")
-    md = ["## Ablation table", "",
-          f"Tasks: {', '.join(cfg.envs)}; {len(seeds)} seeds per agent; score = mean greedy "
-          f"return over the last {cfg.final_points} evaluations, normalised per task "
-          "(R - random) / (reference - random) (Atari: human-normalised). IQM with 95% "
-          "stratified-bootstrap CIs; the last columns compare the full agent with each "
-          "ablation (same seeds).", ""]
-    claims, bars, rows = [], {}, []
-    # An ablation can only show what a component adds once the full agent learns: the
-    # ablation claims need the full agent's IQM clearly above random (normalised score 0).
-    full_iqm = stats.bootstrap_ci(full, "iqm") if full is not None else None
-    learns = full_iqm is not None and full_iqm[1] > cfg.min_full_iqm
-    at_random = ("" if full_iqm is None else
-                 f"the full agent does not learn clearly: IQM of the normalised score "
-                 f"{full_iqm[0]:.3f} [{full_iqm[1]:.3f}, {full_iqm[2]:.3f}], its CI needed "
-                 f"above {cfg.min_full_iqm:g} (random = 0), so an ablation's effect cannot "
-                 "be told from noise; train longer (--bbf.total-steps)")
-    for v in cfg.variants:
-        m = mats[v]
-        if m is None:
-            continue
-        label = VARIANTS[v][0]
-        iqm = full_iqm if v == "full" else stats.bootstrap_ci(m, "iqm")  # full: computed above
-        bars[label] = iqm
-        if v == "full" or full is None:
-            rows.append([label, f"{iqm[0]:.3f}", f"[{iqm[1]:.3f}, {iqm[2]:.3f}]", "-", "-", "-"])
-            continue
-        d = stats.iqm_difference(full, m)
-        p = stats.probability_of_improvement(full, m)
-        rows.append([label, f"{iqm[0]:.3f}", f"[{iqm[1]:.3f}, {iqm[2]:.3f}]", f"{d[0]:.3f}",
-                     f"[{d[1]:.3f}, {d[2]:.3f}]", f"{p[0]:.2f}"])
-        claims.append(stats.claim_greater(
-            f"full_beats_{v}", f"IQM(BBF) - IQM(BBF {label}) > 0", d, 0.0,
-            unit="training seeds").gated(learns, at_random))
-    md.append(stats.markdown_table(
-        ["agent", "IQM", "95% CI", "IQM(full) - IQM(agent)", "95% CI", "P(full > agent)"], rows))
-    if bars:
-        stats.plot_bars(run_dir.plots / "ablation.png", bars, ylabel="IQM normalised return",
-                        title="BBF ablations")
-        md += ["", "![ablation](plots/ablation.png)"]
-    for env in (e for e in cfg.envs if not e.startswith("ALE/")):  # Atari: final eval only
-        got = {VARIANTS[v][0]: curves[(env, v)] for v in cfg.variants if (env, v) in curves}
-        if got:
-            steps = next(iter(got.values()))[0]
-            path = run_dir.plots / f"curves_{env}.png"
-            stats.plot_curves(path, steps, {k: v[1] for k, v in got.items()},
-                              xlabel="env steps", ylabel="normalised return", title=env)
-            md += ["", f"![learning curves {env}](plots/{path.name})"]
-    b = cfg.bbf
-    atari = any(e.startswith("ALE/") for e in cfg.envs)
-    scale = ("Atari-100k protocol (ale-py; life loss ends training episodes, no sticky "
-             "actions, up to 30 no-op starts; score = final evaluation)" if atari else
-             "a CPU-scale MinAtar study, far smaller than Atari-100k")
-    resets = (f"resets every {b.reset_every} steps until {b.reset_until}" if atari else
-              f"resets at env steps {', '.join(map(str, reset_steps(b))) or 'none'}")
-    md += ["", "## Setting", "",
-           f"Full agent: Impala channels {tuple(int(ch * b.width) for ch in b.channels)} "
-           f"(width {b.width:g} x {b.channels}), latent {b.latent}, C51 {b.num_atoms} atoms, "
-           f"replay ratio {b.replay_ratio}, batch {b.batch_size}, {b.total_steps} env steps "
-           f"per seed, {resets} (shrink {b.shrink}), n {b.n_max}->{b.n_min} and gamma "
-           f"{b.gamma_min}->{b.gamma_max} over {b.anneal_steps} gradient steps, SPR "
-           f"{b.spr_steps} steps x {b.spr_weight}, AdamW lr {b.lr:g} wd {b.weight_decay}, "
-           f"EMA tau {b.tau}. "
-           f"This is {scale}; a claim holds only when its CI lies above 0."]
-    return Report(claims, "\n".join(md))
 
 
 _SMOKE = BBFConfig(
@@ -466,3 +298,4 @@ RECIPE = Recipe(
     phases=phases,
     not_flags={"bbf.env": "each game comes from --envs"},
 )
+
