@@ -12,10 +12,7 @@ import numpy as np
 from selftaught import stats
 from selftaught.lm import BOS
 from selftaught.lm.tokenizer import NUM_SPECIAL
-from selftaught.lm.train import (
-    check_losses,
-    make_optimizer,
-)
+from selftaught.lm.train import fit
 from selftaught.recipes.many_shot_icl.config import ManyShotConfig, _cells, linear_shots_for
 from selftaught.recipes.many_shot_icl.reasoning import _left_pad
 from selftaught.recipes.many_shot_icl.rules import _score_seeds, meta_trainer
@@ -31,14 +28,14 @@ from selftaught.tasks.icl import (
 def make_linear_train(config: ManyShotConfig, d: int):
     family = LinearClassFamily(d, config.linear_levels)
     cfg = config.linear_model.config(NUM_SPECIAL + len(family.alphabet), config.linear_context)
-    init, run = meta_trainer(family, cfg, make_optimizer(config.linear_train),
-                             [(config.linear_train.batch_size, config.linear_context)])
-    return family, cfg, init, run
+    (trainer,) = meta_trainer(family, cfg, config.linear_train,
+                              [(config.linear_train.batch_size, config.linear_context)])
+    return family, cfg, trainer
 
 
 def evaluate_linear(config: ManyShotConfig, d: int, params_S, seeds: list[int]) -> dict:
     """-> {k: dict(icl, knn, logistic) accuracies [seeds]} on held-out planes."""
-    family, cfg, _, _ = make_linear_train(config, d)
+    family, cfg, _ = make_linear_train(config, d)
     shots, Q = linear_shots_for(config, d), config.linear_queries
     bucket = min(256, config.linear_context)
     tid = lambda p: NUM_SPECIAL + family.alphabet.index(p.answer)
@@ -85,20 +82,18 @@ def run_linear(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
     """Experiment 4: per dimension, meta-train on linear classification, then evaluate
     against kNN and logistic regression on the same shots."""
     for d in config.linear_dims:
-        _, _, init, _ = make_linear_train(config, d)
-        state = jax.vmap(init)(jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), d)
+        _, _, trainer = make_linear_train(config, d)
+        state = jax.vmap(trainer.init)(jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), d)
                                           for s in seeds]))
         state = run_dir.phase(f"linear/d{d}/train", linear_meta_train, config, d, state, seeds,
                               restore=state)
-        run_dir.phase(f"linear/d{d}/eval", linear_eval, config, d, state["params"], seeds)
+        run_dir.phase(f"linear/d{d}/eval", linear_eval, config, d, state.params, seeds)
 
 
 def linear_meta_train(log, config: ManyShotConfig, d: int, state, seeds: list[int]):
-    _, _, _, train = make_linear_train(config, d)
-    state, losses = train(state, config.linear_train.total_steps)
-    losses = np.asarray(losses)
-    check_losses(losses, start_step=0, lr=config.linear_train.lr,
-                 where=f"linear meta-training (d={d})")
+    _, _, trainer = make_linear_train(config, d)
+    state, losses = fit(trainer, state, {}, config.linear_train.total_steps, seeds=True,
+                        description=f"linear meta-training (d={d})")
     for i, s in enumerate(seeds):
         log("linear_train", seed=s, d=d, loss=float(losses[i, -20:].mean()),
             first_loss=float(losses[i, 0]))

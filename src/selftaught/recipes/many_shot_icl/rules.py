@@ -9,15 +9,15 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from selftaught import stats
 from selftaught.lm import BOS, Transformer, TransformerConfig, init_params, unsampleable
 from selftaught.lm.model import prefix_cached_logprobs
 from selftaught.lm.tokenizer import NUM_SPECIAL
 from selftaught.lm.train import (
-    check_losses,
-    make_optimizer,
+    TrainConfig,
+    fit,
+    make_trainer,
     masked_xent,
     next_token_targets,
 )
@@ -45,44 +45,38 @@ def sequences(x_BxNxL, label_BxN):
     return tokens, jnp.broadcast_to(mask_T, tokens.shape)  # position t predicts token t + 1
 
 
-def meta_trainer(family, cfg: TransformerConfig, tx, runs):
-    """-> (init(key) -> state, one vmapped jitted run(states, num_steps) -> (states, losses
-    [seeds, steps]) per (batch, context) of `runs`): sequences drawn on device each step."""
+def meta_trainer(family, cfg: TransformerConfig, train_cfg: TrainConfig, runs) -> list:
+    """One `lm.train` Trainer per (batch, context) of `runs`, all with the optimizer of
+    `train_cfg` (a state moves between them: the curriculum's short context, then the full
+    one); each step's sequences are drawn on device by the trainer's batch function, so
+    `data` is `{}`."""
 
-    def init(key):
-        k_init, k_data = jax.random.split(key)
-        params = init_params(cfg, k_init)
-        return {"params": params, "opt": tx.init(params), "key": k_data}
+    def loss_fn(params, batch, rng):
+        del rng
+        logits = Transformer(cfg).apply(params, batch["tokens"])
+        return masked_xent(logits, next_token_targets(batch["tokens"]), batch["mask"]), {}
 
-    def loss_fn(params, tokens, mask):
-        logits = Transformer(cfg).apply(params, tokens)
-        return masked_xent(logits, next_token_targets(tokens), mask)
+    def trainer(batch, context):
+        shots = train_shots(context, family.shot_len)
 
-    def step(state, _, batch, shots):
-        key, sub = jax.random.split(state["key"])
-        tokens, mask = sequences(*family.jax_batch(sub, batch, shots))
-        loss, grads = jax.value_and_grad(loss_fn)(state["params"], tokens, mask)
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "opt": opt,
-                "key": key}, loss
+        def batch_fn(key, step, data):
+            tokens, mask = sequences(*family.jax_batch(key, batch, shots))
+            return {"tokens": tokens, "mask": mask}
 
-    def runner(batch, context):
-        body = functools.partial(step, batch=batch,
-                                 shots=train_shots(context, family.shot_len))
-        run = lambda state, num_steps: jax.lax.scan(body, state, None, length=num_steps)
-        return jax.jit(jax.vmap(run, in_axes=(0, None)), static_argnums=1)
+        return make_trainer(loss_fn, train_cfg, functools.partial(init_params, cfg), cfg,
+                            batch_fn=batch_fn)
 
-    return (init, *(runner(b, c) for b, c in runs))
+    return [trainer(b, c) for b, c in runs]
 
 
 @functools.lru_cache(maxsize=4)
 def make_meta_train(config: ManyShotConfig):
-    """-> (init(key) -> state, run(states, num_steps) -> (states, losses [seeds, steps]) at
-    the full context, the same at the curriculum's short context)."""
+    """-> (the trainer at the full context, the trainer at the curriculum's short context),
+    sharing one optimizer schedule over both parts."""
     family = SymbolRuleFamily(config.n_symbols, config.prior)
-    tx = make_optimizer(dataclasses.replace(
-        config.train, total_steps=config.train.total_steps + config.short_steps))
-    return meta_trainer(family, model_config(config, family), tx,
+    train_cfg = dataclasses.replace(config.train,
+                                    total_steps=config.train.total_steps + config.short_steps)
+    return meta_trainer(family, model_config(config, family), train_cfg,
                         [(config.train.batch_size, config.context),
                          (config.short_batch, config.short_context)])
 
@@ -159,12 +153,11 @@ def _train_parts(config: ManyShotConfig) -> list[tuple[str, int, bool]]:
         (f"train/part{j}", int(n), False) for j, n in enumerate(steps)]
 
 
-def meta_train(log, config: ManyShotConfig, train, state, n: int, done_steps: int,
+def meta_train(log, config: ManyShotConfig, trainer, state, n: int, done_steps: int,
                seeds: list[int]):
     """n meta-training steps of experiment 1 (every seed under one vmap)."""
-    state, losses = train(state, int(n))
-    losses = np.asarray(losses)
-    check_losses(losses, start_step=done_steps, lr=config.train.lr, where="meta-training")
+    state, losses = fit(trainer, state, {}, int(n), seeds=True,
+                        description=f"meta-training from step {done_steps}")
     for i, s in enumerate(seeds):
         log("train", seed=s, step=done_steps + int(n),
             loss=float(losses[i, -min(20, int(n)):].mean()), first_loss=float(losses[i, 0]))
@@ -191,15 +184,15 @@ def run_rules(config: ManyShotConfig, run_dir, seeds: list[int]) -> None:
     """Experiments 1, 3, 5: meta-train on symbol rules, then score every kind of rule."""
     family = SymbolRuleFamily(config.n_symbols, config.prior)
     cfg = model_config(config, family)
-    init, train_long, train_short = make_meta_train(config)
-    state = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+    train_long, train_short = make_meta_train(config)
+    state = jax.vmap(train_long.init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
     done_steps = 0
     for phase, n, short in _train_parts(config):
         state = run_dir.phase(phase, meta_train, config, train_short if short else train_long,
                               state, n, done_steps, seeds, restore=state)
         done_steps += n
     for kind in KINDS:
-        run_dir.phase(f"eval/{kind}", evaluate_rules, config, family, cfg, state["params"],
+        run_dir.phase(f"eval/{kind}", evaluate_rules, config, family, cfg, state.params,
                       kind, seeds)
 
 
