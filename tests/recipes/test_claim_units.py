@@ -23,6 +23,8 @@ BUILDERS = {"claim", "claim_greater", "claim_less"}
 FEWER_UNITS = {
     # the unit is a cell of the init x data-order seed grid; --seeds is unused
     "length-generalization": ["--init-seeds", "1", "--data-seeds", "2"],
+    # the unit is the search seed (config.searches); --seeds sets the re-test's fresh seeds
+    "metapg": ["--searches", "2"],
 }
 
 

@@ -1,6 +1,8 @@
 """metapg: pair-aware hashing against hand gradients, the objectives' formulas, front
-selection, invalid graphs scored as failures, bad input (exit 2); smoke end to end and
-resume after a kill (slow)."""
+selection, invalid graphs scored as failures, bad input (exit 2); several searches batched
+into one evaluation per generation, the claims over search seeds and the paired re-test
+recomputed from the events, resume after a kill (with a stand-in SAC evaluator); smoke end
+to end and resume with SAC (slow)."""
 
 import dataclasses
 
@@ -121,34 +123,184 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, msg):
 
 def _metrics(path):
     run = RunDir.open(path)
-    gens = [(e["generation"], e["hashes"], e["objectives"], e["new"], e["real_evaluations"])
-            for e in run.events("generation")]
-    return gens, [(e["performance"], e["generalizability"]) for e in run.events("reeval")]
+    gens = [(e["search"], e["generation"], e["hashes"], e["objectives"], e["new"],
+             e["real_evaluations"], e["rng_state"]) for e in run.events("generation")]
+    return gens, [(e["performance"], e["generalizability"], e["searches"])
+                  for e in run.events("reeval")]
+
+
+class _StandInSAC:
+    """A `LazyBackend` stand-in: per-seed (performance, generalizability) drawn from the
+    pair's function hash and the seed block (what SAC's results depend on), every call
+    recorded."""
+
+    calls: list = []
+
+    def __init__(self, name, task, **kw):
+        self.task, self.hasher = task, ac.PairHasher(*task.spaces)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def __call__(self):
+        return self.evaluate
+
+    def evaluate(self, items):
+        items = [(it, 0) if isinstance(it, ac.Pair) else tuple(it) for it in items]
+        type(self).calls.append([(h, b) for h, (_, b) in zip(
+            self.hasher.hash_many([p for p, _ in items]), items)])
+        out = []
+        for h, (_, b) in zip(self.hasher.hash_many([p for p, _ in items]), items):
+            rng = np.random.default_rng([int(h[:8], 16), int(h[16:24], 16), b])
+            out.append(0.6 + 0.1 * rng.standard_normal((2, self.task.seeds)))
+        return np.asarray(out)
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    monkeypatch.setattr(metapg, "LazyBackend", _StandInSAC)
+    _StandInSAC.calls = []
+    return _StandInSAC
+
+
+def _execute(path, **kw):
+    cfg = dataclasses.replace(metapg.RECIPE.preset("smoke"), generations=2, **kw)
+    return runner.execute(metapg.RECIPE, cfg, preset="smoke", seeds=5, run_dir=path)[1]
+
+
+def test_searches_are_batched_per_generation_and_claims_are_over_search_seeds(
+        stand_in, tmp_path):
+    summary = _execute(tmp_path / "r")
+    cfg = metapg.RECIPE.preset("smoke")
+    calls = stand_in.calls
+    # one evaluator call per generation holding every search's new candidates (block k =
+    # search k), then one re-test call: every pair on the same fresh blocks 3, 4, 5 (5
+    # seeds in blocks of train_seeds = 2, the last cut)
+    assert len(calls) == 2 + 1 + 1
+    assert {b for _, b in calls[0]} == {0, 1, 2}
+    assert all({b for _, b in c} <= {0, 1, 2} for c in calls[:3])
+    run = RunDir.open(tmp_path / "r")
+    for g in range(3):
+        evs = {e["search"]: e for e in run.events("generation", generation=g)}
+        assert sorted(evs) == [0, 1, 2]
+        for k, e in evs.items():  # each search's new functions are the call's block-k items
+            assert sorted(e["new"]) == sorted(h for h, b in calls[g] if b == k)
+    assert len({e["hashes"][0] for e in run.events("generation", generation=0)}) == 1  # SAC
+    (r,) = run.events("reeval")
+    hashes = ac.PairHasher(*cfg.task().spaces).hash_many(
+        [ac.pair_from_dict(d, *cfg.task().spaces) for d in r["pairs"]])
+    assert sorted(calls[3]) == sorted((h, b) for h in hashes for b in (3, 4, 5))
+    # the claims recomputed from the re-test: per search, the member best on each
+    # objective by the search's scores, minus SAC on the same 5 fresh seeds
+    perf, gen = np.asarray(r["performance"]), np.asarray(r["generalizability"])
+    assert perf.shape == (len(hashes), 5)
+    diffs = []
+    for s in r["searches"]:
+        score = np.asarray(s["search_objectives"])[1:]
+        j = [s["pair_index"][int(np.argmax(score[:, o]))] for o in range(3)]
+        diffs.append([np.mean(perf[j[0]] - perf[0]), np.mean(gen[j[1]] - gen[0]),
+                      np.std(perf[0], ddof=1) - np.std(perf[j[2]], ddof=1)])
+    diffs = np.asarray(diffs)
+    for c, o in zip(summary["claims"], metapg.OBJECTIVES):
+        est = stats.mean_ci(diffs[:, metapg.OBJECTIVES.index(o)])
+        assert c["unit"] == "search seeds" and c["n"] == 3 and not c.get("undetermined")
+        assert c["value"] == pytest.approx(est[0]) and c["ci_low"] == pytest.approx(est[1])
+        assert c["ci_high"] == pytest.approx(est[2])
+        assert c["holds"] == (est[1] > 0)
+
+
+def test_fewer_than_three_searches_leave_the_claims_undetermined(stand_in, tmp_path):
+    summary = _execute(tmp_path / "r", searches=2)
+    assert all(c["undetermined"] and c["n"] == 2 and c["unit"] == "search seeds"
+               for c in summary["claims"])
+
+
+def test_multi_search_resume_after_a_kill_gives_the_same_metrics(stand_in, tmp_path,
+                                                                  killed_at):
+    ref = _execute(tmp_path / "ref")
+    path = tmp_path / "run"
+    with killed_at(RunDir, "mark_phase_done", 2):
+        _execute(path)
+    assert RunDir.open(path).done_phases() == {"search/gen0"}
+    _, summary = runner.execute(metapg.RECIPE, None, preset="", seeds=0, run_dir=path,
+                                resume=True)
+    assert _metrics(path) == _metrics(tmp_path / "ref")
+    assert summary["claims"] == ref["claims"]
+
+
+def test_search_items_dedupe_within_a_search_never_across():
+    cs, as_ = ac.critic_space(), ac.actor_space()
+    h = ac.PairHasher(cs, as_)
+    sac = ac.sac_pair()
+    other = ac.mutate_pair(sac, np.random.default_rng(0), cs, as_)
+    known = {h.hash_many([other])[0]: np.zeros((2, 3))}
+    todo = metapg.search_items(h, [([sac, sac, other], {}), ([other, sac], known)])
+    assert [(k, p) for k, _, p in todo] == [(0, sac), (0, other), (1, sac)]
+
+
+def test_chosen_members_and_paired_differences_formula():
+    """3 pairs (SAC, a, b) over 4 fresh seeds; search 0 chose a for performance and
+    stability and b for generalizability (by its own scores, not the re-test's); search 1
+    found nothing but SAC (its difference is 0)."""
+    searches = [{"pair_index": [1, 2],
+                 "search_objectives": [[0.5, 0.5, -0.1], [0.9, 0.1, -0.01], [0.1, 0.9, -0.2]]},
+                {"pair_index": [], "search_objectives": [[0.5, 0.5, -0.1]]}]
+    rows = metapg.chosen_rows(searches)
+    np.testing.assert_array_equal(rows, [[1, 2, 1], [0, 0, 0]])
+    perf = np.array([[0.5, 0.7, 0.6, 0.8], [0.6, 0.7, 0.8, 0.8], [0.1, 0.2, 0.3, 0.4]])
+    gen = perf[::-1] + 0.01
+    d = metapg.search_differences(perf, gen, rows)
+    np.testing.assert_allclose(d[0], [np.mean(perf[1] - perf[0]), np.mean(gen[2] - gen[0]),
+                                      np.std(perf[0], ddof=1) - np.std(perf[1], ddof=1)])
+    np.testing.assert_allclose(d[1], 0.0)
+    # the paired sd pools the members' variances of member - SAC, seed by seed
+    sd, rho = metapg.paired_sd(perf, rows[:, 0])
+    assert sd == pytest.approx(np.std(perf[1] - perf[0], ddof=1))
+    assert rho == pytest.approx(np.corrcoef(perf[1], perf[0])[0, 1])
+    sd2, _ = metapg.paired_sd(perf, [1, 2, 0])
+    assert sd2 == pytest.approx(np.sqrt((np.var(perf[1] - perf[0], ddof=1)
+                                         + np.var(perf[2] - perf[0], ddof=1)) / 2))
+    assert np.isnan(metapg.paired_sd(perf, [0, 0])[0])
+
+
+def test_too_few_fresh_seeds_is_a_user_error(tmp_path, capsys):
+    rc = main(["run", "metapg", "--preset", "smoke", "--seeds", "1", "--run-dir",
+               str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--seeds must be >= 2" in err
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("metapg") / "smoke"
     _, summary = runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke",
-                                seeds=3, run_dir=path)
+                                seeds=4, run_dir=path)
     return path, summary
 
 
-@pytest.mark.slow  # with the resume test ~68 CPU-s: compiles SAC with two loss interpreters
+@pytest.mark.slow  # with the resume test ~70 CPU-s: compiles SAC with two loss interpreters
 def test_smoke_end_to_end(smoke_run):
     path, summary = smoke_run
     cfg = metapg.RECIPE.preset("smoke")
     assert [c["name"] for c in summary["claims"]] == [
         f"front_beats_sac_on_{o}" for o in metapg.OBJECTIVES]
+    assert all(c["n"] == cfg.searches and c["unit"] == "search seeds"
+               for c in summary["claims"])
     gens, reeval = _metrics(path)
-    assert [g[0] for g in gens] == list(range(cfg.generations + 1))
-    # NSGA-II is elitist: the population's best on each objective never gets worse
-    best = np.array([np.max(np.asarray(g[2]), 0) for g in gens])
-    assert (np.diff(best, axis=0) >= 0).all()
-    perf, gen = (np.asarray(x) for x in reeval[0])
-    assert perf.shape == gen.shape and perf.shape[1] == 3 and np.isfinite(perf).all()
+    assert sorted((g[0], g[1]) for g in gens) == [
+        (k, g) for k in range(cfg.searches) for g in range(cfg.generations + 1)]
+    # NSGA-II is elitist: each search's best on each objective never gets worse
+    for k in range(cfg.searches):
+        best = np.array([np.max(np.asarray(g[3]), 0) for g in gens if g[0] == k])
+        assert (np.diff(best, axis=0) >= 0).all()
+    perf, gen = (np.asarray(x) for x in reeval[0][:2])
+    assert perf.shape == gen.shape and perf.shape[1] == 4 and np.isfinite(perf).all()
     text = (path / "report.md").read_text()
     assert "((alpha * logp_pi) - min(q1_pi, q2_pi))" in text and "+17%" in text
+    assert "sd of paired difference" in text
     assert (path / "plots" / "search.png").stat().st_size > 0
     again = runner.finalize(metapg.RECIPE, RunDir.open(path))
     assert again["claims"] == summary["claims"]
@@ -159,7 +311,7 @@ def test_resume_after_interruption_gives_same_metrics(smoke_run, tmp_path, kille
     path_ref, summary_ref = smoke_run
     path = tmp_path / "run"
     with killed_at(RunDir, "mark_phase_done", 2):
-        runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke", seeds=3,
+        runner.execute(metapg.RECIPE, metapg.RECIPE.preset("smoke"), preset="smoke", seeds=4,
                        run_dir=path)
     assert RunDir.open(path).done_phases() == {"search/gen0"}
     _, summary = runner.execute(metapg.RECIPE, None, preset="", seeds=0, run_dir=path,
@@ -187,20 +339,25 @@ def test_pool_backend_gives_the_inprocess_numbers():
     assert not np.allclose(ref[0], ref[1])  # another seed block: other seeds
 
 
-def test_power_table_sizes_seeds_from_the_measured_spreads():
-    """SAC (row 0) and two front members over 6 fresh seeds: independent arms use sqrt(2)
-    x SAC's sd, the paired design the largest sd of a member's per-seed difference."""
+def test_power_table_sizes_seeds_from_the_measured_paired_spread():
+    """SAC (row 0) and two chosen members over 6 common fresh seeds: independent arms use
+    sqrt(2) x SAC's sd, the paired design the measured sd of member - SAC seed by seed,
+    pooled over the members the searches chose (root mean of their variances)."""
     cfg = metapg.RECIPE.preset("smoke")
     sac = np.array([0.6, 0.7, 0.8, 0.7, 0.65, 0.75])
     perf = np.stack([sac, sac + 0.02 + np.array([0, .01, -.01, 0, .02, -.02]), sac - 0.1])
     gen = perf[::-1].copy()
-    lines = metapg.power_table(cfg, perf, gen)
+    rows = np.array([[1, 2, 1], [2, 1, 2], [1, 0, 1]])  # search k's member per objective
+    lines = metapg.power_table(cfg, perf, gen, rows)
     row = next(x for x in lines if x.startswith("| performance |")).split("|")
     mean, sd = sac.mean(), sac.std(ddof=1)
-    diff_sd = np.std(perf[1] - sac, ddof=1)  # member 2's difference is constant (sd 0)
+    # member 2's difference is constant (variance 0): pooled sd = sqrt(var(d1) / 2)
+    diff_sd = np.sqrt(np.var(perf[1] - sac, ddof=1) / 2)
     assert float(row[2]) == pytest.approx(mean, abs=5e-4)
     assert int(row[4]) == stats.seeds_needed(np.sqrt(2) * sd, 0.05 * mean)
     assert float(row[5]) == pytest.approx(diff_sd, abs=5e-4)
-    assert int(row[6]) == stats.seeds_needed(diff_sd, 0.05 * mean)
+    assert int(row[7]) == stats.seeds_needed(diff_sd, 0.05 * mean)
+    search_sd = float(row[8].split("vs")[0])
+    assert search_sd == pytest.approx(diff_sd / np.sqrt(cfg.train_seeds), abs=5e-4)
     with pytest.raises(ConfigError, match="power_effect must be > 0"):
         dataclasses.replace(cfg, power_effect=0.0).validate()

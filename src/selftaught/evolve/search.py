@@ -214,6 +214,32 @@ def rank_and_crowding(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank, crowd
 
 
+def nsga2_parents(pop: list, F: np.ndarray, rng: np.random.Generator,
+                  k: int | None = None) -> list:
+    """k (default len(pop)) parents by binary tournament on (rank, -crowding) over objectives F
+    [pop, m] (maximised; non-finite already mapped below every finite value). One NSGA-II
+    generation is `nsga2_survivors(pop, F, children, F_children, k)` with
+    `children = mutate(nsga2_parents(pop, F, rng))`: split so that a caller can evaluate
+    the children of several independent searches in one batch."""
+    rank, crowd = rank_and_crowding(F)
+    parents = []
+    for _ in range(len(pop) if k is None else k):
+        i, j = rng.integers(len(pop), size=2)
+        better = i if (rank[i], -crowd[i]) < (rank[j], -crowd[j]) else j
+        parents.append(pop[better])
+    return parents
+
+
+def nsga2_survivors(pop: list, F: np.ndarray, children: list, Fc: np.ndarray,
+                    k: int) -> tuple[list, np.ndarray]:
+    """(population, objectives) kept by `nsga2_select` from parents + children; failed
+    (non-finite) objectives become -1e30, below every finite one."""
+    allp, allF = pop + children, np.concatenate([F, np.asarray(Fc, np.float64)])
+    allF = np.where(np.isfinite(allF), allF, -1e30)
+    keep = nsga2_select(allF, k)
+    return [allp[i] for i in keep], allF[keep]
+
+
 @dataclasses.dataclass
 class NSGA2Result:
     population: list[Program]
@@ -254,20 +280,11 @@ def nsga2(
     if on_generation is not None:
         on_generation(0, pop, F)
     for gen in range(generations):
-        rank, crowd = rank_and_crowding(F)
-        parents = []
-        for _ in range(population_size):
-            i, j = rng.integers(len(pop), size=2)
-            better = i if (rank[i], -crowd[i]) < (rank[j], -crowd[j]) else j
-            parents.append(pop[better])
-        children = mutate_batch(parents, rng)
+        children = mutate_batch(nsga2_parents(pop, F, rng, population_size), rng)
         Fc, _ = cache.evaluate(children, evaluate)
         Fc = np.asarray(Fc, np.float64).reshape(len(children), -1)
         history += list(zip(children, Fc))
-        allp, allF = pop + children, np.concatenate([F, Fc])
-        allF = np.where(np.isfinite(allF), allF, -1e30)
-        keep = nsga2_select(allF, population_size)
-        pop, F = [allp[i] for i in keep], allF[keep]
+        pop, F = nsga2_survivors(pop, F, children, Fc, population_size)
         if on_generation is not None:
             on_generation(gen + 1, pop, F)
     front = non_dominated_sort(F)[0].tolist()

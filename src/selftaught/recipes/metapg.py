@@ -57,8 +57,7 @@ from selftaught.evolve import actor_critic as ac
 from selftaught.evolve.actor_critic import MetaPGTask
 from selftaught.evolve.actor_critic import metapg_objectives as objectives
 from selftaught.evolve.backends import BACKENDS, LazyBackend
-from selftaught.evolve.hashing import FitnessCache
-from selftaught.evolve.search import non_dominated_sort, nsga2
+from selftaught.evolve.search import non_dominated_sort, nsga2_parents, nsga2_survivors
 from selftaught.rl import control, sac
 
 OBJECTIVES = ("performance", "generalizability", "stability")
@@ -73,9 +72,16 @@ class MetaPGConfig:
     0 of 3 claims hold (see the module docstring for the measured figures)."""
 
     seed: int = 0
-    """search seed (mutations, training seeds); re-evaluation uses fresh seed blocks"""
-    num_seeds: int = 9
-    """fresh seeds for the re-evaluation of SAC and the Pareto front (the claims' CIs)"""
+    """the run's seed: search k mutates with search seed seed + k and trains its
+    candidates on seed block k; the re-test uses fresh blocks beyond every search's"""
+    searches: int = 3
+    """independent NSGA-II searches (search seeds seed, seed + 1, ...), advanced one
+    generation at a time with their new candidates trained in one batch: the claims'
+    unit (fewer than 3 leave every claim undetermined)"""
+    num_seeds: int = 33
+    """fresh training seeds of the re-test (`--seeds`), the same for SAC and every
+    search's chosen members (common random numbers: differences paired seed by seed);
+    a multiple of train_seeds wastes no training"""
     env: str = "Pendulum-v1"
     """continuous-control environment: Pendulum-v1 | CartPoleContinuous"""
     perturb_param: str = "l"
@@ -120,8 +126,9 @@ class MetaPGConfig:
     """probability that a mutation changes the critic graph (else the actor graph)"""
     p_edge: float = 0.3
     """probability that a mutation rewires one input instead of replacing a node"""
-    front_max: int = 4
-    """Pareto-front members re-evaluated (the best on each objective first)"""
+    front_max: int = 3
+    """front members of each search re-tested (the best on each objective by the search's
+    own scores first: 3 covers the members the claims use)"""
     eval_batch: int = 4
     """candidates per compiled evaluation (candidates x train_seeds trainings vmapped)"""
     backend: str = "inprocess"
@@ -144,6 +151,7 @@ class MetaPGConfig:
         control.perturbed(env, self.perturb_param, self.perturb_scales)  # PhysicsError
         check(self.train_seeds >= 2, f"train_seeds must be >= 2 (stability is a spread), "
               f"got {self.train_seeds}")
+        check(self.searches >= 1, f"searches must be >= 1, got {self.searches}")
         check(self.population >= 2, f"population must be >= 2, got {self.population}")
         check(self.generations >= 0, f"generations must be >= 0, got {self.generations}")
         check(self.critic_nodes >= 11, f"critic_nodes must be >= 11 to hold SAC's critic "
@@ -189,10 +197,10 @@ def _mutator(config: MetaPGConfig, spaces):
     return mutate_batch
 
 
-def _search_state(run_dir: RunDir, spaces):
-    """(population, raw table {hash: [2, seeds]}, rng state, totals) after the last
-    finished generation."""
-    evs = run_dir.events("generation")
+def _search_state(run_dir: RunDir, spaces, k: int):
+    """(population, raw table {hash: [2, seeds]}, rng state, last event) of search k after
+    its last finished generation."""
+    evs = run_dir.events("generation", search=k)
     table = {}
     for e in evs:
         table.update({h: np.asarray(v, np.float64) for h, v in e["new"].items()})
@@ -202,6 +210,8 @@ def _search_state(run_dir: RunDir, spaces):
 
 
 def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    check(len(seeds) >= 2, f"--seeds must be >= 2 (the re-test's fresh training seeds; "
+          f"stability is their spread), got {len(seeds)}")
     task = config.task()
     hasher = ac.PairHasher(*task.spaces)
     # the SAC evaluator (local or Ray), started when a phase first needs it
@@ -216,65 +226,110 @@ def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
 
 def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces, hasher,
                       evaluator) -> None:
-    """NSGA-II generation g: generation 0 evaluates SAC's pair and its mutants; a later one
-    continues from the population, fitness table and random state of the last `generation`
-    event (so a resumed search draws what an uninterrupted one draws)."""
-    cache = FitnessCache(hasher)
-    new: dict[str, np.ndarray] = {}
+    """Generation g of every search (`config.searches` independent NSGA-II runs; search k
+    mutates with search seed config.seed + k and trains every candidate on its own seed
+    block k, common to its candidates). Generation 0 is SAC's pair and its mutants; a
+    later one continues each search from the population, fitness table and random state of
+    its last `generation` event (so a resumed search draws what an uninterrupted one
+    draws). The new candidates of all searches are trained in one evaluator call (batched
+    together), then each search keeps its survivors (`nsga2_survivors`) and logs one
+    `generation` event."""
+    hurdle = config.stability_hurdle
+    states = []
+    for k in range(config.searches):
+        if g == 0:
+            rng = np.random.default_rng([config.seed + k, 14])
+            base = ac.sac_pair()
+            pop, F = [], None
+            cands = [base] + _mutator(config, spaces)([base] * (config.population - 1), rng)
+            table = {}
+            prev = {"real_evaluations": 0, "candidates": 0, "cache_hits": 0, "failures": 0}
+        else:
+            pop, table, rng_state, prev = _search_state(run_dir, spaces, k)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = rng_state
+            F = objectives(np.stack([table[h] for h in hasher.hash_many(pop)]), hurdle)
+            F = np.where(np.isfinite(F), F, -1e30)
+            cands = _mutator(config, spaces)(
+                nsga2_parents(pop, F, rng, config.population), rng)
+        states.append((pop, F, cands, table, rng, prev))
+    todo = search_items(hasher, [(s[2], s[3]) for s in states])
+    raw = np.asarray(evaluator()([(pair, k) for k, _, pair in todo])) if todo else []
+    new: list[dict[str, np.ndarray]] = [{} for _ in states]
+    for (k, h, _), v in zip(todo, raw):
+        new[k][h] = v
+    for k, (pop, F, cands, table, rng, prev) in enumerate(states):
+        raw_of = {**table, **new[k]}
+        Fc = objectives(np.stack([raw_of[h] for h in hasher.hash_many(cands)]), hurdle)
+        if g == 0:
+            pop = cands
+        else:
+            pop, _ = nsga2_survivors(pop, F, cands, Fc, config.population)
+        hashes = hasher.hash_many(pop)
+        F_pop = objectives(np.stack([raw_of[h] for h in hashes]), hurdle)
+        log("generation", search=k, search_seed=config.seed + k, generation=g,
+            population=[ac.pair_to_dict(p) for p in pop], hashes=hashes,
+            objectives=_nan_list(F_pop),
+            front=non_dominated_sort(np.where(np.isfinite(F_pop), F_pop, -1e30))[0].tolist(),
+            formulas=[p.formulas() for p in pop],
+            new={h: _nan_list(v) for h, v in new[k].items()},
+            candidates=prev["candidates"] + len(cands),
+            real_evaluations=prev["real_evaluations"] + len(new[k]),
+            cache_hits=prev["cache_hits"] + len(cands) - len(new[k]),
+            failures=prev.get("failures", 0) + int(sum(
+                not np.isfinite(v).all() for v in new[k].values())),
+            rng_state=rng.bit_generator.state)
 
-    def evaluate(pairs):
-        raw = np.asarray(evaluator()(pairs))
-        new.update(zip(hasher.hash_many(pairs), raw))
-        return objectives(raw, config.stability_hurdle)
 
-    if g == 0:
-        rng = np.random.default_rng([config.seed, 14])
-        base = ac.sac_pair()
-        initial = [base] + _mutator(config, spaces)([base] * (config.population - 1), rng)
-        prev = {"real_evaluations": 0, "candidates": 0, "cache_hits": 0}
-        table, gens = {}, 0
-    else:
-        initial, table, rng_state, prev = _search_state(run_dir, spaces)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = rng_state
-        cache.table = {h: objectives(v[None], config.stability_hurdle)[0]
-                       for h, v in table.items()}
-        gens = 1
-    res = nsga2(spaces[0], evaluate, cache, rng=rng, population_size=config.population,
-                generations=gens, initial=initial, mutate_batch=_mutator(config, spaces))
-    raw_of = {**table, **new}
-    hashes = hasher.hash_many(res.population)
-    evaluated = res.history if g == 0 else res.history[len(initial):]
-    log("generation", generation=g,
-        population=[ac.pair_to_dict(p) for p in res.population],
-        hashes=hashes, objectives=_nan_list(objectives(
-            np.stack([raw_of[h] for h in hashes]), config.stability_hurdle)),
-        front=res.front,
-        formulas=[p.formulas() for p in res.population],
-        new={h: _nan_list(v) for h, v in new.items()},
-        candidates=prev["candidates"] + len(evaluated),
-        real_evaluations=prev["real_evaluations"] + len(new),
-        cache_hits=prev["cache_hits"] + len(evaluated) - len(new),
-        failures=prev.get("failures", 0) + int(sum(
-            not np.isfinite(v).all() for v in new.values())),
-        rng_state=rng.bit_generator.state)
+def search_items(hasher, searches) -> list[tuple[int, str, ac.Pair]]:
+    """The trainings one generation needs, for all searches in one batch: [(search k, hash,
+    pair)] for each candidate of search k whose function (pair hash) neither its table nor
+    an earlier candidate of the same search already holds. Searches do not share results:
+    search k trains on its own seed block k, so the same function found by two searches is
+    trained once for each."""
+    todo = []
+    for k, (cands, table) in enumerate(searches):
+        seen = set(table)
+        for h, pair in zip(hasher.hash_many(cands), cands):
+            if h not in seen:
+                seen.add(h)
+                todo.append((k, h, pair))
+    return todo
 
 
 def reevaluate_front(log, config: MetaPGConfig, run_dir: RunDir, spaces, hasher, evaluator,
                      seeds: list[int]) -> None:
-    """SAC's pair and the final front's chosen members (`_front_members`) re-trained on the
-    run's fresh training seeds (blocks of `train_seeds`, beyond the search's own)."""
-    pop, table, _, last = _search_state(run_dir, spaces)
-    members = _front_members(config, last, hasher.hash_many([ac.sac_pair()])[0])
-    pairs = [ac.sac_pair()] + [pop[i] for i in members]
+    """The re-test with common random numbers: SAC's pair and every search's chosen front
+    members (`_front_members`) trained on the same fresh training seeds (seed blocks
+    `searches`, `searches` + 1, ..., beyond every search's own), so each member's
+    difference to SAC is paired seed by seed. A function chosen by several searches is
+    trained once (its fresh results do not depend on the search that found it)."""
+    sac_hash = hasher.hash_many([ac.sac_pair()])[0]
+    pairs, index = [ac.sac_pair()], {sac_hash: 0}
+    per_search = []
+    for k in range(config.searches):
+        pop, table, _, last = _search_state(run_dir, spaces, k)
+        members = _front_members(config, last, sac_hash)
+        rows = []
+        for i in members:
+            h = last["hashes"][i]
+            if h not in index:
+                index[h] = len(pairs)
+                pairs.append(pop[i])
+            rows.append(index[h])
+        per_search.append({
+            "search": k, "members": members, "pair_index": rows,
+            "search_objectives": [_nan_list(objectives(table[h][None],
+                                                       config.stability_hurdle)[0])
+                                  for h in [sac_hash] + [last["hashes"][i] for i in members]]})
     n = len(seeds)
-    blocks = list(range(1, 1 + math.ceil(n / config.train_seeds)))
+    first = config.searches
+    blocks = list(range(first, first + math.ceil(n / config.train_seeds)))
     raw = np.asarray(evaluator()([(p, b) for p in pairs for b in blocks]))
     raw = raw.reshape(len(pairs), len(blocks), 2, config.train_seeds)
     per_seed = raw.transpose(0, 2, 1, 3).reshape(len(pairs), 2, -1)[..., :n]
-    log("reeval", members=members, formulas=[p.formulas() for p in pairs],
-        search_objectives=[_nan_list(objectives(table[h][None], config.stability_hurdle)[0])
-                           for h in hasher.hash_many(pairs)],
+    log("reeval", formulas=[p.formulas() for p in pairs],
+        pairs=[ac.pair_to_dict(p) for p in pairs], searches=per_search,
         performance=_nan_list(per_seed[:, 0]),
         generalizability=_nan_list(per_seed[:, 1]))
 
@@ -300,140 +355,186 @@ def _front_members(config: MetaPGConfig, last: dict, sac_hash: str) -> list[int]
     return chosen[: config.front_max]
 
 
-def _std_reduction(s: np.ndarray) -> float:
-    """runs x [SAC, program] -> std(SAC) - std(program) (instability removed)."""
-    return float(s[:, 0].std(ddof=1) - s[:, 1].std(ddof=1))
+def chosen_rows(searches: list[dict]) -> np.ndarray:
+    """[searches, objectives] row (into the re-test's pairs) of the member each search
+    chose per objective: the re-tested member best on that objective by the search's own
+    scores (never by the re-test); 0 (SAC itself) for a search whose front held no other
+    function, whose difference to SAC is then 0 by construction."""
+    out = np.zeros((len(searches), len(OBJECTIVES)), int)
+    for k, s in enumerate(searches):
+        score = np.asarray(s["search_objectives"], np.float64)[1:]  # row 0: SAC
+        for o in range(len(OBJECTIVES)):
+            if len(score):
+                out[k, o] = s["pair_index"][int(np.argmax(np.nan_to_num(score[:, o],
+                                                                         nan=-np.inf)))]
+    return out
+
+
+def search_differences(perf: np.ndarray, gen: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[searches, objectives] the re-test's difference of each search's chosen member to
+    SAC (row 0 of perf/gen [pairs, fresh seeds]), seed by seed on the common fresh seeds:
+    mean(member - SAC) for performance and generalizability, std(SAC) - std(member) of
+    performance for stability (instability removed). The claims' units are these rows."""
+    d = np.zeros(rows.shape)
+    for k in range(rows.shape[0]):
+        j0, j1, j2 = rows[k]
+        d[k, 0] = np.mean(perf[j0] - perf[0])
+        d[k, 1] = np.mean(gen[j1] - gen[0])
+        d[k, 2] = np.std(perf[0], ddof=1) - np.std(perf[j2], ddof=1)
+    return d
 
 
 SEARCH = "search seeds"
-SEARCHES = 1
-"""A claim is about what the search finds (the front member it picks), so its unit is the
-search seed; a run searches once (config.seed), so every claim is undetermined, n = 1,
-whatever the re-evaluation over fresh training seeds (recorded as what the CI is over)."""
+
 
 def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     # an unfinished run reports the generations it has finished (and no re-evaluation)
-    gens = list(stats.collect_events(run_dir, "generation",
-                                     by={"generation": range(config.generations + 1)},
-                                     partial="generation").values())
-    last = gens[-1]
+    cells = stats.collect_events(run_dir, "generation",
+                                 by={"generation": range(config.generations + 1),
+                                     "search": range(config.searches)},
+                                 partial="generation")
+    gens = sorted({g for g, _ in cells})
+    S = config.searches
+    ev = {(g, k): cells[(g, k)] for g, k in cells}
+    best = np.asarray([[np.nanmax(np.asarray(ev[(g, k)]["objectives"], np.float64), 0)
+                        for g in gens] for k in range(S)])          # [S, G, 3]
+    last = [ev[(gens[-1], k)] for k in range(S)]
     md = [f"## Search ({config.env}, perturbed {config.perturb_param} x "
           f"{list(config.perturb_scales)})", "",
-          f"{len(gens) - 1} generations of NSGA-II, population {config.population}: "
-          f"{last['candidates']} candidates, {last['real_evaluations']} real evaluations "
-          f"({last['cache_hits']} pair-hash cache hits, {last['failures']} failed: invalid "
-          f"graph or NaN return), {config.train_seeds} training seeds each.", "",
+          f"{S} independent searches (search seeds {config.seed}..{config.seed + S - 1}), "
+          f"each {len(gens) - 1} generations of NSGA-II, population {config.population}, "
+          f"{config.train_seeds} training seeds per candidate (common to a search's "
+          f"candidates): {sum(e['candidates'] for e in last)} candidates, "
+          f"{sum(e['real_evaluations'] for e in last)} real evaluations "
+          f"({sum(e['cache_hits'] for e in last)} pair-hash cache hits, "
+          f"{sum(e['failures'] for e in last)} failed: invalid graph or NaN return).", "",
+          "Best in each search's population per generation (searches in order; NSGA-II "
+          "keeps the best, so a rise is a new candidate scoring higher on its search "
+          "seeds, which the re-test below checks):", "",
           stats.markdown_table(
-              ["generation", "front size", "best performance", "best generalizability",
-               "best stability"],
-              [[e["generation"], len(e["front"]), *(
-                  f"{np.nanmax(np.asarray(e['objectives'], np.float64)[:, k]):.3f}"
-                  for k in range(3))] for e in gens])]
-    curve = np.asarray([np.nanmax(np.asarray(e["objectives"], np.float64), 0) for e in gens])
-    stats.plot_curves(run_dir.plots / "search.png", np.arange(len(gens)),
-                      {o: curve[None, :, k] for k, o in enumerate(OBJECTIVES)},
-                      xlabel="generation", ylabel="best in population")
+              ["generation", "front sizes", *(f"best {o}" for o in OBJECTIVES)],
+              [[g, ", ".join(str(len(ev[(g, k)]["front"])) for k in range(S)),
+                *(", ".join(f"{best[k, i, o]:.3f}" for k in range(S)) for o in range(3))]
+               for i, g in enumerate(gens)])]
+    stats.plot_curves(run_dir.plots / "search.png", np.asarray(gens),
+                      {o: best[:, :, i] for i, o in enumerate(OBJECTIVES)},
+                      xlabel="generation", ylabel="best in population (band: searches)")
     md += ["", "![search](plots/search.png)"]
     claims: list[Claim] = []
-    ev = stats.collect_events(run_dir, "reeval", by={}, optional=True)
-    if ev is None:
+    r = stats.collect_events(run_dir, "reeval", by={}, optional=True)
+    if r is None:
         return Report(claims, "\n".join(md))
-    r = ev[()]
-    perf = np.asarray(r["performance"], np.float64)        # [1 + members, n]
+    r = r[()]
+    perf = np.asarray(r["performance"], np.float64)        # [pairs, n]: row 0 SAC
     gen = np.asarray(r["generalizability"], np.float64)
-    search = np.asarray(r["search_objectives"], np.float64)
     n = perf.shape[1]
     spaces = (ac.critic_space(config.critic_nodes), ac.actor_space(config.actor_nodes))
-    pairs = [ac.sac_pair()] + [ac.pair_from_dict(last["population"][i], *spaces)
-                               for i in r["members"]]
-    readable = [p.readable() for p in pairs]
-    md += ["", f"## Re-evaluation ({n} fresh seeds)", "", stats.markdown_table(
-        ["", "critic loss", "actor loss", "performance", "generalizability", "instability (std)",
-         "search objectives"],
-        [["SAC" if i == 0 else f"front {i}", f"`{f['critic']}`", f"`{f['actor']}`",
-          f"{np.mean(perf[i]):.3f}", f"{np.mean(gen[i]):.3f}", f"{np.std(perf[i], ddof=1):.3f}",
-          ", ".join(f"{v:.3f}" for v in search[i])] for i, f in enumerate(readable)]), ""]
-    objective_header = ["objective", "chosen member", "relative change vs SAC", "paper"]
-    members = len(r["formulas"]) - 1
-    if members == 0:
-        for o in OBJECTIVES:
-            claims.append(stats.claim(f"front_beats_sac_on_{o}", f"no front member other than "
-                                      f"SAC to re-evaluate on {o}",
-                                      stats.Estimate(0.0, 0.0, 0.0, n, "training seeds"),
-                                      holds=False, unit=SEARCH, n=min(SEARCHES, n)))
-        md.append(stats.markdown_table(objective_header, [[
-            "all", "none: the final front holds only SAC-equivalent or failed programs",
-            "—", "—"]]))
-        return Report(claims, "\n".join(md))
-    bars, rows = {}, []
-    for k, o in enumerate(OBJECTIVES):
-        j = 1 + int(np.argmax(search[1:, k]))  # chosen on search scores, not re-evaluation
-        formula = readable[j]
-        desc = f"critic `{formula['critic']}`, actor `{formula['actor']}`"
+    readable = [ac.pair_from_dict(d, *spaces).readable() for d in r["pairs"]]
+    rows = chosen_rows(r["searches"])
+    d = search_differences(perf, gen, rows)
+    md += ["", f"## Re-test ({n} fresh training seeds, the same for every row: common "
+           "random numbers)", "", stats.markdown_table(
+               ["", "chosen by (search: objectives)", "critic loss", "actor loss",
+                "performance", "generalizability", "instability (std)",
+                "performance - SAC (paired, CI over seeds)", "sd of paired difference"],
+               [["SAC" if i == 0 else f"pair {i}",
+                 "; ".join(f"{k}: " + ", ".join(o for c, o in enumerate(OBJECTIVES)
+                                                 if rows[k, c] == i)
+                           for k in range(S) if i in rows[k]) or "—",
+                 f"`{f['critic']}`", f"`{f['actor']}`", f"{np.mean(perf[i]):.3f}",
+                 f"{np.mean(gen[i]):.3f}", f"{np.std(perf[i], ddof=1):.3f}",
+                 "—" if i == 0 else stats.ci_cell(stats.paired_difference_ci(perf[i], perf[0]),
+                                                  "+.3f"),
+                 "—" if i == 0 else f"{np.std(perf[i] - perf[0], ddof=1):.3f}"]
+                for i, f in enumerate(readable)]), ""]
+    search_gain = np.asarray([[np.asarray(s["search_objectives"], np.float64)[
+        1 + s["pair_index"].index(rows[k, o]), o] - s["search_objectives"][0][o]
+        if rows[k, o] else 0.0 for o in range(3)] for k, s in enumerate(r["searches"])])
+    md += ["Each search's chosen member minus SAC: on the search's own seeds (what chose "
+           f"it) and on the {n} fresh seeds (the claims' units):", "", stats.markdown_table(
+               ["objective", *(f"search {k}: search seeds → fresh" for k in range(S)),
+                "mean over searches (CI)", "paper"],
+               [[o, *(f"{search_gain[k, c]:+.3f} → {d[k, c]:+.3f}" for k in range(S)),
+                 stats.ci_cell(stats.mean_ci(d[:, c]), "+.3f"), PAPER[o]]
+                for c, o in enumerate(OBJECTIVES)]), ""]
+    for c, o in enumerate(OBJECTIVES):
+        est = stats.mean_ci(d[:, c], unit=SEARCH)
         if o == "stability":
-            pair = np.stack([perf[0], perf[j]], 1)
-            est = stats.bootstrap_ci(pair, _std_reduction) if np.isfinite(pair).all() \
-                else stats.Estimate(float("nan"), float("nan"), float("nan"), n)
-            s_sac, s_j = np.std(perf[0], ddof=1), np.std(perf[j], ddof=1)
-            rel = s_j / s_sac - 1 if s_sac > 0 else float("nan")
-            statement = (f"front member {j} (best search stability) has a lower spread of "
-                         f"normalised performance over {n} fresh seeds than SAC: std(SAC) - "
-                         f"std(member) > 0 (instability {rel:+.0%} vs paper -65%)")
+            base = np.std(perf[0], ddof=1)
+            rel = -est[0] / base if base > 0 else float("nan")
+            statement = (f"each search's member with the best search stability has a lower "
+                         f"spread of normalised performance than SAC over {n} common fresh "
+                         f"seeds: mean over {S} searches of std(SAC) - std(member) > 0 "
+                         f"(instability {rel:+.0%} vs paper -65%)")
         else:
             x = perf if o == "performance" else gen
-            est = stats.paired_difference_ci(x[j], x[0])
-            rel = (np.mean(x[j]) - np.mean(x[0])) / abs(np.mean(x[0]))
-            statement = (f"front member {j} (best search {o}) beats SAC on normalised {o} "
-                         f"over {n} fresh paired seeds: member - SAC > 0 (relative "
-                         f"{rel:+.0%} vs paper {PAPER[o]})")
-            bars[f"SAC {o}"] = stats.bootstrap_ci(x[0])
-            bars[f"member {j} {o}"] = stats.bootstrap_ci(x[j])
-        claims.append(stats.claim_greater(f"front_beats_sac_on_{o}", statement,
-                                          stats.Estimate(*est, est.n, "fresh training seeds"),
-                                          unit=SEARCH, n=min(SEARCHES, est.n)))
-        rows.append([o, f"{j}: {desc}", f"{rel:+.1%}", PAPER[o]])
-    md.append(stats.markdown_table(objective_header, rows))
-    if bars:
-        stats.plot_bars(run_dir.plots / "reeval.png", bars, ylabel="normalised return")
-        md += ["", "![re-evaluation](plots/reeval.png)"]
-    md += power_table(config, perf, gen)
+            rel = est[0] / abs(np.mean(x[0]))
+            statement = (f"each search's member with the best search {o} beats SAC on "
+                         f"normalised {o} over {n} common fresh seeds: mean over {S} "
+                         f"searches of mean(member - SAC) > 0 (relative {rel:+.1%} vs paper "
+                         f"{PAPER[o]})")
+        claims.append(stats.claim_greater(f"front_beats_sac_on_{o}", statement, est,
+                                          unit=SEARCH))
+    bars = {"SAC": stats.bootstrap_ci(perf[0])}
+    bars.update({f"pair {i}": stats.bootstrap_ci(perf[i]) for i in range(1, len(perf))})
+    stats.plot_bars(run_dir.plots / "reeval.png", bars, ylabel="normalised performance")
+    md += ["![re-test](plots/reeval.png)"]
+    md += power_table(config, perf, gen, rows)
     return Report(claims, "\n".join(md))
 
 
-def power_table(config: MetaPGConfig, perf: np.ndarray, gen: np.ndarray) -> list[str]:
+def paired_sd(x: np.ndarray, members) -> tuple[float, float]:
+    """(pooled sd, correlation) of the per-seed differences member - SAC (row 0 of x
+    [pairs, seeds]) over the distinct `members` (rows != 0): the root mean of their
+    variances, and the mean correlation of a member's seeds with SAC's (common random
+    numbers shrink the paired variance 2 sd^2 (1 - rho) only where rho > 0). NaN when no
+    member."""
+    members = sorted({int(m) for m in np.ravel(members) if m != 0})
+    if not members:
+        return float("nan"), float("nan")
+    var = [np.var(x[m] - x[0], ddof=1) for m in members]
+    rho = [np.corrcoef(x[m], x[0])[0, 1] for m in members]
+    return float(np.sqrt(np.mean(var))), float(np.mean(rho))
+
+
+def power_table(config: MetaPGConfig, perf: np.ndarray, gen: np.ndarray,
+                rows: np.ndarray) -> list[str]:
     """Report lines: training seeds needed to detect a `power_effect` relative change of
-    SAC's mean, per objective, from the spreads measured on the fresh seeds: independent
-    arms (sd of the difference = sqrt(2) x SAC's sd) and paired with common random numbers
-    (the sd of each front member's per-seed difference to SAC, the largest over members)."""
+    SAC's mean, per objective, from the spreads measured on the re-test's common fresh
+    seeds: independent arms (sd of the difference = sqrt(2) x SAC's sd) and paired with
+    common random numbers (the measured sd of the chosen members' per-seed differences to
+    SAC, pooled: `paired_sd`); and the sd of a search's own 3-seed (`train_seeds`)
+    estimate of a difference, which is what ranks candidates."""
     e = config.power_effect
     lines = ["", f"## Power: training seeds to detect a {e:.0%} change of SAC's mean "
-             "(95% CI, 80% power)", ""]
-    rows = []
-    for o, x in (("performance", perf), ("generalizability", gen)):
+             "(95% CI, 80% power), from the re-test's measured spreads", ""]
+    out = []
+    for c, (o, x) in enumerate((("performance", perf), ("generalizability", gen))):
         mean, sd = float(np.mean(x[0])), float(np.std(x[0], ddof=1))
-        diff_sd = (float(np.max(np.std(x[1:] - x[:1], axis=1, ddof=1))) if len(x) > 1
-                   else float("nan"))
+        diff_sd, rho = paired_sd(x, rows[:, c])
         effect = e * abs(mean)
         unpaired = stats.seeds_needed(np.sqrt(2) * sd, effect) if effect else -1
         paired = stats.seeds_needed(diff_sd, effect) if effect else -1
         show = lambda k: str(k) if k > 0 else "n/a"  # noqa: E731
-        rows.append([o, f"{mean:.3f}", f"{sd:.3f}", show(unpaired), f"{diff_sd:.3f}",
-                     show(paired)])
+        out.append([o, f"{mean:.3f}", f"{sd:.3f}", show(unpaired), f"{diff_sd:.3f}",
+                    f"{rho:+.2f}", show(paired),
+                    f"{diff_sd / np.sqrt(config.train_seeds):.3f} vs {effect:.3f}"])
     return lines + stats.markdown_table(
         ["objective", "SAC mean", "SAC sd", "seeds (independent)", "sd of paired difference",
-         "seeds (paired)"], rows).splitlines()
+         "corr(member, SAC)", "seeds (paired)",
+         f"search's {config.train_seeds}-seed sd vs {e:.0%} effect"], out).splitlines()
 
 
 PRESETS = {
     "smoke": MetaPGConfig(
-        num_seeds=3, total_steps=300, learning_starts=100, buffer_size=300, batch_size=8,
+        num_seeds=4, total_steps=300, learning_starts=100, buffer_size=300, batch_size=8,
         hidden=8, num_evals=2, eval_episodes=1, max_episode_steps=25, train_seeds=2,
         population=4, generations=1, front_max=2, eval_batch=4, perturb_scales=(0.5, 2.0)),
     "default": MetaPGConfig(),
     "paper": MetaPGConfig(
-        num_seeds=20, total_steps=30_000, learning_starts=1_000, buffer_size=30_000,
+        searches=5, num_seeds=40, total_steps=30_000, learning_starts=1_000, buffer_size=30_000,
         batch_size=256, hidden=256, lr=1e-3, num_evals=10, eval_episodes=5,
-        train_seeds=5, population=64, generations=30, front_max=8, eval_batch=16,
+        train_seeds=5, population=64, generations=30, front_max=3, eval_batch=16,
         perturb_scales=(0.5, 0.75, 1.25, 1.5, 2.0)),
 }
 
