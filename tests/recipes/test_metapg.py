@@ -361,3 +361,22 @@ def test_power_table_sizes_seeds_from_the_measured_paired_spread():
     assert search_sd == pytest.approx(diff_sd / np.sqrt(cfg.train_seeds), abs=5e-4)
     with pytest.raises(ConfigError, match="power_effect must be > 0"):
         dataclasses.replace(cfg, power_effect=0.0).validate()
+
+
+def test_report_diagnostics_t_interval_and_seed_level_ci():
+    """The t interval over searches (t_{0.975, 2} = 4.303) and the seed-level bootstrap,
+    whose point is the claims' statistic: the mean over searches of search_differences."""
+    x = np.array([0.01, 0.04, 0.02])
+    lo, hi = metapg.t_interval(x)
+    half = 4.3027 * x.std(ddof=1) / np.sqrt(3)
+    assert lo == pytest.approx(x.mean() - half, abs=1e-4)
+    assert hi == pytest.approx(x.mean() + half, abs=1e-4)
+    assert np.isnan(metapg.t_interval([0.1])[0])
+    rng = np.random.default_rng(0)
+    perf, gen = rng.random((4, 8)), rng.random((4, 8))
+    rows = np.array([[1, 2, 3], [3, 1, 2], [2, 3, 0]])
+    d = metapg.search_differences(perf, gen, rows)
+    for c in range(3):
+        est = metapg.seed_level_ci(perf, gen, rows, c)
+        assert est[0] == pytest.approx(d[:, c].mean())
+        assert est.n == 8 and est[1] <= est[0] <= est[2]

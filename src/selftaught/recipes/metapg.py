@@ -32,12 +32,22 @@ Algorithm box:
         stability = -std over seeds of the per-seed performance
     pair-aware functional hashing (`actor_critic.PairHasher`): pairs whose graphs have the
         same gradients w.r.t. the network outputs share one evaluation
-    NSGA-II (`evolve.search.nsga2`, one generation per resumable phase): binary tournament
-        on (rank, crowding), children = a mutation of one of the two graphs, survivors by
-        non-dominated sort + crowding distance. Invalid graphs and NaN returns score -inf.
-    re-evaluation: SAC and up to `front_max` members of the final Pareto front (the best on
-        each objective first) with `num_seeds` fresh seeds; claims with 95% CIs over them:
-        the member best on each objective (chosen on search scores) beats SAC on it
+    `searches` independent searches (search seeds seed, seed + 1, ...; search k trains
+        all its candidates on seed block k): the claims' unit of replication
+    NSGA-II (`evolve.search.nsga2_parents` / `nsga2_survivors`), one generation of every
+        search per resumable phase, the new candidates of all searches trained in one
+        batched evaluator call: binary tournament on (rank, crowding), children = a
+        mutation of one of the two graphs, survivors by non-dominated sort + crowding
+        distance. Invalid graphs and NaN returns score -inf.
+    re-test with common random numbers: SAC and up to `front_max` members of each search's
+        final front (the best on each objective by the search's own scores first) trained
+        on the same `num_seeds` fresh seeds (blocks beyond every search's), so each member's
+        difference to SAC is paired seed by seed
+    claims: per objective, each search's chosen member (best on it by search scores) minus
+        SAC on the fresh seeds (stability: std(SAC) - std(member)); the mean over searches
+        with `stats.mean_ci`, n = searches, unit "search seeds"
+    power (report): the measured sd of the paired per-seed differences -> `stats.seeds_needed`
+        for a `power_effect` change, and the sd of a search's own `train_seeds`-seed estimate
 Evaluations go through `evolve.backends` (inprocess | pool | ray): results do not depend
 on the backend (a candidate's seeds depend only on its seed block, not its batch slot).
 """
@@ -384,6 +394,36 @@ def search_differences(perf: np.ndarray, gen: np.ndarray, rows: np.ndarray) -> n
     return d
 
 
+def t_interval(x, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of x (a diagnostic beside the bootstrap: with 3
+    values a percentile bootstrap spans at most their range); NaN for fewer than 2."""
+    from scipy.stats import t
+
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def seed_level_ci(perf: np.ndarray, gen: np.ndarray, rows: np.ndarray, c: int) -> stats.Estimate:
+    """The claims' statistic for objective c (the mean over searches of
+    `search_differences`) with a bootstrap over the common fresh seeds, the searches fixed:
+    each resample takes whole seeds (SAC's and every member's run on that seed together),
+    so it measures the re-test's own noise, which the CI over searches sees only through
+    the spread of 3 values."""
+    x = gen if c == 1 else perf
+    cols = np.concatenate([[0], rows[:, c]])
+    M = x[cols].T                                       # [seeds, 1 + searches]
+
+    def statistic(m):
+        if c == 2:
+            return float(np.mean(np.std(m[:, :1], ddof=1) - np.std(m[:, 1:], 0, ddof=1)))
+        return float(np.mean(m[:, 1:] - m[:, :1]))
+
+    return stats.unit_bootstrap(M, statistic, unit="fresh training seeds")
+
+
 SEARCH = "search seeds"
 
 
@@ -451,11 +491,18 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
         1 + s["pair_index"].index(rows[k, o]), o] - s["search_objectives"][0][o]
         if rows[k, o] else 0.0 for o in range(3)] for k, s in enumerate(r["searches"])])
     md += ["Each search's chosen member minus SAC: on the search's own seeds (what chose "
-           f"it) and on the {n} fresh seeds (the claims' units):", "", stats.markdown_table(
+           f"it) and on the {n} fresh seeds (the claims' units); the mean over searches with "
+           "the claim's bootstrap CI over searches, a t interval over searches (wider for "
+           "few searches: a bootstrap of 3 values spans at most their range), and a CI over "
+           "the common fresh seeds with the searches fixed (the re-test's own noise):", "",
+           stats.markdown_table(
                ["objective", *(f"search {k}: search seeds → fresh" for k in range(S)),
-                "mean over searches (CI)", "paper"],
+                "mean (CI over searches)", "t interval over searches",
+                "CI over fresh seeds", "paper"],
                [[o, *(f"{search_gain[k, c]:+.3f} → {d[k, c]:+.3f}" for k in range(S)),
-                 stats.ci_cell(stats.mean_ci(d[:, c]), "+.3f"), PAPER[o]]
+                 stats.ci_cell(stats.mean_ci(d[:, c]), "+.3f"),
+                 "[{:+.3f}, {:+.3f}]".format(*t_interval(d[:, c])),
+                 stats.ci_cell(seed_level_ci(perf, gen, rows, c), "+.3f"), PAPER[o]]
                 for c, o in enumerate(OBJECTIVES)]), ""]
     for c, o in enumerate(OBJECTIVES):
         est = stats.mean_ci(d[:, c], unit=SEARCH)
