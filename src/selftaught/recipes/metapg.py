@@ -1,21 +1,37 @@
 """MetaPG: multi-objective evolution of actor-critic losses (Garau-Luis et al. 2022; rl.md §4).
 
     selftaught run metapg --preset default
-    # measured (seed 0, 9 re-evaluation seeds): 20 min 20 s wall on the shared 2-core CPU
-    # at load average 13.6-15 (648 CPU-s: ~11 min on an idle 2-core CPU), peak RSS 1.1 GiB;
-    # 48 candidates / 43 real evaluations (5 pair-hash hits, 0 failures) over 5 generations;
-    # 0 of 3 claims hold: the front member chosen per objective vs SAC on fresh seeds:
-    # performance -0.027 [-0.122, 0.065] (-3.5%; paper +3%), generalizability +0.034
-    # [-0.010, 0.083] (+4.3%; paper +17%), instability +22% (paper -65%): std reduction
-    # -0.052 [-0.192, 0.093]. At this size (4k SAC steps, 3 training seeds per candidate)
-    # SAC's own spread over seeds (0.23 normalised) swamps the objectives: the search's
-    # stability ranking is noise (SAC: std 0.07 on its 3 search seeds, 0.23 on 9 fresh ones).
-    # Power (issue 28; `stats.seeds_needed`, the report's "Power" section): with SAC's sd
-    # 0.23 and mean ~0.7, detecting a 5% change of mean performance at 95% confidence and
-    # 80% power needs ~678 seeds per arm for independent arms and ~339 even with common
-    # random numbers if the paired difference kept SAC's sd (computed from the numbers
-    # above; the paired sd at the default is printed by the report, not yet re-measured).
-    # The search's 3 seeds per candidate cannot rank candidates on a 5% effect.
+    # measured (3 searches x 5 generations x population 8, 33 common fresh seeds):
+    # 47 min 35 s wall on the shared 2-core CPU at load average 7-9 (the run got 50% of one
+    # core), 1,428 CPU-s (~13 min on an idle 2-core CPU), peak RSS 1.2 GiB; 144 candidates,
+    # 122 real evaluations (22 pair-hash hits, 0 failures); the re-test trained SAC and 7
+    # distinct chosen members on the same 33 fresh seeds (1,100 s of the wall).
+    # 1 of 3 claims holds (n = 3 search seeds, the mean over searches of each search's
+    # chosen member minus SAC on the common fresh seeds, stats.mean_ci):
+    #   performance       -0.000 [-0.026, +0.014] (-0.1%; paper +3%)         does not hold
+    #   generalizability  +0.028 [+0.011, +0.041] (+3.8%; paper +17%)        holds, fragile:
+    #     the three searches' differences +0.041, +0.031, +0.011 are each inside their own
+    #     33-seed noise (each CI over seeds spans 0; paired sd 0.18-0.24, se ~0.04); a t
+    #     interval over the 3 searches is [-0.010, +0.066] and the CI over the fresh seeds
+    #     with the searches fixed [-0.035, +0.099] (the report shows both). A bootstrap of
+    #     3 values spans at most their range, so "holds" here means "all 3 were positive",
+    #     which with no effect at all happens 1 time in 8.
+    #   stability (std(SAC) - std(member)) -0.024 [-0.054, +0.028] (instability +11%;
+    #     paper -65%)                                                        does not hold
+    # Why (measured): the search cannot rank candidates at this size. Common random
+    # numbers barely help: a member's per-seed performance correlates with SAC's at only
+    # +0.35 (generalizability +0.30), so the measured sd of the paired difference is 0.268
+    # for performance (SAC's own sd 0.221) and 0.221 for generalizability; a search's
+    # 3-seed estimate of a difference has sd 0.155 against a 5% effect of 0.035. Winner's
+    # curse: the chosen members' gains on their search seeds (performance +0.031, -0.055,
+    # +0.200) shrink to -0.026, +0.014, +0.010 on fresh seeds. The population's best moves
+    # little: performance in searches 0 and 1 never rises above generation 0 (0.693, 0.773),
+    # search 2's jump 0.756 -> 0.944 (generation 1) re-tests at +0.010 over SAC.
+    # Power (the report's section, stats.seeds_needed from the measured spreads): a 5%
+    # change of mean performance (95% CI, 80% power) needs 452 seeds with the paired
+    # design (617 per arm independent); generalizability 286 paired (510 independent).
+    # Earlier (1 search seed, 9 fresh seeds, 648 CPU-s at load 13.6-15): 0 of 3, all
+    # undetermined under the claim contract.
 
 Algorithm box:
     an algorithm = a pair of typed DAGs (critic loss, actor loss) over the inputs SAC hands
@@ -78,8 +94,10 @@ PAPER = {"performance": "+3%", "generalizability": "+17%", "stability": "-65% in
 class MetaPGConfig:
     """Evolve SAC's actor and critic losses for performance, generalizability, stability.
 
-    Defaults = the `default` preset: `selftaught run metapg --preset default`, 648 CPU-s,
-    0 of 3 claims hold (see the module docstring for the measured figures)."""
+    Defaults = the `default` preset: `selftaught run metapg --preset default`, 3 searches,
+    1,428 CPU-s, 1 of 3 claims holds (fragile; see the module docstring for the measured
+    figures). The claims use the graph search space (typed DAG pairs); a continuous
+    parameterisation of SAC's loss terms is not built."""
 
     seed: int = 0
     """the run's seed: search k mutates with search seed seed + k and trains its
