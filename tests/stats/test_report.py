@@ -201,3 +201,21 @@ def test_report_of_an_unfinished_run_uses_its_finished_seeds_marked_partial(tmp_
     summary = runner.finalize(rec, run)
     assert summary["complete"] is False and summary["claims"][0]["partial"]
     assert f"seeds {seeds[:2]}" in (run.path / "report.md").read_text()
+
+
+def test_t_interval_equals_scipys_student_interval_and_needs_two_units():
+    """stats.t_interval = scipy.stats.t.interval(confidence, n - 1, mean, sem); with 3 units
+    it is wider than the percentile bootstrap, whose lower end is the smallest unit."""
+    import pytest
+    from scipy.stats import sem, t
+
+    from selftaught import stats
+
+    for x in ([0.011, 0.031, 0.041], [1.0, 2.0, 4.0, 8.0, 3.0]):
+        for conf in (0.9, 0.95):
+            want = t.interval(conf, len(x) - 1, loc=np.mean(x), scale=sem(x))
+            assert stats.t_interval(x, conf) == pytest.approx(want, rel=1e-12)
+    x = [0.011, 0.031, 0.041]
+    boot = stats.mean_ci(np.asarray(x), unit="search seeds")
+    assert boot[1] == pytest.approx(min(x)) and stats.t_interval(x)[0] < 0 < boot[1]
+    assert all(np.isnan(stats.t_interval([0.5])))

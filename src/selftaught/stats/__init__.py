@@ -26,6 +26,7 @@ from selftaught.stats.core import (
     proportion_ci,
     seeds_needed,
     spearman,
+    t_interval,
     unit_bootstrap,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
@@ -55,5 +56,6 @@ __all__ = [
     "proportion_ci",
     "seeds_needed",
     "spearman",
+    "t_interval",
     "unit_bootstrap",
 ]

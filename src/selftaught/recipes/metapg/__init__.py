@@ -1,0 +1,140 @@
+"""MetaPG: multi-objective evolution of actor-critic losses (Garau-Luis et al. 2022; rl.md §4).
+
+    selftaught run metapg --preset default
+    # measured (3 searches x 5 generations x population 8, 33 common fresh seeds):
+    # 47 min 35 s wall on the shared 2-core CPU at load average 7-9 (the run got 50% of one
+    # core), 1,428 CPU-s (~13 min on an idle 2-core CPU), peak RSS 1.2 GiB; 144 candidates,
+    # 122 real evaluations (22 pair-hash hits, 0 failures); the re-test trained SAC and 7
+    # distinct chosen members on the same 33 fresh seeds (1,100 s of the wall).
+    # 1 of 3 claims holds (n = 3 search seeds, the mean over searches of each search's
+    # chosen member minus SAC on the common fresh seeds, stats.mean_ci):
+    #   performance       -0.000 [-0.026, +0.014] (-0.1%; paper +3%)         does not hold
+    #   generalizability  +0.028 [+0.011, +0.041] (+3.8%; paper +17%)        holds, fragile:
+    #     the three searches' differences +0.041, +0.031, +0.011 are each inside their own
+    #     33-seed noise (each CI over seeds spans 0; paired sd 0.18-0.24, se ~0.04); a t
+    #     interval over the 3 searches is [-0.010, +0.066] and the CI over the fresh seeds
+    #     with the searches fixed [-0.035, +0.099] (the report shows both). A bootstrap of
+    #     3 values spans at most their range, so "holds" here means "all 3 were positive",
+    #     which with no effect at all happens 1 time in 8.
+    #   stability (std(SAC) - std(member)) -0.024 [-0.054, +0.028] (instability +11%;
+    #     paper -65%)                                                        does not hold
+    # Why (measured): the search cannot rank candidates at this size. Common random
+    # numbers barely help: a member's per-seed performance correlates with SAC's at only
+    # +0.35 (generalizability +0.30), so the measured sd of the paired difference is 0.268
+    # for performance (SAC's own sd 0.221) and 0.221 for generalizability; a search's
+    # 3-seed estimate of a difference has sd 0.155 against a 5% effect of 0.035. Winner's
+    # curse: the chosen members' gains on their search seeds (performance +0.031, -0.055,
+    # +0.200) shrink to -0.026, +0.014, +0.010 on fresh seeds. The population's best moves
+    # little: performance in searches 0 and 1 never rises above generation 0 (0.693, 0.773),
+    # search 2's jump 0.756 -> 0.944 (generation 1) re-tests at +0.010 over SAC.
+    # Power (the report's section, stats.seeds_needed from the measured spreads): a 5%
+    # change of mean performance (95% CI, 80% power) needs 452 seeds with the paired
+    # design (617 per arm independent); generalizability 286 paired (510 independent).
+    # Earlier (1 search seed, 9 fresh seeds, 648 CPU-s at load 13.6-15): 0 of 3, all
+    # undetermined under the claim contract.
+
+Algorithm box:
+    an algorithm = a pair of typed DAGs (critic loss, actor loss) over the inputs SAC hands
+    its pluggable losses (`evolve.actor_critic`); SAC's own pair is the starting point
+    population: SAC's pair + (population - 1) single-graph mutants of it
+    evaluation of a pair: train SAC with its losses on `train_seeds` seeds (the same seeds
+        for every candidate: common random numbers), each training one compiled program
+        (losses run through the program interpreter; candidates x seeds are vmapped); per
+        seed: performance = mean normalised deterministic return over the second half of
+        the learning curve ((R - random) / (good - random)); generalizability = mean
+        normalised zero-shot return of the final policy over the perturbed physics
+        (`perturb_param` x each of `perturb_scales`)
+    objectives (maximised): performance and generalizability (means over seeds) and
+        stability = -std over seeds of the per-seed performance
+    pair-aware functional hashing (`actor_critic.PairHasher`): pairs whose graphs have the
+        same gradients w.r.t. the network outputs share one evaluation
+    `searches` independent searches (search seeds seed, seed + 1, ...; search k trains
+        all its candidates on seed block k): the claims' unit of replication
+    NSGA-II (`evolve.search.nsga2_parents` / `nsga2_survivors`), one generation of every
+        search per resumable phase, the new candidates of all searches trained in one
+        batched evaluator call: binary tournament on (rank, crowding), children = a
+        mutation of one of the two graphs, survivors by non-dominated sort + crowding
+        distance. Invalid graphs and NaN returns score -inf.
+    re-test with common random numbers: SAC and up to `front_max` members of each search's
+        final front (the best on each objective by the search's own scores first) trained
+        on the same `num_seeds` fresh seeds (blocks beyond every search's), so each member's
+        difference to SAC is paired seed by seed
+    claims: per objective, each search's chosen member (best on it by search scores) minus
+        SAC on the fresh seeds (stability: std(SAC) - std(member)); the mean over searches
+        with `stats.mean_ci`, n = searches, unit "search seeds"
+    power (report): the measured sd of the paired per-seed differences -> `stats.seeds_needed`
+        for a `power_effect` change, and the sd of a search's own `train_seeds`-seed estimate
+Evaluations go through `evolve.backends` (inprocess | pool | ray): results do not depend
+on the backend (a candidate's seeds depend only on its seed block, not its batch slot).
+"""
+
+
+from __future__ import annotations
+
+from selftaught.core.errors import check
+from selftaught.core.recipe import Recipe
+from selftaught.core.rundir import RunDir
+from selftaught.evolve import actor_critic as ac
+from selftaught.evolve.actor_critic import metapg_objectives as objectives  # noqa: F401
+from selftaught.evolve.backends import LazyBackend
+from selftaught.recipes.metapg.config import (  # noqa: F401  (re-exported: tests)
+    OBJECTIVES,
+    PAPER,
+    MetaPGConfig,
+)
+from selftaught.recipes.metapg.report import (  # noqa: F401  (re-exported: tests)
+    chosen_rows,
+    paired_sd,
+    power_table,
+    report,
+    search_differences,
+    seed_level_ci,
+)
+from selftaught.recipes.metapg.search import (  # noqa: F401  (re-exported: tests)
+    _front_members,
+    _phases,
+    reevaluate_front,
+    search_generation,
+    search_items,
+)
+
+
+def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
+    check(len(seeds) >= 2, f"--seeds must be >= 2 (the re-test's fresh training seeds; "
+          f"stability is their spread), got {len(seeds)}")
+    task = config.task()
+    hasher = ac.PairHasher(*task.spaces)
+    # the SAC evaluator (local or Ray), started when a phase first needs it
+    with LazyBackend(config.backend, task, workers=config.workers,
+                     address=config.ray_address or None) as evaluator:
+        for g in range(config.generations + 1):
+            run_dir.phase(f"search/gen{g}", search_generation, config, run_dir, g,
+                          task.spaces, hasher, evaluator)
+        run_dir.phase("reeval", reevaluate_front, config, run_dir, task.spaces, hasher,
+                      evaluator, seeds)
+
+
+PRESETS = {
+    "smoke": MetaPGConfig(
+        num_seeds=4, total_steps=300, learning_starts=100, buffer_size=300, batch_size=8,
+        hidden=8, num_evals=2, eval_episodes=1, max_episode_steps=25, train_seeds=2,
+        population=4, generations=1, front_max=2, eval_batch=4, perturb_scales=(0.5, 2.0)),
+    "default": MetaPGConfig(),
+    "paper": MetaPGConfig(
+        searches=5, num_seeds=40, total_steps=30_000, learning_starts=1_000, buffer_size=30_000,
+        batch_size=256, hidden=256, lr=1e-3, num_evals=10, eval_episodes=5,
+        train_seeds=5, population=64, generations=30, front_max=3, eval_batch=16,
+        perturb_scales=(0.5, 0.75, 1.25, 1.5, 2.0)),
+}
+
+RECIPE = Recipe(
+    name="metapg",
+    description="MetaPG: NSGA-II over SAC's actor and critic loss graphs for performance, "
+                "generalizability (perturbed physics) and stability over seeds",
+    config_cls=MetaPGConfig,
+    presets=PRESETS,
+    run=run,
+    report=report,
+    phases=_phases,
+)
+
