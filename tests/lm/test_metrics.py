@@ -197,3 +197,19 @@ def test_gate_verdict_names_only_the_failing_generators():
 def test_gate_needs_paired_values():
     with pytest.raises(ValueError, match="need paired per-seed accuracies"):
         GeneralisationGate("G", [1.0, 2.0], [1.0], 5.0)
+
+
+def test_pooled_auroc_equals_the_pairwise_count_with_ties_half():
+    """lm.metrics.auroc (rank formula, O(n log n)) = the brute-force fraction of
+    (positive, negative) pairs ordered right, ties 1/2; NaN without both classes."""
+    from selftaught.lm.metrics import auroc
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        s = rng.integers(0, 6, 40).astype(float)  # many ties
+        y = rng.random(40) < 0.4
+        d = s[y][:, None] - s[~y][None, :]
+        want = (np.sum(d > 0) + 0.5 * np.sum(d == 0)) / d.size
+        assert auroc(s, y) == pytest.approx(want, rel=1e-12)
+    assert np.isnan(auroc([1.0, 2.0], [True, True]))
+    assert auroc([0.1, 0.9], [False, True]) == 1.0 and auroc([0.9, 0.1], [False, True]) == 0.0

@@ -140,12 +140,12 @@ def test_oracle_step_labels_sit_on_the_token_that_ends_each_step():
 def test_step_diagnostics_against_brute_force():
     """The rank AUROC equals the pairwise count (lm.metrics.ranking_accuracy, ties 1/2); the
     true-label ceiling and the lucky fraction follow their definitions on a hand-made case."""
-    from selftaught.lm.metrics import ranking_accuracy
+    from selftaught.lm.metrics import auroc, ranking_accuracy
 
     rng = np.random.default_rng(0)
     z = rng.integers(0, 5, 300).astype(float)  # many ties
     y = rng.random(300) < 0.4
-    assert v_star._auroc(z, y) == pytest.approx(ranking_accuracy(z[None], y[None]))
+    assert auroc(z, y) == pytest.approx(ranking_accuracy(z[None], y[None]))
     # 1 problem, 3 candidates: all steps right & correct; a wrong step but correct (lucky);
     # a wrong step and wrong
     mask = np.array([[1, 1, 0], [1, 1, 1], [0, 1, 0]], np.float32)

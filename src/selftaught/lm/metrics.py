@@ -134,6 +134,19 @@ def ranking_accuracy(scores, correct) -> float:
     return float(wins / pairs) if pairs else float("nan")
 
 
+def auroc(scores, positive) -> float:
+    """Pooled AUROC (Mann-Whitney, ties 1/2) in O(n log n): P(a positive's score > a
+    negative's) over all pairs, not within problems (`ranking_accuracy` on one row, fast);
+    NaN without both classes."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    npos, nneg = int(positive.sum()), int((~positive).sum())
+    if not npos or not nneg:
+        return float("nan")
+    return float((rankdata(scores)[positive].sum() - npos * (npos + 1) / 2) / (npos * nneg))
+
+
 def best_of_k(scores, correct, k: int):
     """Unbiased Best-of-k from N >= k scored samples (V-STaR, Hosseini et al. 2024):
     the expected correctness of the highest-scoring of k samples drawn without replacement.
