@@ -99,6 +99,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 
 import jax
 import numpy as np
@@ -117,6 +118,7 @@ from selftaught.lm.generate import Samples
 from selftaught.lm.generate import generate as lm_generate
 from selftaught.lm.model import ModelSize
 from selftaught.lm.train import fit
+from selftaught.recipes.rest_em import curriculum
 from selftaught.recipes.rest_em.config import (  # noqa: F401
     RestEMConfig,
 )
@@ -125,10 +127,10 @@ from selftaught.recipes.rest_em.report import (  # noqa: F401
     best_iteration,
     eval_metrics,
     gain_share,
-    report,
     setting_text,
     sft_candidates_table,
 )
+from selftaught.recipes.rest_em.report import report as em_report
 
 Setting = TaskSetting
 
@@ -228,6 +230,8 @@ def kept_diversity(s: Setting, kept_p: list, kept_y: list[str]) -> dict[str, flo
 
 def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
     """The phases of a complete run, in order."""
+    if config.length_arg:
+        return curriculum.phases(config, seeds)
     return [f"seed{sd}/{name}" for sd in seeds
             for name in ["sft", *(f"iter{i}" for i in range(1, config.iterations + 1)),
                          *(f"sft{j}" for j in range(1, config.sft_candidates))]]
@@ -235,7 +239,16 @@ def phases(config: RestEMConfig, seeds: list[int]) -> list[str]:
 
 def run(config: RestEMConfig, run_dir, seeds: list[int]) -> None:
     for seed in seeds:
-        run_seed(config, run_dir, seed)
+        if config.length_arg:
+            curriculum.run_seed(sys.modules[__name__], config, run_dir, seed)
+        else:
+            run_seed(config, run_dir, seed)
+
+
+def report(config: RestEMConfig, run_dir, seeds: list[int]):
+    if config.length_arg:
+        return curriculum.report(config, run_dir, seeds)
+    return em_report(config, run_dir, seeds)
 
 
 def run_seed(config: RestEMConfig, run_dir, seed: int) -> None:
@@ -314,6 +327,12 @@ PRESETS = {
     # named ablations of the default (the old default's design; see the module docstring)
     "degraded-human": RestEMConfig(task_args="digits=2"),
     "large-pool": RestEMConfig(task_args="digits=2", train_problems=2000),
+    # the curriculum arm against flat ReST^EM (rest_em.curriculum; module docstring)
+    "curriculum": RestEMConfig(
+        task="chain", task_args="steps=(2, 4), human_skip_prob=0, human_loose_prob=0",
+        length_arg="steps", target_length=6, iterations=2, model=ModelSize(pos_encoding="rope"),
+        num_samples=16, max_per_problem=4, temperature=1.0, sft_candidates=1,
+    ),
     "paper": RestEMConfig(
         num_seeds=5, task_args="digits=(1, 5), human_skip_prob=0, human_loose_prob=0",
         human_problems=2000, train_problems=2000,

@@ -30,7 +30,8 @@ class RestEMConfig:
     """training problems that come with one human solution: the SFT baseline's data"""
     train_problems: int = 300
     """the E-step's problem pool (final answers only; the human-solved problems come first);
-    equal to human_problems is the paper's setting (the same problems for both arms)"""
+    equal to human_problems is the paper's setting (the same problems for both arms); with
+    length_arg: the fresh problems each round samples"""
     eval_problems: int = 200
     """held-out test problems (and as many validation problems)"""
     model: ModelSize = ModelSize()
@@ -64,12 +65,26 @@ class RestEMConfig:
     """rows per sampler call (fixed, so the sampler compiles once)"""
     chunk_steps: int = 100
     """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
+    length_arg: str = ""
+    """the task argument that sets an instance's length (chain: steps, addition: digits).
+    Set, the run is the curriculum comparison (rest_em.curriculum): the human solutions have
+    the lengths task_args gives it (short ones), each round samples train_problems fresh
+    problems -- the curriculum arm one length longer than its previous round (up to
+    target_length), the flat arm at target_length from round 1 -- and retrains the base
+    model on the human data plus every sample kept so far. Empty: the ReST^EM loop"""
+    target_length: int = 0
+    """with length_arg: the length the curriculum reaches and both arms are measured at"""
+    gate_k: int = 16
+    """with length_arg: k of the pool pass@k gate checked on every round's E-step samples"""
+    gate_min: float = 0.2
+    """with length_arg: a curriculum round whose pool pass@gate_k is below this stops the
+    curriculum (the flat arm logs the gate and goes on: plain ReST^EM has no gate)"""
 
     def validate(self) -> None:
         check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
                            "mstep_steps", "num_samples", "max_per_problem", "eval_samples",
                            "eval_k", "sample_batch", "chunk_steps")
-        check(self.human_problems <= self.train_problems,
+        check(self.human_problems <= self.train_problems or bool(self.length_arg),
               f"human_problems ({self.human_problems}) must be <= train_problems "
               f"({self.train_problems}): the human-solved problems are part of the pool")
         check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
@@ -81,4 +96,7 @@ class RestEMConfig:
         check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
         check(self.eval_k <= self.eval_samples,
               f"eval_k ({self.eval_k}) must be <= eval_samples ({self.eval_samples})")
-        parse_task_args(self.task_args)
+        args = parse_task_args(self.task_args)
+        if self.length_arg:
+            from selftaught.recipes.rest_em.curriculum import check_curriculum
+            check_curriculum(self, args)
