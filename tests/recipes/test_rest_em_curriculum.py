@@ -11,6 +11,7 @@ from selftaught import recipes
 from selftaught.core import ConfigError, runner
 from selftaught.core import config as cfglib
 from selftaught.lm import TrainConfig
+from selftaught.lm.generate import Samples
 from selftaught.lm.model import ModelSize
 from selftaught.recipes import rest_em
 from selftaught.recipes.rest_em import curriculum as cur
@@ -81,7 +82,28 @@ def test_append_rows_writes_after_the_real_rows_and_keeps_the_capacity():
         cur.append_rows(out, s.pack(s.train[:4], s.human[:4]))
 
 
+def test_verify_steps_rejects_a_right_answer_with_a_wrong_step():
+    s = cur.make_setting(TINY, 0)
+    p = s.train[0]
+    ref = s.task.reference_solution(p)
+    wrong_step = "9+9=9 " + ref  # an extra, wrong step; the final answer is still right
+    texts = [[ref, wrong_step, "=" + p.answer]]
+    correct = np.array([[s.task.verify(p, t) for t in texts[0]]])
+    assert correct.all()
+    z = np.zeros((1, 3, 1))
+    samples = Samples(problems=[p], tokens=z, mask=z, logprobs=z, texts=texts,
+                      answers=[[p.answer] * 3], correct=correct)
+    answer = dataclasses.replace(TINY, verify="answer")
+    np.testing.assert_array_equal(cur.verified(answer, s.task, samples), [[1, 1, 1]])
+    steps = dataclasses.replace(TINY, verify="steps")
+    # the bare answer has no wrong step: only the final line, which checks out
+    np.testing.assert_array_equal(cur.verified(steps, s.task, samples), [[1, 0, 1]])
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"verify": "both"}, "verify must be 'answer' or 'steps'"),
+    ({"verify": "steps", "task": "addition", "task_args": "digits=(1, 2)",
+      "length_arg": "digits"}, "verify='steps' needs a task with step_labels"),
     ({"length_arg": "digits"}, "length_arg='digits' must be one of the task_args"),
     ({"target_length": 2}, "target_length (2) must exceed"),
     ({"iterations": 0}, "iterations (0) must be >= target_length - 2 = 1"),
@@ -136,6 +158,7 @@ def test_tiny_run_mechanics_and_resume(tmp_path, killed_at):
         assert 0 <= e["test_pass1"] <= 1 and e["test_len3_pass1"] == e["test_pass1"]
     text = (run.path / "report.md").read_text()
     assert "pool pass@4" in text and "| curriculum | 2 | 3 |" in text
+    assert "seed 0: every round passed the gate" in text
     assert (run.path / "plots" / "curriculum.png").stat().st_size > 0
 
     with killed_at(rest_em, "train_model", 4):  # sft, curriculum 1, 2, flat 1 done; flat 2
@@ -159,4 +182,5 @@ def test_a_failed_gate_stops_the_curriculum_but_not_the_flat_arm(tmp_path):
     assert stopped[2]["test_pass1"] == stopped[0]["test_pass1"]  # the SFT policy stays
     assert [e["round"] for e in run.events("gate", arm="flat")] == [1, 2]
     assert len(run.events("estep", arm="flat")) == 2
-    assert "(0/1 pass)" in (run.path / "report.md").read_text()
+    text = (run.path / "report.md").read_text()
+    assert "(0/1 pass)" in text and "seed 0: stopped at round 1 (pool pass@2 at steps=3" in text

@@ -329,9 +329,11 @@ PRESETS = {
     "large-pool": RestEMConfig(task_args="digits=2", train_problems=2000),
     # the curriculum arm against flat ReST^EM (rest_em.curriculum; module docstring)
     "curriculum": RestEMConfig(
-        task="chain", task_args="steps=(2, 4), human_skip_prob=0, human_loose_prob=0",
-        length_arg="steps", target_length=6, iterations=2, model=ModelSize(pos_encoding="rope"),
-        num_samples=16, max_per_problem=4, temperature=1.0, sft_candidates=1,
+        task="chain",
+        task_args="steps=(1, 3), modulus=5, ops='+-', human_skip_prob=0, human_loose_prob=0",
+        length_arg="steps", target_length=5, iterations=3, verify="steps",
+        model=ModelSize(pos_encoding="rope"), num_samples=16, max_per_problem=4,
+        temperature=1.0, sft_candidates=1,
     ),
     "paper": RestEMConfig(
         num_seeds=5, task_args="digits=(1, 5), human_skip_prob=0, human_loose_prob=0",

@@ -74,6 +74,10 @@ class RestEMConfig:
     model on the human data plus every sample kept so far. Empty: the ReST^EM loop"""
     target_length: int = 0
     """with length_arg: the length the curriculum reaches and both arms are measured at"""
+    verify: str = "answer"
+    """with length_arg: what counts as a correct sample (E-step, gate and pass@1): 'answer'
+    (the task's final-answer check) or 'steps' (also every written step checks out,
+    task.step_labels: for tasks whose answers can be guessed, like chain's m values)"""
     gate_k: int = 16
     """with length_arg: k of the pool pass@k gate checked on every round's E-step samples"""
     gate_min: float = 0.2

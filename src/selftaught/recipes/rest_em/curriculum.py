@@ -86,8 +86,24 @@ def check_curriculum(config, args: dict) -> None:
     check(1 <= config.gate_k <= config.num_samples,
           f"gate_k ({config.gate_k}) must be in [1, num_samples={config.num_samples}]")
     check(0.0 <= config.gate_min <= 1.0, f"gate_min must be in [0, 1], got {config.gate_min}")
+    check(config.verify in ("answer", "steps"),
+          f"verify must be 'answer' or 'steps', got {config.verify!r}")
+    if config.verify == "steps":
+        check(callable(getattr(length_task(config, start), "step_labels", None)),
+              f"verify='steps' needs a task with step_labels (chain); {config.task} has none: "
+              "use verify=answer")
     check(config.mstep_init == "base",
           "the curriculum retrains from the base model every round: set mstep_init=base")
+
+
+def verified(config, task, samples) -> np.ndarray:
+    """bool [P, n]: the samples that count as correct under `config.verify`."""
+    if config.verify == "answer":
+        return samples.correct
+    return samples.correct & np.array(
+        [[all(ok for _, ok in task.step_labels(p, t)) for t in texts]
+         for p, texts in zip(samples.problems, samples.texts)], bool).reshape(
+        samples.correct.shape)
 
 
 # ------------------------------------------------------------------------------ the setting
@@ -160,8 +176,9 @@ def evaluate(rest_em, config, s: TaskSetting, params, key, seed: int) -> dict[st
         if length != config.target_length:
             splits.append((f"test_len{length}", length_task(config, length).problems(
                 "test", config.eval_problems, seed)))
-    greedy = rest_em.generate(config, s, params, [p for _, ps in splits for p in ps], 1, key,
-                              greedy=True).correct[:, 0]
+    samples = rest_em.generate(config, s, params, [p for _, ps in splits for p in ps], 1, key,
+                               greedy=True)
+    greedy = verified(config, s.task, samples)[:, 0]
     out, start = {}, 0
     for name, problems in splits:
         out[f"{name}_pass1"] = float(np.mean(greedy[start:start + len(problems)]))
@@ -222,11 +239,13 @@ def em_round(log, rest_em, config, s: TaskSetting, seed: int, arm: str, r: int, 
     pool = round_pool(config, arm, r, seed)
     samples = rest_em.generate(config, s, state["params"], pool, config.num_samples,
                                jax.random.fold_in(key, 0), greedy=False)
+    answer_only, _ = gate(samples.num_correct, config.num_samples, config.gate_k, 0.0)
+    samples.correct = verified(config, s.task, samples)
     value, passed = gate(samples.num_correct, config.num_samples, config.gate_k,
                          config.gate_min)
     passed_or_flat = passed or arm == "flat"
     log("gate", seed=seed, arm=arm, round=r, length=length, pool_pass_k=value,
-        passed=bool(passed), enforced=arm == "curriculum")
+        pool_pass_k_answer=answer_only, passed=bool(passed), enforced=arm == "curriculum")
     if not passed_or_flat:
         metrics = evaluate(rest_em, config, s, state["params"], jax.random.fold_in(key, 2),
                            seed)
@@ -250,6 +269,19 @@ def em_round(log, rest_em, config, s: TaskSetting, seed: int, arm: str, r: int, 
 
 
 # ------------------------------------------------------------------------------ the report
+def stop_text(config, seeds: list[int], gate_cells: dict) -> str:
+    """One line per seed saying where the gate stopped the curriculum (or that it ran)."""
+    out = []
+    for sd in seeds:
+        failed = [e for (s_, arm, _), e in sorted(gate_cells.items())
+                  if s_ == sd and arm == "curriculum" and not e["passed"]]
+        out.append(
+            f"seed {sd}: stopped at round {failed[0]['round']} (pool pass@{config.gate_k} at "
+            f"{config.length_arg}={failed[0]['length']}: {failed[0]['pool_pass_k']:.3f} < "
+            f"{config.gate_min:g})" if failed else f"seed {sd}: every round passed the gate")
+    return "Curriculum gate: " + "; ".join(out) + "."
+
+
 def report(config, run_dir, seeds: list[int]) -> Report:
     from selftaught.recipes.rest_em.report import best_iteration
 
@@ -295,8 +327,10 @@ def report(config, run_dir, seeds: list[int]) -> Report:
             gate_txt = ("-" if r == 0 or not any(g) else
                         f"{np.mean([e['pool_pass_k'] for e in g if e]) * 100:.1f} "
                         f"({sum(bool(e and e['passed']) for e in g)}/{len(seeds)} pass)")
+            answer_txt = ("-" if r == 0 or not any(g) else
+                          f"{np.mean([e['pool_pass_k_answer'] for e in g if e]) * 100:.1f}")
             length = round_length(arm, r, lengths[0], target) if r else lengths[0]
-            table.append([arm, r, length, gate_txt,
+            table.append([arm, r, length, gate_txt, answer_txt,
                           f"{np.mean([e['kept'] for e in est]):.0f}" if est else "-",
                           stats.ci_cell(stats.bootstrap_ci(test[:, a, r])),
                           stats.ci_cell(stats.bootstrap_ci(valid[:, a, r])),
@@ -307,13 +341,17 @@ def report(config, run_dir, seeds: list[int]) -> Report:
           f"solutions at {config.length_arg} {lo}..{start}; each round samples "
           f"{config.train_problems} fresh problems x {config.num_samples}, keeps <= "
           f"{config.max_per_problem} verified per problem, retrains the base model on the "
-          f"human data + all kept samples; target {config.length_arg}={target}; gate: pool "
+          f"human data + all kept samples; a sample is correct when its "
+          f"{'final answer' if config.verify == 'answer' else 'answer and every step'} "
+          f"verifies; target {config.length_arg}={target}; gate: pool "
           f"pass@{config.gate_k} >= {config.gate_min:g} (enforced on the curriculum arm).", "",
           "## Per arm and round (mean over seeds [95% bootstrap CI]; round 0 = SFT)", "",
           stats.markdown_table(
-              ["arm", "round", "pool length", f"pool pass@{config.gate_k} (%)", "kept",
+              ["arm", "round", "pool length", f"pool pass@{config.gate_k} (%)",
+               f"pool pass@{config.gate_k}, final answer only (%)", "kept",
                f"test pass@1 at {target} (%)", f"valid pass@1 at {target} (%)",
                *(f"test at {n} (%)" for n in lengths if n != target)], table),
+          "", stop_text(config, seeds, gate_cells),
           "", f"Validation-chosen round per seed: curriculum {best['curriculum'].tolist()}, "
           f"flat {best['flat'].tolist()}.", "", "![curriculum](plots/curriculum.png)"]
     return Report(claims, "\n".join(md))
