@@ -61,6 +61,46 @@ the SFT restarts):
   (27.2, 23.5, 19.0%): -14.2 [-19.5, -7.5]; 204 CPU-s, 3 min 4 s. No size found where the
   paper's setting holds.
 
+Curriculum arm (`--preset curriculum`, issue 24 item 4, small-scale.md §5; the loop is in
+`rest_em.curriculum`): 300 correct and complete human solutions on SHORT chains only, each
+round samples 300 fresh problems x 16 one step longer than the round before (the flat arm: at
+the target length from round 1), keeps <= 4 verified samples per problem and retrains the
+base model on the human data + every sample kept so far; before each round the pool pass@16
+gate (>= 20%) is checked on the round's samples, and a curriculum round that fails it stops
+the curriculum (the policy stays; the flat arm logs the gate and goes on, as plain ReST^EM
+has no gate). A sample counts as correct only when every written step verifies
+(`verify="steps"`): a chain's answer is one of m values, so answer-only checks pass by chance.
+- choice of task and lengths (probe, seed 100, not a run seed: SFT 800 steps on 300
+  reference solutions; greedy pass@1 on 200 validation problems, pass@16 on 200 training
+  problems; "verified" = every step checks out; under load 7-9): addition 1..2 digits
+  (learned / NoPE positions) reaches 22% / 1.5% at 2 digits and pass@16 0% at 3; chain mod 10
+  '+-*' steps 1..2 (learned) 42.5% at 2 steps, verified pass@16 at 3 steps 0.0% (answer-only
+  21.5-25.5% at chance sample accuracy 11-12%; samples begin mid-step past the trained
+  positions), RoPE 28% and 0.5%; chain mod 10 steps 2..4 (RoPE) 32/21/15% at 2/3/4 steps,
+  verified pass@16 at 5 0.5-1.0% (300 problems cannot cover the 300 single-step facts);
+  chain mod 5 '+-' steps 1..3 (RoPE) 98% at 3 steps, verified pass@16 5.5% / 6.5% at 4 steps
+  (T = 0.7 / 1.0), 4.5% at 5; the same with steps 1..4 37.5% at 4; with NoPE 24.5% at 3.
+  Chosen: chain mod 5 '+-', human steps 1..3, target 5, RoPE, T = 1.0, 3 rounds.
+- measured 2026-12-07, `/usr/bin/time -v selftaught run rest-em --preset curriculum
+  --seeds 3`, under load 7-9 (three other jobs): 18 min 09 s wall, 572 CPU-s (556 user + 16
+  sys; ~5.3 min idle estimated), peak RSS 0.73 GiB. SFT (round 0) test pass@1 83.7% at 3
+  steps, 5.5% at 4, **3.8% [2.5, 5.5] at 5**. The gate fails at round 1 in every seed: pool
+  pass@16 at 4 steps 0.170, 0.077, 0.070 (answer-only 40.8%), so the curriculum stops and
+  stays at SFT. Flat ReST^EM: pool pass@16 at 5 steps 4.8, 6.4, 4.8% per round, 47 / 71 / 45
+  kept samples, test pass@1 at 5 steps 5.3, 4.5, 4.2% while 3-step accuracy falls 83.7 ->
+  86.0 -> 77.3 -> 70.8%. Claims (n=3 training seeds, each arm's round chosen on validation
+  problems at 5 steps): `curriculum_beats_flat` **-1.8 [-4.5, 2]: does not hold**;
+  `curriculum_beats_sft` 0 [0, 0]: does not hold. The measured reason: the SFT model does
+  not extend its chains by one step (verified pass@16 at start + 1 is 7-17%, below the
+  20% gate), the failure small-scale.md §5 names for 300 human solutions.
+- ablation without the gate (`--gate-min 0`; same command, 28 min 08 s under load 7-9,
+  1005 CPU-s, 0.74 GiB; the flat arm byte-identical): the curriculum keeps 109 / 67 / 93
+  samples per round (pool pass@16 10.6% at 4 steps, 6.8 / 8.7% at 5), lifts test pass@1 at 4
+  steps 5.5 -> 14.5% and at 3 steps 83.7 -> 94.8%, but at 5 steps only 5.0 / 7.3 / 6.5%:
+  `curriculum_beats_flat` +0.8 [-3.5, 3], `curriculum_beats_sft` +2.7 [-0.5, 7.5]: neither
+  holds. Self-generated data at a new length helps that length and the shorter ones, but
+  the target's pool pass@16 stays at 7-9%, so few kept samples are 5 steps long.
+
 On the harder `chain` task (--task chain --task-args "steps=(2, 4)", degraded human data,
 large pool) it memorises with 300 human solutions but generalises with
 `--human-problems 2000 --train-problems 8000` (test pass@1 34.0% -> 66.8% in 3 iterations,

@@ -17,7 +17,8 @@ Per seed (phases `seed{s}/sft`, `seed{s}/curriculum/round{r}`, `seed{s}/flat/rou
 
 The checkpoint of a round holds the policy and its training rows (human + kept so far), so
 a resumed run continues from the same data. Claims use test problems at the target length;
-each arm's round is chosen per seed on the validation problems of that length.
+each arm's round is chosen per seed on the validation problems of that length. What the
+`curriculum` preset measured (the gate fails at round 1) is in the rest_em module docstring.
 """
 
 from __future__ import annotations
