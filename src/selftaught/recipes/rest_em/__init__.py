@@ -94,7 +94,7 @@ has no gate). A sample counts as correct only when every written step verifies
   not extend its chains by one step (verified pass@16 at start + 1 is 7-17%, below the
   20% gate), the failure small-scale.md §5 names for 300 human solutions.
 - ablation without the gate (`--gate-min 0`; same command, 28 min 08 s under load 7-9,
-  1005 CPU-s, 0.74 GiB; the flat arm byte-identical): the curriculum keeps 109 / 67 / 93
+  1005 CPU-s, 0.74 GiB; the flat arm's metrics identical): the curriculum keeps 109 / 67 / 93
   samples per round (pool pass@16 10.6% at 4 steps, 6.8 / 8.7% at 5), lifts test pass@1 at 4
   steps 5.5 -> 14.5% and at 3 steps 83.7 -> 94.8%, but at 5 steps only 5.0 / 7.3 / 6.5%:
   `curriculum_beats_flat` +0.8 [-3.5, 3], `curriculum_beats_sft` +2.7 [-0.5, 7.5]: neither
