@@ -213,3 +213,26 @@ def test_pooled_auroc_equals_the_pairwise_count_with_ties_half():
         assert auroc(s, y) == pytest.approx(want, rel=1e-12)
     assert np.isnan(auroc([1.0, 2.0], [True, True]))
     assert auroc([0.1, 0.9], [False, True]) == 1.0 and auroc([0.9, 0.1], [False, True]) == 0.0
+
+
+def test_per_problem_values_are_the_problems_own_chances_and_average_to_the_scalar():
+    """per_problem=True: each problem's chance over its subsets (by hand for maj@2; the
+    same subsets as the scalar), whose mean is the scalar estimate."""
+    from selftaught.lm.metrics import rerank_at_k
+
+    answers = [["1", "2", "2"], ["5", None, "5"], [None, None, None]]
+    targets = ["2", "5", "0"]
+    per = maj_at_k(answers, targets, k=2, per_problem=True)
+    np.testing.assert_allclose(per, [1 / 3, 1.0, 0.0])
+    rng = np.random.default_rng(3)
+    answers = [[str(v) for v in rng.integers(0, 4, size=8)] for _ in range(6)]
+    scores = rng.normal(size=(6, 8))
+    targets = ["0", "1", "2", "3", "0", "1"]
+    for k in (1, 3, 8):
+        kw = dict(max_subsets=5, seed=k)
+        per = rerank_at_k(answers, scores, targets, k, top_clusters=2, per_problem=True, **kw)
+        assert per.shape == (6,) and ((per >= 0) & (per <= 1)).all()
+        assert per.mean() == pytest.approx(rerank_at_k(answers, scores, targets, k,
+                                                       top_clusters=2, **kw))
+        assert maj_at_k(answers, targets, k, per_problem=True, **kw).mean() == pytest.approx(
+            maj_at_k(answers, targets, k, **kw))

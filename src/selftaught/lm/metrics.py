@@ -60,27 +60,31 @@ def maj_at_k(
     *,
     max_subsets: int = 2000,
     seed: int = 0,
-) -> float:
+    per_problem: bool = False,
+):
     """maj@k from n >= k samples per problem: the chance that the majority vote of k samples
     drawn without replacement equals the target, averaged over problems.
 
     Like unbiased pass@k it uses all n samples: the vote is averaged over every k-subset of
     a problem's samples (in their original order, so ties go to the earliest), or over
     `max_subsets` random k-subsets (seeded) when there are more subsets than that.
+    per_problem=True returns each problem's chance (float64 [P], for a paired bootstrap over
+    problems) instead of their mean.
     """
     return _subset_average(lambda a, s: majority_vote(a), answers, None, targets, k,
-                           max_subsets, seed)
+                           max_subsets, seed, per_problem)
 
 
 def _subset_average(select, answers, scores, targets, k: int, max_subsets: int,
-                    seed: int) -> float:
-    """Mean over problems of the chance that `select(answers_subset, scores_subset)` equals
-    the target, over every k-subset of a problem's samples (in their original order) or
-    `max_subsets` random ones (seeded) when there are more."""
+                    seed: int, per_problem: bool = False):
+    """Mean over problems (per_problem: the array [P] of each problem's value) of the chance
+    that `select(answers_subset, scores_subset)` equals the target, over every k-subset of a
+    problem's samples (in their original order) or `max_subsets` random ones (seeded) when
+    there are more."""
     if len(answers) != len(targets):
         raise ValueError(f"{len(answers)} answer lists but {len(targets)} targets")
     if not answers:
-        return 0.0
+        return np.zeros(0) if per_problem else 0.0
     if scores is None:
         scores = [[0.0] * len(a) for a in answers]
     rng = np.random.default_rng(seed)
@@ -98,15 +102,16 @@ def _subset_average(select, answers, scores, targets, k: int, max_subsets: int,
             subsets = (np.sort(rng.choice(n, k, replace=False)) for _ in range(max_subsets))
         hits = [select([a[i] for i in idx], [sc[i] for i in idx]) == t for idx in subsets]
         out.append(np.mean(hits))
-    return float(np.mean(out))
+    return np.asarray(out, np.float64) if per_problem else float(np.mean(out))
 
 
 def rerank_at_k(answers: Sequence[Sequence[str | None]], scores, targets: Sequence[str],
                 k: int, *, top_clusters: int | None = None, aggregate: str = "sum",
-                max_subsets: int = 2000, seed: int = 0) -> float:
+                max_subsets: int = 2000, seed: int = 0, per_problem: bool = False):
     """`cluster_rerank` accuracy from n >= k scored samples per problem, averaged like
     `maj_at_k` over every k-subset (or `max_subsets` random ones; the same subsets as
-    `maj_at_k` with the same seed). `scores` is [P][n] (one score per sample).
+    `maj_at_k` with the same seed). `scores` is [P][n] (one score per sample); per_problem
+    as in `maj_at_k`.
 
     Special cases: top_clusters=None, aggregate="max" re-ranks every sample (the answer of
     the best-scoring one); top_clusters=None, aggregate="sum" is the score-weighted majority
@@ -114,7 +119,7 @@ def rerank_at_k(answers: Sequence[Sequence[str | None]], scores, targets: Sequen
     if aggregate not in ("sum", "mean", "max"):
         raise ValueError(f"aggregate must be 'sum', 'mean' or 'max', got {aggregate!r}")
     return _subset_average(lambda a, s: cluster_rerank(a, s, top_clusters, aggregate),
-                           answers, scores, targets, k, max_subsets, seed)
+                           answers, scores, targets, k, max_subsets, seed, per_problem)
 
 
 def ranking_accuracy(scores, correct) -> float:
