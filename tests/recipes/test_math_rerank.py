@@ -20,13 +20,14 @@ RECIPE = recipes.get("math-rerank")
 # Tiny: only checks mechanics (phases, resume, files), not the claims.
 TINY = dataclasses.replace(
     RECIPE.preset("smoke"), num_seeds=1, task_args="steps=(1, 2), modulus=5",
-    sft_problems=40, pool_problems=30, eval_problems=8,
+    sft_problems=40, pool_problems=30, eval_problems=8, valid_problems=6,
     model=ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16),
     pool_samples=4,
     evaluator=TrainConfig(lr=1e-3, warmup_steps=5, total_steps=20, batch_size=8),
     evaluator_checkpoints=(10, 20),
-    candidates=4, claim_k=4, top_clusters=2, vote_repeats=4, sample_batch=64,  # k=1: all 4 subsets
+    candidates=4, claim_k=4, top_clusters=(2,), vote_repeats=4,  # k=1: all 4 subsets
+    sample_batch=64,
     seq_ft=TrainConfig(lr=1e-3, warmup_steps=2, total_steps=10, batch_size=16),
     chunk_steps=10,
 )
@@ -44,23 +45,34 @@ def _counted(path):
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
     assert {c["name"] for c in ref["claims"]} == {
-        "topk_ce_beats_majority", "topk_ce_beats_rerank_all", "topk_margin_beats_majority",
-        "topk_margin_beats_rerank_all", "weighted_ce_beats_majority",
+        "top2_ce_beats_majority", "top2_ce_beats_rerank_all", "top2_margin_beats_majority",
+        "top2_margin_beats_rerank_all", "weighted_ce_beats_majority",
         "margin_beats_ce_rerank_all", "sequential_not_worse_than_solution_ft",
         "detailed_beats_terse"}
     (ev,) = run.events("rerank_eval")
     for k in (1, 2, 4):  # every selector is a rate and never beats the oracle pass@k
-        for name in ("maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "topk_margin"):
+        for name in ("maj", "all_ce", "weighted_ce", "top2_ce", "all_margin", "top2_margin"):
             assert 0.0 <= ev[f"{name}_{k}"] <= ev[f"passk_{k}"] + 1e-9
-    for name in ("maj", "all_ce", "topk_margin", "passk"):  # one candidate: a random pick
+    for name in ("maj", "all_ce", "top2_margin", "passk"):  # one candidate: a random pick
         assert ev[f"{name}_1"] == pytest.approx(ev["sample_acc"])
+    # per-problem accuracies at claim_k: one per test problem, averaging to the logged rate
+    (per,) = run.events("rerank_problems")
+    assert per["k"] == TINY.claim_k
+    for name in ("maj", "all_ce", "weighted_margin", "top2_ce"):
+        assert len(per[name]) == TINY.eval_problems
+        assert np.mean(per[name]) == pytest.approx(ev[f"{name}_{TINY.claim_k}"])
     (sft,) = run.events("sft_eval")
     assert set(sft) >= {"pass1_detailed", "pass1_terse", "loss_detailed", "loss_terse"}
     (gate,) = run.events("gate")  # G_detailed: train vs fresh, before it samples the pool
     assert gate["phase"] == "seed0/sft"
     assert 0.0 <= gate["train_accuracy"] <= 1.0 and 0.0 <= gate["fresh_accuracy"] <= 1.0
-    assert gate["train_problems"] == gate["fresh_problems"] == TINY.eval_problems
-    assert "## Generalisation gate" in (run.path / "report.md").read_text()
+    assert gate["train_problems"] == gate["fresh_problems"] == TINY.valid_problems
+    md = (run.path / "report.md").read_text()
+    assert "## Generalisation gate" in md and "## Preconditions" in md
+    assert "## Resolution of the test set: paired bootstrap over the 8 test problems" in md
+    (tr,) = run.events("evaluator_train")
+    assert tr["labelled_samples"] == TINY.pool_problems * TINY.pool_samples
+    assert 2 <= tr["paired_samples"] <= min(2 * tr["pairs"], tr["labelled_samples"])
     for png in ("rerank.png", "fine_tuning.png"):
         assert (run.path / "plots" / png).stat().st_size > 0
     assert "| 4 |" in (run.path / "report.md").read_text()
@@ -95,6 +107,10 @@ def test_terse_style_is_the_final_line():
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"margin": -1.0}, "margin must be >= 0"),
     ({"cluster_aggregate": "median"}, "cluster_aggregate must be sum, mean or max"),
+    ({"top_clusters": (2, 2)}, "top_clusters must be distinct cluster counts >= 1"),
+    ({"top_clusters": (0,)}, "top_clusters must be distinct cluster counts >= 1"),
+    ({"top_clusters": ()}, "top_clusters must be distinct cluster counts >= 1"),
+    ({"valid_problems": 0}, "valid_problems"),
     ({"verdict": "1"}, "verdict must be two different characters"),
     ({"verdict": "yn"}, "verdict must be two different characters"),
     ({"task_args": "steps=(1, 2), modulus=1"}, "modulus must be an int"),
@@ -122,7 +138,8 @@ def test_no_evaluator_pairs_is_a_one_line_error_and_leaves_no_phase_behind(tmp_p
     run_dir = tmp_path / "r"
     argv = ["run", "math-rerank", "--preset", "smoke", "--seeds", "1", "--run-dir",
             str(run_dir), "--task-args", "steps=1, modulus=7", "--sft-problems", "6",
-            "--pool-problems", "4", "--eval-problems", "2", "--model.d-model", "8",
+            "--pool-problems", "4", "--eval-problems", "2", "--valid-problems", "2",
+            "--model.d-model", "8",
             "--model.n-layers", "1", "--model.n-heads", "1", "--sft.total-steps", "1",
             "--sft.warmup-steps", "0", "--sft.lr", "1e-6", "--pool-samples", "1",
             "--chunk-steps", "1", "--sample-batch", "8", "--candidates", "2",
@@ -182,9 +199,9 @@ def test_evaluator_steps_are_chosen_on_validation_not_test(monkeypatch, valid_be
     def scores(params, cfg, tokens, yes, no):
         if np.array_equal(tokens, valid_rows):
             right, c = params == valid_best, correct["valid"]
-        else:
-            assert np.array_equal(tokens, test_rows)
-            right, c = params == test_best, correct["cand"]
+        else:  # every test candidate, or those of the first n_diag problems (diagnostic)
+            assert np.array_equal(tokens, test_rows[:len(tokens)])
+            right, c = params == test_best, correct["cand"][:len(tokens) // N]
         if params == 1:
             return np.zeros(c.size, np.float32)  # ties: pair accuracy 0.5
         return (c if right else ~c).reshape(-1).astype(np.float32)
@@ -218,7 +235,8 @@ def test_report_says_what_was_selected_on_what():
     md = "\n".join(math_rerank._selection_md(TINY, records, [0, 1, 2]))
     assert "## Evaluator steps, chosen on validation" in md
     assert "ce [10, 20, 10]; margin [20, 20, 20]" in md
-    assert f"{TINY.eval_problems} validation problems (disjoint from the" in md
+    assert (f"{TINY.valid_problems} validation problems (disjoint from the "
+            f"{TINY.eval_problems} test problems)") in md
     row = next(x for x in md.splitlines() if x.startswith("| 20 |"))
     cells = [c.split(" [")[0] for c in row.strip("| ").split(" | ")]
     assert cells == ["20", "0.600", "0.610", "0.600", "0.610"]  # per evaluator: valid, test

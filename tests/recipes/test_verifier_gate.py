@@ -53,8 +53,8 @@ def _vstar_events(config, gate):
 def _mr_events(config, gate):
     rng = np.random.default_rng(1)
     ks, out = config.ks, []
-    sel = ("maj", "passk", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
-           "topk_margin")
+    sel = ("maj", "passk", *(f"{m}_{e}" for e in ("ce", "margin") for m in (
+        "all", "weighted", *(f"top{K}" for K in config.top_clusters))))
     for sd in SEEDS:
         out += [
             ("sft_eval", {"seed": sd, **_rates(rng, ["pass1_detailed", "pass1_terse"])}),

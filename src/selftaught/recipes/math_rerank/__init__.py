@@ -79,6 +79,7 @@ generator was never trained: the evaluator is the same network, fine-tuned.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -119,9 +120,12 @@ from selftaught.recipes.math_rerank.report import (  # noqa: F401
 
 
 def make_setting(config: MathRerankConfig, seed: int) -> TaskSetting:
+    """The task setting of one seed: sft_problems + pool_problems training problems,
+    eval_problems test problems and valid_problems validation problems (disjoint splits)."""
     n_train = config.sft_problems + config.pool_problems
-    return task_setting(config.task, config.task_args, config.model, 0, n_train,
-                        config.eval_problems, seed)
+    s = task_setting(config.task, config.task_args, config.model, 0, n_train,
+                     config.eval_problems, seed)
+    return dataclasses.replace(s, valid=s.task.problems("valid", config.valid_problems, seed))
 
 
 def terse(solution: str) -> str:
@@ -221,24 +225,34 @@ def greedy_pass1(config, s: TaskSetting, params, key, label: str) -> float:
 
 
 def selector_metrics(config: MathRerankConfig, answers, correct, targets, scores: dict,
-                     seed: int) -> dict[str, float]:
-    """Accuracy of every selector at every k (the same k-subsets for all of them)."""
+                     seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Accuracy of every selector at every k (the same k-subsets for all of them), and
+    at k = claim_k each selector's per-problem accuracy (for the paired bootstrap over test
+    problems): ({"maj_4": ..., "top8_ce_64": ...}, {"maj": [P values], "top8_ce": ...})."""
     P, N = correct.shape
-    out = {"sample_acc": float(correct.mean())}
+    out, per = {"sample_acc": float(correct.mean())}, {}
     for k in config.ks:
         kw = dict(max_subsets=config.vote_repeats, seed=seed * 1000 + k)
-        out[f"maj_{k}"] = maj_at_k(answers, targets, k, **kw)
-        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, correct.sum(1), k)))
+        sel = {"maj": functools.partial(maj_at_k, answers, targets, k, **kw)}
         for name, sc in scores.items():
-            out[f"all_{name}_{k}"] = rerank_at_k(answers, sc, targets, k, aggregate="max", **kw)
-            out[f"weighted_{name}_{k}"] = rerank_at_k(answers, sc, targets, k,
-                                                      aggregate="sum", **kw)
-            out[f"topk_{name}_{k}"] = rerank_at_k(answers, sc, targets, k,
-                                                  top_clusters=config.top_clusters,
-                                                  aggregate=config.cluster_aggregate, **kw)
+            sel[f"all_{name}"] = functools.partial(rerank_at_k, answers, sc, targets, k,
+                                                   aggregate="max", **kw)
+            sel[f"weighted_{name}"] = functools.partial(rerank_at_k, answers, sc, targets, k,
+                                                        aggregate="sum", **kw)
+            for K in config.top_clusters:
+                sel[f"top{K}_{name}"] = functools.partial(
+                    rerank_at_k, answers, sc, targets, k, top_clusters=K,
+                    aggregate=config.cluster_aggregate, **kw)
+        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, correct.sum(1), k)))
+        for name, fn in sel.items():
+            if k == config.claim_k:
+                per[name] = np.round(fn(per_problem=True), 6).tolist()
+                out[f"{name}_{k}"] = float(np.mean(per[name]))
+            else:
+                out[f"{name}_{k}"] = fn()
     for name, sc in scores.items():
         out[f"{name}_test_pair_accuracy"] = ranking_accuracy(sc, correct)
-    return out
+    return out, per
 
 
 def phases(config: MathRerankConfig, seeds: list[int]) -> list[str]:
@@ -346,20 +360,28 @@ def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, g
     yes, no = verdict_ids(config, s)
     valid_rows = candidate_rows(s, s.valid, valid_tokens)
     test_rows = candidate_rows(s, s.test, cand_tokens)
+    n_diag = min(len(s.valid), len(s.test))
+    diag_correct = cand_correct[:n_diag]
+    diag_rows = {"tokens": test_rows["tokens"][:diag_correct.size]}
     score = lambda params, rows, shape: evaluator_scores(  # noqa: E731
         params, s.model_cfg, rows["tokens"], yes, no).reshape(shape)
     ck = config.evaluator_checkpoints
-    evals, scores, estats = {}, {}, {"pairs": len(pairs)}
+    evals, scores = {}, {}
+    estats = {"pairs": len(pairs), "labelled_samples": int(pool_correct.size),
+              "paired_samples": len({(i, x) for i, c, r in pairs for x in (c, r)})}
     for j, kind in enumerate(EVALUATORS):
         params, st = train_evaluator(config, s, pairs, gen, kind, jax.random.fold_in(key, j),
                                      f"seed {seed}: evaluator ({kind})")
         valid_acc = [ranking_accuracy(score(p, valid_rows, valid_correct.shape),
                                       valid_correct) for p in params]
         best = choose_checkpoint(valid_acc)  # validation only: the test rows are not read yet
-        test_scores = [score(p, test_rows, cand_correct.shape) for p in params]
-        evals[kind], scores[kind] = params[best], test_scores[best]
-        # diagnostic (never used to choose): how each checkpoint ranks the test candidates
-        test_acc = [ranking_accuracy(x, cand_correct) for x in test_scores]
+        evals[kind] = params[best]
+        scores[kind] = score(params[best], test_rows, cand_correct.shape)
+        # diagnostic (never used to choose): how each checkpoint ranks the candidates of the
+        # first n_diag test problems (a subset: scoring every test candidate at every
+        # checkpoint would cost as much as training the evaluator again)
+        test_acc = [ranking_accuracy(score(p, diag_rows, diag_correct.shape), diag_correct)
+                    for p in params]
         estats.update(st)
         estats[f"{kind}_steps"] = ck[best]
         estats[f"{kind}_train_pair_accuracy"] = st[f"{kind}_train_pair_accuracy_{ck[best]}"]
@@ -367,10 +389,11 @@ def evaluators(log, config: MathRerankConfig, s: TaskSetting, seed: int, root, g
             estats[f"{kind}_valid_pair_accuracy_{steps}"] = va
             estats[f"{kind}_test_pair_accuracy_{steps}"] = ta
     answers = [[s.task.extract_answer(t) for t in ts] for ts in _texts(s, cand_tokens)]
-    metrics = selector_metrics(config, answers, cand_correct, [p.answer for p in s.test],
-                               scores, seed)
+    metrics, per = selector_metrics(config, answers, cand_correct,
+                                    [p.answer for p in s.test], scores, seed)
     log("evaluator_train", seed=seed, **estats)
     log("rerank_eval", seed=seed, **metrics)
+    log("rerank_problems", seed=seed, k=config.claim_k, **per)
     return evals
 
 
@@ -391,7 +414,7 @@ def sequential_ft(log, config: MathRerankConfig, s: TaskSetting, seed: int, root
 
 PRESETS = {
     "smoke": MathRerankConfig(
-        num_seeds=2, sft_problems=200, pool_problems=150, eval_problems=40,
+        num_seeds=2, sft_problems=200, pool_problems=150, eval_problems=40, valid_problems=40,
         model=ModelSize(d_model=32, n_layers=2, n_heads=4),
         sft=TrainConfig(lr=3e-3, warmup_steps=20, total_steps=200, batch_size=32,
                         weight_decay=0.1, final_lr_ratio=0.1),
@@ -399,21 +422,31 @@ PRESETS = {
         evaluator=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=16,
                               weight_decay=0.0, final_lr_ratio=0.1),
         evaluator_checkpoints=(25, 50, 100),
-        candidates=8, claim_k=8, vote_repeats=8,
+        candidates=8, top_clusters=(2, 4), claim_k=8, vote_repeats=8,
         seq_ft=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=32,
                            weight_decay=0.1, final_lr_ratio=0.1),
     ),
     "default": MathRerankConfig(),
+    # the former default: 500 SFT problems (G_detailed memorises them: the generalisation
+    # gate fails, docstring), a 400-problem pool, 150 test problems x 16 candidates, top-3
+    "memorising": MathRerankConfig(
+        sft_problems=500, pool_problems=400, eval_problems=150, valid_problems=150,
+        pool_samples=6,
+        evaluator=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=250, batch_size=32,
+                              weight_decay=0.0, final_lr_ratio=0.1),
+        evaluator_checkpoints=(40, 100, 250), candidates=16, top_clusters=(3,), claim_k=16,
+        vote_repeats=32),
     "paper": MathRerankConfig(
-        num_seeds=5, task_args="steps=(3, 8)", sft_problems=5000, pool_problems=5000,
-        eval_problems=1000, model=ModelSize(d_model=256, n_layers=6, n_heads=8),
+        num_seeds=5, task_args="steps=(3, 8)", sft_problems=320000, pool_problems=20000,
+        eval_problems=5000, valid_problems=1000,
+        model=ModelSize(d_model=256, n_layers=6, n_heads=8),
         sft=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=128,
                         weight_decay=0.1, final_lr_ratio=0.1),
         pool_samples=16,
         evaluator=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=3000, batch_size=64,
                               weight_decay=0.0, final_lr_ratio=0.1),
         evaluator_checkpoints=(300, 1000, 3000),
-        candidates=64, top_clusters=8, claim_k=64, vote_repeats=64,
+        candidates=64, claim_k=64, vote_repeats=64,
         seq_ft=TrainConfig(lr=3e-4, warmup_steps=100, total_steps=2000, batch_size=128,
                            weight_decay=0.1, final_lr_ratio=0.1),
         sample_batch=4096,

@@ -37,30 +37,36 @@ class MathRerankConfig:
     it must have a verifier and final answers on a last line "=ANSWER" """
     task_args: str = "steps=(2, 4)"
     """keyword arguments for the task factory, e.g. "steps=(3, 6), modulus=10" """
-    sft_problems: int = 500
-    """training problems with a solution (detailed or terse): the generators' data"""
-    pool_problems: int = 400
-    """further training problems (answers only) on which G_detailed samples the evaluator's
-    training data"""
-    eval_problems: int = 150
-    """held-out test problems"""
+    sft_problems: int = 12800
+    """training problems with a solution (detailed or terse): the generators' data (the
+    default's 400 x 64 SFT rows are 2 epochs over 12,800 distinct problems, so the generator
+    does not memorise them: issue 24's non-memorising setting; preset `memorising` has 500)"""
+    pool_problems: int = 7000
+    """further training problems (answers only, disjoint from the SFT problems) on which
+    G_detailed samples the evaluator's training data"""
+    eval_problems: int = 2000
+    """held-out test problems (the claims' test set; each seed draws its own)"""
+    valid_problems: int = 400
+    """fresh validation problems (disjoint from the test problems): the generalisation gate
+    and the choice of the evaluators' step count read these, never the test problems"""
     model: ModelSize = ModelSize()
     """shape of the decoder (generator and evaluator) trained from scratch"""
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
                                    weight_decay=0.1, final_lr_ratio=0.1)
     """solution fine-tuning of G_detailed and G_terse (the two styles train as one vmapped
     program)"""
-    pool_samples: int = 6
-    """samples per pool problem from G_detailed (the evaluator's data)"""
+    pool_samples: int = 8
+    """samples per pool problem from G_detailed (the evaluator's data: pool_problems x this
+    labelled solutions), and per problem of the generalisation gate"""
     temperature: float = 0.7
     """sampling temperature of the pool samples and the test candidates"""
     top_k: int = 0
     """top-k filter of the sampler (0: the whole vocabulary)"""
-    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=10, total_steps=250,
+    evaluator: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=50, total_steps=1500,
                                          batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
     """optimiser of both evaluators (cross-entropy and margin), initialised from G_detailed:
     one training run each, of total_steps steps, checkpointed at `evaluator_checkpoints`"""
-    evaluator_checkpoints: tuple[int, ...] = (40, 100, 250)
+    evaluator_checkpoints: tuple[int, ...] = (250, 750, 1500)
     """the evaluator step counts to choose from, within its one training run: at each, the
     evaluator scores G_detailed's candidates on the validation problems (disjoint from the
     test problems) and the checkpoint with the best within-problem pair accuracy there
@@ -73,15 +79,16 @@ class MathRerankConfig:
     tokens"""
     max_pairs_per_problem: int = 8
     """cap on (correct, incorrect) pairs drawn per pool problem for the evaluators"""
-    candidates: int = 16
+    candidates: int = 64
     """N: candidates per test problem (paper: 64)"""
-    top_clusters: int = 3
-    """K: clusters (largest first) kept by top-K cluster re-ranking (paper: 8 of 64)"""
+    top_clusters: tuple[int, ...] = (2, 4, 8)
+    """the K values of top-K cluster re-ranking (keep the K largest clusters; paper: 8 of
+    64): each K is a selector of its own, with its own claims"""
     cluster_aggregate: str = "sum"
     """how top-K re-ranking scores a cluster from its members' S: sum | mean | max"""
-    claim_k: int = 16
+    claim_k: int = 64
     """k (candidates voted / re-ranked) at which the claims compare the selectors"""
-    vote_repeats: int = 32
+    vote_repeats: int = 8
     """each selector's accuracy averages every k-subset of a problem's candidates, or this
     many random ones (the same for every selector) when there are more"""
     seq_ft: TrainConfig = TrainConfig(lr=1e-3, warmup_steps=20, total_steps=200,
@@ -97,16 +104,28 @@ class MathRerankConfig:
     """training steps per compiled chunk (progress-bar and NaN-check granularity)"""
     max_generalisation_gap: float = 5.0
     """points: the generalisation gate. Before G_detailed samples the evaluators' data, its
-    sample accuracy on its own training problems (the first min(eval_problems, sft_problems)
+    sample accuracy on its own training problems (the first min(valid_problems, sft_problems)
     solution-FT problems) and on as many fresh validation problems (pool_samples each) is
-    logged; when the mean gap over seeds (train - fresh) is >= this, the claims about the
-    evaluators (the re-ranking, loss and sequential-FT claims) are reported as not tested"""
+    logged; when the mean gap over seeds (train - fresh) is >= this,
+    the claims about the evaluators (the re-ranking, loss and sequential-FT claims) are
+    reported as not tested"""
+    min_auroc: float = 0.75
+    """precondition logged in report.md (small-scale.md §2): the evaluator's within-problem
+    AUROC (pair accuracy) on the test candidates at or above which re-ranking is expected
+    to beat voting; a diagnostic, it gates nothing"""
+    min_headroom: float = 15.0
+    """precondition logged in report.md: pass@N - maj@N (points) at or above which a
+    selector has room to beat majority vote; a diagnostic, it gates nothing"""
 
     def validate(self) -> None:
         check_at_least_one(self, "sft_problems", "pool_problems", "eval_problems",
-                           "pool_samples", "max_pairs_per_problem", "candidates",
-                           "top_clusters", "claim_k", "vote_repeats", "sample_batch",
+                           "valid_problems", "pool_samples", "max_pairs_per_problem",
+                           "candidates", "claim_k", "vote_repeats", "sample_batch",
                            "chunk_steps")
+        check(len(self.top_clusters) > 0 and all(k >= 1 for k in self.top_clusters)
+              and len(set(self.top_clusters)) == len(self.top_clusters),
+              f"top_clusters must be distinct cluster counts >= 1, got {self.top_clusters}; "
+              "change --top-clusters")
         check(self.claim_k <= self.candidates,
               f"claim_k ({self.claim_k}) must be <= candidates ({self.candidates}): a "
               "selector needs k candidates per problem; raise --candidates or lower --claim-k")

@@ -14,6 +14,7 @@ from selftaught.recipes.math_rerank.config import (
     EVALUATORS,
     MathRerankConfig,
 )
+from selftaught.stats import Estimate
 
 EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
 
@@ -56,12 +57,13 @@ def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> 
     return [
         "## Evaluator steps, chosen on validation", "",
         f"Each evaluator trains once for {ck[-1]} steps; at each checkpoint it scores "
-        f"G_detailed's {config.candidates} candidates on each of the {config.eval_problems} "
+        f"G_detailed's {config.candidates} candidates on each of the {config.valid_problems} "
         f"validation problems (disjoint from the {config.eval_problems} test problems), and "
         "the checkpoint with the best within-problem pair accuracy there re-ranks the test "
         "candidates (ties: the fewest steps). Chosen steps per seed: "
         + "; ".join(f"{e} {chosen[e]}" for e in EVALUATORS) + ". The test column is a "
-        "diagnostic logged after the choice, never used for it. Every other choice of this "
+        f"diagnostic on the first {min(config.valid_problems, config.eval_problems)} test "
+        "problems, logged after the choice, never used for it. Every other choice of this "
         "recipe is fixed in the config; every claim is on the test problems.", "",
         stats.markdown_table(
             ["steps", *(f"{e}: {split} pair accuracy" for e in EVALUATORS
@@ -70,13 +72,52 @@ def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> 
                        for split in ("valid", "test"))] for steps in ck])]
 
 
+def problem_bootstrap(per: dict[int, dict], a: str, b: str, seeds: list[int]) -> Estimate:
+    """Paired bootstrap over test problems of selector a - selector b at k = claim_k
+    (points): the per-problem differences of every seed pooled (each seed has its own test
+    problems), resampled as problems. It measures how finely the test set resolves the
+    difference; it ignores the training seeds' spread, which the claims' CI is over."""
+    diff = np.concatenate([np.asarray(per[sd][a], np.float64) - np.asarray(per[sd][b])
+                           for sd in seeds])
+    return stats.mean_ci(100 * diff, unit="test problems")
+
+
+def _per_problem(run_dir, seeds: list[int]) -> dict[int, dict]:
+    """{seed: {selector: per-problem accuracy at claim_k}} from the rerank_problems events
+    (absent in a run from before them: {})."""
+    got = {e["seed"]: e for e in run_dir.events("rerank_problems")}
+    return {sd: got[sd] for sd in seeds} if all(sd in got for sd in seeds) else {}
+
+
+def _preconditions_md(config: MathRerankConfig, rr, kc: int) -> list[str]:
+    """The preconditions of small-scale.md §2, measured: each evaluator's within-problem
+    AUROC on the test candidates and the headroom pass@N - maj@N."""
+    def cell(x, fmt):
+        return stats.ci_cell(stats.bootstrap_ci(x), fmt)
+
+    head = rr(f"passk_{kc}") - rr(f"maj_{kc}")
+    rows = [[f"within-problem AUROC of the {e} evaluator (test candidates)",
+             cell(rr(f"{e}_test_pair_accuracy"), ".3f"), f">= {config.min_auroc:g}",
+             "met" if np.mean(rr(f"{e}_test_pair_accuracy")) >= config.min_auroc
+             else "**not met**"] for e in EVALUATORS]
+    rows.append([f"headroom pass@{kc} - maj@{kc} (points)", cell(head, ".1f"),
+                 f">= {config.min_headroom:g}",
+                 "met" if np.mean(head) >= config.min_headroom else "**not met**"])
+    return ["## Preconditions for re-ranking to beat voting (small-scale.md §2; mean over "
+            "seeds [95% CI])", "", stats.markdown_table(
+                ["precondition", "measured", "needed", "verdict"], rows), "",
+            "Diagnostics, not gates: where one is not met, it is the measured reason a "
+            "re-ranking claim can fail."]
+
+
 def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
-    ks, kc, K = config.ks, config.claim_k, config.top_clusters
+    ks, kc, Ks = config.ks, config.claim_k, config.top_clusters
     seeds, ev = _finished(run_dir, seeds)
 
     def col(event, name):
         return ev[event][name].astype(np.float64) * (
-            1 if "pair_accuracy" in name or name in ("pairs",) else 100)
+            1 if "pair_accuracy" in name or name in ("pairs", "labelled_samples",
+                                                      "paired_samples") else 100)
 
     rr = lambda name: col("rerank_eval", name)  # noqa: E731
     curve = lambda fmt: np.stack([rr(fmt.format(k)) for k in ks], axis=1)  # noqa: E731
@@ -84,9 +125,11 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
         "majority vote": curve("maj_{}"),
         "re-rank all (CE evaluator)": curve("all_ce_{}"),
         "weighted vote (CE evaluator)": curve("weighted_ce_{}"),
-        f"top-{K} clusters re-ranked (CE evaluator)": curve("topk_ce_{}"),
+        **{f"top-{K} clusters re-ranked (CE evaluator)": curve(f"top{K}_ce_{{}}")
+           for K in Ks},
         "re-rank all (margin evaluator)": curve("all_margin_{}"),
-        f"top-{K} clusters re-ranked (margin evaluator)": curve("topk_margin_{}"),
+        f"top-{Ks[-1]} clusters re-ranked (margin evaluator)": curve(
+            f"top{Ks[-1]}_margin_{{}}"),
         "pass@k (oracle upper bound)": curve("passk_{}"),
     }
     stats.plot_curves(
@@ -106,20 +149,25 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
 
     pd = stats.paired_difference_ci
     gate_ok, gate_why, gate_md = _gate(config, run_dir, seeds)
-    claims = []
+    claims, compared = [], {}  # compared: claim name -> the two selectors at k = claim_k
     for e, ename in (("ce", "cross-entropy"), ("margin", "margin")):
-        claims += [
-            stats.claim_greater(
-                f"topk_{e}_beats_majority",
-                f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
-                f"k = {kc} (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"maj_{kc}")),
-                unit="training seeds"),
-            stats.claim_greater(
-                f"topk_{e}_beats_rerank_all",
-                f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
-                f"{kc} candidates (points)", pd(rr(f"topk_{e}_{kc}"), rr(f"all_{e}_{kc}")),
-                unit="training seeds"),
-        ]
+        for K in Ks:
+            compared[f"top{K}_{e}_beats_majority"] = (f"top{K}_{e}", "maj")
+            compared[f"top{K}_{e}_beats_rerank_all"] = (f"top{K}_{e}", f"all_{e}")
+            claims += [
+                stats.claim_greater(
+                    f"top{K}_{e}_beats_majority",
+                    f"top-{K} cluster re-ranking ({ename} evaluator) beats majority vote at "
+                    f"k = {kc} (points)", pd(rr(f"top{K}_{e}_{kc}"), rr(f"maj_{kc}")),
+                    unit="training seeds"),
+                stats.claim_greater(
+                    f"top{K}_{e}_beats_rerank_all",
+                    f"top-{K} cluster re-ranking ({ename} evaluator) beats re-ranking all "
+                    f"{kc} candidates (points)",
+                    pd(rr(f"top{K}_{e}_{kc}"), rr(f"all_{e}_{kc}")), unit="training seeds"),
+            ]
+    compared["weighted_ce_beats_majority"] = ("weighted_ce", "maj")
+    compared["margin_beats_ce_rerank_all"] = ("all_margin", "all_ce")
     claims += [
         stats.claim_greater(
             "weighted_ce_beats_majority",
@@ -153,7 +201,25 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
         return stats.ci_cell(stats.bootstrap_ci(x), f".{digits}f")
 
     tr = lambda name: col("evaluator_train", name)  # noqa: E731
-    md = [*gate_md, "", *_selection_md(config, ev["evaluator_train"], seeds), "",
+    per = _per_problem(run_dir, seeds)
+    md = [*gate_md, "", *_preconditions_md(config, rr, kc), "",
+          *_selection_md(config, ev["evaluator_train"], seeds), ""]
+    if per:
+        n_problems = sum(len(per[sd]["maj"]) for sd in seeds)
+        by_claim = {c.name: c for c in claims}
+        md += [f"## Resolution of the test set: paired bootstrap over the {n_problems} test "
+               f"problems ({len(seeds)} seeds pooled), k = {kc}", "",
+               "The claims' CI is over training seeds; this one resamples test problems "
+               "(the per-problem differences of every seed pooled), so it says how small a "
+               "difference the test set can resolve, not how much it varies with training.",
+               "", stats.markdown_table(
+                   ["claim", "difference, CI over training seeds",
+                    "difference, CI over test problems"],
+                   [[name, stats.ci_cell((by_claim[name].value, by_claim[name].ci_low,
+                                                  by_claim[name].ci_high), ".2f"),
+                     stats.ci_cell(problem_bootstrap(per, a, b, seeds), ".2f")]
+                    for name, (a, b) in compared.items()]), ""]
+    md += [
           "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
           stats.markdown_table(["generator", "pass@1"], [
               ["terse solutions (final line only)", cell(sft("pass1_terse"))],
@@ -163,20 +229,26 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
               [f"sequential: detailed -> evaluator (CE) -> {config.seq_ft.total_steps} FT steps",
                cell(seq("pass1_sequential"))]]),
           "", f"## Selecting one answer among k candidates of G_detailed (test accuracy %; "
-          f"top-K: K = {K}, clusters scored by the {config.cluster_aggregate} of S)", "",
+          f"top-K: the K largest clusters, scored by the {config.cluster_aggregate} of S)", "",
           stats.markdown_table(
-              ["k", "majority", "re-rank all (CE)", "weighted (CE)", "top-K (CE)",
-               "re-rank all (margin)", "weighted (margin)", "top-K (margin)", "pass@k (oracle)"],
+              ["k", "majority", *(f"{sel} ({e})" for e in EVALUATORS for sel in (
+                  "re-rank all", "weighted", *(f"top-{K}" for K in Ks))), "pass@k (oracle)"],
               [[k, *(cell(rr(f"{name}_{k}")) for name in (
-                  "maj", "all_ce", "weighted_ce", "topk_ce", "all_margin", "weighted_margin",
-                  "topk_margin", "passk"))] for k in ks])]
+                  "maj", *(f"{sel}_{e}" for e in EVALUATORS for sel in (
+                      "all", "weighted", *(f"top{K}" for K in Ks))), "passk"))]
+               for k in ks])]
     sm = lambda name: col("samples", name)  # noqa: E731
     md += ["", "## Data and evaluators (mean over seeds [95% CI])", "",
            f"- a random test candidate is correct: {cell(rr('sample_acc'))}%; some candidate "
            f"of a problem is correct: {cell(sm('test_solved'))}%",
            f"- pool samples correct: {cell(sm('pool_accuracy'))}%; pool problems with both "
            f"correct and incorrect samples: {cell(sm('pool_mixed'))}%; pairs: "
-           f"{cell(tr('pairs'), 0)}",
+           f"{cell(tr('pairs'), 0)}"
+           + (f" from {cell(tr('labelled_samples'), 0)} labelled samples, of which "
+              f"{cell(tr('paired_samples'), 0)} distinct ones appear in a pair"
+              if "labelled_samples" in ev["evaluator_train"] else ""),
+           f"- the evaluators see {config.evaluator.total_steps * config.evaluator.batch_size}"
+           f" pairs (with repeats) in their {config.evaluator.total_steps} steps",
            "", stats.markdown_table(
                ["evaluator", "pair accuracy, train (last 50 steps before the chosen "
                 "checkpoint)", "pair accuracy, test"],
