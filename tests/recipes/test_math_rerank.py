@@ -242,3 +242,34 @@ def test_report_says_what_was_selected_on_what():
     assert cells == ["20", "0.600", "0.610", "0.600", "0.610"]  # per evaluator: valid, test
     old = {"ce_train_pair_accuracy": np.full(3, 0.9)}  # a run from before the choice
     assert "Fixed at 20" in "\n".join(math_rerank._selection_md(TINY, old, [0, 1, 2]))
+
+
+def test_problem_bootstrap_pools_every_seeds_problems_and_resamples_them():
+    """The paired bootstrap over test problems: point = 100 x the mean of the per-problem
+    differences of every seed pooled; n = the pooled problem count; a constant difference
+    has a zero-width CI."""
+    from selftaught.recipes.math_rerank.report import problem_bootstrap
+
+    per = {0: {"a": [1, 1, 0, 1], "b": [1, 0, 0, 0]}, 1: {"a": [0, 1, 1], "b": [0, 1, 0]}}
+    est = problem_bootstrap(per, "a", "b", [0, 1])
+    assert est[0] == pytest.approx(100 * 3 / 7) and est.n == 7 and est.unit == "test problems"
+    assert est[1] < est[0] < est[2]
+    same = problem_bootstrap({0: {"a": [1, 0, 1], "b": [0, 0, 1]}}, "a", "a", [0])
+    assert tuple(same) == (0.0, 0.0, 0.0) and same.n == 3
+
+
+def test_preconditions_compare_the_seed_means_with_the_config_thresholds():
+    from selftaught.recipes.math_rerank.report import _preconditions_md
+
+    values = {"ce_test_pair_accuracy": [0.8, 0.7, 0.78], "margin_test_pair_accuracy": [0.6] * 3,
+              "passk_8": [90.0, 95.0, 100.0], "maj_8": [80.0, 85.0, 80.0]}
+    md = "\n".join(_preconditions_md(TINY, lambda n: np.asarray(values[n]), 8))
+    ce = next(x for x in md.splitlines() if "of the ce evaluator" in x)
+    margin = next(x for x in md.splitlines() if "of the margin evaluator" in x)
+    head = next(x for x in md.splitlines() if "headroom" in x)
+    assert ce.endswith("| met |") and "0.760" in ce  # mean 0.76 >= 0.75
+    assert margin.endswith("**not met** |")
+    assert "13.3" in head and head.endswith("**not met** |")  # mean 13.3 < 15
+    md = "\n".join(_preconditions_md(dataclasses.replace(TINY, min_headroom=10.0),
+                                     lambda n: np.asarray(values[n]), 8))
+    assert next(x for x in md.splitlines() if "headroom" in x).endswith("| met |")
