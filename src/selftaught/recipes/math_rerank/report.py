@@ -208,7 +208,7 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
         n_problems = sum(len(per[sd]["maj"]) for sd in seeds)
         by_claim = {c.name: c for c in claims}
         md += [f"## Resolution of the test set: paired bootstrap over the {n_problems} test "
-               f"problems ({len(seeds)} seeds pooled), k = {kc}", "",
+               f"problems ({len(seeds)} seed(s) pooled), k = {kc}", "",
                "The claims' CI is over training seeds; this one resamples test problems "
                "(the per-problem differences of every seed pooled), so it says how small a "
                "difference the test set can resolve, not how much it varies with training.",
