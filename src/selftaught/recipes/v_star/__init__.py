@@ -279,12 +279,13 @@ def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int,
 
 PRESETS = {
     "smoke": VStarConfig(
-        num_seeds=2, human_problems=200, train_problems=300, eval_problems=40,
+        # 53 s wall on an idle 2-core CPU (2026-12-07; 300 / 100 / 300 before: 72-74 s)
+        num_seeds=2, human_problems=200, train_problems=200, eval_problems=40,
         model=ModelSize(d_model=32, n_layers=2, n_heads=4),
-        sft=TrainConfig(lr=3e-3, warmup_steps=30, total_steps=300, batch_size=64,
+        sft=TrainConfig(lr=3e-3, warmup_steps=30, total_steps=200, batch_size=64,
                         weight_decay=0.1, final_lr_ratio=0.1),
         iterations=2, samples_per_problem=4,
-        verifier=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=100, batch_size=32,
+        verifier=TrainConfig(lr=1e-3, warmup_steps=10, total_steps=60, batch_size=32,
                              weight_decay=0.0, final_lr_ratio=0.1),
         candidates=16, claim_k=8, vote_repeats=4,
         oracle_verifier=False,  # +30 CPU-s (119 vs ~88, under load 9); the tests train it
