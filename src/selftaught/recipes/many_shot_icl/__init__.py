@@ -155,11 +155,12 @@ def report(config: ManyShotConfig, run_dir, seeds: list[int]) -> Report:
 
 
 PRESETS = {
+    # 48 s wall on an idle 2-core CPU (2026-12-07; 200 steps and d = 16, 32: 63 s)
     "smoke": ManyShotConfig(
         num_seeds=2, n_symbols=16, context=256, shots=(1, 4, 16, 64),
         model=ModelSize(d_model=32, n_layers=2, n_heads=2, pos_encoding="rope",
                         attention="blocked", attn_block=64),
-        train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=200, batch_size=8,
+        train=TrainConfig(lr=1e-2, warmup_steps=20, total_steps=120, batch_size=8,
                           weight_decay=0.1, final_lr_ratio=0.1),
         short_steps=0, eval_tasks=4, eval_queries=16,
         reason_context=160, reason_shots=(1, 2, 4),
@@ -168,7 +169,7 @@ PRESETS = {
         reason_train=TrainConfig(lr=3e-3, warmup_steps=10, total_steps=60, batch_size=8,
                                  weight_decay=0.1, final_lr_ratio=0.1),
         reason_eval_tasks=2, reason_queries=8,
-        linear_dims=(16, 32), linear_context=256, linear_shots=(1, 2, 4),
+        linear_dims=(16,), linear_context=256, linear_shots=(1, 2, 4),
         linear_model=ModelSize(d_model=32, n_layers=2, n_heads=2, pos_encoding="rope",
                                attention="blocked", attn_block=64),
         linear_train=TrainConfig(lr=3e-3, warmup_steps=10, total_steps=60, batch_size=4,

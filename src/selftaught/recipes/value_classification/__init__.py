@@ -129,8 +129,9 @@ def run(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> No
 
 
 # ----------------------------------------------------------------------------- presets
+# smoke: 55 s wall on an idle 2-core CPU (2026-12-07; 3,000 steps took 63 s, over budget)
 _SMOKE_DQN = DQNConfig(
-    total_steps=3_000, learning_starts=500, batch_size=64, buffer_size=3_000, train_every=4,
+    total_steps=2_000, learning_starts=500, batch_size=64, buffer_size=2_000, train_every=4,
     num_evals=3, eval_episodes=2, lr=1e-3, target_update_every=25,
     reward_scale=0.1, v_min=-10.0, v_max=10.0, num_bins=51,
 )
