@@ -2,8 +2,9 @@
 
     selftaught run metapg --preset default
     # measured (3 searches x 5 generations x population 8, 33 common fresh seeds):
-    # 47 min 35 s wall on the shared 2-core CPU at load average 7-9 (the run got 50% of one
-    # core), 1,428 CPU-s (~13 min on an idle 2-core CPU), peak RSS 1.2 GiB; 144 candidates,
+    # idle 2-core CPU (2026-12-07, /usr/bin/time -v): 20 min 20 s wall, 1,450 CPU-s (1,400
+    # user + 50 sys), peak RSS 1.20 GiB, the same claims as the first run (47 min 35 s at
+    # load average 7-9, 1,428 CPU-s); 144 candidates,
     # 122 real evaluations (22 pair-hash hits, 0 failures); the re-test trained SAC and 7
     # distinct chosen members on the same 33 fresh seeds (1,100 s of the wall).
     # 1 of 3 claims holds (n = 3 search seeds, the mean over searches of each search's
