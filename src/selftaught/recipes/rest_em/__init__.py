@@ -83,7 +83,8 @@ has no gate). A sample counts as correct only when every written step verifies
   Chosen: chain mod 5 '+-', human steps 1..3, target 5, RoPE, T = 1.0, 3 rounds.
 - measured 2026-12-07, `/usr/bin/time -v selftaught run rest-em --preset curriculum
   --seeds 3`, under load 7-9 (three other jobs): 18 min 09 s wall, 572 CPU-s (556 user + 16
-  sys; ~5.3 min idle estimated), peak RSS 0.73 GiB. SFT (round 0) test pass@1 83.7% at 3
+  sys), peak RSS 0.73 GiB; idle 2-core CPU: 5 min 51 s, 576 CPU-s, 0.74 GiB (events and
+  claims identical to the loaded run). SFT (round 0) test pass@1 83.7% at 3
   steps, 5.5% at 4, **3.8% [2.5, 5.5] at 5**. The gate fails at round 1 in every seed: pool
   pass@16 at 4 steps 0.170, 0.077, 0.070 (answer-only 40.8%), so the curriculum stops and
   stays at SFT. Flat ReST^EM: pool pass@16 at 5 steps 4.8, 6.4, 4.8% per round, 47 / 71 / 45
