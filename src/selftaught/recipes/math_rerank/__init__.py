@@ -15,8 +15,9 @@ generator's) trains 1,500 steps x 32 pairs, its step count chosen among 250 / 75
 candidates per seed (each seed its own test set), at k = 64, for top-K with K = 2, 4, 8.
 Measured (`/usr/bin/time -v selftaught run math-rerank --preset default --seeds 3`,
 2026-12-07, MEASURED UNDER LOAD 7-9 from three other helpers' jobs, dropping to ~1 at the
-end: 59 min 54 s wall, 1,932 CPU-s = 1,656 user + 276 sys, peak RSS 1.39 GiB; not re-timed
-idle: by CPU-s/1.8 about 18 min). The generalisation gate passes: G_detailed samples 63.0 /
+end: 59 min 54 s wall, 1,932 CPU-s = 1,656 user + 276 sys, peak RSS 1.39 GiB; re-timed on
+an idle 2-core CPU: 19 min 19 s, 1,845 CPU-s, 1.36 GiB, events and claims identical).
+The generalisation gate passes: G_detailed samples 63.0 /
 62.8, 61.4 / 63.6, 69.8 / 70.1% (its own FT problems / fresh validation problems), gap
 -0.7 points [-2.2, 0.2]; so every claim is tested. 11 of 16 hold, but the re-ranking ones
 that hold are either trivial or tiny (n = 3 training seeds, 95% CI; k = 64 of 64):
