@@ -58,7 +58,7 @@ state = sweep.init(hp)
 print(" ".join(sys.argv[1:]), flush=True)
 t0, w0, done = time.process_time(), time.time(), 0
 while done < a.steps:
-    state, m = sweep.chunk(state, hp, data, a.every)
+    state, m = sweep.chunk(state, data, a.every)
     done += a.every
     em = jax.device_get(sweep.evaluate(state, data))["val_exact_match"]  # cells x lengths
     loss = np.nanmean(np.asarray(m["loss"])[:, -20:], 1)

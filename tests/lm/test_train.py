@@ -464,3 +464,74 @@ def test_label_xent_against_numpy():
     ref = np.log(np.exp(logits).sum(1)) - logits[np.arange(2), labels]
     np.testing.assert_allclose(np.asarray(label_xent(jnp.asarray(logits), jnp.asarray(labels))),
                                ref, rtol=1e-6)
+
+
+# ------------------------------------------------------------- traced hyper-parameters
+def _traced_linear(**kw):
+    batch_fn, loss_fn, data = _linear_problem()
+    traced_loss = lambda params, batch, rng, hp: loss_fn(params, batch, rng)
+    cfg = TrainConfig(lr=0.05, total_steps=6, batch_size=8, warmup_steps=2,
+                      final_lr_ratio=0.1)
+    return cfg, make_trainer(traced_loss, cfg, batch_fn=batch_fn, traced=True, **kw), \
+        make_trainer(loss_fn, cfg, batch_fn=batch_fn), data
+
+
+def test_traced_cell_equals_the_plain_trainer_and_run_cells_equals_each_cell_alone():
+    cfg, grid, plain, data = _traced_linear()
+    key, p0 = jax.random.PRNGKey(2), jnp.zeros(3)
+    # the cell at the config's own numbers is the plain trainer (optax's schedule and AdamW)
+    cell, closs = grid.run(grid.init_from(p0, key), data, 6)
+    ref, rloss = plain.run(plain.init_from(p0, key), data, 6)
+    np.testing.assert_allclose(np.asarray(cell.params), np.asarray(ref.params), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(closs), np.asarray(rloss), rtol=1e-5)
+    # another lr / warmup / weight decay as traced numbers = a plain trainer built with them
+    other = dict(lr=0.01, warmup_steps=0.0, weight_decay=0.3)
+    cfg2 = TrainConfig(lr=0.01, total_steps=6, batch_size=8, warmup_steps=0, weight_decay=0.3,
+                       final_lr_ratio=0.1)
+    p2 = jnp.ones((3, 1))  # a matrix, so weight decay applies
+    sq = lambda params, batch, rng, hp=None: (jnp.mean((batch["x"] @ params[:, 0]
+                                                          - batch["y"]) ** 2), {})
+    grid2 = make_trainer(sq, cfg, batch_fn=_linear_problem()[0], traced=True)
+    plain2 = make_trainer(lambda p, b, r: sq(p, b, r), cfg2, batch_fn=_linear_problem()[0])
+    states = jax.vmap(lambda lr, wd, w: grid2.init_from(p2, key, dict(
+        lr=lr, weight_decay=wd, warmup_steps=w)))(
+        jnp.array([0.05, 0.01]), jnp.array([0.1, 0.3]), jnp.array([2.0, 0.0]))
+    both, losses, aux = grid2.run_cells_aux(states, data, 6)
+    one, _ = plain2.run(plain2.init_from(p2, key), data, 6)
+    np.testing.assert_allclose(np.asarray(both.params[1]), np.asarray(one.params), rtol=1e-5)
+    alone, _ = grid2.run(grid2.init_from(p2, key, other), data, 6)
+    np.testing.assert_allclose(np.asarray(both.params[1]), np.asarray(alone.params),
+                               rtol=1e-6)
+    assert aux["grad_norm"].shape == (2, 6) and bool(jnp.all(both.diverged_at == -1))
+
+
+def test_traced_cell_freezes_at_its_first_non_finite_step():
+    batch_fn, _, data = _linear_problem()
+    # the loss turns inf once the step counter reaches 3 (through the batch's scale)
+    def loss_fn(params, batch, rng, hp):
+        return jnp.mean((batch["x"] @ params - batch["y"]) ** 2) * batch["blow"], {"y": 1.0}
+    bf = lambda key, step, d: dict(batch_fn(key, step, d),
+                                   blow=jnp.where(step >= 3, jnp.inf, 1.0))
+    tr = make_trainer(loss_fn, TrainConfig(lr=0.05, total_steps=6, warmup_steps=0),
+                      batch_fn=bf, traced=True)
+    s0 = tr.init_from(jnp.zeros(3), jax.random.PRNGKey(0))
+    s3, _ = tr.run(s0, data, 3)
+    s6, losses, aux = tr.run_aux(s0, data, 6)
+    assert int(s6.diverged_at) == 3 and int(s3.diverged_at) == -1
+    np.testing.assert_array_equal(np.asarray(s6.params), np.asarray(s3.params))  # frozen
+    assert np.isfinite(np.asarray(losses[:3])).all() and np.isnan(np.asarray(losses[3:])).all()
+    assert np.isnan(np.asarray(aux["y"][3:])).all() and np.isnan(aux["grad_norm"][3:]).all()
+
+
+def test_traced_trainer_rejects_unknown_names_and_untraced_options():
+    _, grid, plain, _ = _traced_linear()
+    with pytest.raises(ConfigError, match=r"unknown traced hyper-parameter\(s\) \['lr_max'\]"):
+        grid.init_from(jnp.zeros(3), jax.random.PRNGKey(0), {"lr_max": 1.0})
+    with pytest.raises(ConfigError, match="made without traced=True"):
+        plain.init_from(jnp.zeros(3), jax.random.PRNGKey(0), {"lr": 1.0})
+    with pytest.raises(ConfigError, match="need a traced trainer"):
+        make_trainer(lambda p, b, r: (0.0, {}), TrainConfig(), independent_wd=True)
+    # clip_norm 0 disables clipping (no clip transform), a negative one is an error
+    assert len(make_optimizer(TrainConfig(clip_norm=0.0)).init(jnp.zeros(2))) == 1
+    with pytest.raises(ConfigError, match="clip_norm=-1.0 must be >= 0"):
+        TrainConfig(clip_norm=-1.0).validate()

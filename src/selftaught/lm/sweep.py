@@ -2,7 +2,8 @@
 
 Numbers (learning rate, weight decay, warmup length, z-loss coefficient, AdamW eps and the
 weight-init / data-order seeds) are *traced inputs*: each grid cell is one row of a table of
-hyper-parameters, and `jax.jit(jax.vmap(train_chunk))` trains every cell at once, so a whole
+hyper-parameters, and `lm.train`'s one trainer, made with `traced=True`, trains every cell at
+once (`Trainer.run_cells_aux`: `jax.jit(jax.vmap(...))` over the cells' states), so a whole
 grid costs one compilation. Structural options (width, qk-layernorm, position encoding,
 sequence layout, muParam) change shapes or code and make separate programs (one `Sweep` each).
 
@@ -27,15 +28,21 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from selftaught.core import progress
 from selftaught.core.errors import check
 from selftaught.lm.model import Transformer, TransformerConfig, attention_stats, init_params
+from selftaught.lm.train import (
+    TRACED_HPARAMS,
+    CellState,
+    TrainConfig,
+    Trainer,
+    make_trainer,
+    traced_schedule,
+)
 
 HPARAMS = {  # name -> default value of a cell that leaves it out
     "lr": 1e-3,
@@ -106,14 +113,7 @@ def table(cells: list[Mapping[str, float]]) -> dict[str, np.ndarray]:
     return out
 
 
-def schedule(step, lr, warmup, total: int, final_ratio: float):
-    """Linear warmup from 0 then cosine to final_ratio * lr; traced lr and warmup.
-    Equals `optax.warmup_cosine_decay_schedule(0, lr, warmup, total, final_ratio * lr)`."""
-    step = jnp.asarray(step, jnp.float32)
-    warm = jnp.where(warmup > 0, step / jnp.maximum(warmup, 1.0), 1.0)
-    frac = jnp.clip((step - warmup) / jnp.maximum(total - warmup, 1.0), 0.0, 1.0)
-    cos = final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
-    return lr * jnp.where(step < warmup, warm, cos)
+schedule = traced_schedule  # the lr schedule of every cell (tested against optax)
 
 
 def xent_and_logz(logits_BxTxV, targets_BxT, mask_BxT):
@@ -126,21 +126,16 @@ def xent_and_logz(logits_BxTxV, targets_BxT, mask_BxT):
     return mean(logz_BxT - tgt_BxT), mean(logz_BxT), mean(jnp.square(logz_BxT))
 
 
-@flax.struct.dataclass
-class CellState:
-    params: Any
-    opt_state: Any
-    step: jax.Array
-    diverged_at: jax.Array  # int32: first step with a non-finite loss, -1 while finite
-
-
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """One compiled program: `init(hp) -> states`, `chunk(states, hp, data, n)`,
-    `evaluate(states, data)`; all vmapped over the leading cell axis of `hp`."""
+    """One compiled program: `init(hp) -> states` (`CellState`s of `lm.train`, stacked over
+    the leading cell axis of `hp`), `chunk(states, data, n) -> (states, metrics)` and
+    `evaluate(states, data)`; `init_one` / `chunk_one` are the same for one cell alone.
+    `trainer` is the `lm.train` grid trainer (`traced=True`) that trains every cell."""
 
     model_cfg: TransformerConfig
     cfg: SweepConfig
+    trainer: Trainer
     init: Callable
     chunk: Callable
     evaluate: Callable
@@ -163,76 +158,59 @@ def _lr_multipliers(params, model_cfg: TransformerConfig, base_width: int):
 
 def make_sweep(model_cfg: TransformerConfig, cfg: SweepConfig, batch_fn: Callable,
                eval_fn: Callable | None = None) -> Sweep:
-    """Build the compiled program of one structural configuration."""
+    """Build the compiled program of one structural configuration: `lm.train.make_trainer`
+    with traced hyper-parameters, the language-model loss with its z-loss weight traced, the
+    attention statistics as aux, cells vmapped with `Trainer.run_cells_aux`."""
     model_cfg.validate()
     cfg.validate()
     check(model_cfg.attention == "plain",
           f"lm.sweep records attention statistics, which blocked attention does not expose; "
           f"use attention='plain' (got {model_cfg.attention!r})")
     model = Transformer(model_cfg)
-    decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
 
-    def optimizer(hp):
-        lr_fn = lambda step: schedule(step, hp["lr"], hp["warmup_steps"], cfg.total_steps,
-                                      cfg.final_lr_ratio)
-        # independent decay: p -= wd * lr_t / lr, i.e. AdamW's coupled wd' = wd / lr
-        wd = hp["weight_decay"] / hp["lr"] if cfg.independent_wd else hp["weight_decay"]
-        parts = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
-        parts.append(optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
-            learning_rate=lr_fn, b1=cfg.b1, b2=cfg.b2, eps=hp["eps"], weight_decay=wd,
-            mask=decay_mask))
-        return optax.chain(*parts)
-
-    def init_one(hp) -> CellState:
-        params = init_params(model_cfg, jax.random.PRNGKey(hp["init_seed"]))
-        return CellState(params, optimizer(hp).init(params), jnp.zeros((), jnp.int32),
-                         jnp.full((), -1, jnp.int32))
-
-    def loss_fn(params, batch, z_loss):
+    def loss_fn(params, batch, rng, hp):
+        del rng
         logits, inter = model.apply(params, batch["tokens"], batch.get("positions"),
                                     batch.get("attn_mask"), mutable=["intermediates"])
         xent, logz, logz2 = xent_and_logz(logits, batch["targets"], batch["mask"])
         amax, ent = attention_stats(inter["intermediates"])
-        return xent + z_loss * logz2, dict(loss=xent, log_z=logz, attn_logit_max=amax,
-                                           attn_entropy=ent)
+        return xent + hp["z_loss"] * logz2, dict(loss=xent, log_z=logz, attn_logit_max=amax,
+                                                  attn_entropy=ent)
 
     mults = None
     if cfg.mup_base_width:
         mults = _lr_multipliers(init_params(model_cfg, jax.random.PRNGKey(0)), model_cfg,
                                 cfg.mup_base_width)
+    # the numbers come from each cell's hp; these static fields shape the program
+    train_cfg = TrainConfig(
+        lr=HPARAMS["lr"], warmup_steps=0, total_steps=cfg.total_steps,
+        batch_size=cfg.batch_size, weight_decay=HPARAMS["weight_decay"],
+        clip_norm=cfg.clip_norm, z_loss=HPARAMS["z_loss"], b1=cfg.b1, b2=cfg.b2,
+        eps=HPARAMS["eps"], final_lr_ratio=cfg.final_lr_ratio)
+    trainer = make_trainer(loss_fn, train_cfg, model_cfg=model_cfg,
+                           batch_fn=lambda key, step, data: batch_fn(data, key), traced=True,
+                           independent_wd=cfg.independent_wd, update_scale=mults)
 
-    def step_one(state: CellState, hp, data):
-        rng = jax.random.fold_in(jax.random.PRNGKey(hp["data_seed"]), state.step)
-        batch = batch_fn(data, rng)
-        (_, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch,
-                                                                  hp["z_loss"])
-        m["grad_norm"] = optax.global_norm(grads)
-        updates, opt_state = optimizer(hp).update(grads, state.opt_state, state.params)
-        if mults is not None:
-            updates = jax.tree_util.tree_map(lambda u, k: u * k, updates, mults)
-        params = optax.apply_updates(state.params, updates)
-        ok = jnp.isfinite(m["loss"]) & jnp.isfinite(m["grad_norm"]) & (state.diverged_at < 0)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-        diverged_at = jnp.where((state.diverged_at < 0) & ~ok, state.step, state.diverged_at)
-        new = CellState(keep(params, state.params), keep(opt_state, state.opt_state),
-                        state.step + 1, diverged_at)
-        m = {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in m.items()}
-        return new, m
+    def init_one(hp) -> CellState:
+        params = init_params(model_cfg, jax.random.PRNGKey(hp["init_seed"]))
+        return trainer.init_from(params, jax.random.PRNGKey(hp["data_seed"]),
+                                 {k: hp[k] for k in TRACED_HPARAMS})
 
-    def chunk_one(state, hp, data, n: int):
-        return jax.lax.scan(lambda s, _: step_one(s, hp, data), state, None, length=n)
+    def metrics(out):
+        state, _, aux = out
+        return state, aux
 
     def eval_one(state, data):
         out = eval_fn(state.params, data) if eval_fn is not None else {}
         return {k: jnp.where(state.diverged_at >= 0, jnp.nan, v) for k, v in out.items()}
 
     return Sweep(
-        model_cfg, cfg,
+        model_cfg, cfg, trainer,
         init=jax.jit(jax.vmap(init_one)),
-        chunk=jax.jit(jax.vmap(chunk_one, in_axes=(0, 0, None, None)), static_argnums=3),
+        chunk=lambda states, data, n: metrics(trainer.run_cells_aux(states, data, n)),
         evaluate=jax.jit(jax.vmap(eval_one, in_axes=(0, None))),
         init_one=jax.jit(init_one),
-        chunk_one=jax.jit(chunk_one, static_argnums=3),
+        chunk_one=lambda state, data, n: metrics(trainer.run_aux(state, data, n)),
     )
 
 
@@ -284,7 +262,7 @@ def run_grid(sweep: Sweep, hp: dict[str, np.ndarray], data, *, run_dir=None,
         bar.advance(done)
         while done < total:
             n = min(k, total - done)
-            states, m = sweep.chunk(states, hp_dev, data, n)
+            states, m = sweep.chunk(states, data, n)
             m = jax.device_get(m)
             for c in CURVES:
                 curves[c].append(np.asarray(m[c], np.float32))
@@ -313,7 +291,7 @@ def run_cell(sweep: Sweep, hp: dict[str, np.ndarray], i: int, data):
     parts, done = [], 0
     while done < total:
         n = min(k, total - done)
-        state, m = sweep.chunk_one(state, one, data, n)
+        state, m = sweep.chunk_one(state, data, n)
         parts.append(jax.device_get(m))
         done += n
     curves = {c: np.concatenate([np.asarray(p[c]) for p in parts]) for c in CURVES}

@@ -25,6 +25,11 @@ Seeds: `sft.run_seeds(states, datas, 100)` = `jax.jit(jax.vmap(...))` of `run` o
 seed axis of both states (`jax.vmap(sft.init)(keys)`) and data; `fit(..., seeds=True)`.
 Rows with weight 0 are never sampled, so datasets of different sizes per seed can be padded
 to one shape.
+
+Grids: `make_trainer(loss_fn, cfg, traced=True)` reads lr, warmup, weight decay, eps and the
+z-loss weight from each state (`init_from(params, rng, hp={...})`), so `run_cells` trains a
+whole hyper-parameter grid in one compiled program and freezes a diverged cell instead of
+crashing (`lm.sweep` is this over a table of cells).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     """AdamW decoupled weight decay"""
     clip_norm: float = 1.0
-    """global gradient-norm clip"""
+    """global gradient-norm clip (0 disables clipping)"""
     z_loss: float = 0.0
     """weight of the z-loss (log^2 of the softmax normaliser); 0 disables"""
     b1: float = 0.9
@@ -82,7 +87,7 @@ class TrainConfig:
         )
         check(self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1")
         check(self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0")
-        check(self.clip_norm > 0, f"clip_norm={self.clip_norm} must be > 0")
+        check(self.clip_norm >= 0, f"clip_norm={self.clip_norm} must be >= 0 (0 disables it)")
         check(self.z_loss >= 0, f"z_loss={self.z_loss} must be >= 0")
         check(0 <= self.b1 < 1 and 0 <= self.b2 < 1, "b1 and b2 must be in [0, 1)")
         check(0 <= self.final_lr_ratio <= 1, "final_lr_ratio must be in [0, 1]")
@@ -95,14 +100,48 @@ def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
     )
 
 
+def _decay_mask(params):
+    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping then AdamW; weight decay only on matrices (not biases/norms)."""
-    decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+    clip = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
     return optax.chain(
-        optax.clip_by_global_norm(cfg.clip_norm),
+        *clip,
         optax.adamw(lr_schedule(cfg), cfg.b1, cfg.b2, cfg.eps, weight_decay=cfg.weight_decay,
-                    mask=decay_mask),
+                    mask=_decay_mask),
     )
+
+
+#: the numeric hyper-parameters a trainer made with `traced=True` reads from each state
+#: (`CellState.hp`), so one compiled program trains a grid of them (`Trainer.run_cells`)
+TRACED_HPARAMS = ("lr", "weight_decay", "warmup_steps", "eps", "z_loss")
+
+
+def traced_schedule(step, lr, warmup, total: int, final_ratio: float):
+    """Linear warmup from 0 then cosine to final_ratio * lr, with a traced lr and warmup.
+    Equals `optax.warmup_cosine_decay_schedule(0, lr, warmup, total, final_ratio * lr)`."""
+    step = jnp.asarray(step, jnp.float32)
+    warm = jnp.where(warmup > 0, step / jnp.maximum(warmup, 1.0), 1.0)
+    frac = jnp.clip((step - warmup) / jnp.maximum(total - warmup, 1.0), 0.0, 1.0)
+    cos = final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+    return lr * jnp.where(step < warmup, warm, cos)
+
+
+def make_traced_optimizer(cfg: TrainConfig, hp, *,
+                          independent_wd: bool = False) -> optax.GradientTransformation:
+    """`make_optimizer` with lr, warmup_steps, weight_decay and eps read from the traced
+    `hp` (`optax.inject_hyperparams`); b1, b2, clip_norm and the schedule's shape stay static.
+    `independent_wd` decays each step by weight_decay * lr_t / lr (AdamW's coupled decay
+    with weight_decay / lr), so the decay does not scale with the lr."""
+    lr_fn = lambda step: traced_schedule(step, hp["lr"], hp["warmup_steps"], cfg.total_steps,
+                                         cfg.final_lr_ratio)
+    wd = hp["weight_decay"] / hp["lr"] if independent_wd else hp["weight_decay"]
+    clip = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
+    return optax.chain(*clip, optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+        learning_rate=lr_fn, b1=cfg.b1, b2=cfg.b2, eps=hp["eps"], weight_decay=wd,
+        mask=_decay_mask))
 
 
 def next_token_targets(tokens_BxT):
@@ -195,6 +234,14 @@ class TrainState:
 SFTState = TrainState  # the historical name
 
 
+@flax.struct.dataclass
+class CellState(TrainState):
+    """The state of a trainer made with `traced=True`: one cell of a hyper-parameter grid."""
+
+    hp: Any  # {name: float32 scalar} for every name of TRACED_HPARAMS
+    diverged_at: jax.Array  # int32: the first step with a non-finite loss or gradient, -1
+
+
 def params_of(state: TrainState):
     return state.params
 
@@ -226,7 +273,9 @@ class Trainer:
     progress bar and the divergence check.
 
     - `init_from(params, rng) -> TrainState`: a state for given params whose trainer key is
-      `rng` itself (not split), for callers that derive their keys themselves.
+      `rng` itself (not split), for callers that derive their keys themselves;
+    - `run_cells` / `run_cells_aux`: `jax.vmap` over a leading axis of the states only, the
+      data shared by every cell (a hyper-parameter grid, see `traced`).
     """
 
     train_cfg: TrainConfig
@@ -238,6 +287,8 @@ class Trainer:
     run_seeds_aux: Callable
     model_cfg: TransformerConfig | None = None
     init_from: Callable | None = None
+    run_cells: Callable | None = None
+    run_cells_aux: Callable | None = None
 
 
 SFT = Trainer  # `make_sft` returns a Trainer with the SFT loss
@@ -246,7 +297,8 @@ SFT = Trainer  # `make_sft` returns a Trainer with the SFT loss
 def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
                  init_params_fn: Callable | None = None,
                  model_cfg: TransformerConfig | None = None,
-                 batch_fn: BatchFn | None = None) -> Trainer:
+                 batch_fn: BatchFn | None = None, *, traced: bool = False,
+                 independent_wd: bool = False, update_scale: Any = None) -> Trainer:
     """A `Trainer` minimising `loss_fn` with `make_optimizer(train_cfg)`.
 
     `init_params_fn(rng) -> params` makes fresh parameters when `init` gets none. The per-step
@@ -257,20 +309,53 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
     on device with `key = fold_in(state.rng, state.step)` (`loss_fn` gets `fold_in(key, 1)`)
     and the trainer key is not advanced, so the batch stream is a function of the step alone
     (a resumed run draws the same batches). `step` lets a curriculum depend on progress.
+
+    `traced=True` makes a grid trainer: each state is a `CellState` carrying its own numbers
+    `hp` ({name: value} over TRACED_HPARAMS; `init(rng, params, hp=...)` /
+    `init_from(params, rng, hp=...)`, names left out take `train_cfg`'s values), read by
+    `make_traced_optimizer` and handed to the loss as `loss_fn(params, batch, rng, hp)` (e.g.
+    its z-loss weight), so `run_cells` trains a whole grid in one compiled program. A cell
+    whose loss or gradient turns non-finite is frozen at its last finite parameters with
+    `diverged_at` = that step, and its losses and aux read NaN from then on: a diverged cell
+    is a result, not a crash. aux gains "grad_norm" (the global norm before clipping).
+    `independent_wd` (see `make_traced_optimizer`) and `update_scale` (a pytree of per-leaf
+    factors multiplying every update, e.g. muParam's hidden-matrix lr scale) need `traced`.
     """
     train_cfg.validate()
+    check(traced or not (independent_wd or update_scale is not None),
+          "independent_wd and update_scale need a traced trainer (traced=True)")
     tx = make_optimizer(train_cfg)
+    defaults = dict(lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
+                    warmup_steps=float(train_cfg.warmup_steps), eps=train_cfg.eps,
+                    z_loss=train_cfg.z_loss)
 
-    def init(rng, params=None) -> TrainState:
+    def cell_hp(hp) -> dict:
+        unknown = sorted(set(hp or {}) - set(TRACED_HPARAMS))
+        check(not unknown, f"unknown traced hyper-parameter(s) {unknown}; known: "
+              f"{list(TRACED_HPARAMS)}")
+        hp = {**defaults, **(hp or {})}
+        return {k: jnp.asarray(hp[k], jnp.float32) for k in TRACED_HPARAMS}
+
+    def fresh(params, rng, hp):
+        if not traced:
+            check(hp is None, "hp is given to a trainer made without traced=True")
+            return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
+        hp = cell_hp(hp)
+        opt_state = make_traced_optimizer(train_cfg, hp, independent_wd=independent_wd).init(
+            params)
+        return CellState(params, opt_state, jnp.zeros((), jnp.int32), rng, hp,
+                         jnp.full((), -1, jnp.int32))
+
+    def init(rng, params=None, hp=None) -> TrainState:
         init_rng, rng = jax.random.split(rng)
         if params is None:
             if init_params_fn is None:
                 raise ValueError("this trainer has no init_params_fn: pass params to init")
             params = init_params_fn(init_rng)
-        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
+        return fresh(params, rng, hp)
 
-    def init_from(params, rng) -> TrainState:
-        return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), rng)
+    def init_from(params, rng, hp=None) -> TrainState:
+        return fresh(params, rng, hp)
 
     def step(state: TrainState, data, index):
         if batch_fn is None:
@@ -280,11 +365,34 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
         else:
             rng, sub = state.rng, jax.random.fold_in(state.rng, state.step)
             batch = batch_fn(sub, state.step, data)
+        if traced:
+            return cell_step(state, batch, rng, sub)
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, jax.random.fold_in(sub, 1))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1, rng), (loss, aux)
+
+    def cell_step(state: CellState, batch, rng, sub):
+        hp = state.hp
+        (loss, aux), grads = jax.value_and_grad(
+            lambda p, b, r: loss_fn(p, b, r, hp), has_aux=True)(
+            state.params, batch, jax.random.fold_in(sub, 1))
+        aux = dict(aux, grad_norm=optax.global_norm(grads))
+        updates, opt_state = make_traced_optimizer(
+            train_cfg, hp, independent_wd=independent_wd).update(grads, state.opt_state,
+                                                                 state.params)
+        if update_scale is not None:
+            updates = jax.tree_util.tree_map(lambda u, k: u * k, updates, update_scale)
+        params = optax.apply_updates(state.params, updates)
+        ok = jnp.isfinite(loss) & jnp.isfinite(aux["grad_norm"]) & (state.diverged_at < 0)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new,
+                                                       old)
+        diverged_at = jnp.where((state.diverged_at < 0) & ~ok, state.step, state.diverged_at)
+        new = CellState(keep(params, state.params), keep(opt_state, state.opt_state),
+                        state.step + 1, rng, hp, diverged_at)
+        nan_after = lambda v: jnp.where(diverged_at >= 0, jnp.nan, v)
+        return new, (nan_after(loss), jax.tree_util.tree_map(nan_after, aux))
 
     def run_aux(state: TrainState, data, num_steps: int):
         # once per chunk: each step then draws its rows in O(B)
@@ -301,9 +409,14 @@ def make_trainer(loss_fn: LossFn, train_cfg: TrainConfig,
         return lambda states, data, num_steps: jax.vmap(
             lambda s, d: fn(s, d, num_steps))(states, data)
 
+    def cells(fn):
+        return lambda states, data, num_steps: jax.vmap(
+            lambda s: fn(s, data, num_steps))(states)
+
     jit = lambda fn: jax.jit(fn, static_argnums=2)
     return Trainer(train_cfg, init, jit(run), jit(seeds(run)), loss_fn, jit(run_aux),
-                   jit(seeds(run_aux)), model_cfg, init_from)
+                   jit(seeds(run_aux)), model_cfg, init_from, jit(cells(run)),
+                   jit(cells(run_aux)))
 
 
 # ---------------------------------------------------------------------------- losses
