@@ -24,9 +24,11 @@ reinforced shots and evaluations 87 s, experiment 4 (three decoders) 57 s + eval
 - experiment 2 (base 7, 2 digits): ground-truth rationales 9.9% (1 shot) -> 9.4% (8),
   reinforced 9.4% -> 8.3% (only 0.8-1.6 of the shots verified), unsupervised 0-1.0%;
   "ground-truth accuracy rises with shots" does not hold (-0.5 [-4.7, 3.1]; the earlier
-  idle run had +4.2 [1.6, 7.8]: a smoke run before and after the trainer change gives
-  identical experiment-2 events, so that difference comes from an earlier commit, not
-  identified); reinforced - ground truth at 8 shots -1.0 [-7.8, 6.3] (CI not above -5):
+  idle run, 2026-11-28, had +4.2 [1.6, 7.8]; the difference comes from commit d6739dc,
+  issue 29's O(B) row draw, which changed which rows every SFT step draws: smoke runs of
+  d6739dc^ and d6739dc differ only in experiment 2's training events, so the same 3-seed
+  experiment with another batch order moves the claim by 4.7 points -- it was never
+  robust); reinforced - ground truth at 8 shots -1.0 [-7.8, 6.3] (CI not above -5):
   does not hold. A verified rationale can hold a malformed step: the verifier checks the
   final answer.
 - experiment 4: the decoders learn only the label marginal; in-context accuracy is flat in
