@@ -1,5 +1,6 @@
-"""icl-linear: no label leak, the baselines' shots, the curriculum, mechanics and resume on
-a tiny config, the smoke preset, user errors."""
+"""icl-linear: no label leak, the baselines' shots, the curriculum, the reinforced
+experiment's token format, packed queries, verification filter and yield, mechanics and
+resume on a tiny config, the smoke preset, user errors."""
 
 import dataclasses
 
@@ -25,7 +26,13 @@ TINY = dataclasses.replace(
     model=icl_linear.ModelSize(d_model=16, n_layers=2, n_heads=2, mlp_ratio=2,
                                pos_encoding="rope"),
     train=TrainConfig(lr=3e-3, warmup_steps=5, total_steps=60, batch_size=8),
-    eval_every=20, eval_batch=16, test_rounds=2)
+    eval_every=20, eval_batch=16, test_rounds=2, seed_shots=2, pool=16, queries=4,
+    ricl_batch=4, ricl_rounds=2)
+
+
+def _tiny_params(cfg=TINY):
+    init, _, _ = icl_linear.programs(cfg)
+    return jax.tree_util.tree_map(lambda a: a[0], init(jax.random.PRNGKey(0)[None]).params)
 
 
 @pytest.mark.parametrize("carry", [True, False])
@@ -65,6 +72,108 @@ def test_baselines_fit_the_shots_before_the_query_pair():
     np.testing.assert_array_equal(r["logistic"], 1.0)
 
 
+@pytest.mark.parametrize("carry", [True, False])
+def test_context_tokens_and_the_unsupervised_format(carry):
+    """k shots then M queries: shot tokens are pair_inputs' tokens, each query token is
+    [q_j, x_{k-1}, y_{k-1}] ([q_j, y_{k-1}] without carry); unlabelled shots (y = 0, the
+    'no label yet' value of token 0) give [x_i, x_{i-1}, 0] and queries [q_j, x_{k-1}, 0]."""
+    rng = np.random.default_rng(0)
+    N, k, M, d = 2, 3, 4, 5
+    x, q = rng.normal(size=(N, k, d)), rng.normal(size=(N, M, d))
+    y = rng.choice([-1.0, 1.0], size=(N, k))
+    t = np.asarray(icl_linear.context_inputs(jnp.asarray(x), jnp.asarray(y), jnp.asarray(q),
+                                             carry))
+    assert t.shape == (N, k + M, 2 * d + 1 if carry else d + 1)
+    np.testing.assert_allclose(t[:, :k], pair_inputs(jnp.asarray(x), jnp.asarray(y), carry),
+                               atol=1e-6)
+    for j in range(M):
+        want = [q[:, j], *([x[:, k - 1]] if carry else []), y[:, k - 1:k]]
+        np.testing.assert_allclose(t[:, k + j], np.concatenate(want, -1), atol=1e-6)
+    u = np.asarray(icl_linear.context_inputs(jnp.asarray(x), jnp.zeros((N, k)), jnp.asarray(q),
+                                             carry))
+    np.testing.assert_array_equal(u[..., -1], 0.0)  # no label anywhere
+    np.testing.assert_allclose(u[:, :k, :d], x, atol=1e-6)
+    if carry:
+        np.testing.assert_allclose(u[:, 1:k, d:2 * d], x[:, :k - 1], atol=1e-6)
+        np.testing.assert_allclose(u[:, k:, d:2 * d], np.repeat(x[:, k - 1:k], M, 1), atol=1e-6)
+    z = np.asarray(icl_linear.context_inputs(jnp.zeros((N, 0, d)), jnp.zeros((N, 0)),
+                                             jnp.asarray(q), carry))
+    np.testing.assert_allclose(z[..., :d], q, atol=1e-6)
+    np.testing.assert_array_equal(z[..., d:], 0.0)  # zero shots: [q, 0, 0]
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 8])
+def test_packed_queries_equal_one_sequence_per_query(k):
+    """query_logits (M queries in one forward, masked from each other, all at position k)
+    equals the last token of the k + 1-token sequence [shots, query] for each query."""
+    cfg, params = icl_linear.model_config(TINY), _tiny_params()
+    rng = np.random.default_rng(1)
+    N, M, d = 3, 5, TINY.dim
+    x, q = jnp.asarray(rng.normal(size=(N, k, d))), jnp.asarray(rng.normal(size=(N, M, d)))
+    y = jnp.asarray(rng.choice([-1.0, 1.0], size=(N, k)))
+    packed = icl_linear.query_logits(params, cfg, x, y, q, TINY.carry)
+    for j in range(M):
+        one = icl_linear.context_inputs(x, y, q[:, j:j + 1], TINY.carry)
+        ref = icl_linear.label_logits(params, cfg, one)[:, -1]
+        np.testing.assert_allclose(packed[:, j], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_verification_filter_by_hand():
+    own = jnp.asarray([[1, -1, 1, 1, -1], [-1, -1, -1, -1, -1], [1, 1, 1, 1, 1]], jnp.float32)
+    true = jnp.asarray([[1, 1, 1, -1, -1], [1, 1, 1, 1, -1], [-1, -1, -1, -1, -1]],
+                       jnp.float32)
+    kept, idx, count = icl_linear.verify_and_select(own, true, 3)
+    np.testing.assert_array_equal(kept, [[1, 0, 1, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(count, [3, 1, 0])
+    # the first kept inputs in pool order; too few: repeated cyclically; none: input 0
+    np.testing.assert_array_equal(idx, [[0, 2, 4], [4, 4, 4], [0, 0, 0]])
+    _, idx5, _ = icl_linear.verify_and_select(own, true, 5)
+    np.testing.assert_array_equal(idx5[0], [0, 2, 4, 0, 2])
+
+
+def test_reinforced_arms_yield_and_shots_by_hand():
+    """One seed of the experiment on untrained tiny parameters, recomputed by hand: the
+    model's own labels (each pool input after the seed shots, one sequence each), the yield
+    (fraction of own labels equal to sign(w . x)), each arm's shots and labels."""
+    cfg, params = icl_linear.model_config(TINY), _tiny_params()
+    m = jax.device_get(icl_linear.reinforced_program(TINY)(
+        jax.tree_util.tree_map(lambda a: a[None], params), icl_linear.stream_keys([0], 5, 0)))
+    m = jax.tree_util.tree_map(lambda a: a[0], m)
+    K, P = TINY.max_shots, TINY.pool
+    sign = lambda x, w: np.where(x @ w > 0, 1.0, -1.0)
+    for b in range(TINY.ricl_batch):
+        w, pool, seed_x = m["w"][b], m["pool_x"][b], m["seed_x"][b]
+        true = sign(pool, w)
+        own = []
+        for p in range(P):
+            t = icl_linear.context_inputs(jnp.asarray(seed_x[None]),
+                                          jnp.asarray(sign(seed_x, w)[None]),
+                                          jnp.asarray(pool[None, p:p + 1]), TINY.carry)
+            lg = np.asarray(icl_linear.label_logits(params, cfg, t))[0, -1]
+            own.append(1.0 if lg[1] > lg[0] else -1.0)
+        np.testing.assert_array_equal(m["own"][b], own)
+        kept = np.flatnonzero(np.asarray(own) == true)
+        assert m["yield_"][b] == pytest.approx(len(kept) / P)
+        assert m["count"][b] == len(kept)
+        np.testing.assert_allclose(m["x"]["ground_truth"][b], pool[:K])
+        np.testing.assert_array_equal(m["y"]["ground_truth"][b], true[:K])
+        np.testing.assert_array_equal(m["y"]["self_labelled"][b], np.asarray(own)[:K])
+        pick = kept[np.arange(K) % len(kept)] if len(kept) else np.zeros(K, int)
+        np.testing.assert_allclose(m["x"]["reinforced"][b], pool[pick])
+        np.testing.assert_array_equal(m["y"]["reinforced"][b], np.asarray(own)[pick])
+        if len(kept):  # verified: the model's labels are the true ones
+            np.testing.assert_array_equal(m["y"]["reinforced"][b], true[pick])
+        np.testing.assert_array_equal(m["q_y"][b], sign(m["q_x"][b], w))
+        for c, k in enumerate(TINY.shots):  # the selection diagnostics of the first k shots
+            for i, arm in enumerate(("ground_truth", "reinforced")):
+                want = np.abs(m["x"][arm][b, :k] @ w).mean() / np.linalg.norm(w)
+                assert m["margin"][b, i, c] == pytest.approx(want, rel=1e-4)
+            for i, arm in enumerate(icl_linear.LABELLED):
+                v = m["y"][arm][b, :k] @ m["x"][arm][b, :k]
+                want = v @ w / (np.linalg.norm(v) * np.linalg.norm(w))
+                assert m["align"][b, i, c] == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
 def test_curriculum_grows_the_dimension():
     cfg = dataclasses.replace(TINY, dim=8, dim_start=4, curriculum_every=250)
     got = [int(icl_linear.d_eff(cfg, s)) for s in (0, 249, 250, 999, 1000, 5000)]
@@ -74,7 +183,8 @@ def test_curriculum_grows_the_dimension():
 def _check_mechanics(run, summary, cfg):
     seeds = list(range(cfg.num_seeds))
     claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"icl_rises_with_shots", "icl_tracks_logistic", "icl_beats_knn"}
+    assert set(claims) == {"icl_rises_with_shots", "icl_tracks_logistic", "icl_beats_knn",
+                           "reinforced_tracks_ground_truth", "unsupervised_no_gain"}
     for c in claims.values():
         assert c["ci_low"] <= c["value"] <= c["ci_high"], c
         assert c["unit"] == "training seeds" and c["n"] == cfg.num_seeds
@@ -89,7 +199,20 @@ def _check_mechanics(run, summary, cfg):
     for e in test + run.events("valid"):
         for m in ("icl", "logistic", "knn", "acc"):
             assert 0.0 <= e.get(m, 0.0) <= 1.0, e
-    for name in ("shots", "training"):
+    ricl = run.events("ricl")
+    assert sorted((e["seed"], e["shots"]) for e in ricl) == [
+        (s, k) for s in seeds for k in (0, *cfg.shots)]
+    for e in ricl:
+        assert all(0.0 <= e[a] <= 1.0 for a in icl_linear.ARMS), e
+        if e["shots"] == 0:  # zero shots: every arm is the same query token
+            assert len({e[a] for a in icl_linear.ARMS}) == 1, e
+    for e in run.events("ricl_ref"):
+        # verified shots never lie closer to the boundary than pool order allows: both > 0
+        assert e["margin_ground_truth"] > 0 and e["margin_reinforced"] > 0, e
+    pools = run.events("ricl_pool")
+    assert sorted(e["seed"] for e in pools) == seeds
+    assert all(0.0 <= e["yield_"] <= 1.0 and 0.0 <= e["short"] <= 1.0 for e in pools)
+    for name in ("shots", "training", "reinforced"):
         assert (run.path / "plots" / f"{name}.png").stat().st_size > 0
     return claims
 
@@ -106,7 +229,8 @@ def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
     def counted(path):  # the counted events, without timings
         run = RunDir.open(path)
         return [{k: v for k, v in e.items() if k not in TIMING}
-                for name in ("train", "valid", "test") for e in run.events(name)]
+                for name in ("train", "valid", "test", "ricl", "ricl_ref", "ricl_pool")
+                for e in run.events(name)]
 
     assert counted(tmp_path / "kill") == counted(tmp_path / "ref")
     assert resumed["claims"] == ref["claims"]
@@ -134,6 +258,8 @@ def test_smoke_preset_learns_in_context(tmp_path):
     ({"claim_shots": 3}, "claim_shots=3 must be one of shots="),
     ({"low_shots": 32}, "low_shots=32 must be < claim_shots=32"),
     ({"margin": 1.5}, "margin=1.5 must be in [0, 1)"),
+    ({"pool": 16}, "pool=16 must be >= max_shots=32"),
+    ({"seed_shots": 33}, "seed_shots=33 must be in [0, max_shots=32]"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ConfigError) as exc:
