@@ -249,6 +249,12 @@ def test_smoke_preset_learns_in_context(tmp_path):
     test = run.events("test")
     at = lambda k: np.mean([e["icl"] for e in test if e["shots"] == k])
     assert at(cfg.claim_shots) > 0.6 and at(cfg.claim_shots) > at(1) + 0.05, test
+    # reinforced experiment: the model labels the pool above chance after the seed shots,
+    # and labelled shots help where unlabelled ones cannot (directions only)
+    assert all(e["yield_"] > 0.55 for e in run.events("ricl_pool"))
+    arm = lambda a: np.mean([e[a] for e in run.events("ricl") if e["shots"] == cfg.claim_shots])
+    assert arm("ground_truth") > arm("unsupervised") + 0.1
+    assert arm("reinforced") > arm("unsupervised") + 0.1
 
 
 @pytest.mark.parametrize("change, message", [

@@ -30,7 +30,10 @@ reinforced shots and evaluations 87 s, experiment 4 (three decoders) 57 s + eval
   experiment with another batch order moves the claim by 4.7 points -- it was never
   robust); reinforced - ground truth at 8 shots -1.0 [-7.8, 6.3] (CI not above -5):
   does not hold. A verified rationale can hold a malformed step: the verifier checks the
-  final answer.
+  final answer. Reinforced / unsupervised ICL on a task the model does learn in context
+  (issue 26 item 3) is `icl-linear`'s second experiment: the trained linear classifier
+  labels a pool itself, and verified vs ground-truth vs unverified vs unlabelled shots are
+  compared on the same queries.
 - experiment 4: the decoders learn only the label marginal; in-context accuracy is flat in
   the shots (d=16: 46.1% at every shot count vs kNN 66.9% and logistic 81.0% at 28 shots);
   none of its 3 claims holds (ICL - kNN -9.1 [-15.1, -2.9], ICL - logistic -19.4 [-20.1,
