@@ -5,6 +5,7 @@ recomputed from the events, resume after a kill (with a stand-in SAC evaluator);
 to end and resume with SAC (slow)."""
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
 from selftaught.evolve import actor_critic as ac
+from selftaught.evolve import sac_family as sf
 from selftaught.evolve.program import Node, Program
 from selftaught.recipes import metapg
 from selftaught.rl.control import PhysicsError
@@ -114,6 +116,9 @@ def test_bad_input_raises_user_errors():
 @pytest.mark.parametrize("flags,msg", [
     (["--env", "Walker2d"], "continuous-control environment"),
     (["--perturb-scales", "0.5", "0"], "narrow the perturbation range"),
+    (["--space", "trees"], "search space"),
+    (["--preset", "continuous-smoke", "--sigma", "0"], "sigma must be in (0, 1]"),
+    (["--preset", "continuous-smoke", "--p-gene", "1.5"], "p_gene must be in [0, 1]"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, msg):
     rc = main(["run", "metapg", "--preset", "smoke", "--run-dir", str(tmp_path / "r"), *flags])
@@ -129,6 +134,13 @@ def _metrics(path):
                   for e in run.events("reeval")]
 
 
+class _PointHasher:
+    """A continuous point's 32-hex hash (the stand-in seeds its draws from hex digits)."""
+
+    def hash_many(self, points):
+        return [hashlib.sha1(p.key().encode()).hexdigest()[:32] for p in points]
+
+
 class _StandInSAC:
     """A `LazyBackend` stand-in: per-seed (performance, generalizability) drawn from the
     pair's function hash and the seed block (what SAC's results depend on), every call
@@ -137,7 +149,9 @@ class _StandInSAC:
     calls: list = []
 
     def __init__(self, name, task, **kw):
-        self.task, self.hasher = task, ac.PairHasher(*task.spaces)
+        self.task = task
+        self.hasher = (_PointHasher() if isinstance(task, sf.SACFamilyTask)
+                       else ac.PairHasher(*task.spaces))
 
     def __enter__(self):
         return self
@@ -149,7 +163,7 @@ class _StandInSAC:
         return self.evaluate
 
     def evaluate(self, items):
-        items = [(it, 0) if isinstance(it, ac.Pair) else tuple(it) for it in items]
+        items = [(it, 0) if isinstance(it, (ac.Pair, sf.Point)) else tuple(it) for it in items]
         type(self).calls.append([(h, b) for h, (_, b) in zip(
             self.hasher.hash_many([p for p, _ in items]), items)])
         out = []
@@ -166,9 +180,9 @@ def stand_in(monkeypatch):
     return _StandInSAC
 
 
-def _execute(path, **kw):
-    cfg = dataclasses.replace(metapg.RECIPE.preset("smoke"), generations=2, **kw)
-    return runner.execute(metapg.RECIPE, cfg, preset="smoke", seeds=5, run_dir=path)[1]
+def _execute(path, preset="smoke", **kw):
+    cfg = dataclasses.replace(metapg.RECIPE.preset(preset), generations=2, **kw)
+    return runner.execute(metapg.RECIPE, cfg, preset=preset, seeds=5, run_dir=path)[1]
 
 
 def test_searches_are_batched_per_generation_and_claims_are_over_search_seeds(
@@ -218,12 +232,13 @@ def test_fewer_than_three_searches_leave_the_claims_undetermined(stand_in, tmp_p
                for c in summary["claims"])
 
 
+@pytest.mark.parametrize("preset", ["smoke", "continuous-smoke"])
 def test_multi_search_resume_after_a_kill_gives_the_same_metrics(stand_in, tmp_path,
-                                                                  killed_at):
-    ref = _execute(tmp_path / "ref")
+                                                                  killed_at, preset):
+    ref = _execute(tmp_path / "ref", preset)
     path = tmp_path / "run"
     with killed_at(RunDir, "mark_phase_done", 2):
-        _execute(path)
+        _execute(path, preset)
     assert RunDir.open(path).done_phases() == {"search/gen0"}
     _, summary = runner.execute(metapg.RECIPE, None, preset="", seeds=0, run_dir=path,
                                 resume=True)
@@ -380,3 +395,37 @@ def test_report_diagnostics_t_interval_and_seed_level_ci():
         est = metapg.seed_level_ci(perf, gen, rows, c)
         assert est[0] == pytest.approx(d[:, c].mean())
         assert est.n == 8 and est[1] <= est[0] <= est[2]
+
+
+def test_continuous_space_searches_from_sac_in_the_box_and_retests_on_common_seeds(
+        stand_in, tmp_path):
+    """The continuous space through the same searches and re-test (stand-in SAC): every
+    search starts from SAC's point, every member stays in the box, the re-test trains SAC
+    and the chosen points on the same fresh blocks, the claims are over the 3 searches."""
+    summary = _execute(tmp_path / "r", "continuous-smoke")
+    run = RunDir.open(tmp_path / "r")
+    for e in run.events("generation"):
+        pts = [sf.point_from_dict(d) for d in e["population"]]  # raises outside the box
+        assert e["hashes"] == [p.key() for p in pts]
+        if e["generation"] == 0:
+            assert pts[0] == sf.sac_point() and len(set(pts)) > 1
+    (r,) = run.events("reeval")
+    assert sf.point_from_dict(r["pairs"][0]) == sf.sac_point()
+    keys = [sf.point_from_dict(d).key() for d in r["pairs"]]
+    blocks = sorted({b for _, b in stand_in.calls[-1]})
+    assert blocks == [3, 4, 5] and len(stand_in.calls[-1]) == len(keys) * 3
+    assert all(c["unit"] == "search seeds" and c["n"] == 3 for c in summary["claims"])
+    assert "agg(q1_pi, q2_pi; 1)" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_continuous_smoke_end_to_end_with_sac(tmp_path):
+    """The continuous-smoke preset with the real SAC evaluator (one compiled program for
+    every point x seed of a batch): finite results, SAC's point first in every search."""
+    _, summary = runner.execute(metapg.RECIPE, metapg.RECIPE.preset("continuous-smoke"),
+                                preset="continuous-smoke", seeds=4, run_dir=tmp_path / "r")
+    run = RunDir.open(tmp_path / "r")
+    (r,) = run.events("reeval")
+    assert np.isfinite(np.asarray(r["performance"])).all()
+    assert np.asarray(r["performance"]).shape[1] == 4
+    assert [c["name"] for c in summary["claims"]] == [
+        f"front_beats_sac_on_{o}" for o in metapg.OBJECTIVES]

@@ -229,42 +229,60 @@ class MetaPGTask:
         return [{k: v} for k, v in self.perturb]
 
     def build(self):
-        from selftaught.rl import control
-
         run = _metapg_program(dataclasses.replace(self, seed=0))
-        env = control.make_control_env(self.sac.env, self.sac.max_episode_steps or None)
         cs, as_ = self.spaces
-        base = jax.random.PRNGKey(self.seed)
-        keys = jax.jit(lambda blocks: jax.vmap(lambda b: jax.vmap(
-            lambda j: jax.random.fold_in(jax.random.fold_in(base, b), j))(
-                jnp.arange(self.seeds)))(blocks))
 
-        def evaluate(items) -> np.ndarray:
-            jobs = [(it, 0) if isinstance(it, Pair) else tuple(it) for it in items]
-            out = np.full((len(jobs), 2, self.seeds), np.nan)
-            ok = []
-            for i, (pair, _) in enumerate(jobs):
-                try:
-                    validate(cs, pair.critic)
-                    validate(as_, pair.actor)
-                    ok.append(i)
-                except (DataError, UnknownNameError):
-                    pass
-            for start in range(0, len(ok), self.batch):
-                idx = ok[start:start + self.batch]
-                part = [jobs[i] for i in idx]
-                part += [part[0]] * (self.batch - len(part))
-                enc_c = encode_many(cs, [p.critic for p, _ in part])
-                enc_a = encode_many(as_, [p.actor for p, _ in part])
-                ks = keys(jnp.asarray([b for _, b in part], jnp.int32))
-                ret, pert = (np.asarray(x, np.float64) for x in run(*enc_c, *enc_a, ks))
-                half = ret.shape[-1] // 2
-                perf = np.asarray(env.normalized(ret[..., half:].mean(-1)))
-                gen = np.asarray(env.normalized(pert)).mean(-1)
-                out[idx] = np.stack([perf, gen], 1)[: len(idx)]
-            return out
+        def valid(pair: Pair) -> bool:
+            try:
+                validate(cs, pair.critic)
+                validate(as_, pair.actor)
+                return True
+            except (DataError, UnknownNameError):
+                return False
 
-        return evaluate
+        def encode(part):
+            return (*encode_many(cs, [p.critic for p in part]),
+                    *encode_many(as_, [p.actor for p in part]))
+
+        return seed_block_evaluator(self, encode, run, bare=Pair, valid=valid)
+
+
+def seed_block_evaluator(task, encode, run, *, bare: type, valid=None):
+    """evaluate(items) -> [n, 2, task.seeds] per-seed (performance, generalizability) of
+    SAC trainings: an item is a candidate (an instance of `bare`: seed block 0) or
+    (candidate, block); seed j of block b is fold_in(fold_in(PRNGKey(task.seed), b), j), so
+    a candidate's results depend on its block, never on its batch slot. Candidates are run
+    `task.batch` at a time through `run(*encode(candidates), keys [batch, seeds])` ->
+    (eval_return [batch, seeds, evals], perturbed_return [batch, seeds, P]), the last batch
+    padded; performance = normalised mean return over the second half of the curve,
+    generalizability = mean normalised perturbed return. Candidates failing `valid` give
+    NaN rows without training."""
+    from selftaught.rl import control
+
+    env = control.make_control_env(task.sac.env, task.sac.max_episode_steps or None)
+    base = jax.random.PRNGKey(task.seed)
+    keys = jax.jit(lambda blocks: jax.vmap(lambda b: jax.vmap(
+        lambda j: jax.random.fold_in(jax.random.fold_in(base, b), j))(
+            jnp.arange(task.seeds)))(blocks))
+
+    def evaluate(items) -> np.ndarray:
+        jobs = [(it, 0) if isinstance(it, bare) else tuple(it) for it in items]
+        out = np.full((len(jobs), 2, task.seeds), np.nan)
+        ok = [i for i, (c, _) in enumerate(jobs) if valid is None or valid(c)]
+        for start in range(0, len(ok), task.batch):
+            idx = ok[start:start + task.batch]
+            part = [jobs[i] for i in idx]
+            part += [part[0]] * (task.batch - len(part))
+            ks = keys(jnp.asarray([b for _, b in part], jnp.int32))
+            ret, pert = (np.asarray(x, np.float64)
+                         for x in run(*encode([c for c, _ in part]), ks))
+            half = ret.shape[-1] // 2
+            perf = np.asarray(env.normalized(ret[..., half:].mean(-1)))
+            gen = np.asarray(env.normalized(pert)).mean(-1)
+            out[idx] = np.stack([perf, gen], 1)[: len(idx)]
+        return out
+
+    return evaluate
 
 
 @functools.lru_cache(maxsize=4)

@@ -75,7 +75,6 @@ from __future__ import annotations
 from selftaught.core.errors import check
 from selftaught.core.recipe import Recipe
 from selftaught.core.rundir import RunDir
-from selftaught.evolve import actor_critic as ac
 from selftaught.evolve.actor_critic import metapg_objectives as objectives  # noqa: F401
 from selftaught.evolve.backends import LazyBackend
 from selftaught.recipes.metapg.config import (  # noqa: F401  (re-exported: tests)
@@ -98,21 +97,20 @@ from selftaught.recipes.metapg.search import (  # noqa: F401  (re-exported: test
     search_generation,
     search_items,
 )
+from selftaught.recipes.metapg.spaces import make_space
 
 
 def run(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> None:
     check(len(seeds) >= 2, f"--seeds must be >= 2 (the re-test's fresh training seeds; "
           f"stability is their spread), got {len(seeds)}")
-    task = config.task()
-    hasher = ac.PairHasher(*task.spaces)
+    space = make_space(config)
     # the SAC evaluator (local or Ray), started when a phase first needs it
-    with LazyBackend(config.backend, task, workers=config.workers,
+    with LazyBackend(config.backend, space.task, workers=config.workers,
                      address=config.ray_address or None) as evaluator:
         for g in range(config.generations + 1):
-            run_dir.phase(f"search/gen{g}", search_generation, config, run_dir, g,
-                          task.spaces, hasher, evaluator)
-        run_dir.phase("reeval", reevaluate_front, config, run_dir, task.spaces, hasher,
-                      evaluator, seeds)
+            run_dir.phase(f"search/gen{g}", search_generation, config, run_dir, g, space,
+                          evaluator)
+        run_dir.phase("reeval", reevaluate_front, config, run_dir, space, evaluator, seeds)
 
 
 PRESETS = {
@@ -121,6 +119,16 @@ PRESETS = {
         hidden=8, num_evals=2, eval_episodes=1, max_episode_steps=25, train_seeds=2,
         population=4, generations=1, front_max=2, eval_batch=4, perturb_scales=(0.5, 2.0)),
     "default": MetaPGConfig(),
+    # the continuous space (`evolve.sac_family`): 3 searches x 6 generations x population 8,
+    # 6 training seeds per candidate (a training costs ~0.5 CPU-s here, 8 points x 6 seeds
+    # vmapped per compiled call), then the same 33-seed re-test and claims
+    "continuous": MetaPGConfig(space="continuous", train_seeds=6, generations=6,
+                               eval_batch=8),
+    "continuous-smoke": MetaPGConfig(
+        space="continuous", num_seeds=4, total_steps=300, learning_starts=100,
+        buffer_size=300, batch_size=8, hidden=8, num_evals=2, eval_episodes=1,
+        max_episode_steps=25, train_seeds=2, population=4, generations=1, front_max=2,
+        eval_batch=4, perturb_scales=(0.5, 2.0)),
     "paper": MetaPGConfig(
         searches=5, num_seeds=40, total_steps=30_000, learning_starts=1_000, buffer_size=30_000,
         batch_size=256, hidden=256, lr=1e-3, num_evals=10, eval_episodes=5,

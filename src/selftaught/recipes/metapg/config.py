@@ -19,9 +19,13 @@ class MetaPGConfig:
 
     Defaults = the `default` preset: `selftaught run metapg --preset default`, 3 searches,
     1,428 CPU-s, 1 of 3 claims holds (fragile; see the module docstring for the measured
-    figures). The claims use the graph search space (typed DAG pairs); a continuous
-    parameterisation of SAC's loss terms is not built."""
+    figures). The default's claims use the graph search space (typed DAG pairs); the
+    `continuous` preset runs the same searches, re-test and claims over a continuous
+    parameterisation of SAC's loss terms (`evolve.sac_family`)."""
 
+    space: str = "graph"
+    """search space: graph (pairs of typed loss DAGs, `evolve.actor_critic`) | continuous
+    (five weights on SAC's loss terms, `evolve.sac_family`; SAC is one point)"""
     seed: int = 0
     """the run's seed: search k mutates with search seed seed + k and trains its
     candidates on seed block k; the re-test uses fresh blocks beyond every search's"""
@@ -77,6 +81,12 @@ class MetaPGConfig:
     """probability that a mutation changes the critic graph (else the actor graph)"""
     p_edge: float = 0.3
     """probability that a mutation rewires one input instead of replacing a node"""
+    sigma: float = 0.2
+    """continuous space: sd of a mutation's Gaussian step, as a fraction of each
+    parameter's range"""
+    p_gene: float = 0.5
+    """continuous space: probability that a mutation changes each parameter (at least one
+    always changes)"""
     front_max: int = 3
     """front members of each search re-tested (the best on each objective by the search's
     own scores first: 3 covers the members the claims use)"""
@@ -90,6 +100,13 @@ class MetaPGConfig:
     """Ray cluster address (empty: start a local Ray)"""
 
     def validate(self) -> None:
+        from selftaught.recipes.metapg.spaces import SPACES
+
+        if self.space not in SPACES:
+            raise UnknownNameError("search space", self.space, list(SPACES))
+        check(0 < self.sigma <= 1, f"sigma must be in (0, 1] (a fraction of each "
+              f"parameter's range), got {self.sigma}")
+        check(0 <= self.p_gene <= 1, f"p_gene must be in [0, 1], got {self.p_gene}")
         check(self.power_effect > 0, f"power_effect must be > 0 (a relative change, e.g. "
               f"0.05), got {self.power_effect}")
         if self.backend not in BACKENDS:

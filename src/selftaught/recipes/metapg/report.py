@@ -7,8 +7,8 @@ import numpy as np
 from selftaught import stats
 from selftaught.core.recipe import Claim, Report
 from selftaught.core.rundir import RunDir
-from selftaught.evolve import actor_critic as ac
 from selftaught.recipes.metapg.config import OBJECTIVES, PAPER, MetaPGConfig
+from selftaught.recipes.metapg.spaces import make_space
 
 
 def chosen_rows(searches: list[dict]) -> np.ndarray:
@@ -102,8 +102,8 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     perf = np.asarray(r["performance"], np.float64)        # [pairs, n]: row 0 SAC
     gen = np.asarray(r["generalizability"], np.float64)
     n = perf.shape[1]
-    spaces = (ac.critic_space(config.critic_nodes), ac.actor_space(config.actor_nodes))
-    readable = [ac.pair_from_dict(d, *spaces).readable() for d in r["pairs"]]
+    space = make_space(config)
+    readable = [space.readable(space.from_dict(d)) for d in r["pairs"]]
     rows = chosen_rows(r["searches"])
     d = search_differences(perf, gen, rows)
     md += ["", f"## Re-test ({n} fresh training seeds, the same for every row: common "

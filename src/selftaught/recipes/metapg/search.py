@@ -7,7 +7,6 @@ import math
 import numpy as np
 
 from selftaught.core.rundir import RunDir
-from selftaught.evolve import actor_critic as ac
 from selftaught.evolve.actor_critic import metapg_objectives as objectives
 from selftaught.evolve.search import non_dominated_sort, nsga2_parents, nsga2_survivors
 from selftaught.recipes.metapg.config import OBJECTIVES, MetaPGConfig
@@ -21,14 +20,7 @@ def _nan_list(x) -> list:
     return np.asarray(x, np.float64).tolist()
 
 
-def _mutator(config: MetaPGConfig, spaces):
-    def mutate_batch(parents, rng):
-        return [ac.mutate_pair(p, rng, *spaces, p_critic=config.p_critic, p_edge=config.p_edge)
-                for p in parents]
-    return mutate_batch
-
-
-def _search_state(run_dir: RunDir, spaces, k: int):
+def _search_state(run_dir: RunDir, space, k: int):
     """(population, raw table {hash: [2, seeds]}, rng state, last event) of search k after
     its last finished generation."""
     evs = run_dir.events("generation", search=k)
@@ -36,18 +28,19 @@ def _search_state(run_dir: RunDir, spaces, k: int):
     for e in evs:
         table.update({h: np.asarray(v, np.float64) for h, v in e["new"].items()})
     last = evs[-1]
-    pop = [ac.pair_from_dict(d, *spaces) for d in last["population"]]
+    pop = [space.from_dict(d) for d in last["population"]]
     return pop, table, last["rng_state"], last
 
 
-def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces, hasher,
+def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, space,
                       evaluator) -> None:
     """Generation g of every search (`config.searches` independent NSGA-II runs; search k
     mutates with search seed config.seed + k and trains every candidate on its own seed
     block k, common to its candidates). Generation 0 is SAC's pair and its mutants; a
     later one continues each search from the population, fitness table and random state of
     its last `generation` event (so a resumed search draws what an uninterrupted one
-    draws). The new candidates of all searches are trained in one evaluator call (batched
+    draws). `space` (`spaces.make_space`) gives SAC, the mutation and the hash of either
+    search space. The new candidates of all searches are trained in one evaluator call (batched
     together), then each search keeps its survivors (`nsga2_survivors`) and logs one
     `generation` event."""
     hurdle = config.stability_hurdle
@@ -55,39 +48,38 @@ def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces
     for k in range(config.searches):
         if g == 0:
             rng = np.random.default_rng([config.seed + k, 14])
-            base = ac.sac_pair()
+            base = space.sac()
             pop, F = [], None
-            cands = [base] + _mutator(config, spaces)([base] * (config.population - 1), rng)
+            cands = [base] + space.mutate([base] * (config.population - 1), rng)
             table = {}
             prev = {"real_evaluations": 0, "candidates": 0, "cache_hits": 0, "failures": 0}
         else:
-            pop, table, rng_state, prev = _search_state(run_dir, spaces, k)
+            pop, table, rng_state, prev = _search_state(run_dir, space, k)
             rng = np.random.default_rng()
             rng.bit_generator.state = rng_state
-            F = objectives(np.stack([table[h] for h in hasher.hash_many(pop)]), hurdle)
+            F = objectives(np.stack([table[h] for h in space.hash_many(pop)]), hurdle)
             F = np.where(np.isfinite(F), F, -1e30)
-            cands = _mutator(config, spaces)(
-                nsga2_parents(pop, F, rng, config.population), rng)
+            cands = space.mutate(nsga2_parents(pop, F, rng, config.population), rng)
         states.append((pop, F, cands, table, rng, prev))
-    todo = search_items(hasher, [(s[2], s[3]) for s in states])
+    todo = search_items(space, [(s[2], s[3]) for s in states])
     raw = np.asarray(evaluator()([(pair, k) for k, _, pair in todo])) if todo else []
     new: list[dict[str, np.ndarray]] = [{} for _ in states]
     for (k, h, _), v in zip(todo, raw):
         new[k][h] = v
     for k, (pop, F, cands, table, rng, prev) in enumerate(states):
         raw_of = {**table, **new[k]}
-        Fc = objectives(np.stack([raw_of[h] for h in hasher.hash_many(cands)]), hurdle)
+        Fc = objectives(np.stack([raw_of[h] for h in space.hash_many(cands)]), hurdle)
         if g == 0:
             pop = cands
         else:
             pop, _ = nsga2_survivors(pop, F, cands, Fc, config.population)
-        hashes = hasher.hash_many(pop)
+        hashes = space.hash_many(pop)
         F_pop = objectives(np.stack([raw_of[h] for h in hashes]), hurdle)
         log("generation", search=k, search_seed=config.seed + k, generation=g,
-            population=[ac.pair_to_dict(p) for p in pop], hashes=hashes,
+            population=[space.to_dict(p) for p in pop], hashes=hashes,
             objectives=_nan_list(F_pop),
             front=non_dominated_sort(np.where(np.isfinite(F_pop), F_pop, -1e30))[0].tolist(),
-            formulas=[p.formulas() for p in pop],
+            formulas=[space.formulas(p) for p in pop],
             new={h: _nan_list(v) for h, v in new[k].items()},
             candidates=prev["candidates"] + len(cands),
             real_evaluations=prev["real_evaluations"] + len(new[k]),
@@ -97,7 +89,7 @@ def search_generation(log, config: MetaPGConfig, run_dir: RunDir, g: int, spaces
             rng_state=rng.bit_generator.state)
 
 
-def search_items(hasher, searches) -> list[tuple[int, str, ac.Pair]]:
+def search_items(hasher, searches) -> list[tuple[int, str, object]]:
     """The trainings one generation needs, for all searches in one batch: [(search k, hash,
     pair)] for each candidate of search k whose function (pair hash) neither its table nor
     an earlier candidate of the same search already holds. Searches do not share results:
@@ -113,18 +105,18 @@ def search_items(hasher, searches) -> list[tuple[int, str, ac.Pair]]:
     return todo
 
 
-def reevaluate_front(log, config: MetaPGConfig, run_dir: RunDir, spaces, hasher, evaluator,
+def reevaluate_front(log, config: MetaPGConfig, run_dir: RunDir, space, evaluator,
                      seeds: list[int]) -> None:
     """The re-test with common random numbers: SAC's pair and every search's chosen front
     members (`_front_members`) trained on the same fresh training seeds (seed blocks
     `searches`, `searches` + 1, ..., beyond every search's own), so each member's
     difference to SAC is paired seed by seed. A function chosen by several searches is
     trained once (its fresh results do not depend on the search that found it)."""
-    sac_hash = hasher.hash_many([ac.sac_pair()])[0]
-    pairs, index = [ac.sac_pair()], {sac_hash: 0}
+    sac_hash = space.hash_many([space.sac()])[0]
+    pairs, index = [space.sac()], {sac_hash: 0}
     per_search = []
     for k in range(config.searches):
-        pop, table, _, last = _search_state(run_dir, spaces, k)
+        pop, table, _, last = _search_state(run_dir, space, k)
         members = _front_members(config, last, sac_hash)
         rows = []
         for i in members:
@@ -144,8 +136,8 @@ def reevaluate_front(log, config: MetaPGConfig, run_dir: RunDir, spaces, hasher,
     raw = np.asarray(evaluator()([(p, b) for p in pairs for b in blocks]))
     raw = raw.reshape(len(pairs), len(blocks), 2, config.train_seeds)
     per_seed = raw.transpose(0, 2, 1, 3).reshape(len(pairs), 2, -1)[..., :n]
-    log("reeval", formulas=[p.formulas() for p in pairs],
-        pairs=[ac.pair_to_dict(p) for p in pairs], searches=per_search,
+    log("reeval", formulas=[space.formulas(p) for p in pairs],
+        pairs=[space.to_dict(p) for p in pairs], searches=per_search,
         performance=_nan_list(per_seed[:, 0]),
         generalizability=_nan_list(per_seed[:, 1]))
 
