@@ -429,3 +429,11 @@ def test_continuous_smoke_end_to_end_with_sac(tmp_path):
     assert np.asarray(r["performance"]).shape[1] == 4
     assert [c["name"] for c in summary["claims"]] == [
         f"front_beats_sac_on_{o}" for o in metapg.OBJECTIVES]
+
+
+def test_parameter_drift_is_the_population_mean_per_search():
+    pts = [sf.Point((1.0, 1.0, 1.0, 1.0, 0.0)), sf.Point((0.5, 2.0, 0.0, 0.2, 1.0))]
+    evs = [[{"population": [p.as_dict() for p in pts]}, {"population": [pts[1].as_dict()]}]]
+    lines = metapg.parameter_drift(evs, [3])
+    row = [c.strip() for c in lines[-1].split("|")[1:-1]]
+    assert row == ["3", "0.75, 0.50", "1.50, 2.00", "0.50, 0.00", "0.60, 0.20", "0.50, 1.00"]

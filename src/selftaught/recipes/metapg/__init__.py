@@ -85,6 +85,7 @@ from selftaught.recipes.metapg.config import (  # noqa: F401  (re-exported: test
 from selftaught.recipes.metapg.report import (  # noqa: F401  (re-exported: tests)
     chosen_rows,
     paired_sd,
+    parameter_drift,
     power_table,
     report,
     search_differences,

@@ -7,6 +7,7 @@ import numpy as np
 from selftaught import stats
 from selftaught.core.recipe import Claim, Report
 from selftaught.core.rundir import RunDir
+from selftaught.evolve import sac_family as sf
 from selftaught.recipes.metapg.config import OBJECTIVES, PAPER, MetaPGConfig
 from selftaught.recipes.metapg.spaces import make_space
 
@@ -94,6 +95,11 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                       {o: best[:, :, i] for i, o in enumerate(OBJECTIVES)},
                       xlabel="generation", ylabel="best in population (band: searches)")
     md += ["", "![search](plots/search.png)"]
+    if config.space == "continuous":
+        sac_at = ", ".join(f"{n} = {v:g}" for n, v in zip(sf.NAMES, sf.SAC_POINT))
+        md += ["", "Where the continuous searches moved: each parameter's mean over the "
+               f"population per generation (searches in order; SAC is {sac_at}):",
+               "", *parameter_drift([[ev[(g, k)] for k in range(S)] for g in gens], gens)]
     claims: list[Claim] = []
     r = stats.collect_events(run_dir, "reeval", by={}, optional=True)
     if r is None:
@@ -162,6 +168,18 @@ def report(config: MetaPGConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     md += ["![re-test](plots/reeval.png)"]
     md += power_table(config, perf, gen, rows)
     return Report(claims, "\n".join(md))
+
+
+def parameter_drift(events: list[list[dict]], gens: list[int]) -> list[str]:
+    """Report lines: a table, one row per generation, of each continuous parameter's mean
+    over each search's population (`events[i][k]`: search k's `generation` event of
+    generation gens[i])."""
+    rows = []
+    for g, evs in zip(gens, events):
+        means = [np.mean([[d[n] for n in sf.NAMES] for d in e["population"]], 0) for e in evs]
+        rows.append([g, *(", ".join(f"{m[j]:.2f}" for m in means)
+                          for j in range(len(sf.NAMES)))])
+    return stats.markdown_table(["generation", *sf.NAMES], rows).splitlines()
 
 
 def paired_sd(x: np.ndarray, members) -> tuple[float, float]:
