@@ -22,6 +22,11 @@ one compiled SAC training vmaps over points and seeds (`SACFamilyTask`, the eval
 `mutate` is a Gaussian step per coordinate (each changed with probability `p_gene`, at
 least one), sd `sigma` x the coordinate's range, clipped to the box and rounded to
 `DECIMALS`, so a point's `key` (its hash) is exactly the point trained.
+
+Measured (recipe `metapg --preset continuous`, Pendulum, 4k steps, hidden 32): ~0.5 CPU-s
+per training with 8 points x 6 seeds per compiled call, ~25 CPU-s to compile; the points
+the searches chose differ from SAC by -0.024 .. +0.088 normalised performance on 33 common
+fresh seeds (paired sd 0.225): see the recipe's docstring.
 """
 
 from __future__ import annotations

@@ -34,10 +34,43 @@
     # Earlier (1 search seed, 9 fresh seeds, 648 CPU-s at load 13.6-15): 0 of 3, all
     # undetermined under the claim contract.
 
+The default's claims (above) use the graph space. The second, continuous space (issue 28):
+
+    selftaught run metapg --preset continuous
+    # measured under load 5-12 (2026-12-07, /usr/bin/time -v): 27 min 47 s wall, 760 CPU-s
+    # (748 user + 12 sys), peak RSS 0.91 GiB (idle estimate ~11 min from the graph
+    # default's CPU/wall ratio, not measured); 3 searches x 6 generations x population 8,
+    # 6 training seeds per candidate: 168 candidates, 162 trainings of 6 seeds (6 hash
+    # hits: mutants clipped back onto SAC's corner), then SAC and 9 distinct chosen points
+    # on the same 33 fresh seeds (409 s of the wall). A training costs ~0.5 CPU-s here
+    # (8 points x 6 seeds vmapped per compiled call).
+    # 0 of 3 claims hold (n = 3 search seeds, as above):
+    #   performance       +0.019 [-0.024, +0.040] (+2.7%; paper +3%)        does not hold
+    #   generalizability  -0.007 [-0.038, +0.041] (-0.9%; paper +17%)       does not hold
+    #   stability         +0.011 [-0.008, +0.023] (instability -5%)         does not hold
+    # The front moves here (it did not in the graph space): the population's best
+    # performance on its search seeds rises in 2 of 3 searches (0.680 -> 0.788 at
+    # generation 2; 0.778 -> 0.873 at generation 5; search 2 keeps its generation-0 0.921)
+    # and the populations drift (the TD target's entropy scale 1 -> 0.52 and 0.56 in
+    # searches 1 and 2, the actor's min-vs-mean weight 1 -> 0.61 in search 1; the report's
+    # parameter table). But what moves it is noise: the chosen members' performance gains
+    # on their search seeds (+0.259, +0.249, +0.220) re-test at -0.024, +0.039, +0.040 on
+    # the fresh seeds. Effect vs noise (measured): of the 9 re-tested points only one
+    # differs from SAC in performance with a CI over seeds above 0 (+0.088 [+0.008,
+    # +0.184], search 0's stability pick: Huber TD clipping 1/0.063, entropy scales 1.49 in
+    # the target and 1.92 in the actor), and it is 1 of 9 comparisons; the other 8 lie in
+    # -0.024 .. +0.043. The points stay close to SAC, so common random numbers work better than in
+    # the graph space (corr(member, SAC) +0.57, graph +0.35), yet the paired sd is 0.225
+    # and a search's 6-seed estimate of a difference has sd 0.092 against a 5% effect of
+    # 0.035: the space is measurable but its effects in this box are about the size of
+    # that noise. Power: a 5% change of performance needs 331 paired seeds (761 per arm
+    # independent), generalizability 134 paired.
+
 Algorithm box:
     an algorithm = a pair of typed DAGs (critic loss, actor loss) over the inputs SAC hands
     its pluggable losses (`evolve.actor_critic`); SAC's own pair is the starting point
-    population: SAC's pair + (population - 1) single-graph mutants of it
+    population: SAC's pair + (population - 1) single-graph mutants of it (the continuous
+        space, `--space continuous`: SAC's point + Gaussian mutants, `evolve.sac_family`)
     evaluation of a pair: train SAC with its losses on `train_seeds` seeds (the same seeds
         for every candidate: common random numbers), each training one compiled program
         (losses run through the program interpreter; candidates x seeds are vmapped); per
