@@ -96,3 +96,13 @@ def test_points_round_trip_and_bad_dicts_are_data_errors():
     with pytest.raises(DataError, match="outside the box"):
         sf.point_from_dict({**p.as_dict(), "td_clip": 3.0})
     assert sf.sac_point().formulas()["critic"].startswith("squared(q - y)")
+
+
+def test_the_task_pickles_for_the_pool_and_ray_backends():
+    import pickle
+
+    from selftaught.rl.sac import SACConfig
+
+    task = sf.SACFamilyTask(SACConfig(), (("l", 0.5), ("l", 2.0)), seeds=2, batch=4)
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert pickle.loads(pickle.dumps(sf.sac_point())) == sf.sac_point()

@@ -2,7 +2,10 @@
 selection, invalid graphs scored as failures, bad input (exit 2); several searches batched
 into one evaluation per generation, the claims over search seeds and the paired re-test
 recomputed from the events, resume after a kill (with a stand-in SAC evaluator); smoke end
-to end and resume with SAC (slow)."""
+to end and resume with SAC (slow). The continuous space: its searches start from SAC's point
+and stay in the box, resume, its config errors exit 2, its parameter-drift table, the
+continuous-smoke preset end to end with SAC (~31 CPU-s), and SAC's point training exactly as
+SAC's graph pair (slow)."""
 
 import dataclasses
 import hashlib
@@ -437,3 +440,17 @@ def test_parameter_drift_is_the_population_mean_per_search():
     lines = metapg.parameter_drift(evs, [3])
     row = [c.strip() for c in lines[-1].split("|")[1:-1]]
     assert row == ["3", "0.75, 0.50", "1.50, 2.00", "0.50, 0.00", "0.60, 0.20", "0.50, 1.00"]
+
+
+@pytest.mark.slow  # ~60 CPU-s: compiles SAC twice (graph interpreter, continuous family)
+def test_sacs_point_trains_as_sacs_graph_pair():
+    """Whole SAC trainings on the same seed blocks: the continuous space's SAC point and
+    the graph space's SAC pair give the same per-seed performance and generalizability
+    (two implementations of one algorithm)."""
+    cfg = metapg.RECIPE.preset("continuous-smoke")
+    graph = metapg.make_space(dataclasses.replace(cfg, space="graph"))
+    cont = metapg.make_space(cfg)
+    a = graph.task.build()([graph.sac(), (graph.sac(), 3)])
+    b = cont.task.build()([cont.sac(), (cont.sac(), 3)])
+    assert np.isfinite(a).all() and not np.allclose(a[0], a[1])  # blocks differ
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
