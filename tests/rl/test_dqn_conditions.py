@@ -90,3 +90,41 @@ def test_traced_lr_reproduces_the_configured_lr_and_sweeps_in_one_program():
             np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-4, atol=1e-5)
     moved = [not np.allclose(np.asarray(a)[0], np.asarray(a)[1]) for a in jax.tree.leaves(swept)]
     assert any(moved)
+
+
+def test_mse_and_hl_gauss_store_the_same_noisy_rewards_for_a_seed():
+    # the noise is drawn per transition at collection from the env step key, so the two
+    # losses compared under "noisy targets" see the same noise draws (here: the random
+    # warm-up, before their policies differ)
+    cfg = dataclasses.replace(TINY, reward_noise=1.0, v_min=-5.0, v_max=5.0)
+    bufs = [jax.jit(make_agent(dataclasses.replace(cfg, loss=loss)).init)(
+        jax.random.PRNGKey(5)).buffer for loss in ("mse", "hl_gauss")]
+    n = int(bufs[0].size)
+    assert n == int(bufs[1].size) > 0
+    r = [np.asarray(b.data["reward"][:n]) for b in bufs]
+    np.testing.assert_array_equal(r[0], r[1])
+    assert np.std(r[0]) > 0.5  # noisy: CartPole's clean reward is exactly 1
+
+
+def test_per_sample_reward_noise_keeps_the_buffer_clean_and_noises_each_replay():
+    cfg = dataclasses.replace(TINY, reward_noise=1.0, reward_noise_per_sample=True,
+                              reward_scale=0.5, num_evals=1)
+    agent = make_agent(cfg)
+    carry = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    n = int(carry.buffer.size)
+    # stored clean (0.5 x CartPole's 1 per step): the noise is drawn at replay instead
+    np.testing.assert_array_equal(np.asarray(carry.buffer.data["reward"][:n]), 0.5)
+    after = jax.jit(agent.chunk)(carry)[0]
+    # the update differs from the noise-free one and from the stored-noise one
+    clean = make_agent(dataclasses.replace(cfg, reward_noise=0.0))
+    stored = make_agent(dataclasses.replace(cfg, reward_noise_per_sample=False))
+    for other in (clean, stored):
+        p = jax.jit(lambda k, a=other: a.chunk(a.init(k))[0].params)(jax.random.PRNGKey(0))
+        assert not all(np.allclose(np.asarray(a), np.asarray(b)) for a, b in
+                       zip(jax.tree.leaves(after.params), jax.tree.leaves(p)))
+    # without noise the flag changes nothing
+    same = [jax.jit(lambda k, a=a: a.chunk(a.init(k))[0].params)(jax.random.PRNGKey(0))
+            for a in (clean, make_agent(dataclasses.replace(cfg, reward_noise=0.0,
+                                                            reward_noise_per_sample=False)))]
+    for a, b in zip(*(jax.tree.leaves(p) for p in same)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -209,3 +209,32 @@ def test_value_learner_fits_the_reward_and_takes_a_traced_lr_and_sigma():
         return jax.lax.scan(body, (p, init(p, lr)), None, length=300)[0][0]
 
     assert rmse(fit_hl(p0, jnp.float32(0.05), jnp.float32(1.5))) < 0.5 * rmse(p0)
+
+
+def test_hl_gauss_target_of_a_noisy_td_target_is_unbiased_with_the_mixture_spread():
+    # "noisy targets" (value-classification, noisy condition): y = r + eps + gamma * Q(s'),
+    # eps ~ N(0, 1), support [-10, 10] x 51 bins (width 0.392), sigma = 0.75 bin. Averaged
+    # over eps the target histograms form the distribution the cross-entropy is minimised
+    # by: its mean is E[y] (nothing clipped for |y| <= 5) and its variance is the noise's
+    # plus the Gaussian's plus the binning's (width^2 / 12)
+    mu, n = 0.8, 40_000
+    eps = jax.random.normal(jax.random.PRNGKey(0), (n,))
+    p = np.asarray(vl.hl_gauss_target(mu + eps, -10.0, 10.0, 51), np.float64).mean(0)
+    z = np.asarray(vl.hl_gauss_support(-10.0, 10.0, 51), np.float64)
+    eps_mean = float(np.mean(np.asarray(eps, np.float64)))
+    assert p.sum() == pytest.approx(1.0, abs=1e-5)
+    assert (p * z).sum() == pytest.approx(mu + eps_mean, abs=2e-3)
+    width = 20.0 / 51
+    var = (p * (z - (p * z).sum()) ** 2).sum()
+    want = np.var(np.asarray(eps, np.float64)) + (0.75 * width) ** 2 + width**2 / 12
+    assert var == pytest.approx(want, rel=0.02)
+    # the greedy action reads the categorical mean, not the mode: action 0 has the higher
+    # mode (all mass at z_30 = 1.96), action 1 the higher mean (0.6 at z_25 = 0, 0.4 at
+    # z_50 = 9.80: mean 3.92)
+    head = vl.make_value_head("hl_gauss", v_min=-10.0, v_max=10.0, num_bins=51)
+    logits = np.full((1, 2, 51), -40.0, np.float32)
+    logits[0, 0, 30] = 0.0
+    logits[0, 1, [25, 50]] = [np.log(0.6), np.log(0.4)]
+    q = np.asarray(head.q_values(jnp.asarray(logits)))[0]
+    np.testing.assert_allclose(q, [z[30], 0.6 * z[25] + 0.4 * z[50]], atol=1e-4)
+    assert np.argmax(q) == 1

@@ -97,6 +97,11 @@ class DQNConfig:
     """sd of Gaussian noise added to every reward the learner stores ("noisy targets";
     before reward_scale); evaluation returns use the clean reward, train_return the noisy
     one (see `rl.envs.noisy_rewards`)"""
+    reward_noise_per_sample: bool = False
+    """draw the reward noise afresh each time a transition is replayed (in every sampled
+    minibatch: zero-mean label noise the learner cannot memorise) instead of once per
+    transition at collection (stored in the buffer, the default); train_return is then the
+    clean return"""
     double_dqn: bool = True
     """bootstrap with the online network's greedy action (Double DQN)"""
     target_update_every: int = 50
@@ -199,7 +204,8 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     c = config
     env = make_env(c.env, c.max_episode_steps or None) if env is None else env
     clean_env = env
-    if c.reward_noise > 0:  # the learner sees noisy rewards; evaluation the clean env
+    if c.reward_noise > 0 and not c.reward_noise_per_sample:
+        # the learner stores noisy rewards; evaluation uses the clean env
         env = noisy_rewards(env, c.reward_noise)
         if eval_fn is None:
             eval_fn = lambda policy, key: {  # noqa: E731
@@ -258,7 +264,12 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
         return jnp.mean(per), (jnp.mean(q_sa), td_sq)
 
     def grad_step(carry: Carry, key):
+        if c.reward_noise > 0 and c.reward_noise_per_sample:  # fresh noise per replay
+            key, k_noise = jax.random.split(key)
         batch, _ = replay.sample(carry.buffer, key, c.batch_size)
+        if c.reward_noise > 0 and c.reward_noise_per_sample:
+            noise = jax.random.normal(k_noise, batch["reward"].shape, jnp.float32)
+            batch = {**batch, "reward": batch["reward"] + c.reward_noise * c.reward_scale * noise}
         batch = {**batch, "obs": batch["obs"].astype(jnp.float32),
                  "next_obs": batch["next_obs"].astype(jnp.float32)}
         (loss_val, (q_mean, td_sq)), grads = jax.value_and_grad(loss, has_aux=True)(
