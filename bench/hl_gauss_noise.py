@@ -20,6 +20,7 @@ each run's own buffer:
            noise) how much of its own noise Q(s, a) has memorised
   q_dom / q_other   mean Q of the commonest greedy action / of the other actions
   sd_other the other actions' Q: sd over states (mean over those actions)
+  bias_off that action's Q minus the others' from the output biases alone (features 0)
   data_dom the commonest greedy action's share of the replayed transitions' actions
   rmsTD    RMS TD error in value units at the last chunk (training curve)
 
@@ -113,6 +114,9 @@ def diagnostics(dqn, agent, carry, key, n=1024, n_grad=256):
         g = jax.vmap(g_one)(small)
         flat = jnp.concatenate([x.reshape(n_grad, -1) for x in jax.tree.leaves(g)], 1)
         coh = jnp.sum(flat.mean(0) ** 2) / jnp.mean(jnp.sum(flat ** 2, 1))
+        # Q from the output layer's biases alone (the torso's features set to 0)
+        h = net.apply(c.params, batch["obs"][:1], method=QNetwork.encode)
+        bias_q = head.q_values(net.apply(c.params, jnp.zeros_like(h), method=QNetwork.head))[0]
         shares = jnp.mean(jax.nn.one_hot(q.argmax(-1), q.shape[-1]), 0)
         dom = jnp.argmax(shares)  # the commonest greedy action
         other = jnp.arange(q.shape[-1]) != dom
@@ -122,7 +126,8 @@ def diagnostics(dqn, agent, carry, key, n=1024, n_grad=256):
                 "mem": jnp.corrcoef(q_sa, batch["reward"])[0, 1],
                 "q_dom": q[:, dom].mean(), "q_other": jnp.nanmean(q_other),
                 "sd_other": jnp.nanmean(jnp.nanstd(q_other, axis=0)),
-                "data_dom": jnp.mean(batch["action"] == dom)}
+                "data_dom": jnp.mean(batch["action"] == dom),
+                "bias_off": bias_q[dom] - jnp.sum(jnp.where(other, bias_q, 0.0)) / other.sum()}
 
     runs = jax.tree.leaves(carry.params)[0].shape[0]
     return jax.device_get(jax.jit(jax.vmap(one))(carry, jax.random.split(key, runs)))
@@ -288,8 +293,8 @@ def main():
     args = ap.parse_args()
     runs = [(s, lr) for lr in args.lrs for s in args.seeds]
     print("| probe | condition | lr | score IQM (per seed) | Q | gap | spread | coh | share "
-          "| mem | q_dom | q_other | sd_other | data_dom | rmsTD |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| mem | q_dom | q_other | sd_other | data_dom | bias_off | rmsTD |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     if "regress" in args.probe:
         regress(list(PROBES_REGRESS), args.lrs, args.seeds)
     if "td" in args.probe:
@@ -314,7 +319,7 @@ def main():
                       f"{d['coh'][i].mean():.4f} | {d['share'][i].mean():.2f} | "
                       f"{d['mem'][i].mean():.3f} | {d['q_dom'][i].mean():.2f} | "
                       f"{d['q_other'][i].mean():.2f} | {d['sd_other'][i].mean():.2f} | "
-                      f"{d['data_dom'][i].mean():.2f} | "
+                      f"{d['data_dom'][i].mean():.2f} | {d['bias_off'][i].mean():.3f} | "
                       f"{rms[i].mean():.2f} |", flush=True)
             print(f"<!-- {label}: {time.time() - t0:.0f} s wall -->", flush=True)
 

@@ -87,7 +87,7 @@ Why HL-Gauss stalls under noisy rewards (issue 27 item 1; `bench/hl_gauss_noise.
 Breakout-MinAtar, the conditions preset's DQN, reward + N(0, 1), 48k env steps, held-out
 seeds 100-102 only (never the reported 0-4), lr 1e-3 and 3e-3 of every seed in one vmapped
 program per row; measured under load 5-13 on the shared 2-core machine, 2026-12-07:
-~70 CPU-s and 1.5-3.5 min wall per DQN row, 1,545 CPU-s for all the probes below, peak
+~70 CPU-s and 1.5-3.5 min wall per DQN row, 1,712 CPU-s for all the probes below, peak
 RSS 4.4 GiB with the per-sample-gradient diagnostics).
 1. No bug found (tests in tests/rl/test_value_losses.py and test_dqn_conditions.py).
    Averaged over the noise, the HL-Gauss target histograms of y = r + eps + gamma
@@ -134,12 +134,13 @@ RSS 4.4 GiB with the per-sample-gradient diagnostics).
    the mean action gap 0.10 / 0.07), the other actions' Q varies little over states
    (sd 0.25 / 0.26 vs MSE's 0.47 / 0.47; MSE's offset is 0.05 / 0.07), and that action
    is not over-represented in the replayed data (0.33 / 0.41 of the actions, 1/3
-   balanced). Why the
-   classification head picks up this per-action offset under noise is not isolated
-   (a probe of the per-action output biases would be next). MSE's small edge needs the
-   stored noise: redrawn per replay, its Q and action gap halve (0.65 -> 0.35, 0.14 ->
-   0.07), its greedy policy drifts towards one action too (share 0.72 at 3e-3) and it
-   stops learning (0.016 / -0.005).
+   balanced). Nor is it in the output layer's biases (Q from the biases alone, features
+   set to 0: that action's offset is -0.007 / -0.055), so it comes through the features
+   (the output weights times the state-common part of the torso's features). Why the
+   classification head builds this offset under noise and MSE's does not is not
+   isolated. MSE's small edge needs the stored noise: redrawn per replay, its Q and
+   action gap halve (0.65 -> 0.35, 0.14 -> 0.07), its greedy policy drifts towards one
+   action too (share 0.72 at 3e-3) and it stops learning (0.016 / -0.005).
    At this budget neither loss learns much under N(0, 1) rewards (tuning IQM <= 0.03 vs
    ~0.05-0.09 clean), so the noisy condition sits near the floor for both.
 """
