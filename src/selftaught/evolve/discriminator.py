@@ -347,6 +347,25 @@ def screened_improvement_rate(p, tpr, fpr, proposals: int, novel=1.0):
                     np.nan)
 
 
+def tuned_threshold(P, truly_better, proposals: int, novel=1.0, *, min_pairs: int = 32,
+                    min_class: int = 2, candidates: int = 41) -> float | None:
+    """The threshold t on the discriminator's P(child better) that maximises the predicted
+    improving rate of an evaluated child, `screened_improvement_rate` (so precision / p,
+    capped by the retry budget), over validation child-vs-parent pairs: `P` the verdicts
+    taken before the children were evaluated, `truly_better` their outcome. The candidates
+    are `candidates` quantiles of P (a verdict "better" is P >= t); the first maximiser is
+    returned (the lowest such t). None when there are fewer than `min_pairs` pairs or fewer
+    than `min_class` of either class (the rates would be noise)."""
+    P, y = np.asarray(P, np.float64), np.asarray(truly_better, bool)
+    if len(y) < min_pairs or y.sum() < min_class or (~y).sum() < min_class:
+        return None
+    cands = np.unique(np.quantile(P, np.linspace(0.0, 1.0, candidates)))
+    said = P[None, :] >= cands[:, None]                                  # [T, pairs]
+    tpr, fpr = said[:, y].mean(1), said[:, ~y].mean(1)
+    gain = screened_improvement_rate(y.mean(), tpr, fpr, proposals, novel)
+    return float(cands[np.nanargmax(gain)])
+
+
 GUIDE_MODES = ("filter", "chain", "adaptive")
 
 

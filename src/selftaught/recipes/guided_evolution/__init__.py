@@ -177,23 +177,27 @@ PRESETS = {
         proposals=16, disc_min_programs=32, diag_holdout=16, diag_windows=8),
     "default": GuidedEvolutionConfig(),
     "optimizer-smoke": GuidedEvolutionConfig(
-        num_seeds=3, domain="optimizer", arms=LEARNED_ARMS, problems=(0,), opt_steps=40,
+        num_seeds=3, domain="optimizer", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
+        opt_steps=40, tune_pairs=2,
         num_nodes=5, population_size=16, tournament_size=4, batch_size=8,
         max_evaluations=64, proposals=3, guide_mode="adaptive", disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss-smoke": GuidedEvolutionConfig(
-        num_seeds=3, domain="rl_loss", arms=LEARNED_ARMS, problems=(0,), num_nodes=6,
+        num_seeds=3, domain="rl_loss", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
+        num_nodes=6, tune_pairs=2,
         population_size=16, tournament_size=4, batch_size=8, max_evaluations=64, proposals=3,
         guide_mode="adaptive", target_gain=-0.05, disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss": GuidedEvolutionConfig(
-        num_seeds=10, domain="rl_loss", arms=("unguided", "guided"), problems=(0,),
+        num_seeds=10, domain="rl_loss", arms=("unguided", "guided", "tuned"), problems=(0,),
+        tune_pairs=8,
         num_nodes=6, population_size=64, tournament_size=8, batch_size=32,
         max_evaluations=800, proposals=8, guide_mode="adaptive", rl_target="myopic",
         target_gain=-0.01, disc_min_programs=64, diag_holdout=0),
     # measured: see the README row (`--preset optimizer`)
     "optimizer": GuidedEvolutionConfig(
-        num_seeds=10, domain="optimizer", arms=LEARNED_ARMS, problems=(0,), opt_steps=100,
+        num_seeds=10, domain="optimizer", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
+        opt_steps=100, tune_pairs=8,
         num_nodes=6, population_size=48, tournament_size=6, batch_size=32,
         max_evaluations=600, proposals=8, guide_mode="adaptive", disc_min_programs=64,
         target_gain=0.03, diag_holdout=0),

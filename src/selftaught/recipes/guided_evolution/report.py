@@ -357,7 +357,41 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
                    f"{fpr_t[b_]:.3f}, predicted gain {gain[b_]:.2f} (at P > 0.5: "
                    f"{x_['predicted']:.2f})."]
     if "tuned" in arms:
-        th = [by[(e, s, "tuned")].get("threshold_mean", np.nan) for e in eqs for s in seeds]
-        md += ["", f"tuned: mean threshold over runs {_finite_mean(th):.2f} (chosen online on "
-               f"{config.tune_pairs} unscreened, budget-counted children per batch)."]
+        md += _tuned_validation(config, by, eqs, seeds)
     return claims, md
+
+
+def _tuned_validation(config: GuidedEvolutionConfig, by: dict, eqs: list,
+                      seeds: list) -> list[str]:
+    """The tuned arm's own validation pairs (its unscreened, budget-counted children; the
+    verdict taken before evaluation, at the threshold then in force and at P > 0.5): p,
+    TPR, FPR, precision and precision / p, pooled over runs, with a CI over search seeds
+    for precision / p. Needs no `diag_holdout`, so it measures the optimizer / rl_loss
+    domains too."""
+    th = [by[(e, s, "tuned")].get("threshold_mean", np.nan) for e in eqs for s in seeds]
+    thf = [by[(e, s, "tuned")].get("threshold_final", np.nan) for e in eqs for s in seeds]
+    conf = np.array([np.sum([by[(e, s, "tuned")].get("confusion_validation", [[0] * 4] * 2)
+                             for e in eqs], axis=0) for s in seeds], np.float64)  # [S, 2, 4]
+    md = ["", f"tuned: threshold over runs, mean of each run's choices "
+          f"{_finite_mean(th):.2f}, final {_finite_mean(thf):.2f} (chosen online on "
+          f"{config.tune_pairs} unscreened, budget-counted children per batch; the filter "
+          f"rule with {config.proposals} proposals)."]
+    if not conf.sum():
+        return md
+    rows = []
+    for k, label in enumerate(("tuned threshold (in force)", "P > 0.5")):
+        r = rates(conf[:, k].sum(0))
+
+        def prec_over_p(c, k=k):
+            q = rates(c[:, k].sum(0))
+            return q["precision"] / q["p"] if q["p"] else np.nan
+
+        est = stats.unit_bootstrap(conf, prec_over_p, unit=SEARCH)
+        rows.append([label, f"{int(conf[:, k].sum())}", _fmt(r["p"]), _fmt(r["tpr"]),
+                     _fmt(r["fpr"]), _fmt(r["precision"]),
+                     f"{_fmt(est[0], '.2f')} [{_fmt(est[1], '.2f')}, {_fmt(est[2], '.2f')}]"])
+    md += ["", "tuned: its validation pairs (unscreened children, verdict before evaluation; "
+           f"pooled over {len(eqs)} task(s) x {len(seeds)} seeds, CI over search seeds):", "",
+           stats.markdown_table(["operating point", "pairs", "p", "TPR", "FPR", "precision",
+                                 "precision / p"], rows)]
+    return md

@@ -12,7 +12,7 @@ from selftaught.evolve.discriminator import (
     confusion,
     guided_mutation,
     rates,
-    screened_improvement_rate,
+    tuned_threshold,
 )
 from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
 from selftaught.evolve.program import mutate, to_formula, to_json
@@ -56,6 +56,9 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
     seen: list = []
     hold_rng = np.random.default_rng([seed, 99])
 
+    # tuned arm: [TP, FP, FN, TN] on its validation pairs, at the threshold in force when
+    # the verdict was taken (row 0) and at P > 0.5 (row 1): unscreened, so unbiased
+    conf_val = np.zeros((2, 4), int)
     prob_hist = np.zeros((2, 20), int)  # held-out P(child better): [truly better, not]
 
     def said_better(children, parents, hist: bool = False):
@@ -96,8 +99,9 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
 
     def tune(inds, is_new):
         """Tuned arm: the batch's first `tune_pairs` children are unscreened; their verdicts
-        (taken before evaluation) join the validation pairs; the threshold maximising the
-        predicted gain (`screened_improvement_rate` / p) on the last 512 of them is kept."""
+        (taken before evaluation) join the validation pairs, counted at the threshold then in
+        force and at P > 0.5; the threshold maximising the predicted gain
+        (`screened_improvement_rate` / p) on the last 512 of them is kept."""
         k, P = config.tune_pairs, val["pending"]
         val["pending"] = None
         if P is None or inds[0].parent < 0:
@@ -105,19 +109,17 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         val["drawn"] += k
         for ind, new, prob in zip(inds[:k], is_new[:k], P):
             if new:
+                better = ind.fitness > seen[ind.parent].fitness + TIE
                 val["novel"] += 1
                 val["P"].append(float(prob))
-                val["y"].append(ind.fitness > seen[ind.parent].fitness + TIE)
-        P, y = np.array(val["P"][-512:]), np.array(val["y"][-512:], bool)
-        if len(y) < 32 or y.sum() < 2 or (~y).sum() < 2:
-            return
-        cands = np.unique(np.quantile(P, np.linspace(0.0, 1.0, 41)))
-        tpr = np.array([(P[y] >= t).mean() for t in cands])
-        fpr = np.array([(P[~y] >= t).mean() for t in cands])
-        gain = screened_improvement_rate(y.mean(), tpr, fpr, config.proposals,
-                                         val["novel"] / max(val["drawn"], 1))
-        th["t"] = float(cands[np.nanargmax(gain)])
-        th["history"].append(th["t"])
+                val["y"].append(better)
+                conf_val[0] += confusion([prob >= th["t"]], [better])
+                conf_val[1] += confusion([prob > 0.5], [better])
+        t = tuned_threshold(val["P"][-512:], val["y"][-512:], config.proposals,
+                            val["novel"] / max(val["drawn"], 1))
+        if t is not None:
+            th["t"] = t
+            th["history"].append(t)
 
     if disc is not None:
         def on_batch(inds, is_new):
@@ -133,7 +135,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
 
         kw = {"mutate_batch": guided_mutation(
                   space, disc, proposals=config.proposals, p_fresh=config.p_fresh,
-                  mode=config.guide_mode, known=cache.known, counts=accepted,
+                  # the tuned arm's threshold models the filter rule (first accepted)
+                  mode="filter" if arm == "tuned" else config.guide_mode, known=cache.known, counts=accepted,
                   threshold=(lambda: th["t"]) if arm == "tuned" else None),
               "on_batch": on_batch}
         if arm == "tuned":
@@ -182,6 +185,9 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         "novel_fraction": float(novelty[:, 1].sum() / max(novelty[:, 0].sum(), 1)),
         "holdout_prob_hist": prob_hist.tolist(),
         "threshold_mean": float(np.mean(th["history"])) if th["history"] else float("nan"),
+        "threshold_final": th["t"] if arm == "tuned" else float("nan"),
+        "validation_pairs": len(val["y"]),
+        "confusion_validation": conf_val.tolist(),
         **{f"{k}_evaluated": v for k, v in rates(conf_eval.sum(0)).items()},
         **{f"{k}_holdout": v for k, v in rates(conf_hold.sum(0)).items()},
     }
