@@ -134,11 +134,12 @@ def test_optimizer_domain_end_to_end(optimizer_smoke):
     run, summary = optimizer_smoke
     cfg = RECIPE.preset("optimizer-smoke")
     names = [c["name"] for c in summary["claims"]]
-    assert names[:3] == ["evals_ratio_unguided_over_guided",
+    assert names[:4] == ["evals_ratio_unguided_over_guided",
                          "evals_ratio_unguided_over_regression",
+                         "evals_ratio_unguided_over_tuned",
                          "evals_ratio_regression_over_pairwise"]
     runs = run.events("run")
-    assert len(runs) == 3 * len(cfg.arms) == 3 * len(ge.LEARNED_ARMS)
+    assert len(runs) == 3 * len(cfg.arms) == 3 * (len(ge.LEARNED_ARMS) + 1)
     best = max(OptimizerTask(cfg.num_nodes, seed=0, steps=cfg.opt_steps).build()(
         list(REFERENCE.values())))
     for r in runs:  # the target: the best reference program's fitness plus target_gain
@@ -149,6 +150,60 @@ def test_optimizer_domain_end_to_end(optimizer_smoke):
             assert 0.0 <= r["accept_rate"] <= 1.0
     text = (run.path / "report.md").read_text()
     assert "best reference program" in text and "accepted proposals" in text
+    assert "tuned: threshold over runs" in text
+
+
+def test_tuned_validation_pairs_are_counted_once_at_both_operating_points(smoke):
+    """The tuned arm's validation pairs (unscreened children): each counted once at the
+    threshold in force and once at P > 0.5, with the same truth (TP + FN) in both rows; at
+    most `tune_pairs` per batch; the other arms have none."""
+    run, _ = smoke
+    cfg = RECIPE.preset("smoke")
+    batches = int(np.ceil((cfg.max_evaluations - cfg.population_size) / cfg.batch_size)) + 1
+    for r in run.events("run"):
+        c = np.array(r["confusion_validation"])
+        assert c.shape == (2, 4)
+        if r["arm"] != "tuned":
+            assert c.sum() == 0 and r["validation_pairs"] == 0
+            continue
+        assert c[0].sum() == c[1].sum() == r["validation_pairs"] > 0
+        assert c[0, 0] + c[0, 2] == c[1, 0] + c[1, 2]  # same children, same outcomes
+        assert r["validation_pairs"] <= cfg.tune_pairs * batches
+        assert 0.0 <= r["threshold_final"] <= 1.0
+
+
+def test_tuned_redraws_turn_known_validation_children_into_pairs():
+    """A validation child whose function is already known is no pair: without re-draws
+    the pairs are at most the novel first draws (a child new at its evaluation was not
+    known when drawn); with re-draws almost every drawn child becomes one."""
+    cfg = cfglib.replace(RECIPE.preset("smoke"), arms=("unguided", "tuned"), oracle_tpr=(),
+                         oracle_fpr=(), target_fitness=-1e-9)
+    (_, task), = ge.tasks(cfg)
+    out = {r: ge_runs._run_one(cfglib.replace(cfg, tune_redraws=r), task, task.build(), 0,
+                               "tuned", cfg.target_fitness) for r in (0, 20)}
+    for r in out.values():
+        assert 0 < r["validation_pairs"] <= r["validation_drawn"]
+    assert out[0]["validation_pairs"] <= out[0]["validation_first_novel"]
+    assert out[20]["validation_pairs"] > out[20]["validation_first_novel"]
+    assert out[20]["validation_pairs"] >= 0.8 * out[20]["validation_drawn"]
+
+
+def test_tuned_arm_screens_with_the_filter_rule_in_any_guide_mode(monkeypatch):
+    """Its threshold is chosen for the filter rule's predicted gain, so the tuned arm
+    screens with filter even where the preset's guided arm uses adaptive mutation."""
+    modes = {}
+    real = ge_runs.guided_mutation
+
+    def spy(*a, mode, threshold=None, **k):
+        modes["tuned" if threshold is not None else "guided"] = mode
+        return real(*a, mode=mode, threshold=threshold, **k)
+
+    monkeypatch.setattr(ge_runs, "guided_mutation", spy)
+    cfg = cfglib.replace(RECIPE.preset("smoke"), guide_mode="adaptive", max_evaluations=40)
+    (_, task), = ge.tasks(cfg)
+    for arm in ("guided", "tuned"):
+        ge_runs._run_one(cfg, task, task.build(), 0, arm, cfg.target_fitness)
+    assert modes == {"guided": "adaptive", "tuned": "filter"}
 
 
 def test_domain_and_arm_errors():

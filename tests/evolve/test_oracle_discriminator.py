@@ -138,3 +138,49 @@ def test_threshold_turns_a_probability_into_the_first_accepted_rule():
         rate = float(np.mean(EVALUATE(children) > f0 + 1e-6))
         se = np.sqrt(ref * (1 - ref) / n) + 4 * np.sqrt(p * (1 - p) / 4000)
         assert abs(rate - ref) < 4.5 * se
+
+
+def test_tuned_threshold_separates_a_perfectly_ranked_set_of_pairs():
+    """Validation pairs whose truly better children all score above every worse one: the
+    chosen threshold accepts every better child and no worse one (TPR 1, FPR 0: the best
+    predicted gain for any retry budget). 41 pairs: the 41 quantile candidates are the
+    pairs' own P values, so the gap between the classes holds one."""
+    rng = np.random.default_rng(0)
+    pos, neg = rng.uniform(0.7, 0.9, 6), rng.uniform(0.05, 0.6, 35)
+    P, y = np.r_[pos, neg], np.r_[np.ones(6, bool), np.zeros(35, bool)]
+    t = disc.tuned_threshold(P, y, proposals=8)
+    assert neg.max() < t <= pos.min()
+    # an uninformative ranking (TPR = FPR at every threshold) gains nothing anywhere, so
+    # the first candidate (the lowest P: accept everything) is kept
+    P = np.r_[np.linspace(0, 1, 10), np.linspace(0, 1, 10)].repeat(3)
+    y = np.r_[np.ones(10, bool), np.zeros(10, bool)].repeat(3)
+    assert disc.tuned_threshold(P, y, proposals=8) == pytest.approx(P.min())
+
+
+def test_tuned_threshold_maximises_the_predicted_gain_of_its_candidates():
+    """Against a brute-force loop: the threshold is the quantile of P whose (TPR, FPR) on
+    the pairs maximise `screened_improvement_rate`; with a small retry budget a high,
+    precise threshold accepts too rarely and a lower one wins."""
+    rng = np.random.default_rng(1)
+    y = rng.random(400) < 0.08
+    P = np.clip(np.where(y, rng.normal(0.55, 0.2, 400), rng.normal(0.35, 0.2, 400)), 0, 1)
+    chosen = {}
+    for R, novel in ((2, 1.0), (32, 0.4)):
+        cands = np.unique(np.quantile(P, np.linspace(0, 1, 41)))
+        gain = [float(disc.screened_improvement_rate(
+            y.mean(), np.mean(P[y] >= t), np.mean(P[~y] >= t), R, novel)) for t in cands]
+        chosen[R] = disc.tuned_threshold(P, y, proposals=R, novel=novel)
+        assert chosen[R] == cands[int(np.argmax(gain))]
+        assert max(gain) >= y.mean() - 1e-12  # never worse than accepting everything
+    assert chosen[2] < chosen[32]  # more retries afford a more selective threshold
+
+
+def test_tuned_threshold_needs_enough_pairs_of_both_classes():
+    P = np.linspace(0, 1, 40)
+    assert disc.tuned_threshold(P[:31], P[:31] > 0.5, proposals=8) is None  # < 32 pairs
+    y = np.zeros(40, bool)
+    y[-1] = True  # one better child: its rates would be noise
+    assert disc.tuned_threshold(P, y, proposals=8) is None
+    assert disc.tuned_threshold(P, ~y, proposals=8) is None
+    y[-2] = True
+    assert disc.tuned_threshold(P, y, proposals=8) is not None

@@ -353,7 +353,8 @@ def tuned_threshold(P, truly_better, proposals: int, novel=1.0, *, min_pairs: in
     improving rate of an evaluated child, `screened_improvement_rate` (so precision / p,
     capped by the retry budget), over validation child-vs-parent pairs: `P` the verdicts
     taken before the children were evaluated, `truly_better` their outcome. The candidates
-    are `candidates` quantiles of P (a verdict "better" is P >= t); the first maximiser is
+    are `candidates` quantiles of P (a verdict "better" is P >= t; with more pairs than
+    candidates a narrow gap between the classes may hold none); the first maximiser is
     returned (the lowest such t). None when there are fewer than `min_pairs` pairs or fewer
     than `min_class` of either class (the rates would be noise)."""
     P, y = np.asarray(P, np.float64), np.asarray(truly_better, bool)

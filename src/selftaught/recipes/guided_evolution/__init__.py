@@ -20,8 +20,9 @@ Algorithm box, per task (Nguyen equation, or MLP-regression problem), seed and a
                     `proposals`), then one real evaluation
         regression: the same, with a GNN fitness regressor in place of the pairwise
                     discriminator (the paper's comparison: pairwise beats regression)
-        tuned:      guided, but the discriminator answers 0/1 (P >= t) and filter mode
-                    evaluates the first accepted proposal (else the first); t maximises
+        tuned:      guided, but the discriminator answers 0/1 (P >= t) and the filter
+                    rule (in every guide_mode) evaluates the first accepted proposal
+                    (else the first); t (`evolve.discriminator.tuned_threshold`) maximises
                     the predicted gain on validation pairs: `tune_pairs` children per
                     batch are unscreened (counted in the budget) and scored before
                     evaluation
@@ -178,26 +179,26 @@ PRESETS = {
     "default": GuidedEvolutionConfig(),
     "optimizer-smoke": GuidedEvolutionConfig(
         num_seeds=3, domain="optimizer", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
-        opt_steps=40, tune_pairs=2,
+        opt_steps=40, tune_pairs=2, tune_redraws=3,
         num_nodes=5, population_size=16, tournament_size=4, batch_size=8,
         max_evaluations=64, proposals=3, guide_mode="adaptive", disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss-smoke": GuidedEvolutionConfig(
         num_seeds=3, domain="rl_loss", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
-        num_nodes=6, tune_pairs=2,
+        num_nodes=6, tune_pairs=2, tune_redraws=3,
         population_size=16, tournament_size=4, batch_size=8, max_evaluations=64, proposals=3,
         guide_mode="adaptive", target_gain=-0.05, disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss": GuidedEvolutionConfig(
         num_seeds=10, domain="rl_loss", arms=("unguided", "guided", "tuned"), problems=(0,),
-        tune_pairs=8,
+        tune_pairs=8, tune_redraws=8,
         num_nodes=6, population_size=64, tournament_size=8, batch_size=32,
         max_evaluations=800, proposals=8, guide_mode="adaptive", rl_target="myopic",
         target_gain=-0.01, disc_min_programs=64, diag_holdout=0),
     # measured: see the README row (`--preset optimizer`)
     "optimizer": GuidedEvolutionConfig(
         num_seeds=10, domain="optimizer", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
-        opt_steps=100, tune_pairs=8,
+        opt_steps=100, tune_pairs=8, tune_redraws=8,
         num_nodes=6, population_size=48, tournament_size=6, batch_size=32,
         max_evaluations=600, proposals=8, guide_mode="adaptive", disc_min_programs=64,
         target_gain=0.03, diag_holdout=0),

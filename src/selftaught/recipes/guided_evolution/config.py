@@ -39,13 +39,19 @@ class GuidedEvolutionConfig:
     arms: tuple[str, ...] = ("unguided", "guided")
     """arms to run: unguided | guided (pairwise discriminator) | regression (regressor) |
     tuned (pairwise discriminator answering "better" when P >= a threshold tuned online
-    for the predicted gain precision / p on validation pairs, see `tune_pairs`) | oracle
+    for the predicted gain precision / p on validation pairs, see `tune_pairs`; always the
+    filter rule, whatever `guide_mode`, since the threshold is chosen for it) | oracle
     (one arm per (TPR, FPR) cell of `oracle_tpr` x `oracle_fpr`, paired by position: a
     discriminator that knows the true fitness and answers with that TPR and FPR)"""
     tune_pairs: int = 4
     """tuned arm: children per batch mutated without screening (real evaluations, counted
     in the budget); their discriminator verdicts, taken before the evaluation, are the
-    validation pairs on which the threshold is chosen"""
+    validation pairs on which the threshold is chosen (from 32 pairs with >= 2 of each
+    class on; before that the threshold is 0.5)"""
+    tune_redraws: int = 0
+    """tuned arm: times a validation child whose function is already known (a cache hit,
+    no pair) is re-drawn, as the unguided arm re-draws its children (0: plain mutation, as
+    measured by `--preset diagnose`; raise it where few mutations are novel)"""
     oracle_tpr: tuple[float, ...] = ()
     """the oracle arm's cells, their true-positive rates (cell i = (oracle_tpr[i],
     oracle_fpr[i]); e.g. --oracle-tpr 0.9 0.5 --oracle-fpr 0.02 0.1)"""
@@ -131,6 +137,7 @@ class GuidedEvolutionConfig:
                   f"each oracle cell is (TPR, FPR) in [0, 1], got {cell}")
         check(self.diag_holdout >= 0 and self.diag_windows >= 1,
               "diag_holdout must be >= 0 and diag_windows >= 1")
+        check(self.tune_redraws >= 0, f"tune_redraws must be >= 0, got {self.tune_redraws}")
         check("tuned" not in self.arms or 1 <= self.tune_pairs < self.batch_size,
               f"the tuned arm needs 1 <= tune_pairs < batch_size ({self.batch_size}), got "
               f"{self.tune_pairs}")

@@ -378,9 +378,15 @@ def _tuned_validation(config: GuidedEvolutionConfig, by: dict, eqs: list,
           f"rule with {config.proposals} proposals)."]
     if not conf.sum():
         return md
+    recs = [by[(e, s, "tuned")] for e in eqs for s in seeds]
+    drawn = sum(r.get("validation_drawn", 0) for r in recs)
+    novel = sum(r.get("validation_first_novel" if config.tune_redraws else "validation_pairs",
+                      0) for r in recs) / max(drawn, 1)
     rows = []
     for k, label in enumerate(("tuned threshold (in force)", "P > 0.5")):
         r = rates(conf[:, k].sum(0))
+        pred = (float(screened_improvement_rate(r["p"], r["tpr"], r["fpr"], config.proposals,
+                                                novel)) / r["p"] if r["p"] else float("nan"))
 
         def prec_over_p(c, k=k):
             q = rates(c[:, k].sum(0))
@@ -389,9 +395,13 @@ def _tuned_validation(config: GuidedEvolutionConfig, by: dict, eqs: list,
         est = stats.unit_bootstrap(conf, prec_over_p, unit=SEARCH)
         rows.append([label, f"{int(conf[:, k].sum())}", _fmt(r["p"]), _fmt(r["tpr"]),
                      _fmt(r["fpr"]), _fmt(r["precision"]),
-                     f"{_fmt(est[0], '.2f')} [{_fmt(est[1], '.2f')}, {_fmt(est[2], '.2f')}]"])
+                     f"{_fmt(est[0], '.2f')} [{_fmt(est[1], '.2f')}, {_fmt(est[2], '.2f')}]",
+                     _fmt(pred, ".2f")])
     md += ["", "tuned: its validation pairs (unscreened children, verdict before evaluation; "
-           f"pooled over {len(eqs)} task(s) x {len(seeds)} seeds, CI over search seeds):", "",
+           f"pooled over {len(eqs)} task(s) x {len(seeds)} seeds, CI over search seeds). "
+           f"Novel fraction of plain mutations {novel:.2f} ({drawn} drawn); predicted gain = "
+           f"`screened_improvement_rate` / p with {config.proposals} proposals at that "
+           "novel fraction:", "",
            stats.markdown_table(["operating point", "pairs", "p", "TPR", "FPR", "precision",
-                                 "precision / p"], rows)]
+                                 "precision / p", "predicted gain"], rows)]
     return md

@@ -46,7 +46,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
                              capacity=max(1024, config.max_evaluations + 64),
                              kind="regression" if arm == "regression" else "pairwise")
     th = {"t": 0.5, "history": []}  # the tuned arm's threshold (0.5: the others' verdict)
-    val: dict = {"P": [], "y": [], "drawn": 0, "novel": 0, "pending": None}
+    val: dict = {"P": [], "y": [], "drawn": 0, "novel": 0, "first_novel": 0,
+                 "pending": None, "pending_first": 0}
     # diagnostics per window of real evaluations: [TP, FP, FN, TN] of the discriminator's
     # "child better than parent" (P > 0.5, before training on them) on the evaluated
     # children (selected: biased) and on unscreened novel mutations (held out: unbiased)
@@ -107,6 +108,7 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         if P is None or inds[0].parent < 0:
             return
         val["drawn"] += k
+        val["first_novel"] += val["pending_first"]
         for ind, new, prob in zip(inds[:k], is_new[:k], P):
             if new:
                 better = ind.fitness > seen[ind.parent].fitness + TIE
@@ -115,8 +117,11 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
                 val["y"].append(better)
                 conf_val[0] += confusion([prob >= th["t"]], [better])
                 conf_val[1] += confusion([prob > 0.5], [better])
+        # the novel fraction of plain mutations (what the retry budget screens): of the
+        # children themselves, or of their first draws when known ones are re-drawn
+        novel = val["first_novel"] if config.tune_redraws else val["novel"]
         t = tuned_threshold(val["P"][-512:], val["y"][-512:], config.proposals,
-                            val["novel"] / max(val["drawn"], 1))
+                            novel / max(val["drawn"], 1))
         if t is not None:
             th["t"] = t
             th["history"].append(t)
@@ -136,7 +141,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         kw = {"mutate_batch": guided_mutation(
                   space, disc, proposals=config.proposals, p_fresh=config.p_fresh,
                   # the tuned arm's threshold models the filter rule (first accepted)
-                  mode="filter" if arm == "tuned" else config.guide_mode, known=cache.known, counts=accepted,
+                  mode="filter" if arm == "tuned" else config.guide_mode,
+                  known=cache.known, counts=accepted,
                   threshold=(lambda: th["t"]) if arm == "tuned" else None),
               "on_batch": on_batch}
         if arm == "tuned":
@@ -145,6 +151,13 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
             def mutate_batch(parents, rng):
                 k = config.tune_pairs
                 plain = [mutate(space, q, rng, config.p_fresh) for q in parents[:k]]
+                val["pending_first"] = int((~cache.known(plain)).sum())
+                for _ in range(config.tune_redraws):  # a known function is no pair: redraw
+                    known = cache.known(plain)
+                    if not known.any():
+                        break
+                    plain = [mutate(space, q, rng, config.p_fresh) if kn else c
+                             for c, q, kn in zip(plain, parents[:k], known)]
                 val["pending"] = disc.prob_better(plain, parents[:k]) if disc.ready else None
                 return plain + screened(parents[k:], rng)
 
@@ -187,6 +200,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
         "threshold_mean": float(np.mean(th["history"])) if th["history"] else float("nan"),
         "threshold_final": th["t"] if arm == "tuned" else float("nan"),
         "validation_pairs": len(val["y"]),
+        "validation_drawn": val["drawn"],
+        "validation_first_novel": val["first_novel"],
         "confusion_validation": conf_val.tolist(),
         **{f"{k}_evaluated": v for k, v in rates(conf_eval.sum(0)).items()},
         **{f"{k}_holdout": v for k, v in rates(conf_hold.sum(0)).items()},
