@@ -91,7 +91,13 @@ Measured (10 seeds each; claims hold when the 95% CI lies above 1):
         the filter rule's predicted gain (`screened_improvement_rate` / p) is 1.12 at the
         tuned threshold (1.11 at P > 0.5); a quarter of the children are unscreened
         validation pairs on top. The retry budget, not the threshold, binds (predicted at
-        that precision: 1.6x with 32 proposals, 2.1x with 64; not measured). Without
+        that precision: 2.1x with 64 proposals). Probe, lifting it (`--arms unguided tuned
+        --proposals 64 --tune-redraws 64`, 10 seeds, 1 min 48 s wall, 95 CPU-s, under load
+        ~3.5; unguided then also re-draws known children up to 64 times, so its baseline
+        moves: 222 evaluations, 100% success): unguided / tuned = 0.70 [0.43, 1.24]; the
+        searches it reached have p 0.145 and the discriminator's precision only 1.58 p
+        [1.25, 2.15] there (TPR 0.28, FPR 0.16), predicted gain 1.56, so even then the
+        precision, not the budget, is what is missing. Without
         `tune_redraws` (plain validation children) no run collected the 32 pairs the
         threshold needs (3-30 per run), so the arm ran at P >= 0.5: 1.17 [0.66, 2.28].
     --preset rl-loss (chain hurdle 0, 6-node losses, 800 evaluations, adaptive mutation,
@@ -209,8 +215,8 @@ PRESETS = {
         max_evaluations=64, proposals=3, guide_mode="adaptive", disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
     "rl-loss-smoke": GuidedEvolutionConfig(
-        num_seeds=3, domain="rl_loss", arms=(*LEARNED_ARMS, "tuned"), problems=(0,),
-        num_nodes=6, tune_pairs=2, tune_redraws=3,
+        # no tuned arm: 56 s wall / 55 CPU-s without it at load ~3.8, 63 s with it
+        num_seeds=3, domain="rl_loss", arms=LEARNED_ARMS, problems=(0,), num_nodes=6,
         population_size=16, tournament_size=4, batch_size=8, max_evaluations=64, proposals=3,
         guide_mode="adaptive", target_gain=-0.05, disc_dim=16, disc_layers=1,
         disc_train_steps=4, disc_min_programs=16, curve_points=8, diag_holdout=0),
