@@ -244,20 +244,6 @@ def test_report_says_what_was_selected_on_what():
     assert "Fixed at 20" in "\n".join(math_rerank._selection_md(TINY, old, [0, 1, 2]))
 
 
-def test_problem_bootstrap_pools_every_seeds_problems_and_resamples_them():
-    """The paired bootstrap over test problems: point = 100 x the mean of the per-problem
-    differences of every seed pooled; n = the pooled problem count; a constant difference
-    has a zero-width CI."""
-    from selftaught.recipes.math_rerank.report import problem_bootstrap
-
-    per = {0: {"a": [1, 1, 0, 1], "b": [1, 0, 0, 0]}, 1: {"a": [0, 1, 1], "b": [0, 1, 0]}}
-    est = problem_bootstrap(per, "a", "b", [0, 1])
-    assert est[0] == pytest.approx(100 * 3 / 7) and est.n == 7 and est.unit == "test problems"
-    assert est[1] < est[0] < est[2]
-    same = problem_bootstrap({0: {"a": [1, 0, 1], "b": [0, 0, 1]}}, "a", "a", [0])
-    assert tuple(same) == (0.0, 0.0, 0.0) and same.n == 3
-
-
 def test_preconditions_compare_the_seed_means_with_the_config_thresholds():
     from selftaught.recipes.math_rerank.report import _preconditions_md
 

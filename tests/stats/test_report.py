@@ -219,3 +219,19 @@ def test_t_interval_equals_scipys_student_interval_and_needs_two_units():
     boot = stats.mean_ci(np.asarray(x), unit="search seeds")
     assert boot[1] == pytest.approx(min(x)) and stats.t_interval(x)[0] < 0 < boot[1]
     assert all(np.isnan(stats.t_interval([0.5])))
+
+
+def test_resolution_md_puts_each_claims_seed_ci_beside_its_pooled_problem_ci():
+    claims = [stats.claim_greater("a_beats_b", "a > b", stats.Estimate(2.0, 1.0, 3.5, 3),
+                                  unit="training seeds"),
+              stats.claim_greater("c_beats_d", "c > d", stats.Estimate(-1.0, -2.0, 0.25, 3),
+                                  unit="training seeds")]
+    md = stats.resolution_md(claims, {"c_beats_d": stats.Estimate(-1.0, -1.5, -0.5, 3000),
+                                      "a_beats_b": stats.Estimate(2.0, 1.25, 2.75, 3000)},
+                             units="the 3000 test problems")
+    assert md[0] == "## Resolution of the test set: paired bootstrap over the 3000 test problems"
+    rows = [x for x in "\n".join(md).splitlines() if x.startswith(("| a_", "| c_"))]
+    assert rows == ["| a_beats_b | 2.00 [1.00, 3.50] | 2.00 [1.25, 2.75] |",  # claims' order
+                    "| c_beats_d | -1.00 [-2.00, 0.25] | -1.00 [-1.50, -0.50] |"]
+    with pytest.raises(ValueError, match="no claim named"):
+        stats.resolution_md(claims, {"e_beats_f": stats.Estimate(0, 0, 0, 1)}, units="x")

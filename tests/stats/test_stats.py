@@ -235,3 +235,22 @@ def test_spearman_matches_scipy_and_ignores_non_finite_pairs():
     assert stats.spearman(xn, yn) == pytest.approx(spearmanr(x, y).statistic)
     assert np.isnan(stats.spearman([1.0, 2.0], [2.0, 1.0]))  # fewer than 3 pairs
     assert np.isnan(stats.spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # constant side
+
+
+def test_pooled_difference_ci_pools_every_blocks_units_and_resamples_them():
+    """The paired bootstrap over pooled units (moved from math-rerank): point = the mean of
+    the per-unit differences of every block pooled; n = the pooled unit count; the CI is
+    `paired_difference_ci` on the concatenated blocks, draw for draw; a constant difference
+    has a zero-width CI."""
+    a, b = [[1, 1, 0, 1], [0, 1, 1]], [[1, 0, 0, 0], [0, 1, 0]]
+    est = stats.pooled_difference_ci(a, b, seed=3)
+    assert est[0] == pytest.approx(3 / 7) and est.n == 7 and est.unit == "test problems"
+    assert est[1] < est[0] < est[2]
+    assert tuple(est) == tuple(stats.paired_difference_ci([1, 1, 0, 1, 0, 1, 1],
+                                                          [1, 0, 0, 0, 0, 1, 0], seed=3))
+    same = stats.pooled_difference_ci([[1, 0, 1]], [[1, 0, 1]])
+    assert tuple(same) == (0.0, 0.0, 0.0) and same.n == 3
+    with pytest.raises(ValueError, match="each block pairs the same units"):
+        stats.pooled_difference_ci([[1, 0], [1]], [[1, 0], [1, 1]])
+    with pytest.raises(ValueError, match="as many a blocks as b blocks"):
+        stats.pooled_difference_ci([[1]], [])

@@ -22,6 +22,7 @@ from selftaught.stats.core import (
     iqm_difference,
     mean_ci,
     paired_difference_ci,
+    pooled_difference_ci,
     probability_of_improvement,
     proportion_ci,
     seeds_needed,
@@ -30,7 +31,13 @@ from selftaught.stats.core import (
     unit_bootstrap,
 )
 from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
-from selftaught.stats.report import ci_cell, collect, collect_events, markdown_table
+from selftaught.stats.report import (
+    ci_cell,
+    collect,
+    collect_events,
+    markdown_table,
+    resolution_md,
+)
 
 __all__ = [
     "MIN_SEEDS_FOR_CI",
@@ -49,11 +56,13 @@ __all__ = [
     "mean_ci",
     "markdown_table",
     "paired_difference_ci",
+    "pooled_difference_ci",
     "plot_bars",
     "plot_curves",
     "plot_profiles",
     "probability_of_improvement",
     "proportion_ci",
+    "resolution_md",
     "seeds_needed",
     "spearman",
     "t_interval",

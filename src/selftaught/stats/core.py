@@ -180,6 +180,26 @@ def paired_difference_ci(
     return mean_ci(diff, reps=reps, confidence=confidence, seed=seed, unit=unit)
 
 
+def pooled_difference_ci(a_blocks, b_blocks, *, unit: str = "test problems",
+                         reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> Estimate:
+    """Paired bootstrap over units pooled from several blocks: block i holds a_blocks[i] and
+    b_blocks[i], one value per unit (e.g. each training seed's own test problems, with two
+    selectors' per-problem accuracies); the differences a - b of every block are pooled and
+    resampled as units (`paired_difference_ci`), so n = the pooled unit count. Its CI says
+    how finely the pooled units resolve the difference; it ignores the spread between the
+    blocks (the training seeds), which a claim's CI over seeds is about."""
+    if len(a_blocks) != len(b_blocks) or not len(a_blocks):
+        raise ValueError(f"need as many a blocks as b blocks (>= 1), got {len(a_blocks)} "
+                         f"and {len(b_blocks)}")
+    a = [np.asarray(x, np.float64).reshape(-1) for x in a_blocks]
+    b = [np.asarray(x, np.float64).reshape(-1) for x in b_blocks]
+    if any(x.shape != y.shape for x, y in zip(a, b)):
+        raise ValueError(f"block sizes differ between a {[len(x) for x in a]} and b "
+                         f"{[len(y) for y in b]}: each block pairs the same units")
+    return paired_difference_ci(np.concatenate(a), np.concatenate(b), reps=reps,
+                                confidence=confidence, seed=seed, unit=unit)
+
+
 def unit_bootstrap(rows, statistic, *, unit: str, reps: int = 2000, seed: int = 0) -> Estimate:
     """statistic(rows) with a percentile bootstrap over the leading axis of `rows` (the units
     of replication, e.g. search seeds), each resample taking whole rows so the columns of a

@@ -148,3 +148,23 @@ def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
             raise ValueError(f"a row has {len(cells)} cells, the header {len(header)}: {cells}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def resolution_md(claims: Sequence, pooled: Mapping[str, Sequence[float]], *, units: str,
+                  fmt: str = ".2f") -> list[str]:
+    """A report section: beside each claim's CI over its units of replication, the paired
+    bootstrap over the pooled `units` (e.g. "the 3,000 test problems of 3 seeds pooled, k =
+    16"), one row per claim named in `pooled` ({claim name: Estimate, e.g.
+    `pooled_difference_ci`}), in the order of `claims`."""
+    by_name = {c.name: c for c in claims}
+    missing = [name for name in pooled if name not in by_name]
+    if missing:
+        raise ValueError(f"no claim named {missing} among {sorted(by_name)}")
+    rows = [[c.name, ci_cell((c.value, c.ci_low, c.ci_high), fmt), ci_cell(pooled[c.name], fmt)]
+            for c in claims if c.name in pooled]
+    return [f"## Resolution of the test set: paired bootstrap over {units}", "",
+            "The claims' CI is over training seeds; this one resamples test problems (the "
+            "per-problem differences of every seed pooled), so it says how small a difference "
+            "the test set can resolve, not how much it varies with training.", "",
+            markdown_table(["claim", "difference, CI over training seeds",
+                            "difference, CI over test problems"], rows)]

@@ -14,7 +14,6 @@ from selftaught.recipes.math_rerank.config import (
     EVALUATORS,
     MathRerankConfig,
 )
-from selftaught.stats import Estimate
 
 EVENTS = ("sft_eval", "rerank_eval", "sequential_eval", "samples", "evaluator_train")
 
@@ -70,16 +69,6 @@ def _selection_md(config: MathRerankConfig, records: dict, seeds: list[int]) -> 
                         for split in ("validation", "test"))],
             [[steps, *(cell(e, split, steps) for e in EVALUATORS
                        for split in ("valid", "test"))] for steps in ck])]
-
-
-def problem_bootstrap(per: dict[int, dict], a: str, b: str, seeds: list[int]) -> Estimate:
-    """Paired bootstrap over test problems of selector a - selector b at k = claim_k
-    (points): the per-problem differences of every seed pooled (each seed has its own test
-    problems), resampled as problems. It measures how finely the test set resolves the
-    difference; it ignores the training seeds' spread, which the claims' CI is over."""
-    diff = np.concatenate([np.asarray(per[sd][a], np.float64) - np.asarray(per[sd][b])
-                           for sd in seeds])
-    return stats.mean_ci(100 * diff, unit="test problems")
 
 
 def _per_problem(run_dir, seeds: list[int]) -> dict[int, dict]:
@@ -204,21 +193,14 @@ def report(config: MathRerankConfig, run_dir, seeds: list[int]) -> Report:
     per = _per_problem(run_dir, seeds)
     md = [*gate_md, "", *_preconditions_md(config, rr, kc), "",
           *_selection_md(config, ev["evaluator_train"], seeds), ""]
-    if per:
+    if per:  # each seed's per-problem accuracies at k = claim_k, pooled
         n_problems = sum(len(per[sd]["maj"]) for sd in seeds)
-        by_claim = {c.name: c for c in claims}
-        md += [f"## Resolution of the test set: paired bootstrap over the {n_problems} test "
-               f"problems ({len(seeds)} seed(s) pooled), k = {kc}", "",
-               "The claims' CI is over training seeds; this one resamples test problems "
-               "(the per-problem differences of every seed pooled), so it says how small a "
-               "difference the test set can resolve, not how much it varies with training.",
-               "", stats.markdown_table(
-                   ["claim", "difference, CI over training seeds",
-                    "difference, CI over test problems"],
-                   [[name, stats.ci_cell((by_claim[name].value, by_claim[name].ci_low,
-                                                  by_claim[name].ci_high), ".2f"),
-                     stats.ci_cell(problem_bootstrap(per, a, b, seeds), ".2f")]
-                    for name, (a, b) in compared.items()]), ""]
+        md += [*stats.resolution_md(claims, {
+            name: stats.pooled_difference_ci([100 * np.asarray(per[sd][a]) for sd in seeds],
+                                             [100 * np.asarray(per[sd][b]) for sd in seeds])
+            for name, (a, b) in compared.items()},
+            units=f"the {n_problems} test problems ({len(seeds)} seed(s) pooled), k = {kc}"),
+            ""]
     md += [
           "## Solution fine-tuning (greedy pass@1 on test, %, mean over seeds [95% CI])", "",
           stats.markdown_table(["generator", "pass@1"], [
