@@ -167,6 +167,13 @@ def test_task_setting_sizes_the_model_for_the_task_and_splits_are_disjoint():
     assert s.model_cfg.max_len == s.task.max_prompt_len + 2 + s.max_new
     assert (s.model_cfg.d_model, s.model_cfg.n_heads, s.model_cfg.vocab_size) == (
         16, 2, s.tok.vocab_size)
+    # valid_problems sizes the validation split alone; each split is prefix-stable in n
+    v = task_setting("chain", "steps=(2, 3)", ModelSize(d_model=16, n_heads=2), 5, 12, 9,
+                     seed=4, valid_problems=3)
+    assert (len(v.valid), len(v.test)) == (3, 9)
+    assert [p.id for p in v.valid] == [p.id for p in s.valid[:3]]
+    assert [p.id for p in v.test[:6]] == [p.id for p in s.test]
+    assert not {p.id for p in v.valid} & {p.id for p in v.test}
     # the longest prompt plus the longest solution fits one training row
     rows = pack_sft(s.tok, ["9" * s.task.max_prompt_len], ["9" * s.task.max_solution_len],
                     s.model_cfg.max_len)

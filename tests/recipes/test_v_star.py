@@ -20,7 +20,7 @@ RECIPE = recipes.get("v-star")
 # Tiny: only checks mechanics (phases, resume, files), not the claims.
 TINY = dataclasses.replace(
     RECIPE.preset("smoke"), num_seeds=1, task_args="steps=(1, 2), modulus=5",
-    human_problems=40, train_problems=60, eval_problems=8,
+    human_problems=40, train_problems=60, eval_problems=10, valid_problems=8,
     model=ModelSize(d_model=16, n_layers=1, n_heads=2),
     sft=TrainConfig(lr=1e-2, warmup_steps=5, total_steps=60, batch_size=16), iterations=2,
     samples_per_problem=4,
@@ -68,8 +68,19 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, killed_at):
     assert [gates[t]["phase"] for t in (0, 1)] == ["seed0/sft", "seed0/iter1"]
     for g in gates.values():
         assert 0.0 <= g["train_accuracy"] <= 1.0 and 0.0 <= g["fresh_accuracy"] <= 1.0
-        assert g["train_problems"] == g["fresh_problems"] == TINY.eval_problems
+        assert g["train_problems"] == g["fresh_problems"] == TINY.valid_problems
     assert "## Generalisation gate" in (run.path / "report.md").read_text()
+    per = {e["iteration"]: e for e in run.events("test_problems")}
+    assert set(per) == {1, 2}
+    for t, e in per.items():  # each test problem's own value; the scalars are their means
+        names = {"pass1", "bok_dpo_2", "maj_2", "bok_oracle_2", "bok_dpo_4", "maj_4",
+                 "bok_oracle_4"} | ({"bok_orm_2", "bok_orm_4"} if t == 2 else set())
+        assert names <= set(e) and "bok_dpo_1" not in e  # only the claims' k
+        for name in names:
+            assert len(e[name]) == TINY.eval_problems
+            assert np.mean(e[name]) == pytest.approx(evals[t][name], abs=1e-6)
+    assert "## Resolution of the test set: paired bootstrap over the 10 test problems" in (
+        run.path / "report.md").read_text()
     assert (run.path / "plots" / "best_of_k.png").stat().st_size > 0
     assert "| 4 |" in (run.path / "report.md").read_text()
 
@@ -101,7 +112,8 @@ def test_empty_d_ver_is_a_one_line_error_and_leaves_no_iteration_behind(tmp_path
     run_dir = tmp_path / "r"
     argv = ["run", "v-star", "--preset", "smoke", "--seeds", "1", "--run-dir", str(run_dir),
             "--task-args", "steps=1, modulus=7", "--human-problems", "10",
-            "--train-problems", "10", "--eval-problems", "4", "--model.d-model", "8",
+            "--train-problems", "10", "--eval-problems", "4", "--valid-problems", "4",
+            "--model.d-model", "8",
             "--model.n-layers", "1", "--model.n-heads", "1", "--sft.total-steps", "1",
             "--sft.warmup-steps", "0", "--sft.lr", "1e-6", "--samples-per-problem", "1",
             "--chunk-steps", "1", "--sample-batch", "16", "--candidates", "2",
@@ -155,3 +167,61 @@ def test_step_diagnostics_against_brute_force():
                                 np.array([[True, True, False]]))
     assert d["lucky_correct"] == 0.5 and d["auroc_true_steps"] == 0.75
     assert d["oracle_step_accuracy_test"] == 1.0 and d["oracle_step_auroc_test"] == 1.0
+
+
+def test_report_puts_the_problem_bootstrap_beside_each_selector_claim(tmp_path):
+    """Synthetic run (the report reads only events): beside each Best-of-k / maj@k / DPO-vs-ORM
+    / iteration claim's CI over seeds, the paired bootstrap over the test problems of every
+    seed pooled, its point the mean per-problem difference, by hand; a run from before the
+    test_problems events has no such section."""
+    from selftaught.core import RunDir
+
+    config = RECIPE.preset("smoke")  # T = 2, k = 1, 2, 4, 8, 16, claim_k = 8
+    T, ks, seeds = config.iterations, config.ks, [0, 1, 2]
+    rng = np.random.default_rng(0)
+    events, per = [], {}
+    for sd in seeds:
+        events.append(("eval", {"seed": sd, "iteration": 0, "pass1": 0.1}))
+        for t in range(1, T + 1):
+            names = ["pass1", "sample_acc", *(f"{m}_{k}" for k in ks
+                                              for m in ("bok_dpo", "bok_orm", "maj", "passk"))]
+            events += [
+                ("eval", {"seed": sd, "iteration": t,
+                          **{n: float(rng.uniform(0.1, 0.9)) for n in names}}),
+                ("sample", {"seed": sd, "iteration": t, "sample_accuracy": 0.5, "d_gen": 10,
+                            "d_ver": 20, "pairs": 5}),
+                ("train", {"seed": sd, "iteration": t, "dpo_reward_accuracy": 0.9})]
+            per[(sd, t)] = {n: rng.integers(0, 2, 4 + sd).astype(float).tolist() for n in (
+                "pass1", "bok_dpo_8", "maj_8", "bok_orm_8", "bok_dpo_16", "bok_orm_16")}
+            events.append(("test_problems", {"seed": sd, "iteration": t, **per[(sd, t)]}))
+        events += [("gate", {"seed": sd, "iteration": t, "train_accuracy": 0.3,
+                             "fresh_accuracy": 0.3}) for t in range(T)]
+
+    def report(name, keep):
+        run = RunDir.create(tmp_path / name, recipe="v-star", preset="smoke", seeds=3,
+                            config={}, resume=False)
+        run.plots.mkdir(parents=True, exist_ok=True)
+        for event, fields in events:
+            if keep(event):
+                run.log(event, **fields)
+        return RECIPE.report(config, run, seeds)
+
+    rep = report("new", lambda e: True)
+    assert "paired bootstrap over the 15 test problems (3 seed(s) pooled" in rep.markdown
+    rows = {r.split(" | ")[0].strip("| "): r.split(" | ")[1:]
+            for r in rep.markdown.splitlines() if r.startswith("| ") and "_beats_" in r}
+    compared = {"vstar_beats_maj_at_8": ((T, "bok_dpo_8"), (T, "maj_8")),
+                "maj_at_8_beats_pass1": ((T, "maj_8"), (T, "pass1")),
+                "dpo_beats_orm_at_8": ((T, "bok_dpo_8"), (T, "bok_orm_8")),
+                "dpo_beats_orm_at_16": ((T, "bok_dpo_16"), (T, "bok_orm_16")),
+                "iteration_2_beats_1": ((T, "bok_dpo_8"), (1, "bok_dpo_8"))}
+    assert set(rows) == set(compared)
+    claims = {c.name: c for c in rep.claims}
+    for name, ((ta, a), (tb, b)) in compared.items():
+        diffs = [x - y for sd in seeds for x, y in zip(per[(sd, ta)][a], per[(sd, tb)][b])]
+        seed_ci, problem_ci = rows[name]
+        assert seed_ci.startswith(f"{claims[name].value:.2f} [")
+        assert problem_ci.startswith(f"{100 * sum(diffs) / len(diffs):.2f} [")
+    old = report("old", lambda e: e != "test_problems")
+    assert "Resolution of the test set" not in old.markdown
+    assert [c.as_dict() for c in old.claims] == [c.as_dict() for c in rep.claims]

@@ -61,11 +61,13 @@ class TaskSetting:
 
 
 def task_setting(task: str, task_args: str, model: ModelSize, human_problems: int,
-                 train_problems: int, eval_problems: int, seed: int) -> TaskSetting:
+                 train_problems: int, eval_problems: int, seed: int,
+                 valid_problems: int | None = None) -> TaskSetting:
     """Build the task (`tasks.get`), a character tokenizer, a model config sized for the
     task's longest prompt + solution, `train_problems` training problems (the first
     `human_problems` with one uneven human solution each, drawn with rng [seed, 7]) and
-    `eval_problems` validation and test problems (disjoint splits)."""
+    `eval_problems` test problems and `valid_problems` (default: `eval_problems`) validation
+    problems (disjoint splits)."""
     t = tasks.get(task, **tasks.parse_task_args(task_args))
     tok = CharTokenizer(t.alphabet)
     max_new = t.max_solution_len + 1  # + EOS
@@ -74,7 +76,8 @@ def task_setting(task: str, task_args: str, model: ModelSize, human_problems: in
     train = t.problems("train", train_problems, seed)
     human = [t.human_solution(p, rng) for p in train[:human_problems]]
     return TaskSetting(task=t, tok=tok, model_cfg=model_cfg, train=train,
-                       valid=t.problems("valid", eval_problems, seed),
+                       valid=t.problems("valid", eval_problems if valid_problems is None
+                                        else valid_problems, seed),
                        test=t.problems("test", eval_problems, seed), human=human,
                        max_new=max_new)
 

@@ -261,13 +261,14 @@ def vstar_iteration(log, config: VStarConfig, s: TaskSetting, seed: int, t: int,
                                       jax.random.fold_in(key, 6),
                                       f"seed {seed}: oracle verifier (step labels)")
         vstats.update(ostats)
-    metrics = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed, orm,
-                       oracle)
+    metrics, per = evaluate(config, s, gen, verifier, g_sft, jax.random.fold_in(key, 4), seed,
+                            orm, oracle)
     log("sample", seed=seed, iteration=t, sample_accuracy=float(smp.correct.mean()),
         solved_fraction=float(smp.correct.any(axis=1).mean()),
         d_gen=len(gen_t), d_ver=int(all_correct.size), pairs=len(pairs))
     log("train", seed=seed, iteration=t, final_loss=g_loss, **vstats)
     log("eval", seed=seed, iteration=t, **metrics)
+    log("test_problems", seed=seed, iteration=t, **per)  # the paired bootstrap over problems
     if t < config.iterations:  # G_t samples the next iteration's verifier data
         log_gate(log, config, s, gen, jax.random.fold_in(key, 5), seed, t)
     log.run_dir.save_checkpoint(f"{log.phase}/samples",
@@ -281,6 +282,7 @@ PRESETS = {
     "smoke": VStarConfig(
         # 53 s wall on an idle 2-core CPU (2026-12-07; 300 / 100 / 300 before: 72-74 s)
         num_seeds=2, human_problems=200, train_problems=200, eval_problems=40,
+        valid_problems=40,
         model=ModelSize(d_model=32, n_layers=2, n_heads=4),
         sft=TrainConfig(lr=3e-3, warmup_steps=30, total_steps=200, batch_size=64,
                         weight_decay=0.1, final_lr_ratio=0.1),
@@ -293,10 +295,12 @@ PRESETS = {
     "default": VStarConfig(),
     # the former default: 250 human solutions, a 600-problem pool, 3 iterations; G_sft
     # memorises its training problems and the generalisation gate fails (docstring)
-    "memorising": VStarConfig(human_problems=250, train_problems=600, iterations=3),
+    "memorising": VStarConfig(human_problems=250, train_problems=600, iterations=3,
+                              eval_problems=64),
     "paper": VStarConfig(
         num_seeds=5, task_args="steps=(3, 8)", human_problems=2000, train_problems=10000,
-        eval_problems=1000, model=ModelSize(d_model=256, n_layers=6, n_heads=8),
+        eval_problems=1000, valid_problems=1000,
+        model=ModelSize(d_model=256, n_layers=6, n_heads=8),
         sft=TrainConfig(lr=1e-3, warmup_steps=200, total_steps=5000, batch_size=128,
                         weight_decay=0.1, final_lr_ratio=0.1),
         iterations=3, samples_per_problem=16,

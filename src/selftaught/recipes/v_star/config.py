@@ -35,8 +35,14 @@ class VStarConfig:
     them: issue 24's non-memorising setting; preset `memorising` has 250)"""
     train_problems: int = 12800
     """training problems sampled each iteration (the human-solved ones come first)"""
-    eval_problems: int = 64
-    """held-out test problems"""
+    eval_problems: int = 1000
+    """fresh test problems (each gets `candidates` samples; every claim is on them; issue 24:
+    1,000 x 64)"""
+    valid_problems: int = 64
+    """fresh validation problems (disjoint from the test ones): the generalisation gate's
+    fresh problems (and as many of its own training problems), and the problems on whose
+    `candidates` samples the oracle verifier's score aggregate is chosen; separate from
+    `eval_problems`, so a larger test set does not grow the gate's or the oracle's cost"""
     model: ModelSize = ModelSize()
     """shape of the decoder (generator and verifier) trained from scratch"""
     sft: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=40, total_steps=400, batch_size=64,
@@ -78,13 +84,14 @@ class VStarConfig:
     max_generalisation_gap: float = 5.0
     """points: the generalisation gate. Before each generator G_0 = G_sft .. G_{T-1} samples
     verifier data, its sample accuracy on its own training problems (the first
-    min(eval_problems, human_problems) of the pool) and on as many fresh validation problems
+    min(valid_problems, human_problems) of the pool) and on as many fresh validation problems
     (samples_per_problem each) is logged; when the mean gap over seeds (train - fresh) of any
     of them is >= this, the claims about the verifier (V-STaR vs maj@k, DPO vs ORM,
     iterations) are reported as not tested"""
 
     def validate(self) -> None:
         check_at_least_one(self, "human_problems", "train_problems", "eval_problems",
+                           "valid_problems",
                            "iterations", "samples_per_problem", "max_pairs_per_problem",
                            "candidates", "claim_k", "vote_repeats", "sample_batch",
                            "chunk_steps")

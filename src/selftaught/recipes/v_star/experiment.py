@@ -46,7 +46,8 @@ from selftaught.recipes.v_star.report import (  # noqa: F401
 
 def make_setting(config: VStarConfig, seed: int) -> TaskSetting:
     return task_setting(config.task, config.task_args, config.model, config.human_problems,
-                        config.train_problems, config.eval_problems, seed)
+                        config.train_problems, config.eval_problems, seed,
+                        valid_problems=config.valid_problems)
 
 
 @functools.lru_cache(maxsize=4)
@@ -204,14 +205,23 @@ def log_gate(log, config: VStarConfig, s: TaskSetting, gen, key, seed: int, t: i
         fresh_problems=len(s.valid))
 
 
+def per_problem_ks(config: VStarConfig) -> list[int]:
+    """The k values whose per-problem accuracies `evaluate` returns (the claims' k: claim_k,
+    and 8 and N for DPO vs ORM)."""
+    return sorted({config.claim_k, *(k for k in (8, max(config.ks)) if k in config.ks)})
+
+
 def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, seed: int,
-             orm=None, oracle=None) -> dict[str, float]:
+             orm=None, oracle=None) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Greedy pass@1 of the generator, and on N sampled candidates per test problem:
     Best-of-k with the DPO verifier (and the ORM), maj@k, pass@k, for every k in config.ks,
     and each verifier's within-problem AUROC (`auroc_dpo`, `auroc_orm`: the fraction of
     (correct, incorrect) candidate pairs of one test problem it orders right; 0.5 = chance),
     the ranking quality that caps what Best-of-k can gain over a random candidate; with the
-    oracle (process-supervised) verifier also its `bok_oracle_k` and `auroc_oracle`."""
+    oracle (process-supervised) verifier also its `bok_oracle_k` and `auroc_oracle`.
+    Second: each test problem's own value (float [P] lists, for the paired bootstrap over
+    test problems) of greedy pass@1 (`pass1`) and of every selector at `per_problem_ks`; the
+    scalar metrics are their means."""
     greedy = sample(config, s, gen, s.test, 1, key, greedy=True, label="greedy pass@1")
     cand = sample(config, s, gen, s.test, config.candidates, jax.random.fold_in(key, 1),
                   label="test candidates")
@@ -230,15 +240,20 @@ def evaluate(config: VStarConfig, s: TaskSetting, gen, verifier, g_sft, key, see
     if oracle is not None:
         oracle_score = oracle_eval(config, s, gen, oracle, cand, jax.random.fold_in(key, 2),
                                    out)
+    per = {"pass1": greedy.correct[:, 0].astype(np.float64)}
     for k in config.ks:
-        out[f"bok_dpo_{k}"] = float(best_of_k(dpo_score, cand.correct, k).mean())
-        out[f"maj_{k}"] = maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
-                                   seed=seed * 1000 + k)
-        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, cand.num_correct, k)))
+        sel = {"bok_dpo": best_of_k(dpo_score, cand.correct, k),
+               "maj": maj_at_k(cand.answers, targets, k, max_subsets=config.vote_repeats,
+                               seed=seed * 1000 + k, per_problem=True)}
         if orm is not None:
-            out[f"bok_orm_{k}"] = float(best_of_k(orm_score, cand.correct, k).mean())
+            sel["bok_orm"] = best_of_k(orm_score, cand.correct, k)
         if oracle is not None:
-            out[f"bok_oracle_{k}"] = float(best_of_k(oracle_score, cand.correct, k).mean())
-    return out
+            sel["bok_oracle"] = best_of_k(oracle_score, cand.correct, k)
+        for name, values in sel.items():
+            out[f"{name}_{k}"] = float(np.mean(values))
+            if k in per_problem_ks(config):
+                per[f"{name}_{k}"] = values
+        out[f"passk_{k}"] = float(np.mean(pass_at_k(N, cand.num_correct, k)))
+    return out, {name: np.round(v, 6).tolist() for name, v in per.items()}
 
 

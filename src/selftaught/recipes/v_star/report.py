@@ -42,6 +42,32 @@ def _gate(config: VStarConfig, run_dir, seeds: list[int]) -> tuple[bool, str, li
     return gate_verdict(gates, seeds)
 
 
+def _resolution(config: VStarConfig, run_dir, seeds: list[int], claims: list) -> list[str]:
+    """The report section that puts, beside each Best-of-k / maj@k / DPO-vs-ORM / iteration
+    claim's CI over training seeds, the paired bootstrap over the test problems of every seed
+    pooled (`stats.pooled_difference_ci` on the `test_problems` events: each problem's own
+    accuracy; none in a run from before them: no section)."""
+    T, kc = config.iterations, config.claim_k
+    got = {(e["seed"], e["iteration"]): e for e in run_dir.events("test_problems")}
+    if not all((sd, t) in got for sd in seeds for t in range(1, T + 1)):
+        return []
+    compared = {f"vstar_beats_maj_at_{kc}": ((T, f"bok_dpo_{kc}"), (T, f"maj_{kc}")),
+                f"maj_at_{kc}_beats_pass1": ((T, f"maj_{kc}"), (T, "pass1")),
+                **{f"dpo_beats_orm_at_{k}": ((T, f"bok_dpo_{k}"), (T, f"bok_orm_{k}"))
+                   for k in config.ks},
+                f"iteration_{T}_beats_1": ((T, f"bok_dpo_{kc}"), (1, f"bok_dpo_{kc}"))}
+    names = {c.name for c in claims}
+
+    def blocks(t, name):
+        return [100 * np.asarray(got[(sd, t)][name], np.float64) for sd in seeds]
+
+    pooled = {name: stats.pooled_difference_ci(blocks(*a), blocks(*b))
+              for name, (a, b) in compared.items() if name in names}
+    n = sum(len(got[(sd, T)]["pass1"]) for sd in seeds)
+    return stats.resolution_md(claims, pooled, units=f"the {n} test problems ({len(seeds)} "
+                               "seed(s) pooled; each seed has its own test candidates)")
+
+
 def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
     T, ks, kc = config.iterations, config.ks, config.claim_k
     ev = _evals(run_dir, seeds, T)
@@ -103,7 +129,7 @@ def report(config: VStarConfig, run_dir, seeds: list[int]) -> Report:
     def cell(x):
         return stats.ci_cell(stats.bootstrap_ci(x))
 
-    md = [*gate_md, "",
+    md = [*gate_md, "", *_resolution(config, run_dir, seeds, claims), "",
           f"## Per iteration (test accuracy %, mean over seeds [95% CI]; k = {kc})", "",
           stats.markdown_table(
               ["iteration", "greedy pass@1", "random candidate", "maj@k", "V-STaR Best-of-k",
