@@ -6,25 +6,64 @@
 Default: issue 24's non-memorising setting. G_sft's 400 x 64 SFT rows are 2 epochs over
 12,800 distinct problems (one uneven human solution each); each of 2 iterations samples 6
 candidates on each of the 12,800 (76,800 labelled samples, ~43,500 DPO pairs at iteration 1,
-~74,600 at 2); 64 fresh test problems x 64 candidates. Measured (`/usr/bin/time -v
-selftaught run v-star --preset default --seeds 3`, 2026-12-06, MEASURED UNDER LOAD 8-14 from
-three other helpers' jobs, the run got ~31% of the machine): 58 min 8 s wall, 1,076 CPU-s
-(929 user + 147 sys), peak RSS 1.59 GiB; idle (one job, after issue 29's sampler-padding
-change, same command): 10 min 14 s wall, 939 CPU-s (795 user + 145 sys), 1.59 GiB, the same
-claims to the last digit. The generalisation gate passes (own training problems / fresh
-validation problems, mean over 3 seeds): G_sft 17.0 / 19.4%, gap -2.3 points [-3.4, -0.5];
-G_1 21.0 / 25.2%, gap -4.2 [-9.1, 0.0]. So every claim is tested; 2 of 6 hold (n = 3
-training seeds, 95% CI; iteration 2 unless said):
+~74,600 at 2); 1,000 fresh test problems x 64 candidates per seed (issue 24 item 2,
+`eval_problems`; 64,000 test candidates per iteration, sampled and scored in batches of
+`sample_batch` / 512 rows); the gate and the oracle's aggregate choice use 64 fresh
+validation problems (`valid_problems`), so they cost what they did at 64 test problems.
+
+Measured at 1,000 test problems (`/usr/bin/time -v selftaught run v-star --preset default
+--seeds 3`, 2026-12-07, MEASURED UNDER LOAD 4-12 from other helpers' jobs, the run got 0.64
+of a core on average): 1 h 5 min 22 s wall, 2,546 CPU-s (2,050 user + 496 sys), peak RSS 1.61
+GiB; per seed ~850 CPU-s (G_sft ~60, iteration 1 ~300, iteration 2 ~500: the 64,000 test
+candidates per iteration cost ~2.7x the 939 CPU-s of the 64-problem run). Not measured idle;
+at the 64-problem run's idle rate (1.53 CPU-s per wall second) that is ~28 min, under the
+45-min budget. The gate passes with the same figures as before (it samples the same
+problems with the same keys): G_sft 17.0 / 19.4% (own training / fresh validation problems,
+mean over 3 seeds), gap -2.3 points [-3.4, -0.5]; G_1 21.0 / 25.2%, gap -4.2 [-9.1, 0.0].
+1 of 6 claims holds (n = 3 training seeds, 95% CI over seeds; beside it, the paired
+bootstrap over the 3,000 pooled test problems; iteration 2 unless said):
+- Best-of-16 (DPO) - maj@16: -3.3 points [-3.7, -3.0]; over problems [-4.3, -2.3]: does
+  not hold (both CIs below 0: voting beats the verifier);
+- maj@16 - greedy pass@1: +0.2 [-0.2, 0.6]; over problems [-0.7, 1.1]: does not hold;
+- DPO - ORM Best-of-8: -0.2 [-1.2, 0.9]; over problems [-0.8, 0.5]: does not hold;
+  Best-of-64: -1.4 [-2.5, -0.5]; over problems [-2.9, 0.1]: does not hold (the sign flipped
+  from the 64-problem run's +3.6 [1.6, 4.7], which was the draw of 64 problems);
+- iteration 2 - 1 (Best-of-16): +0.1 [-1.1, 1.8]; over problems [-0.8, 0.9]: does not hold;
+- upper bound, not a paper claim: oracle AUROC - DPO AUROC (x 100): +2.1 [1.3, 3.2]: holds.
+The two CIs agree on every verdict (no claim that fails over seeds holds over problems);
+they differ only at DPO - ORM k = 64, which the seeds put below 0 and the 3,000 problems
+cannot resolve from 0 (upper end +0.1). The oracle claim has no problem CI (an AUROC is
+not a mean over problems). Test accuracy (mean [95% CI] over seeds): G_sft
+greedy pass@1 24.5% [22.4, 26.4]; iteration 1 / 2: greedy 25.5 / 24.3%, a random candidate
+22.9 / 23.8%, maj@16 25.2 / 25.6%, Best-of-16 DPO 22.2 / 22.3%, oracle 22.9 / 24.0%, ORM
+(iteration 2) 22.7%, pass@16 77.7 / 73.0%; at k = 64 (iteration 2): DPO 19.8%, ORM 21.2%,
+oracle 21.7%, maj@64 25.5%, pass@64 92.3%. Within-problem AUROC on the test candidates
+(iteration 1 / 2): DPO 0.546 [0.530, 0.560] / 0.527 [0.511, 0.551]; ORM 0.534 [0.513,
+0.550]; oracle 0.545 [0.519, 0.563] / 0.548 [0.524, 0.569]; the true step labels (the
+ceiling of any step checker) 0.678 / 0.666, with 56.5 / 57.3% of the correct candidates
+right by luck. So every verifier is near chance (AUROC 0.53-0.55, far below the ~0.8 at
+which best-of-k is expected to beat voting): the failing claims are explained by the
+ranking diagnostic, now on 64,000 candidates per iteration, not by the test set's size.
+
+Before (64 test problems per seed, 2026-12-06; idle: 10 min 14 s wall, 939 CPU-s, 1.59 GiB;
+under load 8-14: 58 min 8 s, 1,076 CPU-s). The gate figures are the same (the same code
+samples them): G_sft 17.0 / 19.4%, gap -2.3 points [-3.4, -0.5]; G_1 21.0 / 25.2%, gap -4.2
+[-9.1, 0.0]. 2 of 6 held (n = 3 training seeds, 95% CI; iteration 2 unless said):
 - Best-of-16 (DPO) - maj@16: -7.0 points [-10.9, -4.3]: does not hold;
 - maj@16 - greedy pass@1: -0.3 [-0.5, -0.2]: does not hold;
-- DPO - ORM Best-of-8: +0.6 [-1.7, 3.8]: does not hold; Best-of-64: +3.6 [1.6, 4.7]: holds
-  (the ORM falls faster with k, as the paper says, but both are below a random candidate);
+- DPO - ORM Best-of-8: +0.6 [-1.7, 3.8]: does not hold; Best-of-64: +3.6 [1.6, 4.7]: held
+  (the ORM fell faster with k, as the paper says, but both were below a random candidate);
 - iteration 2 - 1 (Best-of-16): +0.5 [-0.0, 1.2]: does not hold;
-- upper bound, not a paper claim: oracle AUROC - DPO AUROC (x 100): +4.7 [2.6, 8.1]: holds.
-Test accuracy (mean [95% CI]): G_sft greedy pass@1 25.5% [23.4, 26.6]; iteration 1 / 2:
+- upper bound, not a paper claim: oracle AUROC - DPO AUROC (x 100): +4.7 [2.6, 8.1]: held.
+Test accuracy then (mean [95% CI]): G_sft greedy pass@1 25.5% [23.4, 26.6]; iteration 1 / 2:
 greedy 30.2 / 29.7%, a random candidate 24.5 / 26.2%, maj@16 27.5 / 29.4%, Best-of-16 DPO
 21.9 / 22.3%, oracle 23.6 / 25.6%, ORM (iteration 2) 21.3%, pass@16 79.2 / 76.1%; at k = 64
-(iteration 2): DPO 21.4%, ORM 17.7%, oracle 25.5%, maj@64 29.2%, pass@64 93.8%.
+(iteration 2): DPO 21.4%, ORM 17.7%, oracle 25.5%, maj@64 29.2%, pass@64 93.8%. On 64
+problems a seed's accuracy moves by ~5 points with the draw of problems alone (binomial
+s.e. sqrt(0.25 x 0.75 / 64) = 5.4 points), which is why the test set grew.
+
+The diagnosis below was written from the 64-problem run; its figures are those (the
+1,000-problem AUROCs and lucky fractions above tell the same story).
 
 Why the verifiers are at chance: the oracle diagnosis (issue 24). Within-problem AUROC on
 the test candidates, iteration 1 / 2: DPO 0.532 [0.495, 0.590] / 0.505 [0.480, 0.549]; ORM
@@ -81,7 +120,7 @@ idle, 907 CPU-s) made on older code; G_sft (13.0%) and the gate's G_sft figures 
 Generalisation gate (issue 24). Before a generator samples verifier data (G_sft for
 iteration 1, G_t for iteration t + 1), the phase that trains it logs a `gate` event: its
 sample accuracy (samples_per_problem samples at the sampling temperature) on its own training
-problems (the first min(eval_problems, human_problems) of the pool: G_sft's human-solved
+problems (the first min(valid_problems, human_problems) of the pool: G_sft's human-solved
 problems, and part of the pool whose correct samples train every later G_t) and on as many
 fresh validation problems (`TaskSetting.valid`, disjoint
 from the reported test problems). report.md shows them per seed in a "Generalisation gate"
