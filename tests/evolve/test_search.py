@@ -70,6 +70,9 @@ def test_regularized_evolution_solves_a_small_regression_and_counts_evaluations(
     k = evaluations_to_reach(res, -1e-4)
     curve = res.best_curve(cache.real_evaluations)
     assert curve[k - 1] >= -1e-4 and (k == 1 or curve[k - 2] < -1e-4)
+    # a success past the budget is not a success within it (censored like a failure)
+    assert evaluations_to_reach(res, -1e-4, budget=k) == k
+    assert evaluations_to_reach(res, -1e-4, budget=k - 1) is None
     assert np.all(np.diff(curve[np.isfinite(curve)]) >= 0)
     validate(SR, res.best.program)
 

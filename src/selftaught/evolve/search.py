@@ -142,11 +142,15 @@ def regularized_evolution(
     return EvolutionResult(history, real, best)
 
 
-def evaluations_to_reach(result: EvolutionResult, target: float) -> int | None:
-    """Real evaluations spent when a candidate first reached `target` fitness (None: never)."""
+def evaluations_to_reach(result: EvolutionResult, target: float,
+                         budget: int | None = None) -> int | None:
+    """Real evaluations spent when a candidate first reached `target` fitness (None: never,
+    or only after `budget` real evaluations: a search whose last batch crosses its budget
+    does not count a success past it, which would score worse than a failure censored at
+    the budget)."""
     for ind, n in zip(result.history, result.real_evals):
         if ind.fitness >= target:
-            return n
+            return n if budget is None or n <= budget else None
     return None
 
 

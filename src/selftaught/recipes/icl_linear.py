@@ -17,6 +17,8 @@ small-scale.md §4 design B; Garg et al. 2022).
     With experiment 2 (reinforced / unsupervised ICL; measured 2026-12-07 **under load**,
     load 6-12, the job got 40% of the CPU, `/usr/bin/time -v`): 20 min 20 s wall, 488 CPU-s
     (471 user + 17 sys), peak RSS 2.09 GiB (was 1.45); the reinforced phase took 93 s wall.
+    **Idle** (2026-12-07, one job, load < 2, `/usr/bin/time -v`): 4 min 56 s wall, 468
+    CPU-s (447 user + 20 sys), peak RSS 2.15 GiB, the reinforced phase 26 s; the same claims.
     Training and test events are unchanged, so are the 3 claims above (4 of 5 hold):
     - yield: after 4 ground-truth shots the model labels 67.4% [66.8, 68.0] of the pool
       correctly (no row short of 64 verified; fewest kept 119 of 256);
@@ -122,8 +124,8 @@ Smoke (2 seeds, 600 steps, up to 32 shots): test accuracy 58% (1 shot) -> 84% (3
 logistic 89%, kNN 75% at 32; 50 CPU-s, 3 min 52 s wall under load (the job got 21% of the
 CPU), peak RSS 0.74 GiB; idle it should take well under a minute. With experiment 2 (64
 held-out w x 8 queries, pool 128): 83 CPU-s (81 user + 2 sys), 3 min 35 s wall under load
-(38% of the CPU), peak RSS 0.85 GiB; about 46 s idle by the CPU-s / 1.8 rule, not timed
-idle.
+(38% of the CPU), peak RSS 0.85 GiB; idle (2026-12-07, `/usr/bin/time -v`): 50 s wall,
+74 CPU-s, 0.89 GiB.
 """
 
 from __future__ import annotations

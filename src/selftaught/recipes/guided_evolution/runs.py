@@ -172,7 +172,7 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
     grid = np.linspace(config.max_evaluations / config.curve_points, config.max_evaluations,
                        config.curve_points).astype(int)
     curve = res.best_curve(config.max_evaluations)[grid - 1]
-    reached = evaluations_to_reach(res, target)
+    reached = evaluations_to_reach(res, target, budget=config.max_evaluations)
     return {
         "evals_to_target": float(reached if reached is not None else config.max_evaluations),
         "reached": reached is not None,

@@ -7,6 +7,8 @@ Measured (the whole default, 3 seeds, 2026-12-07, after the meta-trainer moved o
 new batches, same initial parameters): `/usr/bin/time -v`, 29 min 00 s wall **under load**
 (three helper jobs, load 7-9 for the first 25 min), 849 CPU-s (831 user + 18 sys; the
 earlier idle run of the former trainer: 13 min 31 s, 1,113 CPU-s), peak RSS 1.98 GiB.
+**Idle** (2026-12-07, one job, load < 2, `/usr/bin/time -v`): 11 min 20 s wall, 936 CPU-s
+(909 user + 27 sys), peak RSS 2.02 GiB; the same claims to the last digit.
 Phases (wall, loaded): curriculum 650 steps at 256 tokens 320 s, 30 full-context steps at
 2,048 tokens 365 s, experiments 1/3/5 evaluation 104 s, experiment 2 meta-training 758 s +
 reinforced shots and evaluations 87 s, experiment 4 (three decoders) 57 s + evaluation 15 s.
