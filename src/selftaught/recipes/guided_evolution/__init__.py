@@ -111,9 +111,9 @@ Measured (10 seeds each; claims hold when the 95% CI lies above 1):
         [0.83, 1.85]; success within 800 evaluations 30% unguided, 30% guided, 40% tuned
         (censored runs count as 800: the ratio understates a win; a target first reached
         past the budget, in the batch that crosses it, counts as censored too -- tuned seed
-        5 reached it at 812, which scored worse than a failure before the fix: 50% -> 40%); discriminator
-        accuracy 0.87 [0.84, 0.90], 37% of proposals accepted. Neither speed-up holds (the
-        2026-11-27 run, older code: guided 1.21 [0.87, 1.76], success 60%).
+        5 reached it at 812, which scored worse than a failure before the fix: 50% -> 40%);
+        discriminator accuracy 0.87 [0.84, 0.90], 37% of proposals accepted. Neither
+        speed-up holds (the 2026-11-27 run, older code: guided 1.21 [0.87, 1.76], success 60%).
         Tuned arm on its 1445 validation pairs (threshold mean 0.20, final 0.26): p 0.030,
         TPR 0.32, FPR 0.23, precision 0.041 = 1.34 p [0.71, 1.95] (P > 0.5: TPR 0.18, FPR
         0.15, 1.22 p [0.32, 2.19]); novel fraction of plain mutations 0.15; predicted gain

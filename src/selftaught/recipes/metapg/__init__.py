@@ -39,7 +39,8 @@ The default's claims (above) use the graph space. The second, continuous space (
     selftaught run metapg --preset continuous
     # measured under load 5-12 (2026-12-07, /usr/bin/time -v): 27 min 47 s wall, 760 CPU-s
     # (748 user + 12 sys), peak RSS 0.91 GiB; idle (2026-12-07, one job, load < 2): 7 min
-    # 01 s wall, 690 CPU-s (654 user + 37 sys), 0.92 GiB, the same claims; 3 searches x 6 generations x population 8,
+    # 01 s wall, 690 CPU-s (654 user + 37 sys), 0.92 GiB, the same claims;
+    # 3 searches x 6 generations x population 8,
     # 6 training seeds per candidate: 168 candidates, 162 trainings of 6 seeds (6 hash
     # hits: mutants clipped back onto SAC's corner), then SAC and 9 distinct chosen points
     # on the same 33 fresh seeds (409 s of the wall). A training costs ~0.5 CPU-s here

@@ -17,7 +17,8 @@ of a core on average): 1 h 5 min 22 s wall, 2,546 CPU-s (2,050 user + 496 sys), 
 GiB; per seed ~850 CPU-s (G_sft ~60, iteration 1 ~300, iteration 2 ~500: the 64,000 test
 candidates per iteration cost ~2.7x the 939 CPU-s of the 64-problem run). **Idle**
 (2026-12-07, one job, load < 2, `/usr/bin/time -v`): 20 min 57 s wall, 1,923 CPU-s (1,566
-user + 357 sys), peak RSS 1.72 GiB; the same claims to the last digit. The gate passes with the same figures as before (it samples the same
+user + 357 sys), peak RSS 1.72 GiB; the same claims to the last digit.
+The gate passes with the same figures as before (it samples the same
 problems with the same keys): G_sft 17.0 / 19.4% (own training / fresh validation problems,
 mean over 3 seeds), gap -2.3 points [-3.4, -0.5]; G_1 21.0 / 25.2%, gap -4.2 [-9.1, 0.0].
 1 of 6 claims holds (n = 3 training seeds, 95% CI over seeds; beside it, the paired
