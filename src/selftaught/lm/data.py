@@ -52,6 +52,17 @@ class TaskSetting:
                         [self.clip(t) for t in texts], self.model_cfg.max_len, capacity,
                         **columns)
 
+    def sample(self, params, problems: Sequence, n: int, key, *, temperature: float,
+               top_k: int, batch_size: int, greedy: bool = False,
+               description: str = "sampling"):
+        """`lm.generate.generate`: `n` verified samples per problem from `params`, with this
+        setting's model, tokenizer, task and sampling budget (`max_new`)."""
+        from selftaught.lm.generate import generate  # lm.generate does not import lm.data
+
+        return generate(params, self.model_cfg, self.tok, self.task, problems, n, key,
+                        max_new_tokens=self.max_new, temperature=temperature, top_k=top_k,
+                        greedy=greedy, batch_size=batch_size, description=description)
+
     def pack_pairs(self, problems: Sequence, chosen: Sequence[str], rejected: Sequence[str],
                    capacity: int | None = None) -> dict:
         """`pack_pairs` rows of (problem, chosen text, rejected text) triples, clipped."""

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from selftaught.lm.data import TaskSetting, stack_rows, task_setting
-from selftaught.lm.generate import Samples, generate
+from selftaught.lm.generate import Samples
 from selftaught.lm.metrics import (
     maj_at_k,
     pass_at_k,
@@ -139,9 +139,8 @@ def verdict_ids(config: MathRerankConfig, s: TaskSetting) -> tuple[int, int]:
 
 def sample(config: MathRerankConfig, s: TaskSetting, params, problems: list, n: int, key,
            greedy: bool = False, label: str = "sampling") -> Samples:
-    return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
-                    max_new_tokens=s.max_new, temperature=config.temperature,
-                    top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch,
+    return s.sample(params, problems, n, key, temperature=config.temperature,
+                    top_k=config.top_k, batch_size=config.sample_batch, greedy=greedy,
                     description=label)
 
 

@@ -156,7 +156,6 @@ from selftaught.lm import (
 )
 from selftaught.lm.data import TaskSetting, task_setting
 from selftaught.lm.generate import Samples
-from selftaught.lm.generate import generate as lm_generate
 from selftaught.lm.model import ModelSize
 from selftaught.lm.train import fit
 from selftaught.recipes.rest_em import curriculum
@@ -184,9 +183,8 @@ def make_setting(config: RestEMConfig, seed: int) -> TaskSetting:
 def generate(config: RestEMConfig, s: Setting, params, problems: list, repeats: int, key,
              greedy: bool) -> Samples:
     """`repeats` verified completions per problem (the config's temperature and top-k)."""
-    return lm_generate(params, s.model_cfg, s.tok, s.task, problems, repeats, key,
-                       max_new_tokens=s.max_new, temperature=config.temperature,
-                       top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch)
+    return s.sample(params, problems, repeats, key, temperature=config.temperature,
+                    top_k=config.top_k, batch_size=config.sample_batch, greedy=greedy)
 
 
 def sft_data(s: Setting, problems: list, solutions: list[str], capacity: int) -> dict:

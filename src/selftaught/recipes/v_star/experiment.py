@@ -12,7 +12,7 @@ from selftaught.lm.data import (
     add_columns,
     task_setting,
 )
-from selftaught.lm.generate import Samples, generate
+from selftaught.lm.generate import Samples
 from selftaught.lm.metrics import (
     auroc,
     best_of_k,
@@ -188,9 +188,8 @@ def step_diagnostics(steps: dict, z_NxT, correct_PxN) -> dict[str, float]:
 
 def sample(config: VStarConfig, s: TaskSetting, params, problems: list, n: int, key,
            greedy: bool = False, label: str = "sampling") -> Samples:
-    return generate(params, s.model_cfg, s.tok, s.task, problems, n, key,
-                    max_new_tokens=s.max_new, temperature=config.temperature,
-                    top_k=config.top_k, greedy=greedy, batch_size=config.sample_batch,
+    return s.sample(params, problems, n, key, temperature=config.temperature,
+                    top_k=config.top_k, batch_size=config.sample_batch, greedy=greedy,
                     description=label)
 
 
