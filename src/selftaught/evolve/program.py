@@ -71,10 +71,32 @@ class Space:
         return self.ops + tuple(f"input:{n}" for n in self.input_names)
 
 
+def _cached_hash(obj, fields: tuple) -> int:
+    """The dataclass hash, hash(fields), computed once per (immutable) object: a search
+    looks its programs up in dicts many times (memo, caches), and the generated
+    `__hash__` would re-hash every node each time."""
+    h = obj.__dict__.get("_hash")
+    if h is None:
+        h = hash(fields)
+        object.__setattr__(obj, "_hash", h)
+    return h
+
+
+def _state(obj) -> dict:
+    """Pickled state without the cached hash (string hashes differ between processes)."""
+    return {k: v for k, v in obj.__dict__.items() if k != "_hash"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Node:
     op: str
     args: tuple[int, ...]
+
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.op, self.args))
+
+    def __getstate__(self) -> dict:
+        return _state(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +106,12 @@ class Program:
 
     inputs: tuple[str, ...]
     nodes: tuple[Node, ...]
+
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.inputs, self.nodes))
+
+    def __getstate__(self) -> dict:
+        return _state(self)
 
     def slot_types(self, space_or_types: Space | tuple[str, ...]) -> list[str]:
         in_types = (space_or_types.input_types if isinstance(space_or_types, Space)
@@ -104,20 +132,30 @@ class Program:
 
 
 # ---------------------------------------------------------------- generation and mutation
-def _random_node(space: Space, slot_types: list[str], rng: np.random.Generator,
-                 out_type: str | None, exclude: Node | None = None) -> Node | None:
+@functools.lru_cache(maxsize=4096)
+def _choices(space: Space, slot_types: tuple[str, ...], out_type: str | None
+             ) -> tuple[tuple, dict[str, list[int]]]:
+    """((op name, input types) of the ops that can be placed, {type: slots of that type})
+    for a node reading `slot_types` (computed once per space and slot typing)."""
     by_type: dict[str, list[int]] = {}
     for k, t in enumerate(slot_types):
         by_type.setdefault(t, []).append(k)
-    cands = [o for o in space.ops
-             if (out_type is None or get_op(o).out_type == out_type)
-             and all(t in by_type for t in get_op(o).in_types)]
+    cands = tuple((o, get_op(o).in_types) for o in space.ops
+                  if (out_type is None or get_op(o).out_type == out_type)
+                  and all(t in by_type for t in get_op(o).in_types))
+    return cands, by_type
+
+
+def _random_node(space: Space, slot_types: list[str], rng: np.random.Generator,
+                 out_type: str | None, exclude: Node | None = None) -> Node | None:
+    cands, by_type = _choices(space, tuple(slot_types), out_type)
     if not cands:
         return None
     for _ in range(20):
-        op = get_op(cands[rng.integers(len(cands))])
-        args = tuple(int(rng.choice(by_type[t])) for t in op.in_types)
-        node = Node(op.name, args)
+        name, in_types = cands[rng.integers(len(cands))]
+        # slots[rng.integers(len(slots))] draws what rng.choice(slots) draws, faster
+        args = tuple(by_type[t][rng.integers(len(by_type[t]))] for t in in_types)
+        node = Node(name, args)
         if node != exclude:
             return node
     return node
@@ -349,8 +387,31 @@ def padded(programs: list, size: int | None = None) -> list:
 
 
 def encode_many(space: Space, programs: list[Program]) -> tuple[np.ndarray, ...]:
-    enc = [encode(space, p) for p in programs]
-    return tuple(np.stack([e[k] for e in enc]) for k in range(3))
+    """`encode` of each program, stacked: (op_ids [P, N], args [P, N, 2], out [P]); one
+    pass filling the arrays (a batched evaluator encodes every candidate it runs)."""
+    if any(len(p.nodes) > space.num_nodes for p in programs):
+        return tuple(np.stack(x) for x in zip(*[encode(space, p) for p in programs]))
+    index = _op_index(space)
+    P, N = len(programs), space.num_nodes
+    op_ids = np.zeros((P, N), np.int32)
+    args = np.zeros((P, N, MAX_ARITY), np.int32)
+    out = np.zeros((P,), np.int32)
+    ops_flat, args_flat = [0] * (P * N), [0] * (P * N * MAX_ARITY)
+    for p, prog in enumerate(programs):
+        for i, n in enumerate(prog.nodes):
+            ops_flat[p * N + i] = index[n.op]
+            for j, a in enumerate(n.args):
+                args_flat[(p * N + i) * MAX_ARITY + j] = a
+        out[p] = len(space.inputs) + len(prog.nodes) - 1
+    if P:
+        op_ids[:] = np.asarray(ops_flat, np.int32).reshape(P, N)
+        args[:] = np.asarray(args_flat, np.int32).reshape(P, N, MAX_ARITY)
+    return op_ids, args, out
+
+
+@functools.lru_cache(maxsize=64)
+def _op_index(space: Space) -> dict[str, int]:
+    return {o: k for k, o in enumerate(space.ops)}
 
 
 def make_interpreter(space: Space) -> Callable[..., jax.Array]:
