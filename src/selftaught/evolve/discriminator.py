@@ -372,7 +372,8 @@ GUIDE_MODES = ("filter", "chain", "adaptive")
 
 def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
                     p_fresh: float = 0.05, mode: str = "filter",
-                    known=None, counts: dict | None = None, threshold=None) -> MutateBatch:
+                    known=None, counts: dict | None = None, threshold=None,
+                    batched: bool = False) -> MutateBatch:
     """Predictor-guided adaptive mutation; plain mutation until the discriminator has data.
 
     filter: draw `proposals` single mutations of each parent and keep the one the
@@ -390,6 +391,11 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
     threshold: None, or a function () -> t: the discriminator then answers 0/1 ("better"
     when P >= t), so filter mode evaluates the first accepted proposal (else the first
     one), the rule `screened_improvement_rate` models (t tuned for precision / p).
+    batched (filter mode): draw all `proposals` rounds first and rate them in one call of
+    `known` and one of the discriminator instead of one per round: the same children, the
+    same `counts` and the same random streams (the rounds never depended on each other),
+    exact for a discriminator whose answer to a pair does not depend on the other pairs of
+    the call (`OracleDiscriminator`: its noise is drawn in the same order; see the tests).
     """
     if mode not in GUIDE_MODES:
         from selftaught.core.errors import UnknownNameError
@@ -397,8 +403,8 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
         raise UnknownNameError("guided mutation mode", mode, GUIDE_MODES)
 
     def mutate_batch(parents: list[Program], rng: np.random.Generator) -> list[Program]:
-        def rate(cands):
-            s = disc.prob_better(cands, parents) if disc.ready else np.zeros(len(cands))
+        def rate(cands, base=parents):
+            s = disc.prob_better(cands, base) if disc.ready else np.zeros(len(cands))
             if threshold is not None and disc.ready:
                 s = (s >= threshold()).astype(np.float64)
             if known is not None:
@@ -408,6 +414,19 @@ def guided_mutation(space: Space, disc: Discriminator, *, proposals: int = 8,
         current = [mutate(space, p, rng, p_fresh) for p in parents]
         if not disc.ready and known is None:
             return current
+        if batched and mode == "filter" and proposals > 1:
+            n = len(parents)
+            cands = current + [mutate(space, p, rng, p_fresh)
+                               for _ in range(proposals - 1) for p in parents]
+            s_RxN = rate(cands, parents * proposals).reshape(proposals, n)
+            pick, score = np.zeros(n, int), s_RxN[0]
+            for r in range(1, proposals):  # the sequential rule over the rated rounds
+                better = s_RxN[r] > score
+                if counts is not None and disc.ready:
+                    counts["proposed"] = counts.get("proposed", 0) + n
+                    counts["accepted"] = counts.get("accepted", 0) + int(better.sum())
+                pick, score = np.where(better, r, pick), np.where(better, s_RxN[r], score)
+            return [cands[r * n + i] for i, r in enumerate(pick)]
         score = rate(current)
         active = np.ones(len(parents), bool)
         for _ in range(proposals - 1 if mode == "filter" else proposals):
