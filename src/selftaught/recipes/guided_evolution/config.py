@@ -65,7 +65,7 @@ class GuidedEvolutionConfig:
     diag_windows: int = 10
     """diagnostics: windows of real evaluations over which p, TPR, FPR are counted"""
     equations: tuple[str, ...] = ("nguyen1", "nguyen2", "nguyen3")
-    """symreg domain: Nguyen benchmark equations (nguyen1 .. nguyen8)"""
+    """symreg domain: Nguyen benchmark equations (nguyen1 .. nguyen12; 9-12 of x and y)"""
     problems: tuple[int, ...] = (0, 1, 2)
     """optimizer / rl_loss domains: seeds of the problems (MLP teacher and data; chain MDPs)"""
     opt_steps: int = 150
@@ -109,6 +109,10 @@ class GuidedEvolutionConfig:
     """evaluated programs before the discriminator starts guiding"""
     curve_points: int = 30
     """points of the success-vs-evaluations curves"""
+    fast: bool = True
+    """memoise each distinct program's fitness and functional hash within a search, and let
+    an oracle arm rate all its filter proposals in one call: the same searches, faster
+    (False: the sequential reference path, kept for tests and bench/oracle_sweep.py)"""
     backend: str = "inprocess"
     """evaluation backend: inprocess | pool | ray"""
     workers: int = 2

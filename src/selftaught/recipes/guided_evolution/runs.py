@@ -14,7 +14,7 @@ from selftaught.evolve.discriminator import (
     rates,
     tuned_threshold,
 )
-from selftaught.evolve.hashing import FitnessCache, FunctionalHasher
+from selftaught.evolve.hashing import FitnessCache, FunctionalHasher, memoized
 from selftaught.evolve.program import mutate, to_formula, to_json
 from selftaught.evolve.search import (
     evaluations_to_reach,
@@ -31,7 +31,10 @@ from selftaught.recipes.guided_evolution.config import (
 def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
              target: float):
     space = task.space
-    cache = FitnessCache(FunctionalHasher(space))
+    if config.fast:  # identical searches: each distinct program run once (memo), and an
+        # oracle arm rates its filter proposals in one call (see `guided_mutation`)
+        evaluate = memoized(evaluate)
+    cache = FitnessCache(FunctionalHasher(space, memo=1_000_000 if config.fast else 0))
     rng = np.random.default_rng([seed, 17])
     kw: dict = {}
     online_acc: list[float] = []
@@ -143,7 +146,8 @@ def _run_one(config: GuidedEvolutionConfig, task, evaluate, seed: int, arm: str,
                   # the tuned arm's threshold models the filter rule (first accepted)
                   mode="filter" if arm == "tuned" else config.guide_mode,
                   known=cache.known, counts=accepted,
-                  threshold=(lambda: th["t"]) if arm == "tuned" else None),
+                  threshold=(lambda: th["t"]) if arm == "tuned" else None,
+                  batched=config.fast and isinstance(disc, OracleDiscriminator)),
               "on_batch": on_batch}
         if arm == "tuned":
             screened = kw["mutate_batch"]
