@@ -35,3 +35,13 @@ def test_replace_with_dotted_names():
     cfg = cfglib.replace(ToyConfig(), **{"inner.width": 5, "steps": 2})
     assert cfg.inner.width == 5 and cfg.steps == 2
     assert dataclasses.is_dataclass(cfg.inner)
+
+
+def test_unknown_fields_that_moved_into_a_nested_config_say_where():
+    """A stored config written before fields moved into a nested config (`inner`) names
+    the new place; other unknown fields still list the known ones."""
+    with pytest.raises(ConfigError, match=r"\['width'\] for ToyConfig \(config\); they are now "
+                       r"under config\.inner .*start a new run"):
+        cfglib.from_dict(ToyConfig, {"width": 3}, where="config")
+    with pytest.raises(ConfigError, match="known: "):
+        cfglib.from_dict(ToyConfig, {"width": 3, "stpes": 1})

@@ -51,12 +51,25 @@ def from_dict(cls: type[C], data: dict, *, where: str = "") -> C:
     if unknown:
         raise ConfigError(
             f"unknown field(s) {sorted(unknown)} for {cls.__name__}"
-            f"{' (' + where + ')' if where else ''}; known: {sorted(names)}"
+            f"{' (' + where + ')' if where else ''}; "
+            + (_moved(cls, hints, unknown, where) or f"known: {sorted(names)}")
         )
     kwargs = {
         k: _from_plain(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()
     }
     return cls(**kwargs)
+
+
+def _moved(cls: type, hints: dict, unknown: set[str], where: str) -> str:
+    """'they are now under X.sub' when every unknown key is a field of one nested config
+    field `sub` of `cls` (a config written before those fields moved there), else ''."""
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and f.name not in unknown and unknown <= {
+                g.name for g in dataclasses.fields(tp)}:
+            return (f"they are now under {where + '.' if where else ''}{f.name} (a config "
+                    "written by an older version; start a new run)")
+    return ""
 
 
 def _wrong(key: str, expected: str, value: Any) -> ConfigError:
