@@ -29,12 +29,12 @@ def ours(steps: int, seeds: int, devices: int) -> dict:
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from selftaught.core.seeding import keys
-    from selftaught.rl.dqn import DQNConfig, make_train
+    from selftaught.rl.dqn import DQNConfig, LoopConfig, make_train
 
-    cfg = DQNConfig(env="CartPole-v1", loss="mse", total_steps=steps, num_envs=1,
-                    buffer_size=10_000, batch_size=128, learning_starts=1_000, train_every=10,
-                    grad_steps=1, lr=2.5e-4, target_update_every=50, num_evals=1,
-                    eval_episodes=1)
+    loop = LoopConfig(env="CartPole-v1", total_steps=steps, num_envs=1, buffer_size=10_000,
+                      batch_size=128, learning_starts=1_000, train_every=10, grad_steps=1,
+                      num_evals=1, eval_episodes=1)
+    cfg = DQNConfig(loop=loop, loss="mse", lr=2.5e-4, target_update_every=50)
     ks = keys(list(range(seeds)))
     if devices > 1:  # the seed axis split over CPU devices: one program, SPMD-partitioned
         mesh = Mesh(jax.devices()[:devices], ("seed",))

@@ -46,7 +46,6 @@ but unbiased sample of V(s)), and the mean V vs the mean return.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import jax
@@ -54,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import trim_mean
 
+from selftaught.core import config as cfglib
 from selftaught.core.seeding import keys
 from selftaught.recipes.value_classification import PRESETS
 from selftaught.rl import replay
@@ -63,8 +63,8 @@ from selftaught.rl.loop import run_chunks
 from selftaught.rl.networks import QNetwork
 from selftaught.rl.value_losses import make_value_head, make_value_learner
 
-BASE = dataclasses.replace(PRESETS["conditions"].dqn, env="Breakout-MinAtar", width=1.0,
-                           reward_noise=1.0)
+BASE = cfglib.replace(PRESETS["conditions"].dqn, **{"loop.env": "Breakout-MinAtar"},
+                      width=1.0, reward_noise=1.0)
 
 # probe name -> list of (label, DQNConfig overrides)
 PROBES = {
@@ -289,7 +289,7 @@ def main():
     ap.add_argument("--probe", nargs="+", default=["base"], choices=[*PROBES, "regress", "td"])
     ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 3e-3])
     ap.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
-    ap.add_argument("--steps", type=int, default=BASE.total_steps)
+    ap.add_argument("--steps", type=int, default=BASE.loop.total_steps)
     args = ap.parse_args()
     runs = [(s, lr) for lr in args.lrs for s in args.seeds]
     print("| probe | condition | lr | score IQM (per seed) | Q | gap | spread | coh | share "
@@ -301,15 +301,15 @@ def main():
         td(list(PROBES_REGRESS)[:2], args.lrs, args.seeds)
     for probe in [p for p in args.probe if p not in ("regress", "td")]:
         for label, over in PROBES[probe]:
-            dqn = dataclasses.replace(BASE, total_steps=args.steps, **over)
+            dqn = cfglib.replace(BASE, **{"loop.total_steps": args.steps}, **over)
             agent = make_agent(dqn)
             t0 = time.time()
             carry = jax.jit(jax.vmap(agent.init))(
                 keys([s for s, _ in runs]), np.array([lr for _, lr in runs], np.float32))
-            carry, curves = run_chunks(jax.jit(jax.vmap(agent.chunk)), carry, dqn.num_evals,
+            carry, curves = run_chunks(jax.jit(jax.vmap(agent.chunk)), carry, dqn.loop.num_evals,
                                        label)
             d = diagnostics(dqn, agent, carry, jax.random.PRNGKey(7))
-            score = normalized_return(dqn.env, curves["eval_return"])[:, -3:].mean(1)
+            score = normalized_return(dqn.loop.env, curves["eval_return"])[:, -3:].mean(1)
             rms = np.sqrt(curves["td_sq"][:, -1])
             for lr in args.lrs:
                 i = [k for k, (_, r) in enumerate(runs) if r == lr]

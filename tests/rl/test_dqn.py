@@ -10,13 +10,14 @@ import pytest
 from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.seeding import keys
-from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent, make_train
+from selftaught.rl.dqn import DQNConfig, LoopConfig, curve_steps, make_agent, make_train
 from selftaught.rl.envs import make_env
 
 TINY = DQNConfig(
-    env="CartPole-v1", loss="mse", total_steps=480, learning_starts=64, batch_size=16,
-    buffer_size=256, train_every=4, num_evals=2, eval_episodes=2, max_episode_steps=40,
-    target_update_every=5,
+    loop=LoopConfig(env="CartPole-v1", total_steps=480, learning_starts=64, batch_size=16,
+                    buffer_size=256, train_every=4, num_evals=2, eval_episodes=2,
+                    max_episode_steps=40),
+    loss="mse", target_update_every=5,
 )
 
 
@@ -36,13 +37,13 @@ def builtin_curves():
 
 def test_vmapped_seeds_shapes_and_determinism(builtin_curves):
     ev = np.asarray(builtin_curves["eval_return"])
-    assert ev.shape == (3, TINY.num_evals)
+    assert ev.shape == (3, TINY.loop.num_evals)
     np.testing.assert_array_equal(ev[0], ev[2])  # same seed, same result
     loss = np.asarray(builtin_curves["loss"])
     assert not np.array_equal(loss[0], loss[1])  # other seed, other run
     assert np.isfinite(loss).all()
     np.testing.assert_array_equal(np.asarray(builtin_curves["env_steps"])[0], curve_steps(TINY))
-    assert (ev >= 1).all() and (ev <= TINY.max_episode_steps).all()  # CartPole: +1 per step
+    assert (ev >= 1).all() and (ev <= TINY.loop.max_episode_steps).all()  # CartPole: +1 per step
     # (No curve is pinned to numbers recorded on another machine: XLA's CPU code differs in
     # the last bits between instruction sets, and an RL run turns one flipped action into
     # another curve. Same-process comparisons instead: seeds above, the loss_fn interface
@@ -52,7 +53,7 @@ def test_vmapped_seeds_shapes_and_determinism(builtin_curves):
     np.testing.assert_array_equal(episodes, np.round(episodes))
     assert (episodes > 0).all()
     train = np.asarray(builtin_curves["train_return"])
-    assert (train >= 1).all() and (train <= TINY.max_episode_steps).all()
+    assert (train >= 1).all() and (train <= TINY.loop.max_episode_steps).all()
     steps = np.asarray(builtin_curves["env_steps"])[:, -1]
     assert ((episodes * train).sum(1) <= steps + 1e-3).all()
     assert np.isfinite(np.asarray(builtin_curves["q"])).all()
@@ -60,8 +61,8 @@ def test_vmapped_seeds_shapes_and_determinism(builtin_curves):
 
 def test_caller_supplied_env_replaces_the_named_one():
     # any rl.envs.Env (e.g. a gridworld) can be passed; its name need not be registered
-    env = make_env("CartPole-v1", TINY.max_episode_steps)
-    cfg = dataclasses.replace(TINY, env="my-gridworld")
+    env = make_env("CartPole-v1", TINY.loop.max_episode_steps)
+    cfg = cfglib.replace(TINY, **{"loop.env": "my-gridworld"})
     make_train(cfg, env=env)  # validates the rest of the config, not the name
     with pytest.raises(UnknownNameError, match="unknown environment 'my-gridworld'"):
         make_train(cfg)
@@ -80,7 +81,7 @@ def test_custom_loss_fn_reproduces_builtin_td_loss(builtin_curves):
 
 
 def test_loss_fn_gradients_flow_only_through_online_q():
-    cfg = dataclasses.replace(TINY, num_evals=1, total_steps=160)
+    cfg = cfglib.replace(TINY, **{"loop.num_evals": 1, "loop.total_steps": 160})
     seen = {}
 
     def only_target(batch):
@@ -97,7 +98,7 @@ def test_loss_fn_gradients_flow_only_through_online_q():
     before, after = before_after(make_agent(cfg, loss_fn=only_target))
     for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    b = cfg.batch_size
+    b = cfg.loop.batch_size
     assert seen["q"] == seen["q_target"] == seen["q_next_online"] == (b, 2)
     assert seen["action"] == seen["reward"] == seen["discount"] == (b,)
     assert seen["obs"] == seen["next_obs"] == (b, 4)
@@ -112,7 +113,7 @@ def test_loss_fn_gradients_flow_only_through_online_q():
 def test_truncated_steps_are_stored_as_non_terminal():
     # CartPole cannot fall within 3 steps, so every episode end is a time-limit truncation:
     # the learner must bootstrap there (terminated = 0, discount = gamma)
-    cfg = dataclasses.replace(TINY, max_episode_steps=3, learning_starts=60)
+    cfg = cfglib.replace(TINY, **{"loop.max_episode_steps": 3, "loop.learning_starts": 60})
     carry = jax.jit(make_agent(cfg).init)(jax.random.PRNGKey(0))
     data = jax.tree.map(np.asarray, carry.buffer.data)
     n = int(carry.buffer.size)
@@ -128,18 +129,18 @@ def test_config_errors():
     with pytest.raises(UnknownNameError, match="unknown value loss 'l1'"):
         cfglib.validate(dataclasses.replace(TINY, loss="l1"))
     with pytest.raises(UnknownNameError, match="unknown environment 'Pong-v5'"):
-        cfglib.validate(dataclasses.replace(TINY, env="Pong-v5"))
+        cfglib.validate(cfglib.replace(TINY, **{"loop.env": "Pong-v5"}))
     with pytest.raises(ConfigError, match="v_min must be below v_max"):
         make_train(dataclasses.replace(TINY, v_min=5.0, v_max=5.0))
     with pytest.raises(ConfigError, match="num_bins must be at least 2, got 0"):
         make_train(dataclasses.replace(TINY, num_bins=0))
-    with pytest.raises(ConfigError, match="raise --total-steps"):
-        make_train(dataclasses.replace(TINY, total_steps=70))
+    with pytest.raises(ConfigError, match="raise loop.total_steps"):
+        make_train(cfglib.replace(TINY, **{"loop.total_steps": 70}))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["mse", "hl_gauss"])
 def test_dqn_learns_cartpole(loss):
-    cfg = DQNConfig(env="CartPole-v1", loss=loss, total_steps=50_000)
+    cfg = DQNConfig(loop=LoopConfig(env="CartPole-v1", total_steps=50_000), loss=loss)
     curves = jax.jit(jax.vmap(make_train(cfg)))(keys(list(range(4))))
     assert np.asarray(curves["eval_return"])[:, -3:].mean() > 100  # random policy: ~22

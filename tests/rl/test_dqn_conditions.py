@@ -11,13 +11,14 @@ import pytest
 from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError
 from selftaught.core.seeding import keys
-from selftaught.rl.dqn import DQNConfig, make_agent, replay_ratio, warmup_iters
+from selftaught.rl.dqn import DQNConfig, LoopConfig, make_agent, replay_ratio
 from selftaught.rl.envs import make_env, noisy_rewards
 
 TINY = DQNConfig(
-    env="CartPole-v1", loss="mse", total_steps=480, learning_starts=64, batch_size=16,
-    buffer_size=512, train_every=4, num_evals=2, eval_episodes=2, max_episode_steps=20,
-    target_update_every=5, lr=1e-3,
+    loop=LoopConfig(env="CartPole-v1", total_steps=480, learning_starts=64, batch_size=16,
+                    buffer_size=512, train_every=4, num_evals=2, eval_episodes=2,
+                    max_episode_steps=20),
+    loss="mse", target_update_every=5, lr=1e-3,
 )
 
 
@@ -41,7 +42,7 @@ def test_noisy_rewards_add_gaussian_noise_and_keep_the_dynamics():
 
 
 def test_reward_noise_reaches_the_replay_buffer_but_not_evaluation():
-    cfg = dataclasses.replace(TINY, reward_noise=1.0, reward_scale=0.5, num_evals=3)
+    cfg = cfglib.replace(TINY, reward_noise=1.0, reward_scale=0.5, **{"loop.num_evals": 3})
     agent = make_agent(cfg)
     carry = jax.jit(agent.init)(jax.random.PRNGKey(0))
     n = int(carry.buffer.size)
@@ -52,7 +53,8 @@ def test_reward_noise_reaches_the_replay_buffer_but_not_evaluation():
     curves = jax.jit(agent.train)(jax.random.PRNGKey(1))
     ev = np.asarray(curves["eval_return"])
     # greedy evaluation on the clean reward: whole episode lengths, as without noise
-    np.testing.assert_array_equal(ev * cfg.eval_episodes, np.round(ev * cfg.eval_episodes))
+    n_ep = cfg.loop.eval_episodes
+    np.testing.assert_array_equal(ev * n_ep, np.round(ev * n_ep))
     clean = jax.jit(make_agent(dataclasses.replace(cfg, reward_noise=0.0)).init)(
         jax.random.PRNGKey(0))
     np.testing.assert_array_equal(np.asarray(clean.buffer.data["reward"][:n]), 0.5)
@@ -62,11 +64,11 @@ def test_reward_noise_reaches_the_replay_buffer_but_not_evaluation():
 
 @pytest.mark.parametrize("train_every,grad_steps,num_envs", [(1, 4, 4), (2, 3, 2)])
 def test_updates_per_env_step_match_the_replay_ratio(train_every, grad_steps, num_envs):
-    cfg = dataclasses.replace(TINY, train_every=train_every, grad_steps=grad_steps,
-                              num_envs=num_envs, num_evals=1)
+    cfg = cfglib.replace(TINY, **{"loop.train_every": train_every, "loop.grad_steps": grad_steps,
+                                  "loop.num_envs": num_envs, "loop.num_evals": 1})
     agent = make_agent(cfg)
     carry = jax.jit(agent.chunk)(jax.jit(agent.init)(jax.random.PRNGKey(0)))[0]
-    learning_steps = int(carry.env_steps) - warmup_iters(cfg) * num_envs
+    learning_steps = int(carry.env_steps) - cfg.loop.warmup_iters * num_envs
     assert learning_steps > 0
     assert int(carry.grad_steps) == learning_steps * replay_ratio(cfg)
     assert replay_ratio(cfg) == grad_steps / (train_every * num_envs)
@@ -107,8 +109,8 @@ def test_mse_and_hl_gauss_store_the_same_noisy_rewards_for_a_seed():
 
 
 def test_per_sample_reward_noise_keeps_the_buffer_clean_and_noises_each_replay():
-    cfg = dataclasses.replace(TINY, reward_noise=1.0, reward_noise_per_sample=True,
-                              reward_scale=0.5, num_evals=1)
+    cfg = cfglib.replace(TINY, reward_noise=1.0, reward_noise_per_sample=True,
+                         reward_scale=0.5, **{"loop.num_evals": 1})
     agent = make_agent(cfg)
     carry = jax.jit(agent.init)(jax.random.PRNGKey(0))
     n = int(carry.buffer.size)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from selftaught.cli import main
+from selftaught.core import config as cfglib
 from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
@@ -20,9 +21,10 @@ TINY_SEEDS = 2
 TINY = dataclasses.replace(
     vc.RECIPE.preset("smoke"), envs=("CartPole-v1",), sweep_envs=("CartPole-v1",),
     sweep_widths=(1.0, 2.0), final_points=1,
-    dqn=dataclasses.replace(vc.RECIPE.preset("smoke").dqn, total_steps=256, learning_starts=64,
-                            batch_size=16, buffer_size=256, num_evals=2, eval_episodes=1,
-                            max_episode_steps=50),
+    dqn=cfglib.replace(vc.RECIPE.preset("smoke").dqn, **{
+        "loop.total_steps": 256, "loop.learning_starts": 64, "loop.batch_size": 16,
+        "loop.buffer_size": 256, "loop.num_evals": 2, "loop.eval_episodes": 1,
+        "loop.max_episode_steps": 50}),
 )
 
 
@@ -52,10 +54,10 @@ def _check_run(path, summary, cfg, seeds):
     ev = RunDir.open(path).events("curve")
     assert len(ev) == len(vcc.cells(cfg)) * seeds
     for e in ev:
-        assert len(e["eval_return"]) == cfg.dqn.num_evals
+        assert len(e["eval_return"]) == cfg.dqn.loop.num_evals
         assert np.isfinite(e["td_loss"]).all()
     cart = [e["eval_return"][-1] for e in ev if e["env"] == "CartPole-v1"]
-    max_steps = cfg.dqn.max_episode_steps or 500
+    max_steps = cfg.dqn.loop.max_episode_steps or 500
     assert min(cart) >= 1 and max(cart) <= max_steps  # CartPole: +1 per step
     report = (path / "report.md").read_text()
     for section in ("## Final normalised return", "## Probability of improvement",

@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import trim_mean
 
 from selftaught.cli import main
+from selftaught.core import config as cfglib
 from selftaught.core import runner
 from selftaught.core.errors import ConfigError, UnknownNameError
 from selftaught.core.rundir import RunDir
@@ -99,7 +100,7 @@ def test_resume_after_interruption_gives_same_metrics(tiny_run, tmp_path, killed
 def test_condition_configs():
     cfg = vc.RECIPE.preset("conditions")
     clean = vcc.condition_config(cfg, "Breakout-MinAtar", "clean", "mse")
-    assert clean == dataclasses.replace(cfg.dqn, env="Breakout-MinAtar", loss="mse")
+    assert clean == cfglib.replace(cfg.dqn, **{"loop.env": "Breakout-MinAtar"}, loss="mse")
     noisy = vcc.condition_config(cfg, "Breakout-MinAtar", "noisy", "hl_gauss")
     assert noisy.reward_noise == cfg.noise_std and noisy.loss == "hl_gauss"
     assert replay_ratio(noisy) == replay_ratio(clean) == 1 / 16

@@ -386,13 +386,13 @@ class RLLossTask:
         return make_space(self.op_set, self.num_nodes)
 
     def dqn_config(self, env: str):
-        from selftaught.rl.dqn import DQNConfig
+        from selftaught.rl.dqn import DQNConfig, LoopConfig
 
-        return DQNConfig(env=env, total_steps=self.total_steps, buffer_size=self.buffer_size,
-                         batch_size=self.batch_size, learning_starts=self.learning_starts,
-                         train_every=self.train_every, lr=self.lr,
-                         target_update_every=self.target_update_every,
-                         num_evals=self.num_evals, eval_episodes=self.eval_episodes,
+        loop = LoopConfig(env=env, total_steps=self.total_steps, buffer_size=self.buffer_size,
+                          batch_size=self.batch_size, learning_starts=self.learning_starts,
+                          train_every=self.train_every, num_evals=self.num_evals,
+                          eval_episodes=self.eval_episodes)
+        return DQNConfig(loop=loop, lr=self.lr, target_update_every=self.target_update_every,
                          eps_decay_frac=self.eps_decay_frac, width=self.width)
 
     def validate(self) -> None:

@@ -1,11 +1,11 @@
 """DQN as one pure function: `make_train(config, loss_fn=None) -> train(rng)`.
 
-    train = make_train(DQNConfig(env="CartPole-v1", loss="hl_gauss"))
+    train = make_train(DQNConfig(loop=LoopConfig(env="CartPole-v1"), loss="hl_gauss"))
     curves = jax.jit(jax.vmap(train))(seeding.keys(range(10)))   # 10 seeds at once
     curves["eval_return"]  # [seeds, num_evals], greedy returns measured inside the program
 
 Algorithm box (per seed, everything inside one compiled program):
-    collect `learning_starts` random transitions from `num_envs` parallel envs
+    collect `loop.learning_starts` random transitions from `loop.num_envs` parallel envs
     repeat num_evals times (one "chunk"):
         repeat: `train_every` epsilon-greedy vector steps into the replay ring buffer,
                 then `grad_steps` gradient steps on uniform minibatches
@@ -42,7 +42,7 @@ import optax
 from selftaught.core.errors import ConfigError, check, check_at_least_one
 from selftaught.rl import loop, replay
 from selftaught.rl.envs import ENVS, Env, greedy_returns, make_env, noisy_rewards, normalized_return
-from selftaught.rl.loop import Carry
+from selftaught.rl.loop import Carry, LoopConfig
 from selftaught.rl.networks import ENCODERS, QNetwork
 from selftaught.rl.value_losses import LOSSES, make_value_head
 
@@ -51,10 +51,13 @@ LossFn = Callable[[dict[str, jax.Array]], jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class DQNConfig:
-    """DQN hyper-parameters (one seed; vmap runs many)."""
+    """DQN hyper-parameters (one seed; vmap runs many): the network, the value loss, the
+    optimiser, the target and epsilon-greedy exploration; the loop's fields (environment,
+    budget, replay, cadence, evaluation) are `loop`."""
 
-    env: str = "CartPole-v1"
-    """environment: CartPole-v1, Acrobot-v1, Breakout-/Asterix-/Freeway-/SpaceInvaders-MinAtar"""
+    loop: LoopConfig = LoopConfig()
+    """the agent loop: env (CartPole-v1, Acrobot-v1, Breakout-/Asterix-/Freeway-/
+    SpaceInvaders-MinAtar), budget, replay buffer, training cadence, evaluation"""
     loss: str = "mse"
     """value loss: mse | hl_gauss | two_hot | c51"""
     num_bins: int = 51
@@ -69,20 +72,6 @@ class DQNConfig:
     """network torso: mlp | minatar_cnn | impala"""
     width: float = 1.0
     """width multiplier of the torso"""
-    total_steps: int = 50_000
-    """environment steps per seed (summed over the parallel envs), warm-up included"""
-    num_envs: int = 1
-    """parallel environments per seed"""
-    buffer_size: int = 10_000
-    """replay buffer capacity in transitions"""
-    batch_size: int = 128
-    """replayed transitions per gradient step"""
-    learning_starts: int = 1_000
-    """random-action environment steps before learning"""
-    train_every: int = 10
-    """vector-env steps between gradient phases"""
-    grad_steps: int = 1
-    """gradient steps per phase (replay ratio = grad_steps / (train_every * num_envs))"""
     lr: float = 2.5e-4
     """Adam learning rate"""
     adam_eps: float = 1e-5
@@ -113,21 +102,13 @@ class DQNConfig:
     eps_end: float = 0.05
     """epsilon after the decay"""
     eps_decay_frac: float = 0.5
-    """fraction of total_steps over which epsilon decays linearly"""
-    num_evals: int = 10
-    """evaluation points (learning-curve length)"""
-    eval_episodes: int = 8
-    """episodes per evaluation point"""
-    eval_epsilon: float = 0.0
-    """epsilon of the greedy policy during evaluation"""
-    max_episode_steps: int = 0
-    """episode time limit; 0 keeps the environment's own"""
+    """fraction of loop.total_steps over which epsilon decays linearly"""
 
     def validate(self) -> None:
         from selftaught.core.errors import UnknownNameError
 
-        if self.env not in ENVS:
-            raise UnknownNameError("environment", self.env, list(ENVS))
+        if self.loop.env not in ENVS:
+            raise UnknownNameError("environment", self.loop.env, list(ENVS))
         if self.loss not in LOSSES:
             raise UnknownNameError("value loss", self.loss, LOSSES)
         if self.encoder not in ENCODERS:
@@ -136,9 +117,7 @@ class DQNConfig:
               f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}; "
               "set --v-min/--v-max to bracket the discounted returns")
         check(self.num_bins >= 2, f"num_bins must be at least 2, got {self.num_bins}")
-        check_at_least_one(self, "total_steps", "num_envs", "buffer_size", "batch_size",
-                           "train_every", "grad_steps", "num_evals", "eval_episodes",
-                           "target_update_every")
+        check_at_least_one(self, "target_update_every")
         check(self.width > 0, f"width must be positive, got {self.width}")
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
@@ -146,36 +125,16 @@ class DQNConfig:
         check(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
         check(self.reward_noise >= 0,
               f"reward_noise must be a non-negative sd, got {self.reward_noise}")
-        check(self.learning_starts >= self.batch_size or self.learning_starts >= self.num_envs,
-              "learning_starts must cover at least one batch")
-        check(chunk_iters(self) >= 1,
-              f"total_steps={self.total_steps} leaves no training after learning_starts="
-              f"{self.learning_starts} for num_evals={self.num_evals} chunks of train_every="
-              f"{self.train_every} x num_envs={self.num_envs} steps; raise --total-steps")
 
 
 def replay_ratio(c: DQNConfig) -> float:
     """Gradient updates per environment step: grad_steps / (train_every * num_envs)."""
-    return c.grad_steps / (c.train_every * c.num_envs)
-
-
-def warmup_iters(c: DQNConfig) -> int:
-    return max(1, -(-c.learning_starts // c.num_envs))
-
-
-def chunk_iters(c: DQNConfig) -> int:
-    """Vector steps per evaluation chunk (a multiple of train_every)."""
-    left = c.total_steps // c.num_envs - warmup_iters(c)
-    return (left // c.num_evals) // c.train_every * c.train_every
-
-
-def steps_per_chunk(c: DQNConfig) -> int:
-    return chunk_iters(c) * c.num_envs
+    return c.loop.replay_ratio
 
 
 def curve_steps(c: DQNConfig) -> list[int]:
     """Environment steps at which the learning curve's points are measured."""
-    return loop.curve_steps(warmup_iters(c) * c.num_envs, steps_per_chunk(c), c.num_evals)
+    return c.loop.curve_steps()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,14 +161,15 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     the greedy-return evaluation (policy(key, obs_N) -> actions_N acts with epsilon
     `eval_epsilon`)."""
     c = config
-    env = make_env(c.env, c.max_episode_steps or None) if env is None else env
+    lc = c.loop
+    env = make_env(lc.env, lc.max_episode_steps or None) if env is None else env
     clean_env = env
     if c.reward_noise > 0 and not c.reward_noise_per_sample:
         # the learner stores noisy rewards; evaluation uses the clean env
         env = noisy_rewards(env, c.reward_noise)
         if eval_fn is None:
             eval_fn = lambda policy, key: {  # noqa: E731
-                "eval_return": greedy_returns(clean_env, policy, key, c.eval_episodes).mean()}
+                "eval_return": greedy_returns(clean_env, policy, key, lc.eval_episodes).mean()}
     if c.loss not in LOSSES:  # validate() is the user-facing check; keep make_* safe too
         raise ConfigError(f"unknown loss {c.loss!r}")
     head = make_value_head(c.loss, v_min=c.v_min, v_max=c.v_max, num_bins=c.num_bins,
@@ -266,7 +226,7 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     def grad_step(carry: Carry, key):
         if c.reward_noise > 0 and c.reward_noise_per_sample:  # fresh noise per replay
             key, k_noise = jax.random.split(key)
-        batch, _ = replay.sample(carry.buffer, key, c.batch_size)
+        batch, _ = replay.sample(carry.buffer, key, lc.batch_size)
         if c.reward_noise > 0 and c.reward_noise_per_sample:
             noise = jax.random.normal(k_noise, batch["reward"].shape, jnp.float32)
             batch = {**batch, "reward": batch["reward"] + c.reward_noise * c.reward_scale * noise}
@@ -285,17 +245,13 @@ def make_agent(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
                               grad_steps=n)
         return carry, {"loss": loss_val, "q": q_mean, "td_sq": td_sq}
 
-    lp = loop.make_loop(loop.Spec(
-        env=env, num_envs=c.num_envs, init_params=net.init, tx=tx, q_values=q_values,
-        grad_step=grad_step, store=store,
+    lp = loop.make_loop(loop.spec(
+        lc, env, init_params=net.init, tx=tx, q_values=q_values, grad_step=grad_step,
+        store=store, evaluate=eval_fn,
         epsilon=loop.linear_epsilon(c.eps_start, c.eps_end,
-                                    max(1.0, c.eps_decay_frac * c.total_steps)),
-        buffer_size=c.buffer_size, warmup_iters=warmup_iters(c), train_every=c.train_every,
-        grad_steps=c.grad_steps,
-        phases=chunk_iters(c) // c.train_every if chunk_iters(c) >= 1 else 1,
-        num_evals=c.num_evals, eval_episodes=c.eval_episodes, eval_epsilon=c.eval_epsilon,
-        evaluate=eval_fn,
+                                    max(1.0, c.eps_decay_frac * lc.total_steps)),
     ))
+
     def init(rng, lr=None):
         return lp.init(rng, None if lr is None else {"lr": jnp.asarray(lr, jnp.float32)})
 
@@ -310,9 +266,10 @@ def make_train(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     from selftaught.core import config as cfglib
 
     # a caller-supplied env needs no registered name: validate the rest of the config
-    cfglib.validate(config if env is None else dataclasses.replace(config, env=next(iter(ENVS))))
+    named = cfglib.replace(config, **{"loop.env": next(iter(ENVS))})
+    cfglib.validate(config if env is None else named)
     return make_agent(config, loss_fn, env).train
 
 
-__all__ = ["Carry", "DQNConfig", "LossFn", "make_agent", "make_train", "normalized_return",
-           "curve_steps", "replay_ratio"]
+__all__ = ["Carry", "DQNConfig", "LoopConfig", "LossFn", "make_agent", "make_train",
+           "normalized_return", "curve_steps", "replay_ratio"]

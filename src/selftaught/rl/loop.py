@@ -3,7 +3,13 @@ everything but the network, the loss and the gradient step. Discrete agents use 
 epsilon-greedy defaults; SAC replaces them through the `noise` / `random_action` /
 `explore` / `greedy` hooks of `Spec`.
 
-    loop = make_loop(Spec(env=..., q_values=..., grad_step=..., ...))
+Every agent's config nests one `LoopConfig` as `loop` (flags `--dqn.loop.total-steps`,
+`--bbf.loop.grad-steps`, ...): the environment, the step budget, the replay buffer, the
+training cadence and the evaluation protocol, validated here once; the agent's own config
+keeps its network, loss, optimiser, target and exploration fields. `spec(loop_config, env,
+**agent_parts)` builds the `Spec`.
+
+    loop = make_loop(spec(config.loop, env, q_values=..., grad_step=..., ...))
     carry = loop.init(rng)                      # random warm-up into the replay buffer
     carry, metrics = loop.chunk(carry, i)       # train, then evaluate (one curve point)
     curves = loop.train(rng)                    # init + num_evals chunks in one lax.scan
@@ -40,7 +46,7 @@ import optax
 from flax import struct
 
 from selftaught.core import progress
-from selftaught.core.errors import check_finite
+from selftaught.core.errors import check, check_at_least_one, check_finite
 from selftaught.rl import replay
 from selftaught.rl.envs import Env, Step, greedy_returns
 
@@ -125,6 +131,95 @@ def hard_or_polyak(params, target_params, grad_steps, tau: float, every: int):
         return optax.incremental_update(params, target_params, tau)
     hard = (grad_steps % every) == 0
     return jax.tree.map(lambda p, t: jnp.where(hard, p, t), params, target_params)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """The loop's hyper-parameters, nested as `loop` in every agent's config (`DQNConfig`,
+    `SACConfig`, `BBFConfig`): the environment, the budget, the replay buffer, the training
+    cadence and the evaluation protocol. Which environment names are valid is the agent's
+    to check (gymnax, continuous control, image games)."""
+
+    env: str = "CartPole-v1"
+    """environment the agent trains on (the agent's registry: see its config)"""
+    max_episode_steps: int = 0
+    """episode time limit; 0 keeps the environment's own"""
+    total_steps: int = 50_000
+    """environment steps per seed (summed over the parallel envs), warm-up included"""
+    num_envs: int = 1
+    """parallel environments per seed"""
+    learning_starts: int = 1_000
+    """uniformly random environment steps before learning"""
+    buffer_size: int = 10_000
+    """replay buffer capacity in transitions"""
+    batch_size: int = 128
+    """replayed items per gradient step (BBF: sequences)"""
+    train_every: int = 10
+    """vector-env steps between gradient phases"""
+    grad_steps: int = 1
+    """gradient steps per phase (replay ratio = grad_steps / (train_every * num_envs))"""
+    num_evals: int = 10
+    """evaluation points (learning-curve length)"""
+    eval_episodes: int = 8
+    """episodes per evaluation point"""
+    eval_epsilon: float = 0.0
+    """epsilon of the greedy policy during evaluation (discrete actions)"""
+
+    def validate(self) -> None:
+        check_at_least_one(self, "total_steps", "num_envs", "buffer_size", "batch_size",
+                           "train_every", "grad_steps", "num_evals", "eval_episodes")
+        check(self.max_episode_steps >= 0,
+              f"max_episode_steps must be >= 0 (0 keeps the env's), got {self.max_episode_steps}")
+        check(0 <= self.eval_epsilon <= 1,
+              f"eval_epsilon must be in [0, 1], got {self.eval_epsilon}")
+        check(self.learning_starts >= self.num_envs,
+              f"learning_starts={self.learning_starts} must cover one vector step of "
+              f"num_envs={self.num_envs} environments; raise loop.learning_starts")
+        check(self.chunk_iters >= 1,
+              f"total_steps={self.total_steps} leaves no training after learning_starts="
+              f"{self.learning_starts} for num_evals={self.num_evals} chunks of train_every="
+              f"{self.train_every} x num_envs={self.num_envs} steps; raise loop.total_steps")
+
+    @property
+    def warmup_iters(self) -> int:
+        """Uniformly random vector steps before learning (covering learning_starts)."""
+        return max(1, -(-self.learning_starts // self.num_envs))
+
+    @property
+    def chunk_iters(self) -> int:
+        """Vector steps per evaluation chunk (a multiple of train_every)."""
+        left = self.total_steps // self.num_envs - self.warmup_iters
+        return (left // self.num_evals) // self.train_every * self.train_every
+
+    @property
+    def phases(self) -> int:
+        """Gradient phases (train_every vector steps, then grad_steps updates) per chunk."""
+        return max(1, self.chunk_iters // self.train_every)
+
+    @property
+    def steps_per_chunk(self) -> int:
+        """Environment steps per evaluation chunk (summed over the parallel envs)."""
+        return self.chunk_iters * self.num_envs
+
+    @property
+    def replay_ratio(self) -> float:
+        """Gradient updates per environment step: grad_steps / (train_every * num_envs)."""
+        return self.grad_steps / (self.train_every * self.num_envs)
+
+    def curve_steps(self) -> list[int]:
+        """Environment steps at which the learning curve's points are measured."""
+        return curve_steps(self.warmup_iters * self.num_envs, self.steps_per_chunk,
+                           self.num_evals)
+
+
+def spec(config: LoopConfig, env: Env, **agent: Any) -> Spec:
+    """The loop `Spec` of `config` on `env`; `agent` holds the agent's parts (init_params,
+    tx, grad_step, store, acting hooks, ...)."""
+    return Spec(env=env, num_envs=config.num_envs, buffer_size=config.buffer_size,
+                warmup_iters=config.warmup_iters, train_every=config.train_every,
+                grad_steps=config.grad_steps, phases=config.phases,
+                num_evals=config.num_evals, eval_episodes=config.eval_episodes,
+                eval_epsilon=config.eval_epsilon, **agent)
 
 
 @dataclasses.dataclass(frozen=True)

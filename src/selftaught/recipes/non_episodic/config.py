@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from selftaught.core import config as cfglib
 from selftaught.core.errors import check, check_at_least_one
 from selftaught.rl import gridworld as gw
-from selftaught.rl.dqn import DQNConfig
+from selftaught.rl.dqn import DQNConfig, LoopConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,20 +91,21 @@ class NonEpisodicConfig:
         check(0 <= self.gamma < 1, f"gamma must be in [0, 1) for a never-ending life, got "
               f"{self.gamma}")
         check(0 <= self.eps_end <= 1, f"eps_end must be in [0, 1], got {self.eps_end}")
-        _dqn(self).validate()
+        cfglib.validate(_dqn(self))
 
 
 def _dqn(cfg: NonEpisodicConfig) -> DQNConfig:
     """The Double DQN configuration a recipe config implies (one life = one env)."""
     return DQNConfig(
-        env="CartPole-v1",  # unused: the gridworld is injected into make_agent
-        loss="mse", encoder="mlp", width=cfg.hidden_width, total_steps=cfg.total_steps,
-        num_envs=1, buffer_size=cfg.buffer_size, batch_size=cfg.batch_size,
-        learning_starts=cfg.learning_starts, train_every=cfg.train_every, grad_steps=1,
-        lr=cfg.lr, gamma=cfg.gamma, double_dqn=True,
-        target_update_every=cfg.target_update_every, eps_start=1.0, eps_end=cfg.eps_end,
-        eps_decay_frac=cfg.eps_decay_frac, num_evals=cfg.num_evals, eval_episodes=1,
-        eval_epsilon=0.05,
+        loop=LoopConfig(
+            env="CartPole-v1",  # unused: the gridworld is injected into make_agent
+            total_steps=cfg.total_steps, num_envs=1, buffer_size=cfg.buffer_size,
+            batch_size=cfg.batch_size, learning_starts=cfg.learning_starts,
+            train_every=cfg.train_every, grad_steps=1, num_evals=cfg.num_evals,
+            eval_episodes=1, eval_epsilon=0.05),
+        loss="mse", encoder="mlp", width=cfg.hidden_width, lr=cfg.lr, gamma=cfg.gamma,
+        double_dqn=True, target_update_every=cfg.target_update_every, eps_start=1.0,
+        eps_end=cfg.eps_end, eps_decay_frac=cfg.eps_decay_frac,
     )
 
 

@@ -166,7 +166,7 @@ from selftaught.recipes.value_classification.report import (
     _width_gain_difference,  # noqa: F401  (the claim-contract test)
     report,
 )
-from selftaught.rl.dqn import DQNConfig
+from selftaught.rl.dqn import DQNConfig, LoopConfig
 
 
 def phases(cfg: ValueClassificationConfig, seeds: list[int]) -> list[str]:
@@ -193,9 +193,9 @@ def run(cfg: ValueClassificationConfig, run_dir: RunDir, seeds: list[int]) -> No
 # ----------------------------------------------------------------------------- presets
 # smoke: 55 s wall on an idle 2-core CPU (2026-12-07; 3,000 steps took 63 s, over budget)
 _SMOKE_DQN = DQNConfig(
-    total_steps=2_000, learning_starts=500, batch_size=64, buffer_size=2_000, train_every=4,
-    num_evals=3, eval_episodes=2, lr=1e-3, target_update_every=25,
-    reward_scale=0.1, v_min=-10.0, v_max=10.0, num_bins=51,
+    loop=LoopConfig(total_steps=2_000, learning_starts=500, batch_size=64, buffer_size=2_000,
+                    train_every=4, num_evals=3, eval_episodes=2),
+    lr=1e-3, target_update_every=25, reward_scale=0.1, v_min=-10.0, v_max=10.0, num_bins=51,
 )
 # Value range: MinAtar rewards are 0/1 per step, the scale of clipped Atari rewards, so we
 # use the paper's Atari support [-10, 10] with 51 bins (sigma = 0.75 bin width). It is
@@ -206,10 +206,11 @@ _SMOKE_DQN = DQNConfig(
 # (Breakout, 4 seeds: 0.056 / 0.083 / 0.067 normalised return); 3e-4 had left HL-Gauss
 # lr-starved (with Adam a logit step moves Q by only ~ bin width x probability).
 _MINATAR_DQN = DQNConfig(
-    encoder="minatar_cnn", total_steps=48_000, num_envs=8, learning_starts=2_000,
-    batch_size=32, buffer_size=20_000, train_every=2, grad_steps=1, lr=1e-3,
-    target_update_every=250, gamma=0.99, eps_decay_frac=0.3, v_min=-10.0, v_max=10.0,
-    num_bins=51, num_evals=8, eval_episodes=4, eval_epsilon=0.01,
+    loop=LoopConfig(total_steps=48_000, num_envs=8, learning_starts=2_000, batch_size=32,
+                    buffer_size=20_000, train_every=2, grad_steps=1, num_evals=8,
+                    eval_episodes=4, eval_epsilon=0.01),
+    encoder="minatar_cnn", lr=1e-3, target_update_every=250, gamma=0.99, eps_decay_frac=0.3,
+    v_min=-10.0, v_max=10.0, num_bins=51,
 )
 
 # Conditions study (issue 27): Breakout at the default's 48k env steps (at 24k MSE was still
@@ -225,9 +226,9 @@ PRESETS = {
     "conditions-smoke": ValueClassificationConfig(
         num_seeds=3, envs=("CartPole-v1",), losses=("mse", "hl_gauss"), final_points=1,
         conditions=("noisy", "high_rr"), lr_grid=(1e-3, 3e-3), tune_seeds=(100,),
-        dqn=dataclasses.replace(_SMOKE_DQN, total_steps=256, learning_starts=64,
-                                batch_size=16, buffer_size=256, num_evals=2,
-                                eval_episodes=1, max_episode_steps=30),
+        dqn=dataclasses.replace(_SMOKE_DQN, loop=dataclasses.replace(
+            _SMOKE_DQN.loop, total_steps=256, learning_starts=64, batch_size=16,
+            buffer_size=256, num_evals=2, eval_episodes=1, max_episode_steps=30)),
     ),
     "conditions": ValueClassificationConfig(
         num_seeds=5, envs=("Breakout-MinAtar",), losses=("mse", "hl_gauss"), final_points=3,
@@ -244,9 +245,9 @@ PRESETS = {
         sweep_widths=(1.0, 2.0, 4.0, 8.0),
         sweep_envs=("Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
                     "SpaceInvaders-MinAtar"),
-        dqn=dataclasses.replace(_MINATAR_DQN, total_steps=5_000_000, num_envs=16,
-                                buffer_size=100_000, learning_starts=20_000, train_every=1,
-                                grad_steps=4, target_update_every=1000, num_evals=50),
+        dqn=dataclasses.replace(_MINATAR_DQN, target_update_every=1000, loop=dataclasses.replace(
+            _MINATAR_DQN.loop, total_steps=5_000_000, num_envs=16, buffer_size=100_000,
+            learning_starts=20_000, train_every=1, grad_steps=4, num_evals=50)),
     ),
 }
 
@@ -259,7 +260,7 @@ RECIPE = Recipe(
     report=report,
     phases=phases,
     not_flags={
-        "dqn.env": "each cell's environment comes from --envs and --sweep-envs",
+        "dqn.loop.env": "each cell's environment comes from --envs and --sweep-envs",
         "dqn.loss": "each cell's loss comes from --losses and --sweep-losses",
         "dqn.width": "each cell's width is 1 or one of --sweep-widths",
     },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from selftaught.core import config as cfglib
 from selftaught.core.errors import UnknownNameError, check
 from selftaught.rl.dqn import DQNConfig
 from selftaught.rl.envs import ENVS
@@ -53,8 +54,8 @@ class ValueClassificationConfig:
     noise_std: float = 1.0
     """noisy condition: sd of the N(0, sd^2) noise added to every training reward"""
     high_replay_ratio: float = 1.0
-    """high_rr condition: gradient updates per environment step (dqn.train_every becomes 1
-    and dqn.grad_steps = this x dqn.num_envs)"""
+    """high_rr condition: gradient updates per environment step (dqn.loop.train_every
+    becomes 1 and dqn.loop.grad_steps = this x dqn.loop.num_envs)"""
 
     def validate(self) -> None:
         check(self.num_seeds >= 1, f"num_seeds must be at least 1, got {self.num_seeds}")
@@ -79,14 +80,13 @@ class ValueClassificationConfig:
                   f"--lr-grid needs positive learning rates, got {self.lr_grid}")
             check(len(self.tune_seeds) >= 1, "--tune-seeds needs at least one held-out seed")
             check(self.noise_std > 0, f"--noise-std must be positive, got {self.noise_std}")
-            k = self.high_replay_ratio * self.dqn.num_envs
+            k = self.high_replay_ratio * self.dqn.loop.num_envs
             check(k >= 1 and abs(k - round(k)) < 1e-9,
-                  f"--high-replay-ratio x dqn.num_envs must be a whole number of updates per "
-                  f"vector step, got {self.high_replay_ratio} x {self.dqn.num_envs}")
-        check(1 <= self.final_points <= self.dqn.num_evals,
-              f"final_points must be in [1, dqn.num_evals={self.dqn.num_evals}], "
+                  f"--high-replay-ratio x dqn.loop.num_envs must be a whole number of updates "
+                  f"per vector step, got {self.high_replay_ratio} x {self.dqn.loop.num_envs}")
+        check(1 <= self.final_points <= self.dqn.loop.num_evals,
+              f"final_points must be in [1, dqn.loop.num_evals={self.dqn.loop.num_evals}], "
               f"got {self.final_points}")
-        self.dqn.validate()
 
 
 def cells(cfg: ValueClassificationConfig) -> list[tuple[str, str, float]]:
@@ -107,8 +107,8 @@ def phase_name(env: str, loss: str, width: float) -> str:
 
 def cell_config(cfg: ValueClassificationConfig, env: str, loss: str, width: float) -> DQNConfig:
     lr = cfg.loss_lrs[cfg.losses.index(loss)] if cfg.loss_lrs and loss in cfg.losses else None
-    return dataclasses.replace(cfg.dqn, env=env, loss=loss, width=float(width),
-                               lr=cfg.dqn.lr if lr is None else float(lr))
+    return cfglib.replace(cfg.dqn, **{"loop.env": env}, loss=loss, width=float(width),
+                          lr=cfg.dqn.lr if lr is None else float(lr))
 
 
 
@@ -128,12 +128,12 @@ def condition_config(cfg: ValueClassificationConfig, env: str, cond: str, loss: 
     """The DQN of one condition (its lr is the run's own, passed to init): clean = dqn;
     noisy = reward + N(0, noise_std^2) for learning; high_rr = high_replay_ratio updates
     per environment step."""
-    dqn = dataclasses.replace(cfg.dqn, env=env, loss=loss, width=1.0)
+    dqn = cfglib.replace(cfg.dqn, **{"loop.env": env}, loss=loss, width=1.0)
     if cond == "noisy":
         dqn = dataclasses.replace(dqn, reward_noise=cfg.noise_std)
     elif cond == "high_rr":
-        dqn = dataclasses.replace(dqn, train_every=1,
-                                  grad_steps=round(cfg.high_replay_ratio * dqn.num_envs))
+        dqn = cfglib.replace(dqn, **{"loop.train_every": 1, "loop.grad_steps": round(
+            cfg.high_replay_ratio * dqn.loop.num_envs)})
     return dqn
 
 

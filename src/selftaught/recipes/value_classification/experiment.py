@@ -34,7 +34,7 @@ def train_cell(log, cfg: ValueClassificationConfig, env: str, loss: str, width: 
     dqn = cell_config(cfg, env, loss, width)
     init, chunk = _compiled(dqn)
     carry = init(keys(seeds))
-    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {loss} w{width:g}",
+    _, curves = run_chunks(chunk, carry, dqn.loop.num_evals, f"{env} {loss} w{width:g}",
                            finite="loss", where=log.phase, lr=dqn.lr)  # S x T
     for i, s in enumerate(seeds):
         log("curve", env=env, loss=loss, width=width, seed=s, steps=curve_steps(dqn),
@@ -55,7 +55,7 @@ def train_cond_cell(log, cfg: ValueClassificationConfig, env: str, cond: str, lo
     init, chunk = _compiled(dqn)
     runs = [*cfg.tune_seeds, *seeds]
     carry = init(keys(runs), np.full(len(runs), lr, np.float32))
-    _, curves = run_chunks(chunk, carry, dqn.num_evals, f"{env} {cond} {loss} lr{lr:g}")
+    _, curves = run_chunks(chunk, carry, dqn.loop.num_evals, f"{env} {cond} {loss} lr{lr:g}")
     for i, s in enumerate(runs):
         log("cond_curve", env=env, condition=cond, loss=loss, lr=lr, seed=s,
             steps=curve_steps(dqn), eval_return=curves["eval_return"][i],
