@@ -33,9 +33,11 @@ def test_tanh_gaussian_logp_matches_the_change_of_variables():
                                rtol=1e-4, atol=1e-4)
 
 
-TINY = sac.SACConfig(total_steps=300, learning_starts=50, batch_size=4, buffer_size=64,
-                     hidden=8, num_evals=1, eval_episodes=1, max_episode_steps=20,
-                     init_alpha=0.5)
+TINY = sac.SACConfig(
+    loop=dataclasses.replace(sac.DEFAULT_LOOP, total_steps=300, learning_starts=50,
+                             batch_size=4, buffer_size=64, num_evals=1, eval_episodes=1,
+                             max_episode_steps=20),
+    hidden=8, init_alpha=0.5)
 
 
 def test_losses_against_hand_computed_values_on_a_tiny_batch():
@@ -100,7 +102,7 @@ def test_pluggable_losses_see_the_documented_inputs_and_train_vmapped():
     assert set(seen["critic"]) == {"q1", "q2", "q1_next", "q2_next", "logp_next", "reward",
                                    "discount", "alpha"}
     assert set(seen["actor"]) == {"q1_pi", "q2_pi", "logp_pi", "alpha"}
-    assert all(s == (TINY.batch_size,) for d in seen.values() for s in d.values())
+    assert all(s == (TINY.loop.batch_size,) for d in seen.values() for s in d.values())
     assert np.asarray(out["perturbed_return"]).shape == (2, 2)
     assert np.asarray(out["eval_return"]).shape == (2, 1)
     for k in ("critic_loss", "actor_loss", "eval_return", "perturbed_return", "alpha"):
@@ -165,14 +167,17 @@ def test_physics_and_config_errors():
         cfglib.validate(dataclasses.replace(TINY, physics=("m=0",)))
     with pytest.raises(control.PhysicsError, match="not NAME=VALUE"):
         cfglib.validate(dataclasses.replace(TINY, physics=("l:2",)))
-    with pytest.raises(ConfigError, match="raise --total-steps"):
-        sac.make_train(dataclasses.replace(TINY, total_steps=40))
+    with pytest.raises(ConfigError, match="raise loop.total_steps"):
+        sac.make_train(cfglib.replace(TINY, **{"loop.total_steps": 40}))
+    with pytest.raises(ConfigError, match="keep loop.eval_epsilon at 0"):
+        cfglib.validate(cfglib.replace(TINY, **{"loop.eval_epsilon": 0.1}))
 
 
 @pytest.mark.slow
 def test_sac_learns_pendulum():
     # random policy ~ -1200; measured at 62474f2+: -188, -121, -206 at 12k steps (3 seeds),
     # evaluations first above -200 after ~4k steps
-    cfg = sac.SACConfig(env="Pendulum-v1", total_steps=12_000, num_evals=6)
+    cfg = sac.SACConfig(loop=dataclasses.replace(sac.DEFAULT_LOOP, total_steps=12_000,
+                                                 num_evals=6))
     out = jax.jit(jax.vmap(sac.make_train(cfg)))(jax.random.split(jax.random.PRNGKey(0), 3))
     assert np.asarray(out["eval_return"])[:, -1].mean() > -400

@@ -259,7 +259,8 @@ def seed_block_evaluator(task, encode, run, *, bare: type, valid=None):
     NaN rows without training."""
     from selftaught.rl import control
 
-    env = control.make_control_env(task.sac.env, task.sac.max_episode_steps or None)
+    env = control.make_control_env(task.sac.loop.env,
+                                   task.sac.loop.max_episode_steps or None)
     base = jax.random.PRNGKey(task.seed)
     keys = jax.jit(lambda blocks: jax.vmap(lambda b: jax.vmap(
         lambda j: jax.random.fold_in(jax.random.fold_in(base, b), j))(

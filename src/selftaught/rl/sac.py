@@ -1,19 +1,19 @@
 """SAC (Haarnoja et al., 2018) with pluggable actor and critic losses, as one pure function:
 `make_train(config, actor_loss=None, critic_loss=None) -> train(rng)`.
 
-    train = make_train(SACConfig(env="Pendulum-v1"))
+    train = make_train(SACConfig(loop=LoopConfig(env="Pendulum-v1")))
     curves = jax.jit(jax.vmap(train))(seeding.keys(range(4)))   # 4 seeds at once
     curves["eval_return"]  # [seeds, num_evals] deterministic-policy returns
 
 Algorithm box (per seed, one compiled program; the loop is `rl.loop`):
-    `learning_starts` uniformly random steps into the replay buffer
-    every `train_every` env steps (actions a = tanh(mu + sigma * eps) from the actor),
+    `loop.learning_starts` uniformly random steps into the replay buffer
+    every `loop.train_every` env steps (actions a = tanh(mu + sigma * eps) from the actor),
     `grad_steps` times, on a uniform minibatch:
         critic:      a' ~ pi(s'); minimise mean critic_loss(...) over the twin critics
         actor:       a~ ~ pi(s) (reparameterised); minimise mean actor_loss(...)
         temperature: minimise -log_alpha * (log pi(a~|s) + target_entropy) (`learn_alpha`)
         targets:     Polyak averaging of the critics with `tau`
-    evaluate: `eval_episodes` episodes of the deterministic policy tanh(mu)
+    evaluate: `loop.eval_episodes` episodes of the deterministic policy tanh(mu)
 After training, with `eval_physics`, the final policy is also evaluated zero-shot under
 each perturbed physics (the generalisation objective of MetaPG).
 
@@ -53,7 +53,7 @@ from selftaught.rl.control import (
     stack_physics,
 )
 from selftaught.rl.envs import greedy_returns
-from selftaught.rl.loop import Carry
+from selftaught.rl.loop import Carry, LoopConfig
 from selftaught.rl.networks import MLP
 
 LossFn = Callable[[dict[str, jax.Array]], jax.Array]
@@ -70,28 +70,22 @@ def sac_actor_loss(x: dict) -> jax.Array:
     return x["alpha"] * x["logp_pi"] - jnp.minimum(x["q1_pi"], x["q2_pi"])
 
 
+DEFAULT_LOOP = LoopConfig(env="Pendulum-v1", total_steps=15_000, buffer_size=20_000,
+                          train_every=1, eval_episodes=4)
+"""SAC's loop defaults (change fields of it: `dataclasses.replace(DEFAULT_LOOP, ...)`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SACConfig:
-    """SAC hyper-parameters (one seed; vmap runs many)."""
+    """SAC hyper-parameters (one seed; vmap runs many): the networks, the optimisers, the
+    temperature, the targets and the training physics; the loop's fields (environment,
+    budget, replay, cadence, evaluation) are `loop`."""
 
-    env: str = "Pendulum-v1"
-    """continuous-control environment: Pendulum-v1 | CartPoleContinuous"""
+    loop: LoopConfig = DEFAULT_LOOP
+    """the agent loop: env (Pendulum-v1 | CartPoleContinuous), budget, replay buffer,
+    training cadence, evaluation (eval_episodes of the deterministic policy)"""
     physics: tuple[str, ...] = ()
     """training physics overrides NAME=VALUE, e.g. l=1.5 (Pendulum) or length=0.75"""
-    total_steps: int = 15_000
-    """environment steps per seed (summed over the parallel envs), warm-up included"""
-    num_envs: int = 1
-    """parallel environments per seed"""
-    learning_starts: int = 1_000
-    """uniformly random environment steps before learning"""
-    buffer_size: int = 20_000
-    """replay capacity (transitions)"""
-    batch_size: int = 128
-    """minibatch size"""
-    train_every: int = 1
-    """vector-env steps between gradient phases"""
-    grad_steps: int = 1
-    """gradient steps per phase"""
     hidden: int = 64
     """units per hidden layer of the actor and of each critic"""
     layers: int = 2
@@ -114,36 +108,26 @@ class SACConfig:
     """entropy target of the temperature loss (SAC: -action_dim)"""
     reward_scale: float = 1.0
     """rewards are multiplied by this for learning (returns are reported unscaled)"""
-    num_evals: int = 10
-    """evaluation points (learning-curve length)"""
-    eval_episodes: int = 4
-    """deterministic-policy episodes per evaluation"""
-    max_episode_steps: int = 0
-    """episode time limit; 0 keeps the environment's own"""
 
     def validate(self) -> None:
         from selftaught.core.errors import UnknownNameError
 
-        if self.env not in CONTROL_ENVS:
-            raise UnknownNameError("continuous-control environment", self.env,
+        if self.loop.env not in CONTROL_ENVS:
+            raise UnknownNameError("continuous-control environment", self.loop.env,
                                    list(CONTROL_ENVS))
         self.train_physics()
-        check_at_least_one(self, "total_steps", "num_envs", "buffer_size", "batch_size",
-                           "train_every", "grad_steps", "hidden", "layers", "num_evals",
-                           "eval_episodes")
+        check_at_least_one(self, "hidden", "layers")
+        check(self.loop.eval_epsilon == 0, "SAC evaluates its deterministic policy: keep "
+              f"loop.eval_epsilon at 0 (a discrete agent's knob), got {self.loop.eval_epsilon}")
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
         check(min(self.actor_lr, self.critic_lr, self.alpha_lr) > 0,
               "learning rates must be positive")
         check(self.init_alpha > 0, f"init_alpha must be positive, got {self.init_alpha}")
-        check(self.learning_starts >= self.num_envs, "learning_starts must cover one vector step")
-        check(chunk_iters(self) >= 1,
-              f"total_steps={self.total_steps} leaves no training after learning_starts="
-              f"{self.learning_starts} for num_evals={self.num_evals} chunks; raise --total-steps")
 
     def train_physics(self) -> dict[str, float]:
         """The training physics: the env's defaults with `physics` applied (validated)."""
-        env = make_control_env(self.env, self.max_episode_steps or None)
+        env = make_control_env(self.loop.env, self.loop.max_episode_steps or None)
         over = {}
         for item in self.physics:
             name, sep, value = item.partition("=")
@@ -156,19 +140,8 @@ class SACConfig:
         return check_physics(env, over)
 
 
-def warmup_iters(c: SACConfig) -> int:
-    return max(1, -(-c.learning_starts // c.num_envs))
-
-
-def chunk_iters(c: SACConfig) -> int:
-    """Vector steps per evaluation chunk (a multiple of train_every)."""
-    left = c.total_steps // c.num_envs - warmup_iters(c)
-    return (left // c.num_evals) // c.train_every * c.train_every
-
-
 def curve_steps(c: SACConfig) -> list[int]:
-    return loop.curve_steps(warmup_iters(c) * c.num_envs, chunk_iters(c) * c.num_envs,
-                            c.num_evals)
+    return c.loop.curve_steps()
 
 
 class Actor(nn.Module):
@@ -225,7 +198,8 @@ def make_agent(config: SACConfig, actor_loss: LossFn | None = None,
     c = config
     actor_loss = sac_actor_loss if actor_loss is None else actor_loss
     critic_loss = sac_critic_loss if critic_loss is None else critic_loss
-    cenv = make_control_env(c.env, c.max_episode_steps or None)
+    lcfg = c.loop
+    cenv = make_control_env(lcfg.env, lcfg.max_episode_steps or None)
     physics = {k: jnp.float32(v) for k, v in c.train_physics().items()}
     env = bind(cenv, physics)
     d = cenv.action_dim
@@ -287,7 +261,7 @@ def make_agent(config: SACConfig, actor_loss: LossFn | None = None,
 
     def grad_step(carry: Carry, key):
         k_s, k_next, k_pi = jax.random.split(key, 3)
-        batch, _ = replay.sample(carry.buffer, k_s, c.batch_size)
+        batch, _ = replay.sample(carry.buffer, k_s, lcfg.batch_size)
         p, (s_a, s_c, s_t) = carry.params, carry.opt_state
         c_loss, a_loss, t_loss = losses(p, carry.target_params["critic"], batch, (k_next, k_pi))
         (lc, q), g = jax.value_and_grad(c_loss, has_aux=True)(p["critic"])
@@ -312,12 +286,8 @@ def make_agent(config: SACConfig, actor_loss: LossFn | None = None,
     def greedy(key, params, obs):
         return jnp.tanh(actor.apply(params["actor"], obs)[0])
 
-    lp = loop.make_loop(loop.Spec(
-        env=env, num_envs=c.num_envs, init_params=init_params, tx=tx, grad_step=grad_step,
-        store=store, buffer_size=c.buffer_size, warmup_iters=warmup_iters(c),
-        train_every=c.train_every, grad_steps=c.grad_steps,
-        phases=max(1, chunk_iters(c) // c.train_every), num_evals=c.num_evals,
-        eval_episodes=c.eval_episodes,
+    lp = loop.make_loop(loop.spec(
+        lcfg, env, init_params=init_params, tx=tx, grad_step=grad_step, store=store,
         noise=lambda key, shape: jax.random.normal(key, (*shape, d)),
         random_action=lambda key, shape: jax.random.uniform(key, (*shape, d), minval=-1.0,
                                                             maxval=1.0),
@@ -334,7 +304,7 @@ def make_agent(config: SACConfig, actor_loss: LossFn | None = None,
 
             def under(ph):
                 ret = greedy_returns(bind(cenv, ph), lambda kk, o: greedy(kk, carry.params, o),
-                                     k, c.eval_episodes)
+                                     k, lcfg.eval_episodes)
                 return ret.mean()
 
             curves["perturbed_return"] = jax.vmap(under)(grid)
@@ -356,5 +326,5 @@ def make_train(config: SACConfig, actor_loss: LossFn | None = None,
     return make_agent(config, actor_loss, critic_loss, eval_physics).train
 
 
-__all__ = ["SACConfig", "make_agent", "make_train", "sac_actor_loss", "sac_critic_loss",
-           "tanh_gaussian_logp", "curve_steps"]
+__all__ = ["DEFAULT_LOOP", "LoopConfig", "SACConfig", "make_agent", "make_train",
+           "sac_actor_loss", "sac_critic_loss", "tanh_gaussian_logp", "curve_steps"]

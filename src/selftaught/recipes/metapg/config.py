@@ -136,10 +136,12 @@ class MetaPGConfig:
 
     def sac_config(self) -> sac.SACConfig:
         return sac.SACConfig(
-            env=self.env, total_steps=self.total_steps, learning_starts=self.learning_starts,
-            buffer_size=self.buffer_size, batch_size=self.batch_size, hidden=self.hidden,
-            actor_lr=self.lr, critic_lr=self.lr, alpha_lr=self.lr, num_evals=self.num_evals,
-            eval_episodes=self.eval_episodes, max_episode_steps=self.max_episode_steps)
+            loop=dataclasses.replace(
+                sac.DEFAULT_LOOP, env=self.env, total_steps=self.total_steps,
+                learning_starts=self.learning_starts, buffer_size=self.buffer_size,
+                batch_size=self.batch_size, num_evals=self.num_evals,
+                eval_episodes=self.eval_episodes, max_episode_steps=self.max_episode_steps),
+            hidden=self.hidden, actor_lr=self.lr, critic_lr=self.lr, alpha_lr=self.lr)
 
     def task(self) -> MetaPGTask:
         env = control.make_control_env(self.env, self.max_episode_steps or None)
