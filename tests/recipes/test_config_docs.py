@@ -75,11 +75,12 @@ def test_not_flags_name_real_fields(recipe):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "value-classification", "--dqn.env", "Acrobot-v1"],
-         "--dqn.env is not a flag of value-classification: each cell's environment"),
+        (["run", "value-classification", "--dqn.loop.env", "Acrobot-v1"],
+         "--dqn.loop.env is not a flag of value-classification: each cell's environment"),
         (["run", "value-classification", "--dqn.loss=c51"], "--dqn.loss is not a flag"),
         (["run", "value-classification", "--dqn.width", "2"], "--dqn.width is not a flag"),
-        (["run", "bbf", "--bbf.env", "Asterix-MinAtar"], "--bbf.env is not a flag of bbf"),
+        (["run", "bbf", "--bbf.loop.env", "Asterix-MinAtar"],
+         "--bbf.loop.env is not a flag of bbf"),
     ],
 )
 def test_flags_the_recipe_overrides_are_refused(argv, message, capsys, tmp_path):

@@ -48,9 +48,9 @@ def test_paper_preset_is_the_atari_100k_protocol():
     cfg = recipe.RECIPE.preset("paper")
     assert cfg.envs == tuple(f"ALE/{g}" for g in atari.ATARI_100K)
     b = cfg.bbf
-    assert (b.total_steps, b.replay_ratio, b.width, b.latent) == (100_000, 8, 4.0, 2048)
+    assert (b.loop.total_steps, b.loop.grad_steps, b.width, b.latent) == (100_000, 8, 4.0, 2048)
     assert (b.reset_every, b.anneal_steps, b.n_max, b.n_min) == (20_000, 10_000, 10, 3)
-    assert b.max_episode_steps * 4 == 108_000  # evaluation games capped at 108k frames
+    assert b.loop.max_episode_steps * 4 == 108_000  # evaluation games capped at 108k frames
     progs = recipe.programs(cfg, "ALE/Pong")
     assert list(progs) == [f"ALE/Pong/{v}" for v in recipe.VARIANTS]
 
@@ -90,9 +90,10 @@ def test_paper_preset_smoke_few_hundred_steps(tmp_path):
     cfg = dataclasses.replace(
         paper, envs=("ALE/Pong",), variants=("full",), num_seeds=1,
         bbf=dataclasses.replace(
-            paper.bbf, total_steps=300, learning_starts=100, buffer_size=400, width=0.25,
-            latent=16, replay_ratio=1, batch_size=4, spr_steps=2, n_max=3, anneal_steps=50,
-            reset_every=200, reset_until=201, eval_episodes=1, max_episode_steps=200))
+            paper.bbf, width=0.25, latent=16, spr_steps=2, n_max=3, anneal_steps=50,
+            reset_every=200, reset_until=201, loop=dataclasses.replace(
+                paper.bbf.loop, total_steps=300, learning_starts=100, buffer_size=400,
+                grad_steps=1, batch_size=4, eval_episodes=1, max_episode_steps=200)))
     start = time.perf_counter()
     run, summary = runner.execute(recipe.RECIPE, cfg, preset="paper", seeds=1,
                                   run_dir=tmp_path / "r")

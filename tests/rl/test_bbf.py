@@ -66,8 +66,9 @@ def test_random_shift_is_a_crop_of_the_padded_frame():
 
 def test_reset_schedule_by_hand():
     # chunks of 100 env steps after 300 warm-up steps: resets every 200 steps before 901
-    c = bbf.BBFConfig(total_steps=1300, learning_starts=300, num_evals=10, reset_every=200,
-                      reset_until=901)
+    c = bbf.BBFConfig(loop=dataclasses.replace(bbf.DEFAULT_LOOP, total_steps=1300,
+                                               learning_starts=300, num_evals=10),
+                      reset_every=200, reset_until=901)
     assert bbf.reset_chunks(c) == [1, 3, 5]
     assert bbf.reset_steps(c) == [500, 700, 900]
     assert bbf.reset_steps(dataclasses.replace(c, reset_until=900)) == [500, 700]  # strict
@@ -76,9 +77,11 @@ def test_reset_schedule_by_hand():
 
 def test_config_errors():
     with pytest.raises(UnknownNameError, match="unknown environment"):
-        cfglib.validate(bbf.BBFConfig(env="Pong"))
+        cfglib.validate(cfglib.replace(bbf.BBFConfig(), **{"loop.env": "Pong"}))
     with pytest.raises(ConfigError, match="image environment"):
-        cfglib.validate(bbf.BBFConfig(env="CartPole-v1"))
+        cfglib.validate(cfglib.replace(bbf.BBFConfig(), **{"loop.env": "CartPole-v1"}))
+    with pytest.raises(ConfigError, match="keep loop.num_envs and loop.train_every at 1"):
+        cfglib.validate(cfglib.replace(bbf.BBFConfig(), **{"loop.train_every": 2}))
     with pytest.raises(ConfigError, match="reset_every"):
         cfglib.validate(bbf.BBFConfig(reset_every=777))
     with pytest.raises(ConfigError, match="v_min must be below v_max"):
@@ -86,9 +89,10 @@ def test_config_errors():
 
 
 TINY = bbf.BBFConfig(
-    total_steps=700, learning_starts=300, num_evals=2, reset_every=200, reset_until=501,
-    buffer_size=1000, width=0.5, latent=32, replay_ratio=1, eval_episodes=1, anneal_steps=100,
-    batch_size=8, max_episode_steps=100,
+    loop=dataclasses.replace(bbf.DEFAULT_LOOP, total_steps=700, learning_starts=300,
+                             num_evals=2, buffer_size=1000, grad_steps=1, eval_episodes=1,
+                             batch_size=8, max_episode_steps=100),
+    reset_every=200, reset_until=501, width=0.5, latent=32, anneal_steps=100,
 )
 
 
@@ -117,20 +121,20 @@ def test_reset_shrinks_encoder_and_reinitialises_head():
 def test_in_graph_resets_happen_after_the_scheduled_chunks_only():
     """grad_steps counts gradient steps since the last reset: it drops to 0 exactly after the
     chunks `reset_chunks` names, and never when the run's resets knob is off."""
-    cfg = dataclasses.replace(PIN, total_steps=700, num_evals=4, buffer_size=800,
-                              reset_every=200, reset_until=601)
+    cfg = cfglib.replace(PIN, **{"loop.total_steps": 700, "loop.num_evals": 4,
+                                 "loop.buffer_size": 800}, reset_every=200, reset_until=601)
     assert bbf.reset_chunks(cfg) == [1]  # 500 resets; 700 is past reset_until
     agent = bbf.make_agent(cfg)
     init, chunk = jax.jit(agent.init), jax.jit(agent.chunk)
     for on in (True, False):
         knobs = bbf.knobs_of(dataclasses.replace(cfg, resets=on))
         carry, counts = init(jax.random.PRNGKey(0), knobs), []
-        for i in range(cfg.num_evals):
+        for i in range(cfg.loop.num_evals):
             carry, _ = chunk(carry, i)
             counts.append(int(carry.grad_steps))
-        per_chunk = cfg.chunk_steps * cfg.replay_ratio
+        per_chunk = cfg.chunk_steps * cfg.loop.grad_steps
         want = [per_chunk, 0, per_chunk, 2 * per_chunk] if on else [
-            per_chunk * (i + 1) for i in range(cfg.num_evals)]
+            per_chunk * (i + 1) for i in range(cfg.loop.num_evals)]
         assert counts == want
 
 
@@ -153,15 +157,15 @@ def test_bbf_trains_with_and_without_components(flags):
 def test_knobs_switch_components_off_exactly_like_the_static_flags():
     """One program with every component, run with the ablation knobs off, reproduces the
     program compiled without them (same keys, so the same numbers)."""
-    cfg = dataclasses.replace(TINY, channels=(4,), total_steps=500, buffer_size=600,
-                              reset_every=100, reset_until=401, spr_steps=2, n_max=3)
+    cfg = cfglib.replace(TINY, **{"loop.total_steps": 500, "loop.buffer_size": 600},
+                         channels=(4,), reset_every=100, reset_until=401, spr_steps=2, n_max=3)
     off = dataclasses.replace(cfg, resets=False, spr=False, anneal=False, weight_decay=0.0)
     ks = jax.random.split(jax.random.PRNGKey(0), 2)
     ref = jax.jit(jax.vmap(bbf.make_train(off)))(ks)
     agent = bbf.make_agent(cfg)
 
     def train(k, knobs):
-        _, cur = jax.lax.scan(agent.chunk, agent.init(k, knobs), jnp.arange(cfg.num_evals))
+        _, cur = jax.lax.scan(agent.chunk, agent.init(k, knobs), jnp.arange(cfg.loop.num_evals))
         return cur
 
     both = jax.tree.map(lambda a, b: jnp.stack([a, b]), bbf.knobs_of(off), bbf.knobs_of(cfg))
@@ -206,13 +210,15 @@ def test_the_two_study_presets_split_the_agents_and_share_the_full_agent():
     assert recipe.variant_config(a, env, "full") == recipe.variant_config(b, env, "full")
     # the default is the 8.5k-step setting trained longer, with its reset where the probe put it
     old = recipe.RECIPE.preset("breakout-8k5").bbf
-    assert a.bbf.total_steps == recipe.DEFAULT_STEPS > old.total_steps
+    al, ol = a.bbf.loop, old.loop
+    assert al.total_steps == recipe.DEFAULT_STEPS > ol.total_steps
     assert bbf.reset_steps(a.bbf) == [recipe.DEFAULT_RESET]
-    assert bbf.curve_steps(a.bbf)[-1] == a.bbf.total_steps and a.bbf.chunk_steps == old.chunk_steps
-    assert a.bbf.buffer_size >= a.bbf.total_steps  # nothing is evicted, as at 8.5k steps
-    assert dataclasses.replace(a.bbf, total_steps=old.total_steps, num_evals=old.num_evals,
-                               buffer_size=old.buffer_size, reset_every=old.reset_every,
-                               reset_until=old.reset_until) == old
+    assert bbf.curve_steps(a.bbf)[-1] == al.total_steps and a.bbf.chunk_steps == old.chunk_steps
+    assert al.buffer_size >= al.total_steps  # nothing is evicted, as at 8.5k steps
+    assert dataclasses.replace(
+        a.bbf, loop=dataclasses.replace(al, total_steps=ol.total_steps, num_evals=ol.num_evals,
+                                        buffer_size=ol.buffer_size),
+        reset_every=old.reset_every, reset_until=old.reset_until) == old
 
 
 def test_cpu_presets_validate_and_no_reset_falls_in_the_scored_window():
@@ -267,9 +273,11 @@ def test_recipe_smoke_and_resume(tmp_path, killed_at):
 
 # ---------------------------------------------------------------- the learner, default suite
 PIN = bbf.BBFConfig(
-    total_steps=500, learning_starts=300, num_evals=2, reset_every=100, reset_until=401,
-    buffer_size=600, width=0.5, channels=(4,), latent=16, replay_ratio=1, eval_episodes=1,
-    anneal_steps=100, batch_size=8, max_episode_steps=100, spr_steps=2, n_max=3,
+    loop=dataclasses.replace(bbf.DEFAULT_LOOP, total_steps=500, learning_starts=300,
+                             num_evals=2, buffer_size=600, grad_steps=1, eval_episodes=1,
+                             batch_size=8, max_episode_steps=100),
+    reset_every=100, reset_until=401, width=0.5, channels=(4,), latent=16, anneal_steps=100,
+    spr_steps=2, n_max=3,
 )
 # (The two tests below used to compare with numbers recorded on main at 62474f2 on another
 # machine. XLA's CPU code differs in the last bits between instruction sets and a few hundred
@@ -286,7 +294,7 @@ def test_tiny_run_vmapped_seed_equals_the_seed_run_alone():
     # vmap batches the same per-seed arithmetic: actions, returns, schedule, replay are the
     # same; a reported loss is a batch mean whose float32 sum XLA may order differently in the
     # batched program (at most batch_size * u relative for each of the two)
-    rtol = 2 * PIN.batch_size * U
+    rtol = 2 * PIN.loop.batch_size * U
     for k in ("loss", "spr_loss"):
         np.testing.assert_allclose(np.asarray(out[k])[1], np.asarray(alone[k]), rtol=rtol,
                                    atol=1e-6, err_msg=k)
@@ -326,8 +334,9 @@ def test_host_loop_is_deterministic_and_reset_keeps_the_target():
     parameters do not (reset re-initialises the online network only)."""
     from selftaught.rl.envs import make_env
 
-    cfg = dataclasses.replace(PIN, learning_starts=20, buffer_size=64, replay_ratio=2)
-    env = make_env(cfg.env, 100)
+    cfg = cfglib.replace(PIN, **{"loop.learning_starts": 20, "loop.buffer_size": 64,
+                                 "loop.grad_steps": 2})
+    env = make_env(cfg.loop.env, 100)
     agent = bbf.make_agent(cfg, env=env)
     losses, carry = _drive_host_loop(agent, env, 40)
     again, carry2 = _drive_host_loop(agent, env, 40)
@@ -348,16 +357,17 @@ def test_learner_observe_grad_step_loss_fn_and_reset():
     loss_fn matches a hand-computed C51 cross-entropy, reset re-initialises the head."""
     from selftaught.rl.envs import make_env
 
-    cfg = dataclasses.replace(PIN, learning_starts=6, buffer_size=32, replay_ratio=1,
-                              channels=(2,), latent=8, batch_size=4, spr_steps=1, n_max=2,
-                              num_atoms=11, v_min=-5.0, v_max=5.0)
-    env = make_env(cfg.env, 100)
+    cfg = cfglib.replace(PIN, **{"loop.learning_starts": 6, "loop.buffer_size": 32,
+                                 "loop.grad_steps": 1, "loop.batch_size": 4},
+                         channels=(2,), latent=8, spr_steps=1, n_max=2, num_atoms=11,
+                         v_min=-5.0, v_max=5.0)
+    env = make_env(cfg.loop.env, 100)
     agent = bbf.make_agent(cfg, env=env)
     losses, carry = _drive_host_loop(agent, env, 12)
-    first = cfg.learning_starts + cfg.window
+    first = cfg.loop.learning_starts + cfg.window
     assert np.all(losses[:first] == 0) and np.all(losses[first:] != 0)
     assert np.isfinite(losses).all()
-    assert int(carry.grad_steps) == cfg.replay_ratio * (12 - first)
+    assert int(carry.grad_steps) == cfg.loop.grad_steps * (12 - first)
     assert int(carry.env_steps) == 12
 
     # loss_fn by hand (eager, no compile): a sequence that terminates at its first step

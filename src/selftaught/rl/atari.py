@@ -2,7 +2,8 @@
 driven by a host-side loop around the jitted BBF learner.
 
     pip install 'selftaught[atari]'   # gymnasium + ale-py (no opencv: resizing is NumPy)
-    out = train_bbf_atari(BBFConfig(env="ALE/Breakout", total_steps=100_000, ...), seed=0)
+    out = train_bbf_atari(BBFConfig(loop=LoopConfig(env="ALE/Breakout", total_steps=100_000,
+                                                    ...)), seed=0)
     human_normalized("ALE/Breakout", out.eval_returns)
 
 Protocol (Dopamine / BBF): frame skip 4 with a max over the last two frames, 84x84
@@ -151,22 +152,24 @@ class AtariResult:
 def train_bbf_atari(config, seed: int = 0, steps: int | None = None,
                     eval_episodes: int | None = None, eval_max_steps: int | None = None,
                     log_every: int = 1000, on_step=None) -> AtariResult:
-    """Train BBF for `steps` (default config.total_steps) agent steps on config.env
+    """Train BBF for `steps` (default config.loop.total_steps) agent steps on config.loop.env
     ('ALE/<Game>') with a host loop, then evaluate `eval_episodes` (default
-    config.eval_episodes) full games, greedy with epsilon config.eval_epsilon, each capped
-    at `eval_max_steps` agent steps (default config.max_episode_steps or 27k = 108k frames).
+    config.loop.eval_episodes) full games, greedy with epsilon config.loop.eval_epsilon, each
+    capped at `eval_max_steps` agent steps (default config.loop.max_episode_steps or 27k =
+    108k frames).
     `on_step(t)` is called after every agent step (e.g. a progress bar)."""
     from selftaught.core import config as cfglib
     from selftaught.rl.bbf import make_agent
 
     cfglib.validate(config)
-    if not config.env.startswith("ALE/"):
-        raise ConfigError(f"train_bbf_atari needs env='ALE/<Game>', got {config.env!r}")
-    steps = config.total_steps if steps is None else steps
-    eval_episodes = config.eval_episodes if eval_episodes is None else eval_episodes
-    eval_max_steps = eval_max_steps or config.max_episode_steps or 27_000
+    lc = config.loop
+    if not lc.env.startswith("ALE/"):
+        raise ConfigError(f"train_bbf_atari needs loop.env='ALE/<Game>', got {lc.env!r}")
+    steps = lc.total_steps if steps is None else steps
+    eval_episodes = lc.eval_episodes if eval_episodes is None else eval_episodes
+    eval_max_steps = eval_max_steps or lc.max_episode_steps or 27_000
     start = time.perf_counter()
-    env = AtariEnv(config.env, seed, training=True)
+    env = AtariEnv(lc.env, seed, training=True)
     agent = make_agent(config, env=env, obs_scale=1.0 / 255.0)
     carry = agent.init_host(jax.random.PRNGKey(seed))
     # the carry (replay buffer included) is updated in place: donate it to each call
@@ -197,13 +200,13 @@ def train_bbf_atari(config, seed: int = 0, steps: int | None = None,
         if (config.resets and steps_done % config.reset_every == 0
                 and steps_done < config.reset_until):
             carry = reset(carry)
-    eval_env = AtariEnv(config.env, seed + 10_000, training=False)
+    eval_env = AtariEnv(lc.env, seed + 10_000, training=False)
     eval_returns = []
     for _ in range(eval_episodes):
         obs, total = eval_env.reset(), 0.0
         for _ in range(eval_max_steps):
             key, k = jax.random.split(key)
-            a = int(policy(carry, obs, k, config.eval_epsilon))
+            a = int(policy(carry, obs, k, lc.eval_epsilon))
             obs, r, _, over, trunc = eval_env.step(a)
             total += r
             if over or trunc:

@@ -6,7 +6,7 @@ Algorithm box (per seed, one environment, every component behind a flag):
              transition model on encoder features for SPR
     act with the target network (flag `target_action_selection`), epsilon-greedy
     store every step in a time-ordered prioritized ring buffer (flag `prioritized`)
-    every env step: `replay_ratio` gradient steps on batches of sequences:
+    every env step: `loop.grad_steps` (the replay ratio) gradient steps on batches of sequences:
         n-step C51 loss (double DQN bootstrap; n and gamma annealed after each reset:
             n 10 -> 3 exponentially, gamma 0.97 -> 0.997 log-linearly in 1 - gamma,
             over `anneal_steps` gradient steps; flag `anneal`, else n=n_min, gamma=gamma_max)
@@ -41,22 +41,26 @@ from flax import struct
 from selftaught.core.errors import UnknownNameError, check, check_at_least_one
 from selftaught.rl import loop, replay
 from selftaught.rl.envs import ENVS, make_env
-from selftaught.rl.loop import Carry
+from selftaught.rl.loop import Carry, LoopConfig
 from selftaught.rl.networks import ImpalaStack
 from selftaught.rl.returns import n_step_targets
 from selftaught.rl.value_losses import atom_support, c51_project, cross_entropy
 
+DEFAULT_LOOP = LoopConfig(env="Breakout-MinAtar", total_steps=20_000, batch_size=32,
+                          buffer_size=20_000, train_every=1, grad_steps=2, eval_episodes=4)
+"""BBF's loop defaults (presets change fields of it: `dataclasses.replace(DEFAULT_LOOP, ...)`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class BBFConfig:
-    """BBF hyper-parameters; every component can be switched off for ablations."""
+    """BBF hyper-parameters; every component can be switched off for ablations. The loop's
+    fields (environment, budget, replay, cadence, evaluation) are `loop`: one env per seed,
+    `loop.grad_steps` gradient steps after every env step (the replay ratio; BBF: 8)."""
 
-    env: str = "Breakout-MinAtar"
-    """environment (a MinAtar game or ALE/<Game>); the bbf recipe sets it per game from --envs"""
-    total_steps: int = 20_000
-    """environment steps per seed (one env per seed), warm-up included"""
-    learning_starts: int = 1_000
-    """random-action environment steps before learning starts"""
+    loop: LoopConfig = DEFAULT_LOOP
+    """the agent loop: env (a MinAtar game or ALE/<Game>; the bbf recipe sets it per game
+    from --envs), budget, replay (batch_size = sequences per gradient step), grad_steps =
+    the replay ratio (num_envs and train_every stay 1), evaluation"""
     width: float = 4.0
     """Impala channel scale (BBF: 4)"""
     channels: tuple[int, ...] = (16, 32, 32)
@@ -69,12 +73,6 @@ class BBFConfig:
     """lowest value of the C51 support"""
     v_max: float = 10.0
     """highest value of the C51 support"""
-    replay_ratio: int = 2
-    """gradient steps per environment step (BBF: 8)"""
-    batch_size: int = 32
-    """replayed transitions per gradient step"""
-    buffer_size: int = 20_000
-    """replay buffer capacity in transitions"""
     lr: float = 1e-4
     """AdamW learning rate"""
     adam_eps: float = 1.5e-4
@@ -129,28 +127,23 @@ class BBFConfig:
     """epsilon after the decay"""
     eps_decay_steps: int = 2_000
     """environment steps over which epsilon decays linearly"""
-    num_evals: int = 10
-    """evaluation points (learning-curve length)"""
-    eval_episodes: int = 4
-    """episodes per evaluation point"""
-    eval_epsilon: float = 0.0
-    """epsilon of the greedy policy during evaluation"""
-    max_episode_steps: int = 0
-    """episode time limit; 0 keeps the environment's own"""
 
     def validate(self) -> None:
-        if self.env.startswith("ALE/"):
+        lc = self.loop
+        if self.is_atari:
             pass  # real Atari through the host loop of selftaught.rl.atari
-        elif self.env not in ENVS:
-            raise UnknownNameError("environment", self.env, list(ENVS))
+        elif lc.env not in ENVS:
+            raise UnknownNameError("environment", lc.env, list(ENVS))
         else:
-            check("MinAtar" in self.env, "BBF uses a CNN and needs an image environment "
-                  f"(a MinAtar game or ALE/<Game>), got {self.env}")
+            check("MinAtar" in lc.env, "BBF uses a CNN and needs an image environment "
+                  f"(a MinAtar game or ALE/<Game>), got {lc.env}")
+        check(lc.num_envs == 1 and lc.train_every == 1, "BBF acts in one env and learns after "
+              f"every step: keep loop.num_envs and loop.train_every at 1 (got {lc.num_envs}, "
+              f"{lc.train_every}); loop.grad_steps is its replay ratio")
         check(self.v_min < self.v_max,
               f"v_min must be below v_max, got v_min={self.v_min}, v_max={self.v_max}")
         check(self.num_atoms >= 2, f"num_atoms must be at least 2, got {self.num_atoms}")
-        check_at_least_one(self, "total_steps", "replay_ratio", "batch_size", "buffer_size",
-                           "num_evals", "eval_episodes", "reset_every", "anneal_steps", "latent")
+        check_at_least_one(self, "reset_every", "anneal_steps", "latent")
         check(1 <= self.n_min <= self.n_max, f"need 1 <= n_min <= n_max, got {self.n_min}, "
               f"{self.n_max}")
         check(0 < self.gamma_min <= self.gamma_max < 1,
@@ -161,18 +154,17 @@ class BBFConfig:
               f"{self.channels} x {self.width}")
         check(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         check(self.spr_steps >= 1, f"spr_steps must be at least 1, got {self.spr_steps}")
-        check(self.buffer_size > self.learning_starts + 2 * self.window,
-              "buffer_size must exceed learning_starts plus two sequence windows")
-        check(self.chunk_steps >= 1, f"total_steps={self.total_steps} leaves no training after "
-              f"learning_starts={self.learning_starts}; raise --total-steps")
+        check(lc.buffer_size > lc.learning_starts + 2 * self.window,
+              "loop.buffer_size must exceed loop.learning_starts plus two sequence windows")
         check(self.is_atari or not self.resets or self.reset_every % self.chunk_steps == 0,
               f"reset_every ({self.reset_every}) must be a multiple of the evaluation chunk "
-              f"({self.chunk_steps} env steps = (total_steps - learning_starts) / num_evals)")
+              f"({self.chunk_steps} env steps = (loop.total_steps - loop.learning_starts) / "
+              "loop.num_evals)")
 
     @property
     def is_atari(self) -> bool:
         """Real Atari (ALE/<Game>), trained by the host loop of selftaught.rl.atari."""
-        return self.env.startswith("ALE/")
+        return self.loop.env.startswith("ALE/")
 
     @property
     def window(self) -> int:
@@ -181,7 +173,8 @@ class BBFConfig:
 
     @property
     def chunk_steps(self) -> int:
-        return (self.total_steps - self.learning_starts) // self.num_evals
+        """Environment steps per evaluation chunk: (total_steps - learning_starts) / num_evals."""
+        return self.loop.steps_per_chunk
 
 
 class BBFNet(nn.Module):
@@ -301,7 +294,8 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
     `rl.loop.Carry` whose `grad_steps` counts gradient steps since the last reset and
     whose `extra` holds the ablation `Knobs`."""
     c = config
-    env = make_env(c.env, c.max_episode_steps or None) if env is None else env
+    lc = c.loop
+    env = make_env(lc.env, lc.max_episode_steps or None) if env is None else env
     A, M = env.num_actions, c.num_atoms
     net = BBFNet(A, M, c.width, c.latent, obs_scale, tuple(c.channels))
     support = atom_support(c.v_min, c.v_max, M)
@@ -337,7 +331,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         i = jnp.arange(cap)
         valid = ((buf.pos - 1 - i) % cap) >= W  # W successors already written
         alpha = c.per_alpha if c.prioritized else 0.0
-        _, idx, weights = replay.sample_prioritized(buf, key, c.batch_size, alpha, c.per_beta,
+        _, idx, weights = replay.sample_prioritized(buf, key, lc.batch_size, alpha, c.per_beta,
                                                     valid=valid)
         seq_idx = (idx[:, None] + jnp.arange(W + 1)[None]) % cap  # [B, W+1]
         seq = jax.tree.map(lambda d: d[seq_idx], buf.data)
@@ -427,12 +421,9 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
 
     in_graph = None
     if hasattr(env, "step"):  # a jittable env: the whole training run is one program
-        in_graph = loop.make_loop(loop.Spec(
-            env=env, num_envs=1, init_params=init_params, tx=tx, q_values=q_values,
-            grad_step=grad_step, store=store, epsilon=epsilon, buffer_size=c.buffer_size,
-            warmup_iters=c.learning_starts, train_every=1, grad_steps=c.replay_ratio,
-            phases=c.chunk_steps, num_evals=c.num_evals, eval_episodes=c.eval_episodes,
-            eval_epsilon=c.eval_epsilon, act_with_target=c.target_action_selection,
+        in_graph = loop.make_loop(loop.spec(
+            lc, env, init_params=init_params, tx=tx, q_values=q_values, grad_step=grad_step,
+            store=store, epsilon=epsilon, act_with_target=c.target_action_selection,
             per_step_keys=True, after_chunk=after_chunk, last=("n", "gamma"),
         ))
 
@@ -447,7 +438,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
 
     def train(rng):
         carry = init(rng)
-        _, curves = jax.lax.scan(chunk, carry, jnp.arange(c.num_evals))
+        _, curves = jax.lax.scan(chunk, carry, jnp.arange(lc.num_evals))
         return curves
 
     # ---- host loop (one seed, environment stepped in Python, e.g. Atari)
@@ -458,18 +449,18 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         example = {"obs": o, "action": jnp.int32(0), "reward": jnp.float32(0),
                    "terminated": jnp.float32(0), "done": jnp.float32(0), "next_obs": o}
         target = jax.tree.map(jnp.copy, params)  # own buffers: the host loop donates the carry
-        return Carry(params, target, tx.init(params), replay.init(example, c.buffer_size),
+        return Carry(params, target, tx.init(params), replay.init(example, lc.buffer_size),
                      jnp.int32(0), jnp.zeros(env.obs_shape), k_run, jnp.int32(0), jnp.int32(0),
                      jnp.float32(0), knobs_of(c))
 
     def policy(carry: Carry, obs, key, eps=None):
         eps = epsilon(carry.env_steps) if eps is None else eps
-        eps = jnp.where(carry.env_steps < c.learning_starts, 1.0, eps)
+        eps = jnp.where(carry.env_steps < lc.learning_starts, 1.0, eps)
         acting = carry.target_params if c.target_action_selection else carry.params
         return loop.epsilon_greedy(key, q_values(acting, obs[None]), eps)[0]
 
     def observe(carry: Carry, item):
-        """Store one transition; once past learning_starts, take replay_ratio steps."""
+        """Store one transition; once past learning_starts, take loop.grad_steps steps."""
         item = {**item, "obs": item["obs"].astype(jnp.uint8),
                 "next_obs": item["next_obs"].astype(jnp.uint8)}
         buf = replay.add(carry.buffer, jax.tree.map(lambda x: jnp.asarray(x)[None], item))
@@ -478,7 +469,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
         carry = carry.replace(key=key)
 
         def learn(cc):
-            cc, m = jax.lax.scan(grad_step, cc, jax.random.split(k, c.replay_ratio))
+            cc, m = jax.lax.scan(grad_step, cc, jax.random.split(k, lc.grad_steps))
             return cc, jax.tree.map(jnp.mean, m)
 
         def skip(cc):
@@ -486,7 +477,7 @@ def make_agent(config: BBFConfig, env: Any = None, obs_scale: float = 1.0) -> BB
                     "gamma": jnp.float32(0)}
             return cc, zero
 
-        return jax.lax.cond(carry.env_steps > c.learning_starts + W, learn, skip, carry)
+        return jax.lax.cond(carry.env_steps > lc.learning_starts + W, learn, skip, carry)
 
     return BBFAgent(train, init, chunk, reset, init_params, net, init_host, policy, observe,
                     loss_fn, grad_step)
@@ -522,15 +513,15 @@ def reset_chunks(c: BBFConfig) -> list[int]:
     loop): every `reset_every` env steps after learning starts, before `reset_until`."""
     if not c.resets:
         return []
-    return [i for i in range(c.num_evals)
+    return [i for i in range(c.loop.num_evals)
             if ((i + 1) * c.chunk_steps) % c.reset_every == 0
-            and c.learning_starts + (i + 1) * c.chunk_steps < c.reset_until]
+            and c.loop.learning_starts + (i + 1) * c.chunk_steps < c.reset_until]
 
 
 def reset_steps(c: BBFConfig) -> list[int]:
     """Environment steps at which the in-graph loop resets the networks."""
-    return [c.learning_starts + (i + 1) * c.chunk_steps for i in reset_chunks(c)]
+    return [c.loop.learning_starts + (i + 1) * c.chunk_steps for i in reset_chunks(c)]
 
 
 def curve_steps(c: BBFConfig) -> list[int]:
-    return loop.curve_steps(c.learning_starts, c.chunk_steps, c.num_evals)
+    return c.loop.curve_steps()

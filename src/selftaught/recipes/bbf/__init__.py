@@ -32,13 +32,13 @@ First steps-to-learn probe (issue 27), the full agent only, 3 seeds (100-102, no
 seeds 0-2) under one vmap, Breakout-MinAtar, replay ratio 1 (BBF: 8; lowered for compute),
 resets + SPR + annealing + DrQ on: the recipe's compiled program driven chunk by chunk with CPU
 time read after each (the same curves as `selftaught run bbf --preset spaceinvaders-3k5 --envs
-Breakout-MinAtar --variants full --seed 100 --seeds 3 --bbf.total-steps 6500 --bbf.num-evals 6
---bbf.reset-every 4000 --bbf.reset-until 6001 --bbf.buffer-size 7000 --bbf.eps-decay-steps 2000
---bbf.anneal-steps 1000 --bbf.channels 2 4 4 --bbf.lr 5e-4` for C; A: channels 4 8 8, lr 1e-4,
-10.5k steps, 10 evaluations, resets every 4k until 9001; B: channels 2 4 4, lr 1e-4, 8.5k steps,
-8 evaluations, until 8001). Normalised IQM [95% CI] of the greedy return (4 episodes per point;
-0 = random 0.4, 1 = 30.0; the gate needs the CI above 0.1, i.e. returns above ~3.4), measured
-under load (load 8-11 on the 2 cores, 2026-12-06):
+Breakout-MinAtar --variants full --seed 100 --seeds 3 --bbf.loop.total-steps 6500
+--bbf.loop.num-evals 6 --bbf.reset-every 4000 --bbf.reset-until 6001 --bbf.loop.buffer-size 7000
+--bbf.eps-decay-steps 2000 --bbf.anneal-steps 1000 --bbf.channels 2 4 4 --bbf.lr 5e-4` for C;
+A: channels 4 8 8, lr 1e-4, 10.5k steps, 10 evaluations, resets every 4k until 9001; B: channels
+2 4 4, lr 1e-4, 8.5k steps, 8 evaluations, until 8001). Normalised IQM [95% CI] of the greedy
+return (4 episodes per point; 0 = random 0.4, 1 = 30.0; the gate needs the CI above 0.1, i.e.
+returns above ~3.4), measured under load (load 8-11 on the 2 cores, 2026-12-06):
 
 | env steps | A: Impala (16,32,32), lr 1e-4 | B: Impala (8,16,16), lr 1e-4 | C: (8,16,16), lr 5e-4 |
 |---|---|---|---|
@@ -65,7 +65,7 @@ seeds 100-102, the breakout-8k5 agent trained to 12k env steps with its one rese
 (as in breakout-8k5) or at 6k (half-way, as BBF resets at fixed fractions of training):
 
     selftaught run bbf --preset default --seed 100 --seeds 3 --variants full \
-        --bbf.total-steps 12000 --bbf.num-evals 23 --bbf.buffer-size 12500 \
+        --bbf.loop.total-steps 12000 --bbf.loop.num-evals 23 --bbf.loop.buffer-size 12500 \
         --bbf.reset-every 2000 --bbf.reset-until 2501     # reset at 2.5k
         (or --bbf.reset-every 5500 --bbf.reset-until 6001) # reset at 6k
 
@@ -163,6 +163,7 @@ from selftaught.recipes.bbf.config import (
 from selftaught.recipes.bbf.report import report
 from selftaught.rl.atari import ATARI_100K
 from selftaught.rl.bbf import (
+    DEFAULT_LOOP,
     BBFConfig,
     curve_steps,
     knobs_of,
@@ -196,7 +197,7 @@ def train_minatar(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants
     kn = [knobs_of(variant_config(cfg, env, v)) for v in variants for _ in seeds]
     carry = init(jax.numpy.concatenate([keys(seeds)] * len(variants)),
                  jax.tree.map(lambda *x: jax.numpy.stack(x), *kn))
-    _, cur = run_chunks(chunk, carry, prog.num_evals, f"bbf {env} {'/'.join(variants)}",
+    _, cur = run_chunks(chunk, carry, prog.loop.num_evals, f"bbf {env} {'/'.join(variants)}",
                         index=True, finite="loss", where=log.phase, lr=prog.lr)  # [runs, evals]
     for r, (v, s) in enumerate((v, s) for v in variants for s in seeds):
         log("curve", env=env, variant=v, seed=s, steps=curve_steps(prog),
@@ -225,9 +226,10 @@ def train_atari(log, cfg: BBFRecipeConfig, env: str, prog: BBFConfig, variants: 
 
 
 _SMOKE = BBFConfig(
-    total_steps=700, learning_starts=300, num_evals=2, reset_every=200, reset_until=501,
-    buffer_size=1000, width=1.0, latent=32, replay_ratio=1, eval_episodes=1, anneal_steps=100,
-    batch_size=8, max_episode_steps=100,
+    loop=dataclasses.replace(DEFAULT_LOOP, total_steps=700, learning_starts=300, num_evals=2,
+                             buffer_size=1000, grad_steps=1, eval_episodes=1, batch_size=8,
+                             max_episode_steps=100),
+    reset_every=200, reset_until=501, width=1.0, latent=32, anneal_steps=100,
 )
 # The former default (3.5k env steps on SpaceInvaders, the standard Impala (16, 32, 32), lr
 # 1e-4), kept as `--preset spaceinvaders-3k5`. Measured (`/usr/bin/time -v selftaught run bbf
@@ -236,9 +238,10 @@ _SMOKE = BBFConfig(
 # the width-1 program 222 s). Every agent is still near random at 3500 env steps (IQM of
 # the normalised score ~0.01, returns 3-8 against 4.1 for a random policy).
 _SPACEINVADERS_3K5 = BBFConfig(
-    total_steps=3_500, learning_starts=500, num_evals=6, reset_every=1_000,
-    reset_until=2_501, buffer_size=4_000, width=4.0, channels=(4, 8, 8), latent=256,
-    replay_ratio=1, eval_episodes=4, anneal_steps=500, batch_size=32, eps_decay_steps=1_000,
+    loop=dataclasses.replace(DEFAULT_LOOP, total_steps=3_500, learning_starts=500, num_evals=6,
+                             buffer_size=4_000, grad_steps=1, eval_episodes=4, batch_size=32),
+    reset_every=1_000, reset_until=2_501, width=4.0, channels=(4, 8, 8), latent=256,
+    anneal_steps=500, eps_decay_steps=1_000,
 )
 # The 8.5k-step default of 2026-12-06, kept as `--preset breakout-8k5` (all six agents):
 # CPU-sized from the first steps-to-learn probe in the module docstring (Breakout-MinAtar):
@@ -248,17 +251,21 @@ _SPACEINVADERS_3K5 = BBFConfig(
 # random ones, one early reset (2.5k env steps), evaluations every 500 steps with 8 greedy
 # episodes each. Measured: the full agent's IQM 0.099 [0.086, 0.107], just under the gate.
 _BREAKOUT_8K5 = BBFConfig(
-    total_steps=8_500, learning_starts=500, num_evals=16, reset_every=2_000,
-    reset_until=2_501, buffer_size=9_000, width=4.0, channels=(2, 4, 4), latent=256, lr=5e-4,
-    replay_ratio=1, eval_episodes=8, anneal_steps=1_000, batch_size=32, eps_decay_steps=2_000,
+    loop=dataclasses.replace(DEFAULT_LOOP, total_steps=8_500, learning_starts=500,
+                             num_evals=16, buffer_size=9_000, grad_steps=1, eval_episodes=8,
+                             batch_size=32),
+    reset_every=2_000, reset_until=2_501, width=4.0, channels=(2, 4, 4), latent=256, lr=5e-4,
+    anneal_steps=1_000, eps_decay_steps=2_000,
 )
 # The default: the same agent trained for DEFAULT_STEPS env steps with one reset at
 # DEFAULT_RESET, both chosen by the second probe (held-out seeds 100-102, module docstring).
 DEFAULT_STEPS, DEFAULT_RESET = 9_000, 2_500
 _DEFAULT = dataclasses.replace(
-    _BREAKOUT_8K5, total_steps=DEFAULT_STEPS, num_evals=(DEFAULT_STEPS - 500) // 500,
-    buffer_size=DEFAULT_STEPS + 500, reset_every=DEFAULT_RESET - 500,
-    reset_until=DEFAULT_RESET + 1)
+    _BREAKOUT_8K5,
+    loop=dataclasses.replace(_BREAKOUT_8K5.loop, total_steps=DEFAULT_STEPS,
+                             num_evals=(DEFAULT_STEPS - 500) // 500,
+                             buffer_size=DEFAULT_STEPS + 500),
+    reset_every=DEFAULT_RESET - 500, reset_until=DEFAULT_RESET + 1)
 # The study is split in two presets so that each fits 45 min on the 2-core CPU: `default`
 # (full, - resets, - SPR) and `ablations-2` (full, - weight decay, - annealing, width 1).
 # Both train the same full agent on the same seeds (the same runs).
@@ -269,10 +276,12 @@ STUDY_2 = ("full", "no_weight_decay", "no_annealing", "width1")
 # 0.97->0.997 over 10k gradient steps, DrQ shifts of 4 pixels, epsilon 1 -> 0 over the
 # first 2001 steps, then 100 evaluation games (epsilon 0.001, at most 108k frames each).
 _ATARI_100K = BBFConfig(
-    env="ALE/Pong", total_steps=100_000, learning_starts=2_000, num_evals=1, width=4.0, latent=2048,
-    replay_ratio=8, batch_size=32, buffer_size=100_001, reset_every=20_000,
-    reset_until=100_000, anneal_steps=10_000, drq_pad=4, eps_end=0.0, eps_decay_steps=2_001,
-    eval_episodes=100, eval_epsilon=0.001, max_episode_steps=27_000,
+    loop=dataclasses.replace(DEFAULT_LOOP, env="ALE/Pong", total_steps=100_000,
+                             learning_starts=2_000, num_evals=1, grad_steps=8, batch_size=32,
+                             buffer_size=100_001, eval_episodes=100, eval_epsilon=0.001,
+                             max_episode_steps=27_000),
+    width=4.0, latent=2048, reset_every=20_000, reset_until=100_000, anneal_steps=10_000,
+    drq_pad=4, eps_end=0.0, eps_decay_steps=2_001,
 )
 PRESETS = {
     "smoke": BBFRecipeConfig(num_seeds=2, envs=("Breakout-MinAtar",),
@@ -296,6 +305,6 @@ RECIPE = Recipe(
     run=run,
     report=report,
     phases=phases,
-    not_flags={"bbf.env": "each game comes from --envs"},
+    not_flags={"bbf.loop.env": "each game comes from --envs"},
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from selftaught.core import config as cfglib
 from selftaught.core.errors import ConfigError, UnknownNameError, check
 from selftaught.rl.bbf import (
     BBFConfig,
@@ -40,7 +41,7 @@ class BBFRecipeConfig:
     """the ablation claims are tested only when the full agent learns: the lower end of its
     IQM's 95% CI must exceed this normalised score (0 = random policy, 1 = reference)"""
     bbf: BBFConfig = BBFConfig()
-    """the full agent's hyper-parameters (env is set per task)"""
+    """the full agent's hyper-parameters (loop.env is set per game from --envs)"""
 
     def validate(self) -> None:
         check(self.num_seeds >= 1, f"num_seeds must be at least 1, got {self.num_seeds}")
@@ -57,18 +58,18 @@ class BBFRecipeConfig:
             if v not in VARIANTS:
                 raise UnknownNameError("BBF variant", v, list(VARIANTS))
         check("full" in self.variants, "variants must include 'full' (the reference agent)")
-        check(1 <= self.final_points <= self.bbf.num_evals,
-              f"final_points must be in [1, bbf.num_evals={self.bbf.num_evals}]")
+        check(1 <= self.final_points <= self.bbf.loop.num_evals,
+              f"final_points must be in [1, bbf.loop.num_evals={self.bbf.loop.num_evals}]")
         for e in self.envs:
             for v in self.variants:
                 try:
-                    variant_config(self, e, v).validate()
+                    cfglib.validate(variant_config(self, e, v))
                 except ConfigError as exc:
                     raise ConfigError(f"{v} on {e}: {exc}") from None
 
 
 def variant_config(cfg: BBFRecipeConfig, env: str, variant: str) -> BBFConfig:
-    return dataclasses.replace(cfg.bbf, env=env, **VARIANTS[variant][1])
+    return cfglib.replace(cfg.bbf, **{"loop.env": env}, **VARIANTS[variant][1])
 
 
 def programs(cfg: BBFRecipeConfig, env: str) -> dict[str, tuple[BBFConfig, list[str]]]:

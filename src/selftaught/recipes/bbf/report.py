@@ -57,7 +57,7 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
                  f"the full agent does not learn clearly: IQM of the normalised score "
                  f"{full_iqm[0]:.3f} [{full_iqm[1]:.3f}, {full_iqm[2]:.3f}], its CI needed "
                  f"above {cfg.min_full_iqm:g} (random = 0), so an ablation's effect cannot "
-                 "be told from noise; train longer (--bbf.total-steps)")
+                 "be told from noise; train longer (--bbf.loop.total-steps)")
     for v in cfg.variants:
         m = mats[v]
         if m is None:
@@ -99,7 +99,8 @@ def report(cfg: BBFRecipeConfig, run_dir: RunDir, seeds: list[int]) -> Report:
     md += ["", "## Setting", "",
            f"Full agent: Impala channels {tuple(int(ch * b.width) for ch in b.channels)} "
            f"(width {b.width:g} x {b.channels}), latent {b.latent}, C51 {b.num_atoms} atoms, "
-           f"replay ratio {b.replay_ratio}, batch {b.batch_size}, {b.total_steps} env steps "
+           f"replay ratio {b.loop.grad_steps}, batch {b.loop.batch_size}, {b.loop.total_steps} env "
+           f"steps "
            f"per seed, {resets} (shrink {b.shrink}), n {b.n_max}->{b.n_min} and gamma "
            f"{b.gamma_min}->{b.gamma_max} over {b.anneal_steps} gradient steps, SPR "
            f"{b.spr_steps} steps x {b.spr_weight}, AdamW lr {b.lr:g} wd {b.weight_decay}, "
