@@ -145,11 +145,11 @@ recovered in fewer env steps.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import numpy as np
 
+from selftaught.core import programs as core_programs
 from selftaught.core import progress
 from selftaught.core.recipe import Recipe
 from selftaught.core.rundir import RunDir
@@ -172,10 +172,11 @@ from selftaught.rl.bbf import (
 from selftaught.rl.loop import run_chunks
 
 
-@functools.lru_cache(maxsize=8)
+@core_programs.cached(vmap=(0, (0, None)))
 def _compiled(c: BBFConfig):
+    """(init(keys, knobs), chunk(carry, i)) over the runs (the chunk index is shared)."""
     agent = make_agent(c)
-    return jax.jit(jax.vmap(agent.init)), jax.jit(jax.vmap(agent.chunk, in_axes=(0, None)))
+    return agent.init, agent.chunk
 
 
 def phases(cfg: BBFRecipeConfig, seeds: list[int]) -> list[str]:

@@ -4,12 +4,11 @@ controllers' episodes, the data-budget sweep) and the compiled simulator program
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import numpy as np
 
-from selftaught.core import progress
+from selftaught.core import programs, progress
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import np_rng
 from selftaught.recipes.dopant_control.config import (
@@ -95,17 +94,17 @@ def data_budgets(log, cfg: DopantControlConfig, run_dir: RunDir, seed: int, worl
             success=res.success, beam_time=res.beam_time)
 
 
-@functools.lru_cache(maxsize=4)
+@programs.cached(vmap=(programs.JIT, programs.JIT), maxsize=4)
 def _compiled(cfg: DopantControlConfig, world: str):
     """The jitted exploration and control loops of a config in a world (ground truth),
     compiled once per process."""
     truth = rates.ground_truth(world)
     volts, amps = _settings(cfg)
-    explore = jax.jit(lambda k: sim.explore(
+    explore = (lambda k: sim.explore(
         truth, k, num_sessions=cfg.sessions, steps=cfg.steps_per_session,
         radius=cfg.explore_radius, dwell_range=cfg.dwell_range,
         voltage_range=volts, current_range=amps))
-    episodes = jax.jit(lambda table, goals, k, radius: control.run_episodes(
+    episodes = (lambda table, goals, k, radius: control.run_episodes(
         truth, table, goals, k, max_steps=cfg.max_steps, dwell_s=cfg.dwell_s,
         random_radius=radius))
     return explore, episodes

@@ -3,13 +3,11 @@ the RL planner), their training and closed-loop evaluation against log or IDM si
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from selftaught.core import progress
+from selftaught.core import programs, progress
 from selftaught.core.errors import UnknownNameError
 from selftaught.core.rundir import RunDir
 from selftaught.recipes.driving_baselines.config import (
@@ -80,15 +78,16 @@ def _eval_fn(cfg, agent: str, sim_agents: str):
     return _compiled_eval(cfg, "rl_vs_log" if agent.startswith("rl_") else agent, sim_agents)
 
 
-@functools.lru_cache(maxsize=64)
+@programs.cached(vmap=((None, 0, 0),), maxsize=64)
 def _compiled_eval(cfg, agent: str, sim_agents: str):
+    """rollout(params, scenarios, keys) -> (summaries, final states), over the scenarios."""
     env, actor = make_env_actor(cfg, agent, sim_agents)
 
     def one(params, s, key):
         final, m, r = envlib.rollout(env, s, actor, params, key)
         return envlib.summarize(m, r, s.object_metadata.is_sdc), final
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    return one
 
 
 def evaluate(cfg, agent: str, sim_agents: str, params, scenarios, *, keep_first=False):

@@ -4,13 +4,12 @@ PPO update and filter ELBO step in one jitted iteration, vmapped over seeds."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from selftaught.core import programs
 from selftaught.recipes.ic2.config import (
     IC2Config,
 )
@@ -248,7 +247,7 @@ def make_agent(cfg: IC2Config):
     return init, iteration, rollout
 
 
-@functools.lru_cache(maxsize=4)
+@programs.cached(vmap=(0, (0, None)), maxsize=4)
 def _compiled(cfg: IC2Config):
     """(init(keys_S), chunk(states_S, weights_5)) jitted, vmapped over seeds; the reward
     weights are traced, so every agent runs the same compiled program."""
@@ -259,4 +258,4 @@ def _compiled(cfg: IC2Config):
         st, m = jax.lax.scan(lambda s, _: iteration(s, w), st, None, per_chunk)
         return st, jax.tree.map(jnp.mean, m)
 
-    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(chunk, in_axes=(0, None)))
+    return init, chunk

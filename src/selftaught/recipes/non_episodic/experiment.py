@@ -4,12 +4,12 @@ all seeds under one vmap, with the world's measured transition entropy."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from selftaught.core import programs
 from selftaught.core.seeding import keys
 from selftaught.recipes.non_episodic.config import (
     Condition,
@@ -37,7 +37,7 @@ def _agent(cfg: NonEpisodicConfig, params: gw.WorldParams):
     return make_agent(_dqn(cfg), env=gw.make_env(world, params), eval_fn=eval_fn)
 
 
-@functools.lru_cache(maxsize=8)
+@programs.cached(vmap=((0, None), 0))
 def _compiled(cfg: NonEpisodicConfig):
     """(init(keys_S, params), chunk(carry_S)) jitted and vmapped over seeds. The world's
     knobs are arguments (traced), so every condition runs the same compiled program."""
@@ -49,10 +49,10 @@ def _compiled(cfg: NonEpisodicConfig):
         # the env's reset closure is unused after init; step reads the knobs from the state
         return _agent(cfg, gw.validation_params()).chunk(carry)
 
-    return jax.jit(jax.vmap(init, in_axes=(0, None))), jax.jit(jax.vmap(chunk))
+    return init, chunk
 
 
-@functools.lru_cache(maxsize=8)
+@programs.cached(vmap=(programs.JIT,))
 def _entropy_rollout(world: gw.WorldSpec, steps: int):
     """jit(key, params) -> the random-policy trajectory's object positions and alive flags."""
 
@@ -60,7 +60,7 @@ def _entropy_rollout(world: gw.WorldSpec, steps: int):
         _, tr = gw.random_rollout(world, key, params, steps)
         return tr["obj_pos"], tr["alive"]
 
-    return jax.jit(go)
+    return go
 
 
 def measure_transition_entropy(cfg: NonEpisodicConfig, cond: Condition, seed: int) -> dict:

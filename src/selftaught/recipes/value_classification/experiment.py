@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import numpy as np
 
+from selftaught.core import programs
 from selftaught.core.seeding import keys
 from selftaught.recipes.value_classification.config import (
     ValueClassificationConfig,
@@ -17,12 +15,12 @@ from selftaught.rl.dqn import DQNConfig, curve_steps, make_agent
 from selftaught.rl.loop import run_chunks
 
 
-@functools.lru_cache(maxsize=64)
+@programs.cached(maxsize=64)
 def _compiled(dqn: DQNConfig):
-    """(init, chunk) jitted and vmapped over seeds; cached so that a resumed run (or a
-    second run in the same process) reuses the compiled programs."""
+    """(init, chunk) jitted and vmapped over seeds (init's optional lr too), once per DQN
+    config: a resumed run (or a second run in the same process) reuses the programs."""
     agent = make_agent(dqn)
-    return jax.jit(jax.vmap(agent.init)), jax.jit(jax.vmap(agent.chunk))
+    return agent.init, agent.chunk
 
 
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from selftaught.core import programs
 from selftaught.core.rundir import RunDir
 from selftaught.core.seeding import keys
 from selftaught.recipes.value_loss_mechanisms.config import (
@@ -74,7 +75,7 @@ def wrap(x: jax.Array) -> jax.Array:
     return jnp.mod(x + 1.0, 2.0) - 1.0
 
 
-@functools.lru_cache(maxsize=64)
+@programs.cached(maxsize=64)
 def make_program(cfg: ValueLossMechanismsConfig, loss: str, width: float):
     """jit(vmap(train_one)) over runs; train_one(key, lr, noise, gamma, sigma_ratio) ->
     relative-RMSE curve [curve_points] (the last point is the score). Every number is a
@@ -121,7 +122,7 @@ def make_program(cfg: ValueLossMechanismsConfig, loss: str, width: float):
         _, curve = jax.lax.scan(chunk, carry, ks)
         return jnp.where(jnp.isfinite(curve), curve, jnp.inf)
 
-    return jax.jit(jax.vmap(train_one))
+    return train_one
 
 
 def run_grid(cfg, loss, width, sigma_ratio, seeds, lrs, conds, pad_to: int = 0):
