@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -227,6 +229,22 @@ def test_generic_trainer_with_sft_loss_is_make_sft_and_rng_does_not_change_rows(
     s2, l2, a2 = fit(tr, SFT.init(jax.random.PRNGKey(3)), d, 12, chunk=5, aux=True)
     np.testing.assert_allclose(l2, l_ref, rtol=1e-5)
     np.testing.assert_array_equal(a2["rows"], np.asarray(aux["rows"]))
+
+
+def test_cached_trainer_is_built_once_per_key_and_trains_as_make_sft():
+    """cached_trainer(make_sft_loss, ...) is make_sft: same losses from the same start; the
+    same key returns the same (compiled) trainer, another key a new one."""
+    from selftaught.lm.train import cached_trainer, make_sft_loss
+
+    tr = cached_trainer(make_sft_loss, CFG, TC, TC.z_loss)
+    assert cached_trainer(make_sft_loss, CFG, TC, TC.z_loss) is tr
+    other = dataclasses.replace(TC, lr=3e-3)
+    assert cached_trainer(make_sft_loss, CFG, other, other.z_loss) is not tr
+    assert cached_trainer(make_dpo_loss, CFG, TC, 0.1) is not tr
+    d = _data(32, 0)
+    _, l_ref = SFT.run(SFT.init(jax.random.PRNGKey(3)), d, 12)
+    _, losses = tr.run(tr.init(jax.random.PRNGKey(3)), d, 12)  # fresh params: init_params
+    np.testing.assert_allclose(losses, l_ref, rtol=1e-6)
 
 
 def _np_seq_lp(params, tokens, mask):

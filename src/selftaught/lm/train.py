@@ -441,6 +441,19 @@ def make_sft(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Trainer:
                         functools.partial(init_params, model_cfg), model_cfg)
 
 
+@functools.lru_cache(maxsize=16)
+def cached_trainer(make_loss: Callable[..., LossFn], model_cfg: TransformerConfig,
+                   train_cfg: TrainConfig, *loss_args: Any) -> Trainer:
+    """`make_trainer(make_loss(model_cfg, *loss_args), train_cfg)` with fresh parameters from
+    `init_params`, built once per process for each (loss factory, model config, train config,
+    loss arguments): a recipe that trains a model per seed, round or iteration reuses one
+    compiled trainer (`cached_trainer(make_sft_loss, m, t, t.z_loss)` is `make_sft(m, t)`).
+    Every argument must be hashable (frozen configs, numbers, strings)."""
+    model_cfg.validate()
+    return make_trainer(make_loss(model_cfg, *loss_args), train_cfg,
+                        functools.partial(init_params, model_cfg), model_cfg)
+
+
 def make_dpo_loss(model_cfg: TransformerConfig, beta: float) -> LossFn:
     """DPO on pair rows (`lm.data.pack_pairs`): chosen_tokens/chosen_mask,
     rejected_tokens/rejected_mask, and the reference model's sequence log-probs

@@ -19,10 +19,10 @@ from selftaught.lm.metrics import (
 )
 from selftaught.lm.train import (
     TrainConfig,
+    cached_trainer,
     fit,
     make_evaluator_loss,
-    make_sft,
-    make_trainer,
+    make_sft_loss,
 )
 from selftaught.recipes.math_rerank.config import (  # noqa: F401
     EVALUATORS,
@@ -53,16 +53,6 @@ def terse(solution: str) -> str:
     return solution.rstrip().rsplit("\n", 1)[-1]
 
 
-@functools.lru_cache(maxsize=4)
-def _sft_trainer(model_cfg, train_cfg):
-    return make_sft(model_cfg, train_cfg)
-
-
-@functools.lru_cache(maxsize=4)
-def _evaluator_trainer(model_cfg, train_cfg, yes, no, kind, margin):
-    return make_trainer(make_evaluator_loss(model_cfg, yes, no, kind, margin), train_cfg)
-
-
 def _stack(trees):
     return jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(a) for a in x]), *trees)
 
@@ -74,7 +64,7 @@ def _unstack(tree, n: int):
 def train_pair(train_cfg: TrainConfig, s: TaskSetting, inits: list, datas: list[dict], key,
                chunk: int, label: str):
     """Two SFT runs (one init and one dataset each, same shapes) as one vmapped program."""
-    sft = _sft_trainer(s.model_cfg, train_cfg)
+    sft = cached_trainer(make_sft_loss, s.model_cfg, train_cfg, train_cfg.z_loss)
     keys = jax.random.split(key, len(inits))
     states = jax.vmap(sft.init)(keys, _stack(inits))
     states, losses = fit(sft, states, stack_rows(datas), train_cfg.total_steps, chunk=chunk,
@@ -93,7 +83,8 @@ def train_evaluator(config: MathRerankConfig, s: TaskSetting, pairs: list, init,
                         [r for _, _, r in pairs],
                         capacity=len(problems) * config.max_pairs_per_problem)
     yes, no = verdict_ids(config, s)
-    ev = _evaluator_trainer(s.model_cfg, config.evaluator, yes, no, kind, config.margin)
+    ev = cached_trainer(make_evaluator_loss, s.model_cfg, config.evaluator, yes, no, kind,
+                        config.margin)
     ck = config.evaluator_checkpoints
     # one chunk length dividing every segment between checkpoints: a single compile
     chunk = min(config.chunk_steps, int(np.gcd.reduce(np.diff((0, *ck)))))

@@ -139,7 +139,6 @@ Departures forced by the scale, visible in the config:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 
 import jax
@@ -151,13 +150,12 @@ from selftaught.lm import (
     TrainConfig,
     init_params,
     maj_at_k,
-    make_sft,
     pass_at_k,
 )
 from selftaught.lm.data import TaskSetting, task_setting
 from selftaught.lm.generate import Samples
 from selftaught.lm.model import ModelSize
-from selftaught.lm.train import fit
+from selftaught.lm.train import cached_trainer, fit, make_sft_loss
 from selftaught.recipes.rest_em import curriculum
 from selftaught.recipes.rest_em.config import (  # noqa: F401
     RestEMConfig,
@@ -200,13 +198,11 @@ def data_capacity(config: RestEMConfig, s: Setting) -> int:
     return len(s.train) * config.max_per_problem
 
 
-_make_sft = functools.lru_cache(maxsize=8)(make_sft)  # one compilation per model/optimiser
-
-
 def train_model(config: RestEMConfig, s: Setting, data: dict, key, params, steps: int,
                 label: str):
     """Run `steps` SFT steps from `params` on `data` in compiled chunks."""
-    sft = _make_sft(s.model_cfg, dataclasses.replace(config.sft, total_steps=steps))
+    cfg = dataclasses.replace(config.sft, total_steps=steps)
+    sft = cached_trainer(make_sft_loss, s.model_cfg, cfg, cfg.z_loss)  # compiled once
     state, losses = fit(sft, sft.init(key, params), data, steps, chunk=config.chunk_steps,
                         description=label)
     return state.params, float(losses[-min(50, steps):].mean())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import numpy as np
 
@@ -22,12 +20,12 @@ from selftaught.lm.metrics import (
 )
 from selftaught.lm.train import (
     PRM_AGGREGATES,
+    cached_trainer,
     fit,
     make_dpo_loss,
     make_orm_loss,
     make_prm_loss,
-    make_sft,
-    make_trainer,
+    make_sft_loss,
     orm_init,
     orm_scores,
     prm_aggregate,
@@ -50,26 +48,6 @@ def make_setting(config: VStarConfig, seed: int) -> TaskSetting:
                         valid_problems=config.valid_problems)
 
 
-@functools.lru_cache(maxsize=4)
-def _sft_trainer(model_cfg, train_cfg):
-    return make_sft(model_cfg, train_cfg)
-
-
-@functools.lru_cache(maxsize=4)
-def _dpo_trainer(model_cfg, train_cfg, beta):
-    return make_trainer(make_dpo_loss(model_cfg, beta), train_cfg)
-
-
-@functools.lru_cache(maxsize=4)
-def _orm_trainer(model_cfg, train_cfg):
-    return make_trainer(make_orm_loss(model_cfg), train_cfg)
-
-
-@functools.lru_cache(maxsize=4)
-def _prm_trainer(model_cfg, train_cfg):
-    return make_trainer(make_prm_loss(model_cfg), train_cfg)
-
-
 def pack_steps(s: TaskSetting, problems: list, texts: list[str]) -> dict:
     """`s.pack` rows plus the true step labels of each (clipped) text (`task.step_labels`):
     step_mask / step_label [N, T], 1 at the token that ends each written step (the EOS for
@@ -85,7 +63,7 @@ def pack_steps(s: TaskSetting, problems: list, texts: list[str]) -> dict:
 
 
 def train_sft(config: VStarConfig, s: TaskSetting, rows: dict, key, params, label: str):
-    sft = _sft_trainer(s.model_cfg, config.sft)
+    sft = cached_trainer(make_sft_loss, s.model_cfg, config.sft, config.sft.z_loss)
     state, losses = fit(sft, sft.init(key, params), rows, config.sft.total_steps,
                         chunk=config.chunk_steps, description=label)
     return state.params, float(losses[-50:].mean())
@@ -102,7 +80,7 @@ def train_dpo(config: VStarConfig, s: TaskSetting, pairs: list, g_sft, key, labe
     ref_r = sequence_logprobs(g_sft, s.model_cfg, rows["rejected_tokens"][:n],
                               rows["rejected_mask"][:n])
     rows = add_columns(rows, ref_chosen_lp=ref_c, ref_rejected_lp=ref_r)
-    dpo = _dpo_trainer(s.model_cfg, config.verifier, config.dpo_beta)
+    dpo = cached_trainer(make_dpo_loss, s.model_cfg, config.verifier, config.dpo_beta)
     state, losses, aux = fit(dpo, dpo.init(key, g_sft), rows, config.verifier.total_steps,
                              chunk=config.chunk_steps, description=label, aux=True)
     return state.params, {"dpo_loss": float(losses[-50:].mean()),
@@ -112,7 +90,7 @@ def train_dpo(config: VStarConfig, s: TaskSetting, pairs: list, g_sft, key, labe
 def train_orm(config: VStarConfig, s: TaskSetting, problems: list, texts: list[str],
               labels: np.ndarray, g_sft, key, label: str):
     rows = s.pack(problems, texts, label=labels.astype(np.float32))
-    orm = _orm_trainer(s.model_cfg, config.verifier)
+    orm = cached_trainer(make_orm_loss, s.model_cfg, config.verifier)
     state, losses, aux = fit(orm, orm.init(key, orm_init(g_sft, s.model_cfg)), rows,
                              config.verifier.total_steps, chunk=config.chunk_steps,
                              description=label, aux=True)
@@ -124,7 +102,7 @@ def train_oracle(config: VStarConfig, s: TaskSetting, problems: list, texts: lis
                  g_sft, key, label: str):
     """The oracle verifier: G_sft + a head, BCE on true per-step labels (`pack_steps`)."""
     rows = pack_steps(s, problems, texts)
-    prm = _prm_trainer(s.model_cfg, config.verifier)
+    prm = cached_trainer(make_prm_loss, s.model_cfg, config.verifier)
     state, losses, aux = fit(prm, prm.init(key, orm_init(g_sft, s.model_cfg)), rows,
                              config.verifier.total_steps, chunk=config.chunk_steps,
                              description=label, aux=True)
