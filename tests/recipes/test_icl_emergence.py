@@ -6,9 +6,10 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from recipe_checks import check_claims, check_resume_after_kill
 
 from selftaught import cli, recipes
-from selftaught.core import ConfigError, RunDir, runner
+from selftaught.core import ConfigError, runner
 from selftaught.core import config as cfglib
 from selftaught.lm.train import TrainConfig
 from selftaught.recipes import icl_emergence
@@ -16,7 +17,6 @@ from selftaught.tasks import bursty
 from selftaught.tasks.bursty import BurstySpec
 
 RECIPE = recipes.get("icl-emergence")
-TIMING = {"wall_seconds", "seconds", "peak_rss_mib", "resumed"}
 
 # Tiny: checks mechanics (phases, resume, files, metric ranges), not the claims.
 TINY = dataclasses.replace(
@@ -45,12 +45,9 @@ def test_induction_scores_on_handmade_attention():
 
 def _check_mechanics(run, summary, cfg):
     seeds = list(range(cfg.num_seeds))
-    claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"icl_novel_far_above_chance", "icl_rises_with_shots",
-                           "flip_override_rises_with_shots", "in_weights_above_chance"}
-    for c in claims.values():
-        assert c["ci_low"] <= c["value"] <= c["ci_high"], c
-        assert c["unit"] == "training seeds" and c["n"] == cfg.num_seeds
+    claims = check_claims(summary, {"icl_novel_far_above_chance", "icl_rises_with_shots",
+                                    "flip_override_rises_with_shots", "in_weights_above_chance"},
+                          cfg.num_seeds)
     assert run.done_phases() == set(RECIPE.phases(cfg, seeds))
     valid = run.events("valid")
     steps = [cfg.eval_every * (i + 1) for i in range(cfg.train.total_steps // cfg.eval_every)]
@@ -72,21 +69,10 @@ def _check_mechanics(run, summary, cfg):
 
 
 def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
-    run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
+    run, ref = check_resume_after_kill(  # killed in the 2nd training phase
+        RECIPE, TINY, tmp_path, killed_at, (icl_emergence, "train_chunk", 2),
+        ("valid", "test", "test_heads"))
     _check_mechanics(run, ref, TINY)
-
-    with killed_at(icl_emergence, "train_chunk", 2):  # killed in the 2nd training phase
-        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
-                                resume=True)
-
-    def counted(path):  # the counted events, without timings
-        run = RunDir.open(path)
-        return [{k: v for k, v in e.items() if k not in TIMING}
-                for name in ("valid", "test", "test_heads") for e in run.events(name)]
-
-    assert counted(tmp_path / "kill") == counted(tmp_path / "ref")
-    assert resumed["claims"] == ref["claims"]
 
 
 @pytest.mark.slow  # the smoke preset's claims (~20 s idle, ~50 s on a loaded 2-core machine)

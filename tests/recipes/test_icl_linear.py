@@ -8,22 +8,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from recipe_checks import check_claims, check_resume_after_kill
 
 from selftaught import cli, recipes
-from selftaught.core import ConfigError, RunDir, runner
+from selftaught.core import ConfigError, runner
 from selftaught.core import config as cfglib
+from selftaught.core.seeding import stream_keys
+from selftaught.lm.model import ModelSize
 from selftaught.lm.train import TrainConfig
 from selftaught.recipes import icl_linear
-from selftaught.tasks.icl import linear_pairs, pair_inputs
+from selftaught.recipes.icl_linear import classify, reinforced_icl
+from selftaught.recipes.icl_linear import config as lc
+from selftaught.tasks.icl import context_inputs, linear_pairs, pair_inputs
 
 RECIPE = recipes.get("icl-linear")
-TIMING = {"wall_seconds", "seconds", "peak_rss_mib", "resumed"}
 
 # Tiny: checks mechanics (phases, resume, files, metric ranges), not the claims.
 TINY = dataclasses.replace(
     RECIPE.preset("smoke"), num_seeds=1, dim=4, dim_start=2, curriculum_every=10,
     max_shots=8, shots=(1, 2, 4, 8), low_shots=2, claim_shots=4,
-    model=icl_linear.ModelSize(d_model=16, n_layers=2, n_heads=2, mlp_ratio=2,
+    model=ModelSize(d_model=16, n_layers=2, n_heads=2, mlp_ratio=2,
                                pos_encoding="rope"),
     train=TrainConfig(lr=3e-3, warmup_steps=5, total_steps=60, batch_size=8),
     eval_every=20, eval_batch=16, test_rounds=2, seed_shots=2, pool=16, queries=4,
@@ -31,7 +35,7 @@ TINY = dataclasses.replace(
 
 
 def _tiny_params(cfg=TINY):
-    init, _, _ = icl_linear.programs(cfg)
+    init, _, _ = classify.programs(cfg)
     return jax.tree_util.tree_map(lambda a: a[0], init(jax.random.PRNGKey(0)[None]).params)
 
 
@@ -40,14 +44,14 @@ def test_the_model_cannot_see_the_label_it_predicts(carry):
     """Changing y_k (and every later label) leaves the logits of tokens 0..k unchanged; the
     logits of token k + 1 (which carries y_k) do change."""
     tiny = dataclasses.replace(TINY, carry=carry)
-    cfg = icl_linear.model_config(tiny)
-    init, _, _ = icl_linear.programs(tiny)
+    cfg = lc.model_config(tiny)
+    init, _, _ = classify.programs(tiny)
     params = jax.tree_util.tree_map(lambda a: a[0], init(jax.random.PRNGKey(0)[None]).params)
     b = linear_pairs(jax.random.PRNGKey(1), 4, tiny.max_shots + 1, tiny.dim, tiny.dim, carry)
-    base = icl_linear.label_logits(params, cfg, b["inputs"])
+    base = lc.label_logits(params, cfg, b["inputs"])
     for k in (0, 3, tiny.max_shots - 1):
         y = b["y"].at[:, k:].multiply(-1.0)
-        out = icl_linear.label_logits(params, cfg, pair_inputs(b["x"], y, carry))
+        out = lc.label_logits(params, cfg, pair_inputs(b["x"], y, carry))
         np.testing.assert_allclose(out[:, :k + 1], base[:, :k + 1], rtol=0, atol=1e-6)
         assert float(jnp.abs(out[:, k + 1] - base[:, k + 1]).max()) > 1e-4
 
@@ -61,60 +65,30 @@ def test_baselines_fit_the_shots_before_the_query_pair():
         x, y = rng.normal(size=(n, T, d)), rng.choice([-1.0, 1.0], size=(n, T))
         x[:, k] = x[:, 0] + 1e-6
         y[:, k] = -y[:, 0]
-        r = icl_linear.baselines(x, y, [k], knn=1, l2=0.1)
+        r = classify.baselines(x, y, [k], knn=1, l2=0.1)
         np.testing.assert_array_equal(r["knn"], [0.0])
     # a query equal to a shot with the same label: 1-NN is right; logistic regression on
     # well-separated shots (labels = sign of coordinate 0) gets the query right too
     x = rng.normal(size=(n, T, d))
     x[..., 0] = np.where(rng.random((n, T)) < 0.5, -3.0, 3.0)
     y = np.sign(x[..., 0])
-    r = icl_linear.baselines(x, y, [4, 8], knn=1, l2=0.1)
+    r = classify.baselines(x, y, [4, 8], knn=1, l2=0.1)
     np.testing.assert_array_equal(r["logistic"], 1.0)
-
-
-@pytest.mark.parametrize("carry", [True, False])
-def test_context_tokens_and_the_unsupervised_format(carry):
-    """k shots then M queries: shot tokens are pair_inputs' tokens, each query token is
-    [q_j, x_{k-1}, y_{k-1}] ([q_j, y_{k-1}] without carry); unlabelled shots (y = 0, the
-    'no label yet' value of token 0) give [x_i, x_{i-1}, 0] and queries [q_j, x_{k-1}, 0]."""
-    rng = np.random.default_rng(0)
-    N, k, M, d = 2, 3, 4, 5
-    x, q = rng.normal(size=(N, k, d)), rng.normal(size=(N, M, d))
-    y = rng.choice([-1.0, 1.0], size=(N, k))
-    t = np.asarray(icl_linear.context_inputs(jnp.asarray(x), jnp.asarray(y), jnp.asarray(q),
-                                             carry))
-    assert t.shape == (N, k + M, 2 * d + 1 if carry else d + 1)
-    np.testing.assert_allclose(t[:, :k], pair_inputs(jnp.asarray(x), jnp.asarray(y), carry),
-                               atol=1e-6)
-    for j in range(M):
-        want = [q[:, j], *([x[:, k - 1]] if carry else []), y[:, k - 1:k]]
-        np.testing.assert_allclose(t[:, k + j], np.concatenate(want, -1), atol=1e-6)
-    u = np.asarray(icl_linear.context_inputs(jnp.asarray(x), jnp.zeros((N, k)), jnp.asarray(q),
-                                             carry))
-    np.testing.assert_array_equal(u[..., -1], 0.0)  # no label anywhere
-    np.testing.assert_allclose(u[:, :k, :d], x, atol=1e-6)
-    if carry:
-        np.testing.assert_allclose(u[:, 1:k, d:2 * d], x[:, :k - 1], atol=1e-6)
-        np.testing.assert_allclose(u[:, k:, d:2 * d], np.repeat(x[:, k - 1:k], M, 1), atol=1e-6)
-    z = np.asarray(icl_linear.context_inputs(jnp.zeros((N, 0, d)), jnp.zeros((N, 0)),
-                                             jnp.asarray(q), carry))
-    np.testing.assert_allclose(z[..., :d], q, atol=1e-6)
-    np.testing.assert_array_equal(z[..., d:], 0.0)  # zero shots: [q, 0, 0]
 
 
 @pytest.mark.parametrize("k", [0, 1, 5, 8])
 def test_packed_queries_equal_one_sequence_per_query(k):
     """query_logits (M queries in one forward, masked from each other, all at position k)
     equals the last token of the k + 1-token sequence [shots, query] for each query."""
-    cfg, params = icl_linear.model_config(TINY), _tiny_params()
+    cfg, params = lc.model_config(TINY), _tiny_params()
     rng = np.random.default_rng(1)
     N, M, d = 3, 5, TINY.dim
     x, q = jnp.asarray(rng.normal(size=(N, k, d))), jnp.asarray(rng.normal(size=(N, M, d)))
     y = jnp.asarray(rng.choice([-1.0, 1.0], size=(N, k)))
-    packed = icl_linear.query_logits(params, cfg, x, y, q, TINY.carry)
+    packed = reinforced_icl.query_logits(params, cfg, x, y, q, TINY.carry)
     for j in range(M):
-        one = icl_linear.context_inputs(x, y, q[:, j:j + 1], TINY.carry)
-        ref = icl_linear.label_logits(params, cfg, one)[:, -1]
+        one = context_inputs(x, y, q[:, j:j + 1], TINY.carry)
+        ref = lc.label_logits(params, cfg, one)[:, -1]
         np.testing.assert_allclose(packed[:, j], ref, rtol=1e-4, atol=1e-5)
 
 
@@ -122,12 +96,12 @@ def test_verification_filter_by_hand():
     own = jnp.asarray([[1, -1, 1, 1, -1], [-1, -1, -1, -1, -1], [1, 1, 1, 1, 1]], jnp.float32)
     true = jnp.asarray([[1, 1, 1, -1, -1], [1, 1, 1, 1, -1], [-1, -1, -1, -1, -1]],
                        jnp.float32)
-    kept, idx, count = icl_linear.verify_and_select(own, true, 3)
+    kept, idx, count = reinforced_icl.verify_and_select(own, true, 3)
     np.testing.assert_array_equal(kept, [[1, 0, 1, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(count, [3, 1, 0])
     # the first kept inputs in pool order; too few: repeated cyclically; none: input 0
     np.testing.assert_array_equal(idx, [[0, 2, 4], [4, 4, 4], [0, 0, 0]])
-    _, idx5, _ = icl_linear.verify_and_select(own, true, 5)
+    _, idx5, _ = reinforced_icl.verify_and_select(own, true, 5)
     np.testing.assert_array_equal(idx5[0], [0, 2, 4, 0, 2])
 
 
@@ -135,9 +109,9 @@ def test_reinforced_arms_yield_and_shots_by_hand():
     """One seed of the experiment on untrained tiny parameters, recomputed by hand: the
     model's own labels (each pool input after the seed shots, one sequence each), the yield
     (fraction of own labels equal to sign(w . x)), each arm's shots and labels."""
-    cfg, params = icl_linear.model_config(TINY), _tiny_params()
-    m = jax.device_get(icl_linear.reinforced_program(TINY)(
-        jax.tree_util.tree_map(lambda a: a[None], params), icl_linear.stream_keys([0], 5, 0)))
+    cfg, params = lc.model_config(TINY), _tiny_params()
+    m = jax.device_get(reinforced_icl.reinforced_program(TINY)(
+        jax.tree_util.tree_map(lambda a: a[None], params), stream_keys([0], 5, 0)))
     m = jax.tree_util.tree_map(lambda a: a[0], m)
     K, P = TINY.max_shots, TINY.pool
     sign = lambda x, w: np.where(x @ w > 0, 1.0, -1.0)
@@ -146,10 +120,9 @@ def test_reinforced_arms_yield_and_shots_by_hand():
         true = sign(pool, w)
         own = []
         for p in range(P):
-            t = icl_linear.context_inputs(jnp.asarray(seed_x[None]),
-                                          jnp.asarray(sign(seed_x, w)[None]),
-                                          jnp.asarray(pool[None, p:p + 1]), TINY.carry)
-            lg = np.asarray(icl_linear.label_logits(params, cfg, t))[0, -1]
+            t = context_inputs(jnp.asarray(seed_x[None]), jnp.asarray(sign(seed_x, w)[None]),
+                               jnp.asarray(pool[None, p:p + 1]), TINY.carry)
+            lg = np.asarray(lc.label_logits(params, cfg, t))[0, -1]
             own.append(1.0 if lg[1] > lg[0] else -1.0)
         np.testing.assert_array_equal(m["own"][b], own)
         kept = np.flatnonzero(np.asarray(own) == true)
@@ -168,7 +141,7 @@ def test_reinforced_arms_yield_and_shots_by_hand():
             for i, arm in enumerate(("ground_truth", "reinforced")):
                 want = np.abs(m["x"][arm][b, :k] @ w).mean() / np.linalg.norm(w)
                 assert m["margin"][b, i, c] == pytest.approx(want, rel=1e-4)
-            for i, arm in enumerate(icl_linear.LABELLED):
+            for i, arm in enumerate(reinforced_icl.LABELLED):
                 v = m["y"][arm][b, :k] @ m["x"][arm][b, :k]
                 want = v @ w / (np.linalg.norm(v) * np.linalg.norm(w))
                 assert m["align"][b, i, c] == pytest.approx(want, rel=1e-4, abs=1e-5)
@@ -176,18 +149,15 @@ def test_reinforced_arms_yield_and_shots_by_hand():
 
 def test_curriculum_grows_the_dimension():
     cfg = dataclasses.replace(TINY, dim=8, dim_start=4, curriculum_every=250)
-    got = [int(icl_linear.d_eff(cfg, s)) for s in (0, 249, 250, 999, 1000, 5000)]
+    got = [int(lc.d_eff(cfg, s)) for s in (0, 249, 250, 999, 1000, 5000)]
     assert got == [4, 4, 5, 7, 8, 8]
 
 
 def _check_mechanics(run, summary, cfg):
     seeds = list(range(cfg.num_seeds))
-    claims = {c["name"]: c for c in summary["claims"]}
-    assert set(claims) == {"icl_rises_with_shots", "icl_tracks_logistic", "icl_beats_knn",
-                           "reinforced_tracks_ground_truth", "unsupervised_no_gain"}
-    for c in claims.values():
-        assert c["ci_low"] <= c["value"] <= c["ci_high"], c
-        assert c["unit"] == "training seeds" and c["n"] == cfg.num_seeds
+    claims = check_claims(summary, {"icl_rises_with_shots", "icl_tracks_logistic",
+                                    "icl_beats_knn", "reinforced_tracks_ground_truth",
+                                    "unsupervised_no_gain"}, cfg.num_seeds)
     assert run.done_phases() == set(RECIPE.phases(cfg, seeds))
     steps = [cfg.eval_every * (i + 1) for i in range(cfg.train.total_steps // cfg.eval_every)]
     assert sorted((e["seed"], e["step"], e["shots"]) for e in run.events("valid")) == [
@@ -203,9 +173,9 @@ def _check_mechanics(run, summary, cfg):
     assert sorted((e["seed"], e["shots"]) for e in ricl) == [
         (s, k) for s in seeds for k in (0, *cfg.shots)]
     for e in ricl:
-        assert all(0.0 <= e[a] <= 1.0 for a in icl_linear.ARMS), e
+        assert all(0.0 <= e[a] <= 1.0 for a in reinforced_icl.ARMS), e
         if e["shots"] == 0:  # zero shots: every arm is the same query token
-            assert len({e[a] for a in icl_linear.ARMS}) == 1, e
+            assert len({e[a] for a in reinforced_icl.ARMS}) == 1, e
     for e in run.events("ricl_ref"):
         # verified shots never lie closer to the boundary than pool order allows: both > 0
         assert e["margin_ground_truth"] > 0 and e["margin_reinforced"] > 0, e
@@ -218,22 +188,10 @@ def _check_mechanics(run, summary, cfg):
 
 
 def test_tiny_run_and_resume_after_kill_match(tmp_path, killed_at):
-    run, ref = runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "ref")
+    run, ref = check_resume_after_kill(  # killed in the 2nd training phase
+        RECIPE, TINY, tmp_path, killed_at, (icl_linear, "train_chunk", 2),
+        ("train", "valid", "test", "ricl", "ricl_ref", "ricl_pool"))
     _check_mechanics(run, ref, TINY)
-
-    with killed_at(icl_linear, "train_chunk", 2):  # killed in the 2nd training phase
-        runner.execute(RECIPE, TINY, preset="smoke", seeds=1, run_dir=tmp_path / "kill")
-    _, resumed = runner.execute(RECIPE, None, preset="", seeds=0, run_dir=tmp_path / "kill",
-                                resume=True)
-
-    def counted(path):  # the counted events, without timings
-        run = RunDir.open(path)
-        return [{k: v for k, v in e.items() if k not in TIMING}
-                for name in ("train", "valid", "test", "ricl", "ricl_ref", "ricl_pool")
-                for e in run.events(name)]
-
-    assert counted(tmp_path / "kill") == counted(tmp_path / "ref")
-    assert resumed["claims"] == ref["claims"]
 
 
 @pytest.mark.slow  # the smoke preset's claims (~20 s idle, ~50 s on a loaded 2-core machine)

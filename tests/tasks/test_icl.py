@@ -1,6 +1,7 @@
 """In-context-learning task families: contracts, splits, on-device batches."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
@@ -14,6 +15,7 @@ from selftaught.tasks.icl import (
     SequentialParityFamily,
     SequentialParityTask,
     SymbolRuleFamily,
+    context_inputs,
     knn_predict,
     linear_pairs,
     logistic_fit,
@@ -195,3 +197,31 @@ def test_linear_pairs_layout_labels_and_curriculum():
     assert len({tuple(r) for r in w.round(6)}) == 5
     big = linear_pairs(jax.random.PRNGKey(1), 200, 32, d, d)
     assert abs(float(np.mean(np.asarray(big["y"]) > 0)) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_context_tokens_and_the_unsupervised_format(carry):
+    """k shots then M queries: shot tokens are pair_inputs' tokens, each query token is
+    [q_j, x_{k-1}, y_{k-1}] ([q_j, y_{k-1}] without carry); unlabelled shots (y = 0, the
+    'no label yet' value of token 0) give [x_i, x_{i-1}, 0] and queries [q_j, x_{k-1}, 0]."""
+    rng = np.random.default_rng(0)
+    N, k, M, d = 2, 3, 4, 5
+    x, q = rng.normal(size=(N, k, d)), rng.normal(size=(N, M, d))
+    y = rng.choice([-1.0, 1.0], size=(N, k))
+    t = np.asarray(context_inputs(jnp.asarray(x), jnp.asarray(y), jnp.asarray(q), carry))
+    assert t.shape == (N, k + M, 2 * d + 1 if carry else d + 1)
+    np.testing.assert_allclose(t[:, :k], pair_inputs(jnp.asarray(x), jnp.asarray(y), carry),
+                               atol=1e-6)
+    for j in range(M):
+        want = [q[:, j], *([x[:, k - 1]] if carry else []), y[:, k - 1:k]]
+        np.testing.assert_allclose(t[:, k + j], np.concatenate(want, -1), atol=1e-6)
+    u = np.asarray(context_inputs(jnp.asarray(x), jnp.zeros((N, k)), jnp.asarray(q), carry))
+    np.testing.assert_array_equal(u[..., -1], 0.0)  # no label anywhere
+    np.testing.assert_allclose(u[:, :k, :d], x, atol=1e-6)
+    if carry:
+        np.testing.assert_allclose(u[:, 1:k, d:2 * d], x[:, :k - 1], atol=1e-6)
+        np.testing.assert_allclose(u[:, k:, d:2 * d], np.repeat(x[:, k - 1:k], M, 1), atol=1e-6)
+    z = np.asarray(context_inputs(jnp.zeros((N, 0, d)), jnp.zeros((N, 0)), jnp.asarray(q),
+                                  carry))
+    np.testing.assert_allclose(z[..., :d], q, atol=1e-6)
+    np.testing.assert_array_equal(z[..., d:], 0.0)  # zero shots: [q, 0, 0]

@@ -215,11 +215,6 @@ def banks(config: IclEmergenceConfig, seeds: list[int]):
     return jax.vmap(lambda k: bursty.make_bank(jax.random.fold_in(k, 1), config.data))(keys)
 
 
-def stream_keys(seeds: list[int], stream: int):
-    """Per-seed keys of an evaluation stream (3 = validation, 4 = test)."""
-    return jax.vmap(lambda k: jax.random.fold_in(k, stream))(seeding.keys(seeds))
-
-
 # ---------------------------------------------------------------------------- the run
 def n_chunks(config: IclEmergenceConfig) -> int:
     return config.train.total_steps // config.eval_every
@@ -249,7 +244,7 @@ def train_chunk(log, config: IclEmergenceConfig, seeds: list[int], i: int, state
                  where="icl-emergence training")
     b = shots_of(config).index(config.data.burstiness)
     m = jax.tree_util.tree_map(np.asarray, measure(
-        state.params, bank, jax.vmap(lambda k: jax.random.fold_in(k, i))(stream_keys(seeds, 3))))
+        state.params, bank, seeding.stream_keys(seeds, 3, i)))  # stream 3: validation
     step = (i + 1) * config.eval_every
     for j, seed in enumerate(seeds):
         log("valid", seed=seed, step=step, loss=float(losses[j, -50:].mean()),
@@ -266,10 +261,8 @@ def test(log, config: IclEmergenceConfig, seeds: list[int], params, bank):
     `eval_batch` sequences per cell)."""
     _, _, measure = programs(config)
     shots = shots_of(config)
-    keys = stream_keys(seeds, 4)
-    rounds = [jax.tree_util.tree_map(np.asarray, measure(
-        params, bank, jax.vmap(lambda k, r=r: jax.random.fold_in(k, r))(keys)))
-        for r in range(config.test_rounds)]
+    rounds = [jax.tree_util.tree_map(np.asarray, measure(  # stream 4: test
+        params, bank, seeding.stream_keys(seeds, 4, r))) for r in range(config.test_rounds)]
     m = {k: np.mean([r[k] for r in rounds], axis=0) for k in rounds[0]}
     for j, seed in enumerate(seeds):
         for k, s in enumerate(shots):

@@ -319,6 +319,22 @@ def pair_inputs(x_BxNxD, y_BxN, carry: bool = False):
     return jnp.concatenate([x_BxNxD, *prev, shift(y_BxN)[..., None].astype(x_BxNxD.dtype)], -1)
 
 
+def context_inputs(x_NxkxD, y_Nxk, q_NxMxD, carry: bool):
+    """The tokens [N, k + M, I] of k context shots followed by M queries: token i < k is
+    [x_i, x_{i-1}, y_{i-1}] (pair_inputs); every query token is the token that
+    would follow the k shots, [q_j, x_{k-1}, y_{k-1}] ([q_j, 0, 0] at k = 0; without
+    `carry` [x_i, y_{i-1}] and [q_j, y_{k-1}]). An unlabelled shot has y = 0, the value token 0
+    carries in training ("no label yet"): an unsupervised context is [x_i, x_{i-1}, 0]
+    throughout and its queries [q_j, x_{k-1}, 0]."""
+    M = q_NxMxD.shape[1]
+    x = jnp.concatenate([x_NxkxD, q_NxMxD[:, :1]], 1)
+    y = jnp.concatenate([y_Nxk, jnp.zeros_like(y_Nxk[:, :1])], 1).astype(x.dtype)
+    tokens = pair_inputs(x, y, carry)  # the k shots and the first query
+    last = jnp.broadcast_to(tokens[:, -1:], (*tokens.shape[:1], M, tokens.shape[-1]))
+    queries = last.at[..., :x.shape[-1]].set(q_NxMxD)
+    return jnp.concatenate([tokens[:, :-1], queries], 1)
+
+
 # ------------------------------------------------------------------------------- baselines
 # fitted on the same shots as an in-context learner (many-shot-icl experiment 4, icl-linear)
 def knn_predict(x_NxD, y_N, q_MxD, k: int) -> np.ndarray:
