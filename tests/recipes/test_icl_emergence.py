@@ -6,10 +6,10 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from recipe_checks import check_claims, check_resume_after_kill
+from recipe_checks import check_claims, check_plots, check_resume_after_kill, run_smoke
 
 from selftaught import cli, recipes
-from selftaught.core import ConfigError, runner
+from selftaught.core import ConfigError
 from selftaught.core import config as cfglib
 from selftaught.lm.train import TrainConfig
 from selftaught.recipes import icl_emergence
@@ -63,8 +63,7 @@ def _check_mechanics(run, summary, cfg):
     for e in test:
         # a flipped query's label differs from its fixed one: the two answers exclude
         assert e["flip_follow"] + e["flip_prior"] <= 1.0 + 1e-9, e
-    for name in ("emergence", "shots", "flip"):
-        assert (run.path / "plots" / f"{name}.png").stat().st_size > 0
+    check_plots(run.path, ("emergence", "shots", "flip"))
     return claims
 
 
@@ -81,9 +80,7 @@ def test_smoke_preset_learns_in_context(tmp_path):
     classes at 1 shot it beats guessing among the context's labels (what the model scores on
     the plateau before the induction head forms), and flipped labels are followed more than
     the weights' labels. Directions only, no pinned number."""
-    cfg = RECIPE.preset("smoke")
-    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=cfg.num_seeds,
-                                  run_dir=tmp_path / "run")
+    cfg, run, summary = run_smoke(RECIPE, tmp_path)
     _check_mechanics(run, summary, cfg)
     assert all(c["undetermined"] for c in summary["claims"])
     test = run.events("test")

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from recipe_checks import check_claims, check_resume_after_kill
+from recipe_checks import check_claims, check_plots, check_resume_after_kill, run_smoke
 
 from selftaught import cli, recipes
-from selftaught.core import ConfigError, runner
+from selftaught.core import ConfigError
 from selftaught.core import config as cfglib
 from selftaught.core.seeding import stream_keys
 from selftaught.lm.model import ModelSize
@@ -182,8 +182,7 @@ def _check_mechanics(run, summary, cfg):
     pools = run.events("ricl_pool")
     assert sorted(e["seed"] for e in pools) == seeds
     assert all(0.0 <= e["yield_"] <= 1.0 and 0.0 <= e["short"] <= 1.0 for e in pools)
-    for name in ("shots", "training", "reinforced"):
-        assert (run.path / "plots" / f"{name}.png").stat().st_size > 0
+    check_plots(run.path, ("shots", "training", "reinforced"))
     return claims
 
 
@@ -199,9 +198,7 @@ def test_smoke_preset_learns_in_context(tmp_path):
     """The smoke preset (2 seeds: claims undetermined by design) learns in context: test
     accuracy at claim_shots beats 0.5 + a margin and the low-shot accuracy. Directions only,
     no pinned number."""
-    cfg = RECIPE.preset("smoke")
-    run, summary = runner.execute(RECIPE, cfg, preset="smoke", seeds=cfg.num_seeds,
-                                  run_dir=tmp_path / "run")
+    cfg, run, summary = run_smoke(RECIPE, tmp_path)
     _check_mechanics(run, summary, cfg)
     assert all(c["undetermined"] for c in summary["claims"])
     test = run.events("test")

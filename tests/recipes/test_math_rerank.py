@@ -7,8 +7,9 @@ import json
 import jax
 import numpy as np
 import pytest
+from recipe_checks import TINY_LM_FLAGS, check_failed_phase_left_behind, one_line_cli_error
 
-from selftaught import cli, recipes
+from selftaught import recipes
 from selftaught.core import ConfigError, RunDir, runner
 from selftaught.core import config as cfglib
 from selftaught.lm import TrainConfig
@@ -136,24 +137,13 @@ def test_no_evaluator_pairs_is_a_one_line_error_and_leaves_no_phase_behind(tmp_p
                         lambda cfg, s, inits, datas, *a: (inits, [0.0] * len(inits)))
     monkeypatch.setattr(math_rerank, "greedy_pass1", lambda *a: 0.0)
     run_dir = tmp_path / "r"
-    argv = ["run", "math-rerank", "--preset", "smoke", "--seeds", "1", "--run-dir",
-            str(run_dir), "--task-args", "steps=1, modulus=7", "--sft-problems", "6",
-            "--pool-problems", "4", "--eval-problems", "2", "--valid-problems", "2",
-            "--model.d-model", "8",
-            "--model.n-layers", "1", "--model.n-heads", "1", "--sft.total-steps", "1",
-            "--sft.warmup-steps", "0", "--sft.lr", "1e-6", "--pool-samples", "1",
-            "--chunk-steps", "1", "--sample-batch", "8", "--candidates", "2",
-            "--claim-k", "2"]
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "no pool problem has both a correct and an incorrect sample" in err
-    assert "Traceback" not in err and len(err.splitlines()) == 1
-    run = RunDir.open(run_dir)
-    assert run.done_phases() == {"seed0/sft", "seed0/samples"}  # finished phases stay
-    assert not [e for e in run.events() if e.get("phase") == "seed0/evaluators"]
-    assert sorted(p.name for p in run.checkpoints.iterdir()
-                  if not p.name.endswith(".sha256")) == ["seed0__samples.msgpack",
-                                                         "seed0__sft.msgpack"]
+    one_line_cli_error(capsys, [
+        "run", "math-rerank", *TINY_LM_FLAGS, "--run-dir", str(run_dir), "--sft-problems", "6",
+        "--pool-problems", "4", "--eval-problems", "2", "--valid-problems", "2",
+        "--pool-samples", "1", "--sample-batch", "8"],
+        "no pool problem has both a correct and an incorrect sample")
+    # the finished phases stay, resumable
+    check_failed_phase_left_behind(run_dir, ["seed0/sft", "seed0/samples"], "seed0/evaluators")
 
 
 def test_choose_checkpoint_takes_the_best_validation_score_fewest_steps_on_ties():

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from recipe_checks import TINY_LM_FLAGS, check_failed_phase_left_behind, one_line_cli_error
 
-from selftaught import cli, recipes
+from selftaught import recipes
 from selftaught.core import ConfigError, runner
 from selftaught.core import config as cfglib
 from selftaught.lm import TrainConfig
@@ -110,25 +111,13 @@ def test_config_errors(change, message):
 def test_empty_d_ver_is_a_one_line_error_and_leaves_no_iteration_behind(tmp_path, capsys):
     """G_sft after 1 step of training solves nothing: no correct sample, no DPO pairs."""
     run_dir = tmp_path / "r"
-    argv = ["run", "v-star", "--preset", "smoke", "--seeds", "1", "--run-dir", str(run_dir),
-            "--task-args", "steps=1, modulus=7", "--human-problems", "10",
-            "--train-problems", "10", "--eval-problems", "4", "--valid-problems", "4",
-            "--model.d-model", "8",
-            "--model.n-layers", "1", "--model.n-heads", "1", "--sft.total-steps", "1",
-            "--sft.warmup-steps", "0", "--sft.lr", "1e-6", "--samples-per-problem", "1",
-            "--chunk-steps", "1", "--sample-batch", "16", "--candidates", "2",
-            "--claim-k", "2"]
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "no training problem has both a correct and an incorrect sample" in err
-    assert "Traceback" not in err and len(err.splitlines()) == 1
-    from selftaught.core import RunDir
-
-    run = RunDir.open(run_dir)
-    assert run.done_phases() == {"seed0/sft"}  # the finished phase stays, resumable
-    assert not [e for e in run.events() if e.get("phase") == "seed0/iter1"]
-    assert sorted(p.name for p in run.checkpoints.iterdir()
-                  if not p.name.endswith(".sha256")) == ["seed0__sft.msgpack"]
+    one_line_cli_error(capsys, [
+        "run", "v-star", *TINY_LM_FLAGS, "--run-dir", str(run_dir), "--human-problems", "10",
+        "--train-problems", "10", "--eval-problems", "4", "--valid-problems", "4",
+        "--samples-per-problem", "1", "--sample-batch", "16"],
+        "no training problem has both a correct and an incorrect sample")
+    # the finished phase stays, resumable
+    check_failed_phase_left_behind(run_dir, ["seed0/sft"], "seed0/iter1")
 
 
 def test_oracle_step_labels_sit_on_the_token_that_ends_each_step():
