@@ -22,6 +22,7 @@ from selftaught.tasks.icl import (
     logistic_predict,
     pair_inputs,
     pair_is_test,
+    shot_baselines,
     subset_is_test,
 )
 
@@ -225,3 +226,25 @@ def test_context_tokens_and_the_unsupervised_format(carry):
                                   carry))
     np.testing.assert_allclose(z[..., :d], q, atol=1e-6)
     np.testing.assert_array_equal(z[..., d:], 0.0)  # zero shots: [q, 0, 0]
+
+
+def test_shot_baselines_score_the_queries_with_models_fitted_on_the_shots():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    x[:, 0] += np.where(rng.random(40) < 0.5, -4.0, 4.0)  # separable along coordinate 0
+    y = (x[:, 0] > 0).astype(int)
+    q = rng.normal(size=(25, 3))
+    q[:, 0] += np.where(rng.random(25) < 0.5, -4.0, 4.0)
+    qy = (q[:, 0] > 0).astype(int)
+    acc = shot_baselines(x, y, q, qy, l2=0.1, knn=3)
+    assert acc == {"logistic": 1.0, "knn": 1.0}
+    # the queries' labels flipped: every answer is now wrong, for both baselines
+    assert shot_baselines(x, y, q, 1 - qy, l2=0.1, knn=3) == {"logistic": 0.0, "knn": 0.0}
+    # 1-NN on queries that are the shots themselves returns each shot's own label, even
+    # for random labels that no plane separates; logistic regression cannot fit those
+    noise = rng.integers(0, 2, 40)
+    own = shot_baselines(x, noise, x, noise, l2=0.1, knn=1)
+    assert own["knn"] == 1.0 and own["logistic"] < 1.0
+    assert set(shot_baselines(x, y, q, qy, l2=0.1)) == {"logistic"}  # no k: no kNN
+    one = shot_baselines(x[:5], y[:5], q[:1], qy[:1], l2=0.1, knn=5)  # one query: 0 or 1
+    assert set(one.values()) <= {0.0, 1.0}

@@ -367,6 +367,17 @@ def logistic_fit(x_NxD, y_N, l2: float, iters: int = 100) -> np.ndarray:
     return w
 
 
+def shot_baselines(x_KxD, y_K, q_QxD, qy_Q, *, l2: float, knn: int | None = None) -> dict:
+    """Accuracy on the queries of the baselines fitted on the same K shots (0/1 labels) as
+    an in-context learner: L2-penalised logistic regression (logistic_fit) and, given `knn`,
+    the vote of the k nearest shots (knn_predict). -> {"logistic": acc[, "knn": acc]}."""
+    w = logistic_fit(x_KxD, y_K, l2)
+    out = {"logistic": float(np.mean(logistic_predict(w, q_QxD) == qy_Q))}
+    if knn is not None:
+        out["knn"] = float(np.mean(knn_predict(x_KxD, y_K, q_QxD, knn) == qy_Q))
+    return out
+
+
 def logistic_predict(w_D1, q_MxD) -> np.ndarray:
     return (np.c_[np.asarray(q_MxD, np.float64), np.ones(len(q_MxD))] @ w_D1 > 0).astype(int)
 

@@ -22,7 +22,7 @@ from selftaught.recipes.icl_linear.config import (
     model_config,
     n_chunks,
 )
-from selftaught.tasks.icl import knn_predict, linear_pairs, logistic_fit, logistic_predict
+from selftaught.tasks.icl import linear_pairs, shot_baselines
 
 
 @functools.lru_cache(maxsize=4)
@@ -67,10 +67,10 @@ def baselines(x_NxTxD, y_NxT, shots, knn: int, l2: float) -> dict:
     out = {"logistic": np.zeros(len(shots)), "knn": np.zeros(len(shots))}
     for j, k in enumerate(shots):
         for n in range(len(x)):
-            q = x[n, k:k + 1]
-            w = logistic_fit(x[n, :k], y[n, :k], l2)
-            out["logistic"][j] += logistic_predict(w, q)[0] == y[n, k]
-            out["knn"][j] += knn_predict(x[n, :k], y[n, :k], q, knn)[0] == y[n, k]
+            acc = shot_baselines(x[n, :k], y[n, :k], x[n, k:k + 1], y[n, k:k + 1], l2=l2,
+                                 knn=knn)
+            for m in out:
+                out[m][j] += acc[m]
     return {m: v / len(x) for m, v in out.items()}
 
 

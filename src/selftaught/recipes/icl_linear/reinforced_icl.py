@@ -14,7 +14,7 @@ from selftaught import stats
 from selftaught.core.seeding import stream_keys
 from selftaught.lm.model import Transformer
 from selftaught.recipes.icl_linear.config import IclLinearConfig, model_config
-from selftaught.tasks.icl import context_inputs, logistic_fit, logistic_predict
+from selftaught.tasks.icl import context_inputs, shot_baselines
 
 ARMS = ("ground_truth", "self_labelled", "reinforced", "unsupervised")
 LABELLED = ARMS[:3]  # the arms with labels (logistic regression fits their shots)
@@ -113,9 +113,8 @@ def logistic_on_shots(x_NxKxD, y_NxK, q_NxQxD, qy_NxQ, shots, l2: float) -> np.n
     of each row (labels +-1) and scored on that row's queries, averaged over rows."""
     x, y = np.asarray(x_NxKxD, np.float64), np.asarray(y_NxK) > 0
     q, qy = np.asarray(q_NxQxD, np.float64), np.asarray(qy_NxQ) > 0
-    return np.array([np.mean([
-        np.mean(logistic_predict(logistic_fit(x[n, :k], y[n, :k], l2), q[n]) == qy[n])
-        for n in range(len(x))]) for k in shots])
+    return np.array([np.mean([shot_baselines(x[n, :k], y[n, :k], q[n], qy[n], l2=l2)["logistic"]
+                              for n in range(len(x))]) for k in shots])
 
 
 def reinforced(log, config: IclLinearConfig, seeds: list[int], params):

@@ -16,12 +16,7 @@ from selftaught.lm.train import fit
 from selftaught.recipes.many_shot_icl.config import ManyShotConfig, _cells, linear_shots_for
 from selftaught.recipes.many_shot_icl.reasoning import _left_pad
 from selftaught.recipes.many_shot_icl.rules import _score_seeds, meta_trainer
-from selftaught.tasks.icl import (
-    LinearClassFamily,
-    knn_predict,
-    logistic_fit,
-    logistic_predict,
-)
+from selftaught.tasks.icl import LinearClassFamily, shot_baselines
 
 
 @functools.lru_cache(maxsize=8)
@@ -57,10 +52,9 @@ def evaluate_linear(config: ManyShotConfig, d: int, params_S, seeds: list[int]) 
                                for t in [*(np.array(p.operands) + NUM_SPECIAL), tid(p)]]
                 rows[k].append((row, query, [tid(p) for p in test]))
                 x, y = task.features(train[:k]), np.array([int(p.answer) for p in train[:k]])
-                base[k]["knn"][-1].append(np.mean(knn_predict(x, y, xq, config.linear_knn)
-                                                  == yq))
-                w = logistic_fit(x, y, config.linear_l2)
-                base[k]["logistic"][-1].append(np.mean(logistic_predict(w, xq) == yq))
+                acc = shot_baselines(x, y, xq, yq, l2=config.linear_l2, knn=config.linear_knn)
+                for m in base[k]:
+                    base[k][m][-1].append(acc[m])
         for k in shots:
             P = -(-(1 + (d + 1) * k) // bucket) * bucket
             prefix, _ = _left_pad([r[0] for r in rows[k]], P)
