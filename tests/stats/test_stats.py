@@ -254,3 +254,18 @@ def test_pooled_difference_ci_pools_every_blocks_units_and_resamples_them():
         stats.pooled_difference_ci([[1, 0], [1]], [[1, 0], [1, 1]])
     with pytest.raises(ValueError, match="as many a blocks as b blocks"):
         stats.pooled_difference_ci([[1]], [])
+
+
+@pytest.mark.parametrize("tight", [True, False])
+def test_save_figure_writes_a_png_into_a_new_folder_and_closes_the_figure(tmp_path, tight):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=50)
+    ax.plot([0, 1], [1, 0])
+    path = stats.save_figure(fig, tmp_path / "new" / "folder" / "f.png", tight=tight, dpi=40)
+    assert path == tmp_path / "new" / "folder" / "f.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG
+    assert not plt.fignum_exists(fig.number)  # closed: no figure left open
+    from PIL import Image
+
+    assert Image.open(path).size == (80, 80)  # 2 x 2 inches at the dpi passed on

@@ -30,7 +30,7 @@ from selftaught.stats.core import (
     t_interval,
     unit_bootstrap,
 )
-from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles
+from selftaught.stats.plots import plot_bars, plot_curves, plot_profiles, save_figure
 from selftaught.stats.report import (
     ci_cell,
     collect,
@@ -60,6 +60,7 @@ __all__ = [
     "plot_bars",
     "plot_curves",
     "plot_profiles",
+    "save_figure",
     "probability_of_improvement",
     "proportion_ci",
     "resolution_md",

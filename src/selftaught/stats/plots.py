@@ -12,6 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig, path, *, tight: bool = True, **savefig) -> Path:
+    """Write `fig` to `path` (its folder created) and close it; `tight` lays it out first
+    (tight_layout), `savefig` passes on (e.g. dpi). -> the path. Every plot of a run is
+    written here, so none is left open to grow the process's memory."""
+    if tight:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **savefig)
+    plt.close(fig)
+    return path
+
+
 def _band(runs_x_points: np.ndarray, reps: int = 1000, seed: int = 0):
     """Mean and 95% percentile-bootstrap band of the mean over runs, per point."""
     arr = np.asarray(runs_x_points, dtype=np.float64)
@@ -55,12 +68,7 @@ def plot_curves(
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _no_overlapping_xticks(fig, ax) -> None:
@@ -87,12 +95,7 @@ def plot_bars(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_profiles(
@@ -111,9 +114,4 @@ def plot_profiles(
     # artists in drawing order: line, CI band, line, ... so the 2nd name got the 1st band)
     lines = {line.get_label(): line for line in ax.get_lines()}
     ax.legend([lines[k] for k in sd], list(sd))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -309,10 +309,7 @@ def _diagnosis(config: GuidedEvolutionConfig, run_dir: RunDir, by: dict, eqs: li
         ax.set(xscale="log", yscale="log", ylabel=label,
                xlabel="predicted gain (precision / p, retry-capped)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    run_dir.plots.mkdir(parents=True, exist_ok=True)
-    fig.savefig(run_dir.plots / "precision_over_p.png", dpi=120)
-    plt.close(fig)
+    stats.save_figure(fig, run_dir.plots / "precision_over_p.png", dpi=120)
     md += ["", "![speed-up vs precision/p](plots/precision_over_p.png)"]
     for name in ("guided", "tuned"):  # the learned discriminator where theory says it wins
         if name not in arms or not config.diag_holdout:  # p needs the held-out mutations

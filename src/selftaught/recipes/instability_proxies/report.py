@@ -213,9 +213,7 @@ def _plot_loss_vs_lr(path, tab, widths):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("final validation loss")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    stats.save_figure(fig, path)
 
 
 def _plot_attn_curves(path, tab, width, lr, steps):
@@ -235,6 +233,4 @@ def _plot_attn_curves(path, tab, width, lr, steps):
     ax.set_title(f"width {width}, lr {lr:g}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    stats.save_figure(fig, path)

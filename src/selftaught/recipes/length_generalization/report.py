@@ -149,8 +149,7 @@ def _heatmaps(path, tab, cfg):
         ax.set_xlabel("data-order seed")
         ax.set_ylabel("init seed")
     fig.colorbar(im, ax=axes[0].tolist(), label="largest solved length")
-    fig.savefig(path)
-    plt.close(fig)
+    stats.save_figure(fig, path, tight=False)  # the colorbar spans the axes: no tight layout
 
 
 def _curves(path, tab, cfg):
@@ -168,6 +167,4 @@ def _curves(path, tab, cfg):
     ax.set_ylabel("exact match (mean, min-max over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    stats.save_figure(fig, path)

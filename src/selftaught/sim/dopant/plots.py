@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from selftaught.sim.dopant.lattice import NEIGHBOURS_3x2  # noqa: E402
+from selftaught.stats import save_figure  # noqa: E402
 
 
 def plot_rate_maps(path: Path, extent: float, panels: dict[str, np.ndarray], *,
@@ -35,9 +36,4 @@ def plot_rate_maps(path: Path, extent: float, panels: dict[str, np.ndarray], *,
     axes[0][0].legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -66,15 +66,13 @@ def plot_state(state: SimulatorState, path, t: int | None = None, title: str | N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from selftaught.stats import save_figure
+
     state = _np(state)
     t = int(state.timestep) if t is None else t
     fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
     _draw(ax, state, t, title=title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def animate_rollout(
