@@ -42,13 +42,12 @@ import numpy as np
 
 from selftaught.core.errors import ConfigError, check
 from selftaught.tasks.base import (
-    SPLIT_FRACTIONS,
     SPLITS,
     Problem,
     Task,
     check_count,
     check_split,
-    sample_enumerated,
+    distinct_problems,
     split_of,
     split_rng,
 )
@@ -234,31 +233,13 @@ class ArithmeticTask(Task):
         """``n`` distinct problems of ``split``, deterministic in ``seed`` (prefix-stable: the
         first k of ``n`` problems are the ``k`` problems asked with the same seed)."""
         split, n = check_split(split), check_count(n)
-        rng = split_rng(self.name, split, seed)
-        if self.space_size <= ENUMERATE_LIMIT:
-            ops_list, weights = self._enumerated(split)
-            chosen = sample_enumerated(ops_list, weights, n, rng,
-                                       f"the {split} split of {self.describe()}",
-                                       "ask for fewer or widen the digit range")
-            return [self.make_problem(ops) for ops in chosen]
-        capacity = int(self.space_size * SPLIT_FRACTIONS[split])
-        if n > capacity // 2:
-            raise ConfigError(
-                f"the {split} split of {self.describe()} has about {capacity} problems, {n} asked; "
-                f"ask for at most {capacity // 2} or widen the digit range"
-            )
-        seen: set[tuple[int, ...]] = set()
-        out: list[Problem] = []
-        while len(out) < n:  # fixed-size batches keep the stream (and prefixes) seed-determined
-            columns = [_sample_operands(rng, lo, hi, 1024) for lo, hi in self.operand_digits]
-            for ops in zip(*columns):
-                if len(out) == n:
-                    break
-                if ops in seen or self.split_of(ops) != split:
-                    continue
-                seen.add(ops)
-                out.append(self.make_problem(ops))
-        return out
+        small = self.space_size <= ENUMERATE_LIMIT
+        return distinct_problems(
+            self, split, n, split_rng(self.name, split, seed),
+            enumerated=(lambda: self._enumerated(split)) if small else None,
+            draw=lambda rng: zip(*[_sample_operands(rng, lo, hi, 1024)  # 1,024 a batch
+                                   for lo, hi in self.operand_digits]),
+            hint="widen the digit range")
 
     def describe(self) -> str:
         return f"task {self.name!r} ({self.knobs()})"

@@ -132,6 +132,37 @@ def sample_enumerated(members: list, weights: np.ndarray, n: int, rng: np.random
     return [members[i] for i in np.argsort(-keys, kind="stable")[:n]]
 
 
+def distinct_problems(task, split: str, n: int, rng: np.random.Generator, *, enumerated,
+                      draw, hint: str) -> list[Problem]:
+    """``n`` distinct problems of ``split`` from the split's stream ``rng``, made by
+    ``task.make_problem``. A small space (``enumerated`` given: a callable returning every
+    member of the split and its weight) is sampled without replacement by weight; a large
+    one by rejection: ``draw(rng)`` yields candidate operand tuples (a fixed-size batch per
+    call keeps the stream, and its prefixes, determined by the seed), each kept unless seen
+    or of another split. ConfigError ending in "or ``hint``" when fewer problems exist (or,
+    for rejection, more than half the split's expected size is asked: it would crawl)."""
+    what = f"the {split} split of {task.describe()}"
+    if enumerated is not None:
+        members, weights = enumerated()
+        return [task.make_problem(m) for m in sample_enumerated(
+            members, weights, n, rng, what, f"ask for fewer or {hint}")]
+    capacity = int(task.space_size * SPLIT_FRACTIONS[split])
+    if n > capacity // 2:
+        raise ConfigError(f"{what} has about {capacity} problems, {n} asked; ask for at most "
+                          f"{capacity // 2} or {hint}")
+    seen: set[tuple] = set()
+    out: list[Problem] = []
+    while len(out) < n:
+        for ops in draw(rng):
+            if len(out) == n:
+                break
+            if ops in seen or task.split_of(ops) != split:
+                continue
+            seen.add(ops)
+            out.append(task.make_problem(ops))
+    return out
+
+
 def check_count(n: Any) -> int:
     check(
         isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0,

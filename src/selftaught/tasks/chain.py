@@ -27,16 +27,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from selftaught.core.errors import ConfigError, check
+from selftaught.core.errors import check
 from selftaught.tasks.arithmetic import ENUMERATE_LIMIT, _probability, digit_range
 from selftaught.tasks.base import (
-    SPLIT_FRACTIONS,
     SPLITS,
     Problem,
     Task,
     check_count,
     check_split,
-    sample_enumerated,
+    distinct_problems,
     split_of,
     split_rng,
 )
@@ -148,28 +147,11 @@ class ChainTask(Task):
     def problems(self, split: str, n: int, seed: int) -> list[Problem]:
         """``n`` distinct problems of ``split``, deterministic and prefix-stable in ``seed``."""
         split, n = check_split(split), check_count(n)
-        rng = split_rng(f"{self.name}%{self.modulus}", split, seed)
-        if self.space_size <= ENUMERATE_LIMIT:
-            members, weights = self._enumerated(split)
-            chosen = sample_enumerated(members, weights, n, rng,
-                                       f"the {split} split of {self.describe()}",
-                                       "ask for fewer or raise steps/modulus")
-            return [self.make_problem(t) for t in chosen]
-        capacity = int(self.space_size * SPLIT_FRACTIONS[split])
-        if n > capacity // 2:
-            raise ConfigError(
-                f"the {split} split of {self.describe()} has about {capacity} problems, {n} "
-                f"asked; ask for at most {capacity // 2} or raise steps/modulus"
-            )
-        seen: set[tuple] = set()
-        out: list[Problem] = []
-        while len(out) < n:
-            t = self._draw(rng)
-            if t in seen or self.split_of(t) != split:
-                continue
-            seen.add(t)
-            out.append(self.make_problem(t))
-        return out
+        small = self.space_size <= ENUMERATE_LIMIT
+        return distinct_problems(
+            self, split, n, split_rng(f"{self.name}%{self.modulus}", split, seed),
+            enumerated=(lambda: self._enumerated(split)) if small else None,
+            draw=lambda rng: (self._draw(rng),), hint="raise steps/modulus")
 
     # -- rendering --------------------------------------------------------------------------
     def prompt(self, problem: Problem) -> str:
