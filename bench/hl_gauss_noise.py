@@ -66,6 +66,9 @@ from selftaught.rl.value_losses import make_value_head, make_value_learner
 BASE = cfglib.replace(PRESETS["conditions"].dqn, **{"loop.env": "Breakout-MinAtar"},
                       width=1.0, reward_noise=1.0)
 
+# one gradient update per environment step, clean rewards (`condition_config`'s high_rr)
+_RR1 = dict(train_every=1, grad_steps=BASE.num_envs, reward_noise=0.0)
+
 # probe name -> list of (label, DQNConfig overrides)
 PROBES = {
     "base": [("MSE", dict(loss="mse")), ("HL s0.75 [-10,10]", dict(loss="hl_gauss"))],
@@ -79,6 +82,9 @@ PROBES = {
                     dict(loss="hl_gauss", reward_noise_per_sample=True))],
     "clean": [("MSE clean", dict(loss="mse", reward_noise=0.0)),
               ("HL s0.75 clean", dict(loss="hl_gauss", reward_noise=0.0))],
+    # the recipe's high_rr condition at --high-replay-ratio 1: one update per env step
+    "high_rr": [("MSE clean rr1", dict(loss="mse", **_RR1)),
+                ("HL s0.75 clean rr1", dict(loss="hl_gauss", **_RR1))],
 }
 
 
@@ -303,7 +309,7 @@ def main():
         for label, over in PROBES[probe]:
             dqn = cfglib.replace(BASE, **{"loop.total_steps": args.steps}, **over)
             agent = make_agent(dqn)
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             carry = jax.jit(jax.vmap(agent.init))(
                 keys([s for s, _ in runs]), np.array([lr for _, lr in runs], np.float32))
             carry, curves = run_chunks(jax.jit(jax.vmap(agent.chunk)), carry, dqn.loop.num_evals,
@@ -321,7 +327,8 @@ def main():
                       f"{d['q_other'][i].mean():.2f} | {d['sd_other'][i].mean():.2f} | "
                       f"{d['data_dom'][i].mean():.2f} | {d['bias_off'][i].mean():.3f} | "
                       f"{rms[i].mean():.2f} |", flush=True)
-            print(f"<!-- {label}: {time.time() - t0:.0f} s wall -->", flush=True)
+            print(f"<!-- {label}, {args.steps} env steps: {time.time() - t0:.0f} s wall, "
+                  f"{time.process_time() - c0:.0f} CPU-s -->", flush=True)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,22 @@ def test_condition_configs():
     assert set(cfg.tune_seeds).isdisjoint(range(cfg.seed, cfg.seed + cfg.num_seeds))
 
 
+def test_high_rr_preset_is_the_conditions_agent_at_one_update_per_env_step():
+    """`--preset high-rr` is data: the conditions study's high_rr code path (covered by
+    conditions-smoke) on the conditions preset's DQN, at a replay ratio of 1 and fewer
+    steps; its lrs are still chosen on held-out seeds over the full grid."""
+    cfg, base = vc.RECIPE.preset("high-rr"), vc.RECIPE.preset("conditions")
+    cfg.validate()
+    assert cfg.conditions == ("high_rr",) and cfg.losses == ("mse", "hl_gauss")
+    high = vcc.condition_config(cfg, "Breakout-MinAtar", "high_rr", "hl_gauss")
+    assert replay_ratio(high) == 1.0 and high.reward_noise == 0.0
+    assert high == dataclasses.replace(
+        vcc.condition_config(base, "Breakout-MinAtar", "clean", "hl_gauss"),
+        train_every=1, grad_steps=high.num_envs, total_steps=cfg.dqn.total_steps)
+    assert cfg.lr_grid == base.lr_grid and cfg.tune_seeds == base.tune_seeds
+    assert set(cfg.tune_seeds).isdisjoint(range(cfg.seed, cfg.seed + cfg.num_seeds))
+
+
 def test_lr_choice_and_sensitivity_area():
     assert lr_choice({1e-3: 0.2, 3e-4: 0.5, 3e-3: 0.5}) == 3e-4  # ties: the smaller rate
     s = np.array([[0.0, 1.0], [4.0, 1.0], [8.0, 2.0], [100.0, 3.0]])  # runs x lrs
