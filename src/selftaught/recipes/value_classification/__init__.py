@@ -92,9 +92,13 @@ steps (14k updates per run), lrs {1e-4, 3e-4, 1e-3, 3e-3} chosen per loss on hel
 (`bench/hl_gauss_noise.py --probe high_rr --steps 16000 --lrs 1e-3 3e-3`, 162 CPU-s for
 MSE's 6 runs under load ~9): clean MSE already learns well above random at 16k (IQM 0.175
 / 0.184 at 1e-3 / 3e-3, greedy returns ~5.6 vs random 0.4), so the 48k of the low-ratio
-conditions are not needed. (Its seed 101 at 1e-3 scored 0.16 in the probe and 0.195 in
-the preset: the vmapped batch differs, 6 runs vs 8, and with it the float summation order;
-a DQN run amplifies that, so per-seed scores reproduce only within one program layout.)
+conditions are not needed. The probe's HL-Gauss rows (0.196 / 0.223) equal the preset's
+tuning IQMs to 3 digits, its MSE rows do not (0.175 / 0.184 vs 0.184 / 0.204; seed 101 at
+1e-3: 0.16 vs 0.195), though the probe itself reruns identically; the probe vmaps 6 runs
+where the recipe vmaps 8, which is the one difference found, not isolated further. At 1:1
+neither loss's greedy policy collapses (probe, lr 1e-3 / 3e-3: commonest greedy action's
+share 0.41 / 0.39 HL-Gauss, 0.44 / 0.51 MSE; RMS TD error 0.10 / 0.11 vs 0.16 / 0.18;
+mean Q 2.80 / 2.95 vs 3.31 / 3.14; both probe rows 296 CPU-s, 5 min wall at load ~4).
 Measured under load 7-13 on the shared 2-core machine (2026-12-07; `/usr/bin/time -v
 selftaught run value-classification --preset high-rr`): 50 min 15 s wall, 1,505 CPU-s
 (1,487 user + 18 sys), peak RSS 1.36 GiB; idle estimate ~13 min (CPU-s / 1.9).
