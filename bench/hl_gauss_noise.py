@@ -67,7 +67,7 @@ BASE = cfglib.replace(PRESETS["conditions"].dqn, **{"loop.env": "Breakout-MinAta
                       width=1.0, reward_noise=1.0)
 
 # one gradient update per environment step, clean rewards (`condition_config`'s high_rr)
-_RR1 = dict(train_every=1, grad_steps=BASE.num_envs, reward_noise=0.0)
+_RR1 = {"loop.train_every": 1, "loop.grad_steps": BASE.loop.num_envs, "reward_noise": 0.0}
 
 # probe name -> list of (label, DQNConfig overrides)
 PROBES = {

@@ -120,9 +120,11 @@ def test_high_rr_preset_is_the_conditions_agent_at_one_update_per_env_step():
     assert cfg.conditions == ("high_rr",) and cfg.losses == ("mse", "hl_gauss")
     high = vcc.condition_config(cfg, "Breakout-MinAtar", "high_rr", "hl_gauss")
     assert replay_ratio(high) == 1.0 and high.reward_noise == 0.0
-    assert high == dataclasses.replace(
-        vcc.condition_config(base, "Breakout-MinAtar", "clean", "hl_gauss"),
-        train_every=1, grad_steps=high.num_envs, total_steps=cfg.dqn.total_steps)
+    clean = vcc.condition_config(base, "Breakout-MinAtar", "clean", "hl_gauss")
+    assert high == dataclasses.replace(clean, loop=dataclasses.replace(
+        clean.loop, train_every=1, grad_steps=high.loop.num_envs,
+        total_steps=cfg.dqn.loop.total_steps))
+    assert cfg.dqn.loop.total_steps < base.dqn.loop.total_steps
     assert cfg.lr_grid == base.lr_grid and cfg.tune_seeds == base.tune_seeds
     assert set(cfg.tune_seeds).isdisjoint(range(cfg.seed, cfg.seed + cfg.num_seeds))
 

@@ -281,7 +281,8 @@ PRESETS = {
     "high-rr": ValueClassificationConfig(
         num_seeds=5, envs=("Breakout-MinAtar",), losses=("mse", "hl_gauss"), final_points=3,
         conditions=("high_rr",), high_replay_ratio=1.0,
-        dqn=dataclasses.replace(_MINATAR_DQN, total_steps=16_000),
+        dqn=dataclasses.replace(_MINATAR_DQN,
+                                loop=dataclasses.replace(_MINATAR_DQN.loop, total_steps=16_000)),
     ),
     "smoke": ValueClassificationConfig(
         num_seeds=5, envs=("CartPole-v1", "Acrobot-v1"), losses=("mse", "hl_gauss"),
