@@ -124,8 +124,9 @@ resolved with 3 seeds); width 1 +0.078 [0.061, 0.095] (the (2, 4, 4) net stays n
 Measured default (`/usr/bin/time -v selftaught run bbf --preset default`, 2026-12-06, 2-core
 CPU under load 7-12 from 3 other helpers): 43 min 40 s wall at 50% of one core, 1318 CPU-s
 (user + sys), peak RSS 1.9 GiB (idle not timed; at BBF's 0.75-1.3 cores it would take 17-29
-min; re-run 2026-12-07 on the nested loop config, idle for 5 min then under load 6-12: 42 min
-54 s, 1,441 CPU-s, 2.07 GiB, the same claims to the last digit). Normalised IQM over n = 3 training seeds (mean greedy return of the evaluations at 8.5k
+min; re-run 2026-12-07 (commit 149fb84), idle for 5 min then under load 6-12: 42 min
+54 s, 1,441 CPU-s, 2.07 GiB, the same claims to the last digit). Normalised IQM over n = 3
+training seeds (mean greedy return of the evaluations at 8.5k
 and 9k steps): full 0.093 [0.073, 0.105] (returns 2.6, 3.5, 3.4 against 0.4 for a random
 policy), again under the 0.1 gate, so both claims are "not tested". Ungated, IQM(full) -
 IQM(ablation): -resets -0.056 [-0.108, -0.020] (the agent without the reset does clear the
