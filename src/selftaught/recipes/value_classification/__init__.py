@@ -101,7 +101,9 @@ share 0.41 / 0.39 HL-Gauss, 0.44 / 0.51 MSE; RMS TD error 0.10 / 0.11 vs 0.16 / 
 mean Q 2.80 / 2.95 vs 3.31 / 3.14; both probe rows 296 CPU-s, 5 min wall at load ~4).
 Measured under load 7-13 on the shared 2-core machine (2026-12-07; `/usr/bin/time -v
 selftaught run value-classification --preset high-rr`): 50 min 15 s wall, 1,505 CPU-s
-(1,487 user + 18 sys), peak RSS 1.36 GiB; idle estimate ~13 min (CPU-s / 1.9).
+(1,487 user + 18 sys), peak RSS 1.36 GiB. Idle (one job, load ~1.5, 2026-12-07, on the
+nested loop config): 11 min 55 s wall, 1,170 CPU-s, peak RSS 1.41 GiB; events and claims
+identical to the loaded run.
 - Tuning IQM per lr (1e-4 / 3e-4 / 1e-3 / 3e-3): MSE 0.110 / 0.151 / 0.184 / 0.204,
   HL-Gauss 0.082 / 0.123 / 0.196 / 0.223; both pick 3e-3.
 - IQM(HL-Gauss) - IQM(MSE) at the tuned lrs: +0.026 [-0.022, 0.060] (n = 5 training
