@@ -15,7 +15,9 @@ width sweep, HL-Gauss gains more from width than MSE does.
 
 Measured (default preset, 10 seeds, Breakout + SpaceInvaders MinAtar, 48k env steps,
 support [-10, 10] x 51 bins, lr 1e-3 for every loss; 797 CPU-seconds, 23.8 min wall and
-2.3 GiB peak RSS on a 2-core machine shared with other jobs): none of the three claims
+2.3 GiB peak RSS on a 2-core machine shared with other jobs; idle, 2026-12-07, on the nested
+loop config, `/usr/bin/time -v selftaught run value-classification --preset default`: 9 min
+13 s wall, 914 CPU-s, 2.58 GiB, the same claims): none of the three claims
 reproduces at this scale. IQM normalised return: MSE 0.103 [0.085, 0.122], HL-Gauss 0.060
 [0.047, 0.077], two-hot 0.048 [0.036, 0.060], C51 0.136 [0.124, 0.156];
 IQM(HL-Gauss) - IQM(MSE) = -0.044 [-0.066, -0.018]; P(HL-Gauss > MSE) = 0.20 [0.08, 0.35];
