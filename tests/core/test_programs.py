@@ -78,6 +78,19 @@ def test_single_function_default_axes_and_jit_only():
     assert float(total(2)(jnp.arange(4.0))) == 12.0
 
 
+def test_as_is_returns_the_function_itself_inside_the_cache():
+    def run(x):
+        return x + 1
+
+    @programs.cached(vmap=(0, programs.AS_IS))
+    def pair(n: int):
+        return (lambda x: x * n), run
+
+    scaled, same = pair(3)
+    assert same is run and pair(3)[1] is run and pair(3)[0] is scaled
+    np.testing.assert_array_equal(np.asarray(scaled(jnp.ones((2, 2)))), 3 * np.ones((2, 2)))
+
+
 def test_axes_must_match_the_functions():
     @programs.cached(vmap=(0,))
     def two(n: int):

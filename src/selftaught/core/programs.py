@@ -10,7 +10,8 @@ pure functions into jitted, seed-vmapped programs.
 
 `build(*key)` returns a function or a tuple of functions; each becomes
 `jax.jit(jax.vmap(fn, in_axes=axes))` with its entry of `vmap` (default 0: every argument
-has a leading seed axis), or plain `jax.jit(fn)` where the entry is `JIT` (no seed axis).
+has a leading seed axis), plain `jax.jit(fn)` where the entry is `JIT` (no seed axis),
+or `fn` unchanged where it is `AS_IS` (a function compiled elsewhere).
 Traced knobs (an lr, reward weights, world parameters) are arguments, so every value of a
 knob reuses the program. The cache key is `build`'s arguments (frozen configs and strings),
 so a resumed run, a second phase or a second run in the same process compiles nothing
@@ -27,10 +28,16 @@ import jax
 
 JIT = "jit"
 """A `vmap` entry meaning: jit the function without a seed axis."""
+AS_IS = "as is"
+"""A `vmap` entry meaning: return the function unchanged (it is already compiled, e.g. a
+trainer's `run_seeds` bound to the program's chunk length), cached with the others."""
 
 
 def compile_one(fn: Callable, axes: Any = 0) -> Callable:
-    """`jax.jit(jax.vmap(fn, in_axes=axes))`, or `jax.jit(fn)` when axes is JIT."""
+    """`jax.jit(jax.vmap(fn, in_axes=axes))`, `jax.jit(fn)` when axes is JIT, `fn` itself
+    when it is AS_IS."""
+    if axes == AS_IS:
+        return fn
     return jax.jit(fn) if axes == JIT else jax.jit(jax.vmap(fn, in_axes=axes))
 
 

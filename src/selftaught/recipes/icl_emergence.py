@@ -66,7 +66,6 @@ chance-level 3.6% to 4.9%): read it together with the far-above-chance claim.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +73,7 @@ import numpy as np
 
 from selftaught import stats
 from selftaught.core import Recipe, Report, check, seeding
+from selftaught.core import programs as programs_lib
 from selftaught.lm.model import ModelSize, Transformer, attention_maps
 from selftaught.lm.train import TrainConfig, check_losses, label_xent, make_trainer
 from selftaught.tasks import bursty
@@ -161,7 +161,7 @@ def shots_of(config: IclEmergenceConfig) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- training
-@functools.lru_cache(maxsize=4)
+@programs_lib.cached(vmap=(0, programs_lib.AS_IS, 0), maxsize=4)
 def programs(config: IclEmergenceConfig):
     """(init, chunk, measure), each jitted and vmapped over a leading seed axis:
     init(keys) -> states; chunk(states, banks) -> (states, losses [seeds, eval_every]);
@@ -204,9 +204,8 @@ def programs(config: IclEmergenceConfig):
         out["induction"], out["prev_token"] = induction_scores(att, b["match"])
         return out
 
-    return (jax.jit(jax.vmap(init)),
-            lambda states, banks: trainer.run_seeds(states, banks, config.eval_every),
-            jax.jit(jax.vmap(measure)))
+    return (init, lambda states, banks: trainer.run_seeds(states, banks, config.eval_every),
+            measure)
 
 
 def banks(config: IclEmergenceConfig, seeds: list[int]):

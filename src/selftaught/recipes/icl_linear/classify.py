@@ -4,13 +4,12 @@ logistic regression and kNN fitted on the same shots, and its report."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
+from selftaught.core import programs as programs_lib
 from selftaught.core.seeding import stream_keys
 from selftaught.lm.model import Transformer
 from selftaught.lm.train import check_losses, label_xent, make_trainer
@@ -25,7 +24,7 @@ from selftaught.recipes.icl_linear.config import (
 from selftaught.tasks.icl import linear_pairs, shot_baselines
 
 
-@functools.lru_cache(maxsize=4)
+@programs_lib.cached(vmap=(0, programs_lib.AS_IS, 0), maxsize=4)
 def programs(config: IclLinearConfig):
     """(init, chunk, measure), each jitted and vmapped over a leading seed axis:
     init(keys) -> states; chunk(states) -> (states, losses [seeds, eval_every]);
@@ -54,9 +53,7 @@ def programs(config: IclLinearConfig):
         pred = jnp.where(logits[..., 1] > logits[..., 0], 1.0, -1.0)
         return {"correct": pred == batch["y"], "nll": nll, "x": batch["x"], "y": batch["y"]}
 
-    return (jax.jit(jax.vmap(init)),
-            lambda states: trainer.run_seeds(states, {}, config.eval_every),
-            jax.jit(jax.vmap(measure)))
+    return init, lambda states: trainer.run_seeds(states, {}, config.eval_every), measure
 
 
 def baselines(x_NxTxD, y_NxT, shots, knn: int, l2: float) -> dict:

@@ -4,13 +4,12 @@ training; see the package docstring. And its report."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
+from selftaught.core import programs as programs_lib
 from selftaught.core.seeding import stream_keys
 from selftaught.lm.model import Transformer
 from selftaught.recipes.icl_linear.config import IclLinearConfig, model_config
@@ -47,7 +46,7 @@ def verify_and_select(own_BxP, true_BxP, k: int):
     return kept, jnp.take_along_axis(order, slot, -1), count
 
 
-@functools.lru_cache(maxsize=4)
+@programs_lib.cached(maxsize=4)
 def reinforced_program(config: IclLinearConfig):
     """measure(params, keys), jitted and vmapped over seeds: `ricl_batch` held-out w each
     with a seed context (`seed_shots` labelled), a pool (`pool` inputs) and `queries`
@@ -105,7 +104,7 @@ def reinforced_program(config: IclLinearConfig):
                 "q_x": q_x, "q_y": q_y, "w": w_BxD, "seed_x": seed_x, "pool_x": pool_x,
                 "own": own}
 
-    return jax.jit(jax.vmap(measure))
+    return measure
 
 
 def logistic_on_shots(x_NxKxD, y_NxK, q_NxQxD, qy_NxQ, shots, l2: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from selftaught import stats
+from selftaught.core import programs as programs_lib
 from selftaught.lm import BOS, Transformer, TransformerConfig, init_params, unsampleable
 from selftaught.lm.model import prefix_cached_logprobs
 from selftaught.lm.tokenizer import NUM_SPECIAL
@@ -91,10 +92,10 @@ def score_queries(params, cfg: TransformerConfig, prefix_IxP, pmask_IxP, query_I
     return pred, -jnp.take_along_axis(lp_IxQxV, target_IxQ[..., None], -1)[..., 0]
 
 
-@functools.lru_cache(maxsize=4)
+@programs_lib.cached(maxsize=4)
 def _score_seeds(cfg: TransformerConfig):
     """`score_queries` vmapped over a leading seed axis of every argument, jitted."""
-    return jax.jit(jax.vmap(functools.partial(score_queries, cfg=cfg)))
+    return functools.partial(score_queries, cfg=cfg)
 
 
 def eval_tasks(family: SymbolRuleFamily, kind: str, n: int, seed: int) -> list:
