@@ -266,8 +266,8 @@ def make_train(config: DQNConfig, loss_fn: LossFn | None = None, env: Env | None
     from selftaught.core import config as cfglib
 
     # a caller-supplied env needs no registered name: validate the rest of the config
-    named = cfglib.replace(config, **{"loop.env": next(iter(ENVS))})
-    cfglib.validate(config if env is None else named)
+    cfglib.validate(config if env is None
+                    else cfglib.replace(config, **{"loop.env": next(iter(ENVS))}))
     return make_agent(config, loss_fn, env).train
 
 
