@@ -197,6 +197,31 @@ def test_train_config_validation():
 
 
 # ---------------------------------------------------------------- the generic trainer
+from selftaught.core import config as cfglib  # noqa: E402
+from selftaught.lm.train import EvalSchedule  # noqa: E402
+
+
+def test_eval_schedule_phases_and_steps():
+    ev, tr = EvalSchedule(every=250, batch=8, test_rounds=1), TrainConfig(total_steps=1000)
+    ev.check_fits(tr)
+    assert ev.phases(tr) == 4
+    assert ev.steps(tr) == [250, 500, 750, 1000]
+    assert EvalSchedule(every=1000).steps(tr) == [1000]
+
+
+@pytest.mark.parametrize("schedule, total, message", [
+    (EvalSchedule(every=0), 1000, "evals.every=0 must be >= 1"),
+    (EvalSchedule(batch=0), 1000, "evals.batch=0 and evals.test_rounds=2 must be >= 1"),
+    (EvalSchedule(test_rounds=0), 1000, "evals.test_rounds=0 must be >= 1"),
+    (EvalSchedule(every=300), 1000, "train.total_steps=1000 must be a multiple of "
+                                    "evals.every=300"),
+])
+def test_eval_schedule_errors(schedule, total, message):
+    with pytest.raises(ConfigError) as exc:
+        cfglib.validate(schedule).check_fits(TrainConfig(total_steps=total))
+    assert message in str(exc.value)
+
+
 from selftaught.lm.data import add_columns, pack_pairs, pack_sft  # noqa: E402
 from selftaught.lm.train import (  # noqa: E402
     make_dpo_loss,

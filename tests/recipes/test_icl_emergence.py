@@ -11,7 +11,7 @@ from recipe_checks import check_claims, check_plots, check_resume_after_kill, ru
 from selftaught import cli, recipes
 from selftaught.core import ConfigError
 from selftaught.core import config as cfglib
-from selftaught.lm.train import TrainConfig
+from selftaught.lm.train import EvalSchedule, TrainConfig
 from selftaught.recipes import icl_emergence
 from selftaught.tasks import bursty
 from selftaught.tasks.bursty import BurstySpec
@@ -25,7 +25,7 @@ TINY = dataclasses.replace(
                     burstiness=2),
     model=icl_emergence.ModelSize(d_model=16, n_layers=2, n_heads=1, mlp_ratio=0),
     train=TrainConfig(lr=3e-3, warmup_steps=5, total_steps=60, batch_size=16),
-    eval_every=20, eval_batch=32, test_rounds=2, max_shots=3)
+    evals=EvalSchedule(every=20, batch=32, test_rounds=2), max_shots=3)
 
 
 def test_induction_scores_on_handmade_attention():
@@ -50,7 +50,8 @@ def _check_mechanics(run, summary, cfg):
                           cfg.num_seeds)
     assert run.done_phases() == set(RECIPE.phases(cfg, seeds))
     valid = run.events("valid")
-    steps = [cfg.eval_every * (i + 1) for i in range(cfg.train.total_steps // cfg.eval_every)]
+    every = cfg.evals.every
+    steps = [every * (i + 1) for i in range(cfg.train.total_steps // every)]
     assert sorted((e["seed"], e["step"]) for e in valid) == [(s, t) for s in seeds
                                                               for t in steps]
     for e in valid + run.events("test") + run.events("test_heads"):
@@ -91,7 +92,7 @@ def test_smoke_preset_learns_in_context(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"eval_every": 7}, "must be a multiple of eval_every=7"),
+    ({"evals": EvalSchedule(every=7)}, "must be a multiple of evals.every=7"),
     ({"max_shots": 9}, "max_shots=9 must be in [2, exemplars=8]"),
     ({"far_above": 1.5}, "far_above=1.5 must be in (0, 1)"),
     ({"data": BurstySpec(exemplars=8, burstiness=4)}, "burstiness=4 must be <= max_shots=3"),

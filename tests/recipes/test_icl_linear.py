@@ -15,7 +15,7 @@ from selftaught.core import ConfigError
 from selftaught.core import config as cfglib
 from selftaught.core.seeding import stream_keys
 from selftaught.lm.model import ModelSize
-from selftaught.lm.train import TrainConfig
+from selftaught.lm.train import EvalSchedule, TrainConfig
 from selftaught.recipes import icl_linear
 from selftaught.recipes.icl_linear import classify, reinforced_icl
 from selftaught.recipes.icl_linear import config as lc
@@ -30,7 +30,7 @@ TINY = dataclasses.replace(
     model=ModelSize(d_model=16, n_layers=2, n_heads=2, mlp_ratio=2,
                                pos_encoding="rope"),
     train=TrainConfig(lr=3e-3, warmup_steps=5, total_steps=60, batch_size=8),
-    eval_every=20, eval_batch=16, test_rounds=2, seed_shots=2, pool=16, queries=4,
+    evals=EvalSchedule(every=20, batch=16, test_rounds=2), seed_shots=2, pool=16, queries=4,
     ricl_batch=4, ricl_rounds=2)
 
 
@@ -159,7 +159,8 @@ def _check_mechanics(run, summary, cfg):
                                     "icl_beats_knn", "reinforced_tracks_ground_truth",
                                     "unsupervised_no_gain"}, cfg.num_seeds)
     assert run.done_phases() == set(RECIPE.phases(cfg, seeds))
-    steps = [cfg.eval_every * (i + 1) for i in range(cfg.train.total_steps // cfg.eval_every)]
+    every = cfg.evals.every
+    steps = [every * (i + 1) for i in range(cfg.train.total_steps // every)]
     assert sorted((e["seed"], e["step"], e["shots"]) for e in run.events("valid")) == [
         (s, t, k) for s in seeds for t in steps for k in (0, *cfg.shots)]
     assert [e["d_eff"] for e in run.events("train")][-1] == cfg.dim
@@ -213,7 +214,7 @@ def test_smoke_preset_learns_in_context(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"eval_every": 7}, "must be a multiple of eval_every=7"),
+    ({"evals": EvalSchedule(every=7)}, "must be a multiple of evals.every=7"),
     ({"dim_start": 9}, "dim_start=9 must be in [1, dim=8]"),
     ({"shots": (1, 2, 64)}, "must lie in [1, max_shots=32]"),
     ({"claim_shots": 3}, "claim_shots=3 must be one of shots="),
@@ -233,3 +234,17 @@ def test_cli_bad_config_exits_2(tmp_path, capsys):
                      str(tmp_path / "a"), "--dim-start", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "dim_start=0 must be in [1, dim=8]" in err and "Traceback" not in err
+
+
+def test_cli_eval_schedule_flags(tmp_path, capsys):
+    """The phase plan is one nested config (`lm.train.EvalSchedule`): its flags are
+    --evals.every etc., and the old flat flag is refused with exit 2."""
+    assert cli.main(["run", "icl-linear", "--preset", "smoke", "--run-dir",
+                     str(tmp_path / "a"), "--evals.every", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "must be a multiple of evals.every=7" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_:  # tyro: unrecognized option, did you mean ...
+        cli.main(["run", "icl-linear", "--preset", "smoke", "--run-dir",
+                  str(tmp_path / "b"), "--eval-every", "200"])
+    assert exit_.value.code == 2 and not (tmp_path / "b").exists()
+    assert "--evals.every" in capsys.readouterr().err

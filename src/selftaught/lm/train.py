@@ -94,6 +94,41 @@ class TrainConfig:
         return self
 
 
+
+@dataclasses.dataclass(frozen=True)
+class EvalSchedule:
+    """Training in phases of `every` steps with a validation measurement after each, then a
+    test of `test_rounds` x `batch` fresh sequences: the resumable phase plan of a recipe
+    that trains on a generator (`phases`, `steps`)."""
+
+    every: int = 250
+    """training steps per phase; the validation curve gets one point per phase"""
+    batch: int = 512
+    """sequences per cell of one measurement (each validation point, each test round)"""
+    test_rounds: int = 2
+    """the test measures test_rounds x batch fresh sequences per cell"""
+
+    def validate(self) -> EvalSchedule:
+        check(self.every >= 1, f"evals.every={self.every} must be >= 1")
+        check(self.batch >= 1 and self.test_rounds >= 1,
+              f"evals.batch={self.batch} and evals.test_rounds={self.test_rounds} must be "
+              ">= 1")
+        return self
+
+    def check_fits(self, train: TrainConfig) -> None:
+        """One-line error unless the phases tile `train.total_steps` exactly."""
+        check(train.total_steps % self.every == 0,
+              f"train.total_steps={train.total_steps} must be a multiple of "
+              f"evals.every={self.every}")
+
+    def phases(self, train: TrainConfig) -> int:
+        """Training phases: total_steps // every."""
+        return train.total_steps // self.every
+
+    def steps(self, train: TrainConfig) -> list[int]:
+        """The training step at the end of each phase (the validation curve's x axis)."""
+        return [(i + 1) * self.every for i in range(self.phases(train))]
+
 def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(
         0.0, cfg.lr, cfg.warmup_steps, cfg.total_steps, end_value=cfg.lr * cfg.final_lr_ratio

@@ -25,7 +25,7 @@ The algorithm box, per training seed (all seeds in one vmapped, jitted lax.scan)
         re-mapped per sequence (only the context tells the query's label), the rest with
         each class's fixed label (the query's class absent from the context half the time)
         loss = cross-entropy of the query's label
-    every `eval_every` steps (validation stream): novel-class accuracy, in-weights accuracy,
+    every `evals.every` steps (validation stream): novel-class accuracy, in-weights accuracy,
         flip-test P(follow context), and the induction-head progress measure
     at the end (test stream, never used for a choice): accuracy vs shots on novel classes
         (random labels), in-weights accuracy (trained classes, query's class not in the
@@ -75,7 +75,7 @@ from selftaught import stats
 from selftaught.core import Recipe, Report, check, seeding
 from selftaught.core import programs as programs_lib
 from selftaught.lm.model import ModelSize, Transformer, attention_maps
-from selftaught.lm.train import TrainConfig, check_losses, label_xent, make_trainer
+from selftaught.lm.train import EvalSchedule, TrainConfig, check_losses, label_xent, make_trainer
 from selftaught.tasks import bursty
 from selftaught.tasks.bursty import BurstySpec
 
@@ -96,12 +96,9 @@ class IclEmergenceConfig:
     train: TrainConfig = TrainConfig(lr=3e-3, warmup_steps=200, total_steps=6000,
                                      batch_size=128, weight_decay=0.01, final_lr_ratio=0.1)
     """AdamW (decoupled weight decay on matrices), warm-up then cosine decay"""
-    eval_every: int = 250
-    """training steps per phase; the validation curve gets one point per phase"""
-    eval_batch: int = 512
-    """sequences per (mode, shots) cell of one measurement (each validation curve point)"""
-    test_rounds: int = 4
-    """the test measures test_rounds x eval_batch fresh sequences per (mode, shots) cell"""
+    evals: EvalSchedule = EvalSchedule(every=250, batch=512, test_rounds=4)
+    """phases of `every` training steps, each ending with a validation measurement of `batch`
+    sequences per (mode, shots) cell; the test measures test_rounds x batch per cell"""
     max_shots: int = 4
     """the test sweeps shots = 0 and the divisors of N up to max_shots (exemplars of every
     class in the context; tasks.bursty.test_shots)"""
@@ -110,12 +107,7 @@ class IclEmergenceConfig:
     chance is 1/num_labels"""
 
     def validate(self) -> None:
-        check(self.eval_every >= 1, f"eval_every={self.eval_every} must be >= 1")
-        check(self.train.total_steps % self.eval_every == 0,
-              f"train.total_steps={self.train.total_steps} must be a multiple of "
-              f"eval_every={self.eval_every}")
-        check(self.eval_batch >= 1 and self.test_rounds >= 1,
-              "eval_batch and test_rounds must be >= 1")
+        self.evals.check_fits(self.train)
         check(2 <= self.max_shots <= self.data.exemplars,
               f"max_shots={self.max_shots} must be in [2, exemplars={self.data.exemplars}]")
         check(self.data.burstiness <= self.max_shots,
@@ -164,7 +156,7 @@ def shots_of(config: IclEmergenceConfig) -> list[int]:
 @programs_lib.cached(vmap=(0, programs_lib.AS_IS, 0), maxsize=4)
 def programs(config: IclEmergenceConfig):
     """(init, chunk, measure), each jitted and vmapped over a leading seed axis:
-    init(keys) -> states; chunk(states, banks) -> (states, losses [seeds, eval_every]);
+    init(keys) -> states; chunk(states, banks) -> (states, losses [seeds, evals.every]);
     measure(params, banks, keys) -> {metric: [seeds, shots_of(config)] or [seeds]}."""
     spec, cfg, tcfg = config.data, model_config(config), config.train
     model = Transformer(cfg)
@@ -190,7 +182,7 @@ def programs(config: IclEmergenceConfig):
 
             def cell(s, mode=mode, m=m):  # one (mode, shots) cell: (accuracy, P(prior))
                 b = bursty.eval_batch(jax.random.fold_in(key, 100 * m + s), bank, spec,
-                                      config.eval_batch, mode, s)
+                                      config.evals.batch, mode, s)
                 pred = jnp.argmax(query_logits(params, cfg, b, spec), -1)
                 return jnp.mean(pred == b["target"]), jnp.mean(pred == b["prior"])
 
@@ -198,13 +190,13 @@ def programs(config: IclEmergenceConfig):
             out[f"{mode}_acc"] = acc_S
             if mode == "flip":
                 out["flip_prior"] = prior_S
-        b = bursty.eval_batch(jax.random.fold_in(key, 999), bank, spec, config.eval_batch,
+        b = bursty.eval_batch(jax.random.fold_in(key, 999), bank, spec, config.evals.batch,
                               "novel", spec.burstiness)
         _, att = query_logits(params, cfg, b, spec, attention=True)
         out["induction"], out["prev_token"] = induction_scores(att, b["match"])
         return out
 
-    return (init, lambda states, banks: trainer.run_seeds(states, banks, config.eval_every),
+    return (init, lambda states, banks: trainer.run_seeds(states, banks, config.evals.every),
             measure)
 
 
@@ -215,36 +207,32 @@ def banks(config: IclEmergenceConfig, seeds: list[int]):
 
 
 # ---------------------------------------------------------------------------- the run
-def n_chunks(config: IclEmergenceConfig) -> int:
-    return config.train.total_steps // config.eval_every
-
-
 def phases(config: IclEmergenceConfig, seeds: list[int]) -> list[str]:
-    """A phase per `eval_every` training steps (all seeds at once), then the test."""
-    return [f"train{i:03d}" for i in range(n_chunks(config))] + ["test"]
+    """A phase per `evals.every` training steps (all seeds at once), then the test."""
+    return [f"train{i:03d}" for i in range(config.evals.phases(config.train))] + ["test"]
 
 
 def run(config: IclEmergenceConfig, run_dir, seeds: list[int]) -> None:
     init, _, _ = programs(config)
     state = init(seeding.keys(seeds))
     bank = banks(config, seeds)
-    for i in range(n_chunks(config)):
+    for i in range(config.evals.phases(config.train)):
         state = run_dir.phase(f"train{i:03d}", train_chunk, config, seeds, i, state, bank,
                               restore=state)
     run_dir.phase("test", test, config, seeds, state.params, bank)
 
 
 def train_chunk(log, config: IclEmergenceConfig, seeds: list[int], i: int, state, bank):
-    """`eval_every` steps of every seed, then the validation measurements."""
+    """`evals.every` steps of every seed, then the validation measurements."""
     _, chunk, measure = programs(config)
     state, losses = chunk(state, bank)
     losses = np.asarray(losses)
-    check_losses(losses, start_step=i * config.eval_every, lr=config.train.lr,
+    check_losses(losses, start_step=i * config.evals.every, lr=config.train.lr,
                  where="icl-emergence training")
     b = shots_of(config).index(config.data.burstiness)
     m = jax.tree_util.tree_map(np.asarray, measure(
         state.params, bank, seeding.stream_keys(seeds, 3, i)))  # stream 3: validation
-    step = (i + 1) * config.eval_every
+    step = (i + 1) * config.evals.every
     for j, seed in enumerate(seeds):
         log("valid", seed=seed, step=step, loss=float(losses[j, -50:].mean()),
             novel_acc=float(m["novel_acc"][j, b]), in_weights_acc=float(m["fixed_acc"][j, 0]),
@@ -256,12 +244,13 @@ def train_chunk(log, config: IclEmergenceConfig, seeds: list[int], i: int, state
 
 
 def test(log, config: IclEmergenceConfig, seeds: list[int], params, bank):
-    """Accuracy vs shots of every test mode, on the test stream (`test_rounds` x
-    `eval_batch` sequences per cell)."""
+    """Accuracy vs shots of every test mode, on the test stream (`evals.test_rounds` x
+    `evals.batch` sequences per cell)."""
     _, _, measure = programs(config)
     shots = shots_of(config)
     rounds = [jax.tree_util.tree_map(np.asarray, measure(  # stream 4: test
-        params, bank, seeding.stream_keys(seeds, 4, r))) for r in range(config.test_rounds)]
+        params, bank, seeding.stream_keys(seeds, 4, r)))
+        for r in range(config.evals.test_rounds)]
     m = {k: np.mean([r[k] for r in rounds], axis=0) for k in rounds[0]}
     for j, seed in enumerate(seeds):
         for k, s in enumerate(shots):
@@ -282,7 +271,7 @@ TEST = ("novel_acc", "fixed_acc", "flip_follow", "flip_prior")
 
 def report(config: IclEmergenceConfig, run_dir, seeds: list[int]) -> Report:
     spec, b, chance = config.data, config.data.burstiness, 1.0 / config.data.num_labels
-    steps = [(i + 1) * config.eval_every for i in range(n_chunks(config))]
+    steps = config.evals.steps(config.train)
     v = stats.collect(run_dir, "valid", by={"seed": seeds, "step": steps}, values=VALID)
     shots = shots_of(config)
     t = stats.collect(run_dir, "test", by={"seed": seeds, "shots": shots}, values=TEST)
@@ -380,14 +369,14 @@ PRESETS = {
         num_seeds=2, data=BurstySpec(num_classes=128, num_novel=128),
         train=TrainConfig(lr=3e-3, warmup_steps=100, total_steps=1500, batch_size=64,
                           weight_decay=0.01, final_lr_ratio=0.1),
-        eval_every=500, eval_batch=256, test_rounds=2),
+        evals=EvalSchedule(every=500, batch=256, test_rounds=2)),
     "default": IclEmergenceConfig(),
     "paper": IclEmergenceConfig(
         num_seeds=5, data=BurstySpec(num_classes=2048, num_novel=1024, exemplars=16,
                                      burstiness=4),
         train=TrainConfig(lr=1e-3, warmup_steps=500, total_steps=100_000, batch_size=128,
                           weight_decay=0.01, final_lr_ratio=0.1),
-        eval_every=2000, eval_batch=2000, test_rounds=5, max_shots=8),
+        evals=EvalSchedule(every=2000, batch=2000, test_rounds=5), max_shots=8),
 }
 
 RECIPE = Recipe(

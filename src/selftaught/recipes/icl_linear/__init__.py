@@ -56,7 +56,7 @@ The algorithm box, per training seed (all seeds in one vmapped, jitted lax.scan)
         `curriculum_every` steps: Garg's curriculum over dimensions)
         loss = cross-entropy of y_i at every token i (token i has seen i labelled shots;
         y_i first appears in token i + 1, so one sequence scores every shot count 0..K)
-    every `eval_every` steps (validation stream, d_eff = d): accuracy at every shot count
+    every `evals.every` steps (validation stream, d_eff = d): accuracy at every shot count
     at the end (test stream, never used for a choice): accuracy vs shots on held-out w,
         against L2-penalised logistic regression (Newton, with bias) and kNN fitted on the
         SAME shots of the same sequence (tasks.icl.logistic_fit / knn_predict)
@@ -141,21 +141,22 @@ from __future__ import annotations
 
 from selftaught.core import Recipe, Report, seeding
 from selftaught.lm.model import ModelSize
-from selftaught.lm.train import TrainConfig
+from selftaught.lm.train import EvalSchedule, TrainConfig
 from selftaught.recipes.icl_linear.classify import programs, report_classify, test, train_chunk
-from selftaught.recipes.icl_linear.config import IclLinearConfig, n_chunks
+from selftaught.recipes.icl_linear.config import IclLinearConfig
 from selftaught.recipes.icl_linear.reinforced_icl import reinforced, report_reinforced
 
 
 def phases(config: IclLinearConfig, seeds: list[int]) -> list[str]:
-    """A phase per `eval_every` training steps (all seeds at once), then the test."""
-    return [f"train{i:03d}" for i in range(n_chunks(config))] + ["test", "reinforced"]
+    """A phase per `evals.every` training steps (all seeds at once), then the test."""
+    return ([f"train{i:03d}" for i in range(config.evals.phases(config.train))]
+            + ["test", "reinforced"])
 
 
 def run(config: IclLinearConfig, run_dir, seeds: list[int]) -> None:
     init, _, _ = programs(config)
     state = init(seeding.keys(seeds))
-    for i in range(n_chunks(config)):
+    for i in range(config.evals.phases(config.train)):
         state = run_dir.phase(f"train{i:03d}", train_chunk, config, seeds, i, state,
                               restore=state)
     run_dir.phase("test", test, config, seeds, state.params)
@@ -173,8 +174,8 @@ PRESETS = {
         num_seeds=2, max_shots=32, shots=(1, 2, 4, 8, 16, 32), curriculum_every=100,
         train=TrainConfig(lr=2e-3, warmup_steps=50, total_steps=600, batch_size=32,
                           weight_decay=0.0, final_lr_ratio=0.1),
-        eval_every=200, eval_batch=256, test_rounds=1, pool=128, queries=8, ricl_batch=32,
-        ricl_rounds=2),
+        evals=EvalSchedule(every=200, batch=256, test_rounds=1), pool=128, queries=8,
+        ricl_batch=32, ricl_rounds=2),
     "default": IclLinearConfig(),
     # Garg et al.'s standard model and curriculum (d_eff 5 -> 20, +1 every 2,000 steps),
     # 50k of their 500k steps; sized for one GPU, not run
@@ -183,7 +184,8 @@ PRESETS = {
         model=ModelSize(d_model=256, n_layers=12, n_heads=8, mlp_ratio=4, pos_encoding="rope"),
         train=TrainConfig(lr=1e-4, warmup_steps=1000, total_steps=50_000, batch_size=64,
                           weight_decay=0.0, final_lr_ratio=0.1),
-        eval_every=2500, eval_batch=2000, test_rounds=2, ricl_batch=256, ricl_rounds=4),
+        evals=EvalSchedule(every=2500, batch=2000, test_rounds=2), ricl_batch=256,
+        ricl_rounds=4),
 }
 
 RECIPE = Recipe(

@@ -1,5 +1,5 @@
 """icl-linear experiment 1: train the transformer on in-context linear classification
-(all seeds in one vmapped program, a phase per `eval_every` steps), test it against
+(all seeds in one vmapped program, a phase per `evals.every` steps), test it against
 logistic regression and kNN fitted on the same shots, and its report."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from selftaught.recipes.icl_linear.config import (
     in_dim,
     label_logits,
     model_config,
-    n_chunks,
 )
 from selftaught.tasks.icl import linear_pairs, shot_baselines
 
@@ -27,8 +26,8 @@ from selftaught.tasks.icl import linear_pairs, shot_baselines
 @programs_lib.cached(vmap=(0, programs_lib.AS_IS, 0), maxsize=4)
 def programs(config: IclLinearConfig):
     """(init, chunk, measure), each jitted and vmapped over a leading seed axis:
-    init(keys) -> states; chunk(states) -> (states, losses [seeds, eval_every]);
-    measure(params, keys) -> {correct, nll [seeds, eval_batch, T], x, y}."""
+    init(keys) -> states; chunk(states) -> (states, losses [seeds, evals.every]);
+    measure(params, keys) -> {correct, nll [seeds, evals.batch, T], x, y}."""
     cfg, tcfg, T = model_config(config), config.train, config.max_shots + 1
 
     def xent(params, batch):
@@ -48,12 +47,12 @@ def programs(config: IclLinearConfig):
         return trainer.init_from(params, jax.random.fold_in(key, 2))
 
     def measure(params, key):
-        batch = linear_pairs(key, config.eval_batch, T, config.dim, config.dim, config.carry)
+        batch = linear_pairs(key, config.evals.batch, T, config.dim, config.dim, config.carry)
         nll, logits = xent(params, batch)
         pred = jnp.where(logits[..., 1] > logits[..., 0], 1.0, -1.0)
         return {"correct": pred == batch["y"], "nll": nll, "x": batch["x"], "y": batch["y"]}
 
-    return init, lambda states: trainer.run_seeds(states, {}, config.eval_every), measure
+    return init, lambda states: trainer.run_seeds(states, {}, config.evals.every), measure
 
 
 def baselines(x_NxTxD, y_NxT, shots, knn: int, l2: float) -> dict:
@@ -72,15 +71,15 @@ def baselines(x_NxTxD, y_NxT, shots, knn: int, l2: float) -> dict:
 
 
 def train_chunk(log, config: IclLinearConfig, seeds: list[int], i: int, state):
-    """`eval_every` steps of every seed, then the validation accuracy at every shot count."""
+    """`evals.every` steps of every seed, then the validation accuracy at every shot count."""
     _, chunk, measure = programs(config)
     state, losses = chunk(state)
     losses = np.asarray(losses)
-    check_losses(losses, start_step=i * config.eval_every, lr=config.train.lr,
+    check_losses(losses, start_step=i * config.evals.every, lr=config.train.lr,
                  where="icl-linear training")
     m = jax.device_get(measure(state.params, stream_keys(seeds, 3, i)))
     acc_SxT, nll_S = m["correct"].mean(1), m["nll"].mean((1, 2))
-    step = (i + 1) * config.eval_every
+    step = (i + 1) * config.evals.every
     for j, seed in enumerate(seeds):
         log("train", seed=seed, step=step, loss=float(losses[j, -50:].mean()),
             d_eff=int(d_eff(config, step - 1)), valid_nll=float(nll_S[j]))
@@ -92,12 +91,13 @@ def train_chunk(log, config: IclLinearConfig, seeds: list[int], i: int, state):
 
 
 def test(log, config: IclLinearConfig, seeds: list[int], params):
-    """ICL, logistic regression and kNN accuracy vs shots on the test stream (test_rounds x
-    eval_batch sequences per seed; the baselines see the same shots as the model)."""
+    """ICL, logistic regression and kNN accuracy vs shots on the test stream
+    (evals.test_rounds x evals.batch sequences per seed; the baselines see the same shots as
+    the model)."""
     _, _, measure = programs(config)
     shots = list(config.shots)
     icl, base = [], []
-    for r in range(config.test_rounds):
+    for r in range(config.evals.test_rounds):
         m = jax.device_get(measure(params, stream_keys(seeds, 4, r)))
         icl.append(m["correct"].mean(1)[:, shots])
         base.append([baselines(m["x"][j], m["y"][j], shots, config.knn, config.l2)
@@ -117,7 +117,7 @@ METHODS = ("icl", "logistic", "knn")
 def report_classify(config: IclLinearConfig, run_dir, seeds: list[int]):
     """Experiment 1's claims, its tables and plots/shots.png, plots/training.png."""
     shots, n_seeds = list(config.shots), len(seeds)
-    steps = [(i + 1) * config.eval_every for i in range(n_chunks(config))]
+    steps = config.evals.steps(config.train)
     t = stats.collect(run_dir, "test", by={"seed": seeds, "shots": shots}, values=METHODS)
     v = stats.collect(run_dir, "valid", by={"seed": seeds, "step": steps,
                                             "shots": [0, *shots]}, values=["acc"])["acc"]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from selftaught.core import check
 from selftaught.lm.model import ModelSize, Transformer
-from selftaught.lm.train import TrainConfig
+from selftaught.lm.train import EvalSchedule, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,12 +36,10 @@ class IclLinearConfig:
     train: TrainConfig = TrainConfig(lr=2e-3, warmup_steps=100, total_steps=2000,
                                      batch_size=32, weight_decay=0.0, final_lr_ratio=0.1)
     """AdamW, warm-up then cosine decay"""
-    eval_every: int = 250
-    """training steps per phase; the validation curve gets one point per phase"""
-    eval_batch: int = 512
-    """validation sequences per measurement (each gives one query per shot count)"""
-    test_rounds: int = 2
-    """the test measures test_rounds x eval_batch fresh sequences per seed"""
+    evals: EvalSchedule = EvalSchedule(every=250, batch=512, test_rounds=2)
+    """phases of `every` training steps, each ending with a validation measurement of `batch`
+    sequences (one query per shot count each); the test measures test_rounds x batch per
+    seed"""
     shots: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     """shot counts reported in the test (each <= max_shots)"""
     knn: int = 5
@@ -74,12 +72,7 @@ class IclLinearConfig:
         check(self.curriculum_every >= 1,
               f"curriculum_every={self.curriculum_every} must be >= 1")
         check(self.max_shots >= 2, f"max_shots={self.max_shots} must be >= 2")
-        check(self.eval_every >= 1, f"eval_every={self.eval_every} must be >= 1")
-        check(self.train.total_steps % self.eval_every == 0,
-              f"train.total_steps={self.train.total_steps} must be a multiple of "
-              f"eval_every={self.eval_every}")
-        check(self.eval_batch >= 1 and self.test_rounds >= 1,
-              "eval_batch and test_rounds must be >= 1")
+        self.evals.check_fits(self.train)
         check(len(self.shots) >= 1 and all(1 <= s <= self.max_shots for s in self.shots),
               f"shots={self.shots} must lie in [1, max_shots={self.max_shots}]")
         check(list(self.shots) == sorted(set(self.shots)), f"shots={self.shots} must increase")
@@ -121,8 +114,4 @@ def label_logits(params, cfg, inputs_BxTxI):
 def d_eff(config: IclLinearConfig, step):
     """The curriculum's effective dimension at a training step."""
     return jnp.minimum(config.dim, config.dim_start + step // config.curriculum_every)
-
-
-def n_chunks(config: IclLinearConfig) -> int:
-    return config.train.total_steps // config.eval_every
 
