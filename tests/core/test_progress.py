@@ -57,3 +57,41 @@ def test_the_line_shows_scalar_fields_as_the_key_metric(tmp_path, capsys, monkey
     out = capsys.readouterr().out
     assert out == "[rest-em] seed1/iter2 done in 41.3 s (test_pass1=0.625, kept=7)\n"
     assert (run.path / "run.log").read_text().rstrip("\n").endswith(out.rstrip("\n"))
+
+
+def _bar_phase(log, n):
+    with progress.bar("chunks", total=n) as b:
+        for _ in range(n):
+            b.advance(1)
+
+
+def test_a_long_phase_logs_its_bar_counts(tmp_path, capsys, monkeypatch):
+    """Inside a phase, a bar's count goes to run.log (and stdout off a terminal): every
+    advance with SELFTAUGHT_LOG_EVERY=0, else throttled, and always at completion."""
+    monkeypatch.delenv("SELFTAUGHT_QUIET", raising=False)
+    monkeypatch.setenv("SELFTAUGHT_LOG_EVERY", "0")
+    run = RunDir.create(tmp_path / "r", recipe="bbf", preset="smoke", seeds=1, config={},
+                        resume=False)
+    run.phase("Breakout/w4", _bar_phase, 3)
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.rsplit(" (", 1)[0] for ln in out[:3]] == [
+        f"[bbf] Breakout/w4: chunks {i}/3" for i in (1, 2, 3)]
+    assert out[3].startswith("[bbf] Breakout/w4 done in ")
+    logged = (run.path / "run.log").read_text().splitlines()
+    assert len(logged) == 4 and all(lg.endswith(" " + ln) for lg, ln in zip(logged, out))
+    monkeypatch.setenv("SELFTAUGHT_LOG_EVERY", "3600")  # throttled: only the completion
+    run.phase("p2", _bar_phase, 5)
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.rsplit(" (", 1)[0] for ln in out[:-1]] == ["[bbf] p2: chunks 5/5"]
+    monkeypatch.setenv("SELFTAUGHT_QUIET", "1")  # quiet: run.log only
+    run.phase("p3", _bar_phase, 2)
+    assert capsys.readouterr().out == ""
+    assert (run.path / "run.log").read_text().splitlines()[-2].split("] ", 1)[1].startswith(
+        "p3: chunks 2/2 (")
+
+
+def test_bars_outside_a_phase_log_nothing(capsys, monkeypatch):
+    monkeypatch.delenv("SELFTAUGHT_QUIET", raising=False)
+    monkeypatch.setenv("SELFTAUGHT_LOG_EVERY", "0")
+    _bar_phase(None, 3)
+    assert capsys.readouterr().out == ""

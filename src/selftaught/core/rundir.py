@@ -6,7 +6,8 @@
       checkpoints/    NAME.msgpack, written to a temp file and renamed, beside
                       NAME.msgpack.sha256 (its checksum and the phase that wrote it)
       .lock           held (flock) by the process running the recipe; holds its PID
-      run.log         one plain line per finished phase, appended by every session
+      run.log         one plain line per finished phase, appended by every session, and
+                      inside a long phase its progress bars' counts (one line a minute)
       plots/*.png     rebuilt by the recipe's report from metrics.jsonl
       report.md       claims table + the recipe's own sections
       summary.json    {"recipe", "preset", "seeds", "claims": [...], "wall_seconds"}
@@ -461,7 +462,10 @@ class RunDir:
         else:
             timer = Timer()
             log = PhaseLog(self, name)
-            result = work(log, *args, **kwargs)
+            recipe = self._recipe_name()
+            with progress.logging_to(
+                    lambda text: self._append_line(f"[{recipe}] {name}: {text}")):
+                result = work(log, *args, **kwargs)
             if result is not None:
                 _check_restorable(name, result, restore)
                 self.save_checkpoint(name, result)
@@ -480,11 +484,18 @@ class RunDir:
             f"shapes differ); delete it (`rm {_q(path)}`), then {self.recompute_hint(name)}")
 
     def _report_phase(self, phase: str, wall_seconds: float, fields: dict) -> None:
+        self._append_line(progress.phase_done_text(self._recipe_name(), phase, wall_seconds,
+                                                   fields))
+
+    def _recipe_name(self) -> str:
         try:
-            recipe = self.read_config()["recipe"]
+            return self.read_config()["recipe"]
         except RunDirError:
-            recipe = "?"
-        line = progress.phase_done_text(recipe, phase, wall_seconds, fields)
+            return "?"
+
+    def _append_line(self, line: str) -> None:
+        """One plain line appended to run.log (time-stamped) and printed to stdout when the
+        output is not a terminal (`progress.phase_line`)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
