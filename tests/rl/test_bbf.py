@@ -193,6 +193,7 @@ def test_presets_share_one_program_across_switch_ablations():
     assert full_prog == recipe.variant_config(cfg, cfg.envs[0], "full")
     assert w1_prog.width == 1.0 and full_prog.width == 4.0
     assert [vs for _, vs in groups("default")[1]] == [["full", "no_resets", "no_spr"]]
+    assert [vs for _, vs in groups("breakout-9k")[1]] == [["full", "no_resets", "no_spr"]]
     assert [vs for _, vs in groups("ablations-2")[1]] == [
         ["full", "no_weight_decay", "no_annealing"], ["width1"]]
 
@@ -208,17 +209,23 @@ def test_the_two_study_presets_split_the_agents_and_share_the_full_agent():
     assert dataclasses.replace(a, variants=b.variants) == b
     env = a.envs[0]
     assert recipe.variant_config(a, env, "full") == recipe.variant_config(b, env, "full")
-    # the default is the 8.5k-step setting trained longer, with its reset where the probe put it
-    old = recipe.RECIPE.preset("breakout-8k5").bbf
-    al, ol = a.bbf.loop, old.loop
-    assert al.total_steps == recipe.DEFAULT_STEPS > ol.total_steps
-    assert bbf.reset_steps(a.bbf) == [recipe.DEFAULT_RESET]
-    assert bbf.curve_steps(a.bbf)[-1] == al.total_steps and a.bbf.chunk_steps == old.chunk_steps
-    assert al.buffer_size >= al.total_steps  # nothing is evicted, as at 8.5k steps
+    # the default is the 9k-step replay-ratio-1 setting (itself the 8.5k one trained longer)
+    # at the third probe's replay ratio and lr, with its reset where the second probe put it
+    k9, k8 = recipe.RECIPE.preset("breakout-9k").bbf, recipe.RECIPE.preset("breakout-8k5").bbf
+    al, l9 = a.bbf.loop, k9.loop
+    assert al.grad_steps == recipe.REPLAY_RATIO > l9.grad_steps == 1
+    assert a.bbf.lr == recipe.DEFAULT_LR and al.total_steps == recipe.DEFAULT_STEPS
+    assert bbf.reset_steps(a.bbf) == bbf.reset_steps(k9) == [recipe.DEFAULT_RESET]
+    assert bbf.curve_steps(a.bbf)[-1] == al.total_steps and a.bbf.chunk_steps == k9.chunk_steps
+    assert al.buffer_size >= al.total_steps and l9.buffer_size >= l9.total_steps  # no eviction
     assert dataclasses.replace(
-        a.bbf, loop=dataclasses.replace(al, total_steps=ol.total_steps, num_evals=ol.num_evals,
-                                        buffer_size=ol.buffer_size),
-        reset_every=old.reset_every, reset_until=old.reset_until) == old
+        a.bbf, loop=dataclasses.replace(al, total_steps=l9.total_steps, num_evals=l9.num_evals,
+                                        buffer_size=l9.buffer_size, grad_steps=1),
+        lr=k9.lr) == k9
+    assert dataclasses.replace(
+        k9, loop=dataclasses.replace(l9, total_steps=k8.loop.total_steps,
+                                     num_evals=k8.loop.num_evals,
+                                     buffer_size=k8.loop.buffer_size)) == k8
 
 
 def test_cpu_presets_validate_and_no_reset_falls_in_the_scored_window():
@@ -227,7 +234,8 @@ def test_cpu_presets_validate_and_no_reset_falls_in_the_scored_window():
     from selftaught.core import config as cfglib
     from selftaught.recipes import bbf as recipe
 
-    for name in ("smoke", "default", "ablations-2", "breakout-8k5", "spaceinvaders-3k5"):
+    for name in ("smoke", "default", "ablations-2", "breakout-9k", "breakout-8k5",
+                 "spaceinvaders-3k5"):
         cfg = recipe.RECIPE.preset(name)
         cfglib.validate(cfg)
         if name != "smoke":
