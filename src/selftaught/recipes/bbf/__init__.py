@@ -17,11 +17,14 @@ They are tested only when the full agent learns (the lower end of its normalised
 above `min_full_iqm`, 0.1); otherwise each is "not tested" with the full agent's IQM, since
 differences between agents at the random level are noise.
 
-Presets: smoke (CI); default (Breakout-MinAtar, 3 seeds, 9k env steps, one reset at 2.5k:
-the full agent, - resets and - SPR; chosen by the second probe below); ablations-2 (the same
-setting with the full agent, - weight decay, - annealing and width 1: the study is split so
-that each half fits 45 min on the 2-core CPU; both train the same full-agent runs);
-breakout-8k5 (the default of 2026-12-06: all six agents, 8.5k steps, measured below);
+Presets: smoke (CI); default (Breakout-MinAtar, 3 seeds, replay ratio 4, lr 2e-4, 7k env
+steps, one reset at 2.5k: the full agent, - resets and - SPR; the reset by the second probe
+below, replay ratio, lr and steps by the third); ablations-2 (the same setting with the full
+agent, - weight decay, - annealing and width 1: the study is split so that each half fits
+45 min on the 2-core CPU; both train the same full-agent runs); breakout-9k (the default
+of the morning of 2026-12-07: replay ratio 1, lr 5e-4, 9k env steps, the agents of the
+default; measured below); breakout-8k5 (the default of 2026-12-06: all six agents, 8.5k
+steps, measured below);
 spaceinvaders-3k5 (the default before that: 5 seeds, 3.5k steps, where every agent stays at
 the random level, IQM ~0.01, returns 3-8 against 4.1 for a random policy); paper (the
 Atari-100k protocol on the 26 games through ale-py, `pip install 'selftaught[atari]'`, for a
@@ -104,6 +107,42 @@ clear the gate by 0.003; the commit that set 9k called it the smallest step coun
 the gate, which 8.5k also does, barely). The plateau makes the gate marginal on any seeds:
 expect the reported seeds to land near it.
 
+Third probe (replay ratio, issue 27: "replay ratio as the paper's"), the full agent only on
+the held-out seeds 100-102, the 9k agent (reset at 2.5k) at replay ratio 4 (BBF: 8; 4 is
+what fits the 45-min budget with three agents) for 6k env steps, at its lr 5e-4 (a) or at
+2e-4 (b; BBF scales its lr down at high replay ratio):
+
+    selftaught run bbf --preset breakout-9k --seed 100 --seeds 3 --variants full \
+        --bbf.loop.grad-steps 4 --bbf.lr 5e-4 (or 2e-4) --bbf.loop.total-steps 6000 \
+        --bbf.loop.num-evals 11 --bbf.loop.buffer-size 6500
+
+Score if the run ended there (as above: IQM [95% CI] over the 3 seeds of the mean normalised
+greedy return of the last two evaluations, (mean return)); measured 2026-12-07, the two runs
+side by side on the 2 cores: 853 CPU-s each (user + sys; 18 min 12 s wall), peak RSS 1.6 GiB,
+i.e. ~47 CPU-s per 1k env steps per run at replay ratio 4 (4x the gradient steps of the
+second probe's ~16 per run for ~3x the CPU).
+
+| env steps | (a) replay ratio 4, lr 5e-4 | (b) replay ratio 4, lr 2e-4 |
+|---|---|---|
+| 1k | 0.017 [0.003, 0.029] (0.9) | 0.015 [-0.014, 0.037] (0.8) |
+| 2k | 0.103 [0.073, 0.141] (3.5) | 0.052 [0.020, 0.082] (1.9) |
+| 2.5k | 0.130 [0.084, 0.196] (4.2) | 0.076 [0.060, 0.088] (2.6) |
+| 3k (reset at 2.5k) | 0.056 [0.031, 0.073] (2.1) | 0.060 [0.048, 0.073] (2.2) |
+| 3.5k | 0.020 [-0.001, 0.033] (1.0) | 0.024 [-0.001, 0.041] (1.1) |
+| 4k | 0.032 [0.014, 0.050] (1.4) | 0.045 [0.035, 0.060] (1.7) |
+| 4.5k | 0.037 [0.031, 0.046] (1.5) | 0.070 [0.052, 0.090] (2.5) |
+| 5k | 0.068 [0.046, 0.107] (2.4) | 0.083 [0.065, 0.098] (2.9) |
+| 5.5k | 0.091 [0.067, 0.126] (3.1) | 0.119 [0.101, 0.151] (3.9) |
+| 6k | 0.090 [0.073, 0.098] (3.1) | 0.134 [0.103, 0.177] (4.4) |
+
+Readings: a higher replay ratio makes the agent learn in fewer env steps (at lr 5e-4 it
+reaches returns ~4 by 2-2.5k steps, where replay ratio 1 had ~1) and recovers from the
+reset in ~2.5k env steps instead of ~5k (about the same number of gradient steps, ~10k);
+at lr 2e-4 it learns more slowly before the reset but recovers higher (returns 4.4 at 6k vs
+3.1). Chosen on this probe only: replay ratio 4, lr 2e-4 (the higher score at 6k) and 7k
+env steps (one more evaluation pair than the probe, within the budget: ~3,000 CPU-s for
+3 agents x 3 seeds by the probe's cost).
+
 Measured breakout-8k5 (then the default; `/usr/bin/time -v selftaught run bbf --preset
 default`, 2026-12-06, 2-core CPU under load 3-9 from other jobs): 52 min 24 s wall at 74% of
 one core, 2345 CPU-s (the 15-run width-4 program 2899 s wall, the 3-run width-1 program
@@ -121,28 +160,27 @@ task is nearly solved early; the TD loss ends lower with SPR, 0.21 vs 0.35); -we
 resolved with 3 seeds); width 1 +0.078 [0.061, 0.095] (the (2, 4, 4) net stays near random,
 0.021).
 
-Measured default (`/usr/bin/time -v selftaught run bbf --preset default`, 2026-12-06, 2-core
-CPU under load 7-12 from 3 other helpers): 43 min 40 s wall at 50% of one core, 1318 CPU-s
-(user + sys), peak RSS 1.9 GiB (idle not timed; at BBF's 0.75-1.3 cores it would take 17-29
-min; re-run 2026-12-07 (commit 149fb84), idle for 5 min then under load 6-12: 42 min
-54 s, 1,441 CPU-s, 2.07 GiB, the same claims to the last digit). Normalised IQM over n = 3
-training seeds (mean greedy return of the evaluations at 8.5k
-and 9k steps): full 0.093 [0.073, 0.105] (returns 2.6, 3.5, 3.4 against 0.4 for a random
-policy), again under the 0.1 gate, so both claims are "not tested". Ungated, IQM(full) -
-IQM(ablation): -resets -0.056 [-0.108, -0.020] (the agent without the reset does clear the
-gate, 0.149 [0.122, 0.202], returns 6.4, 4.1, 4.0: the reset at 2.5k drops the mean greedy
-return from 1.3 to 0.25 at 3k while -resets is at 1.7, and the full agent trails it at every
-later evaluation, 3.0 vs 5.2 at 9k; at a budget where the reset costs ~5k steps (probe) and the
-run has 6.5k after it, the reset is what keeps the full agent under the gate); -SPR -0.006
-[-0.026, 0.008] (no effect: the SPR cosine loss is -0.97 at the first evaluation and -0.98
-from 2k steps on, the prediction task is solved early and stops shaping the encoder; the TD
-loss ends equal, 0.24 vs 0.25). The probe's 9k choice did not transfer: on seeds 100-102 the
-same setting scored 0.132 [0.113, 0.168]; the agent's plateau at returns ~3-4 sits on the gate.
-What is left: `--preset ablations-2` (- weight decay, - annealing, width 1; ~1,500 CPU-s by
-this cost) is configured, not run; resets that pay off need a longer run than the 2-core budget
-allows (each costs ~5k steps here), or a higher replay ratio (BBF: 8) so that a reset is
-recovered in fewer env steps.
-"""
+Measured breakout-9k (then the default; `/usr/bin/time -v selftaught run bbf --preset
+default`, 2026-12-06, 2-core CPU under load 7-12 from 3 other helpers): 43 min 40 s wall at
+50% of one core, 1318 CPU-s (user + sys), peak RSS 1.9 GiB (idle not timed; at BBF's
+0.75-1.3 cores it would take 17-29 min; re-run 2026-12-07 (commit 149fb84), idle for 5 min
+then under load 6-12: 42 min 54 s, 1,441 CPU-s, 2.07 GiB, the same claims to the last
+digit). Normalised IQM over n = 3 training seeds (mean greedy return of the evaluations at
+8.5k and 9k steps): full 0.093 [0.073, 0.105] (returns 2.6, 3.5, 3.4 against 0.4 for a
+random policy), again under the 0.1 gate, so both claims are "not tested". Ungated,
+IQM(full) - IQM(ablation): -resets -0.056 [-0.108, -0.020] (the agent without the reset does
+clear the gate, 0.149 [0.122, 0.202], returns 6.4, 4.1, 4.0: the reset at 2.5k drops the
+mean greedy return from 1.3 to 0.25 at 3k while -resets is at 1.7, and the full agent trails
+it at every later evaluation, 3.0 vs 5.2 at 9k; at a budget where the reset costs ~5k steps
+(probe) and the run has 6.5k after it, the reset is what keeps the full agent under the
+gate); -SPR -0.006 [-0.026, 0.008] (no effect: the SPR cosine loss is -0.97 at the first
+evaluation and -0.98 from 2k steps on, the prediction task is solved early and stops shaping
+the encoder; the TD loss ends equal, 0.24 vs 0.25). The probe's 9k choice did not transfer:
+on seeds 100-102 the same setting scored 0.132 [0.113, 0.168]; the agent's plateau at
+returns ~3-4 sits on the gate. What is left: `--preset ablations-2` (- weight decay, -
+annealing, width 1; ~1,500 CPU-s by this cost) is configured, not run; resets that pay off
+need a longer run than the 2-core budget allows (each costs ~5k steps here), or a higher
+replay ratio (BBF: 8) so that a reset is recovered in fewer env steps. """
 
 from __future__ import annotations
 
