@@ -110,3 +110,30 @@ def test_cli_empty_lr_grid_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "lr grid is empty" in err
+
+
+def test_a_run_records_its_corpus_and_refuses_another_on_resume(tmp_path):
+    """The corpus is this Python's standard library: a run records its SHA-256 once, a resume
+    with the same corpus adds nothing, one with another corpus stops with one line."""
+    import hashlib
+    import platform
+
+    from selftaught.core.errors import DataError
+
+    run = RunDir.create(tmp_path / "r", recipe="instability-proxies", preset="smoke", seeds=1,
+                        config={}, resume=False)
+    data = {"train": np.arange(300, dtype=np.int32) % 256,
+            "val": (np.arange(40, dtype=np.int32) * 7 % 256).reshape(4, 10)}
+    ip.check_corpus(run, data)
+    (ev,) = run.events("corpus")
+    want = hashlib.sha256(np.asarray(data["train"], np.uint8).tobytes()
+                          + np.asarray(data["val"], np.uint8).tobytes()).hexdigest()
+    assert ev["sha256"] == want and ev["python"] == platform.python_version()
+    assert (ev["train_bytes"], ev["val_bytes"]) == (300, 40)
+    ip.check_corpus(RunDir.open(run.path), data)  # the same corpus: nothing new
+    assert len(RunDir.open(run.path).events("corpus")) == 1
+    other = {**data, "train": data["train"][::-1].copy()}
+    with pytest.raises(DataError) as exc:
+        ip.check_corpus(RunDir.open(run.path), other)
+    msg = str(exc.value)
+    assert f"SHA-256 {want[:12]}" in msg and "start a new run" in msg and "\n" not in msg

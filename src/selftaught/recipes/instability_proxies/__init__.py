@@ -46,6 +46,20 @@ seconds). 2 of 5 claims hold:
 The loss-vs-lr curves have the paper's shape (the baseline's optimum is narrow and its loss
 at lr 1 rises to 4.58 at width 64; qk-layernorm flattens lrs 0.03-0.3), but at 200 steps
 the differences the z-loss makes are within seed noise.
+
+Re-measured 2026-12-07 on main (`/usr/bin/time -v selftaught run instability-proxies
+--preset default`, Python 3.11.7, the 2-core CPU idle, one job): 6 min 45 s wall, 672 CPU-s
+(615 user + 57 sys), peak RSS 4.5 GiB. 3 of 5 claims hold (n = 3 training seeds): the
+attention-logit growth fixed by qk-layernorm, 6.0e5 [4.4e5, 8.9e5] (width 16, lr 1: 6.0e5
+vs 139; width 64 4.4e6 vs 121); qk-layernorm lowers LR sensitivity, +0.055 [0.023, 0.082]
+(0.551 -> 0.496); and now z-loss lowers LR sensitivity on top of qk-layernorm, +0.0054
+[0.0029, 0.0076] (0.496 -> 0.490: a CI above 0 but an effect a tenth of qk-layernorm's,
+the size of the change between the two measurements); not holding: z-loss vs |log Z| at
+width 16, +0.054 [-0.19, 0.30], and qk-ln + z-loss flat over 2 decades, 1.67 [1.48, 2].
+The 2026-11-27 figures above came from another session's machine and code of that day;
+which of the two moved the z-loss claim (the corpus is the running Python's standard
+library, recorded since this run as a `corpus` event with its SHA-256, and XLA's CPU code
+differs between processors) was not isolated.
 """
 
 from __future__ import annotations
@@ -56,6 +70,7 @@ from selftaught.recipes.instability_proxies.config import (  # noqa: F401
     InstabilityConfig,
 )
 from selftaught.recipes.instability_proxies.data import (  # noqa: F401
+    check_corpus,
     is_val_file,
     load_text,
     make_batch_fn,
@@ -94,6 +109,7 @@ def phases(cfg: InstabilityConfig, seeds: list[int]) -> list[str]:
 
 def run(cfg: InstabilityConfig, run_dir, seeds: list[int]) -> None:
     data = make_data(cfg)
+    check_corpus(run_dir, data)
     for name, (prog, variants) in plan(cfg).items():
         run_dir.phase(name, train_program, cfg, run_dir, name, prog, variants, seeds, data)
 

@@ -4,6 +4,8 @@ file), the on-device batch and validation functions and the model."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import platform
 import sysconfig
 import zlib
 from pathlib import Path
@@ -12,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from selftaught.core.errors import ConfigError, check
+from selftaught.core.errors import ConfigError, DataError, check
 from selftaught.lm import sweep as sw
 from selftaught.lm.model import Transformer, TransformerConfig
 from selftaught.recipes.instability_proxies.config import (
@@ -65,6 +67,26 @@ def make_data(cfg: InstabilityConfig) -> dict:
     check(len(val) >= cfg.val_windows * (T + 1),
           f"only {len(val)} validation bytes; lower --val-windows or --val-every")
     return {"train": jnp.asarray(train), "val": jnp.asarray(val.reshape(cfg.val_windows, T + 1))}
+
+
+def check_corpus(run_dir, data: dict) -> None:
+    """The corpus is this Python's standard library, so it differs between Python builds: a
+    run records its SHA-256 (and the Python version) once as a `corpus` event, and a resume
+    on a Python whose corpus differs stops with one line instead of mixing two corpora."""
+    h = hashlib.sha256()
+    for k in ("train", "val"):
+        h.update(np.asarray(data[k], np.uint8).tobytes())
+    digest, version = h.hexdigest(), platform.python_version()
+    before = run_dir.events("corpus")
+    if not before:
+        run_dir.log("corpus", sha256=digest, python=version,
+                    train_bytes=int(np.size(data["train"])), val_bytes=int(np.size(data["val"])))
+    elif before[0]["sha256"] != digest:
+        raise DataError(
+            f"{run_dir.path} was trained on the standard-library corpus of Python "
+            f"{before[0]['python']} (SHA-256 {before[0]['sha256'][:12]}), this Python "
+            f"{version} gives another ({digest[:12]}); resume it with that Python, or start "
+            "a new run")
 
 
 def make_batch_fn(cfg: InstabilityConfig):
