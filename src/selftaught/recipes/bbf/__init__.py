@@ -196,8 +196,16 @@ than the full agent on every seed (last-evaluation returns 6.0 / 7.6 / 5.1 vs 4.
 every budget the 2-core CPU allows (replay ratio 1 or 4, 7k-12k env steps) the full
 agent plateaus at returns ~3-4.5 and its one reset costs more than it repays; BBF's
 regime (100k steps, a reset every 20k, replay ratio 8) is the GPU `paper` preset.
-What is left: `--preset ablations-2` (- weight decay, - annealing, width 1; ~3,500 CPU-s
-at this cost) is configured, not run at this default; the `paper` preset is unrun. """
+
+Measured ablations-2 at this default (`/usr/bin/time -v selftaught run bbf --preset
+ablations-2`, 2026-12-07, idle, one job): 36 min 28 s wall, 3,533 CPU-s (3,473 user + 60
+sys), peak RSS 2.01 GiB; its full-agent runs are identical to the default's (same seeds,
+same program: every evaluation return equal), so its gate reads the same 0.110 [0.096,
+0.117] and its 3 claims are "not tested". Ungated, IQM(full) - IQM(ablation): - weight
+decay -0.023 [-0.051, 0.011] (0.133 without it), - n/gamma annealing +0.017 [-0.013,
+0.045], width 1 (Impala (2, 4, 4)) +0.076 [0.061, 0.091] (0.034: the narrow network
+barely learns; the one component whose effect is clear, as at breakout-8k5). What is
+left: the `paper` preset (Atari-100k) is unrun. """
 
 from __future__ import annotations
 
