@@ -136,12 +136,13 @@ second probe's ~16 per run for ~3x the CPU).
 | 6k | 0.090 [0.073, 0.098] (3.1) | 0.134 [0.103, 0.177] (4.4) |
 
 Readings: a higher replay ratio makes the agent learn in fewer env steps (at lr 5e-4 it
-reaches returns ~4 by 2-2.5k steps, where replay ratio 1 had ~1) and recovers from the
-reset in ~2.5k env steps instead of ~5k (about the same number of gradient steps, ~10k);
-at lr 2e-4 it learns more slowly before the reset but recovers higher (returns 4.4 at 6k vs
-3.1). Chosen on this probe only: replay ratio 4, lr 2e-4 (the higher score at 6k) and 7k
-env steps (one more evaluation pair than the probe, within the budget: ~3,000 CPU-s for
-3 agents x 3 seeds by the probe's cost).
+reaches returns ~4 by 2-2.5k steps, where replay ratio 1 had ~1); at lr 2e-4 it learns more
+slowly before the reset but is back at its pre-reset score 2-2.5k env steps after it (at
+replay ratio 1 a reset cost ~5k), and ends higher (returns 4.4 at 6k vs 3.1); at lr 5e-4 it
+had climbed higher before the reset (0.130) and is not back there by 6k (0.090). Chosen on
+this probe only: replay ratio 4, lr 2e-4 (the higher score at 6k) and 7k env steps (one more
+evaluation pair than the probe, within the budget: ~3,000 CPU-s for 3 agents x 3 seeds by
+the probe's cost).
 
 Measured breakout-8k5 (then the default; `/usr/bin/time -v selftaught run bbf --preset
 default`, 2026-12-06, 2-core CPU under load 3-9 from other jobs): 52 min 24 s wall at 74% of
