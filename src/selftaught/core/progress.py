@@ -106,6 +106,7 @@ class _Bar:
         self._progress, self._task = progress, task_id
         self._description, self._total, self._done = description, total, 0.0
         self._sink = _sinks[-1] if _sinks else None
+        self._every = log_every_s() if self._sink is not None else 0.0
         self._start = self._last = time.monotonic()
 
     def advance(self, n: float = 1) -> None:
@@ -116,7 +117,7 @@ class _Bar:
             return
         now = time.monotonic()
         complete = self._total is not None and self._done >= self._total
-        if complete or now - self._last >= log_every_s():
+        if complete or now - self._last >= self._every:
             self._last = now
             count = f"{self._done:g}" + (f"/{self._total:g}" if self._total is not None else "")
             self._sink(f"{self._description} {count} ({_elapsed(now - self._start)})")
